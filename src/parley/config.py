@@ -1,0 +1,88 @@
+"""The server's settings: one object, a default for every setting, units in the names.
+
+Settings come from the defaults, then a TOML file (``--config``), then command-line options.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from parley.paths import default_data_dir
+
+
+@dataclasses.dataclass(slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 7976
+    data_dir: Path = dataclasses.field(default_factory=default_data_dir)
+    # PEM files; when both are unset a self-signed pair is made in data_dir on first start.
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    # Extra names (DNS or IP) for the generated certificate, beyond localhost and loopback.
+    hostnames: tuple[str, ...] = ()
+
+    # A TLS handshake (plain TCP, a stalled peer) must finish within this.
+    tls_handshake_timeout_seconds: float = 10.0
+    # After TLS, the hello must arrive within this.
+    hello_timeout_seconds: float = 10.0
+    # After the hello, a nickname must be accepted within this: a person is typing it.
+    login_timeout_seconds: float = 300.0
+
+    # Per connection token bucket for requests: a burst, then a steady rate. A client that keeps
+    # sending while refused runs the bucket into debt; past flood_debt_requests it is dropped.
+    flood_burst_requests: int = 30
+    flood_rate_per_second: float = 10.0
+    flood_debt_requests: int = 60
+
+    # Bytes queued for a client that does not read. Past this it is disconnected, so one slow
+    # reader never holds memory without bound or delays anyone else.
+    send_buffer_limit_bytes: int = 1024 * 1024
+
+    # Many people share one address (NAT, offices): generous, and separate from flood control.
+    max_connections_per_address: int = 1000
+    max_connections: int = 50_000
+
+    # On SIGTERM/SIGINT: how long connections get to flush and close before being cut.
+    shutdown_grace_seconds: float = 5.0
+
+    @classmethod
+    def from_toml(cls, path: Path, **overrides: Any) -> ServerConfig:
+        """Read settings from a TOML file (keys are the field names), then apply ``overrides``.
+
+        Raises ValueError naming an unknown key or a value of the wrong type.
+        """
+        with path.open("rb") as file:
+            values: dict[str, Any] = tomllib.load(file)
+        return cls.from_mapping({**values, **overrides})
+
+    @classmethod
+    def from_mapping(cls, values: dict[str, Any]) -> ServerConfig:
+        fields = {field.name: field for field in dataclasses.fields(cls)}
+        config = cls()
+        for name, value in values.items():
+            if name not in fields:
+                raise ValueError(f"unknown setting {name!r}")
+            setattr(config, name, _coerce(name, fields[name].type, value))
+        return config
+
+
+def _coerce(name: str, annotation: object, value: Any) -> Any:
+    """Convert a TOML or command-line value to the field's type, or raise ValueError."""
+    kind = str(annotation)
+    try:
+        if "Path" in kind:
+            return None if value is None else Path(value)
+        if kind.startswith("tuple"):
+            return tuple(str(item) for item in value)
+        if kind == "float":
+            return float(value)
+        if kind == "int":
+            if isinstance(value, bool):
+                raise TypeError
+            return int(value)
+        return str(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"setting {name!r}: {value!r} is not a valid {kind}") from None

@@ -1,0 +1,137 @@
+"""Error codes of the wire protocol, the words users see for them, and the exception tree.
+
+Two families, as in h11:
+
+* :class:`PeerError` and its subclasses: the *peer* broke the protocol or asked for something
+  not allowed. Each carries an :class:`ErrorCode` that is sent on the wire, and whether the
+  connection must close after it.
+* :class:`LocalProtocolError`: *we* used the protocol object wrongly (a bug). Logged, never sent.
+"""
+
+from __future__ import annotations
+
+import enum
+
+
+class ErrorCode(enum.StrEnum):
+    """Every error code that can appear in an ``error`` reply or a ``closing`` event."""
+
+    BAD_FRAME = "bad-frame"
+    FRAME_TOO_LARGE = "frame-too-large"
+    INVALID_MESSAGE = "invalid-message"
+    UNSUPPORTED_VERSION = "unsupported-version"
+    NOT_ALLOWED_NOW = "not-allowed-now"
+    INVALID_NICK = "invalid-nick"
+    NICK_TAKEN = "nick-taken"
+    INVALID_TEXT = "invalid-text"
+    NO_SUCH_USER = "no-such-user"
+    NO_SUCH_ROOM = "no-such-room"
+    RATE_LIMITED = "rate-limited"
+    FLOODING = "flooding"
+    TOO_MANY_ERRORS = "too-many-errors"
+    TOO_MANY_CONNECTIONS = "too-many-connections"
+    LOGIN_TIMEOUT = "login-timeout"
+    SERVER_SHUTDOWN = "server-shutdown"
+    INTERNAL_ERROR = "internal-error"
+
+    @property
+    def text(self) -> str:
+        """The sentence a user sees for this code when the server gives no detail."""
+        return ERROR_TEXT[self]
+
+    @property
+    def closes_connection(self) -> bool:
+        """True when the server closes the connection right after sending this code."""
+        return self in CLOSING_CODES
+
+
+# User-facing wording, shared by every client (terminal, desktop, web).
+ERROR_TEXT: dict[ErrorCode, str] = {
+    ErrorCode.BAD_FRAME: "The data sent is not a valid Parley frame.",
+    ErrorCode.FRAME_TOO_LARGE: "A frame was larger than the protocol allows.",
+    ErrorCode.INVALID_MESSAGE: "The message is not one the server understands.",
+    ErrorCode.UNSUPPORTED_VERSION: "This client speaks a protocol version the server does not.",
+    ErrorCode.NOT_ALLOWED_NOW: "That request is not allowed at this point.",
+    ErrorCode.INVALID_NICK: "Nicknames are 1-32 letters, digits, '_' or '-'.",
+    ErrorCode.NICK_TAKEN: "That nickname is already taken.",
+    ErrorCode.INVALID_TEXT: "Messages must be 1-4000 characters on one line, without control "
+    "characters.",
+    ErrorCode.NO_SUCH_USER: "No user by that name is online.",
+    ErrorCode.NO_SUCH_ROOM: "There is no such room.",
+    ErrorCode.RATE_LIMITED: "You are sending too fast; slow down.",
+    ErrorCode.FLOODING: "Disconnected for sending too fast.",
+    ErrorCode.TOO_MANY_ERRORS: "Disconnected after too many invalid requests.",
+    ErrorCode.TOO_MANY_CONNECTIONS: "Too many connections from your address.",
+    ErrorCode.LOGIN_TIMEOUT: "Disconnected: no login in time.",
+    ErrorCode.SERVER_SHUTDOWN: "The server is shutting down.",
+    ErrorCode.INTERNAL_ERROR: "The server hit an internal error.",
+}
+
+CLOSING_CODES = frozenset(
+    {
+        ErrorCode.BAD_FRAME,
+        ErrorCode.FRAME_TOO_LARGE,
+        ErrorCode.UNSUPPORTED_VERSION,
+        ErrorCode.FLOODING,
+        ErrorCode.TOO_MANY_ERRORS,
+        ErrorCode.TOO_MANY_CONNECTIONS,
+        ErrorCode.LOGIN_TIMEOUT,
+        ErrorCode.SERVER_SHUTDOWN,
+    }
+)
+
+
+class ParleyError(Exception):
+    """Base of every exception Parley raises on purpose."""
+
+
+class PeerError(ParleyError):
+    """The peer sent something the protocol or the server's rules do not allow.
+
+    ``request_id`` is the id of the offending request when it could be read, so the error reply
+    can be matched by the client.
+    """
+
+    def __init__(self, code: ErrorCode, detail: str = "", request_id: int | None = None) -> None:
+        self.code = code
+        self.detail = detail or code.text
+        self.request_id = request_id
+        super().__init__(f"{code}: {self.detail}")
+
+    @property
+    def closes_connection(self) -> bool:
+        return self.code.closes_connection
+
+
+class FrameTooLarge(PeerError):
+    """A frame grew past the size limit before its newline arrived. Raised by the framer."""
+
+    def __init__(self, limit_bytes: int) -> None:
+        super().__init__(ErrorCode.FRAME_TOO_LARGE, f"Frames are limited to {limit_bytes} bytes.")
+
+
+class MalformedFrame(PeerError):
+    """A frame is not UTF-8 JSON. The peer is not speaking Parley: the connection closes."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(ErrorCode.BAD_FRAME, detail)
+
+
+class InvalidMessage(PeerError):
+    """A frame is valid JSON but not a known message with the right field types."""
+
+    def __init__(self, detail: str, request_id: int | None) -> None:
+        super().__init__(ErrorCode.INVALID_MESSAGE, detail, request_id)
+
+
+class RequestRefused(ParleyError):
+    """Raised on the client when the server answers a request with an ``error`` reply."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(f"{code}: {message}")
+
+
+class LocalProtocolError(ParleyError):
+    """We used a protocol object in a way its state does not allow: a bug in Parley itself."""

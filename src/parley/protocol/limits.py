@@ -1,0 +1,34 @@
+"""Limits of the wire protocol, enforced by the parser before anything is buffered or stored.
+
+Each number is part of the protocol (docs/protocol.md) and says why it is what it is.
+"""
+
+PROTOCOL_VERSION = 1
+SUPPORTED_VERSIONS = frozenset({1})
+
+# 64 KiB: a whole chat line in the worst UTF-8 encoding (4,000 characters x 4 bytes, JSON-escaped
+# as \uXXXX at most 6 bytes per character = 24 KB) fits with room for the envelope, while a peer
+# can never make the server hold more than this per connection for an unfinished frame.
+MAX_CLIENT_FRAME_BYTES = 64 * 1024
+
+# Server-to-client frames may be larger (the user list reply), but still bounded so that a
+# hostile server cannot make a client buffer without end.
+MAX_SERVER_FRAME_BYTES = 1024 * 1024
+
+# About a screenful of text; longer pastes belong in file sharing.
+MAX_TEXT_CHARS = 4000
+
+# Nicknames: short enough for a status bar and an aligned message column.
+MAX_NICK_CHARS = 32
+
+# A client message id is an opaque token chosen by the client (a UUID is 36 characters).
+MAX_MSG_ID_CHARS = 64
+
+# Free-form client name sent in the hello, for logs only.
+MAX_CLIENT_NAME_CHARS = 64
+
+# A room name is '#' and up to this many characters.
+MAX_ROOM_CHARS = 50
+
+# The /list reply names at most this many users (about 34 KB), and says how many there are.
+MAX_LISTED_USERS = 1000

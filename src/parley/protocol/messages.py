@@ -1,0 +1,226 @@
+"""The wire messages: one frozen msgspec Struct per kind, two unions, one encode/decode pair.
+
+Every frame is a JSON object with a ``type`` field naming its kind. Requests come from the client
+and carry an ``id``; the server answers each with exactly one reply carrying the same ``id``
+(``welcome``, ``ok``, ``sent``, ``users``, ``pong`` or ``error``). Events are pushed by the server
+and carry no ``id``. Field-level limits here are checked by the decoder, before a handler sees
+the message; docs/protocol.md describes each field.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, TypeVar
+
+import msgspec
+
+from parley.protocol import limits
+from parley.protocol.errors import InvalidMessage, MalformedFrame
+
+T = TypeVar("T")
+
+# A request id is a JSON number the client picks; 2**53 keeps it exact in JavaScript clients.
+RequestId = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+Text = Annotated[str, msgspec.Meta(max_length=limits.MAX_TEXT_CHARS)]
+# Nicknames are checked properly (normalisation, character classes) by parley.protocol.names;
+# this bound only stops absurd strings early.
+NickField = Annotated[str, msgspec.Meta(max_length=4 * limits.MAX_NICK_CHARS)]
+Target = Annotated[str, msgspec.Meta(min_length=1, max_length=4 * limits.MAX_NICK_CHARS)]
+MsgId = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.MAX_MSG_ID_CHARS)]
+
+
+class _Frame(msgspec.Struct, frozen=True, tag_field="type", omit_defaults=True):
+    """Common base: frozen, tagged by ``type``, unknown fields ignored (forward compatible)."""
+
+
+# --- requests (client to server) -----------------------------------------------------------
+
+
+class Hello(_Frame, tag="hello"):
+    """First request on a connection: the protocol versions the client speaks."""
+
+    id: RequestId
+    versions: Annotated[list[int], msgspec.Meta(min_length=1, max_length=16)]
+    client: Annotated[str, msgspec.Meta(max_length=limits.MAX_CLIENT_NAME_CHARS)] = ""
+
+
+class Nick(_Frame, tag="nick"):
+    """Choose the nickname to chat under."""
+
+    id: RequestId
+    nick: NickField
+
+
+class Send(_Frame, tag="send"):
+    """Send ``text`` to a room (``#general``) or privately to a user (a nickname)."""
+
+    id: RequestId
+    to: Target
+    text: Text
+    msg_id: MsgId
+
+
+class ListUsers(_Frame, tag="list"):
+    """Ask who is online."""
+
+    id: RequestId
+
+
+class Ping(_Frame, tag="ping"):
+    """Liveness check; answered with ``pong``."""
+
+    id: RequestId
+
+
+class Bye(_Frame, tag="bye"):
+    """Leave the chat; answered with ``ok``, then the server closes the connection."""
+
+    id: RequestId
+
+
+Request = Hello | Nick | Send | ListUsers | Ping | Bye
+
+
+# --- replies (server to client, one per request) -------------------------------------------
+
+
+class Welcome(_Frame, tag="welcome"):
+    """Reply to ``hello``: the version chosen and the limits the server enforces."""
+
+    id: int
+    version: int
+    server: str
+    max_frame_bytes: int
+    max_text_chars: int
+
+
+class Ok(_Frame, tag="ok"):
+    """The request succeeded. For ``nick``, ``nick`` is the nickname as the server stored it."""
+
+    id: int
+    nick: str = ""
+
+
+class Sent(_Frame, tag="sent"):
+    """A ``send`` was accepted and stored as ``seq`` in its conversation at ``ts``.
+
+    ``duplicate`` is true when this ``msg_id`` had been stored before (a retry): nothing new was
+    stored or delivered.
+    """
+
+    id: int
+    seq: int
+    ts: int
+    duplicate: bool = False
+
+
+class Users(_Frame, tag="users"):
+    """Reply to ``list``: online nicknames (at most MAX_LISTED_USERS) and how many there are."""
+
+    id: int
+    users: list[str]
+    total: int
+
+
+class Pong(_Frame, tag="pong"):
+    id: int
+
+
+class Error(_Frame, tag="error"):
+    """The request failed. ``id`` is null when the request could not be read far enough."""
+
+    code: str
+    message: str
+    id: int | None = None
+
+
+# --- events (server to client, unsolicited) ------------------------------------------------
+
+
+class Message(_Frame, tag="message"):
+    """A chat message. ``to`` is a room name (``#general``) or, for a private message, the
+    recipient's nickname. ``seq`` numbers messages 1, 2, 3... within one conversation (a room,
+    or the pair of users of a private conversation); ``ts`` is server time in milliseconds
+    since the Unix epoch. The sender receives its own messages too, matched by ``msg_id``.
+    """
+
+    to: str
+    sender: str
+    text: str
+    seq: int
+    ts: int
+    msg_id: str
+
+
+class Joined(_Frame, tag="joined"):
+    room: str
+    nick: str
+
+
+class Left(_Frame, tag="left"):
+    room: str
+    nick: str
+
+
+class Notice(_Frame, tag="notice"):
+    """A line of text from the server itself, for people to read."""
+
+    text: str
+
+
+class Closing(_Frame, tag="closing"):
+    """The server is about to close this connection, and why."""
+
+    code: str
+    message: str
+
+
+Reply = Welcome | Ok | Sent | Users | Pong | Error
+Event = Message | Joined | Left | Notice | Closing
+ServerFrame = Reply | Event
+
+_encoder = msgspec.json.Encoder()
+_request_decoder = msgspec.json.Decoder(Request)
+_server_frame_decoder = msgspec.json.Decoder(ServerFrame)
+
+
+class _IdOnly(msgspec.Struct):
+    id: RequestId | None = None
+
+
+_id_decoder = msgspec.json.Decoder(_IdOnly)
+
+
+def encode(frame: Request | ServerFrame) -> bytes:
+    """One frame as bytes ready for the wire, newline included. Costs one JSON encode."""
+    return _encoder.encode(frame) + b"\n"
+
+
+def decode_request(line: bytes) -> Request:
+    """Decode one client frame (without its newline).
+
+    Raises MalformedFrame when the bytes are not UTF-8 JSON, InvalidMessage when they are JSON but
+    not a valid request; nothing else.
+    """
+    return _decode(_request_decoder, line)
+
+
+def decode_server_frame(line: bytes) -> ServerFrame:
+    """Decode one server frame (without its newline); raises like :func:`decode_request`."""
+    return _decode(_server_frame_decoder, line)
+
+
+def _decode(decoder: msgspec.json.Decoder[T], line: bytes) -> T:
+    try:
+        return decoder.decode(line)
+    except msgspec.ValidationError as exc:
+        raise InvalidMessage(str(exc), _request_id_of(line)) from None
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        raise MalformedFrame(f"Not valid UTF-8 JSON: {exc}") from None
+
+
+def _request_id_of(line: bytes) -> int | None:
+    """Best effort: the ``id`` of a frame that failed validation, to address the error reply."""
+    try:
+        return _id_decoder.decode(line).id
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+        return None

@@ -1,0 +1,42 @@
+"""Nickname and room name rules, shared by server and clients."""
+
+from __future__ import annotations
+
+import unicodedata
+
+from parley.protocol import limits
+from parley.protocol.errors import ErrorCode, PeerError
+
+GENERAL_ROOM = "#general"
+
+# Unicode letters and decimal digits, so that people can chat under their own script's names.
+_NICK_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nd"})
+_NICK_PUNCTUATION = frozenset("_-")
+
+
+def normalize_nick(raw: str) -> str:
+    """The nickname as it will be shown: NFKC-normalised and checked.
+
+    Rules: after normalisation, 1 to MAX_NICK_CHARS characters, each a letter, a decimal digit,
+    '_' or '-'. Raises PeerError(INVALID_NICK) otherwise.
+    """
+    nick = unicodedata.normalize("NFKC", raw)
+    if not 1 <= len(nick) <= limits.MAX_NICK_CHARS:
+        raise PeerError(ErrorCode.INVALID_NICK)
+    for char in nick:
+        if char not in _NICK_PUNCTUATION and unicodedata.category(char) not in _NICK_CATEGORIES:
+            raise PeerError(ErrorCode.INVALID_NICK)
+    return nick
+
+
+def nick_key(nick: str) -> str:
+    """The key two nicknames are compared by: 'Alice', 'ALICE' and 'ａｌｉｃｅ' are one name.
+
+    Case folding can undo NFKC form, hence the second normalisation.
+    """
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", nick).casefold())
+
+
+def is_room(target: str) -> bool:
+    """Whether a ``send`` target names a room (rooms start with '#', nicknames cannot)."""
+    return target.startswith("#")

@@ -1,0 +1,48 @@
+"""Chat text rules: what the server accepts, and how a client makes peer text safe to print."""
+
+from __future__ import annotations
+
+import re
+
+from parley.protocol import limits
+from parley.protocol.errors import ErrorCode, PeerError
+
+# C0 controls except TAB, DEL, and C1 controls: these drive terminals (ESC starts an ANSI
+# sequence, CR rewrites a line, U+009B is a one-character CSI) and never belong in a chat line.
+_FORBIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+
+
+def check_message_text(text: str) -> str:
+    """Return ``text`` if a server may store and relay it; raise PeerError(INVALID_TEXT) if not.
+
+    A message is one line of 1 to MAX_TEXT_CHARS characters, not only blanks, with no control
+    characters other than TAB. Costs one regex scan.
+    """
+    if not text.strip() or len(text) > limits.MAX_TEXT_CHARS or _FORBIDDEN.search(text):
+        raise PeerError(ErrorCode.INVALID_TEXT)
+    return text
+
+
+def _build_terminal_table() -> dict[int, str]:
+    table: dict[int, str] = {}
+    for code in range(0x20):
+        # U+2400 CONTROL PICTURES: ESC shows as '␛', visible but inert.
+        table[code] = chr(0x2400 + code)
+    table[0x09] = " "
+    table[0x7F] = "\u2421"
+    for code in range(0x80, 0xA0):
+        table[code] = "\ufffd"
+    # Bidi embeddings, overrides and isolates can make a line read differently from what it is.
+    for code in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]:
+        table[code] = "\ufffd"
+    return table
+
+
+_TERMINAL_TABLE = _build_terminal_table()
+
+
+def for_terminal(text: str) -> str:
+    """Text from a peer, made safe to write to a terminal: no character in the result is a
+    control character or a bidi override, so no escape sequence can reach the terminal.
+    """
+    return text.translate(_TERMINAL_TABLE)

@@ -1,0 +1,153 @@
+"""Start-up and shutdown of the server, owned in one place.
+
+:class:`ParleyServer` starts the hub, the storage and the listener, and stops them in order.
+:func:`run` adds what a process needs: the banner, signal handling, and the exit status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from pathlib import Path
+from types import TracebackType
+
+from parley.bus.local import LocalBus
+from parley.config import ServerConfig
+from parley.protocol.errors import ErrorCode
+from parley.server.connection import Connection, ServerContext
+from parley.server.hub import Hub
+from parley.server.tracker import ConnectionTracker
+from parley.storage import Storage
+from parley.storage.memory import MemoryStorage
+from parley.tls import ensure_certificate, file_fingerprint, server_context
+
+log = logging.getLogger("parley.server")
+
+
+class ParleyServer:
+    """A running server. ``async with ParleyServer(config) as server:`` serves until the block
+    ends, then shuts down gracefully. ``port`` is the bound port (useful with port 0).
+    """
+
+    def __init__(self, config: ServerConfig, storage: Storage | None = None) -> None:
+        self.config = config
+        self.storage: Storage = storage if storage is not None else MemoryStorage()
+        self.hub = Hub(self.storage, LocalBus())
+        self.tracker = ConnectionTracker(config.max_connections_per_address,
+                                         config.max_connections)
+        self.fingerprint = ""
+        self.cert_file: Path | None = None
+        self._server: asyncio.Server | None = None
+        self._hub_task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "server not started"
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self) -> None:
+        """Load or make the certificate, start the hub, listen. Raises OSError or ssl.SSLError
+        when the certificate does not load or the address is taken.
+        """
+        config = self.config
+        if (config.cert_file is None) != (config.key_file is None):
+            raise ValueError("--cert and --key go together")
+        if config.cert_file is not None and config.key_file is not None:
+            cert_file, key_file = config.cert_file, config.key_file
+        else:
+            cert_file, key_file = ensure_certificate(config.data_dir, config.hostnames)
+        ssl_context = server_context(cert_file, key_file)
+        self.cert_file = cert_file
+        self.fingerprint = file_fingerprint(cert_file)
+        self._hub_task = asyncio.create_task(self.hub.run(), name="parley-hub")
+        context = ServerContext(config=config, hub=self.hub, tracker=self.tracker)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: Connection(context),
+            host=config.host,
+            port=config.port,
+            ssl=ssl_context,
+            ssl_handshake_timeout=config.tls_handshake_timeout_seconds,
+            reuse_address=True,
+            backlog=4096,
+        )
+
+    async def stop(self) -> None:
+        """Stop accepting, tell every client the server is shutting down, let them flush for up
+        to shutdown_grace_seconds, cut the rest, then store what is queued and close storage.
+        """
+        if self._server is None:
+            return
+        self._server.close()
+        for connection in list(self.tracker.live):
+            if isinstance(connection, Connection):
+                connection.close(ErrorCode.SERVER_SHUTDOWN)
+        try:
+            await asyncio.wait_for(self.tracker.wait_empty(), self.config.shutdown_grace_seconds)
+        except TimeoutError:
+            log.warning("%d connections did not close in time", len(self.tracker.live))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        if self._hub_task is not None:
+            await self.hub.stop(self._hub_task)
+        await self.storage.close()
+        self._server = None
+
+    async def __aenter__(self) -> ParleyServer:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+
+def _quiet_handshake_errors(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
+    """Failed TLS handshakes (port scanners, plain-TCP clients) are routine, not tracebacks."""
+    exception = context.get("exception")
+    if isinstance(exception, (OSError, TimeoutError, ConnectionError)):
+        log.debug("Connection error: %s", context.get("message"))
+        return
+    loop.default_exception_handler(context)
+
+
+async def serve(config: ServerConfig) -> int:
+    """Run a server until SIGTERM or SIGINT, then shut down gracefully. Returns the exit status."""
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(_quiet_handshake_errors)
+    server = ParleyServer(config)
+    try:
+        await server.start()
+    except (OSError, ValueError) as exc:
+        print(f"Cannot start the server: {exc}", file=sys.stderr)
+        return 1
+    host = f"[{config.host}]" if ":" in config.host else config.host
+    print(f"Server is running on {host}:{server.port}...", flush=True)
+    print(f"Certificate SHA-256 fingerprint: {server.fingerprint}", flush=True)
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    print("Shutting down...", flush=True)
+    await server.stop()
+    print("Server stopped.", flush=True)
+    return 0
+
+
+def run(config: ServerConfig) -> int:
+    """Run :func:`serve` on uvloop when it is installed, else on asyncio's own loop."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    try:
+        import uvloop  # noqa: PLC0415
+    except ImportError:
+        return asyncio.run(serve(config))
+    result: int = uvloop.run(serve(config))
+    return result

@@ -1,0 +1,181 @@
+"""One client connection: moves bytes between the TLS transport and its ServerSession.
+
+This is the thin I/O layer. It feeds received bytes to the pure session, hands each request to
+its handler (parley.server.handlers), and writes replies. Rules live in the hub and handlers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import socket
+from typing import Any, cast
+
+from parley.config import ServerConfig
+from parley.protocol.errors import ErrorCode, PeerError
+from parley.protocol.messages import Closing, Error, Request, ServerFrame, encode
+from parley.protocol.session import ServerSession, State
+from parley.server.flood import TokenBucket, Verdict
+from parley.server.handlers import HANDLERS
+from parley.server.hub import Hub
+from parley.server.tracker import ConnectionTracker
+
+log = logging.getLogger("parley.server")
+
+# Errors that mean the peer broke the protocol (as opposed to a refused but valid request):
+# these count toward the session's MAX_PROTOCOL_ERRORS.
+_PROTOCOL_CODES = frozenset({ErrorCode.INVALID_MESSAGE, ErrorCode.NOT_ALLOWED_NOW})
+
+
+@dataclasses.dataclass(slots=True)
+class ServerContext:
+    """What every connection shares."""
+
+    config: ServerConfig
+    hub: Hub
+    tracker: ConnectionTracker
+
+
+def _discard(frame: bytes) -> None:
+    """The write function of a connection that is not open: frames go nowhere."""
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, context: ServerContext) -> None:
+        self.context = context
+        self.session = ServerSession()
+        self.nick = ""
+        self.nick_key = ""
+        self.host = ""
+        self.address = ""
+        self.write = _discard
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._closed = False
+        config = context.config
+        self._bucket = TokenBucket(
+            config.flood_burst_requests,
+            config.flood_rate_per_second,
+            config.flood_debt_requests,
+            asyncio.get_running_loop().time(),
+        )
+
+    # --- asyncio.Protocol callbacks -------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = transport = cast(asyncio.Transport, transport)
+        peer: Any = transport.get_extra_info("peername")
+        self.host = str(peer[0])
+        # The seed's log format: "Connected with ('127.0.0.1', 54321)".
+        self.address = str((peer[0], peer[1]))
+        if not self.context.tracker.admit(self):
+            log.info("Refused %s: too many connections", self.address)
+            transport.write(encode(Closing(code=ErrorCode.TOO_MANY_CONNECTIONS,
+                                           message=ErrorCode.TOO_MANY_CONNECTIONS.text)))
+            self._closed = True
+            transport.close()
+            return
+        log.info("Connected with %s", self.address)
+        self.write = transport.write
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        transport.set_write_buffer_limits(high=self.context.config.send_buffer_limit_bytes)
+        self.set_timer(self.context.config.hello_timeout_seconds)
+
+    def data_received(self, data: bytes) -> None:
+        for item in self.session.receive_data(data):
+            if self._closed:
+                return
+            if isinstance(item, PeerError):
+                self._refuse(item)
+            else:
+                self._dispatch(item)
+
+    def pause_writing(self) -> None:
+        # Its send buffer passed send_buffer_limit_bytes: the client is not reading. Cut it off
+        # now rather than hold memory or slow the fan-out for everyone else.
+        log.info("Disconnected %s (%s): not reading, %d bytes queued", self.address, self.nick,
+                 self._transport.get_write_buffer_size() if self._transport else 0)
+        self._shut(abort=True)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._closed:
+            self._shut(abort=False)
+        if self in self.context.tracker.live:
+            log.info("Disconnected %s%s", self.address, f" ({self.nick})" if self.nick else "")
+        self.context.tracker.release(self)
+        self.write = _discard
+
+    # --- used by handlers ----------------------------------------------------------------
+
+    def reply(self, frame: ServerFrame) -> None:
+        self.write(encode(frame))
+
+    def set_timer(self, seconds: float | None) -> None:
+        """(Re)start the login deadline, or cancel it with None."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if seconds is not None:
+            self._timer = asyncio.get_running_loop().call_later(seconds, self._timed_out)
+
+    def close(self, code: ErrorCode | None = None, detail: str = "") -> None:
+        """Leave the chat, tell the client why (if ``code``), flush what is queued, close."""
+        if self._closed:
+            return
+        if code is not None:
+            self.write(encode(Closing(code=code, message=detail or code.text)))
+        self._shut(abort=False)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _dispatch(self, request: Request) -> None:
+        verdict = self._bucket.take(asyncio.get_running_loop().time())
+        if verdict is Verdict.DROP:
+            log.info("Disconnected %s (%s): flooding", self.address, self.nick)
+            self.close(ErrorCode.FLOODING)
+            return
+        if verdict is Verdict.REFUSE:
+            self._refuse(PeerError(ErrorCode.RATE_LIMITED, request_id=request.id))
+            return
+        try:
+            self.session.check(request)
+            HANDLERS[type(request)](self, request)
+        except PeerError as exc:
+            if exc.request_id is None:
+                exc.request_id = request.id
+            self._refuse(exc)
+            if exc.code in _PROTOCOL_CODES:
+                too_many = self.session.count_error()
+                if too_many is not None:
+                    self._refuse(too_many)
+        except Exception:
+            log.exception("Bug while handling %r from %s", request, self.address)
+            self._refuse(PeerError(ErrorCode.INTERNAL_ERROR, request_id=request.id))
+
+    def _refuse(self, error: PeerError) -> None:
+        if error.closes_connection:
+            self.close(error.code, error.detail)
+        else:
+            self.reply(Error(id=error.request_id, code=error.code, message=error.detail))
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if self.session.state in (State.HELLO, State.LOGIN):
+            log.info("Disconnected %s: no login in time", self.address)
+            self.close(ErrorCode.LOGIN_TIMEOUT)
+
+    def _shut(self, *, abort: bool) -> None:
+        self._closed = True
+        self.session.close()
+        self.set_timer(None)
+        self.context.hub.logout(self)
+        self.write = _discard
+        if self._transport is not None:
+            if abort:
+                self._transport.abort()
+            else:
+                self._transport.close()
