@@ -35,7 +35,7 @@ class _Frame(msgspec.Struct, frozen=True, tag_field="type", omit_defaults=True):
 # --- requests (client to server) -----------------------------------------------------------
 
 
-class Hello(_Frame, tag="hello"):
+class Hello(_Frame, tag="hello", frozen=True):
     """First request on a connection: the protocol versions the client speaks."""
 
     id: RequestId
@@ -43,14 +43,14 @@ class Hello(_Frame, tag="hello"):
     client: Annotated[str, msgspec.Meta(max_length=limits.MAX_CLIENT_NAME_CHARS)] = ""
 
 
-class Nick(_Frame, tag="nick"):
+class Nick(_Frame, tag="nick", frozen=True):
     """Choose the nickname to chat under."""
 
     id: RequestId
     nick: NickField
 
 
-class Send(_Frame, tag="send"):
+class Send(_Frame, tag="send", frozen=True):
     """Send ``text`` to a room (``#general``) or privately to a user (a nickname)."""
 
     id: RequestId
@@ -59,19 +59,19 @@ class Send(_Frame, tag="send"):
     msg_id: MsgId
 
 
-class ListUsers(_Frame, tag="list"):
+class ListUsers(_Frame, tag="list", frozen=True):
     """Ask who is online."""
 
     id: RequestId
 
 
-class Ping(_Frame, tag="ping"):
+class Ping(_Frame, tag="ping", frozen=True):
     """Liveness check; answered with ``pong``."""
 
     id: RequestId
 
 
-class Bye(_Frame, tag="bye"):
+class Bye(_Frame, tag="bye", frozen=True):
     """Leave the chat; answered with ``ok``, then the server closes the connection."""
 
     id: RequestId
@@ -83,7 +83,7 @@ Request = Hello | Nick | Send | ListUsers | Ping | Bye
 # --- replies (server to client, one per request) -------------------------------------------
 
 
-class Welcome(_Frame, tag="welcome"):
+class Welcome(_Frame, tag="welcome", frozen=True):
     """Reply to ``hello``: the version chosen and the limits the server enforces."""
 
     id: int
@@ -93,14 +93,14 @@ class Welcome(_Frame, tag="welcome"):
     max_text_chars: int
 
 
-class Ok(_Frame, tag="ok"):
+class Ok(_Frame, tag="ok", frozen=True):
     """The request succeeded. For ``nick``, ``nick`` is the nickname as the server stored it."""
 
     id: int
     nick: str = ""
 
 
-class Sent(_Frame, tag="sent"):
+class Sent(_Frame, tag="sent", frozen=True):
     """A ``send`` was accepted and stored as ``seq`` in its conversation at ``ts``.
 
     ``duplicate`` is true when this ``msg_id`` had been stored before (a retry): nothing new was
@@ -113,7 +113,7 @@ class Sent(_Frame, tag="sent"):
     duplicate: bool = False
 
 
-class Users(_Frame, tag="users"):
+class Users(_Frame, tag="users", frozen=True):
     """Reply to ``list``: online nicknames (at most MAX_LISTED_USERS) and how many there are."""
 
     id: int
@@ -121,11 +121,11 @@ class Users(_Frame, tag="users"):
     total: int
 
 
-class Pong(_Frame, tag="pong"):
+class Pong(_Frame, tag="pong", frozen=True):
     id: int
 
 
-class Error(_Frame, tag="error"):
+class Error(_Frame, tag="error", frozen=True):
     """The request failed. ``id`` is null when the request could not be read far enough."""
 
     code: str
@@ -136,7 +136,7 @@ class Error(_Frame, tag="error"):
 # --- events (server to client, unsolicited) ------------------------------------------------
 
 
-class Message(_Frame, tag="message"):
+class Message(_Frame, tag="message", frozen=True):
     """A chat message. ``to`` is a room name (``#general``) or, for a private message, the
     recipient's nickname. ``seq`` numbers messages 1, 2, 3... within one conversation (a room,
     or the pair of users of a private conversation); ``ts`` is server time in milliseconds
@@ -151,23 +151,23 @@ class Message(_Frame, tag="message"):
     msg_id: str
 
 
-class Joined(_Frame, tag="joined"):
+class Joined(_Frame, tag="joined", frozen=True):
     room: str
     nick: str
 
 
-class Left(_Frame, tag="left"):
+class Left(_Frame, tag="left", frozen=True):
     room: str
     nick: str
 
 
-class Notice(_Frame, tag="notice"):
+class Notice(_Frame, tag="notice", frozen=True):
     """A line of text from the server itself, for people to read."""
 
     text: str
 
 
-class Closing(_Frame, tag="closing"):
+class Closing(_Frame, tag="closing", frozen=True):
     """The server is about to close this connection, and why."""
 
     code: str
@@ -179,8 +179,8 @@ Event = Message | Joined | Left | Notice | Closing
 ServerFrame = Reply | Event
 
 _encoder = msgspec.json.Encoder()
-_request_decoder = msgspec.json.Decoder(Request)
-_server_frame_decoder = msgspec.json.Decoder(ServerFrame)
+_request_decoder: msgspec.json.Decoder[Request] = msgspec.json.Decoder(Request)
+_server_frame_decoder: msgspec.json.Decoder[ServerFrame] = msgspec.json.Decoder(ServerFrame)
 
 
 class _IdOnly(msgspec.Struct):

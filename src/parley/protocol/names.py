@@ -30,7 +30,8 @@ def normalize_nick(raw: str) -> str:
 
 
 def nick_key(nick: str) -> str:
-    """The key two nicknames are compared by: 'Alice', 'ALICE' and 'ａｌｉｃｅ' are one name.
+    """The key two nicknames are compared by: 'Alice', 'ALICE' and the
+    full-width form of 'alice' are one name.
 
     Case folding can undo NFKC form, hence the second normalisation.
     """

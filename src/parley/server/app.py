@@ -36,8 +36,7 @@ class ParleyServer:
         self.config = config
         self.storage: Storage = storage if storage is not None else MemoryStorage()
         self.hub = Hub(self.storage, LocalBus())
-        self.tracker = ConnectionTracker(config.max_connections_per_address,
-                                         config.max_connections)
+        self.tracker = ConnectionTracker(config.max_connections_per_address, config.max_connections)
         self.fingerprint = ""
         self.cert_file: Path | None = None
         self._server: asyncio.Server | None = None
@@ -146,7 +145,7 @@ def run(config: ServerConfig) -> int:
     """Run :func:`serve` on uvloop when it is installed, else on asyncio's own loop."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
     try:
-        import uvloop  # noqa: PLC0415
+        import uvloop
     except ImportError:
         return asyncio.run(serve(config))
     result: int = uvloop.run(serve(config))

@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import logging
 import socket
+from collections.abc import Callable
 from typing import Any, cast
 
 from parley.config import ServerConfig
@@ -49,7 +50,7 @@ class Connection(asyncio.Protocol):
         self.nick_key = ""
         self.host = ""
         self.address = ""
-        self.write = _discard
+        self.write: Callable[[bytes], None] = _discard
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._closed = False
@@ -71,8 +72,14 @@ class Connection(asyncio.Protocol):
         self.address = str((peer[0], peer[1]))
         if not self.context.tracker.admit(self):
             log.info("Refused %s: too many connections", self.address)
-            transport.write(encode(Closing(code=ErrorCode.TOO_MANY_CONNECTIONS,
-                                           message=ErrorCode.TOO_MANY_CONNECTIONS.text)))
+            transport.write(
+                encode(
+                    Closing(
+                        code=ErrorCode.TOO_MANY_CONNECTIONS,
+                        message=ErrorCode.TOO_MANY_CONNECTIONS.text,
+                    )
+                )
+            )
             self._closed = True
             transport.close()
             return
@@ -97,8 +104,12 @@ class Connection(asyncio.Protocol):
     def pause_writing(self) -> None:
         # Its send buffer passed send_buffer_limit_bytes: the client is not reading. Cut it off
         # now rather than hold memory or slow the fan-out for everyone else.
-        log.info("Disconnected %s (%s): not reading, %d bytes queued", self.address, self.nick,
-                 self._transport.get_write_buffer_size() if self._transport else 0)
+        log.info(
+            "Disconnected %s (%s): not reading, %d bytes queued",
+            self.address,
+            self.nick,
+            self._transport.get_write_buffer_size() if self._transport else 0,
+        )
         self._shut(abort=True)
 
     def connection_lost(self, exc: Exception | None) -> None:

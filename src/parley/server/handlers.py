@@ -36,11 +36,13 @@ log = logging.getLogger("parley.server")
 
 R = TypeVar("R", bound=Request)
 Handler = Callable[["Connection", Any], None]
-HANDLERS: dict[type[Request], Handler] = {}
+HANDLERS: dict[type[Any], Handler] = {}
 
 
-def handles(kind: type[R]) -> Callable[[Callable[[Connection, R], None]], Callable[[Connection, R], None]]:
-    def register(handler: Callable[[Connection, R], None]) -> Callable[[Connection, R], None]:
+def handles(kind: type[R]) -> Callable[[Callable[[Connection, R], None]], Handler]:
+    """Register the decorated function as the handler of requests of type ``kind``."""
+
+    def register(handler: Callable[[Connection, R], None]) -> Handler:
         HANDLERS[kind] = handler
         return handler
 

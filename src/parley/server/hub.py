@@ -113,8 +113,9 @@ class Hub:
             recipient = self._find(request.to)
             conversation = private_conversation(sender.nick_key, recipient.nick_key)
             to = recipient.nick
-        message = NewMessage(conversation, sender.nick, sender.nick_key, to, request.text,
-                             request.msg_id)
+        message = NewMessage(
+            conversation, sender.nick, sender.nick_key, to, request.text, request.msg_id
+        )
         self._pending.append(_Pending(message, sender, request.id))
         self._wakeup.set()
 
@@ -149,17 +150,33 @@ class Hub:
             log.exception("Storing %d messages failed", len(batch))
             for item in batch:
                 item.sender.write(
-                    encode(Error(id=item.request_id, code=ErrorCode.INTERNAL_ERROR,
-                                 message="The message could not be stored; send it again."))
+                    encode(
+                        Error(
+                            id=item.request_id,
+                            code=ErrorCode.INTERNAL_ERROR,
+                            message="The message could not be stored; send it again.",
+                        )
+                    )
                 )
             return
         for item, record in zip(batch, stored, strict=True):
             if not record.duplicate:
-                frame = Message(to=record.to, sender=record.sender, text=record.text,
-                                seq=record.seq, ts=record.ts, msg_id=record.msg_id)
+                frame = Message(
+                    to=record.to,
+                    sender=record.sender,
+                    text=record.text,
+                    seq=record.seq,
+                    ts=record.ts,
+                    msg_id=record.msg_id,
+                )
                 self._bus.publish(record.conversation, encode(frame))
-            item.sender.write(encode(Sent(id=item.request_id, seq=record.seq, ts=record.ts,
-                                          duplicate=record.duplicate)))
+            item.sender.write(
+                encode(
+                    Sent(
+                        id=item.request_id, seq=record.seq, ts=record.ts, duplicate=record.duplicate
+                    )
+                )
+            )
 
     async def stop(self, runner: asyncio.Task[None]) -> None:
         """Store what is queued, then end :meth:`run` (running as ``runner``)."""
@@ -181,4 +198,3 @@ class Hub:
                 peer = self._users.get(key)
                 if peer is not None:
                     peer.write(frame)
-

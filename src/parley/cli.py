@@ -1,0 +1,114 @@
+"""The ``parley`` command: ``parley server`` and ``parley client``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from parley import __version__
+from parley.config import ServerConfig
+
+
+def _server_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="TOML file of settings (see docs/protocol.md)")
+    parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 7976)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        dest="data_dir",
+        help="where the certificate and data live (default: the user data dir)",
+    )
+    parser.add_argument("--cert", type=Path, dest="cert_file", help="PEM certificate to use")
+    parser.add_argument("--key", type=Path, dest="key_file", help="PEM private key to use")
+    parser.add_argument(
+        "--hostname",
+        action="append",
+        dest="hostnames",
+        default=None,
+        help="extra name for the generated certificate (repeatable)",
+    )
+
+
+def _client_parser(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", default="127.0.0.1", help="server address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=7976, help="server port (default 7976)")
+    parser.add_argument("--nick", help="nickname to use instead of being asked")
+    parser.add_argument(
+        "--cafile", type=Path, help="verify the server against this CA bundle instead of pinning"
+    )
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        help="do not verify the server at all (unsafe; for testing only)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="parley", description="Secure self-hosted chat.")
+    parser.add_argument("--version", action="version", version=f"parley {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+    _server_parser(commands.add_parser("server", help="run a chat server"))
+    _client_parser(commands.add_parser("client", help="chat from this terminal"))
+    return parser
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    """Defaults, then the --config file, then the options given on the command line."""
+    given: dict[str, Any] = {
+        name: getattr(args, name)
+        for name in ("host", "port", "data_dir", "cert_file", "key_file", "hostnames")
+        if getattr(args, name) is not None
+    }
+    if args.config is not None:
+        return ServerConfig.from_toml(args.config, **given)
+    return ServerConfig.from_mapping(given)
+
+
+def run_server(args: argparse.Namespace) -> int:
+    from parley.server.app import run
+
+    try:
+        config = server_config(args)
+    except (OSError, ValueError) as exc:
+        print(f"parley server: {exc}", file=sys.stderr)
+        return 2
+    return run(config)
+
+
+def run_client(args: argparse.Namespace) -> int:
+    from parley.client.console import ClientOptions
+    from parley.client.console import run_client as run
+
+    options = ClientOptions(args.host, args.port, args.nick, args.cafile, args.insecure)
+    sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.run(run(options))
+    result: int = uvloop.run(run(options))
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "server":
+        return run_server(args)
+    return run_client(args)
+
+
+def server_main() -> int:
+    """``python server.py``: the server, with the same options as ``parley server``."""
+    return main(["server", *sys.argv[1:]])
+
+
+def client_main() -> int:
+    """``python client.py``: the client, with the same options as ``parley client``."""
+    try:
+        return main(["client", *sys.argv[1:]])
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,1 @@
+"""The Parley client: one asyncio core (parley.client.core) under every front end."""
