@@ -45,6 +45,9 @@ class ServerConfig:
     max_connections_per_address: int = 1000
     max_connections: int = 50_000
 
+    # Message of the day: each line is sent as a 'notice' to every user who logs in.
+    motd: str = ""
+
     # On SIGTERM/SIGINT: how long connections get to flush and close before being cut.
     shutdown_grace_seconds: float = 5.0
 
@@ -76,13 +79,21 @@ def _coerce(name: str, annotation: object, value: Any) -> Any:
         if "Path" in kind:
             return None if value is None else Path(value)
         if kind.startswith("tuple"):
-            return tuple(str(item) for item in value)
+            # A lone string is iterable too, but would become a tuple of its characters.
+            if isinstance(value, str) or not all(isinstance(item, str) for item in value):
+                raise TypeError
+            return tuple(value)
         if kind == "float":
-            return float(value)
-        if kind == "int":
             if isinstance(value, bool):
                 raise TypeError
+            return float(value)
+        if kind == "int":
+            # int() would quietly truncate 8000.5 to 8000.
+            if isinstance(value, bool | float):
+                raise TypeError
             return int(value)
-        return str(value)
+        if not isinstance(value, str):
+            raise TypeError
+        return value
     except (TypeError, ValueError):
         raise ValueError(f"setting {name!r}: {value!r} is not a valid {kind}") from None

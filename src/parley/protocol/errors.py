@@ -61,7 +61,7 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.RATE_LIMITED: "You are sending too fast; slow down.",
     ErrorCode.FLOODING: "Disconnected for sending too fast.",
     ErrorCode.TOO_MANY_ERRORS: "Disconnected after too many invalid requests.",
-    ErrorCode.TOO_MANY_CONNECTIONS: "Too many connections from your address.",
+    ErrorCode.TOO_MANY_CONNECTIONS: "The server has too many connections; try again later.",
     ErrorCode.LOGIN_TIMEOUT: "Disconnected: no login in time.",
     ErrorCode.SERVER_SHUTDOWN: "The server is shutting down.",
     ErrorCode.INTERNAL_ERROR: "The server hit an internal error.",

@@ -10,7 +10,8 @@ class LineFramer:
 
     A frame may be at most ``max_frame_bytes`` long, newline included. The check runs on every
     chunk, so an unfinished frame is never held beyond the limit: at most ``max_frame_bytes`` plus
-    one received chunk is ever in memory. Empty lines are skipped (harmless keep-alives).
+    one received chunk is ever in memory. Blank lines (CRLF included) are skipped: harmless
+    keep-alives.
     """
 
     __slots__ = ("_buffer", "_max_frame_bytes")
@@ -57,4 +58,4 @@ class LineFramer:
         if len(tail) >= limit or any(len(line) >= limit for line in lines):
             raise FrameTooLarge(limit)
         buffer += tail
-        return [line for line in lines if line]
+        return [line for line in lines if line and not line.isspace()]

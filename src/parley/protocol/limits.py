@@ -27,8 +27,5 @@ MAX_MSG_ID_CHARS = 64
 # Free-form client name sent in the hello, for logs only.
 MAX_CLIENT_NAME_CHARS = 64
 
-# A room name is '#' and up to this many characters.
-MAX_ROOM_CHARS = 50
-
 # The /list reply names at most this many users (about 34 KB), and says how many there are.
 MAX_LISTED_USERS = 1000

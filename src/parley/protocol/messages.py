@@ -20,11 +20,8 @@ T = TypeVar("T")
 
 # A request id is a JSON number the client picks; 2**53 keeps it exact in JavaScript clients.
 RequestId = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
-Text = Annotated[str, msgspec.Meta(max_length=limits.MAX_TEXT_CHARS)]
-# Nicknames are checked properly (normalisation, character classes) by parley.protocol.names;
-# this bound only stops absurd strings early.
-NickField = Annotated[str, msgspec.Meta(max_length=4 * limits.MAX_NICK_CHARS)]
-Target = Annotated[str, msgspec.Meta(min_length=1, max_length=4 * limits.MAX_NICK_CHARS)]
+# Text, nicknames and targets are bounded by the frame size here; their own rules (length,
+# characters) are checked by parley.protocol.text and .names, which answer with specific codes.
 MsgId = Annotated[str, msgspec.Meta(min_length=1, max_length=limits.MAX_MSG_ID_CHARS)]
 
 
@@ -47,15 +44,15 @@ class Nick(_Frame, tag="nick", frozen=True):
     """Choose the nickname to chat under."""
 
     id: RequestId
-    nick: NickField
+    nick: str
 
 
 class Send(_Frame, tag="send", frozen=True):
     """Send ``text`` to a room (``#general``) or privately to a user (a nickname)."""
 
     id: RequestId
-    to: Target
-    text: Text
+    to: str
+    text: str
     msg_id: MsgId
 
 
@@ -126,7 +123,7 @@ class Pong(_Frame, tag="pong", frozen=True):
 
 
 class Error(_Frame, tag="error", frozen=True):
-    """The request failed. ``id`` is null when the request could not be read far enough."""
+    """The request failed. ``id`` is absent when the request could not be read far enough."""
 
     code: str
     message: str
@@ -209,18 +206,31 @@ def decode_server_frame(line: bytes) -> ServerFrame:
     return _decode(_server_frame_decoder, line)
 
 
+_json_decoder = msgspec.json.Decoder()
+
+# Deeply nested arrays or objects exhaust msgspec's recursion limit: not a frame we can read.
+_NOT_JSON = (msgspec.DecodeError, UnicodeDecodeError, RecursionError)
+
+
 def _decode(decoder: msgspec.json.Decoder[T], line: bytes) -> T:
     try:
         return decoder.decode(line)
     except msgspec.ValidationError as exc:
-        raise InvalidMessage(str(exc), _request_id_of(line)) from None
-    except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+        detail = str(exc)
+    except _NOT_JSON as exc:
         raise MalformedFrame(f"Not valid UTF-8 JSON: {exc}") from None
+    # Validation stops at the first wrong value, perhaps before the end of the frame: only call
+    # the frame an invalid message if it is JSON all through. Costs a second parse, on errors only.
+    try:
+        _json_decoder.decode(line)
+    except _NOT_JSON as exc:
+        raise MalformedFrame(f"Not valid UTF-8 JSON: {exc}") from None
+    raise InvalidMessage(detail, _request_id_of(line))
 
 
 def _request_id_of(line: bytes) -> int | None:
     """Best effort: the ``id`` of a frame that failed validation, to address the error reply."""
     try:
         return _id_decoder.decode(line).id
-    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError):
+    except (msgspec.ValidationError, *_NOT_JSON):
         return None

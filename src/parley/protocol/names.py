@@ -9,8 +9,10 @@ from parley.protocol.errors import ErrorCode, PeerError
 
 GENERAL_ROOM = "#general"
 
-# Unicode letters and decimal digits, so that people can chat under their own script's names.
+# Unicode letters and decimal digits, so that people can chat under their own script's names;
+# combining marks too (many scripts need them), but not as the first character.
 _NICK_CATEGORIES = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Nd"})
+_MARK_CATEGORIES = frozenset({"Mn", "Mc"})
 _NICK_PUNCTUATION = frozenset("_-")
 
 
@@ -18,13 +20,18 @@ def normalize_nick(raw: str) -> str:
     """The nickname as it will be shown: NFKC-normalised and checked.
 
     Rules: after normalisation, 1 to MAX_NICK_CHARS characters, each a letter, a decimal digit,
-    '_' or '-'. Raises PeerError(INVALID_NICK) otherwise.
+    '_' or '-', or a combining mark after the first character. Raises PeerError(INVALID_NICK).
     """
     nick = unicodedata.normalize("NFKC", raw)
     if not 1 <= len(nick) <= limits.MAX_NICK_CHARS:
         raise PeerError(ErrorCode.INVALID_NICK)
-    for char in nick:
-        if char not in _NICK_PUNCTUATION and unicodedata.category(char) not in _NICK_CATEGORIES:
+    for position, char in enumerate(nick):
+        category = unicodedata.category(char)
+        if not (
+            char in _NICK_PUNCTUATION
+            or category in _NICK_CATEGORIES
+            or (position > 0 and category in _MARK_CATEGORIES)
+        ):
             raise PeerError(ErrorCode.INVALID_NICK)
     return nick
 

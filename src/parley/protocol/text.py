@@ -9,7 +9,8 @@ from parley.protocol.errors import ErrorCode, PeerError
 
 # C0 controls except TAB, DEL, and C1 controls: these drive terminals (ESC starts an ANSI
 # sequence, CR rewrites a line, U+009B is a one-character CSI) and never belong in a chat line.
-_FORBIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f]")
+# U+2028/U+2029 break lines in some front ends, which would let a message fake a second line.
+_FORBIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def check_message_text(text: str) -> str:
@@ -33,7 +34,7 @@ def _build_terminal_table() -> dict[int, str]:
     for code in range(0x80, 0xA0):
         table[code] = "\ufffd"
     # Bidi embeddings, overrides and isolates can make a line read differently from what it is.
-    for code in [*range(0x202A, 0x202F), *range(0x2066, 0x206A)]:
+    for code in [0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]:
         table[code] = "\ufffd"
     return table
 

@@ -82,17 +82,21 @@ class ParleyServer:
         if self._server is None:
             return
         self._server.close()
-        for connection in list(self.tracker.live):
-            if isinstance(connection, Connection):
-                connection.close(ErrorCode.SERVER_SHUTDOWN)
+        connections = [c for c in self.tracker.live if isinstance(c, Connection)]
+        # Take no new requests, but store what was already accepted, so that every message a
+        # sender was told is stored ('sent') really is, and the acks reach their senders.
+        for connection in connections:
+            connection.stop_reading()
+        if self._hub_task is not None:
+            await self.hub.stop(self._hub_task)
+        for connection in connections:
+            connection.close(ErrorCode.SERVER_SHUTDOWN)
         try:
             await asyncio.wait_for(self.tracker.wait_empty(), self.config.shutdown_grace_seconds)
         except TimeoutError:
             log.warning("%d connections did not close in time", len(self.tracker.live))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._server.wait_closed(), 1.0)
-        if self._hub_task is not None:
-            await self.hub.stop(self._hub_task)
         await self.storage.close()
         self._server = None
 

@@ -133,6 +133,12 @@ class Connection(asyncio.Protocol):
         if seconds is not None:
             self._timer = asyncio.get_running_loop().call_later(seconds, self._timed_out)
 
+    def stop_reading(self) -> None:
+        """Accept no more requests (shutdown has begun); what is queued still goes out."""
+        self.session.close()
+        if self._transport is not None and not self._closed:
+            self._transport.pause_reading()
+
     def close(self, code: ErrorCode | None = None, detail: str = "") -> None:
         """Leave the chat, tell the client why (if ``code``), flush what is queued, close."""
         if self._closed:

@@ -18,6 +18,7 @@ from parley.protocol.messages import (
     Hello,
     ListUsers,
     Nick,
+    Notice,
     Ok,
     Ping,
     Pong,
@@ -52,6 +53,7 @@ def handles(kind: type[R]) -> Callable[[Callable[[Connection, R], None]], Handle
 @handles(Hello)
 def hello(connection: Connection, request: Hello) -> None:
     version = choose_version(request.versions)
+    log.debug("%s speaks version %d with %r", connection.address, version, request.client)
     connection.session.granted(request)
     connection.set_timer(connection.context.config.login_timeout_seconds)
     connection.reply(
@@ -73,6 +75,8 @@ def nick(connection: Connection, request: Nick) -> None:
     connection.set_timer(None)
     log.info("%s is %s", connection.address, name)
     connection.reply(Ok(id=request.id, nick=name))
+    for line in connection.context.config.motd.splitlines():
+        connection.reply(Notice(text=line))
 
 
 @handles(Send)

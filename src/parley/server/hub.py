@@ -190,7 +190,9 @@ class Hub:
     def _deliver(self, conversation: str, frame: bytes) -> None:
         members = self._rooms.get(conversation)
         if members is not None:
-            for write in members.values():
+            # A copy: a write can push a slow member over its limit, and cutting it off
+            # removes it from the room while this loop runs. O(members), far below the writes.
+            for write in list(members.values()):
                 write(frame)
             return
         if conversation.startswith("dm:"):

@@ -1,0 +1,107 @@
+"""Test helpers that speak to a real server over real TLS on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+from typing import Any
+
+from parley.client.core import ChatClient
+
+TIMEOUT_SECONDS = 10.0
+
+
+def insecure_context() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+class RawClient:
+    """A TLS connection that sends whatever bytes a test wants and reads frames as dicts."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> RawClient:
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=insecure_context(), limit=2**22
+        )
+        return cls(reader, writer)
+
+    def send_bytes(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    def send(self, **frame: Any) -> None:
+        self.writer.write(json.dumps(frame).encode() + b"\n")
+
+    async def frame(self) -> dict[str, Any]:
+        """The next frame; fails the test if none comes in time or the connection closes."""
+        line = await asyncio.wait_for(self.reader.readline(), TIMEOUT_SECONDS)
+        assert line, "connection closed while a frame was expected"
+        result: dict[str, Any] = json.loads(line)
+        return result
+
+    async def expect(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Read frames until one of type ``kind`` comes, and check its ``fields``."""
+        while True:
+            frame = await self.frame()
+            if frame["type"] == kind:
+                for name, value in fields.items():
+                    assert frame.get(name) == value, frame
+                return frame
+
+    async def login(self, nick: str) -> None:
+        self.send(type="hello", id=1, versions=[1])
+        await self.expect("welcome", id=1)
+        self.send(type="nick", id=2, nick=nick)
+        await self.expect("ok", id=2)
+
+    async def closed(self) -> bool:
+        """True once the server has closed the connection (reads and drops what is left)."""
+        try:
+            while await asyncio.wait_for(self.reader.read(65536), TIMEOUT_SECONDS):
+                pass
+        except (ConnectionError, ssl.SSLError):
+            pass
+        return True
+
+    async def close(self) -> None:
+        self.writer.close()
+        try:
+            await self.writer.wait_closed()
+        except (ConnectionError, ssl.SSLError):
+            pass
+
+
+async def logged_in(port: int, nick: str) -> ChatClient:
+    client = await ChatClient.connect("127.0.0.1", port, pins=None)
+    await client.login(nick)
+    return client
+
+
+async def next_of(client: ChatClient, kind: type[Any]) -> Any:
+    """The next event of type ``kind``, skipping others; fails the test after a timeout."""
+    while True:
+        event = await asyncio.wait_for(client.next_event(), TIMEOUT_SECONDS)
+        if isinstance(event, kind):
+            return event
+
+
+async def assert_still_serving(port: int) -> None:
+    """Two fresh users can still chat: the server survived whatever the test did."""
+    from parley.protocol.messages import Message
+
+    first = await logged_in(port, "Survivor1")
+    second = await logged_in(port, "Survivor2")
+    try:
+        await first.send("#general", "still here?")
+        message = await next_of(second, Message)
+        assert (message.sender, message.text) == ("Survivor1", "still here?")
+    finally:
+        await first.close()
+        await second.close()
