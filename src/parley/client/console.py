@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import os
 import ssl
 import sys
 import threading
@@ -77,14 +78,24 @@ class PipeLines:
         sys.stdout.flush()
 
     def _pump(self, loop: asyncio.AbstractEventLoop) -> None:
-        for raw in sys.stdin.buffer:
-            line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
-            try:
-                loop.call_soon_threadsafe(self._queue.put_nowait, line)
-            except RuntimeError:  # the loop has closed: nobody is reading any more
-                return
-        with contextlib.suppress(RuntimeError):
-            loop.call_soon_threadsafe(self._queue.put_nowait, None)
+        # os.read on the descriptor, not sys.stdin: a daemon thread blocked inside the buffered
+        # reader at interpreter exit holds its lock, and Python aborts.
+        pending = b""
+        while chunk := os.read(sys.stdin.fileno(), 65536):
+            *lines, pending = (pending + chunk).split(b"\n")
+            for line in lines:
+                if not self._put(loop, line.decode("utf-8", errors="replace").rstrip("\r")):
+                    return
+        if pending:
+            self._put(loop, pending.decode("utf-8", errors="replace").rstrip("\r"))
+        self._put(loop, None)
+
+    def _put(self, loop: asyncio.AbstractEventLoop, line: str | None) -> bool:
+        try:
+            loop.call_soon_threadsafe(self._queue.put_nowait, line)
+        except RuntimeError:  # the loop has closed: nobody is reading any more
+            return False
+        return True
 
     async def read(self, prompt: str) -> str | None:
         if prompt:
