@@ -26,8 +26,12 @@ class Process:
     @classmethod
     async def start(cls, *args: str, env: dict[str, str]) -> Process:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, *args, cwd=ROOT, env=env,
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            sys.executable,
+            *args,
+            cwd=ROOT,
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
         )
         return cls(process)

@@ -63,7 +63,7 @@ async def test_three_users_chat_as_in_the_readme(tmp_path: Path) -> None:
         await carol.expect(r"  /pm USER MESSAGE")
 
         bob.type("/exit")
-        status, bob_output, _ = await bob.finish()
+        status, _, _ = await bob.finish()
         assert status == 0
         await alice.expect("Bob has left the chat.$")
 
@@ -78,7 +78,10 @@ async def test_three_users_chat_as_in_the_readme(tmp_path: Path) -> None:
         assert status == 0
         # Own messages are not echoed back: the user typed them.
         assert "Alice: Hello everyone!" not in alice_output
-        assert alice_output.splitlines()[:2] == ["Enter your nickname: Alice", "Welcome to the chat!"]
+        assert alice_output.splitlines()[:2] == [
+            "Enter your nickname: Alice",
+            "Welcome to the chat!",
+        ]
     finally:
         for client in clients:
             client.kill()

@@ -11,9 +11,9 @@ from pathlib import Path
 import pexpect
 import pyte
 from processes import ROOT, environment, start_server
-from support import logged_in, next_of
 
 from parley.protocol.messages import Message
+from support import logged_in, next_of
 
 COLUMNS, ROWS = 80, 24
 
@@ -55,8 +55,11 @@ class Terminal:
 async def test_half_typed_line_survives_incoming_messages(tmp_path: Path) -> None:
     server, port = await start_server(tmp_path)
     child = pexpect.spawn(
-        sys.executable, ["client.py", "--port", str(port), "--nick", "Typist"],
-        cwd=str(ROOT), env=environment(tmp_path), dimensions=(ROWS, COLUMNS),
+        sys.executable,
+        ["client.py", "--port", str(port), "--nick", "Typist"],
+        cwd=str(ROOT),
+        env=environment(tmp_path),
+        dimensions=(ROWS, COLUMNS),
     )
     terminal = Terminal(child)
     try:

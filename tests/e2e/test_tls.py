@@ -69,8 +69,14 @@ async def test_a_changed_certificate_is_refused_before_anything_is_sent(tmp_path
     # Same address, new certificate: what an attacker in the middle would present.
     impostor_home = tmp_path / "impostor"
     (impostor_home / "config").mkdir(parents=True)
-    server = await Process.start("server.py", "--port", str(port), "--data-dir",
-                                 str(impostor_home / "data"), env=_env(tmp_path))
+    server = await Process.start(
+        "server.py",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(impostor_home / "data"),
+        env=_env(tmp_path),
+    )
     new = await _fingerprint_of(server)
     try:
         status, out, err = await _chat_once(tmp_path, port, "Alice")
@@ -96,9 +102,23 @@ def openssl_certificate(tmp_path: Path) -> tuple[Path, Path]:
         pytest.fail("openssl is needed for this test (apt-get install openssl)")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-new", "-x509", "-keyout", str(key), "-out", str(cert),
-         "-days", "365", "-nodes", "-subj", "/CN=localhost"],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-new",
+            "-x509",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "365",
+            "-nodes",
+            "-subj",
+            "/CN=localhost",
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -107,10 +127,16 @@ async def test_an_openssl_made_certificate_works_with_cert_and_key(
     tmp_path: Path, openssl_certificate: tuple[Path, Path]
 ) -> None:
     cert, key = openssl_certificate
-    printed = subprocess.run(
-        ["openssl", "x509", "-in", str(cert), "-noout", "-fingerprint", "-sha256"],
-        check=True, capture_output=True, text=True,
-    ).stdout.strip().split("=", 1)[1]
+    printed = (
+        subprocess.run(
+            ["openssl", "x509", "-in", str(cert), "-noout", "-fingerprint", "-sha256"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .split("=", 1)[1]
+    )
     server, port = await start_server(tmp_path, "--cert", str(cert), "--key", str(key))
     assert await _fingerprint_of(server) == printed
     try:

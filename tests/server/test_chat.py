@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from support import RawClient, logged_in, next_of
 
 from parley.client.core import ChatClient
 from parley.protocol.errors import RequestRefused
 from parley.protocol.messages import Joined, Left, Message
 from parley.server.app import ParleyServer
+from support import RawClient, logged_in, next_of
 
 
 async def test_room_message_reaches_everyone_with_sequence_numbers(server: ParleyServer) -> None:
@@ -79,8 +79,13 @@ async def test_taken_or_invalid_nickname_is_refused_and_can_be_retried(
 ) -> None:
     alice = await logged_in(server.port, "Alice")
     other = await ChatClient.connect("127.0.0.1", server.port, pins=None)
-    for attempt, code in [("ALICE", "nick-taken"), ("ａｌｉｃｅ", "nick-taken"),
-                          ("no spaces", "invalid-nick"), ("x" * 33, "invalid-nick"), ("", "invalid-nick")]:
+    for attempt, code in [
+        ("ALICE", "nick-taken"),
+        ("ａｌｉｃｅ", "nick-taken"),
+        ("no spaces", "invalid-nick"),
+        ("x" * 33, "invalid-nick"),
+        ("", "invalid-nick"),
+    ]:
         with pytest.raises(RequestRefused) as refused:
             await other.login(attempt)
         assert refused.value.code == code, attempt

@@ -10,11 +10,11 @@ import socket
 import ssl
 
 import pytest
-from support import RawClient, assert_still_serving, insecure_context, logged_in, next_of
 
 from parley.config import ServerConfig
 from parley.protocol.messages import Message
 from parley.server.app import ParleyServer
+from support import RawClient, assert_still_serving, insecure_context, logged_in, next_of
 
 
 @pytest.mark.parametrize(
@@ -43,8 +43,10 @@ async def test_bytes_that_are_not_frames_close_the_connection_with_a_reason(
         ({"type": "teleport", "id": 7}, "invalid-message"),
         ({"type": "hello", "id": 7, "versions": "one"}, "invalid-message"),
         ({"type": "ping", "id": 7, "extra": "ignored"}, None),
-        ({"type": "send", "id": 7, "to": "#general", "text": "hi", "msg_id": "x"},
-         "not-allowed-now"),
+        (
+            {"type": "send", "id": 7, "to": "#general", "text": "hi", "msg_id": "x"},
+            "not-allowed-now",
+        ),
     ],
     ids=["unknown-type", "wrong-field-type", "unknown-field", "wrong-state"],
 )
@@ -211,7 +213,9 @@ async def test_a_client_that_never_reads_is_disconnected_and_others_get_everythi
     server_config: ServerConfig,
 ) -> None:
     config = dataclasses.replace(
-        server_config, send_buffer_limit_bytes=256 * 1024, flood_burst_requests=100_000,
+        server_config,
+        send_buffer_limit_bytes=256 * 1024,
+        flood_burst_requests=100_000,
         flood_rate_per_second=100_000.0,
     )
     async with ParleyServer(config) as server:
@@ -225,9 +229,7 @@ async def test_a_client_that_never_reads_is_disconnected_and_others_get_everythi
             sent = 0
             # Bounded: 4,000 messages of 3.5 KB is 14 MB, far past any socket buffer.
             while sent < 4000 and "Sloth" in (await speaker.list_users()).users:
-                await asyncio.gather(
-                    *(speaker.send("#general", text) for _ in range(50))
-                )
+                await asyncio.gather(*(speaker.send("#general", text) for _ in range(50)))
                 sent += 50
             assert "Sloth" not in (await speaker.list_users()).users, "the slow reader stayed"
             received = 0

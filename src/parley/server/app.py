@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import resource
 import signal
 import sys
 from pathlib import Path
@@ -126,6 +127,10 @@ async def serve(config: ServerConfig) -> int:
     """Run a server until SIGTERM or SIGINT, then shut down gracefully. Returns the exit status."""
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_handshake_errors)
+    # Handlers first: a signal that arrives while starting still means "stop gracefully".
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
     server = ParleyServer(config)
     try:
         await server.start()
@@ -135,9 +140,6 @@ async def serve(config: ServerConfig) -> int:
     host = f"[{config.host}]" if ":" in config.host else config.host
     print(f"Server is running on {host}:{server.port}...", flush=True)
     print(f"Certificate SHA-256 fingerprint: {server.fingerprint}", flush=True)
-    stop = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
     await stop.wait()
     print("Shutting down...", flush=True)
     await server.stop()
@@ -145,9 +147,17 @@ async def serve(config: ServerConfig) -> int:
     return 0
 
 
+def _raise_file_limit() -> None:
+    """Every connection is a file descriptor; the usual soft limit (1,024) is far too low."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
 def run(config: ServerConfig) -> int:
     """Run :func:`serve` on uvloop when it is installed, else on asyncio's own loop."""
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    _raise_file_limit()
     try:
         import uvloop
     except ImportError:
