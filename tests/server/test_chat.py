@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import pytest
 
 from parley.client.core import ChatClient
+from parley.config import ServerConfig
 from parley.protocol.errors import RequestRefused
-from parley.protocol.messages import Joined, Left, Message
+from parley.protocol.messages import Joined, Left, Message, Notice
 from parley.server.app import ParleyServer
 from support import RawClient, logged_in, next_of
 
@@ -142,3 +144,37 @@ async def test_many_clients_all_receive_every_message(server: ParleyServer) -> N
         texts = [(await next_of(client, Message)).text for _ in range(10)]
         assert texts == [f"message {i}" for i in range(10)]
     await asyncio.gather(*(client.close() for client in clients))
+
+
+async def test_message_of_the_day_arrives_as_notices(server_config: ServerConfig) -> None:
+    config = dataclasses.replace(server_config, motd="Welcome to Parley\nBe kind")
+    async with ParleyServer(config) as server:
+        alice = await logged_in(server.port, "Alice")
+        notices = [(await next_of(alice, Notice)).text for _ in range(2)]
+        assert notices == ["Welcome to Parley", "Be kind"]
+        await alice.close()
+
+
+async def test_shutdown_acknowledges_what_it_accepted_then_says_goodbye(
+    server_config: ServerConfig,
+) -> None:
+    server = ParleyServer(server_config)
+    await server.start()
+    raw = await RawClient.open(server.port)
+    await raw.login("Alice")
+    raw.send_bytes(
+        b"".join(
+            b'{"type":"send","id":%d,"to":"#general","text":"m%d","msg_id":"%d"}\n' % (i, i, i)
+            for i in range(100, 120)
+        )
+    )
+    await raw.expect("message", text="m100")  # the server is reading them
+    await server.stop()
+    frames = []
+    while (frame := await raw.frame())["type"] != "closing":
+        frames.append(frame)
+    assert frame["code"] == "server-shutdown"
+    delivered = {f["msg_id"] for f in frames if f["type"] == "message"} | {"100"}
+    acked = {str(f["id"]) for f in frames if f["type"] == "sent"}
+    assert acked == delivered  # every accepted message was stored and acknowledged
+    assert await raw.closed()

@@ -1,7 +1,8 @@
 """Start-up and shutdown of the server, owned in one place.
 
 :class:`ParleyServer` starts the hub, the storage and the listener, and stops them in order.
-:func:`run` adds what a process needs: the banner, signal handling, and the exit status.
+:func:`serve` adds what a process needs: the banner, signal handling, and the exit status;
+:func:`run` picks the event loop and raises the open-file limit.
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ class ParleyServer:
         )
 
     async def stop(self) -> None:
-        """Stop accepting, tell every client the server is shutting down, let them flush for up
-        to shutdown_grace_seconds, cut the rest, then store what is queued and close storage.
+        """Stop accepting; stop reading requests; store what was already accepted and send its
+        acks; tell every client the server is shutting down; let them flush for up to
+        shutdown_grace_seconds, cut the rest; close storage.
         """
         if self._server is None:
             return
@@ -95,7 +97,9 @@ class ParleyServer:
         try:
             await asyncio.wait_for(self.tracker.wait_empty(), self.config.shutdown_grace_seconds)
         except TimeoutError:
-            log.warning("%d connections did not close in time", len(self.tracker.live))
+            log.warning("Cutting %d connections that did not close in time", len(self.tracker.live))
+            for straggler in connections:
+                straggler.abort()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._server.wait_closed(), 1.0)
         await self.storage.close()

@@ -147,6 +147,10 @@ class Connection(asyncio.Protocol):
             self.write(encode(Closing(code=code, message=detail or code.text)))
         self._shut(abort=False)
 
+    def abort(self) -> None:
+        """Drop the connection at once, discarding anything still queued."""
+        self._shut(abort=True)
+
     # --- internals -----------------------------------------------------------------------
 
     def _dispatch(self, request: Request) -> None:
