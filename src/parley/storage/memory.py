@@ -6,6 +6,7 @@ retry detection, so memory stays flat however long the server runs.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -42,7 +43,7 @@ class MemoryStorage:
             identity = (message.sender_key, message.msg_id)
             earlier = conversation.recent.get(identity)
             if earlier is not None:
-                stored.append(_as_duplicate(earlier))
+                stored.append(dataclasses.replace(earlier, duplicate=True))
                 continue
             conversation.last_seq += 1
             record = StoredMessage(
@@ -63,15 +64,3 @@ class MemoryStorage:
     async def close(self) -> None:
         self._conversations.clear()
 
-
-def _as_duplicate(record: StoredMessage) -> StoredMessage:
-    return StoredMessage(
-        conversation=record.conversation,
-        seq=record.seq,
-        ts=record.ts,
-        sender=record.sender,
-        to=record.to,
-        text=record.text,
-        msg_id=record.msg_id,
-        duplicate=True,
-    )
