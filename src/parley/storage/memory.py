@@ -63,4 +63,3 @@ class MemoryStorage:
 
     async def close(self) -> None:
         self._conversations.clear()
-
