@@ -137,6 +137,7 @@ async def test_plain_tcp_clients_are_closed_without_disturbing_others(
 async def test_stalled_tls_handshakes_time_out_and_do_not_block_others(
     server_config: ServerConfig,
 ) -> None:
+    assert ServerConfig().tls_handshake_timeout_seconds == 10.0  # as shipped; shortened here
     config = dataclasses.replace(server_config, tls_handshake_timeout_seconds=1.0)
     async with ParleyServer(config) as server:
         stalled = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(100)]
