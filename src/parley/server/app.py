@@ -21,6 +21,7 @@ from parley.config import ServerConfig
 from parley.protocol.errors import ErrorCode
 from parley.server.connection import Connection, ServerContext
 from parley.server.hub import Hub
+from parley.server.tls_transport import TlsServer, start_tls_server
 from parley.server.tracker import ConnectionTracker
 from parley.storage import Storage
 from parley.storage.memory import MemoryStorage
@@ -41,7 +42,7 @@ class ParleyServer:
         self.tracker = ConnectionTracker(config.max_connections_per_address, config.max_connections)
         self.fingerprint = ""
         self.cert_file: Path | None = None
-        self._server: asyncio.Server | None = None
+        self._server: TlsServer | None = None
         self._hub_task: asyncio.Task[None] | None = None
 
     @property
@@ -66,15 +67,12 @@ class ParleyServer:
         self.fingerprint = file_fingerprint(cert_file)
         self._hub_task = asyncio.create_task(self.hub.run(), name="parley-hub")
         context = ServerContext(config=config, hub=self.hub, tracker=self.tracker)
-        loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(
+        self._server = await start_tls_server(
             lambda: Connection(context),
-            host=config.host,
-            port=config.port,
-            ssl=ssl_context,
-            ssl_handshake_timeout=config.tls_handshake_timeout_seconds,
-            reuse_address=True,
-            backlog=4096,
+            config.host,
+            config.port,
+            ssl_context,
+            handshake_timeout=config.tls_handshake_timeout_seconds,
         )
 
     async def stop(self) -> None:

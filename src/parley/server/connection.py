@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import socket
 from collections.abc import Callable
 from typing import Any, cast
 
@@ -85,10 +84,6 @@ class Connection(asyncio.Protocol):
             return
         log.info("Connected with %s", self.address)
         self.write = transport.write
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         transport.set_write_buffer_limits(high=self.context.config.send_buffer_limit_bytes)
         self.set_timer(self.context.config.hello_timeout_seconds)
 

@@ -1,0 +1,524 @@
+"""The server's TLS connections: non-blocking ``ssl.SSLSocket`` objects driven by the event loop.
+
+Why not ``loop.create_server(ssl=...)``: asyncio's SSL transport runs TLS through memory BIOs,
+so every write is copied into a BIO and out again, and each connection carries its own buffers
+(about 25 KB per idle connection on uvloop, about 290 KB with Python's own loop). Here OpenSSL
+reads and writes the socket directly: one ``SSL_write`` (one system call) per connection per
+loop iteration, and the only read buffer is one shared by every connection.
+
+Writes are coalesced: :meth:`TlsTransport.write` only queues bytes, and one callback at the end
+of the loop iteration flushes every connection that has something queued. A burst of frames to
+the same client (a batch of room messages, a join storm) costs one encryption and one system
+call instead of one per frame.
+
+The transports follow asyncio's Transport/Protocol contract (``connection_made`` after the
+handshake, ``data_received``, ``pause_writing`` above the high-water mark, ``connection_lost``
+once), so :class:`parley.server.connection.Connection` does not know which transport it runs on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import errno
+import logging
+import socket
+import ssl
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger("parley.server")
+
+# Shared by every connection of a server: received bytes are copied out of it at once.
+_READ_BUFFER_BYTES = 256 * 1024
+# How many reads one connection gets per readiness callback before others get a turn.
+_READS_PER_CALLBACK = 8
+# How many connections one readiness callback of the listener accepts.
+_ACCEPTS_PER_CALLBACK = 128
+# After closing our side, how long to keep reading (and discarding) before dropping the socket:
+# closing with unread bytes in the receive buffer sends a reset, which can destroy the last
+# frames (a `closing` event) before the client reads them.
+_LINGER_SECONDS = 2.0
+# How long close() waits for queued bytes to leave before dropping the connection.
+_CLOSE_FLUSH_SECONDS = 10.0
+# When out of file descriptors, wait this long before accepting again.
+_ACCEPT_BACKOFF_SECONDS = 0.1
+
+_FD_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+
+class _State(enum.Enum):
+    HANDSHAKING = enum.auto()
+    OPEN = enum.auto()
+    CLOSING = enum.auto()  # flushing what is queued, then closing
+    LINGERING = enum.auto()  # our side closed; draining the peer's last bytes
+    CLOSED = enum.auto()
+
+
+class WriteFlusher:
+    """Flushes, once per loop iteration, every transport that queued bytes during it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._dirty: list[TlsTransport] = []
+
+    def mark(self, transport: TlsTransport) -> None:
+        if not self._dirty:
+            self._loop.call_soon(self._flush_all)
+        self._dirty.append(transport)
+
+    def _flush_all(self) -> None:
+        dirty, self._dirty = self._dirty, []
+        for transport in dirty:
+            transport._flush()
+
+
+class TlsTransport(asyncio.Transport):
+    """One TLS connection on a non-blocking SSLSocket."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: ssl.SSLSocket,
+        protocol: asyncio.Protocol,
+        flusher: WriteFlusher,
+        read_buffer: memoryview,
+        handshake_timeout: float,
+    ) -> None:
+        super().__init__()
+        self._loop = loop
+        self._sock = sock
+        self._fd = sock.fileno()
+        self._protocol = protocol
+        self._flusher = flusher
+        self._read_buffer = read_buffer
+        self._state = _State.HANDSHAKING
+        self._connected = False  # connection_made was called: connection_lost is owed
+        self._queued: list[bytes] = []
+        self._queued_bytes = 0
+        self._dirty = False
+        # Bytes an SSL_write could not finish: OpenSSL requires the retry to pass the same bytes.
+        self._unfinished: bytes | None = None
+        self._writer_registered = False
+        self._reading = False
+        self._read_paused = False
+        self._write_paused = False
+        self._high_water = 64 * 1024
+        self._low_water = 16 * 1024
+        self._peername: Any = None
+        self._timer: asyncio.TimerHandle | None = loop.call_later(
+            handshake_timeout, self._handshake_timed_out
+        )
+        self._handshake()
+
+    # --- handshake -----------------------------------------------------------------------
+
+    def _handshake(self) -> None:
+        try:
+            self._sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._wait_for_handshake(readable=True)
+            return
+        except ssl.SSLWantWriteError:
+            self._wait_for_handshake(readable=False)
+            return
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            log.debug("TLS handshake failed: %s", exc)
+            self._connected = False
+            self._linger()
+            return
+        self._cancel_timer()
+        self._loop.remove_reader(self._fd)
+        self._loop.remove_writer(self._fd)
+        try:
+            self._peername = self._sock.getpeername()
+        except OSError:
+            self._drop(None)
+            return
+        self._state = _State.OPEN
+        self._connected = True
+        self._protocol.connection_made(self)
+        if self._state is _State.OPEN and not self._read_paused:
+            self._start_reading()
+
+    def _handshake_timed_out(self) -> None:
+        self._timer = None
+        log.debug("TLS handshake timed out")
+        self._drop(None)
+
+    def _wait_for_handshake(self, *, readable: bool) -> None:
+        loop, fd = self._loop, self._fd
+        if readable:
+            loop.remove_writer(fd)
+            loop.add_reader(fd, self._handshake)
+        else:
+            loop.remove_reader(fd)
+            loop.add_writer(fd, self._handshake)
+
+    # --- reading -------------------------------------------------------------------------
+
+    def _start_reading(self) -> None:
+        if not self._reading:
+            self._reading = True
+            self._loop.add_reader(self._fd, self._on_readable)
+        # Bytes OpenSSL already decrypted do not make the socket readable again.
+        if self._sock.pending():
+            self._loop.call_soon(self._on_readable)
+
+    def _stop_reading(self) -> None:
+        if self._reading:
+            self._reading = False
+            self._loop.remove_reader(self._fd)
+
+    def _on_readable(self) -> None:
+        if not self._reading:
+            return
+        if self._unfinished is not None and not self._writer_registered:
+            # An SSL_write waits for the peer (SSLWantReadError): retry it now.
+            self._on_writable()
+            if self._state is _State.CLOSED:
+                return
+        buffer = self._read_buffer
+        for _ in range(_READS_PER_CALLBACK):
+            try:
+                count = self._sock.recv_into(buffer)
+            except ssl.SSLWantReadError:
+                return
+            except ssl.SSLWantWriteError:
+                # Rare (TLS 1.3 key update): let the writer callback drive the socket.
+                self._ensure_writer()
+                return
+            except ssl.SSLZeroReturnError:
+                count = 0
+            except (OSError, ValueError) as exc:
+                self._drop(exc)
+                return
+            if count == 0:
+                self._eof()
+                return
+            self._protocol.data_received(bytes(buffer[:count]))
+            if not self._reading:
+                return
+        if self._sock.pending():
+            self._loop.call_soon(self._on_readable)
+
+    def _eof(self) -> None:
+        self._stop_reading()
+        keep_open = self._protocol.eof_received()
+        if not keep_open and self._state is _State.OPEN:
+            self.close()
+
+    # --- writing -------------------------------------------------------------------------
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._state is not _State.OPEN or not data:
+            return
+        self._queued.append(bytes(data) if not isinstance(data, bytes) else data)
+        self._queued_bytes += len(data)
+        # While an SSL_write is unfinished, the writer callback sends the queue after it.
+        if not self._dirty and self._unfinished is None:
+            self._dirty = True
+            self._flusher.mark(self)
+        if not self._write_paused and self.get_write_buffer_size() > self._high_water:
+            self._write_paused = True
+            self._protocol.pause_writing()
+
+    def _flush(self) -> None:
+        """Send what is queued (called once per loop iteration by the flusher)."""
+        self._dirty = False
+        if self._unfinished is not None or self._state is _State.CLOSED or not self._queued:
+            return
+        queued = self._queued
+        data = queued[0] if len(queued) == 1 else b"".join(queued)
+        queued.clear()
+        self._queued_bytes = 0
+        self._send(data)
+
+    def _send(self, data: bytes) -> None:
+        try:
+            self._sock.send(data)
+        except ssl.SSLWantWriteError:
+            self._unfinished = data
+            self._ensure_writer()
+            return
+        except ssl.SSLWantReadError:
+            self._unfinished = data  # retried by the reader callback
+            self._remove_writer()
+            return
+        except (OSError, ValueError) as exc:
+            self._drop(exc)
+            return
+        self._unfinished = None
+        self._after_send()
+
+    def _on_writable(self) -> None:
+        while self._state is not _State.CLOSED:
+            data = self._unfinished
+            if data is None:
+                if not self._queued:
+                    self._remove_writer()
+                    return
+                data = b"".join(self._queued)
+                self._queued.clear()
+                self._queued_bytes = 0
+            self._unfinished = None
+            self._send(data)
+            if self._unfinished is not None:
+                return
+
+    def _after_send(self) -> None:
+        if self._write_paused and self.get_write_buffer_size() <= self._low_water:
+            self._write_paused = False
+            self._protocol.resume_writing()
+        if self._state is _State.CLOSING and not self._queued and self._unfinished is None:
+            self._linger()
+
+    def _ensure_writer(self) -> None:
+        if not self._writer_registered:
+            self._writer_registered = True
+            self._loop.add_writer(self._fd, self._on_writable)
+
+    def _remove_writer(self) -> None:
+        if self._writer_registered:
+            self._writer_registered = False
+            self._loop.remove_writer(self._fd)
+
+    # --- closing -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Send what is queued, close TLS and TCP, then report ``connection_lost``."""
+        if self._state is not _State.OPEN:
+            return
+        self._state = _State.CLOSING
+        self._stop_reading()
+        # A peer that never reads must not hold the connection open forever.
+        self._timer = self._loop.call_later(_CLOSE_FLUSH_SECONDS, self._drop, None)
+        if self._queued and self._unfinished is None:
+            self._flush()
+        elif not self._queued and self._unfinished is None:
+            self._linger()
+
+    def abort(self) -> None:
+        """Drop the connection now; whatever is queued is lost."""
+        self._drop(None)
+
+    def _linger(self) -> None:
+        """Our side is done: close_notify and FIN, then read until the peer closes too."""
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.LINGERING
+        self._cancel_timer()
+        self._remove_writer()
+        if self._connected:
+            # Sends our close_notify; it raises when the peer's has not come yet, which is fine.
+            with contextlib.suppress(OSError, ValueError):
+                self._sock.unwrap()
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._drop(None)
+            return
+        self._timer = self._loop.call_later(_LINGER_SECONDS, self._drop, None)
+        self._read_paused = False
+        self._reading = False
+        self._loop.remove_writer(self._fd)
+        self._loop.add_reader(self._fd, self._drain)
+
+    def _drain(self) -> None:
+        try:
+            while self._sock.recv_into(self._read_buffer):
+                pass
+        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+            return
+        except (OSError, ValueError):
+            pass
+        self._drop(None)
+
+    def _drop(self, exc: Exception | None) -> None:
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        self._cancel_timer()
+        self._loop.remove_reader(self._fd)
+        self._loop.remove_writer(self._fd)
+        self._reading = self._writer_registered = False
+        self._queued.clear()
+        self._queued_bytes = 0
+        self._unfinished = None
+        self._sock.close()
+        if self._connected:
+            self._loop.call_soon(self._protocol.connection_lost, exc)
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    # --- the rest of asyncio.Transport ---------------------------------------------------
+
+    def is_closing(self) -> bool:
+        return self._state is not _State.OPEN
+
+    def pause_reading(self) -> None:
+        self._read_paused = True
+        if self._state is _State.OPEN:
+            self._stop_reading()
+
+    def resume_reading(self) -> None:
+        self._read_paused = False
+        if self._state is _State.OPEN:
+            self._start_reading()
+
+    def is_reading(self) -> bool:
+        return self._reading
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = 64 * 1024 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not 0 <= low <= high:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high_water, self._low_water = high, low
+
+    def get_write_buffer_size(self) -> int:
+        unfinished = self._unfinished
+        return self._queued_bytes + (len(unfinished) if unfinished is not None else 0)
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return self._low_water, self._high_water
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        assert isinstance(protocol, asyncio.Protocol)
+        self._protocol = protocol
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "peername":
+            return self._peername
+        if name in ("socket", "ssl_object"):
+            return self._sock
+        if name == "sockname":
+            try:
+                return self._sock.getsockname()
+            except OSError:
+                return default
+        if name == "cipher":
+            return self._sock.cipher()
+        if name == "peercert":
+            return self._sock.getpeercert()
+        return default
+
+
+class TlsServer:
+    """Listening sockets that hand each accepted TLS connection to a new protocol."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sockets: list[socket.socket],
+        protocol_factory: Callable[[], asyncio.Protocol],
+        ssl_context: ssl.SSLContext,
+        handshake_timeout: float,
+    ) -> None:
+        self._loop = loop
+        self.sockets = sockets
+        self._protocol_factory = protocol_factory
+        self._ssl_context = ssl_context
+        self._handshake_timeout = handshake_timeout
+        self._flusher = WriteFlusher(loop)
+        self._read_buffer = memoryview(bytearray(_READ_BUFFER_BYTES))
+        self._closed = asyncio.Event()
+        for sock in sockets:
+            loop.add_reader(sock.fileno(), self._accept, sock)
+
+    def _accept(self, listener: socket.socket) -> None:
+        for _ in range(_ACCEPTS_PER_CALLBACK):
+            try:
+                conn, _ = listener.accept()
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                return
+            except OSError as exc:
+                if exc.errno in _FD_EXHAUSTED:
+                    log.warning("Not accepting for a moment: %s", exc)
+                    self._loop.remove_reader(listener.fileno())
+                    self._loop.call_later(_ACCEPT_BACKOFF_SECONDS, self._resume_accepting, listener)
+                    return
+                raise
+            self._start_connection(conn)
+
+    def _resume_accepting(self, listener: socket.socket) -> None:
+        if not self._closed.is_set():
+            self._loop.add_reader(listener.fileno(), self._accept, listener)
+
+    def _start_connection(self, conn: socket.socket) -> None:
+        try:
+            conn.setblocking(False)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            tls = self._ssl_context.wrap_socket(
+                conn, server_side=True, do_handshake_on_connect=False
+            )
+        except OSError as exc:
+            log.debug("Dropped a new connection: %s", exc)
+            conn.close()
+            return
+        TlsTransport(
+            self._loop,
+            tls,
+            self._protocol_factory(),
+            self._flusher,
+            self._read_buffer,
+            self._handshake_timeout,
+        )
+
+    def close(self) -> None:
+        """Stop accepting. Connections already open are not touched."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        for sock in self.sockets:
+            self._loop.remove_reader(sock.fileno())
+            sock.close()
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+
+async def start_tls_server(
+    protocol_factory: Callable[[], asyncio.Protocol],
+    host: str,
+    port: int,
+    ssl_context: ssl.SSLContext,
+    *,
+    handshake_timeout: float,
+    backlog: int = 4096,
+) -> TlsServer:
+    """Listen on every address ``host`` resolves to. Raises OSError if none can be bound."""
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    sockets: list[socket.socket] = []
+    seen: set[tuple[Any, ...]] = set()
+    try:
+        for family, kind, proto, _, address in infos:
+            if (family, *address[:2]) in seen:
+                continue
+            seen.add((family, *address[:2]))
+            sock = socket.socket(family, kind, proto)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
+            sock.listen(backlog)
+            sock.setblocking(False)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    if not sockets:
+        raise OSError(f"cannot resolve {host!r}")
+    return TlsServer(loop, sockets, protocol_factory, ssl_context, handshake_timeout)
