@@ -20,6 +20,7 @@ from parley.bus.local import LocalBus
 from parley.config import ServerConfig
 from parley.protocol.errors import ErrorCode
 from parley.server.connection import Connection, ServerContext
+from parley.server.deadlines import Deadlines
 from parley.server.hub import Hub
 from parley.server.tls_transport import TlsServer, start_tls_server
 from parley.server.tracker import ConnectionTracker
@@ -66,7 +67,12 @@ class ParleyServer:
         self.cert_file = cert_file
         self.fingerprint = file_fingerprint(cert_file)
         self._hub_task = asyncio.create_task(self.hub.run(), name="parley-hub")
-        context = ServerContext(config=config, hub=self.hub, tracker=self.tracker)
+        context = ServerContext(
+            config=config,
+            hub=self.hub,
+            tracker=self.tracker,
+            deadlines=Deadlines(asyncio.get_running_loop()),
+        )
         self._server = await start_tls_server(
             lambda: Connection(context),
             config.host,

@@ -16,6 +16,7 @@ from parley.config import ServerConfig
 from parley.protocol.errors import ErrorCode, PeerError
 from parley.protocol.messages import Closing, Error, Request, ServerFrame, encode
 from parley.protocol.session import ServerSession, State
+from parley.server.deadlines import Deadline, Deadlines
 from parley.server.flood import TokenBucket, Verdict
 from parley.server.handlers import HANDLERS
 from parley.server.hub import Hub
@@ -35,6 +36,7 @@ class ServerContext:
     config: ServerConfig
     hub: Hub
     tracker: ConnectionTracker
+    deadlines: Deadlines
 
 
 def _discard(frame: bytes) -> None:
@@ -42,6 +44,21 @@ def _discard(frame: bytes) -> None:
 
 
 class Connection(asyncio.Protocol):
+    # Thousands of these stay open at once: no per-instance __dict__.
+    __slots__ = (
+        "_bucket",
+        "_closed",
+        "_timer",
+        "_transport",
+        "address",
+        "context",
+        "host",
+        "nick",
+        "nick_key",
+        "session",
+        "write",
+    )
+
     def __init__(self, context: ServerContext) -> None:
         self.context = context
         self.session = ServerSession()
@@ -51,7 +68,7 @@ class Connection(asyncio.Protocol):
         self.address = ""
         self.write: Callable[[bytes], None] = _discard
         self._transport: asyncio.Transport | None = None
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: Deadline | None = None
         self._closed = False
         config = context.config
         self._bucket = TokenBucket(
@@ -126,7 +143,7 @@ class Connection(asyncio.Protocol):
             self._timer.cancel()
             self._timer = None
         if seconds is not None:
-            self._timer = asyncio.get_running_loop().call_later(seconds, self._timed_out)
+            self._timer = self.context.deadlines.after(seconds, self._timed_out)
 
     def stop_reading(self) -> None:
         """Accept no more requests (shutdown has begun); what is queued still goes out."""

@@ -28,6 +28,8 @@ import ssl
 from collections.abc import Callable
 from typing import Any
 
+from parley.server.deadlines import Deadline, DeadlineQueue
+
 log = logging.getLogger("parley.server")
 
 # Shared by every connection of a server: received bytes are copied out of it at once.
@@ -77,6 +79,29 @@ class WriteFlusher:
 class TlsTransport(asyncio.Transport):
     """One TLS connection on a non-blocking SSLSocket."""
 
+    __slots__ = (
+        "_connected",
+        "_dirty",
+        "_fd",
+        "_flusher",
+        "_high_water",
+        "_loop",
+        "_low_water",
+        "_peername",
+        "_protocol",
+        "_queued",
+        "_queued_bytes",
+        "_read_buffer",
+        "_read_paused",
+        "_reading",
+        "_sock",
+        "_state",
+        "_timer",
+        "_unfinished",
+        "_write_paused",
+        "_writer_registered",
+    )
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -84,7 +109,7 @@ class TlsTransport(asyncio.Transport):
         protocol: asyncio.Protocol,
         flusher: WriteFlusher,
         read_buffer: memoryview,
-        handshake_timeout: float,
+        handshake_deadlines: DeadlineQueue,
     ) -> None:
         super().__init__()
         self._loop = loop
@@ -107,8 +132,8 @@ class TlsTransport(asyncio.Transport):
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
         self._peername: Any = None
-        self._timer: asyncio.TimerHandle | None = loop.call_later(
-            handshake_timeout, self._handshake_timed_out
+        self._timer: Deadline | asyncio.TimerHandle | None = handshake_deadlines.add(
+            self._handshake_timed_out
         )
         self._handshake()
 
@@ -237,6 +262,8 @@ class TlsTransport(asyncio.Transport):
 
     def _send(self, data: bytes) -> None:
         try:
+            # All or nothing: without SSL_MODE_ENABLE_PARTIAL_WRITE (Python never sets it),
+            # SSL_write either takes every byte or asks to be retried with the same ones.
             self._sock.send(data)
         except ssl.SSLWantWriteError:
             self._unfinished = data
@@ -304,25 +331,30 @@ class TlsTransport(asyncio.Transport):
         self._drop(None)
 
     def _linger(self) -> None:
-        """Our side is done: close_notify and FIN, then read until the peer closes too."""
+        """Our side is done: say so, then read (and discard) until the peer closes too.
+
+        With TLS up, only close_notify is sent, no FIN: a client whose TLS layer is paused
+        (its application reads slowly) may treat a TCP end-of-file as the end and drop
+        records it has received but not yet decrypted. close_notify arrives in order after
+        them, and the client closes the TCP connection when it has read it.
+        """
         if self._state is _State.CLOSED:
             return
         self._state = _State.LINGERING
         self._cancel_timer()
         self._remove_writer()
+        self._stop_reading()
         if self._connected:
-            # Sends our close_notify; it raises when the peer's has not come yet, which is fine.
+            # Raises when the peer's close_notify has not come yet, which is the usual case.
             with contextlib.suppress(OSError, ValueError):
                 self._sock.unwrap()
-        try:
-            self._sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            self._drop(None)
-            return
+        else:
+            try:
+                self._sock.shutdown(socket.SHUT_WR)
+            except OSError:
+                self._drop(None)
+                return
         self._timer = self._loop.call_later(_LINGER_SECONDS, self._drop, None)
-        self._read_paused = False
-        self._reading = False
-        self._loop.remove_writer(self._fd)
         self._loop.add_reader(self._fd, self._drain)
 
     def _drain(self) -> None:
@@ -428,7 +460,7 @@ class TlsServer:
         self.sockets = sockets
         self._protocol_factory = protocol_factory
         self._ssl_context = ssl_context
-        self._handshake_timeout = handshake_timeout
+        self._handshake_deadlines = DeadlineQueue(loop, handshake_timeout)
         self._flusher = WriteFlusher(loop)
         self._read_buffer = memoryview(bytearray(_READ_BUFFER_BYTES))
         self._closed = asyncio.Event()
@@ -472,7 +504,7 @@ class TlsServer:
             self._protocol_factory(),
             self._flusher,
             self._read_buffer,
-            self._handshake_timeout,
+            self._handshake_deadlines,
         )
 
     def close(self) -> None:

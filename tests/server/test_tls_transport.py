@@ -1,0 +1,191 @@
+"""The server's TLS transport on its own: real TLS over loopback, a minimal protocol on top."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import ssl
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from parley.server.tls_transport import TlsServer, start_tls_server
+from parley.tls import ensure_certificate, server_context
+from support import insecure_context
+
+
+class Recorder(asyncio.Protocol):
+    """Remembers what happened; ``on_data`` decides what to do with received bytes."""
+
+    def __init__(self, on_data: Callable[[Recorder, bytes], None]) -> None:
+        self.on_data = on_data
+        self.transport: asyncio.Transport | None = None
+        self.received = bytearray()
+        self.lost = asyncio.get_running_loop().create_future()
+        self.paused_writing = 0
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.received += data
+        self.on_data(self, data)
+
+    def pause_writing(self) -> None:
+        self.paused_writing += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> ssl.SSLContext:
+    cert, key = ensure_certificate(tmp_path)
+    return server_context(cert, key)
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    tls: ssl.SSLContext, on_data: Callable[[Recorder, bytes], None]
+) -> AsyncIterator[tuple[TlsServer, list[Recorder]]]:
+    protocols: list[Recorder] = []
+
+    def factory() -> Recorder:
+        protocols.append(Recorder(on_data))
+        return protocols[-1]
+
+    server = await start_tls_server(factory, "127.0.0.1", 0, tls, handshake_timeout=5.0)
+    try:
+        yield server, protocols
+    finally:
+        server.close()
+        for protocol in protocols:
+            if protocol.transport is not None:
+                protocol.transport.abort()
+
+
+async def connect(server: TlsServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    port = server.sockets[0].getsockname()[1]
+    return await asyncio.open_connection("127.0.0.1", port, ssl=insecure_context())
+
+
+async def test_writes_in_one_loop_iteration_leave_in_one_tls_write(
+    tls: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sends: list[int] = []
+    real_send = ssl.SSLSocket.send
+
+    def counting_send(self: ssl.SSLSocket, data: bytes, flags: int = 0) -> int:
+        sends.append(len(data))
+        return real_send(self, data, flags)
+
+    monkeypatch.setattr(ssl.SSLSocket, "send", counting_send)
+
+    def reply_three_times(protocol: Recorder, data: bytes) -> None:
+        assert protocol.transport is not None
+        for word in (b"one\n", b"two\n", b"three\n"):
+            protocol.transport.write(word)
+        # Queued, not sent: the flush comes at the end of the loop iteration.
+        assert protocol.transport.get_write_buffer_size() == 14
+
+    async with serve(tls, reply_three_times) as (server, _):
+        reader, writer = await connect(server)
+        writer.write(b"go\n")
+        assert await reader.readexactly(14) == b"one\ntwo\nthree\n"
+        writer.close()
+    assert sends == [14]
+
+
+async def test_a_large_burst_reaches_a_slow_reader_intact(tls: ssl.SSLContext) -> None:
+    chunks = [bytes([i]) * 65536 for i in range(64)]  # 4 MiB, far more than socket buffers
+
+    def send_burst(protocol: Recorder, data: bytes) -> None:
+        assert protocol.transport is not None
+        protocol.transport.set_write_buffer_limits(high=16 * 1024 * 1024)
+        for chunk in chunks:
+            protocol.transport.write(chunk)
+        protocol.transport.close()  # after everything queued has been sent
+
+    async with serve(tls, send_burst) as (server, protocols):
+        reader, writer = await connect(server)
+        writer.write(b"go\n")
+        digest = hashlib.sha256()
+        total = 0
+        while data := await reader.read(65536):
+            digest.update(data)
+            total += len(data)
+            if total < 1024 * 1024:
+                await asyncio.sleep(0.001)  # read slowly at first, so the server must wait
+        assert total == 64 * 65536
+        assert digest.digest() == hashlib.sha256(b"".join(chunks)).digest()
+        assert await asyncio.wait_for(protocols[0].lost, 5) is None
+        writer.close()
+
+
+async def test_going_over_the_high_water_mark_pauses_writing(tls: ssl.SSLContext) -> None:
+    def flood(protocol: Recorder, data: bytes) -> None:
+        assert protocol.transport is not None
+        protocol.transport.set_write_buffer_limits(high=1000)
+        protocol.transport.write(b"x" * 999)
+        assert protocol.paused_writing == 0
+        protocol.transport.write(b"xx")
+        assert protocol.paused_writing == 1
+
+    async with serve(tls, flood) as (server, protocols):
+        reader, writer = await connect(server)
+        writer.write(b"go\n")
+        assert len(await reader.readexactly(1001)) == 1001
+        assert protocols[0].paused_writing == 1
+        writer.close()
+
+
+async def test_paused_reading_holds_data_until_resumed(tls: ssl.SSLContext) -> None:
+    def pause_at_once(protocol: Recorder, data: bytes) -> None:
+        assert protocol.transport is not None
+        protocol.transport.pause_reading()
+
+    async with serve(tls, pause_at_once) as (server, protocols):
+        _, writer = await connect(server)
+        writer.write(b"first\n")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(b"second\n")
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        (protocol,) = protocols
+        assert bytes(protocol.received) == b"first\n"
+        protocol.on_data = lambda _protocol, _data: None
+        assert protocol.transport is not None
+        protocol.transport.resume_reading()
+        await asyncio.sleep(0.1)
+        assert bytes(protocol.received) == b"first\nsecond\n"
+        writer.close()
+
+
+async def test_a_client_closing_is_reported_once(tls: ssl.SSLContext) -> None:
+    async with serve(tls, lambda _protocol, _data: None) as (server, protocols):
+        _, writer = await connect(server)
+        writer.write(b"hello\n")
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.05)
+        (protocol,) = protocols
+        assert await asyncio.wait_for(protocol.lost, 5) is None
+        assert bytes(protocol.received) == b"hello\n"
+        assert protocol.transport is not None and protocol.transport.is_closing()
+
+
+async def test_a_failed_handshake_never_reaches_the_protocol(tls: ssl.SSLContext) -> None:
+    async with serve(tls, lambda _protocol, _data: None) as (server, protocols):
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = await asyncio.wait_for(reader.read(), 5)
+        assert b"HTTP" not in data  # a TLS alert at most, then the end
+        writer.close()
+        assert all(protocol.transport is None for protocol in protocols)
