@@ -169,6 +169,8 @@ def run(config: ServerConfig) -> int:
     try:
         import uvloop
     except ImportError:
-        return asyncio.run(serve(config))
+        # The TLS transport needs add_reader/add_writer, which only selector loops have.
+        with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+            return runner.run(serve(config))
     result: int = uvloop.run(serve(config))
     return result
