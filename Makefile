@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: run client test lint typecheck unit clean
+.PHONY: run client test lint typecheck unit bench clean
 
 $(STAMP): pyproject.toml requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,13 @@ unit: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck unit  ## set up, lint, type-check and run the whole test suite
+
+bench: $(STAMP)  ## Parley next to ngIRCd (installs ngIRCd if missing); ARGS="--quick" for a short run
+	@command -v ngircd >/dev/null 2>&1 || test -x /usr/sbin/ngircd || { \
+		echo "Installing ngIRCd, the benchmark's reference server"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngircd; }
+	$(BIN)/python -m bench $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
