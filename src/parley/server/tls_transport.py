@@ -237,47 +237,63 @@ class TlsTransport(asyncio.Transport):
     # --- writing -------------------------------------------------------------------------
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        # The fan-out calls this once per member per message: keep it to a few attribute
+        # operations (no method calls on the common path).
         if self._state is not _State.OPEN or not data:
             return
-        self._queued.append(bytes(data) if not isinstance(data, bytes) else data)
+        if not isinstance(data, bytes):
+            data = bytes(data)
+        self._queued.append(data)
         self._queued_bytes += len(data)
         # While an SSL_write is unfinished, the writer callback sends the queue after it.
         if not self._dirty and self._unfinished is None:
             self._dirty = True
             self._flusher.mark(self)
-        if not self._write_paused and self.get_write_buffer_size() > self._high_water:
+        if (
+            (self._queued_bytes > self._high_water or self._unfinished is not None)
+            and not self._write_paused
+            and self.get_write_buffer_size() > self._high_water
+        ):
             self._write_paused = True
             self._protocol.pause_writing()
 
     def _flush(self) -> None:
         """Send what is queued (called once per loop iteration by the flusher)."""
         self._dirty = False
-        if self._unfinished is not None or self._state is _State.CLOSED or not self._queued:
-            return
         queued = self._queued
+        if self._unfinished is not None or self._state is _State.CLOSED or not queued:
+            return
         data = queued[0] if len(queued) == 1 else b"".join(queued)
         queued.clear()
         self._queued_bytes = 0
-        self._send(data)
+        try:
+            self._sock.send(data)
+        except (OSError, ValueError) as exc:
+            self._send_failed(data, exc)
+            return
+        if self._write_paused or self._state is _State.CLOSING:
+            self._after_send()
 
     def _send(self, data: bytes) -> None:
         try:
             # All or nothing: without SSL_MODE_ENABLE_PARTIAL_WRITE (Python never sets it),
             # SSL_write either takes every byte or asks to be retried with the same ones.
             self._sock.send(data)
-        except ssl.SSLWantWriteError:
-            self._unfinished = data
-            self._ensure_writer()
-            return
-        except ssl.SSLWantReadError:
-            self._unfinished = data  # retried by the reader callback
-            self._remove_writer()
-            return
         except (OSError, ValueError) as exc:
-            self._drop(exc)
+            self._send_failed(data, exc)
             return
         self._unfinished = None
         self._after_send()
+
+    def _send_failed(self, data: bytes, exc: Exception) -> None:
+        if isinstance(exc, ssl.SSLWantWriteError):
+            self._unfinished = data
+            self._ensure_writer()
+        elif isinstance(exc, ssl.SSLWantReadError):
+            self._unfinished = data  # retried by the reader callback
+            self._remove_writer()
+        else:
+            self._drop(exc)
 
     def _on_writable(self) -> None:
         while self._state is not _State.CLOSED:
