@@ -26,6 +26,7 @@ hello_timeout_seconds = 3          # an integer for a float setting
 flood_rate_per_second = 2.5
 flood_burst_requests = 7
 send_buffer_limit_bytes = 65536
+tcp_nodelay = true
 """,
     )
     config = ServerConfig.from_toml(path)
@@ -41,6 +42,7 @@ send_buffer_limit_bytes = 65536
     assert config.flood_rate_per_second == 2.5
     assert config.flood_burst_requests == 7
     assert config.send_buffer_limit_bytes == 65536
+    assert config.tcp_nodelay is True
 
 
 def test_empty_file_gives_defaults(tmp_path: Path) -> None:
@@ -67,6 +69,8 @@ def test_unknown_key_is_named(tmp_path: Path) -> None:
         ("hostnames = [1, 2]", "hostnames"),
         ("host = 127", "host"),
         ('host = ["a", "b"]', "host"),
+        ('tcp_nodelay = "yes"', "tcp_nodelay"),
+        ("tcp_nodelay = 1", "tcp_nodelay"),
     ],
 )
 def test_wrong_type_is_a_value_error(tmp_path: Path, line: str, key: str) -> None:

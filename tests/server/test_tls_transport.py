@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import socket
 import ssl
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -50,7 +51,7 @@ def tls(tmp_path: Path) -> ssl.SSLContext:
 
 @contextlib.asynccontextmanager
 async def serve(
-    tls: ssl.SSLContext, on_data: Callable[[Recorder, bytes], None]
+    tls: ssl.SSLContext, on_data: Callable[[Recorder, bytes], None], *, nodelay: bool = False
 ) -> AsyncIterator[tuple[TlsServer, list[Recorder]]]:
     protocols: list[Recorder] = []
 
@@ -58,7 +59,9 @@ async def serve(
         protocols.append(Recorder(on_data))
         return protocols[-1]
 
-    server = await start_tls_server(factory, "127.0.0.1", 0, tls, handshake_timeout=5.0)
+    server = await start_tls_server(
+        factory, "127.0.0.1", 0, tls, handshake_timeout=5.0, nodelay=nodelay
+    )
     try:
         yield server, protocols
     finally:
@@ -189,3 +192,17 @@ async def test_a_failed_handshake_never_reaches_the_protocol(tls: ssl.SSLContext
         assert b"HTTP" not in data  # a TLS alert at most, then the end
         writer.close()
         assert all(protocol.transport is None for protocol in protocols)
+
+
+@pytest.mark.parametrize("nodelay", [False, True])
+async def test_nagle_is_on_unless_nodelay_is_asked_for(tls: ssl.SSLContext, nodelay: bool) -> None:
+    async with serve(tls, lambda _protocol, _data: None, nodelay=nodelay) as (server, protocols):
+        _, writer = await connect(server)
+        writer.write(b"hello\n")
+        await writer.drain()
+        await asyncio.sleep(0.05)
+        (protocol,) = protocols
+        assert protocol.transport is not None
+        sock = protocol.transport.get_extra_info("socket")
+        assert bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)) is nodelay
+        writer.close()

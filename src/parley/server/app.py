@@ -79,6 +79,7 @@ class ParleyServer:
             config.port,
             ssl_context,
             handshake_timeout=config.tls_handshake_timeout_seconds,
+            nodelay=config.tcp_nodelay,
         )
 
     async def stop(self) -> None:

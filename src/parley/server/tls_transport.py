@@ -471,9 +471,11 @@ class TlsServer:
         protocol_factory: Callable[[], asyncio.Protocol],
         ssl_context: ssl.SSLContext,
         handshake_timeout: float,
+        nodelay: bool,
     ) -> None:
         self._loop = loop
         self.sockets = sockets
+        self._nodelay = nodelay
         self._protocol_factory = protocol_factory
         self._ssl_context = ssl_context
         self._handshake_deadlines = DeadlineQueue(loop, handshake_timeout)
@@ -505,7 +507,8 @@ class TlsServer:
     def _start_connection(self, conn: socket.socket) -> None:
         try:
             conn.setblocking(False)
-            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._nodelay:
+                conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
             tls = self._ssl_context.wrap_socket(
                 conn, server_side=True, do_handshake_on_connect=False
@@ -543,6 +546,7 @@ async def start_tls_server(
     ssl_context: ssl.SSLContext,
     *,
     handshake_timeout: float,
+    nodelay: bool = False,
     backlog: int = 4096,
 ) -> TlsServer:
     """Listen on every address ``host`` resolves to. Raises OSError if none can be bound."""
@@ -569,4 +573,4 @@ async def start_tls_server(
         raise
     if not sockets:
         raise OSError(f"cannot resolve {host!r}")
-    return TlsServer(loop, sockets, protocol_factory, ssl_context, handshake_timeout)
+    return TlsServer(loop, sockets, protocol_factory, ssl_context, handshake_timeout, nodelay)
