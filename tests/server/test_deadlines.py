@@ -19,8 +19,9 @@ async def test_deadlines_fire_in_order_after_their_delay() -> None:
     queue.add(lambda: fired.append(("second", loop.time())))
     await asyncio.sleep(0.2)
     assert [name for name, _ in fired] == ["first", "second"]
-    assert fired[0][1] - started >= 0.05
-    assert fired[1][1] - started >= 0.07
+    # The loop's timers have millisecond resolution.
+    assert fired[0][1] - started >= 0.049
+    assert fired[1][1] - started >= 0.069
     assert len(queue) == 0
 
 
