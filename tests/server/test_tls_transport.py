@@ -206,3 +206,23 @@ async def test_nagle_is_on_unless_nodelay_is_asked_for(tls: ssl.SSLContext, node
         sock = protocol.transport.get_extra_info("socket")
         assert bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)) is nodelay
         writer.close()
+
+
+async def test_closing_with_unread_input_still_delivers_the_last_bytes(
+    tls: ssl.SSLContext,
+) -> None:
+    def say_bye_at_once(protocol: Recorder, data: bytes) -> None:
+        assert protocol.transport is not None
+        if not protocol.transport.is_closing():
+            protocol.transport.write(b"bye\n")
+            protocol.transport.close()
+
+    async with serve(tls, say_bye_at_once) as (server, protocols):
+        reader, writer = await connect(server)
+        # Far more than the server reads before it closes: the rest stays unread in its socket.
+        for _ in range(64):
+            writer.write(b"x" * 4096 + b"\n")
+        assert await asyncio.wait_for(reader.readline(), 5) == b"bye\n"
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # an orderly end, not a reset
+        writer.close()
+        assert await asyncio.wait_for(protocols[0].lost, 5) is None

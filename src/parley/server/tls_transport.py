@@ -374,12 +374,14 @@ class TlsTransport(asyncio.Transport):
         self._loop.add_reader(self._fd, self._drain)
 
     def _drain(self) -> None:
+        # Raw reads, below TLS: after our close_notify OpenSSL refuses to read application data,
+        # and whatever the peer still sends is only read to be thrown away.
         try:
-            while self._sock.recv_into(self._read_buffer):
+            while socket.socket.recv_into(self._sock, self._read_buffer):
                 pass
-        except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
+        except (BlockingIOError, InterruptedError):
             return
-        except (OSError, ValueError):
+        except OSError:
             pass
         self._drop(None)
 
