@@ -83,6 +83,10 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = transport = cast(asyncio.Transport, transport)
         peer: Any = transport.get_extra_info("peername")
+        if peer is None:  # gone again right after the handshake
+            self._closed = True
+            transport.abort()
+            return
         self.host = str(peer[0])
         # The seed's log format: "Connected with ('127.0.0.1', 54321)".
         self.address = str((peer[0], peer[1]))

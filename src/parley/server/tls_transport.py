@@ -87,7 +87,6 @@ class TlsTransport(asyncio.Transport):
         "_high_water",
         "_loop",
         "_low_water",
-        "_peername",
         "_protocol",
         "_queued",
         "_queued_bytes",
@@ -131,7 +130,6 @@ class TlsTransport(asyncio.Transport):
         self._write_paused = False
         self._high_water = 64 * 1024
         self._low_water = 16 * 1024
-        self._peername: Any = None
         self._timer: Deadline | asyncio.TimerHandle | None = handshake_deadlines.add(
             self._handshake_timed_out
         )
@@ -156,11 +154,6 @@ class TlsTransport(asyncio.Transport):
         self._cancel_timer()
         self._loop.remove_reader(self._fd)
         self._loop.remove_writer(self._fd)
-        try:
-            self._peername = self._sock.getpeername()
-        except OSError:
-            self._drop(None)
-            return
         self._state = _State.OPEN
         self._connected = True
         self._protocol.connection_made(self)
@@ -447,15 +440,16 @@ class TlsTransport(asyncio.Transport):
         self._protocol = protocol
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name == "peername":
-            return self._peername
         if name in ("socket", "ssl_object"):
             return self._sock
-        if name == "sockname":
-            try:
+        # Asked for once or twice per connection: not worth keeping in memory.
+        try:
+            if name == "peername":
+                return self._sock.getpeername()
+            if name == "sockname":
                 return self._sock.getsockname()
-            except OSError:
-                return default
+        except OSError:
+            return default
         if name == "cipher":
             return self._sock.cipher()
         if name == "peercert":
