@@ -32,10 +32,15 @@ unit: $(STAMP)
 test: lint typecheck unit  ## set up, lint, type-check and run the whole test suite
 
 bench: $(STAMP)  ## Parley next to ngIRCd (installs ngIRCd if missing); ARGS="--quick" for a short run
-	@command -v ngircd >/dev/null 2>&1 || test -x /usr/sbin/ngircd || { \
-		echo "Installing ngIRCd, the benchmark's reference server"; \
-		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngircd; }
+	@case " $(ARGS) " in *" --no-ngircd "*|*" --smoke "*) ;; *) \
+		command -v ngircd >/dev/null 2>&1 || test -x /usr/sbin/ngircd || { \
+			echo "Installing ngIRCd, the IRC server the benchmark compares Parley with"; \
+			sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+			$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq ngircd || { \
+				echo "Could not install ngIRCd: install it, or run make bench ARGS=--no-ngircd"; \
+				exit 1; }; }; \
+	esac
 	$(BIN)/python -m bench $(ARGS)
 
 clean:

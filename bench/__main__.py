@@ -1,141 +1,285 @@
 """Parley side by side with ngIRCd: fan-out, capacity and idle connections over TLS.
 
-    python -m bench                  # everything, 3 interleaved repetitions (about 20 minutes)
-    python -m bench --quick          # one repetition, shorter runs
+    python -m bench                  # everything, 3 interleaved repetitions
+    python -m bench --quick          # one repetition of shorter runs
     python -m bench --only idle      # one workload
     python -m bench --smoke          # Parley alone, seconds long (run by the test suite)
 
-Each run starts a fresh server, and runs alternate between the servers (Parley, ngIRCd, Parley,
-ngIRCd, …) so that a noisy moment on a shared machine hits both. The table shows the median of
-the repetitions and the ratio Parley ÷ ngIRCd; the JSON file holds every run.
+Every run starts a fresh server process, and the servers take turns (Parley, ngIRCd, Parley,
+ngIRCd, …) so that a busy moment on a shared machine falls on both. The table shows each
+figure's median over the repetitions and the ratio Parley/ngIRCd; the JSON file holds every
+run. Persistence (stored, acknowledged messages per second) joins the workloads together with
+message history, which the server does not have yet.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import platform
+import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import report
-from bench.servers import NgircdServer, ParleyServer, Server, ngircd_available, raise_fd_limit
-from bench.workloads import FanOut, WorkerPool, capacity, fan_out, idle
+from bench import capacity, fanout, idle, proc, report
+from bench.outcome import Outcome
+from bench.pool import WorkerPool
+from bench.servers import NgircdServer, ParleyServer, Server, ngircd_binary
+from bench.worker import CONNECTS_IN_FLIGHT
 
-DEFAULT_JSON = Path(__file__).resolve().parent / "results" / "results.json"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+DEFAULT_JSON = RESULTS / "results.json"
+CACHE = RESULTS / "cache"
+
+FAIRNESS = [
+    "ngIRCd cuts a client off once 32 KiB are queued for it (compiled in), Parley once 1 MiB: "
+    "a generator too slow to read shows up as 'clients dropped' with ngIRCd first.",
+    "ngIRCd listens with a backlog of 10, so connects are paced for both servers "
+    f"({CONNECTS_IN_FLIGHT} in flight per generator process).",
+    "ngIRCd runs with its flood penalty and per-address limits off (MaxPenaltyTime 0, "
+    "MaxConnectionsIP 0); Parley's flood control is on as shipped, and no speaker sends more "
+    "than 4 messages/s.",
+    "Parley also echoes every room message to its sender (in its server CPU, not in its "
+    "deliveries); IRC does not echo. A Parley delivery is a larger JSON frame (see bytes "
+    "received per delivery).",
+    "An idle IRC connection has registered (001-005, user statistics, MOTD); an idle Parley "
+    "connection has had its hello/welcome. ngIRCd walks its list of all clients to register one "
+    "(nickname search, user counts), so its CPU per handshake grows with N.",
+]
 
 
-def plan(args: argparse.Namespace) -> list[tuple[str, str, Callable[..., dict[str, Any]]]]:
-    """(workload kind, label, function(pool, server)) for every workload in this run."""
-    seconds = 1.0 if args.smoke else 4.0 if args.quick else 10.0
-    if args.smoke:
-        loads = [FanOut(10, 20, seconds)]
-        capacity_clients, rates, idle_counts = 10, [20, 40], [20]
-    else:
-        loads = [FanOut(100, 20, seconds), FanOut(1000, 20, seconds), FanOut(1000, 200, seconds)]
-        capacity_clients = 1000
-        rates = [200, 400, 800, 1600, 3200] if not args.quick else [200, 800, 3200]
-        idle_counts = [1000] if args.quick else [1000, 5000, 10000]
-    steps: list[tuple[str, str, Callable[..., dict[str, Any]]]] = []
+@dataclasses.dataclass(frozen=True)
+class Step:
+    kind: str
+    label: str
+    run: Callable[[WorkerPool, Server], Outcome]
+
+
+@dataclasses.dataclass(frozen=True)
+class Sizes:
+    fan_out: list[tuple[int, int]]  # (clients, messages/s)
+    fan_out_seconds: float
+    capacity_clients: int
+    capacity_rates: list[int]
+    capacity_seconds: float
+    idle: list[int]  # connections
+
+
+FAN_OUT = [(100, 20), (1000, 20), (1000, 200)]
+FULL = Sizes(
+    fan_out=FAN_OUT,
+    fan_out_seconds=10.0,
+    capacity_clients=1000,
+    capacity_rates=capacity.doubling(200, 8),
+    capacity_seconds=5.0,
+    idle=[1000, 5000, 10000],
+)
+QUICK = Sizes(
+    fan_out=FAN_OUT,
+    fan_out_seconds=4.0,
+    capacity_clients=1000,
+    capacity_rates=capacity.doubling(200, 6),
+    capacity_seconds=3.0,
+    idle=[1000],
+)
+SMOKE = Sizes(
+    fan_out=[(10, 20)],
+    fan_out_seconds=1.0,
+    capacity_clients=10,
+    capacity_rates=[20],
+    capacity_seconds=1.0,
+    idle=[20],
+)
+
+
+def plan(args: argparse.Namespace) -> list[Step]:
+    sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
+    steps: list[Step] = []
     if args.only in (None, "fanout"):
-        for load in loads:
-            steps.append(
-                ("fan-out", load.label, lambda pool, server, load=load: fan_out(pool, server, load))
-            )
+        for clients, rate in sizes.fan_out:
+            load = fanout.Load(clients, rate, sizes.fan_out_seconds)
+            steps.append(Step("fan-out", load.label, partial(fanout.run, load=load)))
     if args.only in (None, "capacity"):
-        steps.append(
-            (
-                "capacity",
-                f"capacity C={capacity_clients}",
-                lambda pool, server: capacity(
-                    pool, server, capacity_clients, rates, min(seconds, 5.0)
-                ),
-            )
+        run_capacity = partial(
+            capacity.run,
+            clients=sizes.capacity_clients,
+            rates=sizes.capacity_rates,
+            seconds=sizes.capacity_seconds,
         )
+        steps.append(Step("capacity", f"capacity C={sizes.capacity_clients}", run_capacity))
     if args.only in (None, "idle"):
-        for count in idle_counts:
-            steps.append(
-                ("idle", f"idle N={count}", lambda pool, server, n=count: idle(pool, server, n))
-            )
+        for count in sizes.idle:
+            steps.append(Step("idle", f"idle N={count}", partial(idle.run, connections=count)))
     return steps
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="one repetition, shorter runs")
-    parser.add_argument("--smoke", action="store_true", help="Parley only, tiny, seconds long")
-    parser.add_argument("--only", choices=["fanout", "capacity", "idle"])
-    parser.add_argument("--repeat", type=int, help="interleaved repetitions (default 3)")
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=(__doc__ or "").split("\n\n")[0],
+        epilog="Results also go to a JSON file; see bench/README.md for what each figure means.",
+    )
+    parser.add_argument("--quick", action="store_true", help="one repetition of shorter runs")
+    parser.add_argument("--smoke", action="store_true", help="Parley alone, tiny, seconds long")
+    parser.add_argument("--only", choices=["fanout", "capacity", "idle"], help="one workload")
+    parser.add_argument(
+        "--repeat", type=int, help="interleaved repetitions (default 3; 1 with --quick, --smoke)"
+    )
     parser.add_argument("--workers", type=int, default=2, help="load-generator processes")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help="where results go")
+    parser.add_argument(
+        "--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON})"
+    )
     parser.add_argument("--no-ngircd", action="store_true", help="measure Parley alone")
     parser.add_argument(
         "--parley-root",
         type=Path,
-        default=Path(__file__).resolve().parents[1],
-        help="the Parley checkout to run (its src/ goes on PYTHONPATH), to compare commits",
+        default=HERE.parent,
+        help="the Parley checkout to run, its src/ first on PYTHONPATH (to compare commits)",
     )
-    args = parser.parse_args()
-    repeat = args.repeat or (1 if args.quick or args.smoke else 3)
-    raise_fd_limit()
+    args = parser.parse_args(argv)
+    if args.repeat is None:
+        args.repeat = 1 if args.quick or args.smoke else 3
+    if args.repeat < 1 or args.workers < 1:
+        parser.error("--repeat and --workers must be at least 1")
+    if not (args.parley_root / "src" / "parley").is_dir():
+        parser.error(f"{args.parley_root} is not a Parley checkout (no src/parley)")
+    return args
 
-    servers: list[Callable[[], Server]] = [lambda: ParleyServer(args.parley_root.resolve())]
-    names = ["Parley"]
+
+def _command_output(command: list[str], env: dict[str, str] | None = None) -> str:
+    """The first line a short command prints when it succeeds, else "" (for the record only)."""
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=10, check=False, env=env
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    lines = done.stdout.strip().splitlines()
+    return lines[0] if done.returncode == 0 and lines else ""
+
+
+def _meta(args: argparse.Namespace, ngircd: str | None, servers: list[str]) -> dict[str, Any]:
+    root = args.parley_root.resolve()
+    commit = _command_output(["git", "-C", str(root), "describe", "--always", "--dirty"])
+    return {
+        "servers": servers,
+        "repetitions": args.repeat,
+        "quick": args.quick,
+        "smoke": args.smoke,
+        "only": args.only,
+        "workers": args.workers,
+        "parley_root": str(root),
+        "parley_commit": commit,
+        "parley_package": _command_output(
+            [sys.executable, "-c", "import parley; print(parley.__file__)"],
+            env={**os.environ, "PYTHONPATH": str(root / "src")},
+        ),
+        "ngircd": _command_output([ngircd, "--version"]) if ngircd else None,
+        "cpus": os.cpu_count(),
+        "load_average_at_start": list(os.getloadavg()),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    proc.raise_open_file_limit()
+    root = args.parley_root.resolve()
+    factories: list[tuple[str, Callable[[], Server]]] = [("Parley", lambda: ParleyServer(root))]
+    ngircd = None
     if not (args.smoke or args.no_ngircd):
-        if not ngircd_available():
-            print("ngIRCd is not installed (apt-get install ngircd), or pass --no-ngircd.")
+        ngircd = ngircd_binary()
+        if ngircd is None:
+            print(
+                "ngIRCd is not installed: run `make bench` (it installs it with apt-get), "
+                "or `apt-get install ngircd`, or pass --no-ngircd.",
+                file=sys.stderr,
+            )
             return 2
-        servers.append(NgircdServer)
-        names.append("ngIRCd")
-
+        binary = ngircd
+        factories.append(("ngIRCd", lambda: NgircdServer(binary, CACHE)))
+    names = [name for name, _ in factories]
+    meta = _meta(args, ngircd, names)
+    steps = plan(args)
     runs: list[dict[str, Any]] = []
     started = time.monotonic()
-    pool = WorkerPool(1 if args.smoke else args.workers)
+    pool = WorkerPool(args.workers)
     try:
-        for repetition in range(repeat):
-            for kind, label, workload in plan(args):
-                for make_server in servers:
-                    with make_server() as server:
-                        figures = workload(pool, server)
-                    runs.append(
-                        {
-                            "workload": label,
-                            "kind": kind,
-                            "server": server.name,
-                            "repetition": repetition,
-                            "figures": figures,
-                        }
-                    )
-                    print(f"  {label:<28} {server.name:<7} done", file=sys.stderr, flush=True)
+        for repetition in range(args.repeat):
+            for step in steps:
+                for name, make_server in factories:
+                    runs.append(_run_one(pool, step, name, make_server, repetition, args.repeat))
+    except KeyboardInterrupt:
+        print("Interrupted: the table and the JSON hold the runs finished so far.", file=sys.stderr)
     finally:
         pool.close()
-
+    wall = time.monotonic() - started
+    meta["wall_seconds"] = wall
+    meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    meta["fairness_notes"] = FAIRNESS if len(names) > 1 else []
     summary = report.medians(runs)
+    # The file first: a closed stdout must not cost the results.
+    report.write_json(args.json, meta, runs, summary)
     print()
     print(report.table(summary, names))
     print()
-    print(
-        f"Medians of {repeat} interleaved repetition(s); {time.monotonic() - started:.0f} s. "
-        f"Ratios are Parley ÷ ngIRCd: below 1 is less CPU, memory or latency for Parley."
-    )
-    meta = {
-        "repetitions": repeat,
-        "workers": pool_size(args),
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "parley_root": str(args.parley_root),
-        "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    ratio = f"; ratios are {names[0]}/{names[1]}" if len(names) == 2 else ""
+    print(f"Medians of {args.repeat} interleaved repetition(s){ratio}. Wall time {wall:.0f} s.")
+    lines = report.notes(runs) + (FAIRNESS if len(names) > 1 else [])
+    if lines:
+        print()
+        print("Notes:")
+        print("\n".join(f"  {line}" for line in lines))
+    print(f"\nResults: {args.json}")
+    return 1 if any(run.get("error") for run in runs) else 0
+
+
+def _run_one(
+    pool: WorkerPool,
+    step: Step,
+    name: str,
+    make_server: Callable[[], Server],
+    repetition: int,
+    repeat: int,
+) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "workload": step.label,
+        "kind": step.kind,
+        "server": name,
+        "repetition": repetition,
+        "figures": {},
+        "details": {},
+        "notes": [],
+        "error": None,
     }
-    report.write_json(args.json, meta, runs, summary)
-    print(f"Results: {args.json}")
-    return 0
-
-
-def pool_size(args: argparse.Namespace) -> int:
-    return 1 if args.smoke else int(args.workers)
+    began = time.monotonic()
+    try:
+        with make_server() as server:
+            outcome = step.run(pool, server)
+            tail = server.log_tail()
+    except Exception as exc:
+        record["error"] = f"{type(exc).__name__}: {exc}"
+    else:
+        record.update(figures=outcome.figures, details=outcome.details, notes=outcome.notes)
+        if outcome.notes:
+            record["details"]["server_log_tail"] = tail
+    record["seconds"] = time.monotonic() - began
+    status = f"FAILED: {record['error']}" if record["error"] else "done"
+    print(
+        f"[{repetition + 1}/{repeat}] {step.label:<22} {name:<7} {record['seconds']:6.1f} s",
+        status,
+        file=sys.stderr,
+        flush=True,
+    )
+    return record
 
 
 if __name__ == "__main__":

@@ -1,81 +1,132 @@
-"""Medians of the repetitions, the side-by-side table, and the JSON results."""
+"""Medians of the repetitions, the one side-by-side table, the notes under it, and the JSON."""
 
 from __future__ import annotations
 
 import json
 import math
-import statistics
 from pathlib import Path
 from typing import Any
 
-# The figures shown in the table for each workload, with their unit and how to print them.
-SHOWN: dict[str, list[tuple[str, str]]] = {
+from bench import stats
+
+# Per workload kind, the figures the table shows: key, label, and how to print the value.
+SHOWN: dict[str, list[tuple[str, str, str]]] = {
     "fan-out": [
-        ("deliveries_per_second", "deliveries/s"),
-        ("latency_p50_ms", "p50 latency, ms"),
-        ("latency_p99_ms", "p99 latency, ms"),
-        ("lost_deliveries", "lost deliveries"),
-        ("server_cpu_seconds_per_million_deliveries", "server CPU s per 1M deliveries"),
-        ("generator_cpu_seconds", "generator CPU s"),
+        ("deliveries_per_second", "deliveries/s", "count"),
+        ("latency_p50_ms", "latency p50, ms", "ms"),
+        ("latency_p99_ms", "latency p99, ms", "ms"),
+        ("lost_deliveries", "lost deliveries", "count"),
+        ("clients_dropped", "clients dropped by the server", "count"),
+        ("rate_limited_refusals", "sends refused (rate-limited)", "count"),
+        ("server_cpu_seconds_per_million_deliveries", "server CPU s per 1M deliveries", "s"),
+        ("server_cores_busy", "server CPU, share of a core", "share"),
+        ("generator_cpu_seconds", "generator CPU s (all processes)", "s"),
+        ("generator_busiest_process_share", "busiest generator process", "share"),
+        ("bytes_received_per_delivery", "bytes received per delivery", "count"),
+        ("other_cores_busy", "other work on the machine, cores", "cores"),
     ],
     "capacity": [
-        ("peak_deliveries_per_second", "peak deliveries/s"),
-        ("peak_rate", "peak messages/s"),
-        ("server_cpu_seconds_at_peak", "server CPU s at peak step"),
-        ("generator_cpu_seconds_at_peak", "generator CPU s at peak step"),
+        ("peak_deliveries_per_second", "peak deliveries/s", "count"),
+        ("peak_rate", "peak messages/s (last step passed)", "count"),
+        ("first_failing_rate", "first failing messages/s", "count"),
+        ("peak_latency_p99_ms", "latency p99 at peak, ms", "ms"),
+        ("server_cores_busy_at_peak", "server CPU at peak, share of a core", "share"),
+        ("generator_cores_busy_at_peak", "generator CPU at peak, cores", "cores"),
+        ("generator_busiest_process_share_at_peak", "busiest generator process at peak", "share"),
+        ("server_cores_busy_at_failure", "server CPU at failing step", "share"),
+        (
+            "generator_busiest_process_share_at_failure",
+            "busiest generator process at failing step",
+            "share",
+        ),
     ],
     "idle": [
-        ("rss_per_connection_bytes", "RSS per connection, KB"),
-        ("server_cpu_ms_per_handshake", "server CPU ms per handshake"),
-        ("connect_p50_ms", "connect p50, ms"),
-        ("connect_p99_ms", "connect p99, ms"),
+        ("rss_per_connection_bytes", "server RSS per connection, KiB", "kib"),
+        ("server_cpu_ms_per_handshake", "server CPU ms per handshake", "ms"),
+        ("connect_p50_ms", "connect p50, ms", "ms"),
+        ("connect_p99_ms", "connect p99, ms", "ms"),
+        ("connection_failures", "connections failed", "count"),
     ],
 }
 
+# Not properties of a server, so a ratio between the two columns would mean nothing.
+NO_RATIO = {"other_cores_busy"}
 
-def medians(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
-    """{workload label: {server name: {figure: median over repetitions}}}."""
+Summary = dict[str, dict[str, dict[str, float | None]]]  # workload -> server -> figure -> median
+
+
+# Workloads whose figures hang together (the peak, the step after it, the CPU at each): the
+# run with the median of this figure stands for them all, since figure-by-figure medians could
+# mix repetitions into a peak above the first failing rate.
+MEDIAN_RUN_BY = {"capacity": "peak_rate"}
+
+
+def medians(runs: list[dict[str, Any]]) -> Summary:
+    """The median of every figure over the repetitions that did not fail, in run order."""
     grouped: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    kinds: dict[str, str] = {}
     for run in runs:
-        grouped.setdefault(run["workload"], {}).setdefault(run["server"], []).append(run["figures"])
-    result: dict[str, dict[str, dict[str, float]]] = {}
+        servers = grouped.setdefault(run["workload"], {})
+        kinds[run["workload"]] = run["kind"]
+        if run.get("error") is None:
+            servers.setdefault(run["server"], []).append(run["figures"])
+    summary: Summary = {}
     for workload, servers in grouped.items():
-        for server, figures in servers.items():
-            numeric = {key for key, value in figures[0].items() if isinstance(value, int | float)}
-            result.setdefault(workload, {})[server] = {
-                key: statistics.median(float(each[key]) for each in figures) for key in numeric
+        summary[workload] = {}
+        by = MEDIAN_RUN_BY.get(kinds[workload])
+        for server, each in servers.items():
+            if by is not None:
+                summary[workload][server] = dict(_median_run(each, by))
+                continue
+            keys = list(dict.fromkeys(key for figures in each for key in figures))
+            summary[workload][server] = {
+                key: stats.median([figures.get(key) for figures in each]) for key in keys
             }
-    return result
+    return summary
 
 
-def _format(key: str, value: float | None) -> str:
+def _median_run(each: list[dict[str, Any]], key: str) -> dict[str, Any]:
+    """The lower median run by ``key``; a missing value (nothing passed) ranks lowest."""
+    ranked = sorted(each, key=lambda figures: -math.inf if figures[key] is None else figures[key])
+    return ranked[(len(ranked) - 1) // 2]
+
+
+def _format(value: float | None, style: str) -> str:
     if value is None or math.isnan(value):
         return "—"
-    if key == "rss_per_connection_bytes":
+    if style == "share":
+        return f"{value:.0%}"
+    if style == "kib":
         return f"{value / 1024:.1f}"
-    if abs(value) >= 1000:
+    if style == "count":
         return f"{value:,.0f}"
-    return f"{value:.2f}"
+    if style == "cores":
+        return f"{value:.2f}"
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.2f}"
 
 
-def table(summary: dict[str, dict[str, dict[str, float]]], servers: list[str]) -> str:
-    """One table: every workload's figures, one column per server, and Parley ÷ the other."""
-    names = [name for name in servers]
-    header = ["workload", "figure", *names]
-    if len(names) == 2:
-        header.append(f"{names[0]} ÷ {names[1]}")
+def _ratio(first: float | None, second: float | None) -> str:
+    if first is None or second is None or second == 0 or math.isnan(first) or math.isnan(second):
+        return "—"
+    return f"{first / second:.2f}"
+
+
+def table(summary: Summary, servers: list[str]) -> str:
+    """One table: each workload's figures, a column per server, and the first ÷ the second."""
+    header = ["workload", "figure", *servers]
+    compare = len(servers) == 2
+    if compare:
+        header.append(f"{servers[0]}/{servers[1]}")
     rows = [header]
     for workload, by_server in summary.items():
-        kind = workload.split(" ")[0]
-        for key, label in SHOWN.get(kind, []):
-            values = [by_server.get(name, {}).get(key) for name in names]
-            row = [workload, label, *(_format(key, value) for value in values)]
-            if len(names) == 2:
-                first, second = values
-                ratio = first / second if first is not None and second else None
-                row.append("—" if ratio is None or math.isnan(ratio) else f"{ratio:.2f}x")
+        shown_workload = workload
+        for key, label, style in SHOWN[workload.split(" ")[0]]:
+            values = [by_server.get(name, {}).get(key) for name in servers]
+            row = [shown_workload, label, *(_format(value, style) for value in values)]
+            if compare:
+                row.append("" if key in NO_RATIO else _ratio(values[0], values[1]))
             rows.append(row)
-            workload = ""
+            shown_workload = ""
     widths = [max(len(row[column]) for row in rows) for column in range(len(header))]
     lines = []
     for number, row in enumerate(rows):
@@ -89,8 +140,54 @@ def table(summary: dict[str, dict[str, dict[str, float]]], servers: list[str]) -
     return "\n".join(lines)
 
 
+def _step_line(step: dict[str, Any]) -> str:
+    p99 = step["latency_p99_ms"]
+    outcome = f"FAIL ({step['failed']})" if step["failed"] else "pass"
+    return (
+        f"{step['rate']}/s {outcome}: {_format(step['deliveries_per_second'], 'count')} deliv/s, "
+        f"p99 {_format(p99, 'ms')} ms, server {_format(step['server_cores_busy'], 'share')}, "
+        f"generator {_format(step['generator_cores_busy'], 'cores')} cores "
+        f"(busiest process {_format(step['generator_busiest_process_share'], 'share')}), "
+        f"other work {_format(step['other_cores_busy'], 'cores')} cores"
+    )
+
+
+def notes(runs: list[dict[str, Any]]) -> list[str]:
+    """Lines for under the table: failed runs, anything odd, and each capacity run's steps."""
+    lines: list[str] = []
+    tls: dict[str, str] = {}
+    for run in runs:
+        where = f"{run['workload']}, {run['server']}, repetition {run['repetition'] + 1}"
+        if run.get("error") is not None:
+            lines.append(f"{where}: FAILED: {run['error']}")
+            continue
+        details = run.get("details", {})
+        if details.get("tls"):
+            tls.setdefault(run["server"], details["tls"])
+        lines.extend(f"{where}: {note}" for note in dict.fromkeys(run.get("notes", [])))
+        if run["kind"] == "capacity":
+            lines.append(f"{where}: stopped: {details.get('stopped', '?')}")
+            lines.extend(f"    {_step_line(step)}" for step in details.get("steps", []))
+            if "saturation_at_last_step" in details:
+                lines.append(f"    busy at the last step: {details['saturation_at_last_step']}")
+    lines.extend(f"TLS with {server}: {cipher}" for server, cipher in tls.items())
+    return lines
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinity are not JSON: an unmeasurable figure is null."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
 def write_json(
-    path: Path, meta: dict[str, Any], runs: list[dict[str, Any]], summary: dict[str, Any]
+    path: Path, meta: dict[str, Any], runs: list[dict[str, Any]], summary: Summary
 ) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"meta": meta, "medians": summary, "runs": runs}, indent=2))
+    document = {"meta": meta, "medians": summary, "runs": runs}
+    path.write_text(json.dumps(_finite(document), indent=2, allow_nan=False) + "\n")

@@ -1,36 +1,38 @@
-"""The servers under test, each started fresh for one run and stopped by PID afterwards.
+"""The servers under test: a fresh process per run, started here and stopped by its PID.
 
-Both listen on 127.0.0.1 only, use TLS with an ECDSA P-256 certificate made the same way, and
-run with their limits as shipped except where noted: ngIRCd's per-address connection limit and
-flood penalty are lifted, because the whole load comes from one machine and Parley's own flood
-control stays on (the workloads stay under it).
+Both listen on 127.0.0.1 only, over TLS with an ECDSA P-256 certificate, and run as shipped
+except where ngIRCd must be told otherwise for the comparison to mean anything:
+
+- its per-address connection limit and its flood penalty are lifted (``MaxConnectionsIP = 0``,
+  ``MaxPenaltyTime = 0``): every client comes from this one machine, and the speakers already
+  stay under Parley's shipped flood limit, so both servers see the same rate;
+- no DNS or ident look-ups, no PAM, a PING only after 10 idle minutes.
+
+Each server writes its log to a file in its own temporary directory; the directory is removed
+after the run unless ``BENCH_KEEP`` is set in the environment.
 """
 
 from __future__ import annotations
 
 import abc
-import contextlib
 import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from types import TracebackType
+from typing import ClassVar
 
-ROOT = Path(__file__).resolve().parents[1]
+from bench import certs, proc
+
 START_TIMEOUT_SECONDS = 30.0
-NGIRCD = "ngircd"
-
-
-def raise_fd_limit() -> None:
-    """Every connection is a file descriptor; children (the servers) inherit the limit."""
-    import resource
-
-    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+STOP_TIMEOUT_SECONDS = 20.0
+NGIRCD_FALLBACK = "/usr/sbin/ngircd"
 
 
 def free_port() -> int:
@@ -40,160 +42,188 @@ def free_port() -> int:
         return port
 
 
-def _process_tree(pid: int) -> list[int]:
-    pids = [pid]
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        with contextlib.suppress(OSError):
-            for child in task.read_text().split():
-                pids.extend(_process_tree(int(child)))
-    return pids
+def ngircd_binary() -> str | None:
+    found = shutil.which("ngircd")
+    if found is not None:
+        return found
+    return NGIRCD_FALLBACK if os.access(NGIRCD_FALLBACK, os.X_OK) else None
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process and all its descendants, from /proc."""
-    total = 0
-    for each in _process_tree(pid):
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def rss_bytes(pid: int) -> int:
-    """Resident memory of a process and all its descendants."""
-    total = 0
-    for each in _process_tree(pid):
-        with contextlib.suppress(OSError):
-            for line in Path(f"/proc/{each}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-    return total
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited with status {process.returncode}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
-            return
-        time.sleep(0.05)
-    raise RuntimeError(f"nothing listens on port {port}")
+def _accepts_tls(port: int) -> bool:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    try:
+        with (
+            socket.create_connection(("127.0.0.1", port), timeout=2.0) as raw,
+            context.wrap_socket(raw),
+        ):
+            return True
+    except OSError:
+        return False
 
 
 class Server(abc.ABC):
-    """A server process under test. ``kind`` is the protocol its clients speak."""
+    """One server process. ``protocol`` names the client that speaks to it."""
 
-    kind = ""
-    name = ""
+    name: ClassVar[str]
+    protocol: ClassVar[str]
+    # A line the server logs when it cuts off a client that does not read fast enough.
+    slow_reader_log_line: ClassVar[bytes]
 
     def __init__(self) -> None:
         self.workdir = Path(tempfile.mkdtemp(prefix="parley-bench-"))
+        self.log_path = self.workdir / "server.log"
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def pid(self) -> int:
-        assert self.process is not None
+        assert self.process is not None, "server not started"
         return self.process.pid
 
     @abc.abstractmethod
+    def command(self) -> tuple[list[str], dict[str, str] | None]:
+        """The command line and environment (None: inherit) that start the server."""
+
     def start(self) -> None:
-        """Start the process and return once its port accepts connections."""
+        command, env = self.command()
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                command, cwd=self.workdir, env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with status {self.process.returncode}: {self.log_tail()}"
+                )
+            if _accepts_tls(self.port):
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"{self.name} did not accept TLS on port {self.port}")
 
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
-                self.process.wait(timeout=20)
+                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
             except subprocess.TimeoutExpired:
                 self.process.kill()
-                self.process.wait(timeout=10)
+                self.process.wait(timeout=STOP_TIMEOUT_SECONDS)
         if not os.environ.get("BENCH_KEEP"):
             shutil.rmtree(self.workdir, ignore_errors=True)
 
+    def cpu_seconds(self) -> float:
+        return proc.cpu_seconds(self.pid)
+
+    def rss_bytes(self) -> int:
+        return proc.rss_bytes(self.pid)
+
+    def slow_reader_cuts(self) -> int:
+        """How often the log says a client was cut off for not reading (best effort)."""
+        try:
+            return self.log_path.read_bytes().count(self.slow_reader_log_line)
+        except OSError:
+            return 0
+
+    def log_tail(self, size: int = 600) -> str:
+        try:
+            return self.log_path.read_bytes()[-size:].decode(errors="replace")
+        except OSError:
+            return ""
+
     def __enter__(self) -> Server:
-        self.start()
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
         self.stop()
 
 
 class ParleyServer(Server):
-    kind = "parley"
+    """``python -m parley server`` from the chosen checkout, its settings all as shipped."""
+
     name = "Parley"
+    protocol = "parley"
+    slow_reader_log_line = b"not reading"
 
-    def __init__(self, parley_root: Path = ROOT) -> None:
+    def __init__(self, root: Path) -> None:
         super().__init__()
-        self.parley_root = parley_root
+        self.root = root
 
-    def start(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(self.parley_root / "src")}
-        command = [sys.executable, "-m", "parley", "server", "--port", str(self.port)]
-        command += ["--data-dir", str(self.workdir)]
-        self.process = subprocess.Popen(
-            command,
-            cwd=self.workdir,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        _wait_for_port(self.port, self.process)
+    def command(self) -> tuple[list[str], dict[str, str] | None]:
+        # The checkout's src/ comes before the installed package, so another commit can be
+        # measured with this one's bench.
+        env = {**os.environ, "PYTHONPATH": str(self.root / "src")}
+        command = [sys.executable, "-m", "parley", "server", "--host", "127.0.0.1"]
+        command += ["--port", str(self.port), "--data-dir", str(self.workdir / "data")]
+        return command, env
 
 
 class NgircdServer(Server):
-    kind = "irc"
+    """ngIRCd in the foreground with a configuration written for this run."""
+
     name = "ngIRCd"
+    protocol = "irc"
+    slow_reader_log_line = b"Write buffer space exhausted"
 
-    def start(self) -> None:
-        sys.path.insert(0, str(ROOT / "src"))
-        from parley.tls import generate_self_signed
+    def __init__(self, binary: str, cache_dir: Path) -> None:
+        super().__init__()
+        self.binary = binary
+        self.cache_dir = cache_dir
 
+    def command(self) -> tuple[list[str], dict[str, str] | None]:
         cert, key = self.workdir / "cert.pem", self.workdir / "key.pem"
-        generate_self_signed(cert, key, ["localhost", "127.0.0.1"])
-        # ngIRCd drops root for "nobody" after start-up; it reads its files before that, but
-        # the directory must stay reachable.
+        certs.write_self_signed(cert, key)
+        dh_file = self.workdir / certs.DH_FILE_NAME
+        shutil.copyfile(certs.dh_parameters(self.cache_dir), dh_file)
+        # Started as root, ngIRCd switches to "nobody" after reading its files; the files stay
+        # readable to it anyway so that nothing depends on that order. The key is throwaway.
         self.workdir.chmod(0o755)
-        key.chmod(0o644)
+        for each in (cert, key, dh_file):
+            each.chmod(0o644)
         config = self.workdir / "ngircd.conf"
         config.write_text(
-            "\n".join(
-                [
-                    "[Global]",
-                    "Name = bench.invalid",
-                    "Info = Parley benchmark peer",
-                    "Listen = 127.0.0.1",
-                    f"Ports = {free_port()}",
-                    "MotdPhrase = bench",
-                    "[Limits]",
-                    "MaxConnections = 0",
-                    "MaxConnectionsIP = 0",
-                    "MaxJoins = 0",
-                    "MaxPenaltyTime = 0",
-                    "PingTimeout = 600",
-                    "PongTimeout = 600",
-                    "[Options]",
-                    "DNS = no",
-                    "Ident = no",
-                    "PAM = no",
-                    "[SSL]",
-                    f"CertFile = {cert}",
-                    f"KeyFile = {key}",
-                    f"Ports = {self.port}",
-                    "",
-                ]
-            )
-        )
-        binary = shutil.which(NGIRCD) or "/usr/sbin/ngircd"
-        self.log = (self.workdir / "ngircd.log").open("wb")
-        self.process = subprocess.Popen(
-            [binary, "--nodaemon", "--config", str(config)],
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        _wait_for_port(self.port, self.process)
+            f"""\
+[Global]
+Name = bench.invalid
+Info = Parley benchmark peer
+AdminInfo1 = benchmark
+AdminInfo2 = loopback
+AdminEMail = bench@bench.invalid
+Listen = 127.0.0.1
+# A plain-text port is always opened; a free one keeps it out of the way.
+Ports = {free_port()}
+MotdPhrase = bench
 
+[Limits]
+MaxConnections = 0
+MaxConnectionsIP = 0
+MaxJoins = 0
+MaxPenaltyTime = 0
+PingTimeout = 600
+PongTimeout = 600
 
-def ngircd_available() -> bool:
-    return shutil.which(NGIRCD) is not None or Path("/usr/sbin/ngircd").exists()
+[Options]
+DNS = no
+Ident = no
+PAM = no
+
+[SSL]
+CertFile = {cert}
+KeyFile = {key}
+DHFile = {dh_file}
+Ports = {self.port}
+"""
+        )
+        return [self.binary, "--nodaemon", "--config", str(config)], None
