@@ -33,6 +33,20 @@ class ErrorCode(enum.StrEnum):
     LOGIN_TIMEOUT = "login-timeout"
     SERVER_SHUTDOWN = "server-shutdown"
     INTERNAL_ERROR = "internal-error"
+    PASSWORD_REQUIRED = "password-required"  # noqa: S105 (an error code, not a password)
+    AUTH_FAILED = "auth-failed"
+    SESSION_EXPIRED = "session-expired"
+    ACCOUNT_REQUIRED = "account-required"
+    TOO_MANY_ATTEMPTS = "too-many-attempts"
+    INVALID_PASSWORD = "invalid-password"  # noqa: S105
+    ALREADY_REGISTERED = "already-registered"
+    INVALID_ROOM = "invalid-room"
+    INVALID_TOPIC = "invalid-topic"
+    NOT_IN_ROOM = "not-in-room"
+    NOT_PERMITTED = "not-permitted"
+    BANNED = "banned"
+    MUTED = "muted"
+    UNAVAILABLE = "unavailable"
 
     @property
     def text(self) -> str:
@@ -65,6 +79,23 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.LOGIN_TIMEOUT: "Disconnected: no login in time.",
     ErrorCode.SERVER_SHUTDOWN: "The server is shutting down.",
     ErrorCode.INTERNAL_ERROR: "The server hit an internal error.",
+    ErrorCode.PASSWORD_REQUIRED: "That nickname is registered: give its password.",
+    # The same words whether the account exists or not: no probing for account names.
+    ErrorCode.AUTH_FAILED: "Wrong nickname or password.",
+    ErrorCode.SESSION_EXPIRED: "The saved login has expired or was revoked; give the password.",
+    ErrorCode.ACCOUNT_REQUIRED: "This server requires an account: log in with a registered "
+    "nickname.",
+    ErrorCode.TOO_MANY_ATTEMPTS: "Too many failed attempts; wait before trying again.",
+    ErrorCode.INVALID_PASSWORD: "Passwords are 8-256 characters.",
+    ErrorCode.ALREADY_REGISTERED: "That nickname is already registered.",
+    ErrorCode.INVALID_ROOM: "Room names are '#' and 1-49 letters, digits, '_', '-' or '.'.",
+    ErrorCode.INVALID_TOPIC: "Topics are at most 500 characters on one line, without control "
+    "characters.",
+    ErrorCode.NOT_IN_ROOM: "You are not in that room.",
+    ErrorCode.NOT_PERMITTED: "You are not allowed to do that.",
+    ErrorCode.BANNED: "You are banned from that room.",
+    ErrorCode.MUTED: "You are muted in that room.",
+    ErrorCode.UNAVAILABLE: "The server cannot do that right now; try again shortly.",
 }
 
 CLOSING_CODES = frozenset(

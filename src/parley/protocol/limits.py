@@ -29,3 +29,28 @@ MAX_CLIENT_NAME_CHARS = 64
 
 # The /list reply names at most this many users (about 34 KB), and says how many there are.
 MAX_LISTED_USERS = 1000
+
+# Passwords: long passphrases welcome; the cap stops a client making the server hash megabytes.
+MIN_PASSWORD_CHARS = 8
+MAX_PASSWORD_CHARS = 256
+
+# A session token is 43 URL-safe characters (32 random bytes); room to grow.
+MAX_TOKEN_CHARS = 128
+
+# Room names: '#' and up to 49 more characters, like nicknames short enough for a status bar.
+MAX_ROOM_CHARS = 50
+
+# A topic is a line, shorter than a message.
+MAX_TOPIC_CHARS = 500
+
+# Reasons given for a kick, ban or mute.
+MAX_REASON_CHARS = 300
+
+# One history page; the reply is also cut to fit MAX_SERVER_FRAME_BYTES.
+MAX_HISTORY_MESSAGES = 200
+
+# Messages a join sends from the room's history.
+JOIN_HISTORY_MESSAGES = 50
+
+# The /rooms reply names at most this many rooms.
+MAX_LISTED_ROOMS = 1000

@@ -40,11 +40,20 @@ class Hello(_Frame, tag="hello", frozen=True):
     client: Annotated[str, msgspec.Meta(max_length=limits.MAX_CLIENT_NAME_CHARS)] = ""
 
 
+Password = Annotated[str, msgspec.Meta(max_length=limits.MAX_PASSWORD_CHARS)]
+Token = Annotated[str, msgspec.Meta(max_length=limits.MAX_TOKEN_CHARS)]
+Seq = Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+
+
 class Nick(_Frame, tag="nick", frozen=True):
-    """Choose the nickname to chat under."""
+    """Choose the nickname to chat under. A registered nickname needs its account's
+    ``password``, or a ``token`` from an earlier login (resuming without the password).
+    """
 
     id: RequestId
     nick: str
+    password: Password = ""
+    token: Token = ""
 
 
 class Send(_Frame, tag="send", frozen=True):
@@ -74,7 +83,150 @@ class Bye(_Frame, tag="bye", frozen=True):
     id: RequestId
 
 
-Request = Hello | Nick | Send | ListUsers | Ping | Bye
+class Register(_Frame, tag="register", frozen=True):
+    """Register the nickname in use as an account with this password."""
+
+    id: RequestId
+    password: Password
+
+
+class Passwd(_Frame, tag="passwd", frozen=True):
+    """Change the account's password; every other session of the account is revoked."""
+
+    id: RequestId
+    old: Password
+    new: Password
+
+
+class Logout(_Frame, tag="logout", frozen=True):
+    """Revoke this connection's session token, then close like ``bye``."""
+
+    id: RequestId
+
+
+class Join(_Frame, tag="join", frozen=True):
+    """Join a room, creating it if it does not exist."""
+
+    id: RequestId
+    room: str
+
+
+class Part(_Frame, tag="part", frozen=True):
+    id: RequestId
+    room: str
+
+
+class ListRooms(_Frame, tag="rooms", frozen=True):
+    id: RequestId
+
+
+class Topic(_Frame, tag="topic", frozen=True):
+    """Read a room's topic (``text`` absent), or set it."""
+
+    id: RequestId
+    room: str
+    text: str | None = None
+
+
+class Who(_Frame, tag="who", frozen=True):
+    """Who is in a room; answered with ``users``."""
+
+    id: RequestId
+    room: str
+
+
+class History(_Frame, tag="history", frozen=True):
+    """Messages of a conversation (a room, or the private one with user ``to``): the first
+    ``limit`` after ``after`` (resuming), else the last ``limit`` before ``before`` (paging back),
+    else the latest ``limit``.
+    """
+
+    id: RequestId
+    to: str
+    after: Seq | None = None
+    before: Seq | None = None
+    limit: Annotated[int, msgspec.Meta(ge=1, le=limits.MAX_HISTORY_MESSAGES)] = 50
+
+
+class Read(_Frame, tag="read", frozen=True):
+    """Everything up to ``seq`` in conversation ``to`` has been read (accounts only)."""
+
+    id: RequestId
+    to: str
+    seq: Seq
+
+
+class GetUnread(_Frame, tag="unread", frozen=True):
+    id: RequestId
+
+
+Seconds = Annotated[int, msgspec.Meta(ge=1, le=10 * 365 * 86400)]
+Reason = Annotated[str, msgspec.Meta(max_length=limits.MAX_REASON_CHARS)]
+
+
+class Kick(_Frame, tag="kick", frozen=True):
+    id: RequestId
+    room: str
+    nick: str
+    reason: Reason = ""
+
+
+class Ban(_Frame, tag="ban", frozen=True):
+    """Ban a nickname from a room for ``seconds`` (absent: until unbanned); also kicks it."""
+
+    id: RequestId
+    room: str
+    nick: str
+    seconds: Seconds | None = None
+    reason: Reason = ""
+
+
+class Unban(_Frame, tag="unban", frozen=True):
+    id: RequestId
+    room: str
+    nick: str
+
+
+class Mute(_Frame, tag="mute", frozen=True):
+    """Stop a nickname from sending to a room for ``seconds`` (absent: until unmuted)."""
+
+    id: RequestId
+    room: str
+    nick: str
+    seconds: Seconds | None = None
+    reason: Reason = ""
+
+
+class Unmute(_Frame, tag="unmute", frozen=True):
+    id: RequestId
+    room: str
+    nick: str
+
+
+Request = (
+    Hello
+    | Nick
+    | Send
+    | ListUsers
+    | Ping
+    | Bye
+    | Register
+    | Passwd
+    | Logout
+    | Join
+    | Part
+    | ListRooms
+    | Topic
+    | Who
+    | History
+    | Read
+    | GetUnread
+    | Kick
+    | Ban
+    | Unban
+    | Mute
+    | Unmute
+)
 
 
 # --- replies (server to client, one per request) -------------------------------------------
@@ -91,10 +243,18 @@ class Welcome(_Frame, tag="welcome", frozen=True):
 
 
 class Ok(_Frame, tag="ok", frozen=True):
-    """The request succeeded. For ``nick``, ``nick`` is the nickname as the server stored it."""
+    """The request succeeded.
+
+    To ``nick``: ``nick`` as the server stored it; for an account, its ``role``, the ``rooms`` it
+    is in and, after a password login, a session ``token`` to log in with next time. To
+    ``register`` and ``passwd``: a new ``token``.
+    """
 
     id: int
     nick: str = ""
+    role: str = ""
+    token: str = ""
+    rooms: list[str] = msgspec.field(default_factory=list)
 
 
 class Sent(_Frame, tag="sent", frozen=True):
@@ -122,6 +282,32 @@ class Pong(_Frame, tag="pong", frozen=True):
     id: int
 
 
+class RoomInfo(_Frame, tag="room", frozen=True):
+    """Reply to ``join`` and ``topic``: the room as it is now. After the reply to a ``join``,
+    the room's latest messages follow as ``message`` events marked ``history``.
+    """
+
+    id: int
+    room: str
+    topic: str
+    topic_by: str
+    members: int
+
+
+class RoomSummary(msgspec.Struct, frozen=True, omit_defaults=True):
+    room: str
+    members: int
+    topic: str = ""
+
+
+class Rooms(_Frame, tag="rooms", frozen=True):
+    """Reply to ``rooms``: at most MAX_LISTED_ROOMS rooms, and how many there are."""
+
+    id: int
+    rooms: list[RoomSummary]
+    total: int
+
+
 class Error(_Frame, tag="error", frozen=True):
     """The request failed. ``id`` is absent when the request could not be read far enough."""
 
@@ -138,6 +324,8 @@ class Message(_Frame, tag="message", frozen=True):
     recipient's nickname. ``seq`` numbers messages 1, 2, 3... within one conversation (a room,
     or the pair of users of a private conversation); ``ts`` is server time in milliseconds
     since the Unix epoch. The sender receives its own messages too, matched by ``msg_id``.
+    ``history`` marks a message sent again from the record (after a ``join``, or delivered at
+    login), not as it happens.
     """
 
     to: str
@@ -146,6 +334,7 @@ class Message(_Frame, tag="message", frozen=True):
     seq: int
     ts: int
     msg_id: str
+    history: bool = False
 
 
 class Joined(_Frame, tag="joined", frozen=True):
@@ -154,8 +343,21 @@ class Joined(_Frame, tag="joined", frozen=True):
 
 
 class Left(_Frame, tag="left", frozen=True):
+    """``nick`` left ``room``: by itself (``reason`` empty), or ``kicked`` or ``banned`` ``by``
+    a moderator, whose words are in ``message``.
+    """
+
     room: str
     nick: str
+    reason: str = ""
+    by: str = ""
+    message: str = ""
+
+
+class TopicChanged(_Frame, tag="topic", frozen=True):
+    room: str
+    text: str
+    by: str
 
 
 class Notice(_Frame, tag="notice", frozen=True):
@@ -171,8 +373,32 @@ class Closing(_Frame, tag="closing", frozen=True):
     message: str
 
 
-Reply = Welcome | Ok | Sent | Users | Pong | Error
-Event = Message | Joined | Left | Notice | Closing
+class HistoryPage(_Frame, tag="history", frozen=True):
+    """Reply to ``history``, in ``seq`` order. ``more`` is true when the page was cut short
+    (by ``limit`` or the frame size) and asking again would give more.
+    """
+
+    id: int
+    to: str
+    messages: list[Message]
+    more: bool = False
+
+
+class UnreadCount(msgspec.Struct, frozen=True):
+    to: str
+    count: int
+    last_seq: int
+
+
+class Unread(_Frame, tag="unread", frozen=True):
+    """Reply to ``unread``: conversations with messages after the account's read marker."""
+
+    id: int
+    conversations: list[UnreadCount]
+
+
+Reply = Welcome | Ok | Sent | Users | Pong | RoomInfo | Rooms | HistoryPage | Unread | Error
+Event = Message | Joined | Left | TopicChanged | Notice | Closing
 ServerFrame = Reply | Event
 
 _encoder = msgspec.json.Encoder()

@@ -45,6 +45,34 @@ def nick_key(nick: str) -> str:
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", nick).casefold())
 
 
+_ROOM_PUNCTUATION = frozenset("_-.")
+
+
+def normalize_room(raw: str) -> str:
+    """The room name as it will be shown: NFKC-normalised and checked.
+
+    Rules: '#' then 1 to MAX_ROOM_CHARS - 1 characters, each a letter, a decimal digit, '_',
+    '-' or '.', or a combining mark after the first. Raises PeerError(INVALID_ROOM).
+    """
+    name = unicodedata.normalize("NFKC", raw)
+    if not (2 <= len(name) <= limits.MAX_ROOM_CHARS and name.startswith("#")):
+        raise PeerError(ErrorCode.INVALID_ROOM)
+    for position, char in enumerate(name[1:]):
+        category = unicodedata.category(char)
+        if not (
+            char in _ROOM_PUNCTUATION
+            or category in _NICK_CATEGORIES
+            or (position > 0 and category in _MARK_CATEGORIES)
+        ):
+            raise PeerError(ErrorCode.INVALID_ROOM)
+    return name
+
+
+def room_key(name: str) -> str:
+    """The key rooms are compared by: '#Python' and '#python' are one room."""
+    return nick_key(name)
+
+
 def is_room(target: str) -> bool:
     """Whether a ``send`` target names a room (rooms start with '#', nicknames cannot)."""
     return target.startswith("#")
