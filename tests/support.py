@@ -26,6 +26,9 @@ class RawClient:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        # Frames that came while waiting for a reply, for event() to look at.
+        self.events: list[dict[str, Any]] = []
+        self.last_id = 100
 
     @classmethod
     async def open(cls, port: int) -> RawClient:
@@ -56,11 +59,34 @@ class RawClient:
                     assert frame.get(name) == value, frame
                 return frame
 
-    async def login(self, nick: str) -> None:
+    async def login(self, nick: str, **credentials: str) -> dict[str, Any]:
+        """Hello, then ``nick`` (with ``password=`` or ``token=``); returns the ``ok``."""
+        reply = await self.try_login(nick, **credentials)
+        assert reply["type"] == "ok", reply
+        return reply
+
+    async def try_login(self, nick: str, **credentials: str) -> dict[str, Any]:
+        """Like :meth:`login`, but returns the reply whatever it is."""
         self.send(type="hello", id=1, versions=[1])
         await self.expect("welcome", id=1)
-        self.send(type="nick", id=2, nick=nick)
-        await self.expect("ok", id=2)
+        return await self.request("nick", nick=nick, **credentials)
+
+    async def request(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """Send a request with a fresh id; return its reply (events before it are kept)."""
+        self.last_id += 1
+        self.send(type=kind, id=self.last_id, **fields)
+        while True:
+            frame = await self.frame()
+            if frame.get("id") == self.last_id:
+                return frame
+            self.events.append(frame)
+
+    async def event(self, kind: str, **fields: Any) -> dict[str, Any]:
+        """The next event of type ``kind`` matching ``fields`` (kept ones first)."""
+        while True:
+            frame = self.events.pop(0) if self.events else await self.frame()
+            if frame["type"] == kind and all(frame.get(k) == v for k, v in fields.items()):
+                return frame
 
     async def closed(self) -> bool:
         """True once the server has closed the connection (reads and drops what is left)."""
@@ -75,6 +101,13 @@ class RawClient:
         self.writer.close()
         with contextlib.suppress(ConnectionError, ssl.SSLError):
             await self.writer.wait_closed()
+
+
+async def raw_user(port: int, nick: str, **credentials: str) -> RawClient:
+    """A RawClient logged in as ``nick``."""
+    client = await RawClient.open(port)
+    await client.login(nick, **credentials)
+    return client
 
 
 async def logged_in(port: int, nick: str) -> ChatClient:

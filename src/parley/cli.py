@@ -26,6 +26,10 @@ def _server_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cert", type=Path, dest="cert_file", help="PEM certificate to use")
     parser.add_argument("--key", type=Path, dest="key_file", help="PEM private key to use")
     parser.add_argument(
+        "--database",
+        help="postgresql://USER@HOST/DB or sqlite:///PATH (default: SQLite in the data dir)",
+    )
+    parser.add_argument(
         "--hostname",
         action="append",
         dest="hostnames",
@@ -61,7 +65,7 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
     """Defaults, then the --config file, then the options given on the command line."""
     given: dict[str, Any] = {
         name: getattr(args, name)
-        for name in ("host", "port", "data_dir", "cert_file", "key_file", "hostnames")
+        for name in ("host", "port", "data_dir", "cert_file", "key_file", "hostnames", "database")
         if getattr(args, name) is not None
     }
     if args.config is not None:

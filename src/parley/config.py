@@ -52,6 +52,27 @@ class ServerConfig:
     max_connections_per_address: int = 1000
     max_connections: int = 50_000
 
+    # Where accounts, rooms and history live: None for the SQLite file in data_dir, or a URL
+    # (postgresql://user@host/db, sqlite:///path).
+    database: str | None = None
+    # Guests chat under any free unregistered nickname; off, every user needs an account.
+    allow_guests: bool = True
+    # Who may create a room by joining it: "everyone", "accounts" or "moderators".
+    room_creation: str = "everyone"
+    # argon2id cost: OWASP's minimum for argon2id (19 MiB, 2 passes, 1 lane), about 30 ms a
+    # hash here. Raising them rehashes each account at its next login.
+    argon2_time_cost: int = 2
+    argon2_memory_kib: int = 19456
+    argon2_parallelism: int = 1
+    # A saved login (session token) lasts this long without the password.
+    session_days: float = 30.0
+    # Messages older than this are deleted (None: kept forever); rooms may set their own.
+    retention_days: int | None = None
+    # Messages of a room's history sent to someone joining it.
+    history_on_join: int = 50
+    # How often the retention purge runs.
+    purge_interval_seconds: float = 3600.0
+
     # Message of the day: each line is sent as a 'notice' to every user who logs in.
     motd: str = ""
 
@@ -82,6 +103,10 @@ class ServerConfig:
 def _coerce(name: str, annotation: object, value: Any) -> Any:
     """Convert a TOML or command-line value to the field's type, or raise ValueError."""
     kind = str(annotation)
+    if kind.endswith(" | None") and kind != "Path | None":
+        if value is None:
+            return None
+        kind = kind.removesuffix(" | None")
     try:
         if "Path" in kind:
             return None if value is None else Path(value)

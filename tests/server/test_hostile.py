@@ -172,11 +172,11 @@ async def test_a_flooding_client_is_slowed_then_dropped(server_config: ServerCon
             if "id" in frame:
                 replies.append(frame)
         assert frame["code"] == "flooding"
-        # Replies may come out of order (acks wait for storage); by request id: the three left
-        # in the burst were stored, then the server said "slow down" until it gave up.
-        replies.sort(key=lambda r: r["id"])
-        assert [r["type"] for r in replies[:3]] == ["sent"] * 3
-        assert {r.get("code") for r in replies[3:]} == {"rate-limited"}
+        # The three left in the burst were accepted (their acks may be cut off with the
+        # connection, as storing takes longer than refusing), then the server said "slow down"
+        # until it gave up.
+        assert all(r["type"] == "sent" for r in replies if r["id"] < 103), replies
+        assert {r.get("code") for r in replies if r["id"] >= 103} == {"rate-limited"}
         assert await raw.closed()
         # Others were never limited: the three requests left in their own burst go through.
         for i in range(3):

@@ -23,6 +23,7 @@ from parley.protocol.messages import (
     Error,
     Event,
     Hello,
+    HistoryPage,
     ListUsers,
     Nick,
     Ok,
@@ -30,8 +31,11 @@ from parley.protocol.messages import (
     Pong,
     Reply,
     Request,
+    RoomInfo,
+    Rooms,
     Send,
     Sent,
+    Unread,
     Users,
     Welcome,
     encode,
@@ -68,7 +72,7 @@ class Disconnected:
 
 # An error reply with no request id (the server could not read the request) is an event too.
 ClientEvent = Event | Error | Disconnected
-_REPLY_TYPES = (Welcome, Ok, Sent, Users, Pong, Error)
+_REPLY_TYPES = (Welcome, Ok, Sent, Users, Pong, RoomInfo, Rooms, HistoryPage, Unread, Error)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -49,8 +49,8 @@ MAX_REASON_CHARS = 300
 # One history page; the reply is also cut to fit MAX_SERVER_FRAME_BYTES.
 MAX_HISTORY_MESSAGES = 200
 
-# Messages a join sends from the room's history.
-JOIN_HISTORY_MESSAGES = 50
+# Rooms one user may be in at once: every room costs the server a little per member.
+MAX_ROOMS_PER_USER = 100
 
 # The /rooms reply names at most this many rooms.
 MAX_LISTED_ROOMS = 1000

@@ -15,11 +15,10 @@ from parley.protocol.framing import LineFramer
 from parley.protocol.messages import (
     Bye,
     Hello,
-    ListUsers,
+    Logout,
     Nick,
     Ping,
     Request,
-    Send,
     ServerFrame,
     decode_request,
     decode_server_frame,
@@ -39,7 +38,8 @@ class State(enum.Enum):
 ACCEPTS: dict[State, frozenset[type[Request]]] = {
     State.HELLO: frozenset({Hello}),
     State.LOGIN: frozenset({Nick, Ping, Bye}),
-    State.ACTIVE: frozenset({Send, ListUsers, Ping, Bye}),
+    # Everything but the two that open a session.
+    State.ACTIVE: frozenset(set(Request.__args__) - {Hello, Nick}),
     State.CLOSED: frozenset(),
 }
 
@@ -49,6 +49,7 @@ ON_GRANTED: dict[tuple[State, type[Request]], State] = {
     (State.LOGIN, Nick): State.ACTIVE,
     (State.LOGIN, Bye): State.CLOSED,
     (State.ACTIVE, Bye): State.CLOSED,
+    (State.ACTIVE, Logout): State.CLOSED,
 }
 
 # Requests that break the protocol (unknown types, wrong fields, wrong state) tolerated per

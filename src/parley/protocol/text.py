@@ -24,6 +24,15 @@ def check_message_text(text: str) -> str:
     return text
 
 
+def check_topic(text: str) -> str:
+    """Return ``text`` if it may be a room topic (empty clears it); else raise
+    PeerError(INVALID_TOPIC). The same characters as a message, at most MAX_TOPIC_CHARS.
+    """
+    if len(text) > limits.MAX_TOPIC_CHARS or _FORBIDDEN.search(text):
+        raise PeerError(ErrorCode.INVALID_TOPIC)
+    return text
+
+
 def _build_terminal_table() -> dict[int, str]:
     table: dict[int, str] = {}
     for code in range(0x20):

@@ -16,16 +16,18 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
+from parley.accounts.bootstrap import ensure_admin
 from parley.bus.local import LocalBus
 from parley.config import ServerConfig
 from parley.protocol.errors import ErrorCode
+from parley.server.auth import Authenticator
 from parley.server.connection import Connection, ServerContext
 from parley.server.deadlines import Deadlines
-from parley.server.hub import Hub
+from parley.server.hub import Hub, now_ms
 from parley.server.tls_transport import TlsServer, start_tls_server
 from parley.server.tracker import ConnectionTracker
-from parley.storage import Storage
-from parley.storage.memory import MemoryStorage
+from parley.storage import Storage, StorageUnavailable
+from parley.storage.factory import open_storage
 from parley.tls import ensure_certificate, file_fingerprint, server_context
 
 log = logging.getLogger("parley.server")
@@ -38,13 +40,27 @@ class ParleyServer:
 
     def __init__(self, config: ServerConfig, storage: Storage | None = None) -> None:
         self.config = config
-        self.storage: Storage = storage if storage is not None else MemoryStorage()
-        self.hub = Hub(self.storage, LocalBus())
+        self._given_storage = storage
         self.tracker = ConnectionTracker(config.max_connections_per_address, config.max_connections)
         self.fingerprint = ""
         self.cert_file: Path | None = None
+        # The password of the admin account made on first start, to show once; else None.
+        self.admin_password: str | None = None
+        self._storage: Storage | None = None
+        self._hub: Hub | None = None
         self._server: TlsServer | None = None
         self._hub_task: asyncio.Task[None] | None = None
+        self._purge_task: asyncio.Task[None] | None = None
+
+    @property
+    def storage(self) -> Storage:
+        assert self._storage is not None, "server not started"
+        return self._storage
+
+    @property
+    def hub(self) -> Hub:
+        assert self._hub is not None, "server not started"
+        return self._hub
 
     @property
     def port(self) -> int:
@@ -66,21 +82,47 @@ class ParleyServer:
         ssl_context = server_context(cert_file, key_file)
         self.cert_file = cert_file
         self.fingerprint = file_fingerprint(cert_file)
-        self._hub_task = asyncio.create_task(self.hub.run(), name="parley-hub")
-        context = ServerContext(
-            config=config,
-            hub=self.hub,
-            tracker=self.tracker,
-            deadlines=Deadlines(asyncio.get_running_loop()),
-        )
-        self._server = await start_tls_server(
-            lambda: Connection(context),
-            config.host,
-            config.port,
-            ssl_context,
-            handshake_timeout=config.tls_handshake_timeout_seconds,
-            nodelay=config.tcp_nodelay,
-        )
+        storage = self._given_storage or await open_storage(config.database, config.data_dir)
+        self._storage = storage
+        try:
+            auth = Authenticator(storage, config)
+            self.admin_password = await ensure_admin(storage, auth.hasher, now_ms())
+            self._hub = hub = Hub(storage, LocalBus(), config)
+            await hub.start()
+            self._hub_task = asyncio.create_task(hub.run(), name="parley-hub")
+            context = ServerContext(
+                config=config,
+                hub=hub,
+                auth=auth,
+                tracker=self.tracker,
+                deadlines=Deadlines(asyncio.get_running_loop()),
+            )
+            self._server = await start_tls_server(
+                lambda: Connection(context),
+                config.host,
+                config.port,
+                ssl_context,
+                handshake_timeout=config.tls_handshake_timeout_seconds,
+                nodelay=config.tcp_nodelay,
+            )
+        except BaseException:
+            if self._hub is not None and self._hub_task is not None:
+                await self._hub.stop(self._hub_task)
+            await storage.close()
+            raise
+        self._purge_task = asyncio.create_task(self._purge_forever(), name="parley-purge")
+
+    async def _purge_forever(self) -> None:
+        """Apply the retention settings now and every purge_interval_seconds."""
+        while True:
+            try:
+                deleted = await self.storage.purge(now_ms(), self.config.retention_days)
+            except StorageUnavailable as exc:
+                log.warning("Retention purge failed, will retry: %s", exc)
+            else:
+                if deleted:
+                    log.info("Retention: deleted %d old messages", deleted)
+            await asyncio.sleep(self.config.purge_interval_seconds)
 
     async def stop(self) -> None:
         """Stop accepting; stop reading requests; store what was already accepted and send its
@@ -89,6 +131,10 @@ class ParleyServer:
         """
         if self._server is None:
             return
+        if self._purge_task is not None:
+            self._purge_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purge_task
         self._server.close()
         connections = [c for c in self.tracker.live if isinstance(c, Connection)]
         # Take no new requests, but store what was already accepted, so that every message a
@@ -143,12 +189,19 @@ async def serve(config: ServerConfig) -> int:
     server = ParleyServer(config)
     try:
         await server.start()
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, StorageUnavailable) as exc:
         print(f"Cannot start the server: {exc}", file=sys.stderr)
         return 1
     host = f"[{config.host}]" if ":" in config.host else config.host
     print(f"Server is running on {host}:{server.port}...", flush=True)
     print(f"Certificate SHA-256 fingerprint: {server.fingerprint}", flush=True)
+    if server.admin_password is not None:
+        print(
+            f"Created the account 'admin' with password {server.admin_password}\n"
+            "  It is shown only this once: log in as admin and change it with /passwd,\n"
+            "  or set another with 'parley admin reset admin'.",
+            flush=True,
+        )
     await stop.wait()
     print("Shutting down...", flush=True)
     await server.stop()

@@ -7,20 +7,23 @@ its handler (parley.server.handlers), and writes replies. Rules live in the hub 
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
 from parley.config import ServerConfig
 from parley.protocol.errors import ErrorCode, PeerError
 from parley.protocol.messages import Closing, Error, Request, ServerFrame, encode
 from parley.protocol.session import ServerSession, State
+from parley.server.auth import Authenticator
 from parley.server.deadlines import Deadline, Deadlines
 from parley.server.flood import TokenBucket, Verdict
 from parley.server.handlers import HANDLERS
 from parley.server.hub import Hub
 from parley.server.tracker import ConnectionTracker
+from parley.storage import Role, StorageUnavailable
 
 log = logging.getLogger("parley.server")
 
@@ -35,6 +38,7 @@ class ServerContext:
 
     config: ServerConfig
     hub: Hub
+    auth: Authenticator
     tracker: ConnectionTracker
     deadlines: Deadlines
 
@@ -46,16 +50,22 @@ def _discard(frame: bytes) -> None:
 class Connection(asyncio.Protocol):
     # Thousands of these stay open at once: no per-instance __dict__.
     __slots__ = (
+        "_backlog",
         "_bucket",
+        "_busy",
         "_closed",
         "_timer",
         "_transport",
+        "account",
         "address",
         "context",
         "host",
         "nick",
         "nick_key",
+        "role",
+        "rooms",
         "session",
+        "token_hash",
         "write",
     )
 
@@ -64,12 +74,19 @@ class Connection(asyncio.Protocol):
         self.session = ServerSession()
         self.nick = ""
         self.nick_key = ""
+        self.role = Role.USER
+        self.account = ""
+        self.token_hash = ""
+        self.rooms: set[str] = set()
         self.host = ""
         self.address = ""
         self.write: Callable[[bytes], None] = _discard
         self._transport: asyncio.Transport | None = None
         self._timer: Deadline | None = None
         self._closed = False
+        # While a request that needs storage runs, later ones wait here, in order.
+        self._busy: asyncio.Task[None] | None = None
+        self._backlog: collections.deque[Request] = collections.deque()
         config = context.config
         self._bucket = TokenBucket(
             config.flood_burst_requests,
@@ -109,11 +126,23 @@ class Connection(asyncio.Protocol):
         self.set_timer(self.context.config.hello_timeout_seconds)
 
     def data_received(self, data: bytes) -> None:
+        now = asyncio.get_running_loop().time()
         for item in self.session.receive_data(data):
             if self._closed:
                 return
             if isinstance(item, PeerError):
                 self._refuse(item)
+                continue
+            # Counted on arrival, so a client cannot pile up requests behind a slow one.
+            verdict = self._bucket.take(now)
+            if verdict is Verdict.DROP:
+                log.info("Disconnected %s (%s): flooding", self.address, self.nick)
+                self.close(ErrorCode.FLOODING)
+                return
+            if verdict is Verdict.REFUSE:
+                self._refuse(PeerError(ErrorCode.RATE_LIMITED, request_id=item.id))
+            elif self._busy is not None:
+                self._backlog.append(item)
             else:
                 self._dispatch(item)
 
@@ -138,8 +167,17 @@ class Connection(asyncio.Protocol):
 
     # --- used by handlers ----------------------------------------------------------------
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def reply(self, frame: ServerFrame) -> None:
         self.write(encode(frame))
+
+    def forget_identity(self) -> None:
+        """A login failed after the identity was set: back to nobody."""
+        self.nick = self.nick_key = self.account = self.token_hash = ""
+        self.role = Role.USER
 
     def set_timer(self, seconds: float | None) -> None:
         """(Re)start the login deadline, or cancel it with None."""
@@ -170,18 +208,27 @@ class Connection(asyncio.Protocol):
     # --- internals -----------------------------------------------------------------------
 
     def _dispatch(self, request: Request) -> None:
-        verdict = self._bucket.take(asyncio.get_running_loop().time())
-        if verdict is Verdict.DROP:
-            log.info("Disconnected %s (%s): flooding", self.address, self.nick)
-            self.close(ErrorCode.FLOODING)
-            return
-        if verdict is Verdict.REFUSE:
-            self._refuse(PeerError(ErrorCode.RATE_LIMITED, request_id=request.id))
-            return
         try:
             self.session.check(request)
-            HANDLERS[type(request)](self, request)
-        except PeerError as exc:
+            pending = HANDLERS[type(request)](self, request)
+        except Exception as exc:
+            self._failed(request, exc)
+            return
+        if pending is not None:
+            self._busy = asyncio.create_task(self._finish(request, pending))
+
+    async def _finish(self, request: Request, pending: Awaitable[None]) -> None:
+        """Await a handler that needs storage, then run the requests that arrived meanwhile."""
+        try:
+            await pending
+        except Exception as exc:
+            self._failed(request, exc)
+        self._busy = None
+        while self._backlog and self._busy is None and not self._closed:
+            self._dispatch(self._backlog.popleft())
+
+    def _failed(self, request: Request, exc: Exception) -> None:
+        if isinstance(exc, PeerError):
             if exc.request_id is None:
                 exc.request_id = request.id
             self._refuse(exc)
@@ -189,8 +236,11 @@ class Connection(asyncio.Protocol):
                 too_many = self.session.count_error()
                 if too_many is not None:
                     self._refuse(too_many)
-        except Exception:
-            log.exception("Bug while handling %r from %s", request, self.address)
+        elif isinstance(exc, StorageUnavailable):
+            log.warning("Storage unavailable for %r from %s: %s", request, self.address, exc)
+            self._refuse(PeerError(ErrorCode.UNAVAILABLE, request_id=request.id))
+        else:
+            log.exception("Bug while handling %r from %s", request, self.address, exc_info=exc)
             self._refuse(PeerError(ErrorCode.INTERNAL_ERROR, request_id=request.id))
 
     def _refuse(self, error: PeerError) -> None:
@@ -207,6 +257,7 @@ class Connection(asyncio.Protocol):
 
     def _shut(self, *, abort: bool) -> None:
         self._closed = True
+        self._backlog.clear()
         self.session.close()
         self.set_timer(None)
         self.context.hub.logout(self)

@@ -1,33 +1,52 @@
 """One handler per request type: adding a request means adding one function here.
 
-A handler runs synchronously on the event loop with the connection it came from. It replies
-with ``connection.reply`` or raises PeerError (the connection turns that into an error reply).
-The session has already checked that the request is allowed in the current state.
+A handler runs on the event loop with the connection it came from. It replies with
+``connection.reply`` or raises PeerError (the connection turns that into an error reply). A
+handler that needs storage is a coroutine: the connection runs it before reading on, so one
+client's requests always take effect in the order they were sent. The session has already
+checked that the request is allowed in the current state.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from parley import __version__
 from parley.protocol import limits
+from parley.protocol.errors import ErrorCode, PeerError
 from parley.protocol.messages import (
+    Ban,
     Bye,
+    GetUnread,
     Hello,
+    History,
+    Join,
+    Kick,
+    ListRooms,
     ListUsers,
+    Logout,
+    Mute,
     Nick,
     Notice,
     Ok,
+    Part,
+    Passwd,
     Ping,
     Pong,
+    Read,
+    Register,
     Request,
     Send,
+    Topic,
+    Unban,
+    Unmute,
+    Unread,
     Users,
     Welcome,
+    Who,
 )
-from parley.protocol.names import normalize_nick
 from parley.protocol.session import choose_version
 
 if TYPE_CHECKING:
@@ -36,18 +55,23 @@ if TYPE_CHECKING:
 log = logging.getLogger("parley.server")
 
 R = TypeVar("R", bound=Request)
-Handler = Callable[["Connection", Any], None]
+Handler = Callable[["Connection", Any], Awaitable[None] | None]
 HANDLERS: dict[type[Any], Handler] = {}
 
 
-def handles(kind: type[R]) -> Callable[[Callable[[Connection, R], None]], Handler]:
+def handles(
+    kind: type[R],
+) -> Callable[[Callable[[Connection, R], Awaitable[None] | None]], Handler]:
     """Register the decorated function as the handler of requests of type ``kind``."""
 
-    def register(handler: Callable[[Connection, R], None]) -> Handler:
+    def register(handler: Callable[[Connection, R], Awaitable[None] | None]) -> Handler:
         HANDLERS[kind] = handler
         return handler
 
     return register
+
+
+# --- connection and login --------------------------------------------------------------------
 
 
 @handles(Hello)
@@ -68,27 +92,58 @@ def hello(connection: Connection, request: Hello) -> None:
 
 
 @handles(Nick)
-def nick(connection: Connection, request: Nick) -> None:
-    name = normalize_nick(request.nick)
-    connection.context.hub.login(connection, name)
+async def nick(connection: Connection, request: Nick) -> None:
+    context = connection.context
+    identity = await context.auth.identify(
+        request.nick, request.password, request.token, connection.host
+    )
+    connection.nick, connection.nick_key = identity.nick, identity.nick_key
+    connection.role, connection.account = identity.role, identity.account
+    connection.token_hash = identity.token_hash
+
+    def welcome(rooms: list[str]) -> None:
+        # Online: the reply and the motd go out before anything the rooms bring.
+        connection.session.granted(request)
+        connection.set_timer(None)
+        role = identity.role.value if identity.account else ""
+        connection.reply(
+            Ok(id=request.id, nick=identity.nick, role=role, token=identity.token, rooms=rooms)
+        )
+        for line in context.config.motd.splitlines():
+            connection.reply(Notice(text=line))
+
+    try:
+        await context.hub.login(connection, welcome)
+    except PeerError:
+        connection.forget_identity()
+        raise
+    log.info("%s is %s%s", connection.address, identity.nick, " (account)" * bool(identity.account))
+
+
+@handles(Register)
+async def register(connection: Connection, request: Register) -> None:
+    identity = await connection.context.auth.register(connection, request.password)
+    connection.account, connection.token_hash = identity.account, identity.token_hash
+    await connection.context.hub.remember_rooms(connection)
+    connection.reply(Ok(id=request.id, role=identity.role.value, token=identity.token))
+
+
+@handles(Passwd)
+async def passwd(connection: Connection, request: Passwd) -> None:
+    token, hashed = await connection.context.auth.change_password(
+        connection, request.old, request.new
+    )
+    connection.token_hash = hashed
+    connection.reply(Ok(id=request.id, token=token))
+
+
+@handles(Logout)
+async def logout(connection: Connection, request: Logout) -> None:
+    await connection.context.auth.logout(connection)
+    connection.token_hash = ""
     connection.session.granted(request)
-    connection.set_timer(None)
-    log.info("%s is %s", connection.address, name)
-    connection.reply(Ok(id=request.id, nick=name))
-    for line in connection.context.config.motd.splitlines():
-        connection.reply(Notice(text=line))
-
-
-@handles(Send)
-def send(connection: Connection, request: Send) -> None:
-    # The reply ('sent') comes from the hub once the message is stored.
-    connection.context.hub.submit(connection, request)
-
-
-@handles(ListUsers)
-def list_users(connection: Connection, request: ListUsers) -> None:
-    users = connection.context.hub.online()
-    connection.reply(Users(id=request.id, users=users[: limits.MAX_LISTED_USERS], total=len(users)))
+    connection.reply(Ok(id=request.id))
+    connection.close()
 
 
 @handles(Ping)
@@ -101,3 +156,134 @@ def bye(connection: Connection, request: Bye) -> None:
     connection.session.granted(request)
     connection.reply(Ok(id=request.id))
     connection.close()
+
+
+# --- chat ------------------------------------------------------------------------------------
+
+
+@handles(Send)
+def send(connection: Connection, request: Send) -> Awaitable[None] | None:
+    # The reply ('sent') comes from the hub once the message is stored.
+    return connection.context.hub.submit(connection, request)
+
+
+@handles(ListUsers)
+def list_users(connection: Connection, request: ListUsers) -> None:
+    users = connection.context.hub.online()
+    connection.reply(Users(id=request.id, users=users[: limits.MAX_LISTED_USERS], total=len(users)))
+
+
+@handles(History)
+async def history(connection: Connection, request: History) -> None:
+    page = await connection.context.hub.history(
+        connection,
+        request.to,
+        request.id,
+        after=request.after,
+        before=request.before,
+        limit=request.limit,
+    )
+    connection.reply(page)
+
+
+@handles(Read)
+async def read(connection: Connection, request: Read) -> None:
+    if not connection.account:
+        raise PeerError(ErrorCode.ACCOUNT_REQUIRED, "Read markers are kept for accounts.")
+    await connection.context.hub.mark_read(connection, request.to, request.seq)
+    connection.reply(Ok(id=request.id))
+
+
+@handles(GetUnread)
+async def unread(connection: Connection, request: GetUnread) -> None:
+    if not connection.account:
+        raise PeerError(ErrorCode.ACCOUNT_REQUIRED, "Read markers are kept for accounts.")
+    counts = await connection.context.hub.unread(connection)
+    connection.reply(Unread(id=request.id, conversations=counts))
+
+
+# --- rooms -----------------------------------------------------------------------------------
+
+
+@handles(Join)
+async def join(connection: Connection, request: Join) -> None:
+    # The hub replies ('room'), then sends the room's latest messages.
+    await connection.context.hub.join(connection, request.room, request.id)
+
+
+@handles(Part)
+async def part(connection: Connection, request: Part) -> None:
+    await connection.context.hub.part(connection, request.room)
+    connection.reply(Ok(id=request.id))
+
+
+@handles(ListRooms)
+async def list_rooms(connection: Connection, request: ListRooms) -> None:
+    connection.reply(await connection.context.hub.list_rooms(request.id))
+
+
+@handles(Topic)
+async def topic(connection: Connection, request: Topic) -> None:
+    hub = connection.context.hub
+    if request.text is None:
+        await hub.room_info(connection, request.room, request.id)
+        return
+    await hub.set_topic(connection, request.room, request.text)
+    connection.reply(Ok(id=request.id))
+
+
+@handles(Who)
+def who(connection: Connection, request: Who) -> None:
+    members = connection.context.hub.who(request.room)
+    connection.reply(
+        Users(id=request.id, users=members[: limits.MAX_LISTED_USERS], total=len(members))
+    )
+
+
+# --- moderation ------------------------------------------------------------------------------
+
+
+@handles(Kick)
+async def kick(connection: Connection, request: Kick) -> None:
+    await connection.context.hub.moderate(
+        connection, "kick", request.room, request.nick, reason=request.reason
+    )
+    connection.reply(Ok(id=request.id))
+
+
+@handles(Ban)
+async def ban(connection: Connection, request: Ban) -> None:
+    await connection.context.hub.moderate(
+        connection,
+        "ban",
+        request.room,
+        request.nick,
+        seconds=request.seconds,
+        reason=request.reason,
+    )
+    connection.reply(Ok(id=request.id))
+
+
+@handles(Unban)
+async def unban(connection: Connection, request: Unban) -> None:
+    await connection.context.hub.moderate(connection, "unban", request.room, request.nick)
+    connection.reply(Ok(id=request.id))
+
+
+@handles(Mute)
+async def mute(connection: Connection, request: Mute) -> None:
+    await connection.context.hub.moderate(
+        connection,
+        "mute",
+        request.room,
+        request.nick,
+        seconds=request.seconds,
+        reason=request.reason,
+    )
+    connection.reply(Ok(id=request.id))
+
+
+@handles(Unmute)
+async def unmute(connection: Connection, request: Unmute) -> None:
+    await connection.context.hub.moderate(connection, "unmute", request.room, request.nick)
+    connection.reply(Ok(id=request.id))

@@ -1,7 +1,9 @@
-"""Who is online, and getting each message stored and to everyone who should see it.
+"""Who is online, which rooms they are in, and getting each message stored and to everyone who
+should see it.
 
 The hub is the only place that knows users and rooms. It reaches storage only through the
 Storage seam and other nodes only through the Bus seam; it never encodes a frame per recipient.
+Requests that need storage are coroutines; the connection runs one at a time, in order.
 """
 
 from __future__ import annotations
@@ -10,30 +12,57 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Callable
-from typing import Protocol
+import time
+from collections.abc import Awaitable, Callable
 
 from parley.bus import Bus
+from parley.config import ServerConfig
+from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, PeerError
-from parley.protocol.messages import Error, Joined, Left, Message, Send, Sent, encode
-from parley.protocol.names import GENERAL_ROOM, is_room, nick_key, normalize_nick
-from parley.protocol.text import check_message_text
-from parley.storage import NewMessage, Storage
+from parley.protocol.messages import (
+    Error,
+    HistoryPage,
+    Joined,
+    Left,
+    Message,
+    Notice,
+    RoomInfo,
+    Rooms,
+    RoomSummary,
+    Send,
+    Sent,
+    TopicChanged,
+    UnreadCount,
+    encode,
+)
+from parley.protocol.names import (
+    GENERAL_ROOM,
+    is_room,
+    nick_key,
+    normalize_nick,
+    normalize_room,
+    room_key,
+)
+from parley.protocol.text import check_message_text, check_topic
+from parley.server.rooms import RANK, LiveRoom, Peer
+from parley.storage import (
+    NewMessage,
+    Role,
+    Room,
+    Sanction,
+    SanctionKind,
+    Storage,
+    StoredMessage,
+)
 
 log = logging.getLogger(__name__)
 
-Write = Callable[[bytes], None]
+# The reply to a history request stays this far below the client's frame limit.
+_HISTORY_REPLY_BYTES = limits.MAX_SERVER_FRAME_BYTES - 4096
 
 
-class Peer(Protocol):
-    """What the hub needs of a logged-in connection."""
-
-    nick: str
-    nick_key: str
-
-    def write(self, frame: bytes) -> None:
-        """Queue bytes for the client without blocking; a closed connection ignores them."""
-        ...
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def private_conversation(key_a: str, key_b: str) -> str:
@@ -43,6 +72,18 @@ def private_conversation(key_a: str, key_b: str) -> str:
     """
     first, second = sorted((key_a, key_b))
     return f"dm:{first}:{second}"
+
+
+def as_event(record: StoredMessage, *, history: bool = False) -> Message:
+    return Message(
+        to=record.to,
+        sender=record.sender,
+        text=record.text,
+        seq=record.seq,
+        ts=record.ts,
+        msg_id=record.msg_id,
+        history=history,
+    )
 
 
 @dataclasses.dataclass(slots=True)
@@ -55,78 +96,360 @@ class _Pending:
 class Hub:
     """Users, rooms and the path of every message: validate, store (batched), publish, deliver.
 
-    Everything runs on the event loop's thread; only :meth:`run` awaits (the storage).
+    Everything runs on the event loop's thread. Storing a batch and publishing it happen under
+    ``_order``, and so does a join's history read with the member's arrival: a joining member
+    sees every message exactly once, in history or live.
     """
 
-    def __init__(self, storage: Storage, bus: Bus) -> None:
+    def __init__(self, storage: Storage, bus: Bus, config: ServerConfig) -> None:
         self._storage = storage
         self._bus = bus
+        self._config = config
         self._users: dict[str, Peer] = {}
-        # Room name -> member -> that member's write function, so delivering to a room is one
-        # C-level call per member: no lookup, no coroutine, no per-member encoding.
-        self._rooms: dict[str, dict[Peer, Write]] = {GENERAL_ROOM: {}}
+        self._rooms: dict[str, LiveRoom] = {}
         self._pending: list[_Pending] = []
         self._wakeup = asyncio.Event()
+        self._order = asyncio.Lock()
         self._stopping = False
+        self._background: set[asyncio.Task[None]] = set()
         bus.subscribe(self._deliver)
+
+    async def start(self) -> None:
+        """Make sure #general exists and is live. Raises StorageUnavailable."""
+        general = room_key(GENERAL_ROOM)
+        await self._storage.create_room(Room(key=general, name=GENERAL_ROOM, created_ms=now_ms()))
+        await self._live_room(general)
 
     # --- presence ------------------------------------------------------------------------
 
-    def login(self, peer: Peer, nick: str) -> None:
-        """Put ``peer`` online as ``nick`` in #general and tell the room (``peer`` included).
+    def is_online(self, key: str) -> bool:
+        return key in self._users
 
-        Raises PeerError(NICK_TAKEN) if someone online has the same nickname key.
+    async def login(self, peer: Peer, welcome: Callable[[list[str]], None]) -> None:
+        """Put ``peer`` (its nick, role and account set) online in #general and, for an
+        account, in the rooms it was in; deliver private messages that came while it was away.
+        ``welcome`` is called with the room names once it is online, before anything is sent
+        to it. Raises PeerError(NICK_TAKEN).
         """
-        key = nick_key(nick)
-        if key in self._users:
-            raise PeerError(ErrorCode.NICK_TAKEN, f"The nickname {nick} is already taken.")
-        peer.nick, peer.nick_key = nick, key
-        self._users[key] = peer
-        self._rooms[GENERAL_ROOM][peer] = peer.write
-        self._bus.publish(GENERAL_ROOM, encode(Joined(room=GENERAL_ROOM, nick=nick)))
+        operator_of: dict[str, bool] = {}
+        if peer.account:
+            operator_of = await self._storage.memberships(peer.account)
+        rooms = []
+        general = room_key(GENERAL_ROOM)
+        for key in [general, *sorted(key for key in operator_of if key != general)]:
+            room = await self._live_room(key)
+            if room is not None:
+                await self._load_mute(peer, room)
+                rooms.append(room)
+        if peer.nick_key in self._users:
+            raise PeerError(ErrorCode.NICK_TAKEN, f"The nickname {peer.nick} is already taken.")
+        if peer.closed:
+            return  # gone while we waited
+        # From here on nothing waits: the reply, then the arrivals, then live traffic.
+        self._users[peer.nick_key] = peer
+        welcome([room.name for room in rooms])
+        for room in rooms:
+            if operator_of.get(room.key):
+                room.operators.add(peer.nick_key)
+            self._enter(peer, room)
+        if peer.account:
+            await self._deliver_missed_private(peer)
+
+    async def remember_rooms(self, peer: Peer) -> None:
+        """A guest just registered: keep its rooms (and operator rights) with the account."""
+        for key in sorted(peer.rooms):
+            room = self._rooms.get(key)
+            operator = room is not None and peer.nick_key in room.operators
+            await self._storage.add_member(key, peer.account, operator=operator)
 
     def logout(self, peer: Peer) -> None:
-        """Take ``peer`` offline and tell the rooms it was in. Safe to call more than once."""
+        """Take ``peer`` offline and tell the rooms it was in. Safe to call more than once.
+        Memberships of an account stay in storage: it is back in its rooms at its next login.
+        """
         if self._users.get(peer.nick_key) is not peer:
             return
         del self._users[peer.nick_key]
-        for name, members in self._rooms.items():
-            if members.pop(peer, None) is not None:
-                self._bus.publish(name, encode(Left(room=name, nick=peer.nick)))
+        for key in list(peer.rooms):
+            room = self._rooms.get(key)
+            if room is not None:
+                self._leave(peer, room, Left(room=room.name, nick=peer.nick))
 
     def online(self) -> list[str]:
         """Nicknames online, sorted case-insensitively. O(users log users)."""
         return sorted((peer.nick for peer in self._users.values()), key=str.casefold)
 
+    def find_online(self, nick: str) -> Peer | None:
+        try:
+            return self._users.get(nick_key(normalize_nick(nick)))
+        except PeerError:
+            return None
+
+    # --- rooms ---------------------------------------------------------------------------
+
+    async def join(self, peer: Peer, raw_name: str, request_id: int) -> None:
+        """Join (creating if allowed) and reply ``room``, then the room's latest messages as
+        history, then live traffic. Raises PeerError (INVALID_ROOM, BANNED, NOT_PERMITTED).
+        """
+        key = room_key(normalize_room(raw_name))
+        room = self._rooms.get(key) or await self._live_room(key)
+        if room is not None and peer in room.members:
+            self._reply_room(peer, room, request_id)
+            return
+        if len(peer.rooms) >= limits.MAX_ROOMS_PER_USER:
+            raise PeerError(
+                ErrorCode.NOT_PERMITTED, f"You are in {len(peer.rooms)} rooms, the most allowed."
+            )
+        if room is None:
+            room = await self._create_room(peer, normalize_room(raw_name))
+        if await self._storage.sanction(key, peer.nick_key, SanctionKind.BAN, now_ms()):
+            raise PeerError(ErrorCode.BANNED, f"You are banned from {room.name}.")
+        if peer.account:
+            await self._storage.add_member(
+                key, peer.account, operator=peer.nick_key in room.operators
+            )
+        await self._load_mute(peer, room)
+        async with self._order:
+            records = await self._storage.history(key, limit=self._config.history_on_join)
+            if self._users.get(peer.nick_key) is not peer or self._rooms.get(key) is not room:
+                return  # gone while we waited, or the room emptied and was dropped
+            self._reply_room(peer, room, request_id)
+            for record in records:
+                peer.write(encode(as_event(record, history=True)))
+            self._enter(peer, room)
+
+    async def part(self, peer: Peer, raw_name: str) -> None:
+        room = self._member_room(peer, raw_name)
+        if peer.account:
+            await self._storage.remove_member(room.key, peer.account)
+        self._leave(peer, room, Left(room=room.name, nick=peer.nick))
+
+    async def room_info(self, peer: Peer, raw_name: str, request_id: int) -> None:
+        key = room_key(normalize_room(raw_name))
+        room = self._rooms.get(key)
+        if room is not None:
+            self._reply_room(peer, room, request_id)
+            return
+        record = await self._storage.room(key)
+        if record is None:
+            raise PeerError(ErrorCode.NO_SUCH_ROOM, f"There is no room {raw_name}.")
+        peer.write(
+            encode(
+                RoomInfo(
+                    id=request_id,
+                    room=record.name,
+                    topic=record.topic,
+                    topic_by=record.topic_by,
+                    members=0,
+                )
+            )
+        )
+
+    async def set_topic(self, peer: Peer, raw_name: str, text: str) -> None:
+        room = self._member_room(peer, raw_name)
+        check_topic(text)
+        if not room.may_moderate(peer):
+            raise PeerError(ErrorCode.NOT_PERMITTED, "Only the room's operators set its topic.")
+        await self._storage.set_topic(room.key, text, peer.nick, now_ms())
+        room.topic, room.topic_by = text, peer.nick
+        self._bus.publish(room.key, encode(TopicChanged(room=room.name, text=text, by=peer.nick)))
+
+    async def list_rooms(self, request_id: int) -> Rooms:
+        records = await self._storage.rooms()
+        summaries = [
+            RoomSummary(
+                room=record.name,
+                members=len(self._rooms[record.key].members) if record.key in self._rooms else 0,
+                topic=record.topic,
+            )
+            for record in records
+        ]
+        summaries.sort(key=lambda summary: (-summary.members, summary.room.casefold()))
+        return Rooms(id=request_id, rooms=summaries[: limits.MAX_LISTED_ROOMS], total=len(records))
+
+    def who(self, raw_name: str) -> list[str]:
+        key = room_key(normalize_room(raw_name))
+        room = self._rooms.get(key)
+        if room is None:
+            raise PeerError(ErrorCode.NO_SUCH_ROOM, f"Nobody is in {raw_name}.")
+        return sorted((member.nick for member in room.members), key=str.casefold)
+
+    # --- moderation ----------------------------------------------------------------------
+
+    async def moderate(
+        self,
+        actor: Peer,
+        action: str,
+        raw_room: str,
+        raw_nick: str,
+        *,
+        seconds: int | None = None,
+        reason: str = "",
+    ) -> None:
+        """Kick, ban, unban, mute or unmute ``raw_nick`` in a room; every action is audited.
+
+        Raises PeerError: NOT_PERMITTED unless ``actor`` runs the room and outranks the target.
+        """
+        key = room_key(normalize_room(raw_room))
+        room = self._rooms.get(key) or await self._live_room(key)
+        if room is None:
+            raise PeerError(ErrorCode.NO_SUCH_ROOM, f"There is no room {raw_room}.")
+        if not room.may_moderate(actor):
+            raise PeerError(ErrorCode.NOT_PERMITTED, f"You are not an operator of {room.name}.")
+        target_name = normalize_nick(raw_nick)
+        target_key = nick_key(target_name)
+        target = self._users.get(target_key)
+        account = await self._storage.account(target_key)
+        target_role = account.role if account is not None else Role.USER
+        # Operators act on users; moderators and admins outrank operators; only an admin acts
+        # on a moderator. Nobody moderates themselves.
+        outranked = target_role is not Role.USER and RANK[target_role] >= RANK[actor.role]
+        if target_key == actor.nick_key or (outranked and actor.role is not Role.ADMIN):
+            raise PeerError(ErrorCode.NOT_PERMITTED, f"You cannot {action} {target_name}.")
+        now = now_ms()
+        until = now + seconds * 1000 if seconds is not None else None
+        if action == "kick":
+            if target is None or target not in room.members:
+                raise PeerError(ErrorCode.NOT_IN_ROOM, f"{target_name} is not in {room.name}.")
+        elif action in ("ban", "mute"):
+            kind = SanctionKind(action)
+            await self._storage.add_sanction(
+                Sanction(key, target_key, kind, until, actor.nick, reason, now)
+            )
+            if kind is SanctionKind.MUTE:
+                room.muted[target_key] = until
+        else:
+            kind = SanctionKind.BAN if action == "unban" else SanctionKind.MUTE
+            if not await self._storage.remove_sanction(key, target_key, kind):
+                raise PeerError(
+                    ErrorCode.NOT_PERMITTED, f"{target_name} is not {kind.value}ned in {room.name}."
+                )
+            if kind is SanctionKind.MUTE:
+                room.muted.pop(target_key, None)
+        detail = reason + (f" ({seconds} s)" if seconds is not None else "")
+        await self._storage.record_audit(
+            ts=now,
+            actor=actor.nick,
+            action=action,
+            room=room.name,
+            target=target_name,
+            detail=detail,
+        )
+        log.info("%s: %s %s in %s %s", actor.nick, action, target_name, room.name, detail)
+        if action in ("kick", "ban"):
+            if account is not None:
+                await self._storage.remove_member(key, account.key)
+            if target is not None and target in room.members:
+                left = Left(
+                    room=room.name,
+                    nick=target.nick,
+                    reason="kicked" if action == "kick" else "banned",
+                    by=actor.nick,
+                    message=reason,
+                )
+                self._leave(target, room, left)
+        elif target is not None:
+            what = {"mute": "muted", "unmute": "unmuted", "unban": "unbanned"}[action]
+            text = f"You were {what} in {room.name} by {actor.nick}."
+            target.write(encode(Notice(text=text + (f" Reason: {reason}" if reason else ""))))
+
     # --- messages ------------------------------------------------------------------------
 
-    def submit(self, sender: Peer, request: Send) -> None:
+    def submit(self, sender: Peer, request: Send) -> Awaitable[None] | None:
         """Check a ``send`` and queue it for the next storage batch; the sender gets a ``sent``
-        reply once it is stored. Raises PeerError (INVALID_TEXT, NO_SUCH_ROOM, NO_SUCH_USER).
+        reply once it is stored. Raises PeerError (INVALID_TEXT, NOT_IN_ROOM, MUTED,
+        NO_SUCH_USER). A private message to someone offline needs a storage lookup first: that
+        case returns the coroutine to await.
         """
         check_message_text(request.text)
         if is_room(request.to):
-            if request.to not in self._rooms:
-                raise PeerError(ErrorCode.NO_SUCH_ROOM, f"There is no room {request.to}.")
-            conversation = to = request.to
-        else:
-            recipient = self._find(request.to)
-            conversation = private_conversation(sender.nick_key, recipient.nick_key)
-            to = recipient.nick
+            room = self._member_room(sender, request.to)
+            if room.muted and room.is_muted(sender.nick_key, now_ms()):
+                raise PeerError(ErrorCode.MUTED, f"You are muted in {room.name}.")
+            self._queue(NewMessage(room.key, sender.nick, sender.nick_key, room.name,
+                                   request.text, request.msg_id), sender, request.id)  # fmt: skip
+            return None
+        recipient = self.find_online(request.to)
+        if recipient is not None:
+            self._queue_private(sender, recipient.nick_key, recipient.nick, request)
+            return None
+        return self._submit_offline(sender, request)
+
+    async def _submit_offline(self, sender: Peer, request: Send) -> None:
+        try:
+            key = nick_key(normalize_nick(request.to))
+        except PeerError:
+            key = ""
+        account = await self._storage.account(key) if key else None
+        if account is None:
+            raise PeerError(ErrorCode.NO_SUCH_USER, f"No user named {request.to} is online.")
+        self._queue_private(sender, account.key, account.name, request)
+
+    def _queue_private(self, sender: Peer, key: str, name: str, request: Send) -> None:
+        conversation = private_conversation(sender.nick_key, key)
         message = NewMessage(
-            conversation, sender.nick, sender.nick_key, to, request.text, request.msg_id
+            conversation,
+            sender.nick,
+            sender.nick_key,
+            name,
+            request.text,
+            request.msg_id,
+            participants=tuple(sorted({sender.nick_key, key})),
         )
-        self._pending.append(_Pending(message, sender, request.id))
+        self._queue(message, sender, request.id)
+
+    def _queue(self, message: NewMessage, sender: Peer, request_id: int) -> None:
+        self._pending.append(_Pending(message, sender, request_id))
         self._wakeup.set()
 
-    def _find(self, nick: str) -> Peer:
-        try:
-            peer = self._users.get(nick_key(normalize_nick(nick)))
-        except PeerError:
-            peer = None
-        if peer is None:
-            raise PeerError(ErrorCode.NO_SUCH_USER, f"No user named {nick} is online.")
-        return peer
+    async def history(
+        self, peer: Peer, to: str, request_id: int, *, after: int | None, before: int | None,
+        limit: int,
+    ) -> HistoryPage:  # fmt: skip
+        """A page of a room's history (members only) or of a private conversation."""
+        if is_room(to):
+            room = self._member_room(peer, to)
+            conversation, shown = room.key, room.name
+        else:
+            shown = normalize_nick(to)
+            conversation = private_conversation(peer.nick_key, nick_key(shown))
+        records = await self._storage.history(
+            conversation, limit=limit + 1, after_seq=after, before_seq=before
+        )
+        more = len(records) > limit
+        if more:
+            records = records[:limit] if after is not None else records[1:]
+        messages = [as_event(record, history=True) for record in records]
+        # Cut to fit one frame, keeping the messages nearest to where the reader is.
+        size = sum(len(encode(message)) for message in messages)
+        while size > _HISTORY_REPLY_BYTES and messages:
+            dropped = messages.pop() if after is not None else messages.pop(0)
+            size -= len(encode(dropped))
+            more = True
+        return HistoryPage(id=request_id, to=shown, messages=messages, more=more)
+
+    async def unread(self, peer: Peer) -> list[UnreadCount]:
+        counts = []
+        for entry in await self._storage.unread(peer.account):
+            if entry.conversation.startswith("dm:"):
+                other = next(
+                    (key for key in entry.conversation[3:].split(":") if key != peer.nick_key),
+                    peer.nick_key,
+                )
+                account = await self._storage.account(other)
+                shown = account.name if account is not None else other
+            else:
+                room = self._rooms.get(entry.conversation)
+                record = room or await self._storage.room(entry.conversation)
+                shown = record.name if record is not None else entry.conversation
+            counts.append(UnreadCount(to=shown, count=entry.count, last_seq=entry.last_seq))
+        return counts
+
+    async def mark_read(self, peer: Peer, to: str, seq: int) -> None:
+        if is_room(to):
+            conversation = self._member_room(peer, to).key
+        else:
+            conversation = private_conversation(peer.nick_key, nick_key(normalize_nick(to)))
+        await self._storage.mark_read(peer.account, conversation, seq)
 
     async def run(self) -> None:
         """Store queued messages in batches and publish them, until :meth:`stop`.
@@ -144,39 +467,61 @@ class Hub:
                 return
 
     async def _commit(self, batch: list[_Pending]) -> None:
-        try:
-            stored = await self._storage.append([item.message for item in batch])
-        except Exception:
-            log.exception("Storing %d messages failed", len(batch))
-            for item in batch:
+        async with self._order:
+            try:
+                stored = await self._storage.append([item.message for item in batch])
+            except Exception:
+                log.exception("Storing %d messages failed", len(batch))
+                for item in batch:
+                    item.sender.write(
+                        encode(
+                            Error(
+                                id=item.request_id,
+                                code=ErrorCode.UNAVAILABLE,
+                                message="The message could not be stored; send it again.",
+                            )
+                        )
+                    )
+                return
+            read: list[tuple[str, str, int]] = []
+            for item, record in zip(batch, stored, strict=True):
+                if not record.duplicate:
+                    self._bus.publish(record.conversation, encode(as_event(record)))
+                    for key in item.message.participants:
+                        peer = self._users.get(key)
+                        if peer is not None and peer.account:
+                            read.append((peer.account, record.conversation, record.seq))
                 item.sender.write(
                     encode(
-                        Error(
+                        Sent(
                             id=item.request_id,
-                            code=ErrorCode.INTERNAL_ERROR,
-                            message="The message could not be stored; send it again.",
+                            seq=record.seq,
+                            ts=record.ts,
+                            duplicate=record.duplicate,
                         )
                     )
                 )
-            return
-        for item, record in zip(batch, stored, strict=True):
-            if not record.duplicate:
-                frame = Message(
-                    to=record.to,
-                    sender=record.sender,
-                    text=record.text,
-                    seq=record.seq,
-                    ts=record.ts,
-                    msg_id=record.msg_id,
-                )
-                self._bus.publish(record.conversation, encode(frame))
-            item.sender.write(
-                encode(
-                    Sent(
-                        id=item.request_id, seq=record.seq, ts=record.ts, duplicate=record.duplicate
-                    )
-                )
+        if read:
+            # A private message shown to an online account counts as read: it is not delivered
+            # again at the next login. Off the commit path; markers only move forward.
+            self._spawn(self._mark_delivered(read))
+
+    async def _mark_delivered(self, read: list[tuple[str, str, int]]) -> None:
+        for account, conversation, seq in read:
+            await self._storage.mark_read(account, conversation, seq)
+
+    async def _deliver_missed_private(self, peer: Peer) -> None:
+        """Private messages that arrived while an account was offline, as history."""
+        for entry in await self._storage.unread(peer.account):
+            if not entry.conversation.startswith("dm:"):
+                continue
+            records = await self._storage.history(
+                entry.conversation, limit=limits.MAX_HISTORY_MESSAGES, after_seq=entry.read_seq
             )
+            for record in records:
+                peer.write(encode(as_event(record, history=True)))
+            if records:
+                await self._storage.mark_read(peer.account, entry.conversation, records[-1].seq)
 
     async def stop(self, runner: asyncio.Task[None]) -> None:
         """Store what is queued, then end :meth:`run` (running as ``runner``)."""
@@ -184,15 +529,28 @@ class Hub:
         self._wakeup.set()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        async def run() -> None:
+            try:
+                await work
+            except Exception:
+                log.exception("Background storage work failed")
+
+        task = asyncio.create_task(run())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     # --- delivery (called by the bus, for frames from any node) --------------------------
 
     def _deliver(self, conversation: str, frame: bytes) -> None:
-        members = self._rooms.get(conversation)
-        if members is not None:
+        room = self._rooms.get(conversation)
+        if room is not None:
             # A copy: a write can push a slow member over its limit, and cutting it off
             # removes it from the room while this loop runs. O(members), far below the writes.
-            for write in list(members.values()):
+            for write in list(room.members.values()):
                 write(frame)
             return
         if conversation.startswith("dm:"):
@@ -200,3 +558,84 @@ class Hub:
                 peer = self._users.get(key)
                 if peer is not None:
                     peer.write(frame)
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _member_room(self, peer: Peer, raw_name: str) -> LiveRoom:
+        try:
+            key = room_key(normalize_room(raw_name))
+        except PeerError:
+            raise PeerError(ErrorCode.NO_SUCH_ROOM, f"There is no room {raw_name}.") from None
+        room = self._rooms.get(key)
+        if room is None:
+            raise PeerError(ErrorCode.NO_SUCH_ROOM, f"There is no room {raw_name} open.")
+        if peer not in room.members:
+            raise PeerError(ErrorCode.NOT_IN_ROOM, f"You are not in {room.name}.")
+        return room
+
+    def _reply_room(self, peer: Peer, room: LiveRoom, request_id: int) -> None:
+        info = RoomInfo(
+            id=request_id,
+            room=room.name,
+            topic=room.topic,
+            topic_by=room.topic_by,
+            members=len(room.members),
+        )
+        peer.write(encode(info))
+
+    async def _live_room(self, key: str) -> LiveRoom | None:
+        room = self._rooms.get(key)
+        if room is not None:
+            return room
+        record = await self._storage.room(key)
+        if record is None:
+            return None
+        # Another join may have loaded it while we waited.
+        room = self._rooms.get(key)
+        if room is None:
+            room = self._rooms[key] = LiveRoom(
+                key=key, name=record.name, topic=record.topic, topic_by=record.topic_by
+            )
+        return room
+
+    async def _create_room(self, peer: Peer, name: str) -> LiveRoom:
+        policy = self._config.room_creation
+        if (policy == "accounts" and not peer.account) or (
+            policy == "moderators" and peer.role is Role.USER
+        ):
+            raise PeerError(ErrorCode.NOT_PERMITTED, f"You may not create rooms; {name} is new.")
+        key = room_key(name)
+        created = await self._storage.create_room(
+            Room(key=key, name=name, created_by=peer.nick_key, created_ms=now_ms())
+        )
+        room = await self._live_room(key)
+        if room is None:
+            raise PeerError(ErrorCode.UNAVAILABLE)
+        if created:
+            room.operators.add(peer.nick_key)
+            await self._storage.record_audit(
+                ts=now_ms(), actor=peer.nick, action="create-room", room=name
+            )
+        return room
+
+    async def _load_mute(self, peer: Peer, room: LiveRoom) -> None:
+        mute = await self._storage.sanction(room.key, peer.nick_key, SanctionKind.MUTE, now_ms())
+        if mute is not None:
+            room.muted[peer.nick_key] = mute.until_ms
+
+    def _enter(self, peer: Peer, room: LiveRoom) -> None:
+        room.members[peer] = peer.write
+        peer.rooms.add(room.key)
+        self._bus.publish(room.key, encode(Joined(room=room.name, nick=peer.nick)))
+
+    def _leave(self, peer: Peer, room: LiveRoom, left: Left) -> None:
+        if room.members.pop(peer, None) is None:
+            return
+        peer.rooms.discard(room.key)
+        # The one who left sees it too: its client knows it is out.
+        peer.write(encode(left))
+        self._bus.publish(room.key, encode(left))
+        if not peer.account:
+            room.operators.discard(peer.nick_key)
+        if not room.members and room.key != room_key(GENERAL_ROOM):
+            del self._rooms[room.key]

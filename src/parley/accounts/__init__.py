@@ -1,0 +1,1 @@
+"""Account security: password hashing, login throttling, session tokens, the first admin."""

@@ -1,0 +1,148 @@
+"""Who a connection is: guest or account, checked by password or session token.
+
+Every failure a stranger could use to learn about an account reads the same (auth-failed), and
+takes as long; failures are throttled per account and per address.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+from parley.accounts.passwords import PasswordHasher, check_password
+from parley.accounts.throttle import LoginThrottle, RegistrationLimiter
+from parley.accounts.tokens import new_token, token_hash
+from parley.config import ServerConfig
+from parley.protocol.errors import ErrorCode, PeerError
+from parley.protocol.names import nick_key, normalize_nick
+from parley.server.rooms import Peer
+from parley.storage import Account, Role, Storage
+
+log = logging.getLogger("parley.server")
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a login turned out to be. ``token`` is new (to give the client) or empty."""
+
+    nick: str
+    nick_key: str
+    role: Role
+    account: str
+    token_hash: str = ""
+    token: str = ""
+
+
+class Authenticator:
+    def __init__(self, storage: Storage, config: ServerConfig) -> None:
+        self._storage = storage
+        self._config = config
+        self._hasher = PasswordHasher(
+            config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism
+        )
+        self._throttle = LoginThrottle()
+        self._registrations = RegistrationLimiter()
+
+    @property
+    def hasher(self) -> PasswordHasher:
+        return self._hasher
+
+    async def identify(self, raw_nick: str, password: str, token: str, address: str) -> Identity:
+        """Check a ``nick`` request. Raises PeerError: INVALID_NICK, PASSWORD_REQUIRED,
+        AUTH_FAILED, SESSION_EXPIRED, TOO_MANY_ATTEMPTS, ACCOUNT_REQUIRED.
+        """
+        nick = normalize_nick(raw_nick)
+        key = nick_key(nick)
+        account = await self._storage.account(key)
+        if token:
+            return await self._resume(account, token)
+        if password:
+            account = await self._verify(account, key, password, address)
+            token, hashed = await self._new_session(account.key)
+            return Identity(account.name, account.key, account.role, account.key, hashed, token)
+        if account is not None:
+            raise PeerError(ErrorCode.PASSWORD_REQUIRED)
+        if not self._config.allow_guests:
+            raise PeerError(ErrorCode.ACCOUNT_REQUIRED)
+        return Identity(nick, key, Role.USER, "")
+
+    async def _resume(self, account: Account | None, token: str) -> Identity:
+        hashed = token_hash(token)
+        owner = await self._storage.session_account(hashed, _now_ms())
+        if account is None or owner != account.key:
+            raise PeerError(ErrorCode.SESSION_EXPIRED)
+        return Identity(account.name, account.key, account.role, account.key, hashed)
+
+    async def _verify(
+        self, account: Account | None, key: str, password: str, address: str
+    ) -> Account:
+        now = time.monotonic()
+        wait = self._throttle.retry_after(key, address, now)
+        if wait > 0:
+            raise PeerError(
+                ErrorCode.TOO_MANY_ATTEMPTS,
+                f"Too many failed attempts; try again in {int(wait) + 1} seconds.",
+            )
+        if account is None:
+            await self._hasher.verify_nothing(password)
+            ok, rehashed = False, None
+        else:
+            ok, rehashed = await self._hasher.verify(account.password_hash, password)
+        if not ok or account is None:
+            self._throttle.failed(key, address, now)
+            log.info("Failed login for %s from %s", key, address)
+            raise PeerError(ErrorCode.AUTH_FAILED)
+        self._throttle.succeeded(key, address)
+        if rehashed is not None:
+            await self._storage.update_account(account.key, password_hash=rehashed)
+        return account
+
+    async def _new_session(self, account_key: str) -> tuple[str, str]:
+        token = new_token()
+        hashed = token_hash(token)
+        expires = _now_ms() + int(self._config.session_days * 86_400_000)
+        await self._storage.create_session(hashed, account_key, expires)
+        return token, hashed
+
+    async def register(self, peer: Peer, password: str) -> Identity:
+        """Make the guest ``peer``'s nickname an account. Raises PeerError: INVALID_PASSWORD,
+        ALREADY_REGISTERED, RATE_LIMITED.
+        """
+        if peer.account:
+            raise PeerError(ErrorCode.ALREADY_REGISTERED, "You are already logged in to it.")
+        check_password(password)
+        if not self._registrations.allow(peer.host, time.monotonic()):
+            raise PeerError(
+                ErrorCode.RATE_LIMITED, "Too many registrations from your address; try later."
+            )
+        password_hash = await self._hasher.hash(password)
+        account = Account(peer.nick_key, peer.nick, password_hash, Role.USER, _now_ms())
+        if not await self._storage.create_account(account):
+            raise PeerError(ErrorCode.ALREADY_REGISTERED)
+        await self._storage.record_audit(ts=_now_ms(), actor=peer.nick, action="register")
+        log.info("%s registered", peer.nick)
+        token, hashed = await self._new_session(account.key)
+        return Identity(peer.nick, peer.nick_key, Role.USER, account.key, hashed, token)
+
+    async def change_password(self, peer: Peer, old: str, new: str) -> tuple[str, str]:
+        """Check ``old``, store ``new``, revoke every session; returns a fresh (token, hash).
+        Raises PeerError: ACCOUNT_REQUIRED, AUTH_FAILED, TOO_MANY_ATTEMPTS, INVALID_PASSWORD.
+        """
+        if not peer.account:
+            raise PeerError(ErrorCode.ACCOUNT_REQUIRED, "Only registered nicknames have one.")
+        account = await self._storage.account(peer.account)
+        await self._verify(account, peer.account, old, peer.host)
+        check_password(new)
+        await self._storage.update_account(peer.account, password_hash=await self._hasher.hash(new))
+        await self._storage.revoke_sessions(peer.account)
+        await self._storage.record_audit(ts=_now_ms(), actor=peer.nick, action="passwd")
+        return await self._new_session(peer.account)
+
+    async def logout(self, peer: Peer) -> None:
+        if peer.token_hash:
+            await self._storage.revoke_session(peer.token_hash)

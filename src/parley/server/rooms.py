@@ -1,0 +1,71 @@
+"""A room as one node holds it in memory: who is in it, who runs it, who is muted.
+
+The record of a room (name, topic, retention) is in storage; this is the live part, loaded when
+someone joins and dropped when the last member leaves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Protocol
+
+from parley.storage import Role
+
+Write = Callable[[bytes], None]
+
+# How much each role may do; a moderator action needs a higher rank than its target's.
+RANK = {Role.USER: 0, Role.MODERATOR: 1, Role.ADMIN: 2}
+
+
+class Peer(Protocol):
+    """What the hub needs of a logged-in connection."""
+
+    nick: str
+    nick_key: str
+    role: Role
+    # The account key when logged in to an account, "" for a guest.
+    account: str
+    # Session token hash of this login, "" when none.
+    token_hash: str
+    host: str
+    # Keys of the rooms this peer is in.
+    rooms: set[str]
+
+    @property
+    def closed(self) -> bool:
+        """The connection has ended (or is ending)."""
+        ...
+
+    def write(self, frame: bytes) -> None:
+        """Queue bytes for the client without blocking; a closed connection ignores them."""
+        ...
+
+
+@dataclasses.dataclass(slots=True, eq=False)
+class LiveRoom:
+    key: str
+    name: str
+    topic: str = ""
+    topic_by: str = ""
+    # Member -> that member's write function, so delivering to a room is one C-level call per
+    # member: no lookup, no coroutine, no per-member encoding.
+    members: dict[Peer, Write] = dataclasses.field(default_factory=dict)
+    # Nickname keys of operators: accounts from storage, and a guest who created the room
+    # (for as long as it is online).
+    operators: set[str] = dataclasses.field(default_factory=set)
+    # Nickname key -> end of the mute in ms since the epoch (None: until lifted).
+    muted: dict[str, int | None] = dataclasses.field(default_factory=dict)
+
+    def is_muted(self, key: str, now_ms: int) -> bool:
+        if key not in self.muted:
+            return False
+        until = self.muted[key]
+        if until is not None and until <= now_ms:
+            del self.muted[key]
+            return False
+        return True
+
+    def may_moderate(self, actor: Peer) -> bool:
+        """Room operators and server moderators and admins run a room."""
+        return actor.role is not Role.USER or actor.nick_key in self.operators

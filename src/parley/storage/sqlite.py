@@ -1,0 +1,496 @@
+"""SQLite storage: the embedded default, one file in the data directory, no server to run.
+
+Every call runs on one worker thread that owns the connection, so the event loop never waits
+on the disk and SQLite never sees two threads. WAL mode lets readers (``parley admin``, another
+process) work while the server writes; ``synchronous=FULL`` makes each commit durable before
+``append`` returns, so an acknowledged message survives a crash or a power cut. Text is stored
+as given (NUL and all): only parameterised queries touch the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import dataclasses
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from parley.storage import (
+    Account,
+    AuditEntry,
+    NewMessage,
+    Role,
+    Room,
+    Sanction,
+    SanctionKind,
+    StorageUnavailable,
+    StoredMessage,
+    Unread,
+)
+
+T = TypeVar("T")
+
+# Each step upgrades the schema by one version (PRAGMA user_version); never edit a shipped one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        last_seq INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE TABLE messages (
+        conversation TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        sender TEXT NOT NULL,
+        sender_key TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        text TEXT NOT NULL,
+        msg_id TEXT NOT NULL,
+        PRIMARY KEY (conversation, seq)
+    ) WITHOUT ROWID;
+    CREATE UNIQUE INDEX messages_retry ON messages (conversation, sender_key, msg_id);
+    CREATE INDEX messages_ts ON messages (ts);
+    CREATE TABLE participants (
+        conversation TEXT NOT NULL,
+        nick_key TEXT NOT NULL,
+        PRIMARY KEY (conversation, nick_key)
+    ) WITHOUT ROWID;
+    CREATE INDEX participants_by_nick ON participants (nick_key);
+    CREATE TABLE accounts (
+        key TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        account_key TEXT NOT NULL REFERENCES accounts (key) ON DELETE CASCADE,
+        expires_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_by_account ON sessions (account_key);
+    CREATE TABLE rooms (
+        key TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        topic_by TEXT NOT NULL,
+        topic_ms INTEGER NOT NULL,
+        created_by TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        retention_days INTEGER
+    ) WITHOUT ROWID;
+    CREATE TABLE members (
+        room_key TEXT NOT NULL,
+        account_key TEXT NOT NULL REFERENCES accounts (key) ON DELETE CASCADE,
+        operator INTEGER NOT NULL,
+        PRIMARY KEY (room_key, account_key)
+    ) WITHOUT ROWID;
+    CREATE INDEX members_by_account ON members (account_key);
+    CREATE TABLE sanctions (
+        room_key TEXT NOT NULL,
+        target_key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        until_ms INTEGER,
+        by TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        PRIMARY KEY (room_key, target_key, kind)
+    ) WITHOUT ROWID;
+    CREATE TABLE audit (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        room TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE TABLE read_markers (
+        account_key TEXT NOT NULL REFERENCES accounts (key) ON DELETE CASCADE,
+        conversation TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        PRIMARY KEY (account_key, conversation)
+    ) WITHOUT ROWID;
+    """,
+]
+
+_DAY_MS = 86_400_000
+_SELECT_MESSAGES = "SELECT conversation, seq, ts, sender, recipient, text, msg_id FROM messages "
+
+
+class SqliteStorage:
+    """Storage in one SQLite database. Create with :meth:`open`."""
+
+    def __init__(self, executor: concurrent.futures.ThreadPoolExecutor) -> None:
+        self._executor = executor
+        self._db: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(cls, path: Path | str, *, busy_timeout_ms: int = 5000) -> SqliteStorage:
+        """Open (creating if needed) and migrate the database at ``path`` (":memory:" for one
+        that lives as long as this object). Raises StorageUnavailable.
+        """
+        executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="parley-sqlite")
+        storage = cls(executor)
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(executor, storage._connect, str(path), busy_timeout_ms)
+        except (sqlite3.Error, OSError) as exc:
+            executor.shutdown(wait=True)
+            raise StorageUnavailable(f"Cannot open the database {path}: {exc}") from exc
+        except BaseException:
+            executor.shutdown(wait=True)
+            raise
+        return storage
+
+    def _connect(self, path: str, busy_timeout_ms: int) -> None:
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = FULL")
+            db.execute("PRAGMA foreign_keys = ON")
+            version: int = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > len(MIGRATIONS):
+                raise StorageUnavailable(
+                    f"The database {path} was made by a newer Parley (schema {version}; this "
+                    f"one knows up to {len(MIGRATIONS)})."
+                )
+            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                # executescript commits first; the BEGIN makes the step all or nothing.
+                db.executescript(
+                    f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number}; COMMIT;"
+                )
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+        """Run ``work`` on the database thread, in a transaction when ``write``."""
+
+        def call() -> T:
+            db = self._db
+            if db is None:
+                raise StorageUnavailable("The database is closed.")
+            try:
+                if not write:
+                    return work(db)
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    result = work(db)
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+                return result
+            except (sqlite3.Error, OSError) as exc:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise StorageUnavailable(f"SQLite: {exc}") from exc
+
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+        except RuntimeError as exc:  # the executor is shut down
+            raise StorageUnavailable("The database is closed.") from exc
+
+    async def close(self) -> None:
+        def close() -> None:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+        with contextlib.suppress(RuntimeError):
+            await asyncio.get_running_loop().run_in_executor(self._executor, close)
+        self._executor.shutdown(wait=True)
+
+    # --- messages ------------------------------------------------------------------------
+
+    async def append(self, batch: Sequence[NewMessage]) -> list[StoredMessage]:
+        now_ms = time.time_ns() // 1_000_000
+        return await self._run(lambda db: _append(db, batch, now_ms), write=True)
+
+    async def history(
+        self,
+        conversation: str,
+        *,
+        limit: int,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+    ) -> list[StoredMessage]:
+        if after_seq is not None:
+            sql = _SELECT_MESSAGES + "WHERE conversation = ? AND seq > ? ORDER BY seq LIMIT ?"
+            args: tuple[Any, ...] = (conversation, after_seq, limit)
+        else:
+            sql = _SELECT_MESSAGES + "WHERE conversation = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
+            args = (conversation, before_seq if before_seq is not None else 2**63 - 1, limit)
+        rows = await self._run(lambda db: db.execute(sql, args).fetchall())
+        records = [StoredMessage(*row) for row in rows]
+        return records if after_seq is not None else records[::-1]
+
+    async def purge(self, now_ms: int, default_retention_days: int | None) -> int:
+        def purge(db: sqlite3.Connection) -> int:
+            deleted = 0
+            for key, days in db.execute(
+                "SELECT key, retention_days FROM rooms WHERE retention_days IS NOT NULL"
+            ).fetchall():
+                deleted += db.execute(
+                    "DELETE FROM messages WHERE conversation = ? AND ts < ?",
+                    (key, now_ms - days * _DAY_MS),
+                ).rowcount
+            if default_retention_days is not None:
+                deleted += db.execute(
+                    "DELETE FROM messages WHERE ts < ? AND conversation NOT IN "
+                    "(SELECT key FROM rooms WHERE retention_days IS NOT NULL)",
+                    (now_ms - default_retention_days * _DAY_MS,),
+                ).rowcount
+            return deleted
+
+        return await self._run(purge, write=True)
+
+    # --- accounts and sessions -----------------------------------------------------------
+
+    async def create_account(self, account: Account) -> bool:
+        return await self._insert(
+            "INSERT OR IGNORE INTO accounts VALUES (?, ?, ?, ?, ?)",
+            (account.key, account.name, account.password_hash, account.role.value,
+             account.created_ms),
+        )  # fmt: skip
+
+    async def account(self, key: str) -> Account | None:
+        row = await self._one("SELECT * FROM accounts WHERE key = ?", (key,))
+        return _account(row) if row else None
+
+    async def accounts(self) -> list[Account]:
+        rows = await self._run(
+            lambda db: db.execute("SELECT * FROM accounts ORDER BY key").fetchall()
+        )
+        return [_account(row) for row in rows]
+
+    async def update_account(
+        self, key: str, *, password_hash: str | None = None, role: Role | None = None
+    ) -> bool:
+        return await self._insert(
+            "UPDATE accounts SET password_hash = COALESCE(?, password_hash), "
+            "role = COALESCE(?, role) WHERE key = ?",
+            (password_hash, role.value if role is not None else None, key),
+        )
+
+    async def delete_account(self, key: str) -> bool:
+        return await self._insert("DELETE FROM accounts WHERE key = ?", (key,))
+
+    async def create_session(self, token_hash: str, account_key: str, expires_ms: int) -> None:
+        await self._insert(
+            "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?)",
+            (token_hash, account_key, expires_ms),
+        )
+
+    async def session_account(self, token_hash: str, now_ms: int) -> str | None:
+        row = await self._one(
+            "SELECT account_key FROM sessions WHERE token_hash = ? AND expires_ms > ?",
+            (token_hash, now_ms),
+        )
+        return str(row[0]) if row else None
+
+    async def revoke_session(self, token_hash: str) -> bool:
+        return await self._insert("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
+
+    async def revoke_sessions(self, account_key: str, *, keep: str | None = None) -> int:
+        def revoke(db: sqlite3.Connection) -> int:
+            return db.execute(
+                "DELETE FROM sessions WHERE account_key = ? AND token_hash IS NOT ?",
+                (account_key, keep),
+            ).rowcount
+
+        return await self._run(revoke, write=True)
+
+    # --- rooms ---------------------------------------------------------------------------
+
+    async def create_room(self, room: Room) -> bool:
+        return await self._insert(
+            "INSERT OR IGNORE INTO rooms VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (room.key, room.name, room.topic, room.topic_by, room.topic_ms, room.created_by,
+             room.created_ms, room.retention_days),
+        )  # fmt: skip
+
+    async def room(self, key: str) -> Room | None:
+        row = await self._one("SELECT * FROM rooms WHERE key = ?", (key,))
+        return Room(*row) if row else None
+
+    async def rooms(self) -> list[Room]:
+        rows = await self._run(lambda db: db.execute("SELECT * FROM rooms ORDER BY key").fetchall())
+        return [Room(*row) for row in rows]
+
+    async def set_topic(self, key: str, topic: str, by: str, ts: int) -> bool:
+        return await self._insert(
+            "UPDATE rooms SET topic = ?, topic_by = ?, topic_ms = ? WHERE key = ?",
+            (topic, by, ts, key),
+        )
+
+    async def set_retention(self, key: str, days: int | None) -> bool:
+        return await self._insert("UPDATE rooms SET retention_days = ? WHERE key = ?", (days, key))
+
+    async def add_member(self, room_key: str, account_key: str, *, operator: bool = False) -> None:
+        await self._insert(
+            "INSERT INTO members VALUES (?, ?, ?) ON CONFLICT (room_key, account_key) "
+            "DO UPDATE SET operator = MAX(operator, excluded.operator)",
+            (room_key, account_key, int(operator)),
+        )
+
+    async def remove_member(self, room_key: str, account_key: str) -> bool:
+        return await self._insert(
+            "DELETE FROM members WHERE room_key = ? AND account_key = ?", (room_key, account_key)
+        )
+
+    async def memberships(self, account_key: str) -> dict[str, bool]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT room_key, operator FROM members WHERE account_key = ?", (account_key,)
+            ).fetchall()
+        )
+        return {room: bool(operator) for room, operator in rows}
+
+    async def is_operator(self, room_key: str, account_key: str) -> bool:
+        row = await self._one(
+            "SELECT operator FROM members WHERE room_key = ? AND account_key = ?",
+            (room_key, account_key),
+        )
+        return bool(row and row[0])
+
+    # --- moderation ----------------------------------------------------------------------
+
+    async def add_sanction(self, sanction: Sanction) -> None:
+        await self._insert(
+            "INSERT OR REPLACE INTO sanctions VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (sanction.room_key, sanction.target_key, sanction.kind.value, sanction.until_ms,
+             sanction.by, sanction.reason, sanction.created_ms),
+        )  # fmt: skip
+
+    async def remove_sanction(self, room_key: str, target_key: str, kind: SanctionKind) -> bool:
+        return await self._insert(
+            "DELETE FROM sanctions WHERE room_key = ? AND target_key = ? AND kind = ?",
+            (room_key, target_key, kind.value),
+        )
+
+    async def sanction(
+        self, room_key: str, target_key: str, kind: SanctionKind, now_ms: int
+    ) -> Sanction | None:
+        row = await self._one(
+            "SELECT * FROM sanctions WHERE room_key = ? AND target_key = ? AND kind = ? "
+            "AND (until_ms IS NULL OR until_ms > ?)",
+            (room_key, target_key, kind.value, now_ms),
+        )
+        if row is None:
+            return None
+        return Sanction(row[0], row[1], SanctionKind(row[2]), *row[3:])
+
+    async def record_audit(
+        self,
+        *,
+        ts: int,
+        actor: str,
+        action: str,
+        room: str = "",
+        target: str = "",
+        detail: str = "",
+    ) -> None:
+        await self._insert(
+            "INSERT INTO audit (ts, actor, action, room, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
+            (ts, actor, action, room, target, detail),
+        )
+
+    async def audit_log(self, limit: int) -> list[AuditEntry]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        )
+        return [AuditEntry(*row) for row in rows]
+
+    # --- read markers --------------------------------------------------------------------
+
+    async def mark_read(self, account_key: str, conversation: str, seq: int) -> None:
+        await self._insert(
+            "INSERT INTO read_markers VALUES (?, ?, ?) ON CONFLICT (account_key, conversation) "
+            "DO UPDATE SET seq = MAX(seq, excluded.seq)",
+            (account_key, conversation, seq),
+        )
+
+    async def unread(self, account_key: str) -> list[Unread]:
+        def unread(db: sqlite3.Connection) -> list[Unread]:
+            rows = db.execute(
+                "SELECT c.id, COALESCE(r.seq, 0), c.last_seq FROM conversations c "
+                "JOIN (SELECT room_key AS id FROM members WHERE account_key = ?1 "
+                "      UNION SELECT conversation FROM participants WHERE nick_key = ?1) mine "
+                "  ON mine.id = c.id "
+                "LEFT JOIN read_markers r ON r.account_key = ?1 AND r.conversation = c.id "
+                "WHERE c.last_seq > COALESCE(r.seq, 0) ORDER BY c.id",
+                (account_key,),
+            ).fetchall()
+            return [Unread(*row) for row in rows]
+
+        return await self._run(unread)
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def _insert(self, sql: str, args: tuple[Any, ...]) -> bool:
+        """Run one changing statement; True when it changed a row."""
+        return await self._run(lambda db: db.execute(sql, args).rowcount > 0, write=True)
+
+    async def _one(self, sql: str, args: tuple[Any, ...]) -> Any:
+        return await self._run(lambda db: db.execute(sql, args).fetchone())
+
+
+def _account(row: Any) -> Account:
+    return Account(row[0], row[1], row[2], Role(row[3]), row[4])
+
+
+def _append(
+    db: sqlite3.Connection, batch: Sequence[NewMessage], now_ms: int
+) -> list[StoredMessage]:
+    last_seq: dict[str, int] = {}
+    fresh: dict[tuple[str, str, str], StoredMessage] = {}
+    stored: list[StoredMessage] = []
+    rows: list[tuple[Any, ...]] = []
+    for message in batch:
+        identity = (message.conversation, message.sender_key, message.msg_id)
+        earlier = fresh.get(identity)
+        if earlier is None:
+            row = db.execute(
+                _SELECT_MESSAGES + "WHERE conversation = ? AND sender_key = ? AND msg_id = ?",
+                identity,
+            ).fetchone()
+            earlier = StoredMessage(*row) if row else None
+        if earlier is not None:
+            stored.append(dataclasses.replace(earlier, duplicate=True))
+            continue
+        conversation = message.conversation
+        if conversation not in last_seq:
+            found = db.execute(
+                "SELECT last_seq FROM conversations WHERE id = ?", (conversation,)
+            ).fetchone()
+            if found is None:
+                db.execute("INSERT INTO conversations (id) VALUES (?)", (conversation,))
+                db.executemany(
+                    "INSERT OR IGNORE INTO participants VALUES (?, ?)",
+                    [(conversation, key) for key in message.participants],
+                )
+            last_seq[conversation] = found[0] if found else 0
+        seq = last_seq[conversation] = last_seq[conversation] + 1
+        record = StoredMessage(
+            conversation, seq, now_ms, message.sender, message.to, message.text, message.msg_id
+        )
+        fresh[identity] = record
+        stored.append(record)
+        rows.append((conversation, seq, now_ms, message.sender, message.sender_key, message.to,
+                     message.text, message.msg_id))  # fmt: skip
+    db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    db.executemany(
+        "UPDATE conversations SET last_seq = ? WHERE id = ?",
+        [(seq, conversation) for conversation, seq in last_seq.items()],
+    )
+    return stored
