@@ -8,8 +8,8 @@
 Every run starts a fresh server process, and the servers take turns (Parley, ngIRCd, Parley,
 ngIRCd, …) so that a busy moment on a shared machine falls on both. The table shows each
 figure's median over the repetitions and the ratio Parley/ngIRCd; the JSON file holds every
-run. Persistence (stored, acknowledged messages per second) joins the workloads together with
-message history, which the server does not have yet.
+run. Persistence (stored, acknowledged messages per second) is Parley's alone: IRC servers keep
+no history.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import capacity, fanout, idle, proc, report
+from bench import capacity, fanout, idle, persistence, proc, report
 from bench.outcome import Outcome
 from bench.pool import WorkerPool
 from bench.servers import NgircdServer, ParleyServer, Server, ngircd_binary
@@ -59,6 +59,10 @@ class Step:
     kind: str
     label: str
     run: Callable[[WorkerPool, Server], Outcome]
+    # Parley alone, with these settings (TOML) and this --database (None: the default SQLite).
+    parley_only: bool = False
+    settings: str = ""
+    database: str | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,6 +73,8 @@ class Sizes:
     capacity_rates: list[int]
     capacity_seconds: float
     idle: list[int]  # connections
+    persistence_senders: list[int]
+    persistence_seconds: float
 
 
 FAN_OUT = [(100, 20), (1000, 20), (1000, 200)]
@@ -79,6 +85,8 @@ FULL = Sizes(
     capacity_rates=capacity.doubling(200, 8),
     capacity_seconds=5.0,
     idle=[1000, 5000, 10000],
+    persistence_senders=[1, 100],
+    persistence_seconds=5.0,
 )
 QUICK = Sizes(
     fan_out=FAN_OUT,
@@ -87,6 +95,8 @@ QUICK = Sizes(
     capacity_rates=capacity.doubling(200, 6),
     capacity_seconds=3.0,
     idle=[1000],
+    persistence_senders=[1, 100],
+    persistence_seconds=3.0,
 )
 SMOKE = Sizes(
     fan_out=[(10, 20)],
@@ -95,6 +105,8 @@ SMOKE = Sizes(
     capacity_rates=[20],
     capacity_seconds=1.0,
     idle=[20],
+    persistence_senders=[1],
+    persistence_seconds=1.0,
 )
 
 
@@ -116,6 +128,18 @@ def plan(args: argparse.Namespace) -> list[Step]:
     if args.only in (None, "idle"):
         for count in sizes.idle:
             steps.append(Step("idle", f"idle N={count}", partial(idle.run, connections=count)))
+    if args.only in (None, "persistence"):
+        for senders in sizes.persistence_senders:
+            stored = persistence.Load(senders, sizes.persistence_seconds, "sqlite")
+            steps.append(
+                Step(
+                    "persistence",
+                    stored.label,
+                    partial(persistence.run, load=stored),
+                    parley_only=True,
+                    settings=persistence.SERVER_SETTINGS,
+                )
+            )
     return steps
 
 
@@ -127,7 +151,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="one repetition of shorter runs")
     parser.add_argument("--smoke", action="store_true", help="Parley alone, tiny, seconds long")
-    parser.add_argument("--only", choices=["fanout", "capacity", "idle"], help="one workload")
+    parser.add_argument(
+        "--only", choices=["fanout", "capacity", "idle", "persistence"], help="one workload"
+    )
     parser.add_argument(
         "--repeat", type=int, help="interleaved repetitions (default 3; 1 with --quick, --smoke)"
     )
@@ -193,7 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     proc.raise_open_file_limit()
     root = args.parley_root.resolve()
-    factories: list[tuple[str, Callable[[], Server]]] = [("Parley", lambda: ParleyServer(root))]
+    factories: list[tuple[str, Callable[[Step], Server]]] = [
+        ("Parley", lambda step: ParleyServer(root, step.settings, step.database))
+    ]
     ngircd = None
     if not (args.smoke or args.no_ngircd):
         ngircd = ngircd_binary()
@@ -205,7 +233,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 2
         binary = ngircd
-        factories.append(("ngIRCd", lambda: NgircdServer(binary, CACHE)))
+        factories.append(("ngIRCd", lambda step: NgircdServer(binary, CACHE)))
     names = [name for name, _ in factories]
     meta = _meta(args, ngircd, names)
     steps = plan(args)
@@ -215,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for repetition in range(args.repeat):
             for step in steps:
-                for name, make_server in factories:
+                for name, make_server in factories[:1] if step.parley_only else factories:
                     runs.append(_run_one(pool, step, name, make_server, repetition, args.repeat))
     except KeyboardInterrupt:
         print("Interrupted: the table and the JSON hold the runs finished so far.", file=sys.stderr)
@@ -246,7 +274,7 @@ def _run_one(
     pool: WorkerPool,
     step: Step,
     name: str,
-    make_server: Callable[[], Server],
+    make_server: Callable[[Step], Server],
     repetition: int,
     repeat: int,
 ) -> dict[str, Any]:
@@ -262,7 +290,7 @@ def _run_one(
     }
     began = time.monotonic()
     try:
-        with make_server() as server:
+        with make_server(step) as server:
             outcome = step.run(pool, server)
             tail = server.log_tail()
     except Exception as exc:

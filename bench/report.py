@@ -40,6 +40,14 @@ SHOWN: dict[str, list[tuple[str, str, str]]] = {
             "share",
         ),
     ],
+    "persistence": [
+        ("acked_per_second", "acknowledged messages/s", "count"),
+        ("ack_p50_ms", "ack latency p50, ms", "ms"),
+        ("ack_p99_ms", "ack latency p99, ms", "ms"),
+        ("refused", "sends refused", "count"),
+        ("server_cpu_ms_per_thousand", "server CPU ms per 1,000 messages", "ms"),
+        ("server_cores_busy", "server CPU, share of a core", "share"),
+    ],
     "idle": [
         ("rss_per_connection_bytes", "server RSS per connection, KiB", "kib"),
         ("server_cpu_ms_per_handshake", "server CPU ms per handshake", "ms"),

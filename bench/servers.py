@@ -157,9 +157,11 @@ class ParleyServer(Server):
     protocol = "parley"
     slow_reader_log_line = b"not reading"
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, settings: str = "", database: str | None = None) -> None:
         super().__init__()
         self.root = root
+        self.settings = settings
+        self.database = database
 
     def command(self) -> tuple[list[str], dict[str, str] | None]:
         # The checkout's src/ comes before the installed package, so another commit can be
@@ -167,6 +169,12 @@ class ParleyServer(Server):
         env = {**os.environ, "PYTHONPATH": str(self.root / "src")}
         command = [sys.executable, "-m", "parley", "server", "--host", "127.0.0.1"]
         command += ["--port", str(self.port), "--data-dir", str(self.workdir / "data")]
+        if self.settings:
+            config = self.workdir / "parley.toml"
+            config.write_text(self.settings)
+            command += ["--config", str(config)]
+        if self.database is not None:
+            command += ["--database", self.database]
         return command, env
 
 
