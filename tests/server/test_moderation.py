@@ -25,6 +25,12 @@ async def test_an_operator_kicks_and_the_user_may_come_back(server: ParleyServer
     assert (await bob.request("send", to="#dev", text="hi", msg_id="1"))["code"] == "not-in-room"
     assert (await bob.request("join", room="#dev"))["type"] == "room"
     assert (await op.request("kick", room="#dev", nick="Nobody"))["code"] == "not-in-room"
+    for reason in ("line\nbreak", "\x1b[31mred", "\x00"):
+        refused = await op.request("kick", room="#dev", nick="Bob", reason=reason)
+        assert refused["code"] == "invalid-text"
+    assert (await op.request("kick", room="#dev", nick="Bob", reason="r" * 301))["code"] == (
+        "invalid-message"
+    )
     for client in (op, bob, carol):
         await client.close()
 

@@ -33,6 +33,15 @@ def check_topic(text: str) -> str:
     return text
 
 
+def check_reason(text: str) -> str:
+    """Return ``text`` if it may be the reason given for a kick, ban or mute (may be empty);
+    else raise PeerError(INVALID_TEXT). The same characters as a message.
+    """
+    if len(text) > limits.MAX_REASON_CHARS or _FORBIDDEN.search(text):
+        raise PeerError(ErrorCode.INVALID_TEXT, "Reasons are one line of at most 300 characters.")
+    return text
+
+
 def _build_terminal_table() -> dict[int, str]:
     table: dict[int, str] = {}
     for code in range(0x20):

@@ -43,7 +43,7 @@ from parley.protocol.names import (
     normalize_room,
     room_key,
 )
-from parley.protocol.text import check_message_text, check_topic
+from parley.protocol.text import check_message_text, check_reason, check_topic
 from parley.server.rooms import RANK, LiveRoom, Peer
 from parley.storage import (
     NewMessage,
@@ -289,6 +289,7 @@ class Hub:
 
         Raises PeerError: NOT_PERMITTED unless ``actor`` runs the room and outranks the target.
         """
+        check_reason(reason)
         key = room_key(normalize_room(raw_room))
         room = self._rooms.get(key) or await self._live_room(key)
         if room is None:
