@@ -6,10 +6,9 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 
-from support import raw_user
-
 from parley.server.app import ParleyServer
 from parley.storage.factory import DEFAULT_FILE
+from support import raw_user
 
 
 async def test_a_locked_database_gives_errors_then_recovers(server: ParleyServer) -> None:
