@@ -3,6 +3,7 @@ messages kept for offline accounts, read markers, and a record that survives res
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 
 from parley.config import ServerConfig
@@ -180,4 +181,23 @@ async def test_a_long_history_page_is_cut_to_fit_one_frame(server_config: Server
         assert page["more"] is True
         seqs = [m["seq"] for m in page["messages"]]
         assert 40 < len(seqs) < 80 and seqs[-1] == 80  # the newest kept, the oldest cut
+        await alice.close()
+
+
+async def test_the_retention_purge_deletes_old_messages_and_keeps_numbering(
+    server_config: ServerConfig,
+) -> None:
+    # Zero days: everything already stored is past retention at the next purge.
+    config = dataclasses.replace(server_config, retention_days=0, purge_interval_seconds=0.2)
+    async with ParleyServer(config) as server:
+        alice = await raw_user(server.port, "Alice")
+        await send_many(alice, "#general", 3)
+        for _ in range(50):
+            page = await alice.request("history", to="#general")
+            if not page["messages"]:
+                break
+            await asyncio.sleep(0.1)
+        assert page["messages"] == []
+        # Numbers are never reused: the next message is 4, not 1.
+        assert (await alice.request("send", to="#general", text="new", msg_id="n"))["seq"] == 4
         await alice.close()
