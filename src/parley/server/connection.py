@@ -43,6 +43,10 @@ class ServerContext:
     deadlines: Deadlines
 
 
+# Shared by connections not logged in; never added to (login gives each its own set).
+_NO_ROOMS: set[str] = set()
+
+
 def _discard(frame: bytes) -> None:
     """The write function of a connection that is not open: frames go nowhere."""
 
@@ -77,16 +81,18 @@ class Connection(asyncio.Protocol):
         self.role = Role.USER
         self.account = ""
         self.token_hash = ""
-        self.rooms: set[str] = set()
+        # Made at login: thousands of idle connections should not each carry an empty set.
+        self.rooms: set[str] = _NO_ROOMS
         self.host = ""
         self.address = ""
         self.write: Callable[[bytes], None] = _discard
         self._transport: asyncio.Transport | None = None
         self._timer: Deadline | None = None
         self._closed = False
-        # While a request that needs storage runs, later ones wait here, in order.
+        # While a request that needs storage runs, later ones wait in the backlog, in order
+        # (made when first needed: an empty deque is 600 bytes).
         self._busy: asyncio.Task[None] | None = None
-        self._backlog: collections.deque[Request] = collections.deque()
+        self._backlog: collections.deque[Request] | None = None
         config = context.config
         self._bucket = TokenBucket(
             config.flood_burst_requests,
@@ -142,6 +148,8 @@ class Connection(asyncio.Protocol):
             if verdict is Verdict.REFUSE:
                 self._refuse(PeerError(ErrorCode.RATE_LIMITED, request_id=item.id))
             elif self._busy is not None:
+                if self._backlog is None:
+                    self._backlog = collections.deque()
                 self._backlog.append(item)
             else:
                 self._dispatch(item)
@@ -224,8 +232,9 @@ class Connection(asyncio.Protocol):
         except Exception as exc:
             self._failed(request, exc)
         self._busy = None
-        while self._backlog and self._busy is None and not self._closed:
-            self._dispatch(self._backlog.popleft())
+        backlog = self._backlog
+        while backlog and self._busy is None and not self._closed:
+            self._dispatch(backlog.popleft())
 
     def _failed(self, request: Request, exc: Exception) -> None:
         if isinstance(exc, PeerError):
@@ -257,7 +266,7 @@ class Connection(asyncio.Protocol):
 
     def _shut(self, *, abort: bool) -> None:
         self._closed = True
-        self._backlog.clear()
+        self._backlog = None
         self.session.close()
         self.set_timer(None)
         self.context.hub.logout(self)

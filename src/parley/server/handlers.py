@@ -100,6 +100,7 @@ async def nick(connection: Connection, request: Nick) -> None:
     connection.nick, connection.nick_key = identity.nick, identity.nick_key
     connection.role, connection.account = identity.role, identity.account
     connection.token_hash = identity.token_hash
+    connection.rooms = set()
 
     def welcome(rooms: list[str]) -> None:
         # Online: the reply and the motd go out before anything the rooms bring.
