@@ -118,3 +118,25 @@ async def test_moderators_outrank_operators_and_admins_outrank_all(server: Parle
     ]
     for client in (admin, op, bob):
         await client.close()
+
+
+async def test_an_account_that_made_a_room_runs_it_after_leaving(server: ParleyServer) -> None:
+    owner = await raw_user(server.port, "Owner")
+    assert (await owner.request("register", password="correct horse battery"))["type"] == "ok"
+    await owner.request("join", room="#mine")
+    await owner.request("part", room="#mine")
+    await owner.close()
+    bob = await raw_user(server.port, "Bob")
+    await bob.request("join", room="#mine")
+    owner = await raw_user(server.port, "Owner", password="correct horse battery")
+    await owner.request("join", room="#mine")
+    assert (await owner.request("kick", room="#mine", nick="Bob"))["type"] == "ok"
+    # A guest who made a room runs it only while it stays.
+    guest = await raw_user(server.port, "Guest")
+    await guest.request("join", room="#fleeting")
+    await guest.request("part", room="#fleeting")
+    await bob.request("join", room="#fleeting")
+    await guest.request("join", room="#fleeting")
+    assert (await guest.request("kick", room="#fleeting", nick="Bob"))["code"] == "not-permitted"
+    for client in (owner, bob, guest):
+        await client.close()

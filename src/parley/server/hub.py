@@ -149,7 +149,7 @@ class Hub:
         self._users[peer.nick_key] = peer
         welcome([room.name for room in rooms])
         for room in rooms:
-            if operator_of.get(room.key):
+            if operator_of.get(room.key) or (peer.account and peer.account == room.created_by):
                 room.operators.add(peer.nick_key)
             self._enter(peer, room)
         if peer.account:
@@ -203,6 +203,8 @@ class Hub:
             room = await self._create_room(peer, normalize_room(raw_name))
         if await self._storage.sanction(key, peer.nick_key, SanctionKind.BAN, now_ms()):
             raise PeerError(ErrorCode.BANNED, f"You are banned from {room.name}.")
+        if peer.account and peer.account == room.created_by:
+            room.operators.add(peer.nick_key)
         if peer.account:
             await self._storage.add_member(
                 key, peer.account, operator=peer.nick_key in room.operators
@@ -595,7 +597,11 @@ class Hub:
         room = self._rooms.get(key)
         if room is None:
             room = self._rooms[key] = LiveRoom(
-                key=key, name=record.name, topic=record.topic, topic_by=record.topic_by
+                key=key,
+                name=record.name,
+                topic=record.topic,
+                topic_by=record.topic_by,
+                created_by=record.created_by,
             )
         return room
 

@@ -48,6 +48,8 @@ class LiveRoom:
     name: str
     topic: str = ""
     topic_by: str = ""
+    # The nickname key that created the room: an account by that name runs it for good.
+    created_by: str = ""
     # Member -> that member's write function, so delivering to a room is one C-level call per
     # member: no lookup, no coroutine, no per-member encoding.
     members: dict[Peer, Write] = dataclasses.field(default_factory=dict)
