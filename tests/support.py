@@ -81,6 +81,14 @@ class RawClient:
                 return frame
             self.events.append(frame)
 
+    async def expect_reply(self, request_id: int) -> dict[str, Any]:
+        """The reply to ``request_id`` (events before it are kept for :meth:`event`)."""
+        while True:
+            frame = await self.frame()
+            if frame.get("id") == request_id:
+                return frame
+            self.events.append(frame)
+
     async def event(self, kind: str, **fields: Any) -> dict[str, Any]:
         """The next event of type ``kind`` matching ``fields`` (kept ones first)."""
         while True:
