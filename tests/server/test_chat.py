@@ -91,7 +91,7 @@ async def test_taken_or_invalid_nickname_is_refused_and_can_be_retried(
         with pytest.raises(RequestRefused) as refused:
             await other.login(attempt)
         assert refused.value.code == code, attempt
-    assert await other.login("Alicia") == "Alicia"
+    assert (await other.login("Alicia")).nick == "Alicia"
     await alice.close()
     await other.close()
 
