@@ -2,15 +2,53 @@
 
 from __future__ import annotations
 
+import calendar
+import time
+from collections.abc import Iterator
+
 import pytest
 
 from parley.client.core import Disconnected
-from parley.client.render import describe, describe_users
-from parley.protocol.messages import Error, Joined, Left, Message, Notice, Users
+from parley.client.render import (
+    describe,
+    describe_room,
+    describe_rooms,
+    describe_unread,
+    describe_users,
+)
+from parley.protocol.messages import (
+    Error,
+    Joined,
+    Left,
+    Message,
+    Notice,
+    RoomInfo,
+    Rooms,
+    RoomSummary,
+    TopicChanged,
+    Unread,
+    UnreadCount,
+    Users,
+)
 
 
-def _message(to: str, sender: str, text: str) -> Message:
-    return Message(to=to, sender=sender, text=text, seq=1, ts=0, msg_id="m")
+@pytest.fixture(autouse=True)
+def utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """History time stamps in UTC, whatever the machine's zone."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+# 2026-11-25 14:02:30 UTC, and "now" a little later the same day.
+TS = calendar.timegm((2026, 11, 25, 14, 2, 30)) * 1000
+NOW = TS / 1000 + 3600
+
+
+def _message(to: str, sender: str, text: str, history: bool = False) -> Message:
+    return Message(to=to, sender=sender, text=text, seq=1, ts=TS, msg_id="m", history=history)
 
 
 @pytest.mark.parametrize(
@@ -31,14 +69,107 @@ def test_lines_read_like_the_original_chat(event: object, line: str | None) -> N
     assert describe(event, "Alice") == line  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("event", "line"),
+    [
+        (_message("#dev", "Bob", "ship it"), "[#dev] Bob: ship it"),
+        (_message("#dev", "Alice", "mine"), None),
+        (Joined(room="#dev", nick="Bob"), "[#dev] Bob has joined."),
+        (Joined(room="#dev", nick="alice"), None),
+        (Left(room="#dev", nick="Bob"), "[#dev] Bob has left."),
+        (Left(room="#dev", nick="Alice"), None),  # /part says so itself
+        (
+            Left(room="#dev", nick="Bob", reason="kicked", by="Carol", message="flooding"),
+            "[#dev] Bob was kicked by Carol: flooding",
+        ),
+        (
+            Left(room="#dev", nick="alice", reason="banned", by="Carol"),
+            "[#dev] You were banned by Carol.",
+        ),
+        (
+            Left(room="#general", nick="Bob", reason="kicked", by="Carol", message="spam"),
+            "Bob was kicked from #general by Carol: spam",
+        ),
+        (
+            TopicChanged(room="#dev", text="Release on Friday", by="Carol"),
+            "[#dev] Carol set the topic: Release on Friday",
+        ),
+        (TopicChanged(room="#general", text="", by="Carol"), "Carol cleared the topic."),
+        (Disconnected("gone", expected=True), None),  # the user asked to leave
+    ],
+)
+def test_rooms_other_than_general_are_prefixed(event: object, line: str | None) -> None:
+    assert describe(event, "Alice") == line  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("event", "line"),
+    [
+        (_message("#general", "Bob", "earlier", True), "[14:02] Bob: earlier"),
+        (_message("#dev", "Bob", "earlier", True), "[14:02] [#dev] Bob: earlier"),
+        # From the record, the user's own messages are shown too.
+        (_message("#dev", "Alice", "mine", True), "[14:02] [#dev] Alice: mine"),
+        (_message("Alice", "Bob", "while away", True), "[14:02] (private) Bob: while away"),
+        (_message("Bob", "Alice", "sent", True), "[14:02] (private to Bob) Alice: sent"),
+    ],
+)
+def test_history_is_marked_with_its_time(event: Message, line: str) -> None:
+    assert describe(event, "Alice", now=NOW) == line
+
+
+def test_history_from_another_day_shows_the_date() -> None:
+    line = describe(_message("#dev", "Bob", "old", True), "Alice", now=NOW + 86400)
+    assert line == "[2026-11-25 14:02] [#dev] Bob: old"
+
+
 def test_a_hostile_server_cannot_inject_escapes_either() -> None:
     # The server refuses such text, but a client must not rely on its server being honest.
-    event = _message("#general", "Evil\x1b[31m", "\x1b]0;title\x07\x1b[2J\r\u009b1m\u202e")
-    line = describe(event, "Alice")
-    assert line is not None
-    assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c == "\u202e" for c in line)
+    evil = "\x1b]0;title\x07\x1b[2J\r\u009b1m\u202e"
+    lines = [
+        describe(_message("#general", "Evil\x1b[31m", evil), "Alice"),
+        describe(_message("#ev\x1bil", "Evil", evil, True), "Alice"),
+        describe(Left(room="#d\x07", nick="B\x1b", reason="kicked", by="\x1b", message=evil), "A"),
+        describe(TopicChanged(room="#x\x1b", text=evil, by="E\x07"), "Alice"),
+        describe_room(RoomInfo(id=1, room="#r\x1b", topic=evil, topic_by="\x1b", members=1)),
+        *describe_rooms(Rooms(id=1, rooms=[RoomSummary("#r\x1b", 1, evil)], total=1)),
+        describe_unread(Unread(id=1, conversations=[UnreadCount(evil, 1, 1)])),
+        describe_users(Users(id=1, users=[evil], total=1), "#r\x1b"),
+    ]
+    for line in lines:
+        assert line is not None
+        assert not any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F or c == "\u202e" for c in line)
 
 
 def test_user_list_says_how_many_more_there_are() -> None:
     assert describe_users(Users(id=1, users=["a", "b"], total=2)) == "Online (2): a, b"
     assert describe_users(Users(id=1, users=["a"], total=5)) == "Online (5): a and 4 more"
+    assert describe_users(Users(id=1, users=["a", "b"], total=2), "#dev") == "In #dev (2): a, b"
+
+
+def test_room_replies_read_as_sentences() -> None:
+    assert describe_room(RoomInfo(id=1, room="#dev", topic="", topic_by="", members=1)) == (
+        "#dev (1 member). No topic is set."
+    )
+    assert describe_room(
+        RoomInfo(id=1, room="#dev", topic="Release Friday", topic_by="Carol", members=3)
+    ) == ("#dev (3 members). Topic: Release Friday (set by Carol)")
+
+
+def test_room_list_is_a_table_and_says_what_was_left_out() -> None:
+    rooms = Rooms(
+        id=1,
+        rooms=[RoomSummary("#general", 5), RoomSummary("#dev", 1, "Release Friday")],
+        total=3,
+    )
+    assert describe_rooms(rooms) == [
+        "Rooms (3, 1 more not listed):",
+        "  #general  5 members",
+        "  #dev      1 member  Release Friday",
+    ]
+    assert describe_rooms(Rooms(id=1, rooms=[], total=0)) == ["No rooms."]
+
+
+def test_unread_counts() -> None:
+    assert describe_unread(Unread(id=1, conversations=[])) == "No unread messages."
+    unread = Unread(id=1, conversations=[UnreadCount("#dev", 3, 9), UnreadCount("Bob", 1, 2)])
+    assert describe_unread(unread) == "Unread (4): #dev 3, Bob 1"

@@ -1,21 +1,82 @@
 """The commands a user types, one handler each: adding a command means adding one function here
-(and its test). Lines that are not commands are chat text for #general.
+(and its test). Lines that are not commands are chat text for the current room.
+
+Arguments are checked here before anything is sent: a bad one gets the command's usage line,
+never a request.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Awaitable, Callable
 
 from parley.client.core import ChatClient
-from parley.client.render import describe_users
-from parley.protocol.errors import RequestRefused
-from parley.protocol.names import GENERAL_ROOM
+from parley.client.credentials import SessionStore
+from parley.client.render import (
+    describe,
+    describe_room,
+    describe_rooms,
+    describe_unread,
+    describe_users,
+)
+from parley.protocol import limits
+from parley.protocol.errors import ErrorCode, PeerError, RequestRefused
+from parley.protocol.messages import Left
+from parley.protocol.names import GENERAL_ROOM, nick_key, normalize_nick, normalize_room, room_key
 from parley.protocol.text import for_terminal
 
 Output = Callable[[str], None]
+# Asks for a line that must not be shown or kept (a password); None at end of input.
+AskSecret = Callable[[str], Awaitable[str | None]]
+
+
+@dataclasses.dataclass(slots=True)
+class Chat:
+    """What commands work on: the connection, the user's screen, and the current room."""
+
+    client: ChatClient
+    out: Output
+    ask_secret: AskSecret
+    # Where session tokens are saved; None keeps them for this run only.
+    sessions: SessionStore | None = None
+    # Plain lines go here: #general at first, then the room joined last.
+    room: str = GENERAL_ROOM
+    # Room key -> the seq the next /history pages back from.
+    history_cursor: dict[str, int] = dataclasses.field(default_factory=dict)
+
+    def switch_to(self, room: str) -> None:
+        self.room = room
+        self.out(f"Lines you type now go to {for_terminal(room)}.")
+
+    def leave_current(self) -> None:
+        """The current room is closed to us: go back to the room joined most recently that is
+        still open (#general, unless the user left it).
+        """
+        open_rooms = list(self.client.rooms.values())
+        self.switch_to(open_rooms[-1] if open_rooms else GENERAL_ROOM)
+
+    def follow(self, event: object) -> None:
+        """Keep the current room right as events arrive (a kick or ban ends membership)."""
+        if (
+            isinstance(event, Left)
+            and nick_key(event.nick) == nick_key(self.client.nick)
+            and room_key(event.room) == room_key(self.room)
+            and event.reason
+        ):
+            self.leave_current()
+
+    def save_token(self, token: str) -> None:
+        if not token or self.sessions is None:
+            return
+        try:
+            self.sessions.save(self.client.identity.server, self.client.nick, token)
+        except OSError as exc:
+            self.out(f"*** Could not save the login in {self.sessions.path}: {exc.strerror}")
+
+
 # A command returns False when the user is leaving.
-Handler = Callable[[ChatClient, str, Output], Awaitable[bool]]
+Handler = Callable[[Chat, str], Awaitable[bool]]
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -42,39 +103,378 @@ def command(
     return register
 
 
+def _usage(chat: Chat, name: str) -> bool:
+    chat.out(f"Usage: {COMMANDS[name].usage}")
+    return True
+
+
+# --- argument parsing (pure, tested on its own) ----------------------------------------------
+
+_DURATION = re.compile(r"(?:[0-9]+[smhdw])+")
+_DURATION_PART = re.compile(r"([0-9]+)([smhdw])")
+_NUMBER = re.compile(r"[0-9]+")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+# The protocol's bound on a ban or mute (messages.Seconds): ten years.
+MAX_DURATION_SECONDS = 10 * 365 * 86400
+# /history without N.
+HISTORY_PAGE = 20
+
+
+def parse_duration(text: str) -> int | None:
+    """Seconds in ``30m``, ``2h``, ``7d``, ``1w``, ``1h30m``...; None unless 1 s to ten years."""
+    if not _DURATION.fullmatch(text):
+        return None
+    seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
+    return seconds if 1 <= seconds <= MAX_DURATION_SECONDS else None
+
+
+def format_duration(seconds: int) -> str:
+    """``1h30m`` for 5400: the largest units first, as a user would type it."""
+    parts = []
+    for unit in "wdhms":
+        count, seconds = divmod(seconds, _UNIT_SECONDS[unit])
+        if count:
+            parts.append(f"{count}{unit}")
+    return "".join(parts) or "0s"
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Target:
+    """The arguments of a moderation command."""
+
+    room: str
+    nick: str
+    seconds: int | None = None
+    reason: str = ""
+
+
+def parse_target(args: str, *, duration: bool = False, reason: bool = False) -> Target | None:
+    """``#room USER [DURATION] [reason]`` (each optional part only when allowed); None when the
+    arguments are wrong: a bad room or nickname, a duration out of range or without a unit,
+    or words that are not allowed.
+    """
+    room, _, rest = args.strip().partition(" ")
+    nick, _, rest = rest.strip().partition(" ")
+    rest = rest.strip()
+    try:
+        room, nick = normalize_room(room), normalize_nick(nick)
+    except PeerError:
+        return None
+    seconds = None
+    if duration and rest:
+        first, _, after = rest.partition(" ")
+        if _DURATION.fullmatch(first) or _NUMBER.fullmatch(first):
+            seconds = parse_duration(first)
+            if seconds is None:
+                return None  # 0m, ten years and more, or a number without its unit
+            rest = after.strip()
+    if rest and not reason:
+        return None
+    return Target(room, nick, seconds, rest)
+
+
+def _room_arg(chat: Chat, args: str) -> str | None:
+    """An optional ``#room`` argument: the current room when absent, None when invalid."""
+    if not args:
+        return chat.room
+    try:
+        return normalize_room(args)
+    except PeerError:
+        return None
+
+
+# --- chatting --------------------------------------------------------------------------------
+
+
 @command("list", "/list", "show who is online")
-async def list_users(client: ChatClient, args: str, out: Output) -> bool:
-    out(describe_users(await client.list_users()))
+async def list_users(chat: Chat, args: str) -> bool:
+    chat.out(describe_users(await chat.client.list_users()))
     return True
 
 
 @command("pm", "/pm USER MESSAGE", "send a private message that only USER sees")
-async def private_message(client: ChatClient, args: str, out: Output) -> bool:
+async def private_message(chat: Chat, args: str) -> bool:
     user, _, text = args.partition(" ")
     if not user or not text.strip():
-        out("Usage: /pm USER MESSAGE")
-        return True
-    await client.send(user, text)
+        return _usage(chat, "pm")
+    await chat.client.send(user, text)
     return True
 
 
+@command("msg", "/msg #room|USER MESSAGE", "send a message to a room or privately to a user")
+async def message(chat: Chat, args: str) -> bool:
+    target, _, text = args.partition(" ")
+    try:
+        target = normalize_room(target) if target.startswith("#") else normalize_nick(target)
+    except PeerError:
+        return _usage(chat, "msg")
+    if not text.strip():
+        return _usage(chat, "msg")
+    await chat.client.send(target, text)
+    return True
+
+
+@command("history", "/history [N]", "show N earlier messages of the current room (again: more)")
+async def history(chat: Chat, args: str) -> bool:
+    if args and not _NUMBER.fullmatch(args):
+        return _usage(chat, "history")
+    count = int(args) if args else HISTORY_PAGE
+    if not 1 <= count <= limits.MAX_HISTORY_MESSAGES:
+        return _usage(chat, "history")
+    room, key = chat.room, room_key(chat.room)
+    # Page back from the oldest message shown so far: the newest ones are on screen already.
+    before = chat.history_cursor.get(key) or chat.client.conversations.first_seq(key) or None
+    page = None
+    if before != 1:
+        page = await chat.client.history(room, before=before, limit=count)
+    if page is None or not page.messages:
+        chat.out(f"No earlier messages in {for_terminal(room)}.")
+        return True
+    for entry in page.messages:
+        line = describe(entry, chat.client.nick)
+        if line is not None:
+            chat.out(line)
+    chat.history_cursor[key] = page.messages[0].seq
+    if not page.more:
+        chat.out(f"That is the beginning of {for_terminal(page.to)}.")
+    return True
+
+
+@command("unread", "/unread", "show where there are messages you have not read (accounts)")
+async def unread(chat: Chat, args: str) -> bool:
+    if args:
+        return _usage(chat, "unread")
+    chat.out(describe_unread(await chat.client.unread()))
+    return True
+
+
+# --- rooms -----------------------------------------------------------------------------------
+
+
+@command("join", "/join #room", "join a room (made if new); your lines then go there")
+async def join(chat: Chat, args: str) -> bool:
+    name = _room_arg(chat, args) if args else None
+    if name is None:
+        return _usage(chat, "join")
+    info = await chat.client.join(name)
+    chat.out(f"You joined {describe_room(info)}")
+    chat.switch_to(info.room)
+    return True
+
+
+@command("part", "/part [#room]", "leave a room (the current one if none is given)")
+async def part(chat: Chat, args: str) -> bool:
+    name = _room_arg(chat, args)
+    if name is None:
+        return _usage(chat, "part")
+    shown = chat.client.rooms.get(room_key(name), name)
+    await chat.client.part(name)
+    chat.out(f"You left {for_terminal(shown)}.")
+    if room_key(name) == room_key(chat.room):
+        chat.leave_current()
+    return True
+
+
+@command("rooms", "/rooms", "list the rooms, busiest first")
+async def rooms(chat: Chat, args: str) -> bool:
+    if args:
+        return _usage(chat, "rooms")
+    for line in describe_rooms(await chat.client.list_rooms()):
+        chat.out(line)
+    return True
+
+
+@command("topic", "/topic [#room] [TEXT]", "show a room's topic, or set it to TEXT")
+async def topic(chat: Chat, args: str) -> bool:
+    room, text = chat.room, args
+    first, _, rest = args.partition(" ")
+    if first.startswith("#"):
+        try:
+            room, text = normalize_room(first), rest.strip()
+        except PeerError:
+            return _usage(chat, "topic")
+    if not text:
+        chat.out(describe_room(await chat.client.topic(room)))
+    else:
+        await chat.client.topic(room, text)  # the room, us included, sees the change
+    return True
+
+
+@command("who", "/who [#room]", "show who is in a room (the current one if none is given)")
+async def who(chat: Chat, args: str) -> bool:
+    name = _room_arg(chat, args)
+    if name is None:
+        return _usage(chat, "who")
+    shown = chat.client.rooms.get(room_key(name), name)
+    chat.out(describe_users(await chat.client.who(name), shown))
+    return True
+
+
+# --- moderation ------------------------------------------------------------------------------
+
+
+@command("kick", "/kick #room USER [REASON]", "put USER out of a room (room operators)")
+async def kick(chat: Chat, args: str) -> bool:
+    target = parse_target(args, reason=True)
+    if target is None:
+        return _usage(chat, "kick")
+    await chat.client.kick(target.room, target.nick, target.reason)
+    chat.out(f"Kicked {for_terminal(target.nick)} from {target.room}.")
+    return True
+
+
+@command(
+    "ban",
+    "/ban #room USER [DURATION] [REASON]",
+    "keep USER out of a room, for a DURATION like 30m, 2h or 7d, or until /unban",
+)
+async def ban(chat: Chat, args: str) -> bool:
+    target = parse_target(args, duration=True, reason=True)
+    if target is None:
+        return _usage(chat, "ban")
+    await chat.client.ban(target.room, target.nick, target.seconds, target.reason)
+    chat.out(f"Banned {for_terminal(target.nick)} from {target.room} {_how_long(target)}.")
+    return True
+
+
+@command("unban", "/unban #room USER", "let a banned USER join the room again")
+async def unban(chat: Chat, args: str) -> bool:
+    target = parse_target(args)
+    if target is None:
+        return _usage(chat, "unban")
+    await chat.client.unban(target.room, target.nick)
+    chat.out(f"{for_terminal(target.nick)} may join {target.room} again.")
+    return True
+
+
+@command(
+    "mute",
+    "/mute #room USER [DURATION] [REASON]",
+    "stop USER sending to a room, for a DURATION or until /unmute",
+)
+async def mute(chat: Chat, args: str) -> bool:
+    target = parse_target(args, duration=True, reason=True)
+    if target is None:
+        return _usage(chat, "mute")
+    await chat.client.mute(target.room, target.nick, target.seconds, target.reason)
+    chat.out(f"Muted {for_terminal(target.nick)} in {target.room} {_how_long(target)}.")
+    return True
+
+
+@command("unmute", "/unmute #room USER", "let a muted USER speak in the room again")
+async def unmute(chat: Chat, args: str) -> bool:
+    target = parse_target(args)
+    if target is None:
+        return _usage(chat, "unmute")
+    await chat.client.unmute(target.room, target.nick)
+    chat.out(f"{for_terminal(target.nick)} may speak in {target.room} again.")
+    return True
+
+
+def _how_long(target: Target) -> str:
+    return "until lifted" if target.seconds is None else f"for {format_duration(target.seconds)}"
+
+
+# --- account ---------------------------------------------------------------------------------
+
+
+@command("register", "/register", "make your nickname an account (asks for a password)")
+async def register(chat: Chat, args: str) -> bool:
+    if args:
+        # Perhaps a password: not repeated, and not sent.
+        chat.out("Usage: /register (the password is asked for; never type it on the line)")
+        return True
+    if chat.client.is_account:
+        chat.out(f"*** {ErrorCode.ALREADY_REGISTERED.text}")
+        return True
+    password = await _new_password(chat, "Password: ", "Password again: ")
+    if password is None:
+        return True
+    ok = await chat.client.register(password)
+    chat.save_token(ok.token)
+    chat.out(
+        f"Registered {for_terminal(chat.client.nick)}. This computer logs in without the "
+        "password from now on; /logout forgets it."
+    )
+    return True
+
+
+@command("passwd", "/passwd", "change your account's password (asks for the old and new)")
+async def passwd(chat: Chat, args: str) -> bool:
+    if args:
+        chat.out("Usage: /passwd (the passwords are asked for; never type them on the line)")
+        return True
+    if not chat.client.is_account:
+        chat.out("*** Only an account has a password: /register first.")
+        return True
+    old = await chat.ask_secret("Current password: ")
+    if old is None:
+        return True
+    new = await _new_password(chat, "New password: ", "New password again: ")
+    if new is None:
+        return True
+    ok = await chat.client.change_password(old, new)
+    chat.save_token(ok.token)
+    chat.out("Password changed. Your other sessions were logged out.")
+    return True
+
+
+@command("logout", "/logout", "log out, and forget the saved login on this computer")
+async def logout(chat: Chat, args: str) -> bool:
+    if args:
+        return _usage(chat, "logout")
+    forgotten = False
+    if chat.sessions is not None:
+        # Forget it here first: it must go even if the server cannot be told.
+        forgotten = chat.sessions.forget(chat.client.identity.server, chat.client.nick)
+    await chat.client.logout()
+    chat.out("Logged out." + " The saved login was deleted." * forgotten)
+    return False
+
+
+async def _new_password(chat: Chat, prompt: str, again: str) -> str | None:
+    """Ask for a new password twice; None (having said why) unless both are the same valid one."""
+    first = await chat.ask_secret(prompt)
+    if first is None:
+        return None
+    if not limits.MIN_PASSWORD_CHARS <= len(first) <= limits.MAX_PASSWORD_CHARS or (
+        not first.strip()
+    ):
+        chat.out(f"*** {ErrorCode.INVALID_PASSWORD.text}")
+        return None
+    second = await chat.ask_secret(again)
+    if second is None:
+        return None
+    if first != second:
+        chat.out("*** The passwords do not match; nothing was changed.")
+        return None
+    return first
+
+
+# --- the session -----------------------------------------------------------------------------
+
+
 @command("help", "/help", "show this list of commands")
-async def show_help(client: ChatClient, args: str, out: Output) -> bool:
-    out("Commands:")
-    for name, entry in COMMANDS.items():
-        if name == entry.name:
-            also = f" (or /{', /'.join(entry.aliases)})" if entry.aliases else ""
-            out(f"  {entry.usage:<20} {entry.summary}{also}")
-    out("Anything else is sent to everyone; start a line with // to send one beginning with /.")
+async def show_help(chat: Chat, args: str) -> bool:
+    chat.out("Commands:")
+    entries = [entry for name, entry in COMMANDS.items() if name == entry.name]
+    width = max(len(entry.usage) for entry in entries)
+    for entry in entries:
+        also = f" (or /{', /'.join(entry.aliases)})" if entry.aliases else ""
+        chat.out(f"  {entry.usage:<{width}}  {entry.summary}{also}")
+    chat.out(
+        "Anything else is sent to the current room; start a line with // to send one "
+        "beginning with /."
+    )
     return True
 
 
 @command("exit", "/exit", "leave the chat", aliases=("quit",))
-async def leave(client: ChatClient, args: str, out: Output) -> bool:
+async def leave(chat: Chat, args: str) -> bool:
     return False
 
 
-async def execute(client: ChatClient, line: str, out: Output) -> bool:
+async def execute(chat: Chat, line: str) -> bool:
     """Act on one line the user typed. Returns False when the user is leaving.
 
     A refusal from the server is shown as a line, never raised: a typo must not end the chat.
@@ -84,12 +484,14 @@ async def execute(client: ChatClient, line: str, out: Output) -> bool:
             name, _, args = line[1:].partition(" ")
             entry = COMMANDS.get(name.lower())
             if entry is None:
-                out(f"Unknown command /{for_terminal(name)}. Type /help for the list of commands.")
+                chat.out(
+                    f"Unknown command /{for_terminal(name)}. Type /help for the list of commands."
+                )
                 return True
-            return await entry.run(client, args.strip(), out)
+            return await entry.run(chat, args.strip())
         text = line[1:] if line.startswith("//") else line
         if text.strip():
-            await client.send(GENERAL_ROOM, text)
+            await chat.client.send(chat.room, text)
     except RequestRefused as refusal:
-        out(f"*** {for_terminal(refusal.message)}")
+        chat.out(f"*** {for_terminal(refusal.message)}")
     return True

@@ -6,6 +6,10 @@ Two ways to read input, one chat loop:
   event, flushed, no escape codes;
 * a terminal: prompt_toolkit reads the line, and incoming lines are printed above it, so what
   the user is typing is never broken up by traffic.
+
+Passwords are read apart from everything else: hidden on a terminal (and kept out of the line
+history), never echoed from a pipe, never written anywhere. What is saved is the session token
+the server gives for them (see :mod:`parley.client.credentials`).
 """
 
 from __future__ import annotations
@@ -21,12 +25,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from parley.client.commands import execute
+from parley.client.commands import Chat, execute
+from parley.client.conversations import conversation_of
 from parley.client.core import ChatClient, ConnectionLost, Disconnected
+from parley.client.credentials import SessionStore
+from parley.client.credentials import default_path as default_sessions_path
 from parley.client.pins import CertificateChanged, PinStatus, PinStore
-from parley.client.render import describe
+from parley.client.render import describe, describe_unread
 from parley.paths import default_config_dir
-from parley.protocol.errors import RequestRefused
+from parley.protocol.errors import ErrorCode, RequestRefused
+from parley.protocol.messages import Message
 from parley.protocol.text import for_terminal
 
 EXIT_OK = 0
@@ -34,6 +42,12 @@ EXIT_DISCONNECTED = 1
 EXIT_CERTIFICATE_CHANGED = 3
 
 NICK_PROMPT = "Enter your nickname: "
+PASSWORD_PROMPT = "Password: "  # noqa: S105 (a prompt, not a password)
+# Wrong passwords before asking for the nickname again.
+PASSWORD_TRIES = 3
+# How often an account's read markers are sent: often enough for /unread, rarely enough to
+# cost nothing.
+READ_MARK_INTERVAL_SECONDS = 2.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -50,6 +64,10 @@ class Lines(Protocol):
 
     async def read(self, prompt: str) -> str | None:
         """The next line (without its newline), or None at end of input."""
+        ...
+
+    async def read_secret(self, prompt: str) -> str | None:
+        """Like :meth:`read`, for a password: never shown, echoed or kept in a history."""
         ...
 
     def write(self, line: str) -> None: ...
@@ -107,6 +125,14 @@ class PipeLines:
             self.write(line if line is not None else "")
         return line
 
+    async def read_secret(self, prompt: str) -> str | None:
+        sys.stdout.write(prompt)
+        sys.stdout.flush()
+        line = await self._queue.get()
+        # Never the answer itself: only the end of the prompt's line.
+        self.write("")
+        return line
+
     def write(self, line: str) -> None:
         print(line, flush=True)
 
@@ -119,6 +145,7 @@ class TerminalLines:
         from prompt_toolkit.patch_stdout import patch_stdout
 
         self._session: PromptSession[str] = PromptSession()
+        self._secret_session: PromptSession[str] | None = None
         self._patch = patch_stdout(raw=False)
 
     async def __aenter__(self) -> TerminalLines:
@@ -131,6 +158,19 @@ class TerminalLines:
     async def read(self, prompt: str) -> str | None:
         try:
             return await self._session.prompt_async(prompt or "> ")
+        except (EOFError, KeyboardInterrupt):
+            return None
+
+    async def read_secret(self, prompt: str) -> str | None:
+        if self._secret_session is None:
+            from prompt_toolkit import PromptSession
+            from prompt_toolkit.history import DummyHistory
+
+            # Its own session, with a history that keeps nothing: the up arrow in the chat
+            # prompt must never bring a password back.
+            self._secret_session = PromptSession(is_password=True, history=DummyHistory())
+        try:
+            return await self._secret_session.prompt_async(prompt)
         except (EOFError, KeyboardInterrupt):
             return None
 
@@ -170,22 +210,37 @@ async def run_client(options: ClientOptions) -> int:
         )
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     lines: Lines = TerminalLines() if interactive else PipeLines()
+    sessions = SessionStore(default_sessions_path())
     try:
         async with lines:
-            return await _chat(client, lines, options.nick)
+            return await _chat(client, lines, options.nick, sessions)
     finally:
         await client.close()
 
 
-async def _chat(client: ChatClient, lines: Lines, nick: str | None) -> int:
-    if not await _log_in(client, lines, nick):
+async def _chat(
+    client: ChatClient, lines: Lines, nick: str | None, sessions: SessionStore | None
+) -> int:
+    chat = Chat(client, lines.write, lines.read_secret, sessions)
+    if not await _log_in(chat, lines, nick):
         await client.bye()
         return EXIT_OK
     lines.write("Welcome to the chat!")
-    shown = asyncio.create_task(_show_events(client, lines), name="show-events")
-    typed = asyncio.create_task(_run_input(client, lines), name="read-input")
-    done, _ = await asyncio.wait({shown, typed}, return_when=asyncio.FIRST_COMPLETED)
+    markers = ReadMarkers(client)
+    shown = asyncio.create_task(_show_events(chat, markers), name="show-events")
+    if client.is_account:
+        await _greet_account(chat)
+    typed = asyncio.create_task(_run_input(chat, lines), name="read-input")
+    marking = asyncio.create_task(markers.run(), name="read-markers")
+    try:
+        done, _ = await asyncio.wait({shown, typed}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        marking.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await marking
     if typed in done and typed.result():
+        with contextlib.suppress(ConnectionLost, TimeoutError):
+            await asyncio.wait_for(markers.flush(), 5.0)
         shown.cancel()
         await client.bye()
         return EXIT_OK
@@ -196,39 +251,121 @@ async def _chat(client: ChatClient, lines: Lines, nick: str | None) -> int:
     return EXIT_DISCONNECTED
 
 
-async def _log_in(client: ChatClient, lines: Lines, nick: str | None) -> bool:
-    """Ask for a nickname until the server takes one. False when input ends first."""
+async def _log_in(chat: Chat, lines: Lines, nick: str | None) -> bool:
+    """Ask for a nickname (and its password, when it is registered and no saved login works)
+    until the server takes one. False when input ends first.
+    """
     while True:
         if nick is None:
             nick = await lines.read(NICK_PROMPT)
             if nick is None:
                 return False
-        try:
-            await client.login(nick.strip())
-            return True
-        except RequestRefused as refusal:
-            lines.write(for_terminal(refusal.message))
+        logged_in = await _log_in_as(chat, lines, nick.strip())
+        if logged_in is not None:
+            return logged_in
         nick = None
 
 
-async def _show_events(client: ChatClient, lines: Lines) -> None:
+async def _log_in_as(chat: Chat, lines: Lines, nick: str) -> bool | None:
+    """Log in as ``nick``: with the saved token if there is one, else as a guest, and with a
+    password if the server asks for one. True when logged in, False when input ended, None to
+    ask for another nickname.
+    """
+    client, sessions, server = chat.client, chat.sessions, chat.client.identity.server
+    token = sessions.token(server, nick) if sessions is not None else None
+    try:
+        await client.login(nick, token=token)
+        return True
+    except RequestRefused as refusal:
+        lines.write(for_terminal(refusal.message))
+        if refusal.code == ErrorCode.SESSION_EXPIRED and sessions is not None:
+            sessions.forget(server, nick)
+        if refusal.code not in (ErrorCode.PASSWORD_REQUIRED, ErrorCode.SESSION_EXPIRED):
+            return None
+    for _ in range(PASSWORD_TRIES):
+        password = await lines.read_secret(PASSWORD_PROMPT)
+        if password is None:
+            return False
+        if not password:
+            lines.write(ErrorCode.PASSWORD_REQUIRED.text)
+            continue
+        try:
+            ok = await client.login(nick, password=password)
+        except RequestRefused as refusal:
+            lines.write(for_terminal(refusal.message))
+            if refusal.code != ErrorCode.AUTH_FAILED:
+                return None  # throttled, or not an account after all: start again
+            continue
+        chat.save_token(ok.token)
+        return True
+    return None
+
+
+async def _greet_account(chat: Chat) -> None:
+    """An account is back in its rooms: say which, and where messages wait unread."""
+    rooms = list(chat.client.rooms.values())
+    if len(rooms) > 1:
+        chat.out(f"Your rooms: {', '.join(for_terminal(room) for room in rooms)}.")
+    with contextlib.suppress(RequestRefused):
+        unread = await chat.client.unread()
+        if unread.conversations:
+            chat.out(describe_unread(unread))
+
+
+async def _show_events(chat: Chat, markers: ReadMarkers) -> None:
+    client = chat.client
     while True:
         event = await client.next_event()
         line = describe(event, client.nick)
         if line is not None:
-            lines.write(line)
+            chat.out(line)
+        if isinstance(event, Message):
+            markers.shown(event)
+        chat.follow(event)
         if isinstance(event, Disconnected):
             return
 
 
-async def _run_input(client: ChatClient, lines: Lines) -> bool:
+async def _run_input(chat: Chat, lines: Lines) -> bool:
     """Run what the user types. True when the user leaves, False when the connection ends."""
     while True:
         line = await lines.read("")
         if line is None:
             return True
         try:
-            if not await execute(client, line, lines.write):
+            if not await execute(chat, line):
                 return True
         except ConnectionLost:
             return False
+
+
+class ReadMarkers:
+    """For an account, tells the server how far the user has seen each conversation, a few
+    seconds at a time, so that /unread and the next login count only what was not shown.
+    """
+
+    def __init__(self, client: ChatClient) -> None:
+        self._client = client
+        # Conversation key -> (name to mark it by, highest seq shown).
+        self._due: dict[str, tuple[str, int]] = {}
+
+    def shown(self, message: Message) -> None:
+        if not self._client.is_account:
+            return
+        key, target = conversation_of(message, self._client.nick)
+        due = self._due.get(key)
+        if due is None or message.seq > due[1]:
+            self._due[key] = (target, message.seq)
+
+    async def flush(self) -> None:
+        """Send what is due. Raises ConnectionLost."""
+        due, self._due = self._due, {}
+        for target, seq in due.values():
+            with contextlib.suppress(RequestRefused):  # left the room meanwhile
+                await self._client.mark_read(target, seq)
+
+    async def run(self) -> None:
+        with contextlib.suppress(ConnectionLost):
+            while True:
+                await asyncio.sleep(READ_MARK_INTERVAL_SECONDS)
+                await self.flush()

@@ -9,43 +9,64 @@ import contextlib
 import dataclasses
 import ssl
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import TypeVar, overload
 
 from parley import __version__
+from parley.client.conversations import Conversations, conversation_of
 from parley.client.pins import PinStatus, PinStore, server_name
 from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, ParleyError, PeerError, RequestRefused
 from parley.protocol.messages import (
+    Ban,
     Bye,
     Closing,
     Error,
     Event,
+    GetUnread,
     Hello,
+    History,
     HistoryPage,
+    Join,
+    Kick,
+    Left,
+    ListRooms,
     ListUsers,
+    Logout,
+    Message,
+    Mute,
     Nick,
     Ok,
+    Part,
+    Passwd,
     Ping,
     Pong,
+    Read,
+    Register,
     Reply,
     Request,
     RoomInfo,
     Rooms,
     Send,
     Sent,
+    Topic,
+    Unban,
+    Unmute,
     Unread,
     Users,
     Welcome,
+    Who,
     encode,
 )
+from parley.protocol.names import GENERAL_ROOM, nick_key, room_key
 from parley.protocol.session import ClientSession
 from parley.tls import client_context, fingerprint
 
 ReplyT = TypeVar("ReplyT", bound=Reply)
 
 # A script piping many lines can outrun the server's flood control; the client then paces itself.
+# A request refused as rate-limited was not carried out, so sending it again is always safe.
 _RATE_LIMIT_RETRIES = 8
 _RATE_LIMIT_PAUSE_SECONDS = 0.25
 
@@ -64,10 +85,13 @@ class ConnectionLost(ParleyError):
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Disconnected:
-    """The last event of a connection: the server closed it or it broke."""
+    """The last event of a connection: the server closed it or it broke. ``expected`` is true
+    when the user asked to leave (``bye``, ``logout``): nothing to tell them.
+    """
 
     reason: str
     code: str | None = None
+    expected: bool = False
 
 
 # An error reply with no request id (the server could not read the request) is an event too.
@@ -91,7 +115,9 @@ class ChatClient:
     """One connection to a Parley server. Create with :meth:`connect`.
 
     Replies are matched to requests by id; events arrive in order through :meth:`next_event`,
-    ending with one :class:`Disconnected`.
+    ending with one :class:`Disconnected`. A ``message`` whose ``seq`` was already seen in its
+    conversation is dropped here (see :mod:`parley.client.conversations`), so every front end
+    shows each message once.
     """
 
     def __init__(
@@ -99,15 +125,28 @@ class ChatClient:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
         identity: ServerIdentity,
+        conversations: Conversations | None = None,
     ) -> None:
         self.identity = identity
         self.nick = ""
+        # "" for a guest; the account's role ("user", "moderator", "admin") once logged in.
+        self.role = ""
+        # The session token of this login, when there is one: save it to log in without the
+        # password next time.
+        self.token = ""
         self.welcome: Welcome | None = None
+        self.conversations = conversations if conversations is not None else Conversations()
+        # Rooms this connection is in, key -> name as the server spells it, last joined last.
+        self.rooms: dict[str, str] = {}
         self._reader = reader
         self._writer = writer
         self._session = ClientSession()
         self._pending: dict[int, asyncio.Future[Reply]] = {}
         self._events: asyncio.Queue[ClientEvent] = asyncio.Queue()
+        # Conversation key -> live messages kept back while its missed messages are fetched,
+        # so that they are shown after them, in order.
+        self._holding: dict[str, list[Message]] = {}
+        self._leaving = False
         self._lost: ConnectionLost | None = None
         self._read_task = asyncio.create_task(self._read_loop(), name="parley-client-reader")
 
@@ -120,13 +159,16 @@ class ChatClient:
         pins: PinStore | None,
         cafile: Path | None = None,
         timeout_seconds: float = 15.0,
+        conversations: Conversations | None = None,
     ) -> ChatClient:
         """Open TLS, verify the server, and say hello.
 
         Verification: with ``cafile``, the CA chain and host name; else, with ``pins``, the
-        certificate's fingerprint (trust on first use); with neither, none at all. Raises
-        CertificateChanged (nothing was sent), OSError / ssl.SSLError / TimeoutError when the
-        server cannot be reached, RequestRefused or ConnectionLost when it refuses the hello.
+        certificate's fingerprint (trust on first use); with neither, none at all. Pass the
+        ``conversations`` of an earlier connection to resume where it stopped (see
+        :meth:`catch_up`). Raises CertificateChanged (nothing was sent), OSError /
+        ssl.SSLError / TimeoutError when the server cannot be reached, RequestRefused or
+        ConnectionLost when it refuses the hello.
         """
         context: ssl.SSLContext = client_context(cafile)
         reader, writer = await asyncio.wait_for(
@@ -149,7 +191,7 @@ class ChatClient:
                 await writer.wait_closed()
             raise
         identity = ServerIdentity(name, presented, cafile is not None or pins is not None, status)
-        client = cls(reader, writer, identity)
+        client = cls(reader, writer, identity, conversations)
         try:
             client.welcome = await asyncio.wait_for(client._hello(), timeout_seconds)
         except BaseException:
@@ -157,7 +199,12 @@ class ChatClient:
             raise
         return client
 
-    # --- requests ------------------------------------------------------------------------
+    @property
+    def is_account(self) -> bool:
+        """Logged in to a registered account (not as a guest)."""
+        return bool(self.role)
+
+    # --- login and account ---------------------------------------------------------------
 
     async def _hello(self) -> Welcome:
         return await self._request(
@@ -167,11 +214,50 @@ class ChatClient:
             Welcome,
         )
 
-    async def login(self, nick: str) -> str:
-        """Take ``nick``; returns it as the server normalised it. Raises RequestRefused."""
-        ok = await self._request(lambda id: Nick(id=id, nick=nick), Ok)
-        self.nick = ok.nick
-        return ok.nick
+    async def login(self, nick: str, password: str | None = None, token: str | None = None) -> Ok:
+        """Take ``nick``: as a guest, or for a registered nickname with its ``password`` or the
+        ``token`` of an earlier login.
+
+        Returns the ``ok``: the nickname as the server stored it and, for an account, its
+        role, the rooms it is back in and, after a password, a new session token (also kept in
+        :attr:`token`). Raises RequestRefused: PASSWORD_REQUIRED, SESSION_EXPIRED, AUTH_FAILED,
+        TOO_MANY_ATTEMPTS, ACCOUNT_REQUIRED, NICK_TAKEN, INVALID_NICK.
+        """
+        ok = await self._request(
+            lambda id: Nick(id=id, nick=nick, password=password or "", token=token or ""), Ok
+        )
+        self.token = ok.token or token or ""
+        return ok
+
+    async def register(self, password: str) -> Ok:
+        """Make the nickname in use an account; the ``ok`` carries a session token. Raises
+        RequestRefused: INVALID_PASSWORD, ALREADY_REGISTERED, RATE_LIMITED.
+        """
+        ok = await self._request(lambda id: Register(id=id, password=password), Ok)
+        self.role, self.token = ok.role or "user", ok.token
+        return ok
+
+    async def change_password(self, old: str, new: str) -> Ok:
+        """Change the account's password. The server logs out every other session of the
+        account; the ``ok`` carries this one's new token. Raises RequestRefused: AUTH_FAILED,
+        TOO_MANY_ATTEMPTS, INVALID_PASSWORD, ACCOUNT_REQUIRED.
+        """
+        ok = await self._request(lambda id: Passwd(id=id, old=old, new=new), Ok)
+        self.token = ok.token
+        return ok
+
+    async def logout(self) -> None:
+        """Revoke this login's session token on the server, then close the connection."""
+        self._leaving = True
+        try:
+            await self._request(lambda id: Logout(id=id), Ok)
+        except BaseException:
+            self._leaving = False
+            raise
+        self.token = ""
+        await self.close()
+
+    # --- chat ----------------------------------------------------------------------------
 
     async def send(self, to: str, text: str, msg_id: str | None = None) -> Sent:
         """Send ``text`` to a room or a user; returns once the server has stored it.
@@ -179,18 +265,9 @@ class ChatClient:
         ``msg_id`` identifies the message across retries; a new one is made when omitted.
         """
         message_id = msg_id or uuid.uuid4().hex
-        for attempt in range(1, _RATE_LIMIT_RETRIES + 1):
-            try:
-                return await self._request(
-                    lambda id: Send(id=id, to=to, text=text, msg_id=message_id), Sent
-                )
-            except RequestRefused as refusal:
-                if refusal.code != ErrorCode.RATE_LIMITED or attempt == _RATE_LIMIT_RETRIES:
-                    raise
-            # Told to slow down: wait and send the same message again (same msg_id, so it is
-            # stored once even if an earlier try got through).
-            await asyncio.sleep(_RATE_LIMIT_PAUSE_SECONDS * attempt)
-        raise AssertionError("unreachable")
+        return await self._request(
+            lambda id: Send(id=id, to=to, text=text, msg_id=message_id), Sent
+        )
 
     async def list_users(self) -> Users:
         return await self._request(lambda id: ListUsers(id=id), Users)
@@ -200,11 +277,155 @@ class ChatClient:
 
     async def bye(self) -> None:
         """Leave the chat politely, then close."""
+        self._leaving = True
         with contextlib.suppress(ConnectionLost, RequestRefused):
             await asyncio.wait_for(self._request(lambda id: Bye(id=id), Ok), 5.0)
         await self.close()
 
+    # --- rooms ---------------------------------------------------------------------------
+
+    async def join(self, room: str) -> RoomInfo:
+        """Join ``room``, creating it if the server allows; it becomes the last joined room.
+
+        Returns once the room's messages are queued as events: the latest ones the server sends
+        after the reply and, for a room seen before (on this connection or on the one whose
+        conversations were handed over), every message since the last one seen. Each once, in
+        order, before the live ones. Costs one extra round trip (two or more when catching up).
+        Raises RequestRefused: INVALID_ROOM, BANNED, NOT_PERMITTED.
+        """
+        key = room_key(room)
+        with self._hold(key):
+            info = await self._request(lambda id: Join(id=id, room=room), RoomInfo)
+            self.rooms.pop(key, None)
+            self.rooms[key] = info.room
+            if self.conversations.last_seq(key):
+                await self._fetch_missed(key, info.room)
+            else:
+                # The server sends the join's history before answering the next request.
+                await self.ping()
+        return info
+
+    async def part(self, room: str) -> None:
+        """Leave ``room``. Raises RequestRefused: NOT_IN_ROOM, NO_SUCH_ROOM."""
+        await self._request(lambda id: Part(id=id, room=room), Ok)
+        self.rooms.pop(room_key(room), None)
+
+    async def list_rooms(self) -> Rooms:
+        return await self._request(lambda id: ListRooms(id=id), Rooms)
+
+    @overload
+    async def topic(self, room: str) -> RoomInfo: ...
+    @overload
+    async def topic(self, room: str, text: str) -> None: ...
+    async def topic(self, room: str, text: str | None = None) -> RoomInfo | None:
+        """With no ``text``, the room as it is (topic, who set it, members). With ``text``,
+        set the topic; the room then sees a ``topic`` event. Raises RequestRefused:
+        NOT_IN_ROOM, NOT_PERMITTED, INVALID_TOPIC, NO_SUCH_ROOM.
+        """
+        if text is None:
+            return await self._request(lambda id: Topic(id=id, room=room), RoomInfo)
+        await self._request(lambda id: Topic(id=id, room=room, text=text), Ok)
+        return None
+
+    async def who(self, room: str) -> Users:
+        """Who is in ``room``. Raises RequestRefused: NO_SUCH_ROOM (nobody is in it)."""
+        return await self._request(lambda id: Who(id=id, room=room), Users)
+
+    # --- history -------------------------------------------------------------------------
+
+    async def history(
+        self, to: str, after: int | None = None, before: int | None = None, limit: int = 50
+    ) -> HistoryPage:
+        """A page of the conversation with ``to`` (a room this user is in, or a nickname): the
+        first ``limit`` after seq ``after``, else the last ``limit`` before ``before``, else the
+        latest. The messages come in the reply, not as events. Raises RequestRefused.
+        """
+        return await self._request(
+            lambda id: History(id=id, to=to, after=after, before=before, limit=limit),
+            HistoryPage,
+        )
+
+    async def mark_read(self, to: str, seq: int) -> None:
+        """Everything up to ``seq`` with ``to`` has been read (accounts only)."""
+        await self._request(lambda id: Read(id=id, to=to, seq=seq), Ok)
+
+    async def unread(self) -> Unread:
+        """Conversations with messages after the account's read marker (accounts only)."""
+        return await self._request(lambda id: GetUnread(id=id), Unread)
+
+    async def catch_up(self) -> int:
+        """Fetch what was missed in every conversation seen so far, and queue it as events.
+
+        For each conversation in :attr:`conversations` that this connection may read (rooms
+        it is in, private conversations), asks for the messages after the last seq seen,
+        paging while the server has more. Live messages of that conversation arriving
+        meanwhile are held back and queued after, so a reconnecting front end shows no gap,
+        no duplicate, and no message out of order. Returns how many messages were queued.
+        Costs one history request per conversation and page.
+        """
+        queued = 0
+        for key, target, _ in self.conversations.known():
+            if key.startswith("#") and key not in self.rooms:
+                continue  # the server only shows a room's history to its members
+            with self._hold(key):
+                try:
+                    queued += await self._fetch_missed(key, target)
+                except RequestRefused:
+                    continue  # gone meanwhile (parted, kicked): nothing to catch up on
+        return queued
+
+    async def _fetch_missed(self, key: str, target: str) -> int:
+        queued = 0
+        after = self.conversations.last_seq(key)
+        while True:
+            page = await self.history(target, after=after, limit=limits.MAX_HISTORY_MESSAGES)
+            for message in page.messages:
+                queued += self._accept(message)
+            if not page.more or not page.messages:
+                return queued
+            after = page.messages[-1].seq
+
+    # --- moderation ----------------------------------------------------------------------
+
+    async def kick(self, room: str, nick: str, reason: str = "") -> None:
+        """Put ``nick`` out of ``room``. Raises RequestRefused: NOT_PERMITTED, NOT_IN_ROOM."""
+        await self._request(lambda id: Kick(id=id, room=room, nick=nick, reason=reason), Ok)
+
+    async def ban(self, room: str, nick: str, seconds: int | None = None, reason: str = "") -> None:
+        """Ban ``nick`` from ``room`` for ``seconds`` (None: until unbanned); kicks it too."""
+        await self._request(
+            lambda id: Ban(id=id, room=room, nick=nick, seconds=seconds, reason=reason), Ok
+        )
+
+    async def unban(self, room: str, nick: str) -> None:
+        await self._request(lambda id: Unban(id=id, room=room, nick=nick), Ok)
+
+    async def mute(
+        self, room: str, nick: str, seconds: int | None = None, reason: str = ""
+    ) -> None:
+        """Stop ``nick`` sending to ``room`` for ``seconds`` (None: until unmuted)."""
+        await self._request(
+            lambda id: Mute(id=id, room=room, nick=nick, seconds=seconds, reason=reason), Ok
+        )
+
+    async def unmute(self, room: str, nick: str) -> None:
+        await self._request(lambda id: Unmute(id=id, room=room, nick=nick), Ok)
+
+    # --- requests ------------------------------------------------------------------------
+
     async def _request(self, make: Callable[[int], Request], expect: type[ReplyT]) -> ReplyT:
+        for attempt in range(1, _RATE_LIMIT_RETRIES + 1):
+            try:
+                return await self._request_once(make, expect)
+            except RequestRefused as refusal:
+                if refusal.code != ErrorCode.RATE_LIMITED or attempt == _RATE_LIMIT_RETRIES:
+                    raise
+            # Told to slow down: wait and ask again (a send keeps its msg_id, so it is stored
+            # once even if an earlier try got through).
+            await asyncio.sleep(_RATE_LIMIT_PAUSE_SECONDS * attempt)
+        raise AssertionError("unreachable")
+
+    async def _request_once(self, make: Callable[[int], Request], expect: type[ReplyT]) -> ReplyT:
         if self._lost is not None:
             raise self._lost
         request_id = self._session.next_request_id()
@@ -228,8 +449,57 @@ class ChatClient:
     async def next_event(self) -> ClientEvent:
         """The next event; after a Disconnected, Disconnected again forever."""
         if self._lost is not None and self._events.empty():
-            return Disconnected(self._lost.reason, self._lost.code)
+            return Disconnected(self._lost.reason, self._lost.code, self._leaving)
         return await self._events.get()
+
+    def _is_me(self, nick: str) -> bool:
+        return bool(self.nick) and nick_key(nick) == nick_key(self.nick)
+
+    def _accept(self, message: Message) -> bool:
+        """Queue ``message`` unless its seq was seen; True if it was queued."""
+        key, target = conversation_of(message, self.nick)
+        if not self.conversations.accept(key, target, message.seq):
+            return False
+        self._events.put_nowait(message)
+        return True
+
+    @contextlib.contextmanager
+    def _hold(self, key: str) -> Iterator[None]:
+        """Hold back live messages of conversation ``key`` until the block ends, then queue
+        those not seen meanwhile, in seq order.
+        """
+        if key in self._holding:
+            yield  # already held by an outer caller, which releases it
+            return
+        self._holding[key] = []
+        try:
+            yield
+        finally:
+            for message in sorted(self._holding.pop(key), key=lambda held: held.seq):
+                self._accept(message)
+
+    def _on_event(self, frame: Event | Error) -> None:
+        match frame:
+            case Message():
+                held = self._holding.get(conversation_of(frame, self.nick)[0])
+                if held is not None:
+                    held.append(frame)
+                else:
+                    self._accept(frame)
+                return
+            case Left(room=room, nick=nick) if self._is_me(nick):
+                self.rooms.pop(room_key(room), None)
+        self._events.put_nowait(frame)
+
+    def _on_reply(self, frame: Reply) -> None:
+        if isinstance(frame, Ok) and frame.nick:
+            # Logged in. Set here, not when login() resumes: the frames after this one (the
+            # user's rooms, private messages kept while away) are read before it does.
+            self.nick, self.role = frame.nick, frame.role
+            self.rooms = {room_key(name): name for name in frame.rooms or [GENERAL_ROOM]}
+        future = self._pending.get(frame.id) if frame.id is not None else None
+        if future is not None and not future.done():
+            future.set_result(frame)
 
     async def _read_loop(self) -> None:
         reason, code = "The connection to the server was lost.", None
@@ -242,11 +512,9 @@ class ChatClient:
                     if isinstance(frame, Closing):
                         reason, code = frame.message, frame.code
                     if isinstance(frame, _REPLY_TYPES) and frame.id is not None:
-                        future = self._pending.get(frame.id)
-                        if future is not None and not future.done():
-                            future.set_result(frame)
+                        self._on_reply(frame)
                     else:
-                        self._events.put_nowait(frame)
+                        self._on_event(frame)
         except PeerError as exc:
             reason, code = f"The server broke the protocol: {exc.detail}", str(exc.code)
         except (OSError, ssl.SSLError) as exc:
@@ -256,7 +524,7 @@ class ChatClient:
             for future in self._pending.values():
                 if not future.done():
                     future.set_exception(self._lost)
-            self._events.put_nowait(Disconnected(reason, code))
+            self._events.put_nowait(Disconnected(reason, code, self._leaving))
             self._writer.close()
 
     async def close(self) -> None:

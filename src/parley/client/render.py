@@ -1,44 +1,151 @@
-"""How events read as lines of text: the wording every text front end uses.
+"""How events and replies read as lines of text: the wording every text front end uses.
 
-Everything that came from a peer passes through ``for_terminal`` here, so no control character
-or escape sequence from another user can reach the screen.
+#general reads as the original chat did (``Bob: hi``, ``Bob has joined the chat!``); every other
+room's lines start with ``[#room] ``. A message from the record rather than live (the history
+after a join, messages kept while away, /history) starts with its time, ``[14:02] `` (with the
+date when not from today). Everything that came from a peer passes through ``for_terminal``
+here, so no control character or escape sequence from another user can reach the screen.
 """
 
 from __future__ import annotations
 
+import time
+
 from parley.client.core import ClientEvent, Disconnected
-from parley.protocol.messages import Error, Joined, Left, Message, Notice, Users
-from parley.protocol.names import is_room, nick_key
+from parley.protocol.messages import (
+    Error,
+    Joined,
+    Left,
+    Message,
+    Notice,
+    RoomInfo,
+    Rooms,
+    TopicChanged,
+    Unread,
+    Users,
+)
+from parley.protocol.names import is_room, nick_key, room_key
 from parley.protocol.text import for_terminal as safe
 
+_GENERAL = room_key("#general")
 
-def describe(event: ClientEvent, me: str) -> str | None:
+
+def describe(event: ClientEvent, me: str, now: float | None = None) -> str | None:
     """The line to show for ``event`` as seen by the user ``me``, or None to show nothing.
 
-    The user's own messages and own join are not repeated: they typed them. A ``closing``
-    event shows nothing: the Disconnected event after it carries its reason.
+    The user's own live messages and own joins and parts are not repeated: they typed them.
+    A ``closing`` event shows nothing: the Disconnected event after it carries its reason.
+    ``now`` (seconds since the epoch, default the clock) decides whether a message from the
+    record is from today.
     """
     match event:
+        case Message(history=True):
+            return f"{_stamp(event.ts, now)}{describe_message(event, me)}"
         case Message(sender=sender) | Joined(nick=sender) if _is_me(sender, me):
             return None
-        case Message(to=to, sender=sender, text=text) if is_room(to):
-            return f"{safe(sender)}: {safe(text)}"
-        case Message(sender=sender, text=text):
-            return f"(private) {safe(sender)}: {safe(text)}"
-        case Joined(nick=nick):
+        case Message():
+            return describe_message(event, me)
+        case Joined(room=room, nick=nick) if _is_general(room):
             return f"{safe(nick)} has joined the chat!"
-        case Left(nick=nick):
+        case Joined(room=room, nick=nick):
+            return f"{_prefix(room)}{safe(nick)} has joined."
+        case Left(reason="kicked" | "banned"):
+            return _describe_removal(event, me)
+        case Left(nick=nick) if _is_me(nick, me):
+            return None
+        case Left(room=room, nick=nick) if _is_general(room):
             return f"{safe(nick)} has left the chat."
+        case Left(room=room, nick=nick):
+            return f"{_prefix(room)}{safe(nick)} has left."
+        case TopicChanged(room=room, text=text, by=by) if text:
+            return f"{_prefix(room)}{safe(by)} set the topic: {safe(text)}"
+        case TopicChanged(room=room, by=by):
+            return f"{_prefix(room)}{safe(by)} cleared the topic."
+        case Disconnected(expected=True):
+            return None
         case Notice(text=text) | Error(message=text) | Disconnected(reason=text):
             return f"*** {safe(text)}"
     return None
+
+
+def describe_message(message: Message, me: str) -> str:
+    """A chat message as a line, without a time stamp."""
+    sender, text = safe(message.sender), safe(message.text)
+    if is_room(message.to):
+        return f"{_prefix(message.to)}{sender}: {text}"
+    if _is_me(message.sender, me) and not _is_me(message.to, me):
+        return f"(private to {safe(message.to)}) {sender}: {text}"
+    return f"(private) {sender}: {text}"
+
+
+def _describe_removal(left: Left, me: str) -> str:
+    who = "You were" if _is_me(left.nick, me) else f"{safe(left.nick)} was"
+    by = f" by {safe(left.by)}" if left.by else ""
+    why = f": {safe(left.message)}" if left.message else "."
+    # #general lines have no room prefix; say which room it was.
+    where = " from #general" if _is_general(left.room) else ""
+    return f"{_prefix(left.room)}{who} {left.reason}{where}{by}{why}"
+
+
+def _stamp(ts_ms: int, now: float | None) -> str:
+    when = time.localtime(ts_ms / 1000)
+    today = time.localtime(time.time() if now is None else now)
+    if (when.tm_year, when.tm_yday) == (today.tm_year, today.tm_yday):
+        return time.strftime("[%H:%M] ", when)
+    return time.strftime("[%Y-%m-%d %H:%M] ", when)
+
+
+def _prefix(room: str) -> str:
+    return "" if _is_general(room) else f"[{safe(room)}] "
+
+
+def _is_general(room: str) -> bool:
+    return room_key(room) == _GENERAL
 
 
 def _is_me(nick: str, me: str) -> bool:
     return bool(me) and nick_key(nick) == nick_key(me)
 
 
-def describe_users(users: Users) -> str:
+# --- replies ---------------------------------------------------------------------------------
+
+
+def describe_users(users: Users, room: str | None = None) -> str:
+    """The reply to ``list`` (who is online) or, with ``room``, to ``who``."""
     names = ", ".join(safe(name) for name in users.users)
     more = f" and {users.total - len(users.users)} more" if users.total > len(users.users) else ""
-    return f"Online ({users.total}): {names}{more}"
+    where = "Online" if room is None else f"In {safe(room)}"
+    return f"{where} ({users.total}): {names}{more}"
+
+
+def describe_room(info: RoomInfo) -> str:
+    """A room's state: the reply to ``join`` and to ``topic`` without text."""
+    people = "1 member" if info.members == 1 else f"{info.members} members"
+    if not info.topic:
+        return f"{safe(info.room)} ({people}). No topic is set."
+    by = f" (set by {safe(info.topic_by)})" if info.topic_by else ""
+    return f"{safe(info.room)} ({people}). Topic: {safe(info.topic)}{by}"
+
+
+def describe_rooms(rooms: Rooms) -> list[str]:
+    """The reply to ``rooms``: a heading, then one line per room, busiest first."""
+    if not rooms.rooms:
+        return ["No rooms."]
+    shown = len(rooms.rooms)
+    more = f", {rooms.total - shown} more not listed" if rooms.total > shown else ""
+    width = max(len(safe(summary.room)) for summary in rooms.rooms)
+    lines = [f"Rooms ({rooms.total}{more}):"]
+    for summary in rooms.rooms:
+        people = "1 member" if summary.members == 1 else f"{summary.members} members"
+        topic = f"  {safe(summary.topic)}" if summary.topic else ""
+        lines.append(f"  {safe(summary.room):<{width}}  {people}{topic}")
+    return lines
+
+
+def describe_unread(unread: Unread) -> str:
+    """The reply to ``unread``."""
+    if not unread.conversations:
+        return "No unread messages."
+    parts = [f"{safe(entry.to)} {entry.count}" for entry in unread.conversations]
+    total = sum(entry.count for entry in unread.conversations)
+    return f"Unread ({total}): {', '.join(parts)}"

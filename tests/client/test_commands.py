@@ -1,0 +1,85 @@
+"""Command arguments, checked before any request: durations and moderation targets."""
+
+from __future__ import annotations
+
+import pytest
+
+from parley.client.commands import (
+    COMMANDS,
+    MAX_DURATION_SECONDS,
+    Target,
+    format_duration,
+    parse_duration,
+    parse_target,
+)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("45s", 45),
+        ("30m", 1800),
+        ("2h", 7200),
+        ("7d", 604800),
+        ("1w", 604800),
+        ("1h30m", 5400),
+        ("3650d", MAX_DURATION_SECONDS),
+    ],
+)
+def test_durations_read_as_people_write_them(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+    assert parse_duration(format_duration(seconds)) == seconds
+
+
+@pytest.mark.parametrize(
+    "text", ["", "30", "m", "0m", "-5m", "1.5h", "2 h", "3651d", "1y", "٣m", "30M", "h2"]
+)
+def test_bad_durations_are_refused(text: str) -> None:
+    assert parse_duration(text) is None
+
+
+def test_durations_are_shown_largest_unit_first() -> None:
+    assert format_duration(5400) == "1h30m"
+    assert format_duration(90061) == "1d1h1m1s"
+
+
+def test_moderation_arguments() -> None:
+    assert parse_target("#dev Bob") == Target("#dev", "Bob")
+    assert parse_target("#dev Bob spamming links", reason=True) == Target(
+        "#dev", "Bob", None, "spamming links"
+    )
+    assert parse_target("#dev  Bob  2h  spam", duration=True, reason=True) == Target(
+        "#dev", "Bob", 7200, "spam"
+    )
+    assert parse_target("#dev Bob 2h", duration=True, reason=True) == Target("#dev", "Bob", 7200)
+    # A reason may start with a word that is not a duration.
+    assert parse_target("#dev Bob hourly spam", duration=True, reason=True) == Target(
+        "#dev", "Bob", None, "hourly spam"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "duration", "reason"),
+    [
+        ("", False, False),
+        ("#dev", False, True),
+        ("dev Bob", False, True),  # no '#'
+        ("#dev Bob!", False, True),  # not a nickname
+        ("#dev Bob extra", False, False),  # /unban takes no reason
+        ("#dev Bob 0m", True, True),
+        ("#dev Bob 30 spam", True, True),  # a number without its unit
+        ("#dev Bob 9999d", True, True),
+    ],
+)
+def test_bad_moderation_arguments_are_refused(args: str, duration: bool, reason: bool) -> None:
+    assert parse_target(args, duration=duration, reason=reason) is None
+
+
+def test_every_command_has_a_usage_line_naming_it() -> None:
+    names = {entry.name for entry in COMMANDS.values()}
+    assert names >= {
+        "list", "pm", "msg", "help", "exit", "register", "passwd", "logout", "join", "part",
+        "rooms", "topic", "who", "history", "unread", "kick", "ban", "unban", "mute", "unmute",
+    }  # fmt: skip
+    for name in names:
+        assert COMMANDS[name].usage.startswith(f"/{name}")

@@ -1,0 +1,268 @@
+"""The client core's half of the no-duplicates contract: a message whose seq was seen is dropped,
+and a reconnecting client catches up with no gap, no duplicate and nothing out of order.
+
+A scripted server (frames in, frames out, no socket) pins down the orderings a real server
+produces only by chance; the real server over TLS checks the whole path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Callable
+from typing import Any, cast
+
+from parley.client.conversations import Conversations
+from parley.client.core import ChatClient, ClientEvent, Disconnected, ServerIdentity
+from parley.config import ServerConfig
+from parley.protocol.messages import (
+    History,
+    HistoryPage,
+    Join,
+    Message,
+    Ok,
+    Ping,
+    Pong,
+    Request,
+    RoomInfo,
+    ServerFrame,
+    decode_request,
+    encode,
+)
+from parley.server.app import ParleyServer
+from support import TIMEOUT_SECONDS
+
+Script = Callable[[Request], list[ServerFrame]]
+
+
+class ScriptedServer:
+    """The server end of a connection: each request is answered by ``script``; frames can be
+    pushed at any time. Stands in for the socket's writer too.
+    """
+
+    def __init__(self, script: Script) -> None:
+        self.script = script
+        self.reader = asyncio.StreamReader()
+        self.requests: list[Request] = []
+
+    def push(self, *frames: ServerFrame) -> None:
+        for frame in frames:
+            self.reader.feed_data(encode(frame))
+
+    # The StreamWriter methods the client uses.
+    def write(self, data: bytes) -> None:
+        for line in data.splitlines():
+            request = decode_request(line)
+            self.requests.append(request)
+            self.push(*self.script(request))
+
+    def close(self) -> None:
+        if not self.reader.at_eof():
+            self.reader.feed_eof()
+
+    async def wait_closed(self) -> None:
+        return None
+
+    def client(self, conversations: Conversations | None = None) -> ChatClient:
+        identity = ServerIdentity("scripted:1", "", False, None)
+        return ChatClient(self.reader, cast(Any, self), identity, conversations)
+
+
+def _message(to: str, seq: int, sender: str = "Bob", history: bool = False) -> Message:
+    return Message(
+        to=to, sender=sender, text=f"{to} {seq}", seq=seq, ts=0, msg_id=f"{sender}{seq}",
+        history=history,
+    )  # fmt: skip
+
+
+def _answers(**extra: Callable[[Any], list[ServerFrame]]) -> Script:
+    def script(request: Request) -> list[ServerFrame]:
+        kind = type(request).__name__
+        if kind in extra:
+            return extra[kind](request)
+        if isinstance(request, Ping):
+            return [Pong(id=request.id)]
+        return [Ok(id=request.id)]
+
+    return script
+
+
+async def _drain(client: ChatClient) -> list[ClientEvent]:
+    """Every event queued so far (the client's own tasks have run)."""
+    await asyncio.sleep(0.01)
+    events = []
+    while not client._events.empty():
+        events.append(await client.next_event())
+    return events
+
+
+def _seqs(events: list[ClientEvent]) -> list[tuple[str, int]]:
+    return [(event.to, event.seq) for event in events if isinstance(event, Message)]
+
+
+async def test_a_message_seen_before_is_dropped() -> None:
+    server = ScriptedServer(_answers())
+    client = server.client()
+    server.push(
+        Ok(id=99, nick="Alice"),  # logged in (as far as the client's bookkeeping goes)
+        _message("#general", 1),
+        _message("#general", 2),
+        _message("#general", 2),
+        _message("Alice", 1),  # another conversation: its own numbering
+        _message("#general", 1, history=True),
+        _message("#general", 3),
+    )
+    assert _seqs(await _drain(client)) == [
+        ("#general", 1),
+        ("#general", 2),
+        ("Alice", 1),
+        ("#general", 3),
+    ]
+    await client.close()
+
+
+async def test_joining_a_room_seen_before_fills_the_gap_once_and_in_order() -> None:
+    seen = Conversations()
+    for seq in (1, 2):
+        seen.accept("#dev", "#dev", seq)
+
+    def join(request: Join) -> list[ServerFrame]:
+        # The room's latest messages follow the reply, and a live one right after.
+        latest = [_message("#dev", seq, history=True) for seq in (5, 6, 7)]
+        return [RoomInfo(id=request.id, room="#dev", topic="", topic_by="", members=2), *latest]
+
+    def history(request: History) -> list[ServerFrame]:
+        assert request.to == "#dev"
+        if request.after == 2:
+            server.push(_message("#dev", 8))  # live, while the gap is being fetched
+            page = [_message("#dev", seq, history=True) for seq in (3, 4, 5)]
+            return [HistoryPage(id=request.id, to="#dev", messages=page, more=True)]
+        assert request.after == 5
+        page = [_message("#dev", seq, history=True) for seq in (6, 7, 8)]
+        return [HistoryPage(id=request.id, to="#dev", messages=page)]
+
+    server = ScriptedServer(_answers(Join=join, History=history))
+    client = server.client(seen)
+    info = await client.join("#dev")
+    assert info.room == "#dev" and client.rooms["#dev"] == "#dev"
+    assert [seq for _, seq in _seqs(await _drain(client))] == [3, 4, 5, 6, 7, 8]
+    await client.close()
+
+
+async def test_catch_up_holds_live_messages_back_until_the_missed_ones_are_out() -> None:
+    seen = Conversations()
+    seen.accept("#general", "#general", 10)
+    seen.accept("bob", "Bob", 4)
+
+    def history(request: History) -> list[ServerFrame]:
+        if request.to == "#general":
+            server.push(_message("#general", 13))  # arrives before the reply
+            page = [_message("#general", seq, history=True) for seq in (11, 12, 13)]
+        else:
+            page = [_message("Alice", 5, history=True), _message("Bob", 6, "Alice", True)]
+        return [HistoryPage(id=request.id, to=request.to, messages=page)]
+
+    server = ScriptedServer(_answers(History=history))
+    client = server.client(seen)
+    server.push(Ok(id=99, nick="Alice"))
+    await _drain(client)
+    assert await client.catch_up() == 5
+    assert _seqs(await _drain(client)) == [
+        ("#general", 11),
+        ("#general", 12),
+        ("#general", 13),
+        ("Alice", 5),
+        ("Bob", 6),
+    ]
+    asked = [(r.to, r.after) for r in server.requests if isinstance(r, History)]
+    assert asked == [("#general", 10), ("Bob", 4)]
+    await client.close()
+
+
+# --- against the real server -----------------------------------------------------------------
+
+
+async def _connect(server: ParleyServer, seen: Conversations | None = None) -> ChatClient:
+    return await ChatClient.connect("127.0.0.1", server.port, pins=None, conversations=seen)
+
+
+async def _messages_until(client: ChatClient, last_text: str) -> list[Message]:
+    """Message events up to the one with ``last_text``, and a check that none follows it."""
+    messages: list[Message] = []
+    while not messages or messages[-1].text != last_text:
+        event = await asyncio.wait_for(client.next_event(), TIMEOUT_SECONDS)
+        assert not isinstance(event, Disconnected), event
+        if isinstance(event, Message):
+            messages.append(event)
+    await client.ping()
+    assert not _seqs(await _drain(client))
+    return messages
+
+
+def _roomy(config: ServerConfig) -> ServerConfig:
+    return dataclasses.replace(config, flood_burst_requests=1000, flood_debt_requests=2000)
+
+
+async def test_a_guest_rejoining_sees_every_missed_message_once(
+    server_config: ServerConfig,
+) -> None:
+    async with ParleyServer(_roomy(server_config)) as server:
+        bob = await _connect(server)
+        await bob.login("Bob")
+        await bob.join("#dev")
+        alice = await _connect(server)
+        await alice.login("Alice")
+        await alice.join("#dev")
+        for n in range(1, 4):
+            await bob.send("#dev", f"before {n}")
+        before = await _messages_until(alice, "before 3")
+        assert [m.seq for m in before] == [1, 2, 3]
+        seen = alice.conversations
+        await alice.close()
+
+        # More than a join's history (50) while away: the join alone would leave a gap.
+        for n in range(1, 71):
+            await bob.send("#dev", f"away {n}")
+        alice = await _connect(server, seen)
+        await alice.login("Alice")
+        await alice.join("#dev")
+        await bob.send("#dev", "live")
+        after = await _messages_until(alice, "live")
+        assert [m.seq for m in after] == list(range(4, 75))
+        assert after[-1].history is False
+        await alice.close()
+        await bob.close()
+
+
+async def test_an_account_catches_up_on_rooms_and_private_messages(
+    server_config: ServerConfig,
+) -> None:
+    async with ParleyServer(_roomy(server_config)) as server:
+        alice = await _connect(server)
+        await alice.login("Alice")
+        await alice.register("correct horse battery")
+        await alice.join("#dev")
+        bob = await _connect(server)
+        await bob.login("Bob")
+        await bob.join("#dev")
+        await bob.send("#dev", "room 1")
+        await bob.send("Alice", "private 1")
+        await _messages_until(alice, "private 1")
+        seen, token = alice.conversations, alice.token
+        await alice.close()
+
+        for n in range(2, 61):
+            await bob.send("#dev", f"room {n}")
+        await bob.send("Alice", "private 2")
+        alice = await _connect(server, seen)
+        ok = await alice.login("Alice", token=token)
+        assert ok.rooms == ["#general", "#dev"] and ok.token == ""
+        assert alice.token == token and alice.is_account
+        await alice.catch_up()
+        await bob.send("#dev", "live")
+        messages = await _messages_until(alice, "live")
+        texts = [m.text for m in messages]
+        # The private message kept while away comes at login; the room's, from catch_up.
+        assert texts == ["private 2", *(f"room {n}" for n in range(2, 61)), "live"]
+        await alice.close()
+        await bob.close()
