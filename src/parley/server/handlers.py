@@ -48,6 +48,7 @@ from parley.protocol.messages import (
     Who,
 )
 from parley.protocol.session import choose_version
+from parley.server.moderation import moderate
 
 if TYPE_CHECKING:
     from parley.server.connection import Connection
@@ -246,15 +247,21 @@ def who(connection: Connection, request: Who) -> None:
 
 @handles(Kick)
 async def kick(connection: Connection, request: Kick) -> None:
-    await connection.context.hub.moderate(
-        connection, "kick", request.room, request.nick, reason=request.reason
+    await moderate(
+        connection.context.hub,
+        connection,
+        "kick",
+        request.room,
+        request.nick,
+        reason=request.reason,
     )
     connection.reply(Ok(id=request.id))
 
 
 @handles(Ban)
 async def ban(connection: Connection, request: Ban) -> None:
-    await connection.context.hub.moderate(
+    await moderate(
+        connection.context.hub,
         connection,
         "ban",
         request.room,
@@ -267,13 +274,14 @@ async def ban(connection: Connection, request: Ban) -> None:
 
 @handles(Unban)
 async def unban(connection: Connection, request: Unban) -> None:
-    await connection.context.hub.moderate(connection, "unban", request.room, request.nick)
+    await moderate(connection.context.hub, connection, "unban", request.room, request.nick)
     connection.reply(Ok(id=request.id))
 
 
 @handles(Mute)
 async def mute(connection: Connection, request: Mute) -> None:
-    await connection.context.hub.moderate(
+    await moderate(
+        connection.context.hub,
         connection,
         "mute",
         request.room,
@@ -286,5 +294,5 @@ async def mute(connection: Connection, request: Mute) -> None:
 
 @handles(Unmute)
 async def unmute(connection: Connection, request: Unmute) -> None:
-    await connection.context.hub.moderate(connection, "unmute", request.room, request.nick)
+    await moderate(connection.context.hub, connection, "unmute", request.room, request.nick)
     connection.reply(Ok(id=request.id))

@@ -25,7 +25,6 @@ from parley.protocol.messages import (
     Joined,
     Left,
     Message,
-    Notice,
     RoomInfo,
     Rooms,
     RoomSummary,
@@ -43,13 +42,12 @@ from parley.protocol.names import (
     normalize_room,
     room_key,
 )
-from parley.protocol.text import check_message_text, check_reason, check_topic
-from parley.server.rooms import RANK, LiveRoom, Peer
+from parley.protocol.text import check_message_text, check_topic
+from parley.server.rooms import LiveRoom, Peer
 from parley.storage import (
     NewMessage,
     Role,
     Room,
-    Sanction,
     SanctionKind,
     Storage,
     StoredMessage,
@@ -275,85 +273,29 @@ class Hub:
             raise PeerError(ErrorCode.NO_SUCH_ROOM, f"Nobody is in {raw_name}.")
         return sorted((member.nick for member in room.members), key=str.casefold)
 
-    # --- moderation ----------------------------------------------------------------------
+    # --- used by moderation --------------------------------------------------------------
 
-    async def moderate(
-        self,
-        actor: Peer,
-        action: str,
-        raw_room: str,
-        raw_nick: str,
-        *,
-        seconds: int | None = None,
-        reason: str = "",
-    ) -> None:
-        """Kick, ban, unban, mute or unmute ``raw_nick`` in a room; every action is audited.
+    @property
+    def storage(self) -> Storage:
+        return self._storage
 
-        Raises PeerError: NOT_PERMITTED unless ``actor`` runs the room and outranks the target.
+    def user(self, key: str) -> Peer | None:
+        """Who is online under this nickname key."""
+        return self._users.get(key)
+
+    async def room_named(self, raw_name: str) -> LiveRoom:
+        """The live room of that name (loaded if need be); raises PeerError (INVALID_ROOM,
+        NO_SUCH_ROOM).
         """
-        check_reason(reason)
-        key = room_key(normalize_room(raw_room))
+        key = room_key(normalize_room(raw_name))
         room = self._rooms.get(key) or await self._live_room(key)
         if room is None:
-            raise PeerError(ErrorCode.NO_SUCH_ROOM, f"There is no room {raw_room}.")
-        if not room.may_moderate(actor):
-            raise PeerError(ErrorCode.NOT_PERMITTED, f"You are not an operator of {room.name}.")
-        target_name = normalize_nick(raw_nick)
-        target_key = nick_key(target_name)
-        target = self._users.get(target_key)
-        account = await self._storage.account(target_key)
-        target_role = account.role if account is not None else Role.USER
-        # Operators act on users; moderators and admins outrank operators; only an admin acts
-        # on a moderator. Nobody moderates themselves.
-        outranked = target_role is not Role.USER and RANK[target_role] >= RANK[actor.role]
-        if target_key == actor.nick_key or (outranked and actor.role is not Role.ADMIN):
-            raise PeerError(ErrorCode.NOT_PERMITTED, f"You cannot {action} {target_name}.")
-        now = now_ms()
-        until = now + seconds * 1000 if seconds is not None else None
-        if action == "kick":
-            if target is None or target not in room.members:
-                raise PeerError(ErrorCode.NOT_IN_ROOM, f"{target_name} is not in {room.name}.")
-        elif action in ("ban", "mute"):
-            kind = SanctionKind(action)
-            await self._storage.add_sanction(
-                Sanction(key, target_key, kind, until, actor.nick, reason, now)
-            )
-            if kind is SanctionKind.MUTE:
-                room.muted[target_key] = until
-        else:
-            kind = SanctionKind.BAN if action == "unban" else SanctionKind.MUTE
-            if not await self._storage.remove_sanction(key, target_key, kind):
-                raise PeerError(
-                    ErrorCode.NOT_PERMITTED, f"{target_name} is not {kind.value}ned in {room.name}."
-                )
-            if kind is SanctionKind.MUTE:
-                room.muted.pop(target_key, None)
-        detail = reason + (f" ({seconds} s)" if seconds is not None else "")
-        await self._storage.record_audit(
-            ts=now,
-            actor=actor.nick,
-            action=action,
-            room=room.name,
-            target=target_name,
-            detail=detail,
-        )
-        log.info("%s: %s %s in %s %s", actor.nick, action, target_name, room.name, detail)
-        if action in ("kick", "ban"):
-            if account is not None:
-                await self._storage.remove_member(key, account.key)
-            if target is not None and target in room.members:
-                left = Left(
-                    room=room.name,
-                    nick=target.nick,
-                    reason="kicked" if action == "kick" else "banned",
-                    by=actor.nick,
-                    message=reason,
-                )
-                self._leave(target, room, left)
-        elif target is not None:
-            what = {"mute": "muted", "unmute": "unmuted", "unban": "unbanned"}[action]
-            text = f"You were {what} in {room.name} by {actor.nick}."
-            target.write(encode(Notice(text=text + (f" Reason: {reason}" if reason else ""))))
+            raise PeerError(ErrorCode.NO_SUCH_ROOM, f"There is no room {raw_name}.")
+        return room
+
+    def remove(self, peer: Peer, room: LiveRoom, left: Left) -> None:
+        """Take ``peer`` out of ``room``, telling it and the room with ``left``."""
+        self._leave(peer, room, left)
 
     # --- messages ------------------------------------------------------------------------
 
