@@ -1,0 +1,539 @@
+"""PostgreSQL storage, for real deployments and, later, several server nodes sharing one record.
+
+The database is the per-conversation sequencer: ``append`` takes a row lock on each
+conversation it writes (``UPDATE ... RETURNING``), so appends from any number of processes get
+numbers without gaps or duplicates. PostgreSQL text cannot hold NUL; the protocol never lets
+one through (messages, names and topics refuse control characters), and a NUL that reaches
+this layer anyway is refused with StorageUnavailable rather than altered.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import asyncpg
+
+from parley.storage import (
+    Account,
+    AuditEntry,
+    NewMessage,
+    Role,
+    Room,
+    Sanction,
+    SanctionKind,
+    StorageUnavailable,
+    StoredMessage,
+    Unread,
+)
+
+T = TypeVar("T")
+
+# Each step upgrades the schema by one version; never edit a shipped one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE conversations (
+        id TEXT PRIMARY KEY,
+        last_seq BIGINT NOT NULL DEFAULT 0
+    );
+    CREATE TABLE messages (
+        conversation TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        ts BIGINT NOT NULL,
+        sender TEXT NOT NULL,
+        sender_key TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        text TEXT NOT NULL,
+        msg_id TEXT NOT NULL,
+        PRIMARY KEY (conversation, seq),
+        UNIQUE (conversation, sender_key, msg_id)
+    );
+    CREATE INDEX messages_ts ON messages (ts);
+    CREATE TABLE participants (
+        conversation TEXT NOT NULL,
+        nick_key TEXT NOT NULL,
+        PRIMARY KEY (conversation, nick_key)
+    );
+    CREATE INDEX participants_by_nick ON participants (nick_key);
+    CREATE TABLE accounts (
+        key TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        password_hash TEXT NOT NULL,
+        role TEXT NOT NULL,
+        created_ms BIGINT NOT NULL
+    );
+    CREATE TABLE sessions (
+        token_hash TEXT PRIMARY KEY,
+        account_key TEXT NOT NULL REFERENCES accounts (key) ON DELETE CASCADE,
+        expires_ms BIGINT NOT NULL
+    );
+    CREATE INDEX sessions_by_account ON sessions (account_key);
+    CREATE TABLE rooms (
+        key TEXT PRIMARY KEY,
+        name TEXT NOT NULL,
+        topic TEXT NOT NULL,
+        topic_by TEXT NOT NULL,
+        topic_ms BIGINT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        retention_days INTEGER
+    );
+    CREATE TABLE members (
+        room_key TEXT NOT NULL,
+        account_key TEXT NOT NULL REFERENCES accounts (key) ON DELETE CASCADE,
+        operator BOOLEAN NOT NULL,
+        PRIMARY KEY (room_key, account_key)
+    );
+    CREATE INDEX members_by_account ON members (account_key);
+    CREATE TABLE sanctions (
+        room_key TEXT NOT NULL,
+        target_key TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        until_ms BIGINT,
+        by_name TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        PRIMARY KEY (room_key, target_key, kind)
+    );
+    CREATE TABLE audit (
+        id BIGSERIAL PRIMARY KEY,
+        ts BIGINT NOT NULL,
+        actor TEXT NOT NULL,
+        action TEXT NOT NULL,
+        room TEXT NOT NULL,
+        target TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE TABLE read_markers (
+        account_key TEXT NOT NULL REFERENCES accounts (key) ON DELETE CASCADE,
+        conversation TEXT NOT NULL,
+        seq BIGINT NOT NULL,
+        PRIMARY KEY (account_key, conversation)
+    );
+    """,
+]
+
+_DAY_MS = 86_400_000
+_SELECT_MESSAGES = "SELECT conversation, seq, ts, sender, recipient, text, msg_id FROM messages "
+# Migrations from two processes at once take turns on this advisory lock.
+_MIGRATION_LOCK = 0x7061726C6579  # "parley"
+
+
+class PostgresStorage:
+    """Storage in a PostgreSQL database. Create with :meth:`open`."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @classmethod
+    async def open(cls, dsn: str, *, schema: str | None = None) -> PostgresStorage:
+        """Connect, and create or migrate the schema. ``schema`` (tests) keeps the tables in a
+        schema of their own, created if missing. Raises StorageUnavailable.
+        """
+        if schema is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
+            raise ValueError(f"Not a plain schema name: {schema!r}")
+        settings = {"search_path": schema} if schema else None
+        try:
+            pool = await asyncpg.create_pool(
+                dsn, min_size=1, max_size=4, server_settings=settings, timeout=10
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            raise StorageUnavailable(f"Cannot connect to PostgreSQL: {exc}") from exc
+        storage = cls(pool)
+        try:
+            await storage._migrate(schema)
+        except BaseException:
+            await pool.close()
+            raise
+        return storage
+
+    async def _migrate(self, schema: str | None) -> None:
+        async def migrate(db: asyncpg.Connection) -> None:
+            async with db.transaction():
+                await db.execute("SELECT pg_advisory_xact_lock($1)", _MIGRATION_LOCK)
+                if schema:
+                    # A name from our own tests, quoted; identifiers cannot be parameters.
+                    await db.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+                await db.execute(
+                    "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+                )
+                version = await db.fetchval("SELECT max(version) FROM schema_version") or 0
+                if version > len(MIGRATIONS):
+                    raise StorageUnavailable(
+                        f"The database was made by a newer Parley (schema {version}; this one "
+                        f"knows up to {len(MIGRATIONS)})."
+                    )
+                for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+                    await db.execute(script)
+                    await db.execute("INSERT INTO schema_version VALUES ($1)", number)
+
+        await self._run(migrate)
+
+    async def _run(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        try:
+            async with self._pool.acquire() as db:
+                return await work(db)
+        except StorageUnavailable:
+            raise
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            UnicodeEncodeError,
+        ) as exc:
+            raise StorageUnavailable(f"PostgreSQL: {exc}") from exc
+
+    async def _execute(self, sql: str, *args: Any) -> bool:
+        """Run one changing statement; True when it changed a row."""
+        status: str = await self._run(lambda db: db.execute(sql, *args))
+        return not status.endswith(" 0")
+
+    async def _row(self, sql: str, *args: Any) -> Any:
+        return await self._run(lambda db: db.fetchrow(sql, *args))
+
+    async def _rows(self, sql: str, *args: Any) -> list[Any]:
+        rows: list[Any] = await self._run(lambda db: db.fetch(sql, *args))
+        return rows
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    # --- messages ------------------------------------------------------------------------
+
+    async def append(self, batch: Sequence[NewMessage]) -> list[StoredMessage]:
+        now_ms = time.time_ns() // 1_000_000
+
+        async def append(db: asyncpg.Connection) -> list[StoredMessage]:
+            async with db.transaction():
+                return await _append(db, batch, now_ms)
+
+        return await self._run(append)
+
+    async def history(
+        self,
+        conversation: str,
+        *,
+        limit: int,
+        after_seq: int | None = None,
+        before_seq: int | None = None,
+    ) -> list[StoredMessage]:
+        if after_seq is not None:
+            rows = await self._rows(
+                _SELECT_MESSAGES + "WHERE conversation = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                conversation,
+                after_seq,
+                limit,
+            )
+            return [StoredMessage(*row) for row in rows]
+        rows = await self._rows(
+            _SELECT_MESSAGES + "WHERE conversation = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
+            conversation,
+            before_seq if before_seq is not None else 2**63 - 1,
+            limit,
+        )
+        return [StoredMessage(*row) for row in reversed(rows)]
+
+    async def purge(self, now_ms: int, default_retention_days: int | None) -> int:
+        async def purge(db: asyncpg.Connection) -> int:
+            async with db.transaction():
+                status = await db.execute(
+                    "DELETE FROM messages m USING rooms r WHERE m.conversation = r.key "
+                    "AND r.retention_days IS NOT NULL "
+                    "AND m.ts < $1::bigint - r.retention_days * $2::bigint",
+                    now_ms,
+                    _DAY_MS,
+                )
+                deleted = int(status.split()[-1])
+                if default_retention_days is not None:
+                    status = await db.execute(
+                        "DELETE FROM messages WHERE ts < $1 AND conversation NOT IN "
+                        "(SELECT key FROM rooms WHERE retention_days IS NOT NULL)",
+                        now_ms - default_retention_days * _DAY_MS,
+                    )
+                    deleted += int(status.split()[-1])
+                return deleted
+
+        return await self._run(purge)
+
+    # --- accounts and sessions -----------------------------------------------------------
+
+    async def create_account(self, account: Account) -> bool:
+        return await self._execute(
+            "INSERT INTO accounts VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            account.key,
+            account.name,
+            account.password_hash,
+            account.role.value,
+            account.created_ms,
+        )
+
+    async def account(self, key: str) -> Account | None:
+        row = await self._row("SELECT * FROM accounts WHERE key = $1", key)
+        return _account(row) if row else None
+
+    async def accounts(self) -> list[Account]:
+        return [_account(row) for row in await self._rows("SELECT * FROM accounts ORDER BY key")]
+
+    async def update_account(
+        self, key: str, *, password_hash: str | None = None, role: Role | None = None
+    ) -> bool:
+        return await self._execute(
+            "UPDATE accounts SET password_hash = COALESCE($1, password_hash), "
+            "role = COALESCE($2, role) WHERE key = $3",
+            password_hash,
+            role.value if role is not None else None,
+            key,
+        )
+
+    async def delete_account(self, key: str) -> bool:
+        return await self._execute("DELETE FROM accounts WHERE key = $1", key)
+
+    async def create_session(self, token_hash: str, account_key: str, expires_ms: int) -> None:
+        await self._execute(
+            "INSERT INTO sessions VALUES ($1, $2, $3) ON CONFLICT (token_hash) "
+            "DO UPDATE SET account_key = excluded.account_key, expires_ms = excluded.expires_ms",
+            token_hash,
+            account_key,
+            expires_ms,
+        )
+
+    async def session_account(self, token_hash: str, now_ms: int) -> str | None:
+        row = await self._row(
+            "SELECT account_key FROM sessions WHERE token_hash = $1 AND expires_ms > $2",
+            token_hash,
+            now_ms,
+        )
+        return str(row[0]) if row else None
+
+    async def revoke_session(self, token_hash: str) -> bool:
+        return await self._execute("DELETE FROM sessions WHERE token_hash = $1", token_hash)
+
+    async def revoke_sessions(self, account_key: str, *, keep: str | None = None) -> int:
+        status: str = await self._run(
+            lambda db: db.execute(
+                "DELETE FROM sessions WHERE account_key = $1 AND token_hash IS DISTINCT FROM $2",
+                account_key,
+                keep,
+            )
+        )
+        return int(status.split()[-1])
+
+    # --- rooms ---------------------------------------------------------------------------
+
+    async def create_room(self, room: Room) -> bool:
+        return await self._execute(
+            "INSERT INTO rooms VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            *dataclasses.astuple(room),
+        )
+
+    async def room(self, key: str) -> Room | None:
+        row = await self._row("SELECT * FROM rooms WHERE key = $1", key)
+        return Room(*row) if row else None
+
+    async def rooms(self) -> list[Room]:
+        return [Room(*row) for row in await self._rows("SELECT * FROM rooms ORDER BY key")]
+
+    async def set_topic(self, key: str, topic: str, by: str, ts: int) -> bool:
+        return await self._execute(
+            "UPDATE rooms SET topic = $1, topic_by = $2, topic_ms = $3 WHERE key = $4",
+            topic,
+            by,
+            ts,
+            key,
+        )
+
+    async def set_retention(self, key: str, days: int | None) -> bool:
+        return await self._execute("UPDATE rooms SET retention_days = $1 WHERE key = $2", days, key)
+
+    async def add_member(self, room_key: str, account_key: str, *, operator: bool = False) -> None:
+        await self._execute(
+            "INSERT INTO members VALUES ($1, $2, $3) ON CONFLICT (room_key, account_key) "
+            "DO UPDATE SET operator = members.operator OR excluded.operator",
+            room_key,
+            account_key,
+            operator,
+        )
+
+    async def remove_member(self, room_key: str, account_key: str) -> bool:
+        return await self._execute(
+            "DELETE FROM members WHERE room_key = $1 AND account_key = $2", room_key, account_key
+        )
+
+    async def memberships(self, account_key: str) -> dict[str, bool]:
+        rows = await self._rows(
+            "SELECT room_key, operator FROM members WHERE account_key = $1", account_key
+        )
+        return {row[0]: bool(row[1]) for row in rows}
+
+    async def is_operator(self, room_key: str, account_key: str) -> bool:
+        row = await self._row(
+            "SELECT operator FROM members WHERE room_key = $1 AND account_key = $2",
+            room_key,
+            account_key,
+        )
+        return bool(row and row[0])
+
+    # --- moderation ----------------------------------------------------------------------
+
+    async def add_sanction(self, sanction: Sanction) -> None:
+        await self._execute(
+            "INSERT INTO sanctions VALUES ($1, $2, $3, $4, $5, $6, $7) "
+            "ON CONFLICT (room_key, target_key, kind) DO UPDATE SET until_ms = excluded.until_ms, "
+            "by_name = excluded.by_name, reason = excluded.reason, "
+            "created_ms = excluded.created_ms",
+            sanction.room_key,
+            sanction.target_key,
+            sanction.kind.value,
+            sanction.until_ms,
+            sanction.by,
+            sanction.reason,
+            sanction.created_ms,
+        )
+
+    async def remove_sanction(self, room_key: str, target_key: str, kind: SanctionKind) -> bool:
+        return await self._execute(
+            "DELETE FROM sanctions WHERE room_key = $1 AND target_key = $2 AND kind = $3",
+            room_key,
+            target_key,
+            kind.value,
+        )
+
+    async def sanction(
+        self, room_key: str, target_key: str, kind: SanctionKind, now_ms: int
+    ) -> Sanction | None:
+        row = await self._row(
+            "SELECT * FROM sanctions WHERE room_key = $1 AND target_key = $2 AND kind = $3 "
+            "AND (until_ms IS NULL OR until_ms > $4)",
+            room_key,
+            target_key,
+            kind.value,
+            now_ms,
+        )
+        if row is None:
+            return None
+        return Sanction(row[0], row[1], SanctionKind(row[2]), *row[3:])
+
+    async def record_audit(
+        self,
+        *,
+        ts: int,
+        actor: str,
+        action: str,
+        room: str = "",
+        target: str = "",
+        detail: str = "",
+    ) -> None:
+        await self._execute(
+            "INSERT INTO audit (ts, actor, action, room, target, detail) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            ts,
+            actor,
+            action,
+            room,
+            target,
+            detail,
+        )
+
+    async def audit_log(self, limit: int) -> list[AuditEntry]:
+        rows = await self._rows("SELECT * FROM audit ORDER BY id DESC LIMIT $1", limit)
+        return [AuditEntry(*row) for row in rows]
+
+    # --- read markers --------------------------------------------------------------------
+
+    async def mark_read(self, account_key: str, conversation: str, seq: int) -> None:
+        await self._execute(
+            "INSERT INTO read_markers VALUES ($1, $2, $3) ON CONFLICT (account_key, conversation) "
+            "DO UPDATE SET seq = GREATEST(read_markers.seq, excluded.seq)",
+            account_key,
+            conversation,
+            seq,
+        )
+
+    async def unread(self, account_key: str) -> list[Unread]:
+        rows = await self._rows(
+            "SELECT c.id, COALESCE(r.seq, 0), c.last_seq FROM conversations c "
+            "JOIN (SELECT room_key AS id FROM members WHERE account_key = $1 "
+            "      UNION SELECT conversation FROM participants WHERE nick_key = $1) mine "
+            "  ON mine.id = c.id "
+            "LEFT JOIN read_markers r ON r.account_key = $1 AND r.conversation = c.id "
+            "WHERE c.last_seq > COALESCE(r.seq, 0) ORDER BY c.id",
+            account_key,
+        )
+        return [Unread(*row) for row in rows]
+
+
+def _account(row: Any) -> Account:
+    return Account(row[0], row[1], row[2], Role(row[3]), row[4])
+
+
+async def _append(
+    db: asyncpg.Connection, batch: Sequence[NewMessage], now_ms: int
+) -> list[StoredMessage]:
+    # Which of the batch were stored before (retries)? One query for the whole batch.
+    identities = [(m.conversation, m.sender_key, m.msg_id) for m in batch]
+    earlier: dict[tuple[str, str, str], StoredMessage] = {}
+    rows = await db.fetch(
+        "SELECT conversation, seq, ts, sender, recipient, text, msg_id, sender_key FROM messages "
+        "WHERE (conversation, sender_key, msg_id) IN "
+        "(SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))",
+        [i[0] for i in identities],
+        [i[1] for i in identities],
+        [i[2] for i in identities],
+    )
+    for row in rows:
+        earlier[(row[0], row[7], row[6])] = StoredMessage(*row[:7])
+    fresh: dict[str, list[NewMessage]] = {}
+    seen: set[tuple[str, str, str]] = set()
+    for message, identity in zip(batch, identities, strict=True):
+        if identity not in earlier and identity not in seen:
+            seen.add(identity)
+            fresh.setdefault(message.conversation, []).append(message)
+    # Number each conversation's new messages under its row lock, in a fixed order so that two
+    # writers never wait on each other in a cycle.
+    numbered: dict[tuple[str, str, str], StoredMessage] = {}
+    for conversation in sorted(fresh):
+        messages = fresh[conversation]
+        last = await db.fetchval(
+            "INSERT INTO conversations (id, last_seq) VALUES ($1, $2) ON CONFLICT (id) "
+            "DO UPDATE SET last_seq = conversations.last_seq + excluded.last_seq "
+            "RETURNING last_seq",
+            conversation,
+            len(messages),
+        )
+        first = last - len(messages) + 1
+        if first == 1 and messages[0].participants:
+            await db.executemany(
+                "INSERT INTO participants VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                [(conversation, key) for key in messages[0].participants],
+            )
+        for offset, message in enumerate(messages):
+            record = StoredMessage(
+                conversation, first + offset, now_ms, message.sender, message.to, message.text,
+                message.msg_id,
+            )  # fmt: skip
+            numbered[(conversation, message.sender_key, message.msg_id)] = record
+    if numbered:
+        await db.copy_records_to_table(
+            "messages",
+            records=[
+                (r.conversation, r.seq, r.ts, r.sender, key[1], r.to, r.text, r.msg_id)
+                for key, r in numbered.items()
+            ],
+            columns=["conversation", "seq", "ts", "sender", "sender_key", "recipient", "text",
+                     "msg_id"],
+        )  # fmt: skip
+    stored: list[StoredMessage] = []
+    first_of: set[tuple[str, str, str]] = set()
+    for identity in identities:
+        if identity in earlier:
+            stored.append(dataclasses.replace(earlier[identity], duplicate=True))
+        elif identity in first_of:
+            stored.append(dataclasses.replace(numbered[identity], duplicate=True))
+        else:
+            first_of.add(identity)
+            stored.append(numbered[identity])
+    return stored
