@@ -53,6 +53,22 @@ class Process:
             assert raw, f"output ended while waiting for {pattern!r}; got {self.lines}"
             self.lines.append(raw.decode().rstrip("\n"))
 
+    async def expect_all(self, *patterns: str) -> None:
+        """Wait for lines matching each of ``patterns``, in any order (output from two sources,
+        such as a reply and an event, can come either way round).
+        """
+        waiting = [re.compile(pattern) for pattern in patterns]
+        while waiting:
+            while self._seen < len(self.lines) and waiting:
+                line = self.lines[self._seen]
+                self._seen += 1
+                waiting = [regex for regex in waiting if not regex.match(line)]
+            if waiting:
+                assert self.process.stdout is not None
+                raw = await asyncio.wait_for(self.process.stdout.readline(), TIMEOUT_SECONDS)
+                assert raw, f"output ended while waiting for {patterns!r}; got {self.lines}"
+                self.lines.append(raw.decode().rstrip("\n"))
+
     def type(self, line: str) -> None:
         assert self.process.stdin is not None
         self.process.stdin.write(line.encode() + b"\n")
@@ -93,3 +109,41 @@ async def start_server(home: Path, *args: str) -> tuple[Process, int]:
 
 async def start_client(home: Path, port: int, *args: str) -> Process:
     return await Process.start("client.py", "--port", str(port), *args, env=environment(home))
+
+
+class Lab:
+    """One test's server and clients, each client with a home (XDG dirs) of its own, like a
+    computer of its own. :meth:`stop` ends whatever is still running.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.server: Process | None = None
+        self.port = 0
+        self.clients: list[Process] = []
+
+    async def start_server(self, *args: str) -> int:
+        """``server.py`` with its data under ``root/server``; returns its port."""
+        self.server, self.port = await start_server(self.root / "server", *args)
+        return self.port
+
+    def home(self, name: str) -> Path:
+        return self.root / name
+
+    async def client(self, home: str, *args: str) -> Process:
+        """``client.py`` for the user whose home is ``root/home``, connected to the server."""
+        client = await start_client(self.home(home), self.port, *args)
+        self.clients.append(client)
+        return client
+
+    async def stop(self) -> str:
+        """Kill the clients still running, stop the server; returns all the server printed."""
+        for client in self.clients:
+            client.kill()
+        if self.server is None:
+            return ""
+        self.server.signal(signal.SIGTERM)
+        status, out, err = await self.server.finish()
+        self.server = None
+        assert status == 0, err
+        return out + err

@@ -126,12 +126,10 @@ class PipeLines:
         return line
 
     async def read_secret(self, prompt: str) -> str | None:
-        sys.stdout.write(prompt)
-        sys.stdout.flush()
-        line = await self._queue.get()
-        # Never the answer itself: only the end of the prompt's line.
-        self.write("")
-        return line
+        # The prompt as a whole line, at once: a script reading line by line sees the question
+        # before it answers. The answer itself is never echoed.
+        self.write(prompt)
+        return await self._queue.get()
 
     def write(self, line: str) -> None:
         print(line, flush=True)
