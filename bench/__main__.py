@@ -129,17 +129,20 @@ def plan(args: argparse.Namespace) -> list[Step]:
         for count in sizes.idle:
             steps.append(Step("idle", f"idle N={count}", partial(idle.run, connections=count)))
     if args.only in (None, "persistence"):
-        for senders in sizes.persistence_senders:
-            stored = persistence.Load(senders, sizes.persistence_seconds, "sqlite")
-            steps.append(
-                Step(
-                    "persistence",
-                    stored.label,
-                    partial(persistence.run, load=stored),
-                    parley_only=True,
-                    settings=persistence.SERVER_SETTINGS,
+        backends = ["sqlite"] if args.smoke or args.no_postgres else ["sqlite", "postgresql"]
+        for backend in backends:
+            for senders in sizes.persistence_senders:
+                stored = persistence.Load(senders, sizes.persistence_seconds, backend)
+                steps.append(
+                    Step(
+                        "persistence",
+                        stored.label,
+                        partial(persistence.run, load=stored),
+                        parley_only=True,
+                        settings=persistence.SERVER_SETTINGS,
+                        database="postgresql" if backend == "postgresql" else None,
+                    )
                 )
-            )
     return steps
 
 
@@ -162,6 +165,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON})"
     )
     parser.add_argument("--no-ngircd", action="store_true", help="measure Parley alone")
+    parser.add_argument(
+        "--no-postgres",
+        action="store_true",
+        help="persistence on SQLite only (PostgreSQL: PARLEY_BENCH_POSTGRES_URL, default local)",
+    )
     parser.add_argument(
         "--parley-root",
         type=Path,

@@ -150,8 +150,33 @@ class Server(abc.ABC):
         self.stop()
 
 
+POSTGRES_ADMIN_URL = os.environ.get(
+    "PARLEY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def _postgres(statement: str) -> None:
+    """Run one statement on the PostgreSQL server the bench uses (CREATE/DROP DATABASE)."""
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> None:
+        connection = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=10)
+        try:
+            await connection.execute(statement)
+        finally:
+            await connection.close()
+
+    asyncio.run(run())
+
+
 class ParleyServer(Server):
-    """``python -m parley server`` from the chosen checkout, its settings all as shipped."""
+    """``python -m parley server`` from the chosen checkout, its settings all as shipped.
+
+    ``database="postgresql"`` runs it on a PostgreSQL database made for this run and dropped
+    after it, on the server at PARLEY_BENCH_POSTGRES_URL (default the local test server).
+    """
 
     name = "Parley"
     protocol = "parley"
@@ -173,9 +198,19 @@ class ParleyServer(Server):
             config = self.workdir / "parley.toml"
             config.write_text(self.settings)
             command += ["--config", str(config)]
-        if self.database is not None:
+        if self.database == "postgresql":
+            self.database_name = f"parley_bench_{self.workdir.name.replace('-', '_').lower()}"
+            _postgres(f'CREATE DATABASE "{self.database_name}"')
+            base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
+            command += ["--database", f"{base}/{self.database_name}"]
+        elif self.database is not None:
             command += ["--database", self.database]
         return command, env
+
+    def stop(self) -> None:
+        super().stop()
+        if getattr(self, "database_name", None):
+            _postgres(f'DROP DATABASE IF EXISTS "{self.database_name}"')
 
 
 class NgircdServer(Server):
