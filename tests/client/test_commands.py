@@ -9,6 +9,7 @@ from parley.client.commands import (
     MAX_DURATION_SECONDS,
     Target,
     format_duration,
+    parse_count,
     parse_duration,
     parse_target,
 )
@@ -32,8 +33,12 @@ def test_durations_read_as_people_write_them(text: str, seconds: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["", "30", "m", "0m", "-5m", "1.5h", "2 h", "3651d", "1y", "٣m", "30M", "h2"]
-)
+    "text",
+    [
+        "", "30", "m", "0m", "-5m", "1.5h", "2 h", "3651d", "1y", "٣m", "30M", "h2",
+        "99999999999m", "9" * 5000 + "m", "1m" * 100,
+    ],
+)  # fmt: skip
 def test_bad_durations_are_refused(text: str) -> None:
     assert parse_duration(text) is None
 
@@ -56,6 +61,9 @@ def test_moderation_arguments() -> None:
     assert parse_target("#dev Bob hourly spam", duration=True, reason=True) == Target(
         "#dev", "Bob", None, "hourly spam"
     )
+    assert parse_target("#dev Bob 3rd warning", duration=True, reason=True) == Target(
+        "#dev", "Bob", None, "3rd warning"
+    )
 
 
 @pytest.mark.parametrize(
@@ -69,10 +77,19 @@ def test_moderation_arguments() -> None:
         ("#dev Bob 0m", True, True),
         ("#dev Bob 30 spam", True, True),  # a number without its unit
         ("#dev Bob 9999d", True, True),
+        ("#dev Bob 99999999999m spam", True, True),
     ],
 )
 def test_bad_moderation_arguments_are_refused(args: str, duration: bool, reason: bool) -> None:
     assert parse_target(args, duration=duration, reason=reason) is None
+
+
+def test_counts() -> None:
+    assert parse_count("", 20, 200) == 20
+    assert parse_count("7", 20, 200) == 7
+    assert parse_count("200", 20, 200) == 200
+    for wrong in ("0", "201", "-1", "x", "1.5", "²", "9" * 5000):
+        assert parse_count(wrong, 20, 200) is None
 
 
 def test_every_command_has_a_usage_line_naming_it() -> None:

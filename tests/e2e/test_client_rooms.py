@@ -91,8 +91,8 @@ async def test_two_users_in_a_room(lab: Lab) -> None:
         bob.type(line)
         await bob.expect(f"Usage: {usage}")
     bob.type("/help")
-    await bob.expect(r"  /ban #room USER \[DURATION\] \[REASON\] +keep USER out of a room")
-    await bob.expect(r"Anything else is sent to the current room")
+    await bob.expect(r"  /ban #room USER \[DURATION\] \[REASON\] +keep USER out; DURATION like 30m")
+    await bob.expect(r"Other lines go to the current room")
 
     for client in (alice, bob):
         client.type("/exit")

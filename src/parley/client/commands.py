@@ -67,12 +67,23 @@ class Chat:
             self.leave_current()
 
     def save_token(self, token: str) -> None:
+        """Keep this login's session token for next time (a failure is shown, not raised)."""
         if not token or self.sessions is None:
             return
         try:
             self.sessions.save(self.client.identity.server, self.client.nick, token)
         except OSError as exc:
             self.out(f"*** Could not save the login in {self.sessions.path}: {exc.strerror}")
+
+    def forget_token(self, nick: str) -> bool:
+        """Delete the saved login of ``nick`` on this server; True if there was one."""
+        if self.sessions is None:
+            return False
+        try:
+            return self.sessions.forget(self.client.identity.server, nick)
+        except OSError as exc:
+            self.out(f"*** Could not delete the login in {self.sessions.path}: {exc.strerror}")
+            return False
 
 
 # A command returns False when the user is leaving.
@@ -110,9 +121,12 @@ def _usage(chat: Chat, name: str) -> bool:
 
 # --- argument parsing (pure, tested on its own) ----------------------------------------------
 
-_DURATION = re.compile(r"(?:[0-9]+[smhdw])+")
-_DURATION_PART = re.compile(r"([0-9]+)([smhdw])")
-_NUMBER = re.compile(r"[0-9]+")
+# Nine digits at most per number: int() of thousands of digits is slow, then refused.
+_DURATION = re.compile(r"(?:[0-9]{1,9}[smhdw])+")
+_DURATION_PART = re.compile(r"([0-9]{1,9})([smhdw])")
+# A word meant as a duration, right or wrong: a reason does not start with one.
+_DURATION_LIKE = re.compile(r"[0-9][0-9smhdw]*")
+_NUMBER = re.compile(r"[0-9]{1,9}")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # The protocol's bound on a ban or mute (messages.Seconds): ten years.
 MAX_DURATION_SECONDS = 10 * 365 * 86400
@@ -122,7 +136,7 @@ HISTORY_PAGE = 20
 
 def parse_duration(text: str) -> int | None:
     """Seconds in ``30m``, ``2h``, ``7d``, ``1w``, ``1h30m``...; None unless 1 s to ten years."""
-    if not _DURATION.fullmatch(text):
+    if len(text) > 40 or not _DURATION.fullmatch(text):
         return None
     seconds = sum(int(n) * _UNIT_SECONDS[unit] for n, unit in _DURATION_PART.findall(text))
     return seconds if 1 <= seconds <= MAX_DURATION_SECONDS else None
@@ -163,7 +177,7 @@ def parse_target(args: str, *, duration: bool = False, reason: bool = False) -> 
     seconds = None
     if duration and rest:
         first, _, after = rest.partition(" ")
-        if _DURATION.fullmatch(first) or _NUMBER.fullmatch(first):
+        if _DURATION_LIKE.fullmatch(first):
             seconds = parse_duration(first)
             if seconds is None:
                 return None  # 0m, ten years and more, or a number without its unit
@@ -171,6 +185,16 @@ def parse_target(args: str, *, duration: bool = False, reason: bool = False) -> 
     if rest and not reason:
         return None
     return Target(room, nick, seconds, rest)
+
+
+def parse_count(args: str, default: int, most: int) -> int | None:
+    """An optional count from 1 to ``most``: ``default`` when absent, None when wrong."""
+    if not args:
+        return default
+    if not _NUMBER.fullmatch(args):
+        return None
+    count = int(args)
+    return count if 1 <= count <= most else None
 
 
 def _room_arg(chat: Chat, args: str) -> str | None:
@@ -192,7 +216,7 @@ async def list_users(chat: Chat, args: str) -> bool:
     return True
 
 
-@command("pm", "/pm USER MESSAGE", "send a private message that only USER sees")
+@command("pm", "/pm USER MESSAGE", "a private message that only USER sees")
 async def private_message(chat: Chat, args: str) -> bool:
     user, _, text = args.partition(" ")
     if not user or not text.strip():
@@ -201,7 +225,7 @@ async def private_message(chat: Chat, args: str) -> bool:
     return True
 
 
-@command("msg", "/msg #room|USER MESSAGE", "send a message to a room or privately to a user")
+@command("msg", "/msg #room|USER MESSAGE", "message a room, or USER privately")
 async def message(chat: Chat, args: str) -> bool:
     target, _, text = args.partition(" ")
     try:
@@ -214,12 +238,10 @@ async def message(chat: Chat, args: str) -> bool:
     return True
 
 
-@command("history", "/history [N]", "show N earlier messages of the current room (again: more)")
+@command("history", "/history [N]", "earlier messages here (again: older)")
 async def history(chat: Chat, args: str) -> bool:
-    if args and not _NUMBER.fullmatch(args):
-        return _usage(chat, "history")
-    count = int(args) if args else HISTORY_PAGE
-    if not 1 <= count <= limits.MAX_HISTORY_MESSAGES:
+    count = parse_count(args, HISTORY_PAGE, limits.MAX_HISTORY_MESSAGES)
+    if count is None:
         return _usage(chat, "history")
     room, key = chat.room, room_key(chat.room)
     # Page back from the oldest message shown so far: the newest ones are on screen already.
@@ -240,7 +262,7 @@ async def history(chat: Chat, args: str) -> bool:
     return True
 
 
-@command("unread", "/unread", "show where there are messages you have not read (accounts)")
+@command("unread", "/unread", "where unread messages are (accounts)")
 async def unread(chat: Chat, args: str) -> bool:
     if args:
         return _usage(chat, "unread")
@@ -251,7 +273,7 @@ async def unread(chat: Chat, args: str) -> bool:
 # --- rooms -----------------------------------------------------------------------------------
 
 
-@command("join", "/join #room", "join a room (made if new); your lines then go there")
+@command("join", "/join #room", "join a room; your lines then go there")
 async def join(chat: Chat, args: str) -> bool:
     name = _room_arg(chat, args) if args else None
     if name is None:
@@ -262,7 +284,7 @@ async def join(chat: Chat, args: str) -> bool:
     return True
 
 
-@command("part", "/part [#room]", "leave a room (the current one if none is given)")
+@command("part", "/part [#room]", "leave a room (default: this one)")
 async def part(chat: Chat, args: str) -> bool:
     name = _room_arg(chat, args)
     if name is None:
@@ -284,7 +306,7 @@ async def rooms(chat: Chat, args: str) -> bool:
     return True
 
 
-@command("topic", "/topic [#room] [TEXT]", "show a room's topic, or set it to TEXT")
+@command("topic", "/topic [#room] [TEXT]", "show a room's topic, or set it")
 async def topic(chat: Chat, args: str) -> bool:
     room, text = chat.room, args
     first, _, rest = args.partition(" ")
@@ -300,7 +322,7 @@ async def topic(chat: Chat, args: str) -> bool:
     return True
 
 
-@command("who", "/who [#room]", "show who is in a room (the current one if none is given)")
+@command("who", "/who [#room]", "who is in a room (default: this one)")
 async def who(chat: Chat, args: str) -> bool:
     name = _room_arg(chat, args)
     if name is None:
@@ -313,7 +335,7 @@ async def who(chat: Chat, args: str) -> bool:
 # --- moderation ------------------------------------------------------------------------------
 
 
-@command("kick", "/kick #room USER [REASON]", "put USER out of a room (room operators)")
+@command("kick", "/kick #room USER [REASON]", "put USER out of a room (operators)")
 async def kick(chat: Chat, args: str) -> bool:
     target = parse_target(args, reason=True)
     if target is None:
@@ -326,7 +348,7 @@ async def kick(chat: Chat, args: str) -> bool:
 @command(
     "ban",
     "/ban #room USER [DURATION] [REASON]",
-    "keep USER out of a room, for a DURATION like 30m, 2h or 7d, or until /unban",
+    "keep USER out; DURATION like 30m, 2h, 7d",
 )
 async def ban(chat: Chat, args: str) -> bool:
     target = parse_target(args, duration=True, reason=True)
@@ -337,7 +359,7 @@ async def ban(chat: Chat, args: str) -> bool:
     return True
 
 
-@command("unban", "/unban #room USER", "let a banned USER join the room again")
+@command("unban", "/unban #room USER", "let USER join the room again")
 async def unban(chat: Chat, args: str) -> bool:
     target = parse_target(args)
     if target is None:
@@ -350,7 +372,7 @@ async def unban(chat: Chat, args: str) -> bool:
 @command(
     "mute",
     "/mute #room USER [DURATION] [REASON]",
-    "stop USER sending to a room, for a DURATION or until /unmute",
+    "silence USER there (DURATION optional)",
 )
 async def mute(chat: Chat, args: str) -> bool:
     target = parse_target(args, duration=True, reason=True)
@@ -361,7 +383,7 @@ async def mute(chat: Chat, args: str) -> bool:
     return True
 
 
-@command("unmute", "/unmute #room USER", "let a muted USER speak in the room again")
+@command("unmute", "/unmute #room USER", "let USER speak in the room again")
 async def unmute(chat: Chat, args: str) -> bool:
     target = parse_target(args)
     if target is None:
@@ -378,7 +400,7 @@ def _how_long(target: Target) -> str:
 # --- account ---------------------------------------------------------------------------------
 
 
-@command("register", "/register", "make your nickname an account (asks for a password)")
+@command("register", "/register", "make your nickname an account")
 async def register(chat: Chat, args: str) -> bool:
     if args:
         # Perhaps a password: not repeated, and not sent.
@@ -399,7 +421,7 @@ async def register(chat: Chat, args: str) -> bool:
     return True
 
 
-@command("passwd", "/passwd", "change your account's password (asks for the old and new)")
+@command("passwd", "/passwd", "change your account's password")
 async def passwd(chat: Chat, args: str) -> bool:
     if args:
         chat.out("Usage: /passwd (the passwords are asked for; never type them on the line)")
@@ -419,14 +441,12 @@ async def passwd(chat: Chat, args: str) -> bool:
     return True
 
 
-@command("logout", "/logout", "log out, and forget the saved login on this computer")
+@command("logout", "/logout", "log out; forget the saved login here")
 async def logout(chat: Chat, args: str) -> bool:
     if args:
         return _usage(chat, "logout")
-    forgotten = False
-    if chat.sessions is not None:
-        # Forget it here first: it must go even if the server cannot be told.
-        forgotten = chat.sessions.forget(chat.client.identity.server, chat.client.nick)
+    # Forgotten here first: it must go even if the server cannot be told.
+    forgotten = chat.forget_token(chat.client.nick)
     await chat.client.logout()
     chat.out("Logged out." + " The saved login was deleted." * forgotten)
     return False
@@ -463,8 +483,7 @@ async def show_help(chat: Chat, args: str) -> bool:
         also = f" (or /{', /'.join(entry.aliases)})" if entry.aliases else ""
         chat.out(f"  {entry.usage:<{width}}  {entry.summary}{also}")
     chat.out(
-        "Anything else is sent to the current room; start a line with // to send one "
-        "beginning with /."
+        "Other lines go to the current room; start a line with // to send one beginning with /."
     )
     return True
 

@@ -276,8 +276,8 @@ async def _log_in_as(chat: Chat, lines: Lines, nick: str) -> bool | None:
         return True
     except RequestRefused as refusal:
         lines.write(for_terminal(refusal.message))
-        if refusal.code == ErrorCode.SESSION_EXPIRED and sessions is not None:
-            sessions.forget(server, nick)
+        if refusal.code == ErrorCode.SESSION_EXPIRED:
+            chat.forget_token(nick)
         if refusal.code not in (ErrorCode.PASSWORD_REQUIRED, ErrorCode.SESSION_EXPIRED):
             return None
     for _ in range(PASSWORD_TRIES):
