@@ -1,4 +1,4 @@
-"""The ``parley`` command: ``parley server`` and ``parley client``."""
+"""The ``parley`` command: ``parley server``, ``parley client`` and ``parley admin``."""
 
 from __future__ import annotations
 
@@ -58,6 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     _server_parser(commands.add_parser("server", help="run a chat server"))
     _client_parser(commands.add_parser("client", help="chat from this terminal"))
+    from parley.admin import add_parser as admin_parser
+
+    admin_parser(commands.add_parser("admin", help="manage accounts, roles and the audit log"))
     return parser
 
 
@@ -102,6 +105,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "server":
         return run_server(args)
+    if args.command == "admin":
+        from parley.admin import run
+
+        return run(args)
     return run_client(args)
 
 
