@@ -13,7 +13,7 @@ async def test_join_creates_a_room_and_others_see_the_arrival(server: ParleyServ
     alice = await raw_user(server.port, "Alice")
     bob = await raw_user(server.port, "Bob")
     room = await alice.request("join", room="#Python")
-    assert (room["type"], room["room"], room["members"]) == ("room", "#Python", 0)
+    assert (room["type"], room["room"], room["members"]) == ("room", "#Python", 1)
     await alice.event("joined", room="#Python", nick="Alice")
     # Names compare like nicknames: #python is the same room.
     assert (await bob.request("join", room="#python"))["room"] == "#Python"

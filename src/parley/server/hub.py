@@ -212,7 +212,7 @@ class Hub:
             records = await self._storage.history(key, limit=self._config.history_on_join)
             if self._users.get(peer.nick_key) is not peer or self._rooms.get(key) is not room:
                 return  # gone while we waited, or the room emptied and was dropped
-            self._reply_room(peer, room, request_id)
+            self._reply_room(peer, room, request_id, joining=True)
             for record in records:
                 peer.write(encode(as_event(record, history=True)))
             self._enter(peer, room)
@@ -518,13 +518,16 @@ class Hub:
             raise PeerError(ErrorCode.NOT_IN_ROOM, f"You are not in {room.name}.")
         return room
 
-    def _reply_room(self, peer: Peer, room: LiveRoom, request_id: int) -> None:
+    def _reply_room(
+        self, peer: Peer, room: LiveRoom, request_id: int, *, joining: bool = False
+    ) -> None:
         info = RoomInfo(
             id=request_id,
             room=room.name,
             topic=room.topic,
             topic_by=room.topic_by,
-            members=len(room.members),
+            # Sent just before the joiner is added: count it already.
+            members=len(room.members) + joining,
         )
         peer.write(encode(info))
 
