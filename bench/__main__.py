@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import capacity, fanout, idle, persistence, proc, report
+from bench import capacity, fanout, history, idle, persistence, proc, report
 from bench.outcome import Outcome
 from bench.pool import WorkerPool
 from bench.servers import NgircdServer, ParleyServer, Server, ngircd_binary
@@ -59,10 +59,12 @@ class Step:
     kind: str
     label: str
     run: Callable[[WorkerPool, Server], Outcome]
-    # Parley alone, with these settings (TOML) and this --database (None: the default SQLite).
+    # Parley alone, with these settings (TOML) and this --database (None: the default SQLite),
+    # its database filled by ``prefill`` first.
     parley_only: bool = False
     settings: str = ""
     database: str | None = None
+    prefill: Callable[[str | None, Path], None] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,6 +77,8 @@ class Sizes:
     idle: list[int]  # connections
     persistence_senders: list[int]
     persistence_seconds: float
+    history_messages: int
+    history_requests: int
 
 
 FAN_OUT = [(100, 20), (1000, 20), (1000, 200)]
@@ -87,6 +91,8 @@ FULL = Sizes(
     idle=[1000, 5000, 10000],
     persistence_senders=[1, 100],
     persistence_seconds=5.0,
+    history_messages=1_000_000,
+    history_requests=1000,
 )
 QUICK = Sizes(
     fan_out=FAN_OUT,
@@ -97,6 +103,8 @@ QUICK = Sizes(
     idle=[1000],
     persistence_senders=[1, 100],
     persistence_seconds=3.0,
+    history_messages=100_000,
+    history_requests=300,
 )
 SMOKE = Sizes(
     fan_out=[(10, 20)],
@@ -107,6 +115,8 @@ SMOKE = Sizes(
     idle=[20],
     persistence_senders=[1],
     persistence_seconds=1.0,
+    history_messages=1_000,
+    history_requests=20,
 )
 
 
@@ -143,6 +153,21 @@ def plan(args: argparse.Namespace) -> list[Step]:
                         database="postgresql" if backend == "postgresql" else None,
                     )
                 )
+    if args.only in (None, "history"):
+        backends = ["sqlite"] if args.smoke or args.no_postgres else ["sqlite", "postgresql"]
+        for backend in backends:
+            reads = history.Load(sizes.history_messages, sizes.history_requests, backend)
+            steps.append(
+                Step(
+                    "history",
+                    reads.label,
+                    partial(history.run, load=reads),
+                    parley_only=True,
+                    settings=persistence.SERVER_SETTINGS,
+                    database="postgresql" if backend == "postgresql" else None,
+                    prefill=history.prefill(reads.messages),
+                )
+            )
     return steps
 
 
@@ -155,7 +180,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="one repetition of shorter runs")
     parser.add_argument("--smoke", action="store_true", help="Parley alone, tiny, seconds long")
     parser.add_argument(
-        "--only", choices=["fanout", "capacity", "idle", "persistence"], help="one workload"
+        "--only",
+        choices=["fanout", "capacity", "idle", "persistence", "history"],
+        help="one workload",
     )
     parser.add_argument(
         "--repeat", type=int, help="interleaved repetitions (default 3; 1 with --quick, --smoke)"
@@ -228,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     proc.raise_open_file_limit()
     root = args.parley_root.resolve()
     factories: list[tuple[str, Callable[[Step], Server]]] = [
-        ("Parley", lambda step: ParleyServer(root, step.settings, step.database))
+        ("Parley", lambda step: ParleyServer(root, step.settings, step.database, step.prefill))
     ]
     ngircd = None
     if not (args.smoke or args.no_ngircd):

@@ -48,6 +48,11 @@ SHOWN: dict[str, list[tuple[str, str, str]]] = {
         ("server_cpu_ms_per_thousand", "server CPU ms per 1,000 messages", "ms"),
         ("server_cores_busy", "server CPU, share of a core", "share"),
     ],
+    "history": [
+        ("history_p50_ms", "50 messages back, p50 ms", "ms"),
+        ("history_p99_ms", "50 messages back, p99 ms", "ms"),
+        ("history_requests_per_second", "history requests/s (one at a time)", "count"),
+    ],
     "idle": [
         ("rss_per_connection_bytes", "server RSS per connection, KiB", "kib"),
         ("server_cpu_ms_per_handshake", "server CPU ms per handshake", "ms"),

@@ -24,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import ClassVar
@@ -182,11 +183,19 @@ class ParleyServer(Server):
     protocol = "parley"
     slow_reader_log_line = b"not reading"
 
-    def __init__(self, root: Path, settings: str = "", database: str | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        settings: str = "",
+        database: str | None = None,
+        prefill: Callable[[str | None, Path], None] | None = None,
+    ) -> None:
         super().__init__()
         self.root = root
         self.settings = settings
         self.database = database
+        # Run before the server starts, with its --database (None: SQLite) and data dir.
+        self.prefill = prefill
 
     def command(self) -> tuple[list[str], dict[str, str] | None]:
         # The checkout's src/ comes before the installed package, so another commit can be
@@ -198,13 +207,15 @@ class ParleyServer(Server):
             config = self.workdir / "parley.toml"
             config.write_text(self.settings)
             command += ["--config", str(config)]
-        if self.database == "postgresql":
+        database = self.database
+        if database == "postgresql":
             self.database_name = f"parley_bench_{self.workdir.name.replace('-', '_').lower()}"
             _postgres(f'CREATE DATABASE "{self.database_name}"')
-            base = POSTGRES_ADMIN_URL.rsplit("/", 1)[0]
-            command += ["--database", f"{base}/{self.database_name}"]
-        elif self.database is not None:
-            command += ["--database", self.database]
+            database = f"{POSTGRES_ADMIN_URL.rsplit('/', 1)[0]}/{self.database_name}"
+        if database is not None:
+            command += ["--database", database]
+        if self.prefill is not None:
+            self.prefill(database, self.workdir / "data")
         return command, env
 
     def stop(self) -> None:

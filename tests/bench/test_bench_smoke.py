@@ -39,7 +39,13 @@ def test_the_smoke_run_produces_every_figure(tmp_path: Path) -> None:
     data = json.loads(results.read_text())
 
     assert data["meta"]["servers"] == ["Parley"]
-    assert {each["kind"] for each in data["runs"]} == {"fan-out", "capacity", "idle", "persistence"}
+    assert {each["kind"] for each in data["runs"]} == {
+        "fan-out",
+        "capacity",
+        "idle",
+        "persistence",
+        "history",
+    }
     for each in data["runs"]:
         assert each["server"] == "Parley"
         assert each["error"] is None

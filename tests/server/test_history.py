@@ -201,3 +201,22 @@ async def test_the_retention_purge_deletes_old_messages_and_keeps_numbering(
         # Numbers are never reused: the next message is 4, not 1.
         assert (await alice.request("send", to="#general", text="new", msg_id="n"))["seq"] == 4
         await alice.close()
+
+
+async def test_a_guest_taking_a_freed_nickname_cannot_read_its_private_history(
+    server: ParleyServer,
+) -> None:
+    alice = await raw_user(server.port, "Alice")
+    first_bob = await raw_user(server.port, "Bob")
+    await alice.request("send", to="Bob", text="my secret", msg_id="s1")
+    await first_bob.close()
+    await asyncio.sleep(0.05)
+    second_bob = await raw_user(server.port, "Bob")
+    page = await second_bob.request("history", to="Alice")
+    assert page["messages"] == []
+    # What is said to the new Bob, it can read back.
+    await alice.request("send", to="Bob", text="hello new Bob", msg_id="s2")
+    page = await second_bob.request("history", to="Alice")
+    assert [m["text"] for m in page["messages"]] == ["hello new Bob"]
+    await alice.close()
+    await second_bob.close()

@@ -69,6 +69,7 @@ class Connection(asyncio.Protocol):
         "role",
         "rooms",
         "session",
+        "since_ms",
         "token_hash",
         "write",
     )
@@ -81,6 +82,7 @@ class Connection(asyncio.Protocol):
         self.role = Role.USER
         self.account = ""
         self.token_hash = ""
+        self.since_ms = 0
         # Made at login: thousands of idle connections should not each carry an empty set.
         self.rooms: set[str] = _NO_ROOMS
         self.host = ""

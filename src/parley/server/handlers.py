@@ -48,6 +48,7 @@ from parley.protocol.messages import (
     Who,
 )
 from parley.protocol.session import choose_version
+from parley.server.hub import now_ms
 from parley.server.moderation import moderate
 
 if TYPE_CHECKING:
@@ -102,6 +103,7 @@ async def nick(connection: Connection, request: Nick) -> None:
     connection.role, connection.account = identity.role, identity.account
     connection.token_hash = identity.token_hash
     connection.rooms = set()
+    connection.since_ms = now_ms()
 
     def welcome(rooms: list[str]) -> None:
         # Online: the reply and the motd go out before anything the rooms bring.

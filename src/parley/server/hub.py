@@ -139,19 +139,27 @@ class Hub:
             if room is not None:
                 await self._load_mute(peer, room)
                 rooms.append(room)
-        if peer.nick_key in self._users:
-            raise PeerError(ErrorCode.NICK_TAKEN, f"The nickname {peer.nick} is already taken.")
-        if peer.closed:
-            return  # gone while we waited
-        # From here on nothing waits: the reply, then the arrivals, then live traffic.
-        self._users[peer.nick_key] = peer
-        welcome([room.name for room in rooms])
-        for room in rooms:
-            if operator_of.get(room.key) or (peer.account and peer.account == room.created_by):
-                room.operators.add(peer.nick_key)
-            self._enter(peer, room)
-        if peer.account:
-            await self._deliver_missed_private(peer)
+        async with self._order:
+            # Under the order lock nothing new is published: the missed private messages come
+            # before any live one, each once.
+            missed = await self._missed_private(peer) if peer.account else []
+            if peer.nick_key in self._users:
+                raise PeerError(ErrorCode.NICK_TAKEN, f"The nickname {peer.nick} is already taken.")
+            if peer.closed:
+                return  # gone while we waited
+            # From here on nothing waits: the reply, the arrivals, what was missed, then live.
+            self._users[peer.nick_key] = peer
+            welcome([room.name for room in rooms])
+            for room in rooms:
+                if operator_of.get(room.key) or (peer.account and peer.account == room.created_by):
+                    room.operators.add(peer.nick_key)
+                self._enter(peer, room)
+            read = []
+            for record in missed:
+                peer.write(encode(as_event(record, history=True)))
+                read.append((peer.account, record.conversation, record.seq))
+        if read:
+            self._spawn(self._mark_delivered(read))
 
     async def remember_rooms(self, peer: Peer) -> None:
         """A guest just registered: keep its rooms (and operator rights) with the account."""
@@ -360,6 +368,10 @@ class Hub:
         records = await self._storage.history(
             conversation, limit=limit + 1, after_seq=after, before_seq=before
         )
+        if conversation.startswith("dm:") and not peer.account:
+            # A guest's nickname may have been someone else's before: it sees only what was
+            # said since it logged in.
+            records = [record for record in records if record.ts >= peer.since_ms]
         more = len(records) > limit
         if more:
             records = records[:limit] if after is not None else records[1:]
@@ -455,18 +467,15 @@ class Hub:
         for account, conversation, seq in read:
             await self._storage.mark_read(account, conversation, seq)
 
-    async def _deliver_missed_private(self, peer: Peer) -> None:
-        """Private messages that arrived while an account was offline, as history."""
+    async def _missed_private(self, peer: Peer) -> list[StoredMessage]:
+        """Private messages that arrived while an account was offline."""
+        missed: list[StoredMessage] = []
         for entry in await self._storage.unread(peer.account):
-            if not entry.conversation.startswith("dm:"):
-                continue
-            records = await self._storage.history(
-                entry.conversation, limit=limits.MAX_HISTORY_MESSAGES, after_seq=entry.read_seq
-            )
-            for record in records:
-                peer.write(encode(as_event(record, history=True)))
-            if records:
-                await self._storage.mark_read(peer.account, entry.conversation, records[-1].seq)
+            if entry.conversation.startswith("dm:"):
+                missed += await self._storage.history(
+                    entry.conversation, limit=limits.MAX_HISTORY_MESSAGES, after_seq=entry.read_seq
+                )
+        return missed
 
     async def stop(self, runner: asyncio.Task[None]) -> None:
         """Store what is queued, then end :meth:`run` (running as ``runner``)."""

@@ -29,6 +29,8 @@ class Peer(Protocol):
     # Session token hash of this login, "" when none.
     token_hash: str
     host: str
+    # When this login began, in ms since the epoch.
+    since_ms: int
     # Keys of the rooms this peer is in.
     rooms: set[str]
 
