@@ -248,10 +248,19 @@ class Connection(asyncio.Protocol):
                 if too_many is not None:
                     self._refuse(too_many)
         elif isinstance(exc, StorageUnavailable):
-            log.warning("Storage unavailable for %r from %s: %s", request, self.address, exc)
+            log.warning(
+                "Storage unavailable for %s from %s: %s", type(request).__name__, self.address, exc
+            )
             self._refuse(PeerError(ErrorCode.UNAVAILABLE, request_id=request.id))
         else:
-            log.exception("Bug while handling %r from %s", request, self.address, exc_info=exc)
+            # The request's type and id only: its fields may hold a password.
+            log.error(
+                "Bug while handling %s (id %d) from %s",
+                type(request).__name__,
+                request.id,
+                self.address,
+                exc_info=exc,
+            )
             self._refuse(PeerError(ErrorCode.INTERNAL_ERROR, request_id=request.id))
 
     def _refuse(self, error: PeerError) -> None:
