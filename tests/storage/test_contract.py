@@ -192,3 +192,17 @@ async def test_a_closed_storage_refuses_with_storage_unavailable(storage: Storag
     await storage.close()
     with pytest.raises(StorageUnavailable):
         await storage.append([message("#a", "1")])
+
+
+async def test_a_nul_is_kept_exactly_or_refused_never_altered(storage: Storage) -> None:
+    # The protocol never lets a NUL through to storage; if one came anyway, SQLite keeps it and
+    # PostgreSQL (whose text cannot hold it) refuses the batch. Either way nothing is altered.
+    try:
+        await storage.append([message("#a", "nul", "before\x00after")])
+    except StorageUnavailable:
+        assert await storage.history("#a", limit=5) == []
+    else:
+        [stored] = await storage.history("#a", limit=5)
+        assert stored.text == "before\x00after"
+    [next_one] = await storage.append([message("#a", "ok", "fine")])
+    assert next_one.text == "fine"
