@@ -20,7 +20,12 @@ from parley.storage import Role, Sanction, SanctionKind
 log = logging.getLogger(__name__)
 
 ACTIONS = ("kick", "ban", "unban", "mute", "unmute")
-_NOTICE_WORDS = {"mute": "muted", "unmute": "unmuted", "unban": "unbanned"}
+# What the target is told ({room}, {by} filled in); kicks and bans show as a 'left' event.
+_NOTICES = {
+    "mute": "You were muted in {room} by {by}.",
+    "unmute": "You may speak in {room} again ({by} lifted the mute).",
+    "unban": "You may join {room} again ({by} lifted the ban).",
+}
 
 
 async def moderate(
@@ -91,5 +96,5 @@ async def moderate(
             )
             hub.remove(target, room, left)
     elif target is not None:
-        text = f"You were {_NOTICE_WORDS[action]} in {room.name} by {actor.nick}."
+        text = _NOTICES[action].format(room=room.name, by=actor.nick)
         target.write(encode(Notice(text=text + (f" Reason: {reason}" if reason else ""))))
