@@ -144,3 +144,22 @@ async def test_rooms_and_topics_survive_a_restart(server_config: ServerConfig) -
         message = await bob.event("message", to="#Keep")
         assert (message["text"], message["seq"], message["history"]) == ("remember me", 1, True)
         await bob.close()
+
+
+async def test_joining_while_the_last_member_leaves_still_gets_the_room(
+    server: ParleyServer,
+) -> None:
+    alice = await raw_user(server.port, "Alice")
+    bob = await raw_user(server.port, "Bob")
+    for attempt in range(10):
+        room = f"#race{attempt}"
+        await alice.request("join", room=room)
+        # Bob's join waits on storage while Alice, the only member, leaves.
+        bob.send(type="join", id=9000 + attempt, room=room)
+        alice.send(type="part", id=9100 + attempt, room=room)
+        assert (await bob.expect_reply(9000 + attempt))["type"] == "room"
+        sent = await bob.request("send", to=room, text="still here", msg_id=f"r{attempt}")
+        assert sent["type"] == "sent"
+        await alice.expect_reply(9100 + attempt)
+    await alice.close()
+    await bob.close()

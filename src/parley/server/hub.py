@@ -218,8 +218,11 @@ class Hub:
         await self._load_mute(peer, room)
         async with self._order:
             records = await self._storage.history(key, limit=self._config.history_on_join)
-            if self._users.get(peer.nick_key) is not peer or self._rooms.get(key) is not room:
-                return  # gone while we waited, or the room emptied and was dropped
+            if self._users.get(peer.nick_key) is not peer:
+                return  # gone while we waited
+            # The last member may have left meanwhile, dropping the live room: bring it back
+            # (or take the one another join loaded since).
+            room = self._rooms.setdefault(key, room)
             self._reply_room(peer, room, request_id, joining=True)
             for record in records:
                 peer.write(encode(as_event(record, history=True)))
