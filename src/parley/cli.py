@@ -39,9 +39,19 @@ def _server_parser(parser: argparse.ArgumentParser) -> None:
 
 
 def _client_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--host", default="127.0.0.1", help="server address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=7976, help="server port (default 7976)")
+    parser.add_argument("--host", help="server address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="server port (default 7976)")
     parser.add_argument("--nick", help="nickname to use instead of being asked")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="settings file (default: client.toml in the user's config dir)",
+    )
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="on a terminal, the line-by-line client instead of the full-screen one",
+    )
     parser.add_argument(
         "--cafile", type=Path, help="verify the server against this CA bundle instead of pinning"
     )
@@ -88,10 +98,25 @@ def run_server(args: argparse.Namespace) -> int:
 
 
 def run_client(args: argparse.Namespace) -> int:
+    from parley.client import settings as client_settings
     from parley.client.console import ClientOptions
     from parley.client.console import run_client as run
 
-    options = ClientOptions(args.host, args.port, args.nick, args.cafile, args.insecure)
+    try:
+        settings = client_settings.load(args.config)
+    except client_settings.SettingsError as exc:
+        print(f"parley client: {exc}", file=sys.stderr)
+        return 2
+    # The command line wins over the settings file.
+    options = ClientOptions(
+        host=args.host or settings.host,
+        port=args.port or settings.port,
+        nick=args.nick or settings.nick or None,
+        cafile=args.cafile,
+        insecure=args.insecure,
+        plain=args.plain,
+        settings=settings,
+    )
     sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]
     try:
         import uvloop

@@ -8,11 +8,14 @@ never a request.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 from parley.client.core import ChatClient
 from parley.client.credentials import SessionStore
+from parley.client.ignores import IgnoreList
 from parley.client.render import (
     describe,
     describe_room,
@@ -23,38 +26,96 @@ from parley.client.render import (
 from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, PeerError, RequestRefused
 from parley.protocol.messages import Left
-from parley.protocol.names import GENERAL_ROOM, nick_key, normalize_nick, normalize_room, room_key
-from parley.protocol.text import for_terminal
+from parley.protocol.names import (
+    GENERAL_ROOM,
+    is_room,
+    nick_key,
+    normalize_nick,
+    normalize_room,
+    room_key,
+)
+from parley.protocol.text import ACTION_PREFIX, for_terminal
 
 Output = Callable[[str], None]
 # Asks for a line that must not be shown or kept (a password); None at end of input.
 AskSecret = Callable[[str], Awaitable[str | None]]
 
 
+class Screen(Protocol):
+    """What a front end with windows (the full-screen client) adds to the commands."""
+
+    def show(self, target: str) -> None:
+        """Open the window of a room or a private conversation, and bring it into view."""
+        ...
+
+    def close_window(self, target: str) -> None:
+        """Close the window of ``target`` if it is open."""
+        ...
+
+    def select(self, number: int) -> bool:
+        """Bring window ``number`` into view; False if there is none."""
+        ...
+
+    def clear(self) -> None:
+        """Empty the window in view."""
+        ...
+
+
 @dataclasses.dataclass(slots=True)
 class Chat:
-    """What commands work on: the connection, the user's screen, and the current room."""
+    """What commands work on: the connection, the user's screen, and where lines go."""
 
     client: ChatClient
     out: Output
     ask_secret: AskSecret
     # Where session tokens are saved; None keeps them for this run only.
     sessions: SessionStore | None = None
-    # Plain lines go here: #general at first, then the room joined last.
+    # Plain lines go here: #general at first, then the room joined last...
     room: str = GENERAL_ROOM
+    # ...unless a private conversation is open with /query: then to this user.
+    query: str = ""
     # Room key -> the seq the next /history pages back from.
     history_cursor: dict[str, int] = dataclasses.field(default_factory=dict)
+    # Nicknames whose messages are not shown; None when nothing is ignored or saved.
+    ignores: IgnoreList | None = None
+    # The windows of a full-screen front end; None for the line-by-line one.
+    screen: Screen | None = None
 
-    def switch_to(self, room: str) -> None:
-        self.room = room
-        self.out(f"Lines you type now go to {for_terminal(room)}.")
+    @property
+    def target(self) -> str:
+        """Where a plain line goes: the private conversation open, else the current room."""
+        return self.query or self.room
+
+    def switch_to(self, target: str) -> None:
+        """Send plain lines to ``target`` (a room, or a user for a private conversation)."""
+        if target.startswith("#"):
+            self.room, self.query = target, ""
+        else:
+            self.query = target
+        if self.screen is not None:
+            self.screen.show(target)
+        else:
+            private = "" if target.startswith("#") else " (private)"
+            self.out(f"Lines you type now go to {for_terminal(target)}{private}.")
+
+    def hides(self, nick: str) -> bool:
+        """True when ``nick`` is ignored (never the user themself)."""
+        return (
+            self.ignores is not None
+            and nick in self.ignores
+            and nick_key(nick) != nick_key(self.client.nick)
+        )
 
     def leave_current(self) -> None:
         """The current room is closed to us: go back to the room joined most recently that is
         still open (#general, unless the user left it).
         """
         open_rooms = list(self.client.rooms.values())
-        self.switch_to(open_rooms[-1] if open_rooms else GENERAL_ROOM)
+        room = open_rooms[-1] if open_rooms else GENERAL_ROOM
+        if self.query:
+            self.room = room  # a private conversation is in front: it stays there
+        else:
+            self.switch_to(room)
 
     def follow(self, event: object) -> None:
         """Keep the current room right as events arrive (a kick or ban ends membership)."""
@@ -243,7 +304,8 @@ async def history(chat: Chat, args: str) -> bool:
     count = parse_count(args, HISTORY_PAGE, limits.MAX_HISTORY_MESSAGES)
     if count is None:
         return _usage(chat, "history")
-    room, key = chat.room, room_key(chat.room)
+    room = chat.target
+    key = room_key(room) if is_room(room) else nick_key(room)
     # Page back from the oldest message shown so far: the newest ones are on screen already.
     before = chat.history_cursor.get(key) or chat.client.conversations.first_seq(key) or None
     page = None
@@ -279,8 +341,12 @@ async def join(chat: Chat, args: str) -> bool:
     if name is None:
         return _usage(chat, "join")
     info = await chat.client.join(name)
-    chat.out(f"You joined {describe_room(info)}")
-    chat.switch_to(info.room)
+    if chat.screen is not None:
+        chat.switch_to(info.room)  # its window first, so that the line lands in it
+        chat.out(f"You joined {describe_room(info)}")
+    else:
+        chat.out(f"You joined {describe_room(info)}")
+        chat.switch_to(info.room)
     return True
 
 
@@ -329,6 +395,126 @@ async def who(chat: Chat, args: str) -> bool:
         return _usage(chat, "who")
     shown = chat.client.rooms.get(room_key(name), name)
     chat.out(describe_users(await chat.client.who(name), shown))
+    return True
+
+
+# --- conversations and windows -------------------------------------------------------------
+
+
+@command("me", "/me ACTION", "say what you do: /me waves reads * You waves")
+async def me(chat: Chat, args: str) -> bool:
+    if not args:
+        return _usage(chat, "me")
+    await chat.client.send(chat.target, ACTION_PREFIX + args)
+    return True
+
+
+@command("query", "/query [USER]", "talk privately with USER (alone: back to the room)")
+async def query(chat: Chat, args: str) -> bool:
+    if not args:
+        chat.switch_to(chat.room)
+        return True
+    try:
+        nick = normalize_nick(args)
+    except PeerError:
+        return _usage(chat, "query")
+    if nick_key(nick) == nick_key(chat.client.nick):
+        chat.out("*** That is you.")
+        return True
+    chat.switch_to(nick)
+    return True
+
+
+@command("close", "/close", "end this conversation (in a room: leave it)")
+async def close(chat: Chat, args: str) -> bool:
+    if args:
+        return _usage(chat, "close")
+    if chat.query:
+        other = chat.query
+        chat.switch_to(chat.room)
+        if chat.screen is not None:
+            chat.screen.close_window(other)
+        return True
+    room = chat.room
+    await part(chat, room)
+    if chat.screen is not None:
+        chat.screen.close_window(room)
+    return True
+
+
+@command("win", "/win N", "show window N (also Alt+N, Ctrl+N, Ctrl+P)", aliases=("window",))
+async def window(chat: Chat, args: str) -> bool:
+    if chat.screen is None:
+        chat.out(_NO_WINDOWS)
+        return True
+    number = parse_count(args, 0, 1000) if args else None
+    if not number:
+        return _usage(chat, "win")
+    if not chat.screen.select(number):
+        chat.out(f"*** There is no window {number}.")
+    return True
+
+
+@command("clear", "/clear", "empty the window in view")
+async def clear(chat: Chat, args: str) -> bool:
+    if chat.screen is None:
+        chat.out(_NO_WINDOWS)
+        return True
+    chat.screen.clear()
+    return True
+
+
+_NO_WINDOWS = (
+    "*** Windows are in the full-screen client (on a terminal). Here, /join #room or "
+    "/query USER chooses where your lines go."
+)
+
+
+@command("ignore", "/ignore [USER]", "hide USER's messages (alone: who is ignored)")
+async def ignore(chat: Chat, args: str) -> bool:
+    if chat.ignores is None:
+        chat.out("*** Ignoring is not available here.")
+        return True
+    if not args:
+        names = chat.ignores.names()
+        chat.out(
+            f"Ignored: {', '.join(map(for_terminal, names))}" if names else "Nobody is ignored."
+        )
+        return True
+    try:
+        nick = normalize_nick(args)
+    except PeerError:
+        return _usage(chat, "ignore")
+    if nick_key(nick) == nick_key(chat.client.nick):
+        chat.out("*** You cannot ignore yourself.")
+        return True
+    try:
+        added = chat.ignores.add(nick)
+    except (OSError, ValueError) as exc:
+        chat.out(f"*** Could not ignore {nick}: {getattr(exc, 'strerror', None) or exc}")
+        return True
+    chat.out(
+        f"Ignoring {nick}; /unignore {nick} to see them again."
+        if added
+        else f"{nick} is already ignored."
+    )
+    return True
+
+
+@command("unignore", "/unignore USER", "show USER's messages again")
+async def unignore(chat: Chat, args: str) -> bool:
+    if chat.ignores is None or not args:
+        return _usage(chat, "unignore")
+    try:
+        nick = normalize_nick(args)
+    except PeerError:
+        return _usage(chat, "unignore")
+    try:
+        removed = chat.ignores.remove(nick)
+    except OSError as exc:
+        chat.out(f"*** Could not save the change: {exc.strerror}")
+        return True
+    chat.out(f"{nick} is no longer ignored." if removed else f"{nick} was not ignored.")
     return True
 
 
@@ -474,8 +660,16 @@ async def _new_password(chat: Chat, prompt: str, again: str) -> str | None:
 # --- the session -----------------------------------------------------------------------------
 
 
-@command("help", "/help", "show this list of commands")
+@command("help", "/help [COMMAND]", "the list of commands, or how to use one")
 async def show_help(chat: Chat, args: str) -> bool:
+    if args:
+        entry = COMMANDS.get(args.removeprefix("/").lower())
+        if entry is None:
+            chat.out(f"No command /{for_terminal(args.removeprefix('/'))}.{_suggest(args)}")
+            return True
+        also = f" Also /{', /'.join(entry.aliases)}." if entry.aliases else ""
+        chat.out(f"{entry.usage}: {entry.summary}.{also}")
+        return True
     chat.out("Commands:")
     entries = [entry for name, entry in COMMANDS.items() if name == entry.name]
     width = max(len(entry.usage) for entry in entries)
@@ -486,6 +680,12 @@ async def show_help(chat: Chat, args: str) -> bool:
         "Other lines go to the current room; start a line with // to send one beginning with /."
     )
     return True
+
+
+def _suggest(name: str) -> str:
+    """ " Did you mean /join?" for a near miss such as /jion; else nothing."""
+    close = difflib.get_close_matches(name.removeprefix("/").lower()[:40], COMMANDS, n=1)
+    return f" Did you mean /{close[0]}?" if close else ""
 
 
 @command("exit", "/exit", "leave the chat", aliases=("quit",))
@@ -504,13 +704,14 @@ async def execute(chat: Chat, line: str) -> bool:
             entry = COMMANDS.get(name.lower())
             if entry is None:
                 chat.out(
-                    f"Unknown command /{for_terminal(name)}. Type /help for the list of commands."
+                    f"Unknown command /{for_terminal(name)}.{_suggest(name)} "
+                    "Type /help for the list of commands."
                 )
                 return True
             return await entry.run(chat, args.strip())
         text = line[1:] if line.startswith("//") else line
         if text.strip():
-            await chat.client.send(chat.room, text)
+            await chat.client.send(chat.target, text)
     except RequestRefused as refusal:
         chat.out(f"*** {for_terminal(refusal.message)}")
     return True

@@ -26,28 +26,32 @@ from types import TracebackType
 from typing import Protocol
 
 from parley.client.commands import Chat, execute
-from parley.client.conversations import conversation_of
+from parley.client.conversations import Conversations
 from parley.client.core import ChatClient, ConnectionLost, Disconnected
 from parley.client.credentials import SessionStore
 from parley.client.credentials import default_path as default_sessions_path
+from parley.client.ignores import IgnoreList
+from parley.client.ignores import default_path as default_ignores_path
 from parley.client.pins import CertificateChanged, PinStatus, PinStore
+from parley.client.read_markers import ReadMarkers
+from parley.client.reconnect import Connect
 from parley.client.render import describe, describe_unread
-from parley.paths import default_config_dir
+from parley.client.settings import ClientSettings
+from parley.paths import default_config_dir, default_data_dir
 from parley.protocol.errors import ErrorCode, RequestRefused
-from parley.protocol.messages import Message
+from parley.protocol.messages import Joined, Left, Message
 from parley.protocol.text import for_terminal
 
 EXIT_OK = 0
 EXIT_DISCONNECTED = 1
 EXIT_CERTIFICATE_CHANGED = 3
 
+# The full-screen client's input history, in the data dir.
+HISTORY_FILE = "input_history"
 NICK_PROMPT = "Enter your nickname: "
 PASSWORD_PROMPT = "Password: "  # noqa: S105 (a prompt, not a password)
 # Wrong passwords before asking for the nickname again.
 PASSWORD_TRIES = 3
-# How often an account's read markers are sent: often enough for /unread, rarely enough to
-# cost nothing.
-READ_MARK_INTERVAL_SECONDS = 2.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -57,6 +61,10 @@ class ClientOptions:
     nick: str | None = None
     cafile: Path | None = None
     insecure: bool = False
+    # On a terminal: the line-by-line client instead of the full-screen one (screen readers,
+    # terminals without cursor addressing).
+    plain: bool = False
+    settings: ClientSettings = dataclasses.field(default_factory=ClientSettings)
 
 
 class Lines(Protocol):
@@ -190,10 +198,18 @@ async def run_client(options: ClientOptions) -> int:
     pins = None
     if not options.insecure and options.cafile is None:
         pins = PinStore(default_config_dir() / "known_servers")
-    try:
-        client = await ChatClient.connect(
-            options.host, options.port, pins=pins, cafile=options.cafile
+
+    async def connect(conversations: Conversations | None = None) -> ChatClient:
+        return await ChatClient.connect(
+            options.host,
+            options.port,
+            pins=pins,
+            cafile=options.cafile,
+            conversations=conversations,
         )
+
+    try:
+        client = await connect()
     except CertificateChanged as changed:
         _warn(changed.explain())
         return EXIT_CERTIFICATE_CHANGED
@@ -208,18 +224,40 @@ async def run_client(options: ClientOptions) -> int:
         )
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     lines: Lines = TerminalLines() if interactive else PipeLines()
-    sessions = SessionStore(default_sessions_path())
+    chat = Chat(
+        client,
+        lines.write,
+        lines.read_secret,
+        SessionStore(default_sessions_path()),
+        ignores=IgnoreList(default_ignores_path()),
+    )
     try:
+        if interactive and not options.plain:
+            return await _full_screen(chat, options, connect)
         async with lines:
-            return await _chat(client, lines, options.nick, sessions)
+            return await _chat(chat, lines, options.nick)
     finally:
-        await client.close()
+        await chat.client.close()
 
 
-async def _chat(
-    client: ChatClient, lines: Lines, nick: str | None, sessions: SessionStore | None
-) -> int:
-    chat = Chat(client, lines.write, lines.read_secret, sessions)
+async def _full_screen(chat: Chat, options: ClientOptions, connect: Connect) -> int:
+    from parley.client.tui.app import FullScreen
+
+    async with TerminalLines() as lines:
+        if not await _log_in(chat, lines, options.nick):
+            await chat.client.bye()
+            return EXIT_OK
+    screen = FullScreen(chat, options.settings, connect, default_data_dir() / HISTORY_FILE)
+    if chat.client.identity.pin_status is PinStatus.PINNED_NOW:
+        screen.note(f"Certificate pinned on first use: SHA-256 {chat.client.identity.fingerprint}")
+    if await screen.run():
+        await screen.leave()
+        return EXIT_OK
+    return EXIT_DISCONNECTED
+
+
+async def _chat(chat: Chat, lines: Lines, nick: str | None) -> int:
+    client = chat.client
     if not await _log_in(chat, lines, nick):
         await client.bye()
         return EXIT_OK
@@ -314,6 +352,9 @@ async def _show_events(chat: Chat, markers: ReadMarkers) -> None:
     client = chat.client
     while True:
         event = await client.next_event()
+        if isinstance(event, Message | Joined | Left) and _hidden(chat, event):
+            chat.follow(event)
+            continue
         line = describe(event, client.nick)
         if line is not None:
             chat.out(line)
@@ -322,6 +363,13 @@ async def _show_events(chat: Chat, markers: ReadMarkers) -> None:
         chat.follow(event)
         if isinstance(event, Disconnected):
             return
+
+
+def _hidden(chat: Chat, event: Message | Joined | Left) -> bool:
+    """An ignored user's message, join or part (a removal by a moderator is always shown)."""
+    if isinstance(event, Message):
+        return chat.hides(event.sender)
+    return not (isinstance(event, Left) and event.reason) and chat.hides(event.nick)
 
 
 async def _run_input(chat: Chat, lines: Lines) -> bool:
@@ -335,35 +383,3 @@ async def _run_input(chat: Chat, lines: Lines) -> bool:
                 return True
         except ConnectionLost:
             return False
-
-
-class ReadMarkers:
-    """For an account, tells the server how far the user has seen each conversation, a few
-    seconds at a time, so that /unread and the next login count only what was not shown.
-    """
-
-    def __init__(self, client: ChatClient) -> None:
-        self._client = client
-        # Conversation key -> (name to mark it by, highest seq shown).
-        self._due: dict[str, tuple[str, int]] = {}
-
-    def shown(self, message: Message) -> None:
-        if not self._client.is_account:
-            return
-        key, target = conversation_of(message, self._client.nick)
-        due = self._due.get(key)
-        if due is None or message.seq > due[1]:
-            self._due[key] = (target, message.seq)
-
-    async def flush(self) -> None:
-        """Send what is due. Raises ConnectionLost."""
-        due, self._due = self._due, {}
-        for target, seq in due.values():
-            with contextlib.suppress(RequestRefused):  # left the room meanwhile
-                await self._client.mark_read(target, seq)
-
-    async def run(self) -> None:
-        with contextlib.suppress(ConnectionLost):
-            while True:
-                await asyncio.sleep(READ_MARK_INTERVAL_SECONDS)
-                await self.flush()

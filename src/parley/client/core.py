@@ -374,6 +374,38 @@ class ChatClient:
                     continue  # gone meanwhile (parted, kicked): nothing to catch up on
         return queued
 
+    async def resume(self, previous: ChatClient) -> list[tuple[str, RequestRefused]]:
+        """Carry on where ``previous`` (a connection that was lost) stopped: log in as it did
+        (its session token, or the same guest nickname), be back in its rooms, and queue what
+        was missed in every conversation seen, each message once and in order.
+
+        Every known conversation is held from before the login, so live messages that arrive
+        while the missed ones are fetched are queued after them. Returns the rooms that could
+        not be joined again, with why (a ban meanwhile). Raises RequestRefused when the login
+        is refused (NICK_TAKEN while the server has not yet noticed the old connection is
+        gone, SESSION_EXPIRED...), ConnectionLost.
+        """
+        with contextlib.ExitStack() as holding:
+            for key, _, _ in self.conversations.known():
+                holding.enter_context(self._hold(key))
+            await self.login(previous.nick, token=previous.token or None)
+            refused: list[tuple[str, RequestRefused]] = []
+            rejoined: set[str] = set()
+            for key, name in previous.rooms.items():
+                if key in self.rooms:
+                    continue  # an account is put back in its rooms at login
+                try:
+                    await self.join(name)  # fetches what was missed there
+                    rejoined.add(key)
+                except RequestRefused as refusal:
+                    refused.append((name, refusal))
+            for key, target, _ in self.conversations.known():
+                if key in rejoined or (key.startswith("#") and key not in self.rooms):
+                    continue
+                with contextlib.suppress(RequestRefused):
+                    await self._fetch_missed(key, target)
+        return refused
+
     async def _fetch_missed(self, key: str, target: str) -> int:
         queued = 0
         after = self.conversations.last_seq(key)

@@ -7,6 +7,11 @@ import re
 from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, PeerError
 
+# A message whose text starts with this is an action ("/me waves" reads "* Alice waves"). It
+# is a convention between clients, as IRC's CTCP ACTION is: the server stores and relays the
+# text as it is, so history and every client agree on it.
+ACTION_PREFIX = "/me "
+
 # C0 controls except TAB, DEL, and C1 controls: these drive terminals (ESC starts an ANSI
 # sequence, CR rewrites a line, U+009B is a one-character CSI) and never belong in a chat line.
 # U+2028/U+2029 break lines in some front ends, which would let a message fake a second line.
