@@ -1,55 +1,20 @@
-"""The client on a real pseudo-terminal: incoming messages never break the line being typed."""
+"""The line-by-line client (--plain) on a real pseudo-terminal: incoming messages never break the
+line being typed.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import signal
 import sys
-import time
 from pathlib import Path
 
 import pexpect
-import pyte
 from processes import ROOT, environment, start_server
+from terminal import COLUMNS, ROWS, Terminal
 
 from parley.protocol.messages import Message
 from support import logged_in, next_of
-
-COLUMNS, ROWS = 80, 24
-
-
-class Terminal:
-    """A pseudo-terminal running the client, rendered by a VT100 emulator for assertions."""
-
-    def __init__(self, child: pexpect.spawn) -> None:
-        self.child = child
-        self.screen = pyte.Screen(COLUMNS, ROWS)
-        self.stream = pyte.ByteStream(self.screen)
-
-    def pump(self, seconds: float) -> None:
-        """Feed everything the client prints for ``seconds`` into the emulator."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            try:
-                self.stream.feed(self.child.read_nonblocking(65536, timeout=0.05))
-            except pexpect.TIMEOUT:
-                continue
-            except pexpect.EOF:
-                return
-
-    def wait_for(self, text: str, seconds: float = 10.0) -> None:
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            if text in self.text():
-                return
-            self.pump(0.1)
-        raise AssertionError(f"{text!r} never appeared on screen:\n{self.text()}")
-
-    def text(self) -> str:
-        return "\n".join(line.rstrip() for line in self.screen.display)
-
-    def cursor_line(self) -> str:
-        return self.screen.display[self.screen.cursor.y].rstrip()
 
 
 async def test_half_typed_line_survives_incoming_messages(tmp_path: Path) -> None:

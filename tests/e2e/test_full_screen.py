@@ -1,0 +1,356 @@
+"""The full-screen client, driven on a real pseudo-terminal against a real server over TLS, its
+screen read through a terminal emulator: what a user at a terminal sees and does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from processes import Process, environment, start_server
+from terminal import ALT, CTRL_C, CTRL_N, CTRL_P, TAB, UP_ARROW, Terminal, spawn_client
+
+from parley.client.core import ChatClient
+from parley.protocol.messages import Message
+from support import logged_in, next_of, raw_user
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[tuple[Process, int]]:
+    process, port = await start_server(tmp_path / "server")
+    yield process, port
+    if process.process.returncode is None:
+        process.signal(signal.SIGTERM)
+        await process.finish()
+
+
+async def _sent_by(client: ChatClient, sender: str) -> Message:
+    while True:
+        message: Message = await next_of(client, Message)
+        if message.sender == sender:
+            return message
+
+
+async def _start(tmp_path: Path, port: int, nick: str, *args: str, **size: int) -> Terminal:
+    terminal = spawn_client(tmp_path / nick.lower(), port, "--nick", nick, *args, **size)
+    await terminal.await_text("[#general]")
+    return terminal
+
+
+async def test_a_half_typed_line_survives_a_flood_and_is_sent_whole(
+    tmp_path: Path, server: tuple[Process, int]
+) -> None:
+    _, port = server
+    terminal = await _start(tmp_path, port, "Typist")
+    other = await logged_in(port, "Other")
+    try:
+        await terminal.await_text("Other has joined #general")
+        terminal.child.send("half a li")
+        await terminal.await_true(
+            lambda: terminal.cursor_line() == "[#general] half a li", "the half line typed"
+        )
+        for n in range(40):  # more than a screen
+            await other.send("#general", f"message {n}")
+        await terminal.await_text("<Other> message 39")
+        await terminal.settle()
+        screen = terminal.text()
+        assert screen.index("message 38") < screen.index("message 39")
+        assert terminal.cursor_line() == "[#general] half a li"
+        assert screen.count("half a li") == 1
+
+        terminal.child.send("ne\r")
+        assert (await _sent_by(other, "Typist")).text == "half a line"
+        await terminal.await_text("<Typist> half a line")
+
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+        await other.close()
+
+
+async def test_two_rooms_and_a_private_conversation_at_once(
+    tmp_path: Path, server: tuple[Process, int]
+) -> None:
+    _, port = server
+    terminal = await _start(tmp_path, port, "Alice", columns=110, rows=30)
+    bob = await logged_in(port, "Bob")
+    try:
+        await bob.join("#dev")
+        terminal.child.send("/join #dev\r")
+        await terminal.await_text("You joined #dev (2 members)")
+        assert "3:#dev" in terminal.status_bar()
+        # Where the width allows, the rooms and the members of the room in view.
+        await terminal.await_text("Members (2)")
+
+        await bob.send("#general", "over in general")
+        await terminal.await_true(
+            lambda: "Act: 2:#general(1)" in terminal.status_bar(), "#general counted unread"
+        )
+        await bob.send("Alice", "psst alice, a secret")
+        await terminal.await_true(
+            lambda: "4:Bob(1!)" in terminal.status_bar(), "a private window with a mention"
+        )
+        assert b"\x07" in terminal.raw  # the bell: a mention out of view
+        assert "psst" not in terminal.text()  # it is in its own window
+
+        terminal.child.send(ALT + "4")
+        await terminal.await_text("<Bob> psst alice, a secret")
+        assert "[Bob]" in terminal.cursor_line()
+        terminal.child.send("Bo" + TAB)
+        await terminal.await_true(
+            lambda: terminal.cursor_line() == "[Bob] Bob:", "the nickname completed"
+        )
+        terminal.child.send("yes?\r")
+        reply = await _sent_by(bob, "Alice")
+        assert (reply.to, reply.text) == ("Bob", "Bob: yes?")
+
+        terminal.child.send(CTRL_P)  # back to #dev
+        await terminal.await_true(lambda: "3:#dev" in terminal.status_bar(), "#dev in view")
+        terminal.child.send("in dev\r")
+        assert (await _sent_by(bob, "Alice")).to == "#dev"
+
+        terminal.child.send("/win 2\r")
+        await terminal.await_text("<Bob> over in general")
+        await terminal.await_true(lambda: "Act:" not in terminal.status_bar(), "all read")
+        terminal.child.send(CTRL_N + CTRL_N)
+        await terminal.await_true(lambda: "4:Bob" in terminal.status_bar(), "wrapped to Bob")
+
+        # Up recalls what was typed, /win 2 last.
+        terminal.child.send(UP_ARROW)
+        await terminal.await_true(
+            lambda: terminal.cursor_line() == "[Bob] /win 2", "/win 2 recalled"
+        )
+        terminal.child.send("\x15/close\r")  # Ctrl+U first: a fresh line
+        await terminal.await_true(
+            lambda: "4:Bob" not in terminal.text(), "the private window closed"
+        )
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+        await bob.close()
+
+
+async def test_completion_of_commands_and_rooms(
+    tmp_path: Path, server: tuple[Process, int]
+) -> None:
+    _, port = server
+    terminal = await _start(tmp_path, port, "Alice")
+    try:
+        terminal.child.send("/jo" + TAB)
+        await terminal.await_true(
+            lambda: terminal.cursor_line() == "[#general] /join", "the command completed"
+        )
+        terminal.child.send("#gen" + TAB)
+        await terminal.await_true(
+            lambda: terminal.cursor_line() == "[#general] /join #general", "completed"
+        )
+        terminal.child.send("\x15/jion #x\r")
+        await terminal.await_text("Unknown command /jion. Did you mean /join?")
+        terminal.child.send("/help query\r")
+        await terminal.await_text("/query [USER]: talk privately with USER")
+        terminal.child.send(CTRL_C)
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+
+
+async def test_the_input_history_is_kept_across_runs(
+    tmp_path: Path, server: tuple[Process, int]
+) -> None:
+    _, port = server
+    terminal = await _start(tmp_path, port, "Alice")
+    terminal.child.send("remember me\r")
+    await terminal.await_text("<Alice> remember me")
+    terminal.child.send("/exit\r")
+    assert await terminal.exit_status() == 0
+
+    terminal = await _start(tmp_path, port, "Alice")
+    try:
+        terminal.child.send(UP_ARROW)
+        await terminal.await_true(lambda: terminal.cursor_line() == "[#general] /exit", "/exit")
+        terminal.child.send(UP_ARROW)
+        await terminal.await_true(
+            lambda: terminal.cursor_line() == "[#general] remember me", "recalled"
+        )
+        terminal.child.send("\x15/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+
+
+async def test_the_terminal_is_restored_on_exit(
+    tmp_path: Path, server: tuple[Process, int]
+) -> None:
+    _, port = server
+    for leave in ("/exit\r", "/quit\r", CTRL_C):
+        terminal = await _start(tmp_path, port, "Alice")
+        terminal.child.send(leave)
+        assert await terminal.exit_status() == 0
+        raw = bytes(terminal.raw)
+        # Every mode switched on is switched off again after it (the alternate screen, mouse
+        # reporting, bracketed paste), and the cursor is visible again.
+        for mode in (b"?1049", b"?1000", b"?1006", b"?2004"):
+            on, off = raw.rfind(b"\x1b[" + mode + b"h"), raw.rfind(b"\x1b[" + mode + b"l")
+            assert off > on, (leave, mode)
+        assert raw.rfind(b"\x1b[?25h") > raw.rfind(b"\x1b[?25l"), leave
+        assert raw.rfind(b"\x1b[?1049l") > raw.rfind(b"\x1b[?1049h") > 0
+
+
+async def test_a_peers_control_characters_are_shown_harmlessly(
+    tmp_path: Path, server: tuple[Process, int]
+) -> None:
+    _, port = server
+    terminal = await _start(tmp_path, port, "Victim")
+    mallory = await raw_user(port, "Mallory")
+    try:
+        await terminal.await_text("Mallory has joined")
+        attacks = ["\x1b]0;owned\x07", "\x1b[2J", "\u009b31m", "right-to-left \u202eevil"]
+        for i, text in enumerate(attacks):
+            reply = await mallory.request("send", to="#general", text=text, msg_id=str(i))
+            assert reply["type"] == ("error" if i < 3 else "sent")
+        await terminal.await_text("<Mallory> right-to-left \ufffdevil")
+        await mallory.request("join", room="#den")  # made by Mallory, who may set its topic
+        terminal.child.send("/join #den\r")
+        await terminal.await_text("You joined #den")
+        await mallory.request("topic", room="#den", text="topic \u202ereversed")
+        await terminal.await_text("Mallory set the topic: topic \ufffdreversed")
+        assert "\u202e".encode() not in terminal.raw
+        assert b"owned" not in terminal.raw
+    finally:
+        terminal.stop()
+        await mallory.close()
+
+
+async def test_ignore_hides_a_user_and_is_remembered(
+    tmp_path: Path, server: tuple[Process, int]
+) -> None:
+    _, port = server
+    terminal = await _start(tmp_path, port, "Alice")
+    bob, carol = await logged_in(port, "Bob"), await logged_in(port, "Carol")
+    try:
+        terminal.child.send("/ignore bob\r")
+        await terminal.await_text("Ignoring bob")
+        await bob.send("#general", "you cannot see me")
+        await carol.send("#general", "but me you can")
+        await terminal.await_text("<Carol> but me you can")
+        assert "cannot see me" not in terminal.text()
+        ignored = json.loads((tmp_path / "alice/data/parley/ignored.json").read_text())
+        assert ignored["ignored"] == ["bob"]
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+
+        terminal = await _start(tmp_path, port, "Alice")
+        terminal.child.send("/ignore\r")
+        await terminal.await_text("Ignored: bob")
+        terminal.child.send("/unignore BOB\r")
+        await terminal.await_text("BOB is no longer ignored")
+        await bob.send("#general", "visible again")
+        await terminal.await_text("<Bob> visible again")
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+        await bob.close()
+        await carol.close()
+
+
+async def test_a_multi_line_paste_asks_first_when_long(
+    tmp_path: Path, server: tuple[Process, int]
+) -> None:
+    _, port = server
+    terminal = await _start(tmp_path, port, "Alice")
+    bob = await logged_in(port, "Bob")
+    try:
+        paste = "\x1b[200~{}\x1b[201~"
+        terminal.child.send(paste.format("one\ntwo"))
+        assert [(await _sent_by(bob, "Alice")).text for _ in range(2)] == ["one", "two"]
+
+        terminal.child.send(paste.format("\n".join(["/part #general", "b", "c", "d", "e"])))
+        await terminal.await_text("Send 5 pasted lines to #general one by one? [y/N]")
+        terminal.child.send("y\r")
+        texts = [(await _sent_by(bob, "Alice")).text for _ in range(5)]
+        assert texts == ["/part #general", "b", "c", "d", "e"]  # pasted text is never a command
+
+        terminal.child.send(paste.format("x\ny\nz\nw"))
+        await terminal.await_text("Send 4 pasted lines")
+        terminal.child.send("n\r")
+        await terminal.await_text("The 4 pasted lines were not sent.")
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+        await bob.close()
+
+
+async def test_a_server_restart_costs_only_a_status_bar_message(tmp_path: Path) -> None:
+    home = tmp_path / "server"
+    server, port = await start_server(home)
+    terminal = await _start(tmp_path, port, "Alice")
+    bob = await logged_in(port, "Bob")
+    try:
+        await bob.join("#dev")
+        terminal.child.send("/join #dev\r")
+        await terminal.await_text("You joined #dev")
+        await bob.send("#dev", "before the restart")
+        await terminal.await_text("<Bob> before the restart")
+        terminal.child.send("half typed")
+
+        server.signal(signal.SIGTERM)
+        assert (await server.finish())[0] == 0
+        await terminal.await_true(
+            lambda: "reconnecting" in terminal.status_bar(), "reconnecting shown"
+        )
+        await bob.close()
+        server = await Process.start("server.py", "--port", str(port), env=environment(home))
+        await server.expect(r"Server is running")
+        bob = await logged_in(port, "Bob")
+        await bob.join("#dev")
+        await bob.send("#dev", "while she was away")
+        await terminal.await_true(
+            lambda: "│ connected" in terminal.status_bar(), "connected again", seconds=30
+        )
+        await bob.send("#dev", "after she is back")
+        await terminal.await_text("<Bob> after she is back")
+        await terminal.settle()
+        screen = terminal.text()
+        for text in ("before the restart", "while she was away", "after she is back"):
+            assert screen.count(text) == 1, screen
+        assert (
+            screen.index("before the restart")
+            < screen.index("while she was away")
+            < screen.index("after she is back")
+        )
+        assert terminal.cursor_line() == "[#dev] half typed"  # the line being typed survives
+        terminal.child.send(" and sent\r")
+        assert (await _sent_by(bob, "Alice")).text == "half typed and sent"
+        terminal.child.send(ALT + "1")
+        await terminal.await_text("Reconnected to")
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+        await bob.close()
+        if server.process.returncode is None:
+            server.signal(signal.SIGTERM)
+            await server.finish()
+
+
+async def test_plain_mode_on_a_terminal_and_pipes_are_unchanged(
+    tmp_path: Path, server: tuple[Process, int]
+) -> None:
+    _, port = server
+    terminal = spawn_client(tmp_path / "alice", port, "--plain", "--nick", "Alice")
+    try:
+        await terminal.await_text("Welcome to the chat!")
+        assert b"\x1b[?1049h" not in terminal.raw  # no full screen
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+    await asyncio.sleep(0)
