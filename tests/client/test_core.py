@@ -266,3 +266,31 @@ async def test_an_account_catches_up_on_rooms_and_private_messages(
         assert texts == ["private 2", *(f"room {n}" for n in range(2, 61)), "live"]
         await alice.close()
         await bob.close()
+
+
+async def test_away_and_whois(server: ParleyServer) -> None:
+    import pytest
+
+    from parley.protocol.errors import RequestRefused
+
+    alice = await _connect(server)
+    await alice.login("Alice")
+    bob = await _connect(server)
+    await bob.login("Bob")
+    await alice.away("gone for lunch")
+    info = await bob.whois("alice")
+    assert (info.nick, info.online, info.account, info.role) == ("Alice", True, False, "")
+    assert (info.away, info.rooms) == ("gone for lunch", ["#general"])
+    assert info.connected_ms > 0
+    assert (await bob.send("Alice", "lunch?")).away == "gone for lunch"
+    await alice.away()
+    assert (await bob.whois("Alice")).away == ""
+    assert (await bob.send("Alice", "back?")).away == ""
+    with pytest.raises(RequestRefused) as refused:
+        await alice.away("\x1b[2J")
+    assert refused.value.code == "invalid-text"
+    with pytest.raises(RequestRefused) as unknown:
+        await alice.whois("Nobody")
+    assert unknown.value.code == "no-such-user"
+    await alice.close()
+    await bob.close()

@@ -19,6 +19,7 @@ from parley.client.pins import PinStatus, PinStore, server_name
 from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, ParleyError, PeerError, RequestRefused
 from parley.protocol.messages import (
+    Away,
     Ban,
     Bye,
     Closing,
@@ -54,9 +55,11 @@ from parley.protocol.messages import (
     Unban,
     Unmute,
     Unread,
+    UserInfo,
     Users,
     Welcome,
     Who,
+    Whois,
     encode,
 )
 from parley.protocol.names import GENERAL_ROOM, nick_key, room_key
@@ -96,7 +99,19 @@ class Disconnected:
 
 # An error reply with no request id (the server could not read the request) is an event too.
 ClientEvent = Event | Error | Disconnected
-_REPLY_TYPES = (Welcome, Ok, Sent, Users, Pong, RoomInfo, Rooms, HistoryPage, Unread, Error)
+_REPLY_TYPES = (
+    Welcome,
+    Ok,
+    Sent,
+    Users,
+    Pong,
+    RoomInfo,
+    Rooms,
+    HistoryPage,
+    Unread,
+    UserInfo,
+    Error,
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -281,6 +296,19 @@ class ChatClient:
         with contextlib.suppress(ConnectionLost, RequestRefused):
             await asyncio.wait_for(self._request(lambda id: Bye(id=id), Ok), 5.0)
         await self.close()
+
+    async def away(self, text: str = "") -> None:
+        """Mark this user away with ``text``, which a private message's sender is shown; empty
+        ``text`` marks it back. Raises RequestRefused: INVALID_TEXT.
+        """
+        await self._request(lambda id: Away(id=id, text=text), Ok)
+
+    async def whois(self, nick: str) -> UserInfo:
+        """What the server knows of ``nick``: whether it is online (then its away text, rooms,
+        login time and idle time) and whether it is an account (then its role). Raises
+        RequestRefused: INVALID_NICK, NO_SUCH_USER, UNAVAILABLE.
+        """
+        return await self._request(lambda id: Whois(id=id, nick=nick), UserInfo)
 
     # --- rooms ---------------------------------------------------------------------------
 

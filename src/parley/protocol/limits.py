@@ -46,6 +46,9 @@ MAX_TOPIC_CHARS = 500
 # Reasons given for a kick, ban or mute.
 MAX_REASON_CHARS = 300
 
+# An away message is a short line shown next to a nickname.
+MAX_AWAY_CHARS = 200
+
 # One history page; the reply is also cut to fit MAX_SERVER_FRAME_BYTES.
 MAX_HISTORY_MESSAGES = 200
 

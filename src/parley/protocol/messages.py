@@ -203,6 +203,20 @@ class Unmute(_Frame, tag="unmute", frozen=True):
     nick: str
 
 
+class Away(_Frame, tag="away", frozen=True):
+    """Mark the user away with ``text``, shown to whoever messages it; empty ``text``: back."""
+
+    id: RequestId
+    text: str = ""
+
+
+class Whois(_Frame, tag="whois", frozen=True):
+    """Ask about a user, online or a registered account; answered with ``whois``."""
+
+    id: RequestId
+    nick: str
+
+
 Request = (
     Hello
     | Nick
@@ -226,6 +240,8 @@ Request = (
     | Unban
     | Mute
     | Unmute
+    | Away
+    | Whois
 )
 
 
@@ -261,13 +277,15 @@ class Sent(_Frame, tag="sent", frozen=True):
     """A ``send`` was accepted and stored as ``seq`` in its conversation at ``ts``.
 
     ``duplicate`` is true when this ``msg_id`` had been stored before (a retry): nothing new was
-    stored or delivered.
+    stored or delivered. ``away`` is the recipient's away text when a private message went to
+    someone who is away.
     """
 
     id: int
     seq: int
     ts: int
     duplicate: bool = False
+    away: str = ""
 
 
 class Users(_Frame, tag="users", frozen=True):
@@ -397,7 +415,27 @@ class Unread(_Frame, tag="unread", frozen=True):
     conversations: list[UnreadCount]
 
 
-Reply = Welcome | Ok | Sent | Users | Pong | RoomInfo | Rooms | HistoryPage | Unread | Error
+class UserInfo(_Frame, tag="whois", frozen=True):
+    """Reply to ``whois``. ``nick`` as the user spells it; ``account`` is true for a registered
+    nickname, whose ``role`` is then set. The rest describes the login, if ``online``: its
+    ``away`` text, the ``rooms`` it is in (at most MAX_LISTED_ROOMS), when it began
+    (``connected_ms``, ms since the epoch) and ``idle_seconds`` since its last chat message.
+    """
+
+    id: int
+    nick: str
+    online: bool
+    account: bool
+    role: str = ""
+    away: str = ""
+    rooms: list[str] = msgspec.field(default_factory=list)
+    connected_ms: int = 0
+    idle_seconds: int = 0
+
+
+Reply = (
+    Welcome | Ok | Sent | Users | Pong | RoomInfo | Rooms | HistoryPage | Unread | UserInfo | Error
+)
 Event = Message | Joined | Left | TopicChanged | Notice | Closing
 ServerFrame = Reply | Event
 

@@ -47,6 +47,18 @@ def check_reason(text: str) -> str:
     return text
 
 
+def check_away(text: str) -> str:
+    """Return ``text`` if it may be an away message (empty means back); else raise
+    PeerError(INVALID_TEXT). The same characters as a message, at most MAX_AWAY_CHARS.
+    """
+    if len(text) > limits.MAX_AWAY_CHARS or _FORBIDDEN.search(text):
+        raise PeerError(
+            ErrorCode.INVALID_TEXT,
+            f"Away messages are one line of at most {limits.MAX_AWAY_CHARS} characters.",
+        )
+    return text
+
+
 def _build_terminal_table() -> dict[int, str]:
     table: dict[int, str] = {}
     for code in range(0x20):

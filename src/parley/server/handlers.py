@@ -17,6 +17,7 @@ from parley import __version__
 from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, PeerError
 from parley.protocol.messages import (
+    Away,
     Ban,
     Bye,
     GetUnread,
@@ -46,6 +47,7 @@ from parley.protocol.messages import (
     Users,
     Welcome,
     Who,
+    Whois,
 )
 from parley.protocol.session import choose_version
 from parley.server.hub import now_ms
@@ -204,6 +206,20 @@ async def unread(connection: Connection, request: GetUnread) -> None:
         raise PeerError(ErrorCode.ACCOUNT_REQUIRED, "Read markers are kept for accounts.")
     counts = await connection.context.hub.unread(connection)
     connection.reply(Unread(id=request.id, conversations=counts))
+
+
+# --- presence --------------------------------------------------------------------------------
+
+
+@handles(Away)
+def away(connection: Connection, request: Away) -> None:
+    connection.context.hub.set_away(connection, request.text)
+    connection.reply(Ok(id=request.id))
+
+
+@handles(Whois)
+async def whois(connection: Connection, request: Whois) -> None:
+    connection.reply(await connection.context.hub.whois(request.nick, request.id))
 
 
 # --- rooms -----------------------------------------------------------------------------------

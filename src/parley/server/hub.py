@@ -32,6 +32,7 @@ from parley.protocol.messages import (
     Sent,
     TopicChanged,
     UnreadCount,
+    UserInfo,
     encode,
 )
 from parley.protocol.names import (
@@ -42,7 +43,7 @@ from parley.protocol.names import (
     normalize_room,
     room_key,
 )
-from parley.protocol.text import check_message_text, check_topic
+from parley.protocol.text import check_away, check_message_text, check_topic
 from parley.server.rooms import LiveRoom, Peer
 from parley.storage import (
     NewMessage,
@@ -89,6 +90,19 @@ class _Pending:
     message: NewMessage
     sender: Peer
     request_id: int
+    # The recipient's away text, for the sender's ``sent``.
+    away: str = ""
+
+
+@dataclasses.dataclass(slots=True)
+class _Presence:
+    """What ``whois`` tells of an online user beyond its connection. Kept in memory only: it
+    ends with the login.
+    """
+
+    # When it last sent a chat message (or logged in), in ms since the epoch.
+    active_ms: int
+    away: str = ""
 
 
 class Hub:
@@ -104,6 +118,8 @@ class Hub:
         self._bus = bus
         self._config = config
         self._users: dict[str, Peer] = {}
+        # Nickname key -> presence, for exactly the users in _users.
+        self._presence: dict[str, _Presence] = {}
         self._rooms: dict[str, LiveRoom] = {}
         self._pending: list[_Pending] = []
         self._wakeup = asyncio.Event()
@@ -149,6 +165,7 @@ class Hub:
                 return  # gone while we waited
             # From here on nothing waits: the reply, the arrivals, what was missed, then live.
             self._users[peer.nick_key] = peer
+            self._presence[peer.nick_key] = _Presence(active_ms=peer.since_ms)
             welcome([room.name for room in rooms])
             for room in rooms:
                 if operator_of.get(room.key) or (peer.account and peer.account == room.created_by):
@@ -175,6 +192,7 @@ class Hub:
         if self._users.get(peer.nick_key) is not peer:
             return
         del self._users[peer.nick_key]
+        del self._presence[peer.nick_key]
         for key in list(peer.rooms):
             room = self._rooms.get(key)
             if room is not None:
@@ -189,6 +207,48 @@ class Hub:
             return self._users.get(nick_key(normalize_nick(nick)))
         except PeerError:
             return None
+
+    def set_away(self, peer: Peer, text: str) -> None:
+        """Mark ``peer`` away with ``text``; blank text marks it back. Raises
+        PeerError(INVALID_TEXT).
+        """
+        check_away(text)
+        presence = self._presence.get(peer.nick_key)
+        if presence is not None and self._users.get(peer.nick_key) is peer:
+            presence.away = text if text.strip() else ""
+
+    async def whois(self, raw_nick: str, request_id: int) -> UserInfo:
+        """The ``whois`` reply for a nickname: its login if it is online here, else its account.
+        Raises PeerError (INVALID_NICK, NO_SUCH_USER), StorageUnavailable.
+        """
+        key = nick_key(normalize_nick(raw_nick))
+        peer = self._users.get(key)
+        if peer is None:
+            account = await self._storage.account(key)
+            if account is None:
+                raise PeerError(
+                    ErrorCode.NO_SUCH_USER, f"No user named {raw_nick} is online or registered."
+                )
+            return UserInfo(
+                id=request_id, nick=account.name, online=False, account=True,
+                role=account.role.value,
+            )  # fmt: skip
+        presence = self._presence[key]
+        rooms = sorted(
+            (self._rooms[room].name for room in peer.rooms if room in self._rooms),
+            key=str.casefold,
+        )
+        return UserInfo(
+            id=request_id,
+            nick=peer.nick,
+            online=True,
+            account=bool(peer.account),
+            role=peer.role.value if peer.account else "",
+            away=presence.away,
+            rooms=rooms[: limits.MAX_LISTED_ROOMS],
+            connected_ms=peer.since_ms,
+            idle_seconds=max(0, now_ms() - presence.active_ms) // 1000,
+        )
 
     # --- rooms ---------------------------------------------------------------------------
 
@@ -326,7 +386,8 @@ class Hub:
             return None
         recipient = self.find_online(request.to)
         if recipient is not None:
-            self._queue_private(sender, recipient.nick_key, recipient.nick, request)
+            away = self._presence[recipient.nick_key].away
+            self._queue_private(sender, recipient.nick_key, recipient.nick, request, away)
             return None
         return self._submit_offline(sender, request)
 
@@ -340,7 +401,9 @@ class Hub:
             raise PeerError(ErrorCode.NO_SUCH_USER, f"No user named {request.to} is online.")
         self._queue_private(sender, account.key, account.name, request)
 
-    def _queue_private(self, sender: Peer, key: str, name: str, request: Send) -> None:
+    def _queue_private(
+        self, sender: Peer, key: str, name: str, request: Send, away: str = ""
+    ) -> None:
         conversation = private_conversation(sender.nick_key, key)
         message = NewMessage(
             conversation,
@@ -351,10 +414,12 @@ class Hub:
             request.msg_id,
             participants=tuple(sorted({sender.nick_key, key})),
         )
-        self._queue(message, sender, request.id)
+        self._queue(message, sender, request.id, away)
 
-    def _queue(self, message: NewMessage, sender: Peer, request_id: int) -> None:
-        self._pending.append(_Pending(message, sender, request_id))
+    def _queue(self, message: NewMessage, sender: Peer, request_id: int, away: str = "") -> None:
+        if self._users.get(sender.nick_key) is sender:
+            self._presence[sender.nick_key].active_ms = now_ms()
+        self._pending.append(_Pending(message, sender, request_id, away))
         self._wakeup.set()
 
     async def history(
@@ -458,6 +523,7 @@ class Hub:
                             seq=record.seq,
                             ts=record.ts,
                             duplicate=record.duplicate,
+                            away=item.away,
                         )
                     )
                 )
