@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import capacity, fanout, history, idle, persistence, proc, report
+from bench import capacity, fanout, history, idle, persistence, proc, report, terminal
 from bench.outcome import Outcome
 from bench.pool import WorkerPool
 from bench.servers import NgircdServer, ParleyServer, Server, ngircd_binary
@@ -79,6 +79,8 @@ class Sizes:
     persistence_seconds: float
     history_messages: int
     history_requests: int
+    terminal_lines_per_second: int
+    terminal_seconds: float
 
 
 FAN_OUT = [(100, 20), (1000, 20), (1000, 200)]
@@ -93,6 +95,8 @@ FULL = Sizes(
     persistence_seconds=5.0,
     history_messages=1_000_000,
     history_requests=1000,
+    terminal_lines_per_second=1000,
+    terminal_seconds=10.0,
 )
 QUICK = Sizes(
     fan_out=FAN_OUT,
@@ -105,6 +109,8 @@ QUICK = Sizes(
     persistence_seconds=3.0,
     history_messages=100_000,
     history_requests=300,
+    terminal_lines_per_second=1000,
+    terminal_seconds=5.0,
 )
 SMOKE = Sizes(
     fan_out=[(10, 20)],
@@ -117,6 +123,8 @@ SMOKE = Sizes(
     persistence_seconds=1.0,
     history_messages=1_000,
     history_requests=20,
+    terminal_lines_per_second=100,
+    terminal_seconds=1.0,
 )
 
 
@@ -168,6 +176,17 @@ def plan(args: argparse.Namespace) -> list[Step]:
                     prefill=history.prefill(reads.messages),
                 )
             )
+    if args.only in (None, "terminal"):
+        typing = terminal.Load(sizes.terminal_lines_per_second, sizes.terminal_seconds)
+        steps.append(
+            Step(
+                "terminal",
+                typing.label,
+                partial(terminal.run, root=args.parley_root.resolve(), load=typing),
+                parley_only=True,
+                settings=persistence.SERVER_SETTINGS,
+            )
+        )
     return steps
 
 
@@ -181,7 +200,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="Parley alone, tiny, seconds long")
     parser.add_argument(
         "--only",
-        choices=["fanout", "capacity", "idle", "persistence", "history"],
+        choices=["fanout", "capacity", "idle", "persistence", "history", "terminal"],
         help="one workload",
     )
     parser.add_argument(

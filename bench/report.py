@@ -53,6 +53,13 @@ SHOWN: dict[str, list[tuple[str, str, str]]] = {
         ("history_p99_ms", "50 messages back, p99 ms", "ms"),
         ("history_requests_per_second", "history requests/s (one at a time)", "count"),
     ],
+    "terminal": [
+        ("key_to_screen_p50_ms", "key to screen under the flood, p50 ms", "ms"),
+        ("key_to_screen_p99_ms", "key to screen under the flood, p99 ms", "ms"),
+        ("key_to_screen_idle_p50_ms", "key to screen, no traffic, p50 ms", "ms"),
+        ("key_to_screen_idle_p99_ms", "key to screen, no traffic, p99 ms", "ms"),
+        ("client_cpu_share", "client CPU under the flood, share of a core", "share"),
+    ],
     "idle": [
         ("rss_per_connection_bytes", "server RSS per connection, KiB", "kib"),
         ("server_cpu_ms_per_handshake", "server CPU ms per handshake", "ms"),

@@ -44,6 +44,7 @@ def test_the_smoke_run_produces_every_figure(tmp_path: Path) -> None:
         "capacity",
         "idle",
         "persistence",
+        "terminal",
         "history",
     }
     for each in data["runs"]:

@@ -22,6 +22,7 @@ from parley.client.render import (
     describe_rooms,
     describe_unread,
     describe_users,
+    describe_whois,
 )
 from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, PeerError, RequestRefused
@@ -282,7 +283,7 @@ async def private_message(chat: Chat, args: str) -> bool:
     user, _, text = args.partition(" ")
     if not user or not text.strip():
         return _usage(chat, "pm")
-    await chat.client.send(user, text)
+    await send(chat, user, text)
     return True
 
 
@@ -295,7 +296,7 @@ async def message(chat: Chat, args: str) -> bool:
         return _usage(chat, "msg")
     if not text.strip():
         return _usage(chat, "msg")
-    await chat.client.send(target, text)
+    await send(chat, target, text)
     return True
 
 
@@ -398,6 +399,31 @@ async def who(chat: Chat, args: str) -> bool:
     return True
 
 
+async def send(chat: Chat, to: str, text: str) -> None:
+    """Send, and say so when a private message went to someone who is away."""
+    sent = await chat.client.send(to, text)
+    if sent.away:
+        chat.out(f"{for_terminal(to)} is away: {for_terminal(sent.away)}")
+
+
+@command("away", "/away [TEXT]", "say you are away (alone: you are back)")
+async def away(chat: Chat, args: str) -> bool:
+    await chat.client.away(args)
+    chat.out(f"You are marked away: {for_terminal(args)}" if args else "You are no longer away.")
+    return True
+
+
+@command("whois", "/whois USER", "who USER is: online, away, rooms, account")
+async def whois(chat: Chat, args: str) -> bool:
+    try:
+        nick = normalize_nick(args)
+    except PeerError:
+        return _usage(chat, "whois")
+    for line in describe_whois(await chat.client.whois(nick)):
+        chat.out(line)
+    return True
+
+
 # --- conversations and windows -------------------------------------------------------------
 
 
@@ -405,7 +431,7 @@ async def who(chat: Chat, args: str) -> bool:
 async def me(chat: Chat, args: str) -> bool:
     if not args:
         return _usage(chat, "me")
-    await chat.client.send(chat.target, ACTION_PREFIX + args)
+    await send(chat, chat.target, ACTION_PREFIX + args)
     return True
 
 
@@ -711,7 +737,7 @@ async def execute(chat: Chat, line: str) -> bool:
             return await entry.run(chat, args.strip())
         text = line[1:] if line.startswith("//") else line
         if text.strip():
-            await chat.client.send(chat.target, text)
+            await send(chat, chat.target, text)
     except RequestRefused as refusal:
         chat.out(f"*** {for_terminal(refusal.message)}")
     return True

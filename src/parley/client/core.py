@@ -547,7 +547,9 @@ class ChatClient:
                 else:
                     self._accept(frame)
                 return
-            case Left(room=room, nick=nick) if self._is_me(nick):
+            case Left(room=room, nick=nick, reason=reason) if self._is_me(nick) and reason:
+                # Put out (kicked, banned). A plain ``left`` for us comes as the server logs
+                # us out: those rooms are the ones to be back in after a reconnect.
                 self.rooms.pop(room_key(room), None)
         self._events.put_nowait(frame)
 

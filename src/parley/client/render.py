@@ -22,9 +22,11 @@ from parley.protocol.messages import (
     Rooms,
     TopicChanged,
     Unread,
+    UserInfo,
     Users,
 )
 from parley.protocol.names import is_room, nick_key, room_key
+from parley.protocol.text import ACTION_PREFIX
 from parley.protocol.text import for_terminal as safe
 
 _GENERAL = room_key("#general")
@@ -71,11 +73,14 @@ def describe(event: ClientEvent, me: str, now: float | None = None) -> str | Non
 def describe_message(message: Message, me: str) -> str:
     """A chat message as a line, without a time stamp."""
     sender, text = safe(message.sender), safe(message.text)
+    said = f"{sender}: {text}"
+    if message.text.startswith(ACTION_PREFIX):
+        said = f"* {sender} {safe(message.text[len(ACTION_PREFIX) :])}"
     if is_room(message.to):
-        return f"{_prefix(message.to)}{sender}: {text}"
+        return f"{_prefix(message.to)}{said}"
     if _is_me(message.sender, me) and not _is_me(message.to, me):
-        return f"(private to {safe(message.to)}) {sender}: {text}"
-    return f"(private) {sender}: {text}"
+        return f"(private to {safe(message.to)}) {said}"
+    return f"(private) {said}"
 
 
 def _describe_removal(left: Left, me: str) -> str:
@@ -149,3 +154,29 @@ def describe_unread(unread: Unread) -> str:
     parts = [f"{safe(entry.to)} {entry.count}" for entry in unread.conversations]
     total = sum(entry.count for entry in unread.conversations)
     return f"Unread ({total}): {', '.join(parts)}"
+
+
+def describe_whois(info: UserInfo) -> list[str]:
+    """The reply to ``whois``: who, since when, where, and whether away."""
+    nick = safe(info.nick)
+    kind = f"an account ({safe(info.role)})" if info.account else "a guest"
+    if not info.online:
+        return [f"{nick} is {kind}, not online."]
+    since = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.connected_ms / 1000))
+    idle = f", idle {_span(info.idle_seconds)}" if info.idle_seconds >= 60 else ""
+    lines = [f"{nick} is {kind}, online since {since}{idle}."]
+    if info.rooms:
+        lines.append(f"{nick} is in {', '.join(safe(room) for room in info.rooms)}.")
+    if info.away:
+        lines.append(f"{nick} is away: {safe(info.away)}")
+    return lines
+
+
+def _span(seconds: int) -> str:
+    """``2h 5m`` for 7500 seconds: the two largest units."""
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        count, seconds = divmod(seconds, size)
+        if count:
+            parts.append(f"{count}{unit}")
+    return " ".join(parts[:2]) or "0s"

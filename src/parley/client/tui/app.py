@@ -68,9 +68,9 @@ PASTE_CONFIRM_LINES = 3
 # The room and member list shows from this width up.
 SIDEBAR_MIN_COLUMNS = 100
 SIDEBAR_COLUMNS = 22
-# Redraws at most this often: at 1,000 incoming lines/s the screen is drawn ~30 times a
-# second, not 1,000, and what the user types still shows within one frame.
-REDRAW_INTERVAL_SECONDS = 0.03
+# Incoming traffic redraws the screen at most this often: at 1,000 lines/s it is drawn ~30
+# times a second, not 1,000. Keys the user presses redraw at once, whatever arrives.
+TRAFFIC_REDRAW_SECONDS = 0.03
 # Commands that work without a connection.
 _OFFLINE_COMMANDS = frozenset(
     {"exit", "quit", "help", "win", "window", "clear", "ignore", "unignore", "query"}
@@ -121,6 +121,7 @@ class FullScreen:
         self._recent: dict[str, str] = {}  # nick key -> nick, most recent last
         self._markers = ReadMarkers(chat.client)
         self._background: set[asyncio.Task[None]] = set()
+        self._redraw: asyncio.TimerHandle | None = None
         chat.out = self.out
         chat.ask_secret = self.ask_secret
         chat.screen = self
@@ -142,7 +143,6 @@ class FullScreen:
             full_screen=True,
             mouse_support=True,
             color_depth=ColorDepth.MONOCHROME if not settings.colours else None,
-            min_redraw_interval=REDRAW_INTERVAL_SECONDS,
             erase_when_done=True,
         )
 
@@ -478,6 +478,16 @@ class FullScreen:
         self.windows.add(window, line)
         if window is self.windows.current and self._scroll:
             self._scroll += 1  # keep the lines being read where they are
+        self._redraw_soon()
+
+    def _redraw_soon(self) -> None:
+        if self._redraw is None:
+            self._redraw = asyncio.get_running_loop().call_later(
+                TRAFFIC_REDRAW_SECONDS, self._redraw_now
+            )
+
+    def _redraw_now(self) -> None:
+        self._redraw = None
         self.app.invalidate()
 
     async def _refresh_room(self, room: str) -> None:

@@ -1,0 +1,102 @@
+"""The commands added with the full-screen client, through the line-by-line client over pipes
+(the same handlers serve both): /me, /query, /away, /whois, /ignore, /help COMMAND, and what
+the window commands say where there are no windows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from processes import Lab, Process
+
+
+@pytest.fixture
+async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
+    running = Lab(tmp_path)
+    yield running
+    await running.stop()
+
+
+async def _logged_in(lab: Lab, nick: str) -> Process:
+    client = await lab.client(nick.lower(), "--nick", nick)
+    await client.expect("Welcome to the chat!$")
+    return client
+
+
+async def test_actions_private_conversations_and_away(lab: Lab) -> None:
+    await lab.start_server()
+    alice = await _logged_in(lab, "Alice")
+    bob = await _logged_in(lab, "Bob")
+
+    alice.type("/me waves at everyone")
+    await bob.expect(r"^\* Alice waves at everyone$")
+    alice.type("/me")
+    await alice.expect(r"^Usage: /me ACTION$")
+
+    alice.type("/query bob")
+    await alice.expect(r"^Lines you type now go to bob \(private\)\.$")
+    alice.type("just between us")
+    await bob.expect(r"^\(private\) Alice: just between us$")
+    alice.type("/me whispers")
+    await bob.expect(r"^\(private\) \* Alice whispers$")
+    alice.type("/query Alice")
+    await alice.expect(r"^\*\*\* That is you\.$")
+
+    bob.type("/away at lunch, back at 2")
+    await bob.expect(r"^You are marked away: at lunch, back at 2$")
+    alice.type("are you there?")
+    await alice.expect(r"^bob is away: at lunch, back at 2$")
+    alice.type("/whois BOB")
+    await alice.expect(r"^Bob is a guest, online since \d{4}-\d\d-\d\d \d\d:\d\d\.$")
+    await alice.expect(r"^Bob is in #general\.$")
+    await alice.expect(r"^Bob is away: at lunch, back at 2$")
+    bob.type("/away")
+    await bob.expect(r"^You are no longer away\.$")
+    bob.type("/away " + "z" * 10_000)  # what the server refuses is said; the chat goes on
+    await bob.expect(r"^\*\*\* ")
+
+    alice.type("/close")  # ends the private conversation: lines go to the room again
+    await alice.expect(r"^Lines you type now go to #general\.$")
+    alice.type("to the room")
+    await bob.expect(r"^Alice: to the room$")
+    alice.type("/whois nobody-here")
+    await alice.expect(r"^\*\*\* ")
+    alice.type("/whois")
+    await alice.expect(r"^Usage: /whois USER$")
+
+
+async def test_ignore_over_pipes_and_the_window_commands(lab: Lab) -> None:
+    await lab.start_server()
+    alice = await _logged_in(lab, "Alice")
+    bob = await _logged_in(lab, "Bob")
+    carol = await _logged_in(lab, "Carol")
+
+    alice.type("/ignore Bob")
+    await alice.expect(r"^Ignoring Bob; /unignore Bob to see them again\.$")
+    alice.type("/ignore alice")
+    await alice.expect(r"^\*\*\* You cannot ignore yourself\.$")
+    bob.type("hidden from alice")
+    await carol.expect(r"^Bob: hidden from alice$")  # so it reaches Alice before Carol's line
+    carol.type("seen by alice")
+    await alice.expect(r"^Carol: seen by alice$")
+    alice.type("/unignore bob")
+    await alice.expect(r"^bob is no longer ignored\.$")
+    bob.type("shown again")
+    await alice.expect(r"^Bob: shown again$")
+
+    alice.type("/win 2")
+    await alice.expect(r"^\*\*\* Windows are in the full-screen client")
+    alice.type("/clear")
+    await alice.expect(r"^\*\*\* Windows are in the full-screen client")
+    alice.type("/help away")
+    await alice.expect(r"^/away \[TEXT\]: say you are away \(alone: you are back\)\.$")
+    alice.type("/help nosuch")
+    await alice.expect(r"^No command /nosuch\.$")
+    alice.type("/qeury bob")
+    await alice.expect(r"^Unknown command /qeury\. Did you mean /query\? Type /help")
+    alice.end_input()
+    status, output, _ = await alice.finish()
+    assert status == 0
+    assert "hidden from alice" not in output
