@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pexpect
 from processes import ROOT, environment, start_server
-from terminal import COLUMNS, ROWS, Terminal
+from pty_screen import COLUMNS, ROWS, Terminal
 
 from support import raw_user
 

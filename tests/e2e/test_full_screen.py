@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from processes import Process, environment, start_server
-from terminal import ALT, CTRL_C, CTRL_N, CTRL_P, TAB, UP_ARROW, Terminal, spawn_client
+from pty_screen import ALT, CTRL_C, CTRL_N, CTRL_P, TAB, UP_ARROW, Terminal, spawn_client
 
 from parley.client.core import ChatClient
 from parley.protocol.messages import Message

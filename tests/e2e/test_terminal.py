@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pexpect
 from processes import ROOT, environment, start_server
-from terminal import COLUMNS, ROWS, Terminal
+from pty_screen import COLUMNS, ROWS, Terminal
 
 from parley.protocol.messages import Message
 from support import logged_in, next_of
