@@ -86,15 +86,22 @@ class Terminal:
 
 
 def spawn_client(
-    home: Path, port: int, *args: str, columns: int = COLUMNS, rows: int = ROWS
+    home: Path,
+    port: int | None,
+    *args: str,
+    columns: int = COLUMNS,
+    rows: int = ROWS,
+    env: dict[str, str] | None = None,
 ) -> Terminal:
-    """``client.py`` on a terminal of ``columns`` x ``rows``, with the XDG dirs of ``home``."""
+    """``client.py`` on a terminal of ``columns`` x ``rows``, with the XDG dirs of ``home``
+    (and ``env`` added); ``port`` None leaves it to the settings file.
+    """
     child = pexpect.spawn(
         sys.executable,
-        ["client.py", "--port", str(port), *args],
+        ["client.py", *(["--port", str(port)] if port is not None else []), *args],
         cwd=str(ROOT),
         # pyte does not answer cursor position requests; prompt_toolkit need not ask.
-        env={**environment(home), "PROMPT_TOOLKIT_NO_CPR": "1"},
+        env={**environment(home), "PROMPT_TOOLKIT_NO_CPR": "1", **(env or {})},
         dimensions=(rows, columns),
     )
     return Terminal(child, columns, rows)

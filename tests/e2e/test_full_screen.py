@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -354,3 +355,60 @@ async def test_plain_mode_on_a_terminal_and_pipes_are_unchanged(
     finally:
         terminal.stop()
     await asyncio.sleep(0)
+
+
+async def test_scrolling_back_and_forth(tmp_path: Path, server: tuple[Process, int]) -> None:
+    _, port = server
+    terminal = await _start(tmp_path, port, "Alice")
+    bob = await logged_in(port, "Bob")
+    try:
+        for n in range(60):
+            await bob.send("#general", f"line {n:02}")
+        await terminal.await_text("<Bob> line 59")
+        assert "line 10" not in terminal.text()
+        terminal.child.send("\x1b[5~" * 2)  # PageUp twice
+        await terminal.await_text("<Bob> line 10")
+        await terminal.await_true(lambda: "scrolled up" in terminal.status_bar(), "scrolled")
+        await bob.send("#general", "while scrolled")  # the view stays where it is
+        await terminal.settle()
+        assert "<Bob> line 10" in terminal.text()
+        terminal.child.send("\x1b[6~" * 3)  # PageDown to the end
+        await terminal.await_text("<Bob> while scrolled")
+        assert "scrolled up" not in terminal.status_bar()
+        terminal.child.send("/clear\r")
+        await terminal.await_true(lambda: "line 59" not in terminal.text(), "cleared")
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+        await bob.close()
+
+
+async def test_the_settings_file_and_no_color(tmp_path: Path, server: tuple[Process, int]) -> None:
+    _, port = server
+    home = tmp_path / "alice"
+    settings = home / "config" / "parley" / "client.toml"
+    settings.parent.mkdir(parents=True)
+    # The file names the server, the nickname and the clock; the command line names nothing.
+    settings.write_text(
+        f'port = {port}\nnick = "Alice"\ntimestamp_format = "%H:%M:%S"\ntheme = "light"\n'
+    )
+    terminal = spawn_client(home, None, env={"NO_COLOR": "1"})
+    try:
+        await terminal.await_text("[#general]")
+        terminal.child.send("tick\r")
+        await terminal.await_true(
+            lambda: re.search(r"\d\d:\d\d:\d\d <Alice> tick", terminal.text()) is not None,
+            "seconds in the time stamp",
+        )
+        # NO_COLOR: attributes (bold, reverse) remain, colours do not.
+        assert re.search(rb"\x1b\[[0-9;]*\b(3[0-7]|9[0-7]|38)\b[0-9;]*m", terminal.raw) is None
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+
+    settings.write_text("prot = 7976\n")
+    refused = spawn_client(home, port)
+    assert await refused.exit_status() == 2
+    assert b"unknown setting 'prot'" in refused.raw

@@ -29,7 +29,9 @@ def place(event: ClientEvent, me: str) -> tuple[str | None, Line] | None:
                 now, f"{for_terminal(nick)} has joined {for_terminal(room)}", Style.EVENT
             )
         case Left(reason="kicked" | "banned"):
-            return event.room, Line(
+            # Our own removal shows where the user is looking: its room is closed to them.
+            where = None if _is_me(event.nick, me) else event.room
+            return where, Line(
                 now, _removal(event, me), Style.EVENT, mention=_is_me(event.nick, me)
             )
         case Left(room=room, nick=nick) if not _is_me(nick, me):
