@@ -8,11 +8,12 @@ import asyncio
 import json
 import re
 import signal
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from processes import Process, environment, start_server
+from processes import ROOT, Process, environment, start_server
 from pty_screen import ALT, CTRL_C, CTRL_N, CTRL_P, TAB, UP_ARROW, Terminal, spawn_client
 
 from parley.client.core import ChatClient
@@ -412,3 +413,52 @@ async def test_the_settings_file_and_no_color(tmp_path: Path, server: tuple[Proc
     refused = spawn_client(home, port)
     assert await refused.exit_status() == 2
     assert b"unknown setting 'prot'" in refused.raw
+
+
+async def test_register_in_the_screen_then_a_revoked_login_stops_reconnecting(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "server"
+    server, port = await start_server(home)
+    terminal = await _start(tmp_path, port, "Alice")
+    try:
+        terminal.child.send("/register\r")
+        await terminal.await_text("Password:")
+        terminal.child.send("correct horse battery\r")
+        await terminal.await_text("Password again:")
+        assert "correct" not in terminal.text()  # typed blind
+        terminal.child.send("correct horse battery\r")
+        await terminal.await_text("Registered Alice.")
+
+        server.signal(signal.SIGTERM)
+        assert (await server.finish())[0] == 0
+        # Meanwhile an administrator resets the account: its saved logins are revoked.
+        reset = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "parley",
+            "admin",
+            "--data-dir",
+            str(home / "data" / "parley"),
+            "reset",
+            "alice",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env={**environment(home), "PYTHONPATH": str(ROOT / "src")},
+        )
+        out, _ = await reset.communicate(b"a brand new password\n")
+        assert reset.returncode == 0, out
+        server = await Process.start("server.py", "--port", str(port), env=environment(home))
+        await server.expect(r"Server is running")
+        await terminal.await_true(
+            lambda: "offline:" in terminal.status_bar(), "reconnecting given up", seconds=30
+        )
+        terminal.child.send(ALT + "1")
+        await terminal.await_text("Offline:")
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 1
+    finally:
+        terminal.stop()
+        if server.process.returncode is None:
+            server.signal(signal.SIGTERM)
+            await server.finish()

@@ -252,8 +252,7 @@ async def _full_screen(chat: Chat, options: ClientOptions, connect: Connect) -> 
         screen.note(f"Certificate pinned on first use: SHA-256 {chat.client.identity.fingerprint}")
     if await screen.run():
         await screen.leave()
-        return EXIT_OK
-    return EXIT_DISCONNECTED
+    return EXIT_DISCONNECTED if screen.gave_up else EXIT_OK
 
 
 async def _chat(chat: Chat, lines: Lines, nick: str | None) -> int:

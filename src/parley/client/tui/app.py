@@ -111,6 +111,8 @@ class FullScreen:
         self._connect = connect
         self.windows = model.Windows(settings.scrollback_lines)
         self.state = "connected"
+        # Reconnecting stopped for good (a refused login, a changed certificate).
+        self.gave_up = False
         self._alert = False
         self._scroll = 0
         self._pane_anchor = 0
@@ -159,11 +161,12 @@ class FullScreen:
         self._answer_window = Window(
             BufferControl(
                 self.answer,
+                # Stars first: the prompt added after them must stay readable.
                 input_processors=[
-                    BeforeInput(lambda: self._question_prompt, style="class:question"),
                     ConditionalProcessor(
                         PasswordProcessor(), filter=Condition(lambda: self._question_secret)
                     ),
+                    BeforeInput(lambda: self._question_prompt, style="class:question"),
                 ],
             ),
             height=1,
@@ -427,12 +430,17 @@ class FullScreen:
     # --- events --------------------------------------------------------------------------
 
     async def _follow_events(self) -> None:
-        """Show the server's events until the connection ends for good."""
+        """Show the server's events until the user leaves (/exit, /logout). When reconnecting
+        is given up, the screen stays open for reading until the user leaves.
+        """
         while True:
             event = await self.chat.client.next_event()
             if isinstance(event, Disconnected):
-                if event.expected or not await self._reconnect(event.reason):
+                if event.expected:
                     return
+                if not await self._reconnect(event.reason):
+                    self.gave_up = True
+                    await asyncio.get_running_loop().create_future()  # until cancelled
                 continue
             self.show_event(event)
 
@@ -567,8 +575,8 @@ class FullScreen:
                 self.app.exit()
             with contextlib.suppress(asyncio.CancelledError):
                 await screen
-        if screen in done and screen.exception() is not None:
-            raise screen.exception()  # type: ignore[misc]
+        if screen in done:
+            screen.result()  # the screen failed: let its error out
         return typed in done
 
     async def leave(self) -> None:
