@@ -1,10 +1,10 @@
 """The record of everything that outlives a connection, behind the :class:`Storage` seam.
 
 The hub never talks to a database directly: messages, accounts, sessions, rooms, sanctions,
-the audit log and read markers all go through a Storage. Two implementations share one contract
-(tests/storage): SQLite, the embedded default, and PostgreSQL for real deployments. Keys
-(``*_key``) are the case-folded forms from parley.protocol.names; names are as people typed them.
-Times are milliseconds since the Unix epoch.
+the audit log, read markers and shared files' metadata all go through a Storage. Two
+implementations share one contract (tests/storage): SQLite, the embedded default, and PostgreSQL
+for real deployments. Keys (``*_key``) are the case-folded forms from parley.protocol.names;
+names are as people typed them. Times are milliseconds since the Unix epoch.
 """
 
 from __future__ import annotations
@@ -132,6 +132,23 @@ class Unread:
     @property
     def count(self) -> int:
         return self.last_seq - self.read_seq
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class FileRecord:
+    """A shared file's metadata. The bytes live in the data dir under their SHA-256."""
+
+    file_id: str  # 32 lowercase hex chars (128-bit random), primary key
+    sha256: str  # 64 lowercase hex chars: the complete content's hash
+    name: str  # display name, already sanitised by the server (<= 255 chars)
+    size: int  # bytes
+    sender_key: str  # nickname key of the sender
+    sender: str  # sender's nickname as spelt
+    conversation: str  # room key, or private conversation id (same ids messages use)
+    to: str  # room name or recipient nickname as addressed
+    created_ms: int
+    expires_ms: int
+    complete: bool = False
 
 
 class Storage(Protocol):
@@ -269,6 +286,66 @@ class Storage(Protocol):
     async def unread(self, account_key: str) -> list[Unread]:
         """Conversations with messages after the account's read marker: the rooms it is a
         member of and the private conversations it takes part in. Ordered by conversation.
+        """
+        ...
+
+    # --- shared files --------------------------------------------------------------------
+
+    async def add_file(self, record: FileRecord, readers: Sequence[str]) -> None:
+        """Store ``record`` with its readers: the nickname keys besides the sender that may list
+        and download it (the private peer, or the room's members at share time). Duplicate
+        readers are ignored. A ``file_id`` already stored raises StorageUnavailable.
+        """
+        ...
+
+    async def file(self, file_id: str) -> FileRecord | None: ...
+
+    async def complete_file(self, file_id: str, expires_ms: int) -> bool:
+        """Mark the file complete (all its bytes are in) and set its expiry."""
+        ...
+
+    async def may_read_file(self, file_id: str, nick_key: str) -> bool:
+        """Whether ``nick_key`` is the file's sender or one of its readers, complete or not."""
+        ...
+
+    async def readable_files(
+        self, nick_key: str, conversation: str | None, now_ms: int, limit: int
+    ) -> list[FileRecord]:
+        """Complete, unexpired files ``nick_key`` may read, only those of ``conversation``
+        unless it is None; newest first (``created_ms`` descending, then ``file_id``), at most
+        ``limit``.
+        """
+        ...
+
+    async def pending_upload(
+        self, sender_key: str, conversation: str, sha256: str, size: int, name: str, now_ms: int
+    ) -> FileRecord | None:
+        """The newest incomplete, unexpired file with exactly these fields: an interrupted
+        upload the sender may resume.
+        """
+        ...
+
+    async def sender_bytes(self, sender_key: str, now_ms: int) -> int:
+        """Total size of the sender's unexpired files, complete or not (the quota)."""
+        ...
+
+    async def uploads_in_progress(self, sender_key: str, now_ms: int) -> int:
+        """How many of the sender's files are incomplete and unexpired."""
+        ...
+
+    async def delete_file(self, file_id: str) -> FileRecord | None:
+        """Delete the file's record and its readers; what was deleted, or None."""
+        ...
+
+    async def expired_files(self, now_ms: int, limit: int) -> list[FileRecord]:
+        """Files, complete or not, with ``expires_ms <= now_ms``: the longest expired first
+        (``expires_ms``, then ``file_id``), at most ``limit``.
+        """
+        ...
+
+    async def blob_in_use(self, sha256: str) -> bool:
+        """Whether any file, complete or not, still has this content (identical uploads share
+        one blob on disk, which may go only when the last of them does).
         """
         ...
 

@@ -20,6 +20,7 @@ import asyncpg
 from parley.storage import (
     Account,
     AuditEntry,
+    FileRecord,
     NewMessage,
     Role,
     Room,
@@ -114,10 +115,39 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (account_key, conversation)
     );
     """,
+    """
+    CREATE TABLE files (
+        file_id TEXT PRIMARY KEY,
+        sha256 TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size BIGINT NOT NULL,
+        sender_key TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        conversation TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        created_ms BIGINT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        complete BOOLEAN NOT NULL
+    );
+    CREATE INDEX files_by_sender ON files (sender_key, expires_ms);
+    CREATE INDEX files_by_conversation ON files (conversation, created_ms);
+    CREATE INDEX files_by_expiry ON files (expires_ms);
+    CREATE INDEX files_by_sha256 ON files (sha256);
+    CREATE TABLE file_readers (
+        file_id TEXT NOT NULL REFERENCES files (file_id) ON DELETE CASCADE,
+        nick_key TEXT NOT NULL,
+        PRIMARY KEY (file_id, nick_key)
+    );
+    CREATE INDEX file_readers_by_nick ON file_readers (nick_key);
+    """,
 ]
 
 _DAY_MS = 86_400_000
 _SELECT_MESSAGES = "SELECT conversation, seq, ts, sender, recipient, text, msg_id FROM messages "
+_SELECT_FILES = (
+    "SELECT file_id, sha256, name, size, sender_key, sender, conversation, recipient, "
+    "created_ms, expires_ms, complete FROM files "
+)
 # Migrations from two processes at once take turns on this advisory lock.
 _MIGRATION_LOCK = 0x7061726C6579  # "parley"
 
@@ -464,6 +494,120 @@ class PostgresStorage:
             account_key,
         )
         return [Unread(*row) for row in rows]
+
+    # --- shared files --------------------------------------------------------------------
+
+    async def add_file(self, record: FileRecord, readers: Sequence[str]) -> None:
+        async def add(db: asyncpg.Connection) -> None:
+            async with db.transaction():
+                await db.execute(
+                    "INSERT INTO files VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    *dataclasses.astuple(record),
+                )
+                await db.execute(
+                    "INSERT INTO file_readers SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+                    record.file_id,
+                    list(readers),
+                )
+
+        await self._run(add)
+
+    async def file(self, file_id: str) -> FileRecord | None:
+        row = await self._row(_SELECT_FILES + "WHERE file_id = $1", file_id)
+        return FileRecord(*row) if row else None
+
+    async def complete_file(self, file_id: str, expires_ms: int) -> bool:
+        return await self._execute(
+            "UPDATE files SET complete = TRUE, expires_ms = $1 WHERE file_id = $2",
+            expires_ms,
+            file_id,
+        )
+
+    async def may_read_file(self, file_id: str, nick_key: str) -> bool:
+        row = await self._row(
+            "SELECT 1 FROM files WHERE file_id = $1 AND (sender_key = $2 OR EXISTS "
+            "(SELECT 1 FROM file_readers WHERE file_id = $1 AND nick_key = $2))",
+            file_id,
+            nick_key,
+        )
+        return row is not None
+
+    async def readable_files(
+        self, nick_key: str, conversation: str | None, now_ms: int, limit: int
+    ) -> list[FileRecord]:
+        # Driven by the reader and sender indexes: only this user's files are looked at.
+        rows = await self._rows(
+            "SELECT file_id, sha256, name, size, sender_key, sender, conversation, recipient, "
+            "created_ms, expires_ms, complete FROM files WHERE file_id IN "
+            "(SELECT file_id FROM file_readers WHERE nick_key = $1 UNION ALL "
+            " SELECT file_id FROM files WHERE sender_key = $1 AND expires_ms > $2) "
+            "AND complete AND expires_ms > $2 AND ($3::text IS NULL OR conversation = $3) "
+            "ORDER BY created_ms DESC, file_id LIMIT $4",
+            nick_key,
+            now_ms,
+            conversation,
+            limit,
+        )
+        return [FileRecord(*row) for row in rows]
+
+    async def pending_upload(
+        self, sender_key: str, conversation: str, sha256: str, size: int, name: str, now_ms: int
+    ) -> FileRecord | None:
+        row = await self._row(
+            _SELECT_FILES + "WHERE sender_key = $1 AND expires_ms > $2 AND NOT complete "
+            "AND conversation = $3 AND sha256 = $4 AND size = $5 AND name = $6 "
+            "ORDER BY created_ms DESC, file_id LIMIT 1",
+            sender_key,
+            now_ms,
+            conversation,
+            sha256,
+            size,
+            name,
+        )
+        return FileRecord(*row) if row else None
+
+    async def sender_bytes(self, sender_key: str, now_ms: int) -> int:
+        total = await self._run(
+            lambda db: db.fetchval(
+                "SELECT COALESCE(SUM(size), 0) FROM files "
+                "WHERE sender_key = $1 AND expires_ms > $2",
+                sender_key,
+                now_ms,
+            )
+        )
+        return int(total)  # SUM of BIGINT is NUMERIC
+
+    async def uploads_in_progress(self, sender_key: str, now_ms: int) -> int:
+        count = await self._run(
+            lambda db: db.fetchval(
+                "SELECT COUNT(*) FROM files WHERE sender_key = $1 AND expires_ms > $2 "
+                "AND NOT complete",
+                sender_key,
+                now_ms,
+            )
+        )
+        return int(count)
+
+    async def delete_file(self, file_id: str) -> FileRecord | None:
+        # The readers go with it (ON DELETE CASCADE).
+        row = await self._row(
+            "DELETE FROM files WHERE file_id = $1 RETURNING file_id, sha256, name, size, "
+            "sender_key, sender, conversation, recipient, created_ms, expires_ms, complete",
+            file_id,
+        )
+        return FileRecord(*row) if row else None
+
+    async def expired_files(self, now_ms: int, limit: int) -> list[FileRecord]:
+        rows = await self._rows(
+            _SELECT_FILES + "WHERE expires_ms <= $1 ORDER BY expires_ms, file_id LIMIT $2",
+            now_ms,
+            limit,
+        )
+        return [FileRecord(*row) for row in rows]
+
+    async def blob_in_use(self, sha256: str) -> bool:
+        row = await self._row("SELECT 1 FROM files WHERE sha256 = $1 LIMIT 1", sha256)
+        return row is not None
 
 
 def _account(row: Any) -> Account:

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from parley.storage import (
     Account,
     AuditEntry,
+    FileRecord,
     NewMessage,
     Role,
     Room,
@@ -116,10 +117,39 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (account_key, conversation)
     ) WITHOUT ROWID;
     """,
+    """
+    CREATE TABLE files (
+        file_id TEXT PRIMARY KEY,
+        sha256 TEXT NOT NULL,
+        name TEXT NOT NULL,
+        size INTEGER NOT NULL,
+        sender_key TEXT NOT NULL,
+        sender TEXT NOT NULL,
+        conversation TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        created_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        complete INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX files_by_sender ON files (sender_key, expires_ms);
+    CREATE INDEX files_by_conversation ON files (conversation, created_ms);
+    CREATE INDEX files_by_expiry ON files (expires_ms);
+    CREATE INDEX files_by_sha256 ON files (sha256);
+    CREATE TABLE file_readers (
+        file_id TEXT NOT NULL REFERENCES files (file_id) ON DELETE CASCADE,
+        nick_key TEXT NOT NULL,
+        PRIMARY KEY (file_id, nick_key)
+    ) WITHOUT ROWID;
+    CREATE INDEX file_readers_by_nick ON file_readers (nick_key);
+    """,
 ]
 
 _DAY_MS = 86_400_000
 _SELECT_MESSAGES = "SELECT conversation, seq, ts, sender, recipient, text, msg_id FROM messages "
+_SELECT_FILES = (
+    "SELECT file_id, sha256, name, size, sender_key, sender, conversation, recipient, "
+    "created_ms, expires_ms, complete FROM files "
+)
 
 
 class SqliteStorage:
@@ -435,6 +465,107 @@ class SqliteStorage:
 
         return await self._run(unread)
 
+    # --- shared files --------------------------------------------------------------------
+
+    async def add_file(self, record: FileRecord, readers: Sequence[str]) -> None:
+        def add(db: sqlite3.Connection) -> None:
+            db.execute(
+                "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (record.file_id, record.sha256, record.name, record.size, record.sender_key,
+                 record.sender, record.conversation, record.to, record.created_ms,
+                 record.expires_ms, int(record.complete)),
+            )  # fmt: skip
+            db.executemany(
+                "INSERT OR IGNORE INTO file_readers VALUES (?, ?)",
+                [(record.file_id, key) for key in readers],
+            )
+
+        await self._run(add, write=True)
+
+    async def file(self, file_id: str) -> FileRecord | None:
+        row = await self._one(_SELECT_FILES + "WHERE file_id = ?", (file_id,))
+        return _file(row) if row else None
+
+    async def complete_file(self, file_id: str, expires_ms: int) -> bool:
+        return await self._insert(
+            "UPDATE files SET complete = 1, expires_ms = ? WHERE file_id = ?",
+            (expires_ms, file_id),
+        )
+
+    async def may_read_file(self, file_id: str, nick_key: str) -> bool:
+        row = await self._one(
+            "SELECT 1 FROM files WHERE file_id = ?1 AND (sender_key = ?2 OR EXISTS "
+            "(SELECT 1 FROM file_readers WHERE file_id = ?1 AND nick_key = ?2))",
+            (file_id, nick_key),
+        )
+        return row is not None
+
+    async def readable_files(
+        self, nick_key: str, conversation: str | None, now_ms: int, limit: int
+    ) -> list[FileRecord]:
+        # Driven by the reader and sender indexes: only this user's files are looked at.
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT file_id, sha256, name, size, sender_key, sender, conversation, recipient, "
+                "created_ms, expires_ms, complete FROM files WHERE file_id IN "
+                "(SELECT file_id FROM file_readers WHERE nick_key = ?1 UNION ALL "
+                " SELECT file_id FROM files WHERE sender_key = ?1 AND expires_ms > ?2) "
+                "AND complete AND expires_ms > ?2 AND (?3 IS NULL OR conversation = ?3) "
+                "ORDER BY created_ms DESC, file_id LIMIT ?4",
+                (nick_key, now_ms, conversation, limit),
+            ).fetchall()
+        )
+        return [_file(row) for row in rows]
+
+    async def pending_upload(
+        self, sender_key: str, conversation: str, sha256: str, size: int, name: str, now_ms: int
+    ) -> FileRecord | None:
+        row = await self._one(
+            _SELECT_FILES + "WHERE sender_key = ? AND expires_ms > ? AND NOT complete "
+            "AND conversation = ? AND sha256 = ? AND size = ? AND name = ? "
+            "ORDER BY created_ms DESC, file_id LIMIT 1",
+            (sender_key, now_ms, conversation, sha256, size, name),
+        )
+        return _file(row) if row else None
+
+    async def sender_bytes(self, sender_key: str, now_ms: int) -> int:
+        row = await self._one(
+            "SELECT COALESCE(SUM(size), 0) FROM files WHERE sender_key = ? AND expires_ms > ?",
+            (sender_key, now_ms),
+        )
+        return int(row[0])
+
+    async def uploads_in_progress(self, sender_key: str, now_ms: int) -> int:
+        row = await self._one(
+            "SELECT COUNT(*) FROM files WHERE sender_key = ? AND expires_ms > ? AND NOT complete",
+            (sender_key, now_ms),
+        )
+        return int(row[0])
+
+    async def delete_file(self, file_id: str) -> FileRecord | None:
+        def delete(db: sqlite3.Connection) -> FileRecord | None:
+            row = db.execute(_SELECT_FILES + "WHERE file_id = ?", (file_id,)).fetchone()
+            if row is None:
+                return None
+            # The readers go with it (ON DELETE CASCADE).
+            db.execute("DELETE FROM files WHERE file_id = ?", (file_id,))
+            return _file(row)
+
+        return await self._run(delete, write=True)
+
+    async def expired_files(self, now_ms: int, limit: int) -> list[FileRecord]:
+        rows = await self._run(
+            lambda db: db.execute(
+                _SELECT_FILES + "WHERE expires_ms <= ? ORDER BY expires_ms, file_id LIMIT ?",
+                (now_ms, limit),
+            ).fetchall()
+        )
+        return [_file(row) for row in rows]
+
+    async def blob_in_use(self, sha256: str) -> bool:
+        row = await self._one("SELECT 1 FROM files WHERE sha256 = ? LIMIT 1", (sha256,))
+        return row is not None
+
     # --- helpers -------------------------------------------------------------------------
 
     async def _insert(self, sql: str, args: tuple[Any, ...]) -> bool:
@@ -447,6 +578,12 @@ class SqliteStorage:
 
 def _account(row: Any) -> Account:
     return Account(row[0], row[1], row[2], Role(row[3]), row[4])
+
+
+def _file(row: Any) -> FileRecord:
+    # SQLite has no boolean: ``complete`` comes back as 0 or 1.
+    return FileRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
+                      row[9], bool(row[10]))  # fmt: skip
 
 
 def _append(
