@@ -73,6 +73,20 @@ class ServerConfig:
     # How often the retention purge runs.
     purge_interval_seconds: float = 3600.0
 
+    # File sharing. The bytes travel on their own port: None means the chat port + 1 (or
+    # any free port when the chat port is 0).
+    files_port: int | None = None
+    max_file_bytes: int = 100 * 1024 * 1024
+    # What one user's files may take in all, uploads in progress included.
+    file_quota_bytes: int = 1024 * 1024 * 1024
+    file_expiry_days: float = 7.0
+    max_uploads_in_progress: int = 3
+    # An upload connection silent this long is closed (its bytes kept, to resume)...
+    upload_stall_seconds: float = 30.0
+    # ...and an upload not finished within this is deleted by the purge.
+    unfinished_upload_seconds: float = 3600.0
+    file_purge_interval_seconds: float = 60.0
+
     # Message of the day: each line is sent as a 'notice' to every user who logs in.
     motd: str = ""
 

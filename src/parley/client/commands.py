@@ -7,15 +7,21 @@ never a request.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import difflib
 import re
-from collections.abc import Awaitable, Callable
-from typing import Protocol
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, Protocol
 
+from parley.client import transfer
 from parley.client.core import ChatClient
 from parley.client.credentials import SessionStore
 from parley.client.ignores import IgnoreList
+from parley.client.progress import Meter
+from parley.client.progress import describe as describe_progress
 from parley.client.render import (
     describe,
     describe_room,
@@ -26,6 +32,7 @@ from parley.client.render import (
 )
 from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, PeerError, RequestRefused
+from parley.protocol.files import human_size
 from parley.protocol.messages import Left
 from parley.protocol.names import (
     GENERAL_ROOM,
@@ -61,6 +68,10 @@ class Screen(Protocol):
         """Empty the window in view."""
         ...
 
+    def progress(self, key: str, text: str | None) -> None:
+        """Show how transfer ``key`` is going (None: it ended)."""
+        ...
+
 
 @dataclasses.dataclass(slots=True)
 class Chat:
@@ -81,6 +92,10 @@ class Chat:
     ignores: IgnoreList | None = None
     # The windows of a full-screen front end; None for the line-by-line one.
     screen: Screen | None = None
+    # Where /get saves files.
+    downloads: Path = dataclasses.field(default_factory=Path.cwd)
+    # Transfers running in the background: chat goes on meanwhile.
+    transfers: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
 
     @property
     def target(self) -> str:
@@ -542,6 +557,142 @@ async def unignore(chat: Chat, args: str) -> bool:
         return True
     chat.out(f"{nick} is no longer ignored." if removed else f"{nick} was not ignored.")
     return True
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+@command(
+    "send",
+    "/send #room|USER PATH",
+    "share a file with a room or a user (it uploads while you chat)",
+    aliases=("upload",),
+)
+async def send_file(chat: Chat, args: str) -> bool:
+    target, _, raw_path = args.partition(" ")
+    if not target or not raw_path.strip():
+        return _usage(chat, "send")
+    try:
+        target = normalize_room(target) if target.startswith("#") else normalize_nick(target)
+    except PeerError:
+        return _usage(chat, "send")
+    path = _local_path(raw_path.strip())
+    if not _is_file(path):
+        chat.out(f"*** No file at {for_terminal(str(path))}.")
+        return True
+    _in_background(chat, _upload(chat, path, target))
+    return True
+
+
+async def _upload(chat: Chat, path: Path, target: str) -> None:
+    meter, key = Meter(), f"up:{path}"
+    try:
+        file_id = await transfer.upload(
+            chat.client, path, target, lambda p: _show_progress(chat, key, meter, p)
+        )
+    except (RequestRefused, transfer.TransferFailed) as failed:
+        chat.out(f"*** {for_terminal(path.name)} was not sent: {for_terminal(str(failed))}")
+    except OSError as exc:
+        chat.out(f"*** Cannot read {for_terminal(str(path))}: {exc.strerror}")
+    else:
+        chat.out(f"Shared {for_terminal(path.name)} with {for_terminal(target)} ({file_id[:8]}).")
+    finally:
+        if chat.screen is not None:
+            chat.screen.progress(key, None)
+
+
+@command("files", "/files [#room|USER]", "files shared with you (and by you), newest first")
+async def files(chat: Chat, args: str) -> bool:
+    listing = await chat.client.files(args)
+    if not listing.files:
+        chat.out("No files." if not args else f"No files with {for_terminal(args)}.")
+        return True
+    chat.out(f"Files ({len(listing.files)}):")
+    for entry in listing.files:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.ts / 1000))
+        chat.out(
+            f"  {entry.file_id[:8]}  {for_terminal(entry.name)} ({human_size(entry.size)}) "
+            f"from {for_terminal(entry.sender)} to {for_terminal(entry.to)}, {when}"
+        )
+    return True
+
+
+@command("get", "/get ID [DEST]", "download a file (ID: its first characters will do)")
+async def get_file(chat: Chat, args: str) -> bool:
+    wanted, _, raw_dest = args.partition(" ")
+    if not re.fullmatch(r"[0-9a-f]{4,32}", wanted.lower()):
+        return _usage(chat, "get")
+    file_id = await _resolve_file(chat, wanted.lower())
+    if file_id is None:
+        return True
+    dest = _local_path(raw_dest.strip()) if raw_dest.strip() else chat.downloads
+    _in_background(chat, _download(chat, file_id, dest))
+    return True
+
+
+async def _download(chat: Chat, file_id: str, dest: Path) -> None:
+    meter, key = Meter(), f"down:{file_id}"
+    try:
+        saved = await transfer.download(
+            chat.client, file_id, dest, lambda p: _show_progress(chat, key, meter, p)
+        )
+    except (RequestRefused, transfer.TransferFailed) as failed:
+        chat.out(f"*** The download failed: {for_terminal(str(failed))}")
+    except OSError as exc:
+        chat.out(f"*** Cannot save in {for_terminal(str(dest))}: {exc.strerror}")
+    else:
+        chat.out(f"Saved {for_terminal(str(saved))} (SHA-256 checked).")
+    finally:
+        if chat.screen is not None:
+            chat.screen.progress(key, None)
+
+
+@command("rmfile", "/rmfile ID", "delete a file you shared")
+async def remove_file(chat: Chat, args: str) -> bool:
+    if not re.fullmatch(r"[0-9a-f]{4,32}", args.lower()):
+        return _usage(chat, "rmfile")
+    file_id = await _resolve_file(chat, args.lower())
+    if file_id is not None:
+        await chat.client.delete_file(file_id)
+        chat.out(f"Deleted the file {file_id[:8]}.")
+    return True
+
+
+async def _resolve_file(chat: Chat, prefix: str) -> str | None:
+    """The one file id starting with ``prefix`` among those the user may see."""
+    if len(prefix) == 32:
+        return prefix
+    matches = [e.file_id for e in (await chat.client.files()).files if e.file_id.startswith(prefix)]
+    if len(matches) == 1:
+        return matches[0]
+    chat.out(
+        f"*** No file starts with {prefix}; /files lists them."
+        if not matches
+        else f"*** {len(matches)} files start with {prefix}; give more of the id."
+    )
+    return None
+
+
+def _local_path(typed: str) -> Path:
+    return Path(typed).expanduser()
+
+
+def _is_file(path: Path) -> bool:
+    return path.is_file()
+
+
+def _show_progress(chat: Chat, key: str, meter: Meter, progress: transfer.Progress) -> None:
+    rate = meter.rate(progress)
+    if chat.screen is not None:
+        chat.screen.progress(key, describe_progress(progress, rate, bar=True))
+    elif meter.due(progress):
+        chat.out(describe_progress(progress, rate))
+
+
+def _in_background(chat: Chat, work: Coroutine[Any, Any, None]) -> None:
+    task = asyncio.create_task(work)
+    chat.transfers.add(task)
+    task.add_done_callback(chat.transfers.discard)
 
 
 # --- moderation ------------------------------------------------------------------------------

@@ -230,6 +230,7 @@ async def run_client(options: ClientOptions) -> int:
         lines.read_secret,
         SessionStore(default_sessions_path()),
         ignores=IgnoreList(default_ignores_path()),
+        downloads=options.settings.downloads(),
     )
     try:
         if interactive and not options.plain:
@@ -274,6 +275,10 @@ async def _chat(chat: Chat, lines: Lines, nick: str | None) -> int:
         with contextlib.suppress(asyncio.CancelledError):
             await marking
     if typed in done and typed.result():
+        if chat.transfers:
+            # A script that shares a file and ends its input means the file to arrive.
+            chat.out(f"Waiting for {len(chat.transfers)} transfer(s) to finish...")
+            await asyncio.gather(*chat.transfers, return_exceptions=True)
         with contextlib.suppress(ConnectionLost, TimeoutError):
             await asyncio.wait_for(markers.flush(), 5.0)
         shown.cancel()

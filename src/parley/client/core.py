@@ -23,8 +23,12 @@ from parley.protocol.messages import (
     Ban,
     Bye,
     Closing,
+    DeleteFile,
+    DownloadTicket,
     Error,
     Event,
+    FileList,
+    GetFile,
     GetUnread,
     Hello,
     History,
@@ -32,6 +36,7 @@ from parley.protocol.messages import (
     Join,
     Kick,
     Left,
+    ListFiles,
     ListRooms,
     ListUsers,
     Logout,
@@ -51,10 +56,12 @@ from parley.protocol.messages import (
     Rooms,
     Send,
     Sent,
+    ShareFile,
     Topic,
     Unban,
     Unmute,
     Unread,
+    UploadSlot,
     UserInfo,
     Users,
     Welcome,
@@ -110,6 +117,9 @@ _REPLY_TYPES = (
     HistoryPage,
     Unread,
     UserInfo,
+    UploadSlot,
+    DownloadTicket,
+    FileList,
     Error,
 )
 
@@ -163,6 +173,9 @@ class ChatClient:
         self._holding: dict[str, list[Message]] = {}
         self._leaving = False
         self._lost: ConnectionLost | None = None
+        # Where this connection went, for the file connections beside it.
+        self.host = ""
+        self.cafile: Path | None = None
         self._read_task = asyncio.create_task(self._read_loop(), name="parley-client-reader")
 
     @classmethod
@@ -207,6 +220,7 @@ class ChatClient:
             raise
         identity = ServerIdentity(name, presented, cafile is not None or pins is not None, status)
         client = cls(reader, writer, identity, conversations)
+        client.host, client.cafile = host, cafile
         try:
             client.welcome = await asyncio.wait_for(client._hello(), timeout_seconds)
         except BaseException:
@@ -444,6 +458,29 @@ class ChatClient:
             if not page.more or not page.messages:
                 return queued
             after = page.messages[-1].seq
+
+    # --- files (the bytes travel on connections of their own: parley.client.transfer) ----
+
+    async def share(self, to: str, name: str, size: int, sha256: str) -> UploadSlot:
+        """Offer a file to a room or a user; the reply says where to send its bytes. Raises
+        RequestRefused: INVALID_FILE, FILE_TOO_LARGE, QUOTA_EXCEEDED, TOO_MANY_UPLOADS,
+        NOT_IN_ROOM, NO_SUCH_USER.
+        """
+        return await self._request(
+            lambda id: ShareFile(id=id, to=to, name=name, size=size, sha256=sha256), UploadSlot
+        )
+
+    async def get_file(self, file_id: str) -> DownloadTicket:
+        """Ask to download a file. Raises RequestRefused: NO_SUCH_FILE."""
+        return await self._request(lambda id: GetFile(id=id, file_id=file_id), DownloadTicket)
+
+    async def files(self, to: str = "") -> FileList:
+        """The files this user may download, newest first (only those of ``to`` if given)."""
+        return await self._request(lambda id: ListFiles(id=id, to=to), FileList)
+
+    async def delete_file(self, file_id: str) -> None:
+        """Delete a file this user shared. Raises RequestRefused: NO_SUCH_FILE."""
+        await self._request(lambda id: DeleteFile(id=id, file_id=file_id), Ok)
 
     # --- moderation ----------------------------------------------------------------------
 

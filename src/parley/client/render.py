@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 
 from parley.client.core import ClientEvent, Disconnected
+from parley.protocol.files import FileNotice, human_size, parse_notice
 from parley.protocol.messages import (
     Error,
     Joined,
@@ -74,13 +75,21 @@ def describe_message(message: Message, me: str) -> str:
     """A chat message as a line, without a time stamp."""
     sender, text = safe(message.sender), safe(message.text)
     said = f"{sender}: {text}"
-    if message.text.startswith(ACTION_PREFIX):
+    shared = parse_notice(message.text)
+    if shared is not None:
+        said = f"{sender} {describe_shared(shared)}"
+    elif message.text.startswith(ACTION_PREFIX):
         said = f"* {sender} {safe(message.text[len(ACTION_PREFIX) :])}"
     if is_room(message.to):
         return f"{_prefix(message.to)}{said}"
     if _is_me(message.sender, me) and not _is_me(message.to, me):
         return f"(private to {safe(message.to)}) {said}"
     return f"(private) {said}"
+
+
+def describe_shared(shared: FileNotice) -> str:
+    """``shared report.pdf (2.4 MB) — /get 7f3a1b2c``."""
+    return f"shared {safe(shared.name)} ({human_size(shared.size)}) — /get {safe(shared.id[:8])}"
 
 
 def _describe_removal(left: Left, me: str) -> str:

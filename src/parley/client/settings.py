@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 from parley.paths import default_config_dir
 
 FILE_NAME = "client.toml"
@@ -39,9 +41,16 @@ class ClientSettings:
     theme: str = "dark"
     # Lines kept per window in the full-screen client.
     scrollback_lines: int = 5000
+    # Where /get saves files; "" for the user's downloads folder.
+    downloads_dir: str = ""
 
     def replace(self, **changes: Any) -> ClientSettings:
         return dataclasses.replace(self, **changes)
+
+    def downloads(self) -> Path:
+        if self.downloads_dir:
+            return Path(self.downloads_dir).expanduser()
+        return Path(platformdirs.user_downloads_dir())
 
 
 def default_path() -> Path:

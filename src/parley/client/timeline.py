@@ -10,7 +10,9 @@ from __future__ import annotations
 import time
 
 from parley.client.core import ClientEvent
+from parley.client.render import describe_shared
 from parley.client.windows import Line, Style, mentions
+from parley.protocol.files import parse_notice
 from parley.protocol.messages import Error, Joined, Left, Message, Notice, TopicChanged
 from parley.protocol.names import is_room, nick_key
 from parley.protocol.text import ACTION_PREFIX, for_terminal
@@ -61,7 +63,10 @@ def conversation_name(message: Message, me: str) -> str:
 def message_line(message: Message, me: str) -> Line:
     own = _is_me(message.sender, me)
     text, style = message.text, Style.MESSAGE
-    if text.startswith(ACTION_PREFIX):
+    shared = parse_notice(text)
+    if shared is not None:
+        text, style = describe_shared(shared), Style.ACTION
+    elif text.startswith(ACTION_PREFIX):
         text, style = text[len(ACTION_PREFIX) :], Style.ACTION
     return Line(
         message.ts / 1000,

@@ -47,6 +47,11 @@ class ErrorCode(enum.StrEnum):
     BANNED = "banned"
     MUTED = "muted"
     UNAVAILABLE = "unavailable"
+    NO_SUCH_FILE = "no-such-file"
+    INVALID_FILE = "invalid-file"
+    FILE_TOO_LARGE = "file-too-large"
+    QUOTA_EXCEEDED = "quota-exceeded"
+    TOO_MANY_UPLOADS = "too-many-uploads"
 
     @property
     def text(self) -> str:
@@ -96,6 +101,12 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.BANNED: "You are banned from that room.",
     ErrorCode.MUTED: "You are muted in that room.",
     ErrorCode.UNAVAILABLE: "The server cannot do that right now; try again shortly.",
+    # Not "forbidden": someone else's file is indistinguishable from one that does not exist.
+    ErrorCode.NO_SUCH_FILE: "There is no such file, or it is not shared with you.",
+    ErrorCode.INVALID_FILE: "The file's name, size or hash is not valid.",
+    ErrorCode.FILE_TOO_LARGE: "The file is larger than the server accepts.",
+    ErrorCode.QUOTA_EXCEEDED: "Your files would take more space than your quota allows.",
+    ErrorCode.TOO_MANY_UPLOADS: "You have too many uploads in progress; finish one first.",
 }
 
 CLOSING_CODES = frozenset(

@@ -57,3 +57,8 @@ MAX_ROOMS_PER_USER = 100
 
 # The /rooms reply names at most this many rooms.
 MAX_LISTED_ROOMS = 1000
+
+# A shared file's name as the server keeps it (after cleaning), in characters.
+MAX_FILE_NAME_CHARS = 255
+# Files in one ``files`` reply.
+MAX_LISTED_FILES = 200

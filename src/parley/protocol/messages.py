@@ -217,6 +217,45 @@ class Whois(_Frame, tag="whois", frozen=True):
     nick: str
 
 
+FileId = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{32}$")]
+Sha256 = Annotated[str, msgspec.Meta(pattern="^[0-9a-f]{64}$")]
+# What a client may claim for a name; the server cleans it and may shorten it further.
+RawFileName = Annotated[str, msgspec.Meta(max_length=16 * 1024)]
+
+
+class ShareFile(_Frame, tag="share", frozen=True):
+    """Offer a file to a room or a user. Answered with ``upload``: where and how to send the
+    bytes (a second connection, see docs/protocol.md, "Files").
+    """
+
+    id: RequestId
+    to: str
+    name: RawFileName
+    size: Annotated[int, msgspec.Meta(ge=0, le=2**53)]
+    sha256: Sha256
+
+
+class GetFile(_Frame, tag="get", frozen=True):
+    """Ask to download a file; answered with ``download``."""
+
+    id: RequestId
+    file_id: FileId
+
+
+class ListFiles(_Frame, tag="files", frozen=True):
+    """The files this user may download, all or those of one conversation (``to``)."""
+
+    id: RequestId
+    to: str = ""
+
+
+class DeleteFile(_Frame, tag="rmfile", frozen=True):
+    """Delete a file this user shared."""
+
+    id: RequestId
+    file_id: FileId
+
+
 Request = (
     Hello
     | Nick
@@ -242,6 +281,10 @@ Request = (
     | Unmute
     | Away
     | Whois
+    | ShareFile
+    | GetFile
+    | ListFiles
+    | DeleteFile
 )
 
 
@@ -433,8 +476,66 @@ class UserInfo(_Frame, tag="whois", frozen=True):
     idle_seconds: int = 0
 
 
+class UploadSlot(_Frame, tag="upload", frozen=True):
+    """Reply to ``share``: send the file's bytes from ``offset`` on a connection to ``port``
+    (same host), presenting ``token``. ``offset`` is above 0 when an interrupted upload of the
+    same file resumes, and equals the size when the server already holds the content.
+    """
+
+    id: int
+    file_id: str
+    token: str
+    port: int
+    offset: int
+    name: str
+
+
+class DownloadTicket(_Frame, tag="download", frozen=True):
+    """Reply to ``get``: fetch the bytes on a connection to ``port`` with ``token``."""
+
+    id: int
+    file_id: str
+    token: str
+    port: int
+    name: str
+    size: int
+    sha256: str
+    sender: str
+
+
+class FileInfo(msgspec.Struct, frozen=True, omit_defaults=True):
+    file_id: str
+    name: str
+    size: int
+    sha256: str
+    sender: str
+    to: str
+    ts: int
+    expires: int
+
+
+class FileList(_Frame, tag="files", frozen=True):
+    """Reply to ``files``: newest first, at most MAX_LISTED_FILES."""
+
+    id: int
+    files: list[FileInfo]
+
+
 Reply = (
-    Welcome | Ok | Sent | Users | Pong | RoomInfo | Rooms | HistoryPage | Unread | UserInfo | Error
+    Welcome
+    | Ok
+    | Sent
+    | Users
+    | Pong
+    | RoomInfo
+    | Rooms
+    | HistoryPage
+    | Unread
+    | UserInfo
+    | UploadSlot
+    | DownloadTicket
+    | FileList
+    | Error
 )
 Event = Message | Joined | Left | TopicChanged | Notice | Closing
 ServerFrame = Reply | Event

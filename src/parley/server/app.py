@@ -21,11 +21,14 @@ from parley.bus.local import LocalBus
 from parley.config import ServerConfig
 from parley.protocol.errors import ErrorCode
 from parley.server.auth import Authenticator
+from parley.server.blobs import BlobStore
 from parley.server.connection import Connection, ServerContext
 from parley.server.deadlines import Deadlines
+from parley.server.files import FileService
 from parley.server.hub import Hub, now_ms
 from parley.server.tls_transport import TlsServer, start_tls_server
 from parley.server.tracker import ConnectionTracker
+from parley.server.transfer import TransferServer
 from parley.storage import Storage, StorageUnavailable
 from parley.storage.factory import open_storage
 from parley.tls import ensure_certificate, file_fingerprint, server_context
@@ -51,6 +54,9 @@ class ParleyServer:
         self._server: TlsServer | None = None
         self._hub_task: asyncio.Task[None] | None = None
         self._purge_task: asyncio.Task[None] | None = None
+        self._file_purge_task: asyncio.Task[None] | None = None
+        self.files: FileService | None = None
+        self._transfers: TransferServer | None = None
 
     @property
     def storage(self) -> Storage:
@@ -90,12 +96,16 @@ class ParleyServer:
             self._hub = hub = Hub(storage, LocalBus(), config)
             await hub.start()
             self._hub_task = asyncio.create_task(hub.run(), name="parley-hub")
+            self.files = files = FileService(
+                storage, hub, config, BlobStore(config.data_dir / "files")
+            )
             context = ServerContext(
                 config=config,
                 hub=hub,
                 auth=auth,
                 tracker=self.tracker,
                 deadlines=Deadlines(asyncio.get_running_loop()),
+                files=files,
             )
             self._server = await start_tls_server(
                 lambda: Connection(context),
@@ -105,12 +115,38 @@ class ParleyServer:
                 handshake_timeout=config.tls_handshake_timeout_seconds,
                 nodelay=config.tcp_nodelay,
             )
+            self._transfers = TransferServer(files, config)
+            await self._transfers.start(ssl_context, self._files_port())
+            files.port = self._transfers.port
         except BaseException:
+            if self._server is not None:
+                self._server.close()
             if self._hub is not None and self._hub_task is not None:
                 await self._hub.stop(self._hub_task)
             await storage.close()
             raise
         self._purge_task = asyncio.create_task(self._purge_forever(), name="parley-purge")
+        self._file_purge_task = asyncio.create_task(
+            self._purge_files_forever(), name="parley-file-purge"
+        )
+
+    def _files_port(self) -> int:
+        if self.config.files_port is not None:
+            return self.config.files_port
+        return self.port + 1 if self.config.port else 0
+
+    async def _purge_files_forever(self) -> None:
+        """Delete expired files and abandoned uploads every file_purge_interval_seconds."""
+        assert self.files is not None
+        while True:
+            try:
+                deleted = await self.files.purge()
+            except StorageUnavailable as exc:
+                log.warning("File purge failed, will retry: %s", exc)
+            else:
+                if deleted:
+                    log.info("Files: deleted %d expired or abandoned", deleted)
+            await asyncio.sleep(self.config.file_purge_interval_seconds)
 
     async def _purge_forever(self) -> None:
         """Apply the retention settings now and every purge_interval_seconds."""
@@ -131,11 +167,14 @@ class ParleyServer:
         """
         if self._server is None:
             return
-        if self._purge_task is not None:
-            self._purge_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._purge_task
+        for purging in (self._purge_task, self._file_purge_task):
+            if purging is not None:
+                purging.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await purging
         self._server.close()
+        if self._transfers is not None:
+            await self._transfers.stop()  # a transfer cut short resumes on the next start
         connections = [c for c in self.tracker.live if isinstance(c, Connection)]
         # Take no new requests, but store what was already accepted, so that every message a
         # sender was told is stored ('sent') really is, and the acks reach their senders.
@@ -195,6 +234,8 @@ async def serve(config: ServerConfig) -> int:
     host = f"[{config.host}]" if ":" in config.host else config.host
     print(f"Server is running on {host}:{server.port}...", flush=True)
     print(f"Certificate SHA-256 fingerprint: {server.fingerprint}", flush=True)
+    if server.files is not None:
+        print(f"Files travel on port {server.files.port}.", flush=True)
     if server.admin_password is not None:
         print(
             f"Created the account 'admin' with password {server.admin_password}\n"

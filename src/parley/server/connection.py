@@ -19,6 +19,7 @@ from parley.protocol.messages import Closing, Error, Request, ServerFrame, encod
 from parley.protocol.session import ServerSession, State
 from parley.server.auth import Authenticator
 from parley.server.deadlines import Deadline, Deadlines
+from parley.server.files import FileService
 from parley.server.flood import TokenBucket, Verdict
 from parley.server.handlers import HANDLERS
 from parley.server.hub import Hub
@@ -41,6 +42,7 @@ class ServerContext:
     auth: Authenticator
     tracker: ConnectionTracker
     deadlines: Deadlines
+    files: FileService
 
 
 # Shared by connections not logged in; never added to (login gives each its own set).

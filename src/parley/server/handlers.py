@@ -20,11 +20,14 @@ from parley.protocol.messages import (
     Away,
     Ban,
     Bye,
+    DeleteFile,
+    GetFile,
     GetUnread,
     Hello,
     History,
     Join,
     Kick,
+    ListFiles,
     ListRooms,
     ListUsers,
     Logout,
@@ -40,6 +43,7 @@ from parley.protocol.messages import (
     Register,
     Request,
     Send,
+    ShareFile,
     Topic,
     Unban,
     Unmute,
@@ -313,4 +317,28 @@ async def mute(connection: Connection, request: Mute) -> None:
 @handles(Unmute)
 async def unmute(connection: Connection, request: Unmute) -> None:
     await moderate(connection.context.hub, connection, "unmute", request.room, request.nick)
+    connection.reply(Ok(id=request.id))
+
+
+# --- files (the bytes go over file connections: server/transfer.py) ------------------------
+
+
+@handles(ShareFile)
+async def share_file(connection: Connection, request: ShareFile) -> None:
+    connection.reply(await connection.context.files.share(connection, request))
+
+
+@handles(GetFile)
+async def get_file(connection: Connection, request: GetFile) -> None:
+    connection.reply(await connection.context.files.get(connection, request))
+
+
+@handles(ListFiles)
+async def list_files(connection: Connection, request: ListFiles) -> None:
+    connection.reply(await connection.context.files.list(connection, request))
+
+
+@handles(DeleteFile)
+async def delete_file(connection: Connection, request: DeleteFile) -> None:
+    await connection.context.files.delete(connection, request)
     connection.reply(Ok(id=request.id))

@@ -19,6 +19,7 @@ from parley.bus import Bus
 from parley.config import ServerConfig
 from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, PeerError
+from parley.protocol.files import FILE_PREFIX
 from parley.protocol.messages import (
     Error,
     HistoryPage,
@@ -88,7 +89,8 @@ def as_event(record: StoredMessage, *, history: bool = False) -> Message:
 @dataclasses.dataclass(slots=True)
 class _Pending:
     message: NewMessage
-    sender: Peer
+    # None for what the server writes itself (a file's announcement): no one to reply to.
+    sender: Peer | None
     request_id: int
     # The recipient's away text, for the sender's ``sent``.
     away: str = ""
@@ -377,6 +379,12 @@ class Hub:
         case returns the coroutine to await.
         """
         check_message_text(request.text)
+        if request.text.startswith(FILE_PREFIX):
+            raise PeerError(
+                ErrorCode.INVALID_TEXT,
+                f"Lines starting with {FILE_PREFIX.strip()} announce shared files; only the "
+                "server writes them (use /send to share a file).",
+            )
         if is_room(request.to):
             room = self._member_room(sender, request.to)
             if room.muted and room.is_muted(sender.nick_key, now_ms()):
@@ -421,6 +429,35 @@ class Hub:
             self._presence[sender.nick_key].active_ms = now_ms()
         self._pending.append(_Pending(message, sender, request_id, away))
         self._wakeup.set()
+
+    def post(self, message: NewMessage) -> None:
+        """Store and deliver a message the server writes itself (a file's announcement), in
+        order with everything else in its conversation. Its ``msg_id`` makes it idempotent.
+        """
+        self._pending.append(_Pending(message, None, -1))
+        self._wakeup.set()
+
+    def file_audience(self, peer: Peer, to: str) -> tuple[str, str, list[str]]:
+        """Where a file shared by ``peer`` with ``to`` goes: its conversation, the name as
+        shown, and who may read it besides the sender (the room's members now, or the other
+        user). Raises PeerError (NO_SUCH_ROOM, NOT_IN_ROOM, INVALID_NICK). Whether a user
+        who is offline exists (an account) is for the caller to check.
+        """
+        if is_room(to):
+            room = self._member_room(peer, to)
+            readers = [member.nick_key for member in room.members if member is not peer]
+            return room.key, room.name, readers
+        name = normalize_nick(to)
+        key = nick_key(name)
+        recipient = self._users.get(key)
+        shown = recipient.nick if recipient is not None else name
+        return private_conversation(peer.nick_key, key), shown, [key]
+
+    def conversation_of(self, peer: Peer, to: str) -> str:
+        """The conversation ``to`` names for ``peer`` (membership not checked)."""
+        if is_room(to):
+            return room_key(normalize_room(to))
+        return private_conversation(peer.nick_key, nick_key(normalize_nick(to)))
 
     async def history(
         self, peer: Peer, to: str, request_id: int, *, after: int | None, before: int | None,
@@ -498,6 +535,9 @@ class Hub:
             except Exception:
                 log.exception("Storing %d messages failed", len(batch))
                 for item in batch:
+                    if item.sender is None:
+                        log.error("A file announcement was not stored: %s", item.message.msg_id)
+                        continue
                     item.sender.write(
                         encode(
                             Error(
@@ -516,6 +556,8 @@ class Hub:
                         peer = self._users.get(key)
                         if peer is not None and peer.account:
                             read.append((peer.account, record.conversation, record.seq))
+                if item.sender is None:
+                    continue
                 item.sender.write(
                     encode(
                         Sent(

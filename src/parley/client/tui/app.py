@@ -31,6 +31,7 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.keys import Keys
 from prompt_toolkit.layout import (
     ConditionalContainer,
+    Dimension,
     HSplit,
     Layout,
     VSplit,
@@ -124,6 +125,8 @@ class FullScreen:
         self._markers = ReadMarkers(chat.client)
         self._background: set[asyncio.Task[None]] = set()
         self._redraw: asyncio.TimerHandle | None = None
+        # Transfers running, key -> how each is going, shown under the status bar.
+        self._transfers: dict[str, str] = {}
         chat.out = self.out
         chat.ask_secret = self.ask_secret
         chat.screen = self
@@ -190,6 +193,14 @@ class FullScreen:
                 [
                     topic,
                     VSplit([pane, sidebar]),
+                    ConditionalContainer(
+                        Window(
+                            FormattedTextControl(self._transfers_text),
+                            height=Dimension(max=4),
+                            style="class:status",
+                        ),
+                        filter=Condition(lambda: bool(self._transfers)),
+                    ),
                     Window(FormattedTextControl(self._status_text), height=1, style="class:status"),
                     ConditionalContainer(self._input_window, filter=~asking),
                     ConditionalContainer(self._answer_window, filter=asking),
@@ -212,6 +223,9 @@ class FullScreen:
 
     def pane_anchor(self) -> Point:
         return Point(x=0, y=self._pane_anchor)
+
+    def _transfers_text(self) -> StyleAndTextTuples:
+        return [("class:status", "\n".join(f" {text}" for text in self._transfers.values()))]
 
     def _status_text(self) -> StyleAndTextTuples:
         return status_fragments(
@@ -290,6 +304,13 @@ class FullScreen:
             return False
         self._focus(list(self.windows)[number - 1])
         return True
+
+    def progress(self, key: str, text: str | None) -> None:
+        if text is None:
+            self._transfers.pop(key, None)
+        else:
+            self._transfers[key] = text
+        self._redraw_soon()
 
     def clear(self) -> None:
         self.windows.current.clear()

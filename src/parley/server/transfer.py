@@ -1,0 +1,196 @@
+"""The file connections: TLS on a port of their own, one file per connection, the bytes
+streamed in chunks (never a whole file in memory). Chat connections never share a socket, a
+buffer or a queue with them, so a large transfer cannot hold up a chat frame.
+
+An upload is checked as it arrives: a byte past the declared size cuts the connection and
+deletes what came; at the end the SHA-256 must match, else the same. A connection that stops
+sending for ``upload_stall_seconds`` is closed, its bytes kept so the client can resume, until
+the upload's record expires and the purge frees them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import ssl
+
+from parley.config import ServerConfig
+from parley.protocol.errors import ErrorCode, PeerError
+from parley.protocol.transfer import (
+    MAX_START_LINE_BYTES,
+    Done,
+    Ready,
+    TransferError,
+    decode_start,
+    encode,
+)
+from parley.server.files import FileService
+from parley.server.hub import now_ms
+from parley.storage import FileRecord
+
+log = logging.getLogger("parley.transfer")
+
+CHUNK_BYTES = 256 * 1024
+
+
+class _Refused(Exception):
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        self.code, self.message = code, message
+        super().__init__(message)
+
+
+class TransferServer:
+    def __init__(self, files: FileService, config: ServerConfig) -> None:
+        self.files = files
+        self.config = config
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        port: int = self._server.sockets[0].getsockname()[1]
+        return port
+
+    async def start(self, context: ssl.SSLContext, port: int) -> None:
+        self._server = await asyncio.start_server(
+            self._serve,
+            self.config.host,
+            port,
+            ssl=context,
+            ssl_handshake_timeout=self.config.tls_handshake_timeout_seconds,
+            limit=MAX_START_LINE_BYTES,
+        )
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._connections):
+            task.cancel()
+        if self._connections:
+            await asyncio.gather(*self._connections, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        try:
+            await self._one_transfer(reader, writer)
+        except _Refused as refused:
+            writer.write(encode(TransferError(code=refused.code, message=refused.message)))
+        except (OSError, ssl.SSLError, asyncio.IncompleteReadError, TimeoutError):
+            pass  # the client went away or stalled: nothing to tell it
+        finally:
+            self._connections.discard(task)
+            with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+                await asyncio.wait_for(writer.drain(), 5.0)
+            writer.close()
+            with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
+                await asyncio.wait_for(writer.wait_closed(), 5.0)
+
+    async def _one_transfer(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        try:
+            line = await asyncio.wait_for(
+                reader.readuntil(b"\n"), self.config.hello_timeout_seconds
+            )
+            start = decode_start(line.rstrip(b"\n"))
+        except (asyncio.LimitOverrunError, ValueError):
+            raise _Refused(ErrorCode.BAD_FRAME, "The first line must be a 'start'.") from None
+        except PeerError as exc:
+            raise _Refused(exc.code, exc.detail) from None
+        ticket = self.files.redeem(start.token)
+        if ticket is None:
+            raise _Refused(ErrorCode.NO_SUCH_FILE, "The token is unknown, used or expired.")
+        record = await self.files.storage.file(ticket.file_id)
+        if record is None:
+            raise _Refused(ErrorCode.NO_SUCH_FILE, ErrorCode.NO_SUCH_FILE.text)
+        if ticket.upload:
+            await self._receive(reader, writer, record)
+        else:
+            await self._send(writer, record, start.offset)
+
+    async def _receive(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: FileRecord
+    ) -> None:
+        files, blobs = self.files, self.files.blobs
+        if record.complete:
+            raise _Refused(ErrorCode.INVALID_FILE, "That file is already complete.")
+        if record.file_id in files.receiving:
+            raise _Refused(ErrorCode.TOO_MANY_UPLOADS, "That file is being sent already.")
+        files.receiving.add(record.file_id)
+        try:
+            digest = await asyncio.to_thread(blobs.hash_received, record.file_id)
+            received = blobs.received(record.file_id)
+            if received > record.size:
+                await self._discard(record, "More bytes than the file's size were stored.")
+            writer.write(encode(Ready(offset=received, size=record.size)))
+            fd = blobs.open_partial(record.file_id)
+            try:
+                while received < record.size:
+                    chunk = await asyncio.wait_for(
+                        reader.read(CHUNK_BYTES), self.config.upload_stall_seconds
+                    )
+                    if not chunk:
+                        return  # closed early: kept, to resume
+                    if received + len(chunk) > record.size:
+                        await self._discard(
+                            record,
+                            f"More bytes than the declared size ({record.size:,}) were sent; "
+                            "the upload was deleted.",
+                            ErrorCode.INVALID_FILE,
+                        )
+                    try:
+                        os.write(fd, chunk)
+                    except OSError as exc:
+                        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                            await self._discard(
+                                record,
+                                "The server has no room for the file; the upload was deleted.",
+                                ErrorCode.UNAVAILABLE,
+                            )
+                        raise
+                    digest.update(chunk)
+                    received += len(chunk)
+            finally:
+                os.close(fd)
+            if digest.hexdigest() != record.sha256:
+                await self._discard(
+                    record,
+                    "The bytes received do not have the SHA-256 declared; the upload was deleted.",
+                    ErrorCode.INVALID_FILE,
+                )
+            await asyncio.to_thread(blobs.commit, record.file_id, record.sha256)
+            await files.finished(record)
+            writer.write(encode(Done(file_id=record.file_id, sha256=record.sha256)))
+        finally:
+            files.receiving.discard(record.file_id)
+
+    async def _discard(
+        self, record: FileRecord, why: str, code: ErrorCode = ErrorCode.INVALID_FILE
+    ) -> None:
+        """Delete a failed upload, record and bytes, and refuse with ``why``."""
+        self.files.receiving.discard(record.file_id)
+        await self.files.forget(record.file_id)
+        raise _Refused(code, why)
+
+    async def _send(self, writer: asyncio.StreamWriter, record: FileRecord, offset: int) -> None:
+        if not record.complete or record.expires_ms <= now_ms():
+            raise _Refused(ErrorCode.NO_SUCH_FILE, ErrorCode.NO_SUCH_FILE.text)
+        offset = min(offset, record.size)
+        path = self.files.blobs.blob_path(record.sha256)
+        try:
+            file = path.open("rb")
+        except FileNotFoundError:
+            log.error("The bytes of file %s are missing", record.file_id)
+            raise _Refused(ErrorCode.UNAVAILABLE, "The file's content is missing.") from None
+        with file:
+            writer.write(encode(Ready(offset=offset, size=record.size)))
+            file.seek(offset)
+            while chunk := file.read(CHUNK_BYTES):
+                writer.write(chunk)
+                await asyncio.wait_for(writer.drain(), self.config.upload_stall_seconds)
