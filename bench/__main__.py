@@ -26,7 +26,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import capacity, fanout, history, idle, persistence, proc, report, terminal
+from bench import capacity, fanout, files, history, idle, persistence, proc, report, terminal
 from bench.outcome import Outcome
 from bench.pool import WorkerPool
 from bench.servers import NgircdServer, ParleyServer, Server, ngircd_binary
@@ -81,6 +81,7 @@ class Sizes:
     history_requests: int
     terminal_lines_per_second: int
     terminal_seconds: float
+    file_megabytes: int
 
 
 FAN_OUT = [(100, 20), (1000, 20), (1000, 200)]
@@ -97,6 +98,7 @@ FULL = Sizes(
     history_requests=1000,
     terminal_lines_per_second=1000,
     terminal_seconds=10.0,
+    file_megabytes=1024,
 )
 QUICK = Sizes(
     fan_out=FAN_OUT,
@@ -111,6 +113,7 @@ QUICK = Sizes(
     history_requests=300,
     terminal_lines_per_second=1000,
     terminal_seconds=5.0,
+    file_megabytes=256,
 )
 SMOKE = Sizes(
     fan_out=[(10, 20)],
@@ -125,6 +128,7 @@ SMOKE = Sizes(
     history_requests=20,
     terminal_lines_per_second=100,
     terminal_seconds=1.0,
+    file_megabytes=4,
 )
 
 
@@ -187,6 +191,17 @@ def plan(args: argparse.Namespace) -> list[Step]:
                 settings=persistence.SERVER_SETTINGS,
             )
         )
+    if args.only in (None, "files"):
+        moving = files.Load(sizes.file_megabytes)
+        steps.append(
+            Step(
+                "files",
+                moving.label,
+                partial(files.run, load=moving),
+                parley_only=True,
+                settings=files.SERVER_SETTINGS,
+            )
+        )
     return steps
 
 
@@ -200,7 +215,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="Parley alone, tiny, seconds long")
     parser.add_argument(
         "--only",
-        choices=["fanout", "capacity", "idle", "persistence", "history", "terminal"],
+        choices=["fanout", "capacity", "idle", "persistence", "history", "terminal", "files"],
         help="one workload",
     )
     parser.add_argument(

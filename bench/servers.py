@@ -203,10 +203,10 @@ class ParleyServer(Server):
         env = {**os.environ, "PYTHONPATH": str(self.root / "src")}
         command = [sys.executable, "-m", "parley", "server", "--host", "127.0.0.1"]
         command += ["--port", str(self.port), "--data-dir", str(self.workdir / "data")]
-        if self.settings:
-            config = self.workdir / "parley.toml"
-            config.write_text(self.settings)
-            command += ["--config", str(config)]
+        # Files on any free port: the default (the chat port + 1) may be taken on a busy box.
+        config = self.workdir / "parley.toml"
+        config.write_text(self.settings + "files_port = 0\n")
+        command += ["--config", str(config)]
         database = self.database
         if database == "postgresql":
             self.database_name = f"parley_bench_{self.workdir.name.replace('-', '_').lower()}"

@@ -45,6 +45,7 @@ def test_the_smoke_run_produces_every_figure(tmp_path: Path) -> None:
         "idle",
         "persistence",
         "terminal",
+        "files",
         "history",
     }
     for each in data["runs"]:

@@ -1,6 +1,9 @@
 """The file connections: TLS on a port of their own, one file per connection, the bytes
-streamed in chunks (never a whole file in memory). Chat connections never share a socket, a
-buffer or a queue with them, so a large transfer cannot hold up a chat frame.
+streamed in chunks (never a whole file in memory). They are served by an event loop in a
+thread of its own: decrypting, hashing and writing a large file is heavy, and on the chat
+loop it would hold up every chat frame behind it. OpenSSL, hashlib and file writes release
+the GIL for large buffers, so the two loops really run side by side. What the transfers need
+of the chat side (storage, the hub) is run on the chat loop and awaited.
 
 An upload is checked as it arrives: a byte past the declared size cuts the connection and
 deletes what came; at the end the SHA-256 must match, else the same. A connection that stops
@@ -11,11 +14,15 @@ the upload's record expires and the purge frees them.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import errno
 import logging
 import os
 import ssl
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
 
 from parley.config import ServerConfig
 from parley.protocol.errors import ErrorCode, PeerError
@@ -34,6 +41,8 @@ from parley.storage import FileRecord
 log = logging.getLogger("parley.transfer")
 
 CHUNK_BYTES = 256 * 1024
+SYNC_EVERY_BYTES = 4 * 1024 * 1024
+T = TypeVar("T")
 
 
 class _Refused(Exception):
@@ -46,32 +55,69 @@ class TransferServer:
     def __init__(self, files: FileService, config: ServerConfig) -> None:
         self.files = files
         self.config = config
+        self.port = 0
         self._server: asyncio.Server | None = None
         self._connections: set[asyncio.Task[None]] = set()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        port: int = self._server.sockets[0].getsockname()[1]
-        return port
+        self._chat_loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
 
     async def start(self, context: ssl.SSLContext, port: int) -> None:
-        self._server = await asyncio.start_server(
-            self._serve,
-            self.config.host,
-            port,
-            ssl=context,
-            ssl_handshake_timeout=self.config.tls_handshake_timeout_seconds,
-            limit=MAX_START_LINE_BYTES,
+        """Listen on ``port`` from a thread of its own. Raises OSError (address in use)."""
+        self._chat_loop = asyncio.get_running_loop()
+        started: concurrent.futures.Future[int] = concurrent.futures.Future()
+        self._thread = threading.Thread(
+            target=self._run, args=(context, port, started), name="parley-files", daemon=True
         )
+        self._thread.start()
+        self.port = await asyncio.wrap_future(started)
+
+    def _run(
+        self, context: ssl.SSLContext, port: int, started: concurrent.futures.Future[int]
+    ) -> None:
+        loop = self._loop = asyncio.new_event_loop()
+        try:
+            self._server = loop.run_until_complete(
+                asyncio.start_server(
+                    self._serve,
+                    self.config.host,
+                    port,
+                    ssl=context,
+                    ssl_handshake_timeout=self.config.tls_handshake_timeout_seconds,
+                    limit=MAX_START_LINE_BYTES,
+                )
+            )
+        except BaseException as exc:
+            started.set_exception(exc)
+            loop.close()
+            return
+        started.set_result(self._server.sockets[0].getsockname()[1])
+        try:
+            loop.run_forever()
+        finally:
+            loop.close()
 
     async def stop(self) -> None:
+        """Close the port and cut transfers short (an upload cut short resumes later)."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None or not thread.is_alive():
+            return
+        await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(self._close(), loop))
+        loop.call_soon_threadsafe(loop.stop)
+        await asyncio.to_thread(thread.join, 10)
+
+    async def _close(self) -> None:
         if self._server is not None:
             self._server.close()
         for task in list(self._connections):
             task.cancel()
         if self._connections:
             await asyncio.gather(*self._connections, return_exceptions=True)
+
+    async def _on_chat_loop(self, work: Coroutine[Any, Any, T]) -> T:
+        """Run ``work`` (storage, the hub) on the chat loop, and wait for it here."""
+        assert self._chat_loop is not None
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._chat_loop))
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
@@ -106,7 +152,7 @@ class TransferServer:
         ticket = self.files.redeem(start.token)
         if ticket is None:
             raise _Refused(ErrorCode.NO_SUCH_FILE, "The token is unknown, used or expired.")
-        record = await self.files.storage.file(ticket.file_id)
+        record = await self._on_chat_loop(self.files.storage.file(ticket.file_id))
         if record is None:
             raise _Refused(ErrorCode.NO_SUCH_FILE, ErrorCode.NO_SUCH_FILE.text)
         if ticket.upload:
@@ -130,6 +176,7 @@ class TransferServer:
                 await self._discard(record, "More bytes than the file's size were stored.")
             writer.write(encode(Ready(offset=received, size=record.size)))
             fd = blobs.open_partial(record.file_id)
+            unsynced = 0
             try:
                 while received < record.size:
                     chunk = await asyncio.wait_for(
@@ -156,6 +203,12 @@ class TransferServer:
                         raise
                     digest.update(chunk)
                     received += len(chunk)
+                    unsynced += len(chunk)
+                    if unsynced >= SYNC_EVERY_BYTES:
+                        # Little dirty data at a time: a chat commit's fsync must not wait
+                        # for the kernel to write out a whole file first.
+                        await asyncio.to_thread(os.fdatasync, fd)
+                        unsynced = 0
             finally:
                 os.close(fd)
             if digest.hexdigest() != record.sha256:
@@ -165,7 +218,7 @@ class TransferServer:
                     ErrorCode.INVALID_FILE,
                 )
             await asyncio.to_thread(blobs.commit, record.file_id, record.sha256)
-            await files.finished(record)
+            await self._on_chat_loop(files.finished(record))
             writer.write(encode(Done(file_id=record.file_id, sha256=record.sha256)))
         finally:
             files.receiving.discard(record.file_id)
@@ -175,7 +228,7 @@ class TransferServer:
     ) -> None:
         """Delete a failed upload, record and bytes, and refuse with ``why``."""
         self.files.receiving.discard(record.file_id)
-        await self.files.forget(record.file_id)
+        await self._on_chat_loop(self.files.forget(record.file_id))
         raise _Refused(code, why)
 
     async def _send(self, writer: asyncio.StreamWriter, record: FileRecord, offset: int) -> None:
