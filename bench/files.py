@@ -220,7 +220,7 @@ async def _drive(server: Server, load: Load, work: Path) -> Outcome:
     fetched = work / "fetched"
     fetched.mkdir()
     began = time.monotonic()
-    saved = await download(client, file_id, fetched, timing)
+    saved = await download(client, file_id, fetched, progress=timing)
     download_total = time.monotonic() - began
     rss_growth = rss.stop()
     saved.unlink()

@@ -462,3 +462,36 @@ async def test_register_in_the_screen_then_a_revoked_login_stops_reconnecting(
         if server.process.returncode is None:
             server.signal(signal.SIGTERM)
             await server.finish()
+
+
+async def test_files_in_the_full_screen(tmp_path: Path, server: tuple[Process, int]) -> None:
+    _, port = server
+    home = tmp_path / "alice"
+    downloads = tmp_path / "alice-downloads"
+    settings = home / "config" / "parley" / "client.toml"
+    settings.parent.mkdir(parents=True)
+    settings.write_text(f'downloads_dir = "{downloads}"\n')
+    terminal = await _start(tmp_path, port, "Alice")
+    bob = await logged_in(port, "Bob")
+    try:
+        source = tmp_path / "notes.txt"
+        source.write_bytes(b"twelve bytes")
+        from parley.client.transfer import upload
+
+        file_id = await upload(bob, source, "Alice")
+        await terminal.await_true(lambda: "3:Bob(1)" in terminal.status_bar(), "a window")
+        terminal.child.send(ALT + "3")
+        await terminal.await_text(f"* Bob shared notes.txt (12 bytes) — /get {file_id[:8]}")
+        terminal.child.send(f"/get {file_id[:6]}\r")
+        await terminal.await_text("(SHA-256 checked)")
+        assert (downloads / "notes.txt").read_bytes() == b"twelve bytes"
+
+        terminal.child.send(f"/send Bob {source}\r")
+        await terminal.await_text("Shared notes.txt with Bob")
+        announced = await _sent_by(bob, "Alice")
+        assert announced.text.startswith("/file ")
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+        await bob.close()

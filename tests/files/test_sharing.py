@@ -113,7 +113,7 @@ async def test_a_room_file_reaches_its_members_and_is_stored_once(
     assert [entry.file_id for entry in (await bob.files()).files] == [second]
     with pytest.raises(RequestRefused, match="no such file"):
         await bob.delete_file(first)  # already gone; and nobody deletes another's file
-    saved = await download(alice, second, tmp_path / "copy.bin")
+    saved = await download(alice, second, tmp_path, "copy.bin")
     assert saved.read_bytes() == source.read_bytes()
     await alice.close()
     await bob.close()
@@ -258,7 +258,7 @@ async def test_an_interrupted_upload_and_download_resume(
     partial = folder / f".big.bin.{slot.file_id[:12]}.part"
     partial.write_bytes(source.read_bytes()[: size // 3])
     seen.clear()
-    saved = await download(bob, slot.file_id, folder, seen.append)
+    saved = await download(bob, slot.file_id, folder, progress=seen.append)
     assert seen[0].done == size // 3
     assert saved.read_bytes() == source.read_bytes()
     assert sorted(p.name for p in folder.iterdir()) == ["big.bin"]

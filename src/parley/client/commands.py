@@ -625,21 +625,33 @@ async def get_file(chat: Chat, args: str) -> bool:
     file_id = await _resolve_file(chat, wanted.lower())
     if file_id is None:
         return True
-    dest = _local_path(raw_dest.strip()) if raw_dest.strip() else chat.downloads
-    _in_background(chat, _download(chat, file_id, dest))
+    folder, name = _destination(raw_dest.strip(), chat.downloads)
+    _in_background(chat, _download(chat, file_id, folder, name))
     return True
 
 
-async def _download(chat: Chat, file_id: str, dest: Path) -> None:
+def _destination(typed: str, downloads: Path) -> tuple[Path, str | None]:
+    """Where /get saves: the downloads folder; a folder given (existing, or ending in /);
+    else the path of the file to make.
+    """
+    if not typed:
+        return downloads, None
+    path = _local_path(typed)
+    if typed.endswith("/") or path.is_dir():
+        return path, None
+    return path.parent, path.name
+
+
+async def _download(chat: Chat, file_id: str, folder: Path, name: str | None) -> None:
     meter, key = Meter(), f"down:{file_id}"
     try:
         saved = await transfer.download(
-            chat.client, file_id, dest, lambda p: _show_progress(chat, key, meter, p)
+            chat.client, file_id, folder, name, lambda p: _show_progress(chat, key, meter, p)
         )
     except (RequestRefused, transfer.TransferFailed) as failed:
         chat.out(f"*** The download failed: {for_terminal(str(failed))}")
     except OSError as exc:
-        chat.out(f"*** Cannot save in {for_terminal(str(dest))}: {exc.strerror}")
+        chat.out(f"*** Cannot save in {for_terminal(str(folder))}: {exc.strerror}")
     else:
         chat.out(f"Saved {for_terminal(str(saved))} (SHA-256 checked).")
     finally:

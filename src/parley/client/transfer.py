@@ -85,16 +85,17 @@ async def upload(
 async def download(
     client: ChatClient,
     file_id: str,
-    destination: Path,
+    folder: Path,
+    name: str | None = None,
     progress: ProgressCallback | None = None,
 ) -> Path:
-    """Fetch file ``file_id`` into the directory ``destination`` (or to the path, if it names
-    a file that does not exist yet); returns where it was saved. The SHA-256 is checked before
-    the file takes its name; an existing file is never overwritten (``name (1).ext``).
+    """Fetch file ``file_id`` into ``folder`` (made if missing), under ``name`` or the name it
+    was shared with (cleaned either way); returns where it was saved. The SHA-256 is checked
+    before the file takes its name; an existing file is never overwritten (``name (1).ext``).
     Raises RequestRefused (NO_SUCH_FILE), TransferFailed, OSError.
     """
     ticket = await client.get_file(file_id)
-    folder, wanted = await asyncio.to_thread(_destination, destination, ticket.name)
+    wanted = await asyncio.to_thread(_prepare, folder, name or ticket.name)
     partial = folder / f".{wanted}.{file_id[:12]}.part"
     report = _Reporter(progress, file_id, ticket.name, ticket.size, upload=False)
     last = ""
@@ -122,17 +123,13 @@ def _size_and_hash(path: Path) -> tuple[int, str]:
     return path.stat().st_size, sha256_of(path)
 
 
-def _destination(destination: Path, offered: str) -> tuple[Path, str]:
-    """The folder to save in and the (cleaned) name to save under."""
-    if destination.is_dir():
-        folder, wanted = destination, offered
-    else:
-        folder, wanted = destination.parent, destination.name
+def _prepare(folder: Path, name: str) -> str:
+    """Make ``folder``; the name to save under, cleaned."""
     folder.mkdir(parents=True, exist_ok=True)
     try:
-        return folder, clean_file_name(wanted)
+        return clean_file_name(name)
     except PeerError:
-        return folder, "download"
+        return "download"
 
 
 def _partial_size(partial: Path, size: int) -> int:

@@ -41,7 +41,7 @@ from parley.storage import FileRecord
 log = logging.getLogger("parley.transfer")
 
 CHUNK_BYTES = 256 * 1024
-SYNC_EVERY_BYTES = 4 * 1024 * 1024
+SYNC_EVERY_BYTES = 2 * 1024 * 1024
 T = TypeVar("T")
 
 
@@ -177,6 +177,8 @@ class TransferServer:
             writer.write(encode(Ready(offset=received, size=record.size)))
             fd = blobs.open_partial(record.file_id)
             unsynced = 0
+            # At most one write-out in flight, overlapping the next bytes' arrival.
+            syncing: asyncio.Future[None] | None = None
             try:
                 while received < record.size:
                     chunk = await asyncio.wait_for(
@@ -207,9 +209,14 @@ class TransferServer:
                     if unsynced >= SYNC_EVERY_BYTES:
                         # Little dirty data at a time: a chat commit's fsync must not wait
                         # for the kernel to write out a whole file first.
-                        await asyncio.to_thread(os.fdatasync, fd)
+                        if syncing is not None:
+                            await syncing
+                        syncing = asyncio.ensure_future(asyncio.to_thread(os.fdatasync, fd))
                         unsynced = 0
             finally:
+                if syncing is not None:
+                    with contextlib.suppress(OSError):
+                        await syncing
                 os.close(fd)
             if digest.hexdigest() != record.sha256:
                 await self._discard(
