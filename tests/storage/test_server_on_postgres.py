@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from parley.config import ServerConfig
 from parley.server.app import ParleyServer
 from parley.storage.postgres import PostgresStorage
@@ -34,3 +36,24 @@ async def test_history_and_accounts_survive_a_restart_on_postgresql(
             again = await alice.request("send", to="#pg", text="m0", msg_id="0")
             assert (again["seq"], again["duplicate"]) == (1, True)
             await alice.close()
+
+
+async def test_files_are_shared_on_postgresql(server_config: ServerConfig, tmp_path: Path) -> None:
+    from parley.client.core import ChatClient
+    from parley.client.transfer import download, upload
+
+    source = tmp_path / "pg.bin"
+    source.write_bytes(b"stored in postgres" * 1000)
+    async for schema in postgres_schema():
+        storage = await PostgresStorage.open(POSTGRES_URL, schema=schema)
+        async with ParleyServer(server_config, storage=storage) as server:
+            alice = await ChatClient.connect("127.0.0.1", server.port, pins=None)
+            await alice.login("Alice")
+            bob = await ChatClient.connect("127.0.0.1", server.port, pins=None)
+            await bob.login("Bob")
+            file_id = await upload(alice, source, "Bob")
+            assert [entry.file_id for entry in (await bob.files("Alice")).files] == [file_id]
+            saved = await download(bob, file_id, tmp_path / "bob")
+            assert saved.read_bytes() == source.read_bytes()
+            await alice.close()
+            await bob.close()
