@@ -71,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
     from parley.admin import add_parser as admin_parser
 
     admin_parser(commands.add_parser("admin", help="manage accounts, roles and the audit log"))
+    gui = commands.add_parser("gui", help="the desktop app (needs requirements-gui.txt)")
+    gui.add_argument(
+        "--theme",
+        choices=["system", "light", "dark"],
+        default="system",
+        help="colours: the system's (default), or light or dark",
+    )
     return parser
 
 
@@ -126,6 +133,26 @@ def run_client(args: argparse.Namespace) -> int:
     return result
 
 
+def run_gui(args: argparse.Namespace) -> int:
+    from parley.client import settings as client_settings
+
+    try:
+        from parley.gui.app import run
+    except ImportError as exc:
+        print(
+            f"parley gui: the desktop app needs Qt ({exc}). Install it with "
+            "`pip install -r requirements-gui.txt`.",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        settings = client_settings.load()
+    except client_settings.SettingsError as exc:
+        print(f"parley gui: {exc}", file=sys.stderr)
+        return 2
+    return run(args.theme, settings)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "server":
@@ -134,12 +161,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         from parley.admin import run
 
         return run(args)
+    if args.command == "gui":
+        return run_gui(args)
     return run_client(args)
 
 
 def server_main() -> int:
     """``python server.py``: the server, with the same options as ``parley server``."""
     return main(["server", *sys.argv[1:]])
+
+
+def gui_main() -> int:
+    """``python gui.py``: the desktop app, with the same options as ``parley gui``."""
+    return main(["gui", *sys.argv[1:]])
 
 
 def client_main() -> int:

@@ -52,7 +52,7 @@ AskSecret = Callable[[str], Awaitable[str | None]]
 class Screen(Protocol):
     """What a front end with windows (the full-screen client) adds to the commands."""
 
-    def show(self, target: str) -> None:
+    def show_conversation(self, target: str) -> None:
         """Open the window of a room or a private conversation, and bring it into view."""
         ...
 
@@ -68,8 +68,8 @@ class Screen(Protocol):
         """Empty the window in view."""
         ...
 
-    def progress(self, key: str, text: str | None) -> None:
-        """Show how transfer ``key`` is going (None: it ended)."""
+    def progress(self, key: str, text: str | None, share: float = 0.0) -> None:
+        """Show how transfer ``key`` is going, ``share`` of it done (None: it ended)."""
         ...
 
 
@@ -109,7 +109,7 @@ class Chat:
         else:
             self.query = target
         if self.screen is not None:
-            self.screen.show(target)
+            self.screen.show_conversation(target)
         else:
             private = "" if target.startswith("#") else " (private)"
             self.out(f"Lines you type now go to {for_terminal(target)}{private}.")
@@ -696,7 +696,8 @@ def _is_file(path: Path) -> bool:
 def _show_progress(chat: Chat, key: str, meter: Meter, progress: transfer.Progress) -> None:
     rate = meter.rate(progress)
     if chat.screen is not None:
-        chat.screen.progress(key, describe_progress(progress, rate, bar=True))
+        share = progress.done / progress.total if progress.total else 1.0
+        chat.screen.progress(key, describe_progress(progress, rate, bar=True), share)
     elif meter.due(progress):
         chat.out(describe_progress(progress, rate))
 

@@ -75,6 +75,15 @@ class PinStore:
             raise CertificateChanged(server, pinned, fingerprint, self.path)
         return PinStatus.MATCHED
 
+    def pinned(self, server: str) -> str | None:
+        """The fingerprint pinned for ``server``, if any."""
+        return self._load().get(server)
+
+    def pin(self, server: str, fingerprint: str) -> None:
+        """Trust ``fingerprint`` for ``server`` from now on (a user accepted it)."""
+        if self.pinned(server) is None:
+            self._add(server, fingerprint)
+
     def _add(self, server: str, fingerprint: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND

@@ -62,10 +62,10 @@ def conversation_name(message: Message, me: str) -> str:
 
 def message_line(message: Message, me: str) -> Line:
     own = _is_me(message.sender, me)
-    text, style = message.text, Style.MESSAGE
+    text, style, file_id = message.text, Style.MESSAGE, ""
     shared = parse_notice(text)
     if shared is not None:
-        text, style = describe_shared(shared), Style.ACTION
+        text, style, file_id = describe_shared(shared), Style.ACTION, shared.id
     elif text.startswith(ACTION_PREFIX):
         text, style = text[len(ACTION_PREFIX) :], Style.ACTION
     return Line(
@@ -76,6 +76,7 @@ def message_line(message: Message, me: str) -> Line:
         own=own,
         mention=not own and mentions(text, me),
         history=message.history,
+        file_id=file_id,
     )
 
 

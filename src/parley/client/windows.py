@@ -48,6 +48,8 @@ class Line:
     own: bool = False
     mention: bool = False
     history: bool = False
+    # A shared file's id, when the line announces one (a windowed client can offer it).
+    file_id: str = ""
 
 
 class Window:

@@ -287,7 +287,7 @@ class FullScreen:
 
     # --- the Screen the commands see -----------------------------------------------------
 
-    def show(self, target: str) -> None:
+    def show_conversation(self, target: str) -> None:
         window = self.windows.open(target)
         self._focus(window)
         if window.kind is model.Kind.ROOM and not window.members:
@@ -305,7 +305,7 @@ class FullScreen:
         self._focus(list(self.windows)[number - 1])
         return True
 
-    def progress(self, key: str, text: str | None) -> None:
+    def progress(self, key: str, text: str | None, share: float = 0.0) -> None:
         if text is None:
             self._transfers.pop(key, None)
         else:
@@ -523,10 +523,12 @@ class FullScreen:
         """Who is in ``room`` and its topic, for the sidebar and the topic bar."""
         with contextlib.suppress(RequestRefused, ConnectionLost):
             users = await self.chat.client.who(room)
-            info = await self.chat.client.topic(room)
             window = self.windows.find(room)
             if window is not None:
-                window.members = {nick_key(nick): nick for nick in users.users}
+                # Merged, not replaced: a join the events task showed meanwhile is newer.
+                window.members.update({nick_key(nick): nick for nick in users.users})
+            info = await self.chat.client.topic(room)
+            if window is not None:
                 window.topic = for_terminal(info.topic)
                 self.app.invalidate()
 

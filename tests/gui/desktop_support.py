@@ -1,0 +1,110 @@
+"""Helpers for the desktop app's tests: a real server process, other users on threads of
+their own, and waiting on the Qt loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from parley.client.core import ChatClient, Disconnected
+from parley.protocol.messages import Message
+
+ROOT = Path(__file__).resolve().parents[2]
+T = TypeVar("T")
+
+
+class ServerProcess:
+    """``parley server`` in a process of its own, restartable on the same port."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = 0
+        self.process: subprocess.Popen[str] | None = None
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "PYTHONPATH": str(ROOT / "src"),
+            "XDG_CONFIG_HOME": str(self.home / "config"),
+            "XDG_DATA_HOME": str(self.home / "data"),
+        }
+        command = [sys.executable, "-m", "parley", "server", "--port", str(self.port)]
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        match = re.search(r":(\d+)\.\.\.", line)
+        assert match, line
+        self.port = int(match.group(1))
+
+    def stop(self) -> None:
+        if self.process is not None:
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                self.process.wait(15)
+            if self.process.stdout is not None:
+                self.process.stdout.close()
+
+
+class Peer:
+    """Another user: a client core on an event loop in a thread of its own."""
+
+    def __init__(self, port: int, nick: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.messages: list[Message] = []
+        self.client: ChatClient = self.call(self._open(port, nick))
+
+    async def _open(self, port: int, nick: str) -> ChatClient:
+        client = await ChatClient.connect("127.0.0.1", port, pins=None)
+        await client.login(nick)
+        self.loop.create_task(self._collect(client))
+        return client
+
+    async def _collect(self, client: ChatClient) -> None:
+        while True:
+            event = await client.next_event()
+            if isinstance(event, Message):
+                self.messages.append(event)
+            elif isinstance(event, Disconnected):
+                return
+
+    def call(self, work: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(work, self.loop).result(30)
+
+    def close(self) -> None:
+        async def close() -> None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.client.close(), 5.0)
+
+        self.call(close())
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+def wait_until(
+    loop: asyncio.AbstractEventLoop, check: Callable[[], bool], what: str, seconds: float = 15.0
+) -> None:
+    """Run the Qt and asyncio loop until ``check()`` holds; fail after ``seconds``."""
+
+    async def poll() -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if check():
+                return True
+            await asyncio.sleep(0.05)
+        return check()
+
+    assert loop.run_until_complete(poll()), f"never {what}"

@@ -1,0 +1,239 @@
+"""The desktop app against a real server over TLS, driven the way a user drives it: typing,
+clicking, dropping a file; read back from the widgets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from desktop_support import Peer, ServerProcess, wait_until
+from PySide6.QtCore import Qt
+
+from parley.client.settings import ClientSettings
+from parley.gui import app as gui_app
+from parley.gui.main_window import MainWindow
+from parley.paths import default_config_dir
+
+
+def _open(
+    loop: asyncio.AbstractEventLoop,
+    server: ServerProcess,
+    nick: str,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: ClientSettings | None = None,
+) -> tuple[MainWindow, list[str]]:
+    """Sign in as ``nick``, accepting the certificate; the window and what the user was
+    asked to trust.
+    """
+    asked: list[str] = []
+
+    def trust(parent: object, client: object) -> bool:
+        asked.append(client.identity.fingerprint)  # type: ignore[attr-defined]
+        return True
+
+    monkeypatch.setattr(gui_app, "ask_to_trust", trust)
+    session = gui_app.Session("127.0.0.1", server.port, default_config_dir())
+    opened = loop.run_until_complete(
+        gui_app.open_window(session, nick, "", settings or ClientSettings(), None)
+    )
+    assert isinstance(opened, MainWindow), opened
+    opened.show()
+    return opened, asked
+
+
+def _close(loop: asyncio.AbstractEventLoop, window: MainWindow) -> None:
+    window.close()
+    loop.run_until_complete(window.leave())
+
+
+def _type(qtbot: object, window: MainWindow, text: str) -> None:
+    window.input.setText(text)
+    qtbot.keyClick(window.input, Qt.Key.Key_Return)  # type: ignore[attr-defined]
+
+
+def test_sign_in_chat_privately_and_see_unread_badges(
+    qtbot: object,
+    qt_loop: asyncio.AbstractEventLoop,
+    server: ServerProcess,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    window, asked = _open(qt_loop, server, "Alice", monkeypatch)
+    assert len(asked) == 1  # the first connection shows the fingerprint to accept
+    pins = (default_config_dir() / "known_servers").read_text()
+    assert asked[0] in pins  # the same pin file as the terminal client
+    bob = Peer(server.port, "Bob")
+    try:
+        wait_until(qt_loop, lambda: window.members.count() == 2, "Bob in the member list")
+        bob.call(bob.client.send("#general", "hello alice"))
+        wait_until(qt_loop, lambda: "Bob: hello alice" in window.view.toPlainText(), "Bob's line")
+
+        _type(qtbot, window, "hi bob")
+        wait_until(qt_loop, lambda: any(m.text == "hi bob" for m in bob.messages), "sent")
+
+        # A private conversation opens from the member list.
+        names = [window.members.item(i).text() for i in range(window.members.count())]
+        assert "Bob" in names, names
+        bob_item = window.members.findItems("Bob", Qt.MatchFlag.MatchExactly)[0]
+        window.members.itemDoubleClicked.emit(bob_item)
+        assert window.chat.query == "Bob"
+        _type(qtbot, window, "just us")
+        wait_until(
+            qt_loop,
+            lambda: any(m.text == "just us" and m.to == "Bob" for m in bob.messages),
+            "the private message",
+        )
+        # Back in the room, with the window in the background: Bob's private answer is
+        # counted on his conversation, and notified.
+        window.select(2)
+        monkeypatch.setattr(window, "isActiveWindow", lambda: False)
+        bob.call(bob.client.send("Alice", "alice, psst"))
+        wait_until(
+            qt_loop,
+            lambda: any(
+                window.conversations.item(i).text().startswith("Bob  (1 @)")
+                for i in range(window.conversations.count())
+            ),
+            "an unread badge with a mention",
+        )
+        assert ("Bob in Bob", "alice, psst") in window.notifications
+        # Tab completes a nickname; Up recalls what was sent.
+        window.input.setText("Bo")
+        qtbot.keyClick(window.input, Qt.Key.Key_Tab)  # type: ignore[attr-defined]
+        assert window.input.text() == "Bob: "
+        window.input.clear()
+        qtbot.keyClick(window.input, Qt.Key.Key_Up)  # type: ignore[attr-defined]
+        assert window.input.text() == "just us"
+    finally:
+        bob.close()
+        _close(qt_loop, window)
+
+
+def test_peer_markup_is_shown_as_text(
+    qtbot: object,
+    qt_loop: asyncio.AbstractEventLoop,
+    server: ServerProcess,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    window, _ = _open(qt_loop, server, "Alice", monkeypatch)
+    bob = Peer(server.port, "Bob")
+    try:
+        hostile = [
+            '<img src="http://127.0.0.1:1/x.png" onerror="alert(1)">',
+            '<a href="javascript:alert(1)">click</a>',
+            "<b>bold?</b> &amp; <script>x</script>",
+            "w" * 4000,
+        ]
+        for text in hostile:
+            bob.call(bob.client.send("#general", text))
+        wait_until(qt_loop, lambda: "w" * 4000 in window.view.toPlainText(), "the long line")
+        shown = window.view.toPlainText()
+        for text in hostile:
+            assert text in shown  # every character, as typed
+        html = window.view.toHtml()
+        assert "<img" not in html  # escaped, never an element
+        assert 'href="javascript' not in html  # no link but those we make
+    finally:
+        bob.close()
+        _close(qt_loop, window)
+
+
+def test_send_a_file_with_progress_and_fetch_one(
+    qtbot: object,
+    qt_loop: asyncio.AbstractEventLoop,
+    server: ServerProcess,
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    downloads = tmp_path / "downloads"
+    window, _ = _open(
+        qt_loop, server, "Alice", monkeypatch, ClientSettings(downloads_dir=str(downloads))
+    )
+    shares: list[float] = []
+    shown = window.progress
+
+    def record(key: str, text: str | None, share: float = 0.0) -> None:
+        if text is not None:
+            shares.append(share)
+        shown(key, text, share)
+
+    monkeypatch.setattr(window, "progress", record)
+    window.chat.screen = window  # the commands see the recording one
+    bob = Peer(server.port, "Bob")
+    try:
+        source = tmp_path / "photo.jpg"
+        source.write_bytes(bytes(range(256)) * 8000)
+        window.send_file(source)
+        wait_until(
+            qt_loop, lambda: "Shared photo.jpg with #general" in window.view.toPlainText(), "shared"
+        )
+        assert shares[-1] == 1.0  # the bar reached 100 %
+        wait_until(qt_loop, lambda: any(m.text.startswith("/file ") for m in bob.messages), "told")
+
+        # Bob shares one back; a click on its link downloads it (opening is the desktop's).
+        opened: list[str] = []
+        monkeypatch.setattr(
+            "parley.gui.main_window.QDesktopServices.openUrl",
+            lambda url: opened.append(url.toLocalFile()),
+        )
+        from parley.client.transfer import upload
+
+        back = tmp_path / "reply.txt"
+        back.write_text("thanks")
+        file_id = bob.call(upload(bob.client, back, "#general"))
+        wait_until(qt_loop, lambda: "Bob shared reply.txt" in window.view.toPlainText(), "seen")
+        from PySide6.QtCore import QUrl
+
+        window.view.anchorClicked.emit(QUrl(f"parley-file:{file_id}"))
+        wait_until(qt_loop, lambda: bool(opened), "downloaded and opened")
+        assert Path(opened[0]) == downloads / "reply.txt"
+        assert (downloads / "reply.txt").read_text() == "thanks"
+    finally:
+        bob.close()
+        _close(qt_loop, window)
+
+
+def test_reconnects_after_the_server_restarts(
+    qtbot: object,
+    qt_loop: asyncio.AbstractEventLoop,
+    server: ServerProcess,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    window, _ = _open(qt_loop, server, "Alice", monkeypatch)
+    server.stop()
+    wait_until(qt_loop, lambda: "reconnecting" in window.state_label.text(), "reconnecting")
+    server.start()
+    wait_until(qt_loop, lambda: window.state_label.text() == "connected", "connected", 30)
+    bob = Peer(server.port, "Bob")
+    try:
+        bob.call(bob.client.send("#general", "welcome back"))
+        wait_until(qt_loop, lambda: "Bob: welcome back" in window.view.toPlainText(), "live")
+    finally:
+        bob.close()
+        _close(qt_loop, window)
+
+
+def test_a_changed_certificate_is_refused(
+    qt_loop: asyncio.AbstractEventLoop,
+    server: ServerProcess,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pins = default_config_dir() / "known_servers"
+    pins.parent.mkdir(parents=True)
+    pins.write_text(f"127.0.0.1:{server.port} " + ":".join(["AA"] * 32) + "\n")
+    warned: list[str] = []
+    monkeypatch.setattr(
+        gui_app, "warn_changed", lambda parent, changed: warned.append(changed.explain())
+    )
+    session = gui_app.Session("127.0.0.1", server.port, default_config_dir())
+    status = qt_loop.run_until_complete(
+        gui_app.open_window(session, "Alice", "", ClientSettings(), None)
+    )
+    assert status == gui_app.EXIT_CERTIFICATE_CHANGED
+    assert "has CHANGED" in warned[0]
