@@ -237,3 +237,30 @@ def test_a_changed_certificate_is_refused(
     )
     assert status == gui_app.EXIT_CERTIFICATE_CHANGED
     assert "has CHANGED" in warned[0]
+
+
+def test_scrolling_to_the_top_reads_earlier_history(
+    qtbot: object,
+    qt_loop: asyncio.AbstractEventLoop,
+    server: ServerProcess,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bob = Peer(server.port, "Bob")
+    window, _ = _open(qt_loop, server, "Alice", monkeypatch)
+    try:
+        bob.call(bob.client.join("#dev"))
+        for n in range(80):
+            bob.call(bob.client.send("#dev", f"old {n:02}"))
+        _type(qtbot, window, "/join #dev")
+        wait_until(qt_loop, lambda: "Bob: old 79" in window.view.toPlainText(), "the join's page")
+        assert "Bob: old 29" not in window.view.toPlainText()  # 50 came with the join
+        window.view.verticalScrollBar().setValue(0)  # the user scrolls to the top
+        wait_until(qt_loop, lambda: "Bob: old 00" in window.view.toPlainText(), "older ones")
+        shown = window.view.toPlainText()
+        assert all(shown.count(f"Bob: old {n:02}\n") + shown.endswith(f"Bob: old {n:02}") == 1
+                   for n in range(80))  # fmt: skip
+        assert shown.index("old 00") < shown.index("old 50") < shown.index("old 79")
+    finally:
+        bob.close()
+        _close(qt_loop, window)

@@ -85,6 +85,18 @@ class Window:
             self.unread += 1
             self.mentions += line.mention
 
+    def prepend(self, older: list[Line]) -> int:
+        """Put earlier lines (history read back) before the first; returns how many fitted
+        (the scrollback keeps the newest).
+        """
+        room = self.lines.maxlen - len(self.lines) if self.lines.maxlen else len(older)
+        kept = older[-room:] if room > 0 else []
+        self.lines.extendleft(reversed(kept))
+        self.added += len(kept)
+        if self.divider_at is not None:
+            self.divider_at += len(kept)
+        return len(kept)
+
     def divider_index(self) -> int | None:
         """Where the divider goes in :attr:`lines`, or None."""
         if self.divider_at is None:

@@ -139,6 +139,8 @@ class MainWindow(QMainWindow):
         self.topic.setWordWrap(True)
         self.view = MessageView()
         self.view.anchorClicked.connect(self._anchor)
+        self.view.verticalScrollBar().valueChanged.connect(self._scrolled)
+        self._loading_history = self._rebuilding = False
         self.members = QListWidget()
         self.members.setMinimumWidth(150)
         self.members.itemDoubleClicked.connect(self._talk_to)
@@ -192,7 +194,7 @@ class MainWindow(QMainWindow):
 
     def clear(self) -> None:
         self.windows.current.clear()
-        self.view.clear()
+        self._redraw(self.windows.current)
 
     def progress(self, key: str, text: str | None, share: float = 0.0) -> None:
         bar = self._bars.get(key)
@@ -231,7 +233,7 @@ class MainWindow(QMainWindow):
             self.chat.room, self.chat.query = window.name, ""
         elif window.kind is model.Kind.PRIVATE:
             self.chat.query = window.name
-        self.view.show_window(window, self.settings.timestamp_format)
+        self._redraw(window)
         self.topic.setText(window.topic)
         self.topic.setVisible(bool(window.topic))
         self._show_members(window)
@@ -366,6 +368,47 @@ class MainWindow(QMainWindow):
             self.progress(key, None)
         self.out(f"Saved {saved} (SHA-256 checked).")
         QDesktopServices.openUrl(QUrl.fromLocalFile(str(saved)))
+
+    def _redraw(self, window: model.Window) -> None:
+        """The view shows ``window`` afresh (not a scroll by the user: no history loaded)."""
+        self._rebuilding = True
+        try:
+            self.view.show_window(window, self.settings.timestamp_format)
+        finally:
+            self._rebuilding = False
+
+    # --- history -----------------------------------------------------------------------------
+
+    def _scrolled(self, value: int) -> None:
+        window = self.windows.current
+        busy = self._loading_history or self._rebuilding
+        if value == 0 and window.kind is not model.Kind.STATUS and not busy:
+            self._loading_history = True
+            self._spawn(self._load_earlier(window))
+
+    async def _load_earlier(self, window: model.Window) -> None:
+        """At the top of a conversation: read back the page before its first message."""
+        try:
+            conversations = self.chat.client.conversations
+            first = conversations.first_seq(window.key)
+            if first == 1:
+                return
+            with contextlib.suppress(RequestRefused, ConnectionLost):
+                page = await self.chat.client.history(window.name, before=first or None)
+                me = self.chat.client.nick
+                older = []
+                for message in page.messages:
+                    conversations.accept(window.key, window.name, message.seq)
+                    placed = place(message, me)
+                    if placed is not None:
+                        older.append(placed[1])
+                if window.prepend(older) and window is self.windows.current:
+                    bar = self.view.verticalScrollBar()
+                    below = bar.maximum() - bar.value()
+                    self._redraw(window)
+                    bar.setValue(bar.maximum() - below)  # the lines read stay in view
+        finally:
+            self._loading_history = False
 
     # --- events ------------------------------------------------------------------------------
 
