@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -51,15 +50,15 @@ from PySide6.QtWidgets import (
 from parley.client import transfer
 from parley.client import windows as model
 from parley.client.commands import COMMANDS, Chat, execute
-from parley.client.core import ClientEvent, ConnectionLost, Disconnected
-from parley.client.pins import CertificateChanged
-from parley.client.reconnect import Attempt, Connect, GaveUp, reconnect
+from parley.client.core import ClientEvent, ConnectionLost
+from parley.client.front import WindowedFront
+from parley.client.reconnect import Connect
 from parley.client.settings import ClientSettings
 from parley.client.timeline import place
 from parley.client.tui.completion import candidates
 from parley.gui.message_view import MessageView
 from parley.protocol.errors import RequestRefused
-from parley.protocol.messages import Joined, Left, Message, TopicChanged
+from parley.protocol.messages import Message
 from parley.protocol.names import nick_key
 from parley.protocol.text import for_terminal
 
@@ -103,20 +102,18 @@ class ChatInput(QLineEdit):
         return False  # Tab completes here; it does not move the focus
 
 
-class MainWindow(QMainWindow):
+class MainWindow(WindowedFront, QMainWindow):
     """Also the :class:`~parley.client.commands.Screen` window commands act on."""
 
     closed = Signal()
 
     def __init__(self, chat: Chat, settings: ClientSettings, connect: Connect) -> None:
-        super().__init__()
-        self.chat, self.settings, self._connect = chat, settings, connect
-        self.windows = model.Windows(settings.scrollback_lines)
-        self.state = "connected"
-        self.gave_up = False
+        # WindowedFront first in the bases: QMainWindow's cooperative __init__ must not reach it.
+        WindowedFront.__init__(self, chat, connect, settings.scrollback_lines)
+        QMainWindow.__init__(self)
+        self.settings = settings
         # What notifications were raised (title, text): shown by the tray, kept for tests.
         self.notifications: list[tuple[str, str]] = []
-        self._tasks: set[asyncio.Task[None]] = set()
         self._typed: asyncio.Queue[str | None] = asyncio.Queue()
         self._bars: dict[str, QProgressBar] = {}
         chat.out = self.out
@@ -179,7 +176,7 @@ class MainWindow(QMainWindow):
         window = self.windows.open(target)
         self._focus(window)
         if window.kind is model.Kind.ROOM and not window.members:
-            self._spawn(self._refresh_room(target))
+            self.spawn(self.refresh_room(target))
 
     def close_window(self, target: str) -> None:
         window = self.windows.find(target)
@@ -216,10 +213,7 @@ class MainWindow(QMainWindow):
 
     def out(self, text: str) -> None:
         style = model.Style.ERROR if text.startswith("*** ") else model.Style.NOTICE
-        self._add(self.windows.current, model.Line(_now(), text.removeprefix("*** "), style))
-
-    def note(self, text: str) -> None:
-        self._add(self.windows.status, model.Line(_now(), text, model.Style.NOTICE))
+        self.add(self.windows.current, model.Line(_now(), text.removeprefix("*** "), style))
 
     async def ask_secret(self, prompt: str) -> str | None:
         text, ok = QInputDialog.getText(self, "Parley", prompt, QLineEdit.EchoMode.Password)
@@ -350,7 +344,7 @@ class MainWindow(QMainWindow):
 
     def _anchor(self, url: QUrl) -> None:
         if url.scheme() == "parley-file":
-            self._spawn(self._fetch_and_open(url.path()))
+            self.spawn(self._fetch_and_open(url.path()))
 
     async def _fetch_and_open(self, file_id: str) -> None:
         key = f"down:{file_id}"
@@ -384,7 +378,7 @@ class MainWindow(QMainWindow):
         busy = self._loading_history or self._rebuilding
         if value == 0 and window.kind is not model.Kind.STATUS and not busy:
             self._loading_history = True
-            self._spawn(self._load_earlier(window))
+            self.spawn(self._load_earlier(window))
 
     async def _load_earlier(self, window: model.Window) -> None:
         """At the top of a conversation: read back the page before its first message."""
@@ -412,52 +406,11 @@ class MainWindow(QMainWindow):
 
     # --- events ------------------------------------------------------------------------------
 
-    async def _follow_events(self) -> None:
-        while True:
-            event = await self.chat.client.next_event()
-            if isinstance(event, Disconnected):
-                if event.expected:
-                    self.close()
-                    return
-                if not await self._reconnect(event.reason):
-                    self.gave_up = True
-                    return
-                continue
-            self.show_event(event)
-
-    def show_event(self, event: ClientEvent) -> None:
-        me = self.chat.client.nick
-        match event:
-            case Message(sender=sender) if self.chat.hides(sender):
-                return
-            case Joined(room=room, nick=nick):
-                self._members(room)[nick_key(nick)] = nick
-            case Left(room=room, nick=nick):
-                self._members(room).pop(nick_key(nick), None)
-                self.chat.follow(event)
-            case TopicChanged(room=room, text=text):
-                window = self.windows.find(room)
-                if window is not None:
-                    window.topic = for_terminal(text)
-                    if window is self.windows.current:
-                        self.topic.setText(window.topic)
-                        self.topic.setVisible(bool(window.topic))
-        placed = place(event, me)
-        if placed is None:
-            return
-        target, line = placed
-        window = self.windows.current if target is None else self.windows.open(target)
-        self._add(window, line)
+    def added(self, window: model.Window, line: model.Line, event: ClientEvent | None) -> None:
         private = isinstance(event, Message) and window.kind is model.Kind.PRIVATE
-        if not line.own and (line.mention or private) and not self.isActiveWindow():
+        wanted = event is not None and not line.own and (line.mention or private)
+        if wanted and not self.isActiveWindow():
             self._notify(f"{line.sender} in {window.name}", line.text)
-
-    def _members(self, room: str) -> dict[str, str]:
-        window = self.windows.find(room)
-        return window.members if window is not None else {}
-
-    def _add(self, window: model.Window, line: model.Line) -> None:
-        self.windows.add(window, line)
         if window is self.windows.current:
             following = self.view.at_end()
             self.view.append_line(line, self.settings.timestamp_format)
@@ -487,70 +440,31 @@ class MainWindow(QMainWindow):
         if self._tray is not None:
             self._tray.showMessage(title, text)
 
-    async def _refresh_room(self, room: str) -> None:
-        with contextlib.suppress(RequestRefused, ConnectionLost):
-            users = await self.chat.client.who(room)
-            window = self.windows.find(room)
-            if window is not None:
-                # Merged, not replaced: a join the events task showed meanwhile is newer.
-                window.members.update({nick_key(nick): nick for nick in users.users})
-            info = await self.chat.client.topic(room)
-            if window is not None:
-                window.topic = for_terminal(info.topic)
-                if window is self.windows.current:
-                    self._focus(window)
+    def refreshed(self, window: model.Window) -> None:
+        if window is self.windows.current:
+            self.topic.setText(window.topic)
+            self.topic.setVisible(bool(window.topic))
+            self._show_members(window)
 
-    async def _reconnect(self, reason: str) -> bool:
-        self._set_state("reconnecting…")
-        self.note(f"Disconnected: {for_terminal(reason)}")
-        try:
-            client, refused = await reconnect(
-                self.chat.client, self._connect, reason, self._attempting
-            )
-        except (GaveUp, CertificateChanged) as stop:
-            why = stop.reason if isinstance(stop, GaveUp) else stop.explain()
-            self._set_state("offline")
-            self.note(f"Offline: {for_terminal(why)}")
-            return False
-        self.chat.client = client
-        self._set_state("connected")
-        self.note(f"Reconnected to {client.identity.server}.")
-        for room, refusal in refused:
-            self.note(f"Could not rejoin {room}: {refusal.message}")
-        for window in self.windows:
-            if window.kind is model.Kind.ROOM:
-                self._spawn(self._refresh_room(window.name))
-        return True
-
-    def _attempting(self, attempt: Attempt) -> None:
-        self._set_state(f"reconnecting in {attempt.delay_seconds:.0f}s (try {attempt.number})")
-
-    def _set_state(self, state: str) -> None:
-        self.state = "connected" if state == "connected" else state
-        self.state_label.setText(state)
+    def state_changed(self, alert: bool) -> None:
+        self.state_label.setText(self.state)
 
     # --- running -----------------------------------------------------------------------------
 
     def start(self) -> None:
         """Open the windows of the rooms the user is in and start following the server."""
         client = self.chat.client
-        self._set_state("connected")
+        self.state_label.setText(self.state)
         self.note(f"Connected to {client.identity.server} as {client.nick}.")
         for name in client.rooms.values():
             self.windows.open(name)
-            self._spawn(self._refresh_room(name))
+            self.spawn(self.refresh_room(name))
         self._focus(self.windows.open(self.chat.room))
-        self._spawn(self._follow_events())
-        self._spawn(self._run_input())
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.spawn(self.follow_events())
+        self.spawn(self._run_input())
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        self.cancel_background()
         self.closed.emit()
         super().closeEvent(event)
 

@@ -17,9 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Coroutine
 from pathlib import Path
-from typing import Any
 
 from prompt_toolkit.application import Application
 from prompt_toolkit.buffer import Buffer
@@ -44,13 +42,12 @@ from prompt_toolkit.output import ColorDepth
 
 from parley.client import windows as model
 from parley.client.commands import COMMANDS, Chat, execute
-from parley.client.core import ClientEvent, ConnectionLost, Disconnected
-from parley.client.pins import CertificateChanged
+from parley.client.core import ChatClient, ClientEvent, ConnectionLost
+from parley.client.front import WindowedFront
 from parley.client.read_markers import ReadMarkers
-from parley.client.reconnect import Attempt, Connect, GaveUp, reconnect
+from parley.client.reconnect import Connect
 from parley.client.render import describe_unread
 from parley.client.settings import ClientSettings
-from parley.client.timeline import place
 from parley.client.tui.completion import ChatCompleter
 from parley.client.tui.history import InputHistory
 from parley.client.tui.render import (
@@ -60,8 +57,8 @@ from parley.client.tui.render import (
     style_sheet,
 )
 from parley.protocol.errors import RequestRefused
-from parley.protocol.messages import Joined, Left, Message, TopicChanged
-from parley.protocol.names import nick_key, room_key
+from parley.protocol.messages import Message
+from parley.protocol.names import nick_key
 from parley.protocol.text import for_terminal
 
 # A paste of more lines than this asks before sending them one by one.
@@ -99,7 +96,7 @@ class _PaneControl(FormattedTextControl):
             self._screen.scroll_by(-3)
 
 
-class FullScreen:
+class FullScreen(WindowedFront):
     """The screen and what drives it. Also the :class:`~parley.client.commands.Screen` that
     window commands (/win, /close, /clear, /query) act on.
     """
@@ -107,13 +104,8 @@ class FullScreen:
     def __init__(
         self, chat: Chat, settings: ClientSettings, connect: Connect, history: Path | None
     ) -> None:
-        self.chat = chat
+        super().__init__(chat, connect, settings.scrollback_lines)
         self.settings = settings
-        self._connect = connect
-        self.windows = model.Windows(settings.scrollback_lines)
-        self.state = "connected"
-        # Reconnecting stopped for good (a refused login, a changed certificate).
-        self.gave_up = False
         self._alert = False
         self._scroll = 0
         self._pane_anchor = 0
@@ -123,7 +115,6 @@ class FullScreen:
         self._question_secret = False
         self._recent: dict[str, str] = {}  # nick key -> nick, most recent last
         self._markers = ReadMarkers(chat.client)
-        self._background: set[asyncio.Task[None]] = set()
         self._redraw: asyncio.TimerHandle | None = None
         # Transfers running, key -> how each is going, shown under the status bar.
         self._transfers: dict[str, str] = {}
@@ -291,7 +282,7 @@ class FullScreen:
         window = self.windows.open(target)
         self._focus(window)
         if window.kind is model.Kind.ROOM and not window.members:
-            self._spawn(self._refresh_room(target))
+            self.spawn(self.refresh_room(target))
 
     def close_window(self, target: str) -> None:
         window = self.windows.find(target)
@@ -345,11 +336,7 @@ class FullScreen:
     def out(self, text: str) -> None:
         """A line from the client itself (command output) in the window in view."""
         style = model.Style.ERROR if text.startswith("*** ") else model.Style.NOTICE
-        self._add(self.windows.current, model.Line(_now(), text.removeprefix("*** "), style))
-
-    def note(self, text: str) -> None:
-        """Something about the connection: the status window, not the conversation."""
-        self._add(self.windows.status, model.Line(_now(), text, model.Style.NOTICE))
+        self.add(self.windows.current, model.Line(_now(), text.removeprefix("*** "), style))
 
     async def ask_secret(self, prompt: str) -> str | None:
         return await self.ask(prompt, secret=True)
@@ -406,7 +393,7 @@ class FullScreen:
         if len(lines) <= PASTE_CONFIRM_LINES:
             self._send_pasted(lines)
         else:
-            self._spawn(self._confirm_paste(lines))
+            self.spawn(self._confirm_paste(lines))
 
     async def _confirm_paste(self, lines: list[str]) -> None:
         where = self.windows.current.name
@@ -450,63 +437,19 @@ class FullScreen:
 
     # --- events --------------------------------------------------------------------------
 
-    async def _follow_events(self) -> None:
-        """Show the server's events until the user leaves (/exit, /logout). When reconnecting
-        is given up, the screen stays open for reading until the user leaves.
-        """
-        while True:
-            event = await self.chat.client.next_event()
-            if isinstance(event, Disconnected):
-                if event.expected:
-                    return
-                if not await self._reconnect(event.reason):
-                    self.gave_up = True
-                    await asyncio.get_running_loop().create_future()  # until cancelled
-                continue
-            self.show_event(event)
-
-    def show_event(self, event: ClientEvent) -> None:
-        me = self.chat.client.nick
-        match event:
-            case Message(sender=sender) if self.chat.hides(sender):
-                return
-            case Message():
-                self._recent.pop(nick_key(event.sender), None)
-                self._recent[nick_key(event.sender)] = event.sender
-                if len(self._recent) > _RECENT_NICKS:
-                    del self._recent[next(iter(self._recent))]
-            case Joined(room=room, nick=nick):
-                self._members(room)[nick_key(nick)] = nick
-                if self.chat.hides(nick):
-                    return
-            case Left(room=room, nick=nick):
-                self._members(room).pop(nick_key(nick), None)
-                self.chat.follow(event)
-                if self.chat.hides(nick):
-                    return
-            case TopicChanged(room=room, text=text):
-                window = self.windows.find(room)
-                if window is not None:
-                    window.topic = for_terminal(text)
-        placed = place(event, me)
-        if placed is None:
-            return
-        target, line = placed
-        window = self.windows.current if target is None else self.windows.open(target)
-        self._add(window, line)
-        if isinstance(event, Message) and window is self.windows.current:
-            self._markers.shown(event)
-        if line.mention and window is not self.windows.current:
-            self.app.output.bell()
-
-    def _members(self, room: str) -> dict[str, str]:
-        window = self.windows.find(room)
-        return window.members if window is not None else {}
-
-    def _add(self, window: model.Window, line: model.Line) -> None:
-        self.windows.add(window, line)
-        if window is self.windows.current and self._scroll:
+    def added(self, window: model.Window, line: model.Line, event: ClientEvent | None) -> None:
+        current = window is self.windows.current
+        if current and self._scroll:
             self._scroll += 1  # keep the lines being read where they are
+        if isinstance(event, Message):
+            self._recent.pop(nick_key(event.sender), None)
+            self._recent[nick_key(event.sender)] = event.sender
+            if len(self._recent) > _RECENT_NICKS:
+                del self._recent[next(iter(self._recent))]
+            if current:
+                self._markers.shown(event)
+        if line.mention and not current:
+            self.app.output.bell()
         self._redraw_soon()
 
     def _redraw_soon(self) -> None:
@@ -519,61 +462,17 @@ class FullScreen:
         self._redraw = None
         self.app.invalidate()
 
-    async def _refresh_room(self, room: str) -> None:
-        """Who is in ``room`` and its topic, for the sidebar and the topic bar."""
-        with contextlib.suppress(RequestRefused, ConnectionLost):
-            users = await self.chat.client.who(room)
-            window = self.windows.find(room)
-            if window is not None:
-                # Merged, not replaced: a join the events task showed meanwhile is newer.
-                window.members.update({nick_key(nick): nick for nick in users.users})
-            info = await self.chat.client.topic(room)
-            if window is not None:
-                window.topic = for_terminal(info.topic)
-                self.app.invalidate()
+    def refreshed(self, window: model.Window) -> None:
+        self.app.invalidate()
 
     # --- the connection ------------------------------------------------------------------
 
-    async def _reconnect(self, reason: str) -> bool:
-        """Connect again and carry on; False when that cannot be (then the screen stays open
-        for reading, and /exit leaves).
-        """
-        self._alert = True
-        self.note(f"Disconnected: {for_terminal(reason)}")
-        try:
-            client, refused = await reconnect(
-                self.chat.client, self._connect, reason, self._attempting
-            )
-        except GaveUp as stop:
-            self._offline(f"offline: {for_terminal(stop.reason)}")
-            return False
-        except CertificateChanged as changed:
-            for text in changed.explain().splitlines():
-                self.note(text)
-            self._offline("offline: the server's certificate changed (see window 1)")
-            return False
-        self.chat.client = client
+    def state_changed(self, alert: bool) -> None:
+        self._alert = alert
+        self.app.invalidate()
+
+    def reconnected(self, client: ChatClient) -> None:
         self._markers = ReadMarkers(client)
-        self.state, self._alert = "connected", False
-        self.note(f"Reconnected to {client.identity.server}.")
-        for room, refusal in refused:
-            self.note(f"Could not rejoin {for_terminal(room)}: {for_terminal(refusal.message)}")
-        for window in self.windows:
-            if window.kind is model.Kind.ROOM and room_key(window.name) in client.rooms:
-                self._spawn(self._refresh_room(window.name))
-        self.app.invalidate()
-        return True
-
-    def _attempting(self, attempt: Attempt) -> None:
-        self.state = f"reconnecting in {attempt.delay_seconds:.0f}s (try {attempt.number})"
-        if attempt.number > 1:
-            self.note(f"Reconnecting: {for_terminal(attempt.reason)}")
-        self.app.invalidate()
-
-    def _offline(self, state: str) -> None:
-        self.state, self._alert = state, True
-        self.note(state.capitalize())
-        self.app.invalidate()
 
     # --- running -------------------------------------------------------------------------
 
@@ -583,17 +482,18 @@ class FullScreen:
         """
         self._open_windows()
         screen = asyncio.create_task(self.app.run_async(), name="screen")
-        events = asyncio.create_task(self._follow_events(), name="events")
+        events = asyncio.create_task(self.follow_events(), name="events")
         typed = asyncio.create_task(self._run_input(), name="input")
         marking = asyncio.create_task(self._mark_read(), name="read-markers")
-        self._spawn(self._greet())
+        self.spawn(self._greet())
         try:
             done, _ = await asyncio.wait(
                 {screen, events, typed}, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
-            for task in (events, typed, marking, *self._background):
+            for task in (events, typed, marking):
                 task.cancel()
+            self.cancel_background()
             if not screen.done():
                 self.app.exit()
             with contextlib.suppress(asyncio.CancelledError):
@@ -624,7 +524,7 @@ class FullScreen:
         )
         for name in client.rooms.values():
             self.windows.open(name)
-            self._spawn(self._refresh_room(name))
+            self.spawn(self.refresh_room(name))
         self._focus(self.windows.open(self.chat.room))
 
     async def _greet(self) -> None:
@@ -640,11 +540,6 @@ class FullScreen:
             if unread.conversations:
                 self.note(describe_unread(unread))
             self.app.invalidate()
-
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.create_task(work)
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
 
     # --- completion ----------------------------------------------------------------------
 
