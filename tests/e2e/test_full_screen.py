@@ -376,6 +376,11 @@ async def test_scrolling_back_and_forth(tmp_path: Path, server: tuple[Process, i
         terminal.child.send("\x1b[6~" * 3)  # PageDown to the end
         await terminal.await_text("<Bob> while scrolled")
         assert "scrolled up" not in terminal.status_bar()
+        # The mouse wheel (SGR reports, as xterm sends them) scrolls too.
+        terminal.child.send("\x1b[<64;10;5M" * 4)
+        await terminal.await_true(lambda: "scrolled up 12" in terminal.status_bar(), "wheel up")
+        terminal.child.send("\x1b[<65;10;5M" * 4)
+        await terminal.await_true(lambda: "scrolled up" not in terminal.status_bar(), "wheel down")
         terminal.child.send("/clear\r")
         await terminal.await_true(lambda: "line 59" not in terminal.text(), "cleared")
         terminal.child.send("/exit\r")

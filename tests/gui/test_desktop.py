@@ -264,3 +264,47 @@ def test_scrolling_to_the_top_reads_earlier_history(
     finally:
         bob.close()
         _close(qt_loop, window)
+
+
+def test_drop_a_file_and_switch_with_the_keyboard(
+    qtbot: object,
+    qt_loop: asyncio.AbstractEventLoop,
+    server: ServerProcess,
+    home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from PySide6.QtCore import QMimeData, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    window, _ = _open(qt_loop, server, "Alice", monkeypatch)
+    bob = Peer(server.port, "Bob")
+    try:
+        dropped = tmp_path / "dropped.txt"
+        dropped.write_text("from the desktop")
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(dropped))])
+        drop = QDropEvent(
+            QPointF(10, 10),
+            Qt.DropAction.CopyAction,
+            mime,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+        window.dropEvent(drop)
+        wait_until(
+            qt_loop,
+            lambda: any(m.text.startswith('/file {"id"') and "dropped.txt" in m.text
+                        for m in bob.messages),
+            "the dropped file shared",
+        )  # fmt: skip
+
+        # Ctrl+PgDown and Ctrl+PgUp step through the conversations.
+        assert window.windows.current.name == "#general"
+        qtbot.keyClick(window, Qt.Key.Key_PageDown, Qt.KeyboardModifier.ControlModifier)  # type: ignore[attr-defined]
+        assert window.windows.current is window.windows.status
+        qtbot.keyClick(window, Qt.Key.Key_PageUp, Qt.KeyboardModifier.ControlModifier)  # type: ignore[attr-defined]
+        assert window.windows.current.name == "#general"
+    finally:
+        bob.close()
+        _close(qt_loop, window)
