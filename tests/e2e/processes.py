@@ -136,6 +136,12 @@ class Lab:
         self.clients.append(client)
         return client
 
+    async def guest(self, nick: str) -> Process:
+        """``client.py --nick NICK`` in a home of its own, once it is in the chat."""
+        client = await self.client(nick.lower(), "--nick", nick)
+        await client.expect("Welcome to the chat!$")
+        return client
+
     async def stop(self) -> str:
         """Kill the clients still running, stop the server; returns all the server printed."""
         for client in self.clients:

@@ -7,10 +7,8 @@ in ``data/parley/sessions.json`` there.
 from __future__ import annotations
 
 import stat
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
 from processes import Lab, Process
 
 from support import raw_user
@@ -18,13 +16,6 @@ from support import raw_user
 PASSWORD = "correct horse battery"
 NEW_PASSWORD = "staple gun 42 quietly"
 WRONG = "hunter2-hunter2"
-
-
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    running = Lab(tmp_path)
-    yield running
-    await running.stop()
 
 
 def _sessions(lab: Lab, home: str) -> Path:

@@ -5,30 +5,13 @@ the window commands say where there are no windows.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
-import pytest
-from processes import Lab, Process
-
-
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    running = Lab(tmp_path)
-    yield running
-    await running.stop()
-
-
-async def _logged_in(lab: Lab, nick: str) -> Process:
-    client = await lab.client(nick.lower(), "--nick", nick)
-    await client.expect("Welcome to the chat!$")
-    return client
+from processes import Lab
 
 
 async def test_actions_private_conversations_and_away(lab: Lab) -> None:
     await lab.start_server()
-    alice = await _logged_in(lab, "Alice")
-    bob = await _logged_in(lab, "Bob")
+    alice = await lab.guest("Alice")
+    bob = await lab.guest("Bob")
 
     alice.type("/me waves at everyone")
     await bob.expect(r"^\* Alice waves at everyone$")
@@ -69,9 +52,9 @@ async def test_actions_private_conversations_and_away(lab: Lab) -> None:
 
 async def test_ignore_over_pipes_and_the_window_commands(lab: Lab) -> None:
     await lab.start_server()
-    alice = await _logged_in(lab, "Alice")
-    bob = await _logged_in(lab, "Bob")
-    carol = await _logged_in(lab, "Carol")
+    alice = await lab.guest("Alice")
+    bob = await lab.guest("Bob")
+    carol = await lab.guest("Carol")
 
     alice.type("/ignore Bob")
     await alice.expect(r"^Ignoring Bob; /unignore Bob to see them again\.$")

@@ -8,24 +8,9 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from processes import Lab, Process
-
-
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    running = Lab(tmp_path)
-    yield running
-    await running.stop()
-
-
-async def _logged_in(lab: Lab, nick: str) -> Process:
-    client = await lab.client(nick.lower(), "--nick", nick)
-    await client.expect("Welcome to the chat!$")
-    return client
+from processes import Lab
 
 
 def _file(path: Path, size: int) -> Path:
@@ -36,8 +21,8 @@ def _file(path: Path, size: int) -> Path:
 
 async def test_two_users_share_files_privately_and_in_a_room(lab: Lab, tmp_path: Path) -> None:
     await lab.start_server()
-    alice = await _logged_in(lab, "Alice")
-    bob = await _logged_in(lab, "Bob")
+    alice = await lab.guest("Alice")
+    bob = await lab.guest("Bob")
     report = _file(tmp_path / "outbox" / "report.pdf", 2_400_000)
 
     alice.type(f"/send Bob {report}")
@@ -63,7 +48,7 @@ async def test_two_users_share_files_privately_and_in_a_room(lab: Lab, tmp_path:
     assert (tmp_path / "alice-got.txt").read_bytes() == notes.read_bytes()
 
     # A late joiner of the room was not a member when it was shared: not theirs to fetch.
-    carol = await _logged_in(lab, "Carol")
+    carol = await lab.guest("Carol")
     carol.type("/files")
     await carol.expect(r"^No files\.$")
     carol.type(f"/get {short_id}")
@@ -84,8 +69,8 @@ async def test_two_users_share_files_privately_and_in_a_room(lab: Lab, tmp_path:
 
 async def test_an_upload_killed_halfway_resumes_where_it_stopped(lab: Lab, tmp_path: Path) -> None:
     await lab.start_server()
-    bob = await _logged_in(lab, "Bob")
-    alice = await _logged_in(lab, "Alice")
+    bob = await lab.guest("Bob")
+    alice = await lab.guest("Alice")
     big = _file(tmp_path / "big.bin", 90 * 1024 * 1024)  # under the 100 MiB default limit
     partial = lab.root / "server" / "data" / "parley" / "files" / "partial"
 
@@ -101,7 +86,7 @@ async def test_an_upload_killed_halfway_resumes_where_it_stopped(lab: Lab, tmp_p
     held = [path.stat().st_size for path in partial.iterdir()]
     assert len(held) == 1 and 0 < held[0] < big.stat().st_size
 
-    alice = await _logged_in(lab, "Alice")
+    alice = await lab.guest("Alice")
     alice.type(f"/send Bob {big}")
     resumed = await alice.expect(r"^↑ big\.bin (\d+)% ")
     assert int(resumed.group(1)) > 0  # it did not start again from the beginning

@@ -4,11 +4,9 @@ client over pipes against the real server.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from processes import Lab, Process
+from processes import Lab
 
 from support import raw_user
 
@@ -17,23 +15,10 @@ PASSWORD = "correct horse battery"
 STAMP = r"\[(\d{4}-\d\d-\d\d )?\d\d:\d\d\] "
 
 
-@pytest.fixture
-async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
-    running = Lab(tmp_path)
-    yield running
-    await running.stop()
-
-
-async def _logged_in(lab: Lab, nick: str) -> Process:
-    client = await lab.client(nick.lower(), "--nick", nick)
-    await client.expect("Welcome to the chat!$")
-    return client
-
-
 async def test_two_users_in_a_room(lab: Lab) -> None:
     await lab.start_server()
-    alice = await _logged_in(lab, "Alice")
-    bob = await _logged_in(lab, "Bob")
+    alice = await lab.guest("Alice")
+    bob = await lab.guest("Bob")
     await alice.expect("Bob has joined the chat!$")
 
     alice.type("/join #dev")
@@ -110,7 +95,7 @@ async def test_history_after_joining_then_paging_back(lab: Lab, tmp_path: Path) 
         reply = await writer.request("send", to="#log", text=f"line {n}", msg_id=f"l{n}")
         assert reply["type"] == "sent", reply
 
-    alice = await _logged_in(lab, "Alice")
+    alice = await lab.guest("Alice")
     alice.type("/join #log")
     await alice.expect(r"You joined #log \(2 members\)")
     # The room's last 50 messages, marked as history, then live ones as they come.
@@ -137,7 +122,7 @@ async def test_history_after_joining_then_paging_back(lab: Lab, tmp_path: Path) 
 
 async def test_a_private_message_waits_for_an_offline_account(lab: Lab) -> None:
     await lab.start_server()
-    bob = await _logged_in(lab, "Bob")
+    bob = await lab.guest("Bob")
     bob.type("/register")
     bob.type(PASSWORD)
     bob.type(PASSWORD)
@@ -145,7 +130,7 @@ async def test_a_private_message_waits_for_an_offline_account(lab: Lab) -> None:
     bob.type("/exit")
     assert (await bob.finish())[0] == 0
 
-    alice = await _logged_in(lab, "Alice")
+    alice = await lab.guest("Alice")
     alice.type("/pm Bob see you tomorrow")
     alice.type("/pm Zed anyone?")
     await alice.expect(r"\*\*\* No user named Zed is online\.$")
@@ -179,8 +164,8 @@ async def test_a_private_message_waits_for_an_offline_account(lab: Lab) -> None:
 
 async def test_a_room_operator_kicks_bans_and_mutes(lab: Lab) -> None:
     await lab.start_server()
-    alice = await _logged_in(lab, "Alice")
-    bob = await _logged_in(lab, "Bob")
+    alice = await lab.guest("Alice")
+    bob = await lab.guest("Bob")
     alice.type("/join #ops")
     await alice.expect("Lines you type now go to #ops")
     bob.type("/join #ops")

@@ -8,11 +8,12 @@ never a request.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import difflib
 import re
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -584,21 +585,20 @@ async def send_file(chat: Chat, args: str) -> bool:
     return True
 
 
+# A file id as typed: its first characters will do, when they name one file.
+_FILE_ID_PREFIX = re.compile(r"[0-9a-f]{4,32}")
+
+
 async def _upload(chat: Chat, path: Path, target: str) -> None:
-    meter, key = Meter(), f"up:{path}"
     try:
-        file_id = await transfer.upload(
-            chat.client, path, target, lambda p: _show_progress(chat, key, meter, p)
-        )
+        with _progress(chat, f"up:{path}") as report:
+            file_id = await transfer.upload(chat.client, path, target, report)
     except (RequestRefused, transfer.TransferFailed) as failed:
         chat.out(f"*** {for_terminal(path.name)} was not sent: {for_terminal(str(failed))}")
     except OSError as exc:
         chat.out(f"*** Cannot read {for_terminal(str(path))}: {exc.strerror}")
     else:
         chat.out(f"Shared {for_terminal(path.name)} with {for_terminal(target)} ({file_id[:8]}).")
-    finally:
-        if chat.screen is not None:
-            chat.screen.progress(key, None)
 
 
 @command("files", "/files [#room|USER]", "files shared with you (and by you), newest first")
@@ -620,7 +620,7 @@ async def files(chat: Chat, args: str) -> bool:
 @command("get", "/get ID [DEST]", "download a file (ID: its first characters will do)")
 async def get_file(chat: Chat, args: str) -> bool:
     wanted, _, raw_dest = args.partition(" ")
-    if not re.fullmatch(r"[0-9a-f]{4,32}", wanted.lower()):
+    if not _FILE_ID_PREFIX.fullmatch(wanted.lower()):
         return _usage(chat, "get")
     file_id = await _resolve_file(chat, wanted.lower())
     if file_id is None:
@@ -643,25 +643,20 @@ def _destination(typed: str, downloads: Path) -> tuple[Path, str | None]:
 
 
 async def _download(chat: Chat, file_id: str, folder: Path, name: str | None) -> None:
-    meter, key = Meter(), f"down:{file_id}"
     try:
-        saved = await transfer.download(
-            chat.client, file_id, folder, name, lambda p: _show_progress(chat, key, meter, p)
-        )
+        with _progress(chat, f"down:{file_id}") as report:
+            saved = await transfer.download(chat.client, file_id, folder, name, report)
     except (RequestRefused, transfer.TransferFailed) as failed:
         chat.out(f"*** The download failed: {for_terminal(str(failed))}")
     except OSError as exc:
         chat.out(f"*** Cannot save in {for_terminal(str(folder))}: {exc.strerror}")
     else:
         chat.out(f"Saved {for_terminal(str(saved))} (SHA-256 checked).")
-    finally:
-        if chat.screen is not None:
-            chat.screen.progress(key, None)
 
 
 @command("rmfile", "/rmfile ID", "delete a file you shared")
 async def remove_file(chat: Chat, args: str) -> bool:
-    if not re.fullmatch(r"[0-9a-f]{4,32}", args.lower()):
+    if not _FILE_ID_PREFIX.fullmatch(args.lower()):
         return _usage(chat, "rmfile")
     file_id = await _resolve_file(chat, args.lower())
     if file_id is not None:
@@ -693,13 +688,26 @@ def _is_file(path: Path) -> bool:
     return path.is_file()
 
 
-def _show_progress(chat: Chat, key: str, meter: Meter, progress: transfer.Progress) -> None:
-    rate = meter.rate(progress)
-    if chat.screen is not None:
-        share = progress.done / progress.total if progress.total else 1.0
-        chat.screen.progress(key, describe_progress(progress, rate, bar=True), share)
-    elif meter.due(progress):
-        chat.out(describe_progress(progress, rate))
+@contextlib.contextmanager
+def _progress(chat: Chat, key: str) -> Iterator[transfer.ProgressCallback]:
+    """How transfer ``key`` reports: a bar on a screen (taken down at the end), else a line
+    every few seconds.
+    """
+    meter = Meter()
+
+    def report(progress: transfer.Progress) -> None:
+        rate = meter.rate(progress)
+        if chat.screen is not None:
+            share = progress.done / progress.total if progress.total else 1.0
+            chat.screen.progress(key, describe_progress(progress, rate, bar=True), share)
+        elif meter.due(progress):
+            chat.out(describe_progress(progress, rate))
+
+    try:
+        yield report
+    finally:
+        if chat.screen is not None:
+            chat.screen.progress(key, None)
 
 
 def _in_background(chat: Chat, work: Coroutine[Any, Any, None]) -> None:
