@@ -317,3 +317,27 @@ async def test_a_full_disk_refuses_the_upload_and_frees_it(
     monkeypatch.undo()
     await upload(alice, source, "#general")  # space again: it works
     await alice.close()
+
+
+@pytest.mark.parametrize(
+    ("first", "answer"),
+    [
+        (b"x" * 10_000, b"bad-frame"),  # no line end within the limit
+        (b"GET / HTTP/1.1\n", b"bad-frame"),
+        (b'{"type":"start","token":""}\n', b"invalid-message"),
+        (b'{"type":"start","token":"guess"}\n', b"unknown, used or expired"),
+    ],
+)
+async def test_a_file_connection_that_does_not_start_right_is_refused(
+    server: ParleyServer, first: bytes, answer: bytes
+) -> None:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    assert server.files is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.files.port, ssl=context)
+    writer.write(first)
+    assert answer in await asyncio.wait_for(reader.read(), TIMEOUT_SECONDS)
+    writer.close()
+    alice = await _user(server, "Alice")  # the server goes on
+    await alice.ping()
+    await alice.close()
