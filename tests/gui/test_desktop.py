@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from desktop_support import Peer, ServerProcess, wait_until
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWidget
 
+from parley.client.pins import CertificateChanged
 from parley.client.settings import ClientSettings
 from parley.gui import app as gui_app
 from parley.gui.main_window import MainWindow
@@ -29,14 +31,14 @@ def _open(
     """
     asked: list[str] = []
 
-    def trust(parent: object, client: object) -> bool:
+    async def trust(parent: object, client: object) -> bool:
         asked.append(client.identity.fingerprint)  # type: ignore[attr-defined]
         return True
 
     monkeypatch.setattr(gui_app, "ask_to_trust", trust)
     session = gui_app.Session("127.0.0.1", server.port, default_config_dir())
     opened = loop.run_until_complete(
-        gui_app.open_window(session, nick, "", settings or ClientSettings(), None)
+        gui_app.open_window(session, nick, "", settings or ClientSettings(), QWidget())
     )
     assert isinstance(opened, MainWindow), opened
     opened.show()
@@ -228,12 +230,14 @@ def test_a_changed_certificate_is_refused(
     pins.parent.mkdir(parents=True)
     pins.write_text(f"127.0.0.1:{server.port} " + ":".join(["AA"] * 32) + "\n")
     warned: list[str] = []
-    monkeypatch.setattr(
-        gui_app, "warn_changed", lambda parent, changed: warned.append(changed.explain())
-    )
+
+    async def warn(parent: object, changed: CertificateChanged) -> None:
+        warned.append(changed.explain())
+
+    monkeypatch.setattr(gui_app, "warn_changed", warn)
     session = gui_app.Session("127.0.0.1", server.port, default_config_dir())
     status = qt_loop.run_until_complete(
-        gui_app.open_window(session, "Alice", "", ClientSettings(), None)
+        gui_app.open_window(session, "Alice", "", ClientSettings(), QWidget())
     )
     assert status == gui_app.EXIT_CERTIFICATE_CHANGED
     assert "has CHANGED" in warned[0]

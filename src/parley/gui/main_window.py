@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,6 @@ from PySide6.QtWidgets import (
     QApplication,
     QFileDialog,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QLineEdit,
     QListWidget,
@@ -56,6 +57,7 @@ from parley.client.reconnect import Connect
 from parley.client.settings import ClientSettings
 from parley.client.timeline import place
 from parley.client.tui.completion import candidates
+from parley.gui import dialogs
 from parley.gui.message_view import MessageView
 from parley.protocol.errors import RequestRefused
 from parley.protocol.messages import Message
@@ -63,6 +65,7 @@ from parley.protocol.names import nick_key
 from parley.protocol.text import for_terminal
 
 _ROLE_WINDOW = Qt.ItemDataRole.UserRole
+log = logging.getLogger("parley.gui")
 
 
 class ChatInput(QLineEdit):
@@ -216,8 +219,25 @@ class MainWindow(WindowedFront, QMainWindow):
         self.add(self.windows.current, model.Line(_now(), text.removeprefix("*** "), style))
 
     async def ask_secret(self, prompt: str) -> str | None:
-        text, ok = QInputDialog.getText(self, "Parley", prompt, QLineEdit.EchoMode.Password)
-        return text if ok else None
+        return await dialogs.ask_secret(self, "Password", prompt)
+
+    def report(self, error: BaseException) -> None:
+        """An unexpected error: logged with its traceback, and a line in the window."""
+        log.error("Unexpected error in the desktop app", exc_info=error)
+        self.out(
+            f"*** Unexpected error: {type(error).__name__}: {for_terminal(str(error))} "
+            "(the details are in the log; the app carries on)"
+        )
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` in the background; an exception it raises is reported, never lost."""
+        super().spawn(self._reported(work))
+
+    async def _reported(self, work: Coroutine[Any, Any, None]) -> None:
+        try:
+            await work
+        except Exception as error:  # any bug in a task is shown, never fatal
+            self.report(error)
 
     # --- conversations -----------------------------------------------------------------------
 
@@ -275,12 +295,14 @@ class MainWindow(WindowedFront, QMainWindow):
         self._focus(items[(items.index(self.windows.current) + by) % len(items)])
 
     def _jump(self) -> None:
+        self.spawn(self._jump_to())
+
+    async def _jump_to(self) -> None:
         names = [w.name for w in self.windows]
-        name, ok = QInputDialog.getItem(self, "Jump to", "Conversation:", names, 0, True)
-        if ok:
-            for window in self.windows:
-                if window.name == name:
-                    self._focus(window)
+        name = await dialogs.choose(self, "Jump to", "Conversation:", names)
+        for window in self.windows:
+            if window.name == name:
+                self._focus(window)
 
     def _complete(self, before: str) -> tuple[str, list[str]]:
         current = self.windows.current
