@@ -33,7 +33,7 @@ class Xvfb:
                 "-nolisten",
                 "tcp",
                 "-noreset",
-            ],  # fmt: skip
+            ],
             pass_fds=(write,),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
