@@ -20,7 +20,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
@@ -42,6 +41,7 @@ from parley.client.ignores import default_path as default_ignores_path
 from parley.client.pins import CertificateChanged, PinStore, server_name
 from parley.client.settings import ClientSettings
 from parley.gui import dialogs, display
+from parley.gui import theme as themes
 from parley.gui.main_window import MainWindow
 from parley.paths import default_config_dir
 from parley.protocol.errors import ErrorCode, RequestRefused
@@ -156,43 +156,6 @@ async def log_in(chat: Chat, nick: str, password: str) -> str | None:
         return refusal.message
     chat.save_token(client.token)
     return None
-
-
-def apply_theme(app: QApplication, theme: str) -> None:
-    """``dark`` or ``light`` forces a palette; anything else follows the system."""
-    if theme not in ("dark", "light"):
-        return
-    app.setStyle("Fusion")
-    palette = QPalette()
-    if theme == "dark":
-        colours = {
-            QPalette.ColorRole.Window: "#1f2227",
-            QPalette.ColorRole.WindowText: "#e6e6e6",
-            QPalette.ColorRole.Base: "#16181c",
-            QPalette.ColorRole.AlternateBase: "#23262b",
-            QPalette.ColorRole.Text: "#e6e6e6",
-            QPalette.ColorRole.Button: "#2a2e35",
-            QPalette.ColorRole.ButtonText: "#e6e6e6",
-            QPalette.ColorRole.Highlight: "#3d6fb6",
-            QPalette.ColorRole.HighlightedText: "#ffffff",
-            QPalette.ColorRole.PlaceholderText: "#8a8f98",
-        }
-    else:
-        colours = {
-            QPalette.ColorRole.Window: "#f3f3f3",
-            QPalette.ColorRole.WindowText: "#1b1b1b",
-            QPalette.ColorRole.Base: "#ffffff",
-            QPalette.ColorRole.AlternateBase: "#f0f0f0",
-            QPalette.ColorRole.Text: "#1b1b1b",
-            QPalette.ColorRole.Button: "#e8e8e8",
-            QPalette.ColorRole.ButtonText: "#1b1b1b",
-            QPalette.ColorRole.Highlight: "#2f6fd0",
-            QPalette.ColorRole.HighlightedText: "#ffffff",
-            QPalette.ColorRole.PlaceholderText: "#6d6d6d",
-        }
-    for role, colour in colours.items():
-        palette.setColor(role, QColor(colour))
-    app.setPalette(palette)
 
 
 async def open_window(
@@ -328,7 +291,7 @@ def run(
     # Dialogs come and go between windows (the connect dialog, then questions, then the main
     # window): closing one must not stop the loop the sign-in is still running on.
     app.setQuitOnLastWindowClosed(False)
-    apply_theme(app, theme)
+    themes.apply(app, theme)
     given: dict[str, object] = {
         key: value for key, value in (("host", host), ("port", port), ("nick", nick)) if value
     }
