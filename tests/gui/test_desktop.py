@@ -9,50 +9,16 @@ from pathlib import Path
 
 import pytest
 from desktop_support import Peer, ServerProcess, wait_until
+from desktop_support import close_window as _close
+from desktop_support import open_window as _open
+from desktop_support import type_line as _type
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
 from parley.client.pins import CertificateChanged
 from parley.client.settings import ClientSettings
 from parley.gui import app as gui_app
-from parley.gui.main_window import MainWindow
 from parley.paths import default_config_dir
-
-
-def _open(
-    loop: asyncio.AbstractEventLoop,
-    server: ServerProcess,
-    nick: str,
-    monkeypatch: pytest.MonkeyPatch,
-    settings: ClientSettings | None = None,
-) -> tuple[MainWindow, list[str]]:
-    """Sign in as ``nick``, accepting the certificate; the window and what the user was
-    asked to trust.
-    """
-    asked: list[str] = []
-
-    async def trust(parent: object, client: object) -> bool:
-        asked.append(client.identity.fingerprint)  # type: ignore[attr-defined]
-        return True
-
-    monkeypatch.setattr(gui_app, "ask_to_trust", trust)
-    session = gui_app.Session("127.0.0.1", server.port, default_config_dir())
-    opened = loop.run_until_complete(
-        gui_app.open_window(session, nick, "", settings or ClientSettings(), QWidget())
-    )
-    assert isinstance(opened, MainWindow), opened
-    opened.show()
-    return opened, asked
-
-
-def _close(loop: asyncio.AbstractEventLoop, window: MainWindow) -> None:
-    window.close()
-    loop.run_until_complete(window.leave())
-
-
-def _type(qtbot: object, window: MainWindow, text: str) -> None:
-    window.input.setText(text)
-    qtbot.keyClick(window.input, Qt.Key.Key_Return)  # type: ignore[attr-defined]
 
 
 def test_sign_in_chat_privately_and_see_unread_badges(

@@ -158,7 +158,7 @@ class Sidebar(QTreeWidget):
 
     def _heading(self, title: str) -> QTreeWidgetItem:
         heading = QTreeWidgetItem([title.upper()])
-        heading.setFlags(Qt.ItemFlag.ItemIsEnabled)  # not selectable: the keys skip it
+        heading.setFlags(Qt.ItemFlag.NoItemFlags)  # not enabled: the arrow keys skip it
         font = QFont(heading.font(0))
         font.setBold(True)
         font.setPointSizeF(font.pointSizeF() * 0.85)
