@@ -63,7 +63,7 @@ async def scene(port: int, admin_password: str) -> tuple[MainWindow, list[ChatCl
         await client.join("#dev")
     await dave.away("at lunch")
     await bob.topic("#dev", "Release 0.2 on Friday · reviews before noon")
-    await carol.send("#dev", "I pushed the reconnect fix, could someone review it? :eyes:")
+    await carol.send("#dev", "I pushed the reconnect fix, could someone review it? 👀")
     await bob.send("#dev", "On it after lunch. Notes: https://example.org/parley/review")
     gui_app.ask_to_trust = trust  # type: ignore[assignment]
     session = gui_app.Session("127.0.0.1", port, default_config_dir())

@@ -257,6 +257,9 @@ def test_f6_and_escape_move_the_focus(
         window.conversations.setFocus()
         qtbot.keyClick(window.conversations, Qt.Key.Key_Up)  # type: ignore[attr-defined]
         assert window.windows.current is window.windows.status
+        qtbot.keyClick(window.conversations, Qt.Key.Key_Down)  # type: ignore[attr-defined]
+        assert window.windows.current.name == "#general"
+        assert [item.text(0) for item in window.conversations.selectedItems()] == ["#general"]
     finally:
         close_window(qt_loop, window)
 

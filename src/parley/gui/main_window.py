@@ -185,7 +185,8 @@ class MainWindow(WindowedFront, QMainWindow):
         column.setContentsMargins(0, 0, 0, 6)
         column.setSpacing(0)
         column.addWidget(self.header)
-        column.addWidget(_rule())
+        self.rule = _rule()
+        column.addWidget(self.rule)
         column.addWidget(self.view, 1)
         row = QHBoxLayout()
         row.setContentsMargins(8, 6, 8, 0)
@@ -205,6 +206,14 @@ class MainWindow(WindowedFront, QMainWindow):
         self.statusBar().addPermanentWidget(self.state_label)
         self.header.restyle(self.theme)
         self.view.setFrameShape(QFrame.Shape.NoFrame)
+        self.rule.setStyleSheet(f"background: {self.theme.button};")
+        self.conversations.setStyleSheet(
+            f"QTreeWidget {{ background: {self.theme.window}; }}"
+            " QTreeWidget::item { padding: 3px 2px; }"
+            f" QTreeWidget::item:selected {{ background: {self.theme.selection};"
+            f" color: {self.theme.selection_text}; }}"
+        )
+        self.members.setStyleSheet(f"QListWidget {{ background: {self.theme.window}; }}")
         self.input.setFocus()
 
         keys: list[tuple[str, Any]] = [
@@ -593,8 +602,7 @@ class MainWindow(WindowedFront, QMainWindow):
 def _rule() -> QFrame:
     """A thin line between the header and the messages."""
     line = QFrame()
-    line.setFrameShape(QFrame.Shape.HLine)
-    line.setFrameShadow(QFrame.Shadow.Sunken)
+    line.setFixedHeight(1)
     return line
 
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QRect, QSize, Qt
 from PySide6.QtGui import QColor, QFont, QPainter
 from PySide6.QtWidgets import (
+    QAbstractItemView,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QTreeWidget,
@@ -158,7 +159,8 @@ class Sidebar(QTreeWidget):
 
     def _heading(self, title: str) -> QTreeWidgetItem:
         heading = QTreeWidgetItem([title.upper()])
-        heading.setFlags(Qt.ItemFlag.NoItemFlags)  # not enabled: the arrow keys skip it
+        # Enabled (a disabled item disables its children) but not selectable; moveCursor skips it.
+        heading.setFlags(Qt.ItemFlag.ItemIsEnabled)
         font = QFont(heading.font(0))
         font.setBold(True)
         font.setPointSizeF(font.pointSizeF() * 0.85)
@@ -166,6 +168,21 @@ class Sidebar(QTreeWidget):
         heading.setForeground(0, self.palette().color(self.palette().ColorRole.PlaceholderText))
         self.addTopLevelItem(heading)
         return heading
+
+    def moveCursor(
+        self, action: QAbstractItemView.CursorAction, modifiers: Qt.KeyboardModifier
+    ) -> QModelIndex:
+        """The arrow keys go from conversation to conversation, over the headings."""
+        index = super().moveCursor(action, modifiers)
+        if index.isValid() and not index.flags() & Qt.ItemFlag.ItemIsSelectable:
+            up = action in (
+                QAbstractItemView.CursorAction.MoveUp,
+                QAbstractItemView.CursorAction.MovePageUp,
+                QAbstractItemView.CursorAction.MoveHome,
+            )
+            beyond = self.indexAbove(index) if up else self.indexBelow(index)
+            return beyond if beyond.isValid() else self.currentIndex()
+        return index
 
     def _changed(self, item: QTreeWidgetItem | None) -> None:
         window = self._windows.get(item.data(0, _WINDOW)) if item is not None else None
