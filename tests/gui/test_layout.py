@@ -298,3 +298,40 @@ def test_contrast_is_computed_as_wcag_defines_it() -> None:
     assert contrast("#777777", "#777777") == pytest.approx(1.0)
     assert contrast("#767676", "#ffffff") == pytest.approx(4.54, abs=0.01)  # the AA edge grey
     assert contrast("#ffffff", "#767676") == contrast("#767676", "#ffffff")
+
+
+def test_an_error_in_a_task_is_shown_and_logged_and_the_app_goes_on(
+    qtbot: object,
+    qt_loop: asyncio.AbstractEventLoop,
+    server: ServerProcess,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    window, _ = open_window(qt_loop, server, "Alice", monkeypatch)
+    bob = Peer(server.port, "Bob")
+    try:
+
+        async def broken_refresh(room: str) -> None:
+            raise RuntimeError("a bug in a background task")
+
+        monkeypatch.setattr(window, "refresh_room", broken_refresh)
+        type_line(qtbot, window, "/join #elsewhere")
+        wait_until(
+            qt_loop,
+            lambda: "Unexpected error: RuntimeError: a bug" in window.view.toPlainText(),
+            "the error shown",
+        )
+        assert any(
+            record.exc_info and "a bug in a background task" in str(record.exc_info[1])
+            for record in caplog.records
+        )
+        # The window still works.
+        bob.call(bob.client.join("#elsewhere"))
+        type_line(qtbot, window, "still here")
+        wait_until(
+            qt_loop, lambda: any(m.text == "still here" for m in bob.messages), "a line sent"
+        )
+    finally:
+        bob.close()
+        close_window(qt_loop, window)
