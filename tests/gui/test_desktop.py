@@ -63,7 +63,7 @@ def test_sign_in_chat_privately_and_see_unread_badges(
             lambda: "Bob [@1]" in window.conversations.names(),
             "an unread badge with a mention",
         )
-        assert ("Bob in Bob", "alice, psst") in window.notifications
+        assert ("Bob, direct message", "alice, psst") in window.notifications
         # Tab completes a nickname; Up recalls what was sent.
         window.input.setText("Bo")
         qtbot.keyClick(window.input, Qt.Key.Key_Tab)  # type: ignore[attr-defined]

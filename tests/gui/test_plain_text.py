@@ -30,7 +30,7 @@ def test_a_notification_of_peer_markup_carries_none(
         bob.call(bob.client.send("Alice", HOSTILE))
         wait_until(qt_loop, lambda: bool(window.notifications), "a notification")
         title, text = window.notifications[-1]
-        assert title == "Bob in Bob"
+        assert title == "Bob, direct message"
         for mark in "<>&":
             assert mark not in text
         # Every character still reads the same.

@@ -543,7 +543,8 @@ class MainWindow(WindowedFront, QMainWindow):
         private = isinstance(event, Message) and window.kind is model.Kind.PRIVATE
         wanted = event is not None and not line.own and (line.mention or private)
         if wanted and not self.isActiveWindow():
-            self._notify(f"{line.sender} in {label(window)}", line.text)
+            where = "direct message" if private else f"in {label(window)}"
+            self._notify(f"{line.sender}, {where}", line.text)
         if isinstance(event, Joined) and window.kind is model.Kind.ROOM:
             self.spawn(self._ask_presence(window))
         if window is self.windows.current:
