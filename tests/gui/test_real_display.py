@@ -16,6 +16,8 @@ import pytest
 from desktop_support import Peer, ServerProcess
 from xvfb_support import ROOT, Desktop, Xvfb, start_gui
 
+from parley.gui.dialogs import BUTTON_HEIGHT, BUTTON_WIDTH
+
 PASSWORD = "correct horse 42"
 
 
@@ -60,10 +62,13 @@ def test_first_sign_in_with_a_password_on_a_real_display(
         desktop.keys("Return")
         desktop.wait_gone(connect)
 
-        # The first connection: the fingerprint, trusted with a click on its button (the
-        # first of the two at the bottom right).
+        # The first connection: the fingerprint, trusted with a click on its button, the
+        # first of the two at the bottom right (the style's margins: 11 px at the right,
+        # 12 px below, 6 px between buttons).
         question = desktop.wait_window("^New server$")
-        desktop.click(question, -137, -24)
+        desktop.click(
+            question, -(11 + BUTTON_WIDTH + 6 + BUTTON_WIDTH // 2), -(12 + BUTTON_HEIGHT // 2)
+        )
         desktop.wait_gone(question)
         time.sleep(1)
         assert gui.poll() is None, f"the app died after the question: {log.read_text()}"

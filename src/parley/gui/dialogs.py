@@ -19,6 +19,8 @@ import asyncio
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QDialog, QInputDialog, QLabel, QLineEdit, QMessageBox, QWidget
 
+BUTTON_WIDTH, BUTTON_HEIGHT = 100, 30
+
 
 async def shown(dialog: QDialog) -> int:
     """Open ``dialog`` (modal to its parent) and wait until it is closed; its result code."""
@@ -54,6 +56,9 @@ async def confirm(parent: QWidget, title: str, text: str, detail: str, yes: str)
     box = message_box(parent, QMessageBox.Icon.Question, title, text, detail)
     agree = box.addButton(yes, QMessageBox.ButtonRole.AcceptRole)
     cancel = box.addButton(QMessageBox.StandardButton.Cancel)
+    for button in (agree, cancel):
+        # Easy targets, the same size whatever their label or icon.
+        button.setMinimumSize(BUTTON_WIDTH, BUTTON_HEIGHT)
     box.setDefaultButton(cancel)
     box.setEscapeButton(cancel)
     await shown(box)
