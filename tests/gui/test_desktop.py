@@ -45,7 +45,7 @@ def test_sign_in_chat_privately_and_see_unread_badges(
         names = [window.members.item(i).text() for i in range(window.members.count())]
         assert "Bob" in names, names
         bob_item = window.members.findItems("Bob", Qt.MatchFlag.MatchExactly)[0]
-        window.members.itemDoubleClicked.emit(bob_item)
+        window.members.itemActivated.emit(bob_item)
         assert window.chat.query == "Bob"
         _type(qtbot, window, "just us")
         wait_until(

@@ -20,6 +20,7 @@ from desktop_support import (
 )
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFontDatabase
+from PySide6.QtWidgets import QApplication
 
 from parley.client import windows as model
 from parley.client.transfer import upload
@@ -260,6 +261,16 @@ def test_f6_and_escape_move_the_focus(
         qtbot.keyClick(window.conversations, Qt.Key.Key_Down)  # type: ignore[attr-defined]
         assert window.windows.current.name == "#general"
         assert [item.text(0) for item in window.conversations.selectedItems()] == ["#general"]
+        # Ctrl+K: a conversation by name.
+        qtbot.keyClick(window, Qt.Key.Key_K, Qt.KeyboardModifier.ControlModifier)  # type: ignore[attr-defined]
+        wait_until(qt_loop, lambda: QApplication.activeModalWidget() is not None, "the chooser")
+        chooser = QApplication.activeModalWidget()
+        assert chooser is not None and chooser.parent() is window
+        typed = chooser.focusWidget()
+        qtbot.keyClick(typed, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)  # type: ignore[attr-defined]
+        qtbot.keyClicks(typed, "Server messages")  # type: ignore[attr-defined]
+        qtbot.keyClick(typed, Qt.Key.Key_Return)  # type: ignore[attr-defined]
+        wait_until(qt_loop, lambda: window.windows.current is window.windows.status, "the jump")
     finally:
         close_window(qt_loop, window)
 
@@ -267,8 +278,6 @@ def test_f6_and_escape_move_the_focus(
 class QApplicationFocus:
     @staticmethod
     def name() -> str:
-        from PySide6.QtWidgets import QApplication
-
         widget = QApplication.focusWidget()
         while widget is not None and not widget.accessibleName():
             widget = widget.parentWidget()

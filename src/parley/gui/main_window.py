@@ -167,8 +167,8 @@ class MainWindow(WindowedFront, QMainWindow):
         self._loading_history = self._rebuilding = False
         self.members_pane = MembersPane()
         self.members = self.members_pane.list
+        # Activated: a double-click, or Enter from the keyboard.
         self.members.itemActivated.connect(self._talk_to)
-        self.members.itemDoubleClicked.connect(self._talk_to)
         self.input = ChatInput(self._complete, self.view.page)
         self.input.returnPressed.connect(self._entered)
         self.emoji_button = QToolButton()
@@ -453,9 +453,14 @@ class MainWindow(WindowedFront, QMainWindow):
     # --- files -------------------------------------------------------------------------------
 
     def _choose_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Send a file")
-        if path:
-            self.send_file(Path(path))
+        self.spawn(self._choose_and_send())
+
+    async def _choose_and_send(self) -> None:
+        chooser = QFileDialog(self, "Send a file")
+        chooser.setFileMode(QFileDialog.FileMode.ExistingFile)
+        chosen = await dialogs.shown(chooser) == QFileDialog.DialogCode.Accepted
+        if chosen and chooser.selectedFiles():
+            self.send_file(Path(chooser.selectedFiles()[0]))
 
     def send_file(self, path: Path) -> None:
         """Share ``path`` with the conversation in view, with a progress bar."""
