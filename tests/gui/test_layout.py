@@ -344,3 +344,15 @@ def test_an_error_in_a_task_is_shown_and_logged_and_the_app_goes_on(
     finally:
         bob.close()
         close_window(qt_loop, window)
+
+
+def test_the_connect_dialog_shows_its_whole_password_hint(qtbot: object) -> None:
+    from parley.gui.app import ConnectDialog
+
+    dialog = ConnectDialog({"host": "chat.example.org", "port": 7000, "nick": "Alice"})
+    dialog.show()
+    field = dialog.password
+    needed = field.fontMetrics().horizontalAdvance(field.placeholderText())
+    assert needed + 12 < field.width(), (needed, field.width())
+    assert (dialog.host.text(), dialog.port.value()) == ("chat.example.org", 7000)
+    dialog.close()

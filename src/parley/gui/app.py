@@ -218,7 +218,17 @@ async def sign_in(
         if dialog.remember.isChecked():
             save_remembered(config_dir, host, port, nick)
         session = Session(host, port, config_dir)
-        opened = await open_window(session, nick, dialog.password.text(), settings, dialog)
+        try:
+            opened = await open_window(session, nick, dialog.password.text(), settings, dialog)
+        except Exception as error:  # a bug: shown and logged, and the user may try again
+            log.error("Unexpected error while signing in", exc_info=error)
+            await dialogs.warn(
+                dialog,
+                "Parley",
+                f"Unexpected error while signing in: {type(error).__name__}: {error}",
+                "The details are in the log.",
+            )
+            continue
         if opened != EXIT_FAILED:
             return opened
 
