@@ -69,7 +69,7 @@ from parley.gui.members import MembersPane, Presence
 from parley.gui.message_view import FILE_SCHEME, MessageView
 from parley.gui.sidebar import Sidebar, label
 from parley.protocol.errors import RequestRefused
-from parley.protocol.messages import Joined, Message
+from parley.protocol.messages import Joined, Left, Message
 from parley.protocol.names import nick_key
 from parley.protocol.text import for_terminal
 
@@ -554,7 +554,8 @@ class MainWindow(WindowedFront, QMainWindow):
             self.spawn(self._ask_presence(window))
         if window is self.windows.current:
             self.view.append_line(line, self.settings.timestamp_format)
-            if window.kind is model.Kind.ROOM:
+            if isinstance(event, (Joined, Left)) and window.kind is model.Kind.ROOM:
+                # Only a join or a leave changes who is there: O(members) to redraw.
                 self._show_header(window)
                 self._show_members(window)
         else:
