@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
         default="system",
         help="colours: the system's (default), or light or dark",
     )
+    gui.add_argument("--host", help="the server to offer in the connect dialog")
+    gui.add_argument("--port", type=int, help="its port (default: the last one used, or 7976)")
+    gui.add_argument("--nick", help="the nickname to offer in the connect dialog")
     return parser
 
 
@@ -145,12 +148,15 @@ def run_gui(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    if args.port is not None and not 1 <= args.port <= 65535:
+        print(f"parley gui: --port {args.port} is not a port: give 1 to 65535.", file=sys.stderr)
+        return 2
     try:
         settings = client_settings.load()
     except client_settings.SettingsError as exc:
         print(f"parley gui: {exc}", file=sys.stderr)
         return 2
-    return run(args.theme, settings)
+    return run(args.theme, settings, host=args.host, port=args.port, nick=args.nick)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -17,7 +17,15 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWidget
+
 from parley.client.core import ChatClient, Disconnected
+from parley.client.settings import ClientSettings
+from parley.gui import app as gui_app
+from parley.gui.main_window import MainWindow
+from parley.paths import default_config_dir
 from parley.protocol.messages import Message
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,12 +41,7 @@ class ServerProcess:
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
-        env = {
-            **os.environ,
-            "PYTHONPATH": str(ROOT / "src"),
-            "XDG_CONFIG_HOME": str(self.home / "config"),
-            "XDG_DATA_HOME": str(self.home / "data"),
-        }
+        env = self.env()
         command = [sys.executable, "-m", "parley", "server", "--port", str(self.port)]
         self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
@@ -46,6 +49,25 @@ class ServerProcess:
         match = re.search(r":(\d+)\.\.\.", line)
         assert match, line
         self.port = int(match.group(1))
+
+    def env(self) -> dict[str, str]:
+        return {
+            **os.environ,
+            "PYTHONPATH": str(ROOT / "src"),
+            "XDG_CONFIG_HOME": str(self.home / "config"),
+            "XDG_DATA_HOME": str(self.home / "data"),
+        }
+
+    def admin(self, *args: str) -> None:
+        """``parley admin ARGS`` on this server's data, as its operator would run it."""
+        done = subprocess.run(
+            [sys.executable, "-m", "parley", "admin", *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr
 
     def stop(self) -> None:
         if self.process is not None:
@@ -59,16 +81,16 @@ class ServerProcess:
 class Peer:
     """Another user: a client core on an event loop in a thread of its own."""
 
-    def __init__(self, port: int, nick: str) -> None:
+    def __init__(self, port: int, nick: str, password: str | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         self.messages: list[Message] = []
-        self.client: ChatClient = self.call(self._open(port, nick))
+        self.client: ChatClient = self.call(self._open(port, nick, password))
 
-    async def _open(self, port: int, nick: str) -> ChatClient:
+    async def _open(self, port: int, nick: str, password: str | None) -> ChatClient:
         client = await ChatClient.connect("127.0.0.1", port, pins=None)
-        await client.login(nick)
+        await client.login(nick, password=password)
         self.loop.create_task(self._collect(client))
         return client
 
@@ -108,3 +130,39 @@ def wait_until(
         return check()
 
     assert loop.run_until_complete(poll()), f"never {what}"
+
+
+def open_window(
+    loop: asyncio.AbstractEventLoop,
+    server: ServerProcess,
+    nick: str,
+    monkeypatch: pytest.MonkeyPatch,
+    settings: ClientSettings | None = None,
+) -> tuple[MainWindow, list[str]]:
+    """Sign in as ``nick``, accepting the certificate; the window and what the user was
+    asked to trust.
+    """
+    asked: list[str] = []
+
+    async def trust(parent: object, client: object) -> bool:
+        asked.append(client.identity.fingerprint)  # type: ignore[attr-defined]
+        return True
+
+    monkeypatch.setattr(gui_app, "ask_to_trust", trust)
+    session = gui_app.Session("127.0.0.1", server.port, default_config_dir())
+    opened = loop.run_until_complete(
+        gui_app.open_window(session, nick, "", settings or ClientSettings(), QWidget())
+    )
+    assert isinstance(opened, MainWindow), opened
+    opened.show()
+    return opened, asked
+
+
+def close_window(loop: asyncio.AbstractEventLoop, window: MainWindow) -> None:
+    window.close()
+    loop.run_until_complete(window.leave())
+
+
+def type_line(qtbot: object, window: MainWindow, text: str) -> None:
+    window.input.setText(text)
+    qtbot.keyClick(window.input, Qt.Key.Key_Return)  # type: ignore[attr-defined]

@@ -9,48 +9,16 @@ from pathlib import Path
 
 import pytest
 from desktop_support import Peer, ServerProcess, wait_until
+from desktop_support import close_window as _close
+from desktop_support import open_window as _open
+from desktop_support import type_line as _type
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWidget
 
+from parley.client.pins import CertificateChanged
 from parley.client.settings import ClientSettings
 from parley.gui import app as gui_app
-from parley.gui.main_window import MainWindow
 from parley.paths import default_config_dir
-
-
-def _open(
-    loop: asyncio.AbstractEventLoop,
-    server: ServerProcess,
-    nick: str,
-    monkeypatch: pytest.MonkeyPatch,
-    settings: ClientSettings | None = None,
-) -> tuple[MainWindow, list[str]]:
-    """Sign in as ``nick``, accepting the certificate; the window and what the user was
-    asked to trust.
-    """
-    asked: list[str] = []
-
-    def trust(parent: object, client: object) -> bool:
-        asked.append(client.identity.fingerprint)  # type: ignore[attr-defined]
-        return True
-
-    monkeypatch.setattr(gui_app, "ask_to_trust", trust)
-    session = gui_app.Session("127.0.0.1", server.port, default_config_dir())
-    opened = loop.run_until_complete(
-        gui_app.open_window(session, nick, "", settings or ClientSettings(), None)
-    )
-    assert isinstance(opened, MainWindow), opened
-    opened.show()
-    return opened, asked
-
-
-def _close(loop: asyncio.AbstractEventLoop, window: MainWindow) -> None:
-    window.close()
-    loop.run_until_complete(window.leave())
-
-
-def _type(qtbot: object, window: MainWindow, text: str) -> None:
-    window.input.setText(text)
-    qtbot.keyClick(window.input, Qt.Key.Key_Return)  # type: ignore[attr-defined]
 
 
 def test_sign_in_chat_privately_and_see_unread_badges(
@@ -68,7 +36,7 @@ def test_sign_in_chat_privately_and_see_unread_badges(
     try:
         wait_until(qt_loop, lambda: window.members.count() == 2, "Bob in the member list")
         bob.call(bob.client.send("#general", "hello alice"))
-        wait_until(qt_loop, lambda: "Bob: hello alice" in window.view.toPlainText(), "Bob's line")
+        wait_until(qt_loop, lambda: "Bob  hello alice" in window.view.toPlainText(), "Bob's line")
 
         _type(qtbot, window, "hi bob")
         wait_until(qt_loop, lambda: any(m.text == "hi bob" for m in bob.messages), "sent")
@@ -77,7 +45,7 @@ def test_sign_in_chat_privately_and_see_unread_badges(
         names = [window.members.item(i).text() for i in range(window.members.count())]
         assert "Bob" in names, names
         bob_item = window.members.findItems("Bob", Qt.MatchFlag.MatchExactly)[0]
-        window.members.itemDoubleClicked.emit(bob_item)
+        window.members.itemActivated.emit(bob_item)
         assert window.chat.query == "Bob"
         _type(qtbot, window, "just us")
         wait_until(
@@ -92,13 +60,10 @@ def test_sign_in_chat_privately_and_see_unread_badges(
         bob.call(bob.client.send("Alice", "alice, psst"))
         wait_until(
             qt_loop,
-            lambda: any(
-                window.conversations.item(i).text().startswith("Bob  (1 @)")
-                for i in range(window.conversations.count())
-            ),
+            lambda: "Bob [@1]" in window.conversations.names(),
             "an unread badge with a mention",
         )
-        assert ("Bob in Bob", "alice, psst") in window.notifications
+        assert ("Bob, direct message", "alice, psst") in window.notifications
         # Tab completes a nickname; Up recalls what was sent.
         window.input.setText("Bo")
         qtbot.keyClick(window.input, Qt.Key.Key_Tab)  # type: ignore[attr-defined]
@@ -212,7 +177,7 @@ def test_reconnects_after_the_server_restarts(
     bob = Peer(server.port, "Bob")
     try:
         bob.call(bob.client.send("#general", "welcome back"))
-        wait_until(qt_loop, lambda: "Bob: welcome back" in window.view.toPlainText(), "live")
+        wait_until(qt_loop, lambda: "Bob  welcome back" in window.view.toPlainText(), "live")
     finally:
         bob.close()
         _close(qt_loop, window)
@@ -228,12 +193,14 @@ def test_a_changed_certificate_is_refused(
     pins.parent.mkdir(parents=True)
     pins.write_text(f"127.0.0.1:{server.port} " + ":".join(["AA"] * 32) + "\n")
     warned: list[str] = []
-    monkeypatch.setattr(
-        gui_app, "warn_changed", lambda parent, changed: warned.append(changed.explain())
-    )
+
+    async def warn(parent: object, changed: CertificateChanged) -> None:
+        warned.append(changed.explain())
+
+    monkeypatch.setattr(gui_app, "warn_changed", warn)
     session = gui_app.Session("127.0.0.1", server.port, default_config_dir())
     status = qt_loop.run_until_complete(
-        gui_app.open_window(session, "Alice", "", ClientSettings(), None)
+        gui_app.open_window(session, "Alice", "", ClientSettings(), QWidget())
     )
     assert status == gui_app.EXIT_CERTIFICATE_CHANGED
     assert "has CHANGED" in warned[0]
@@ -253,12 +220,12 @@ def test_scrolling_to_the_top_reads_earlier_history(
         for n in range(80):
             bob.call(bob.client.send("#dev", f"old {n:02}"))
         _type(qtbot, window, "/join #dev")
-        wait_until(qt_loop, lambda: "Bob: old 79" in window.view.toPlainText(), "the join's page")
-        assert "Bob: old 29" not in window.view.toPlainText()  # 50 came with the join
+        wait_until(qt_loop, lambda: "Bob  old 79" in window.view.toPlainText(), "the join's page")
+        assert "Bob  old 29" not in window.view.toPlainText()  # 50 came with the join
         window.view.verticalScrollBar().setValue(0)  # the user scrolls to the top
-        wait_until(qt_loop, lambda: "Bob: old 00" in window.view.toPlainText(), "older ones")
+        wait_until(qt_loop, lambda: "Bob  old 00" in window.view.toPlainText(), "older ones")
         shown = window.view.toPlainText()
-        assert all(shown.count(f"Bob: old {n:02}\n") + shown.endswith(f"Bob: old {n:02}") == 1
+        assert all(shown.count(f"Bob  old {n:02}\n") + shown.endswith(f"Bob  old {n:02}") == 1
                    for n in range(80))  # fmt: skip
         assert shown.index("old 00") < shown.index("old 50") < shown.index("old 79")
     finally:

@@ -4,28 +4,29 @@ Start-up, in order: the connect dialog (server, port and nickname remembered in
 ``gui.json``; the password never stored), the connection, the certificate (a first one is
 shown for the user to accept into the same pin file the terminal client uses; a changed one is
 refused with a warning that only closes the app), the login (saved token, else the password),
-then the main window. Everything network runs on the Qt event loop through qasync.
+then the main window. Everything network runs on the Qt event loop through qasync, inside one
+``run_until_complete``; dialogs are awaited, never run in a nested loop (see dialogs).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import os
 import ssl
 import sys
-from collections.abc import Awaitable, Callable
 from pathlib import Path
+from types import TracebackType
+from typing import Any
 
-from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import (
     QApplication,
     QCheckBox,
     QDialog,
     QDialogButtonBox,
     QFormLayout,
-    QInputDialog,
     QLineEdit,
-    QMessageBox,
     QSpinBox,
     QWidget,
 )
@@ -39,12 +40,15 @@ from parley.client.ignores import IgnoreList
 from parley.client.ignores import default_path as default_ignores_path
 from parley.client.pins import CertificateChanged, PinStore, server_name
 from parley.client.settings import ClientSettings
+from parley.gui import dialogs, display
+from parley.gui import theme as themes
 from parley.gui.main_window import MainWindow
 from parley.paths import default_config_dir
 from parley.protocol.errors import ErrorCode, RequestRefused
 
-EXIT_OK, EXIT_FAILED, EXIT_CERTIFICATE_CHANGED = 0, 1, 3
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CERTIFICATE_CHANGED = 0, 1, 2, 3
 REMEMBERED = "gui.json"
+log = logging.getLogger("parley.gui")
 
 
 class ConnectDialog(QDialog):
@@ -60,6 +64,8 @@ class ConnectDialog(QDialog):
         self.password = QLineEdit()
         self.password.setEchoMode(QLineEdit.EchoMode.Password)
         self.password.setPlaceholderText("only for a registered nickname")
+        # Wide enough for the placeholder above in any of the usual fonts.
+        self.setMinimumWidth(440)
         self.remember = QCheckBox("Remember server and nickname")
         self.remember.setChecked(True)
         form = QFormLayout(self)
@@ -118,23 +124,19 @@ class Session:
         self.pins.pin(client.identity.server, client.identity.fingerprint)
 
 
-def ask_to_trust(parent: QWidget | None, client: ChatClient) -> bool:
-    answer = QMessageBox.question(
+async def ask_to_trust(parent: QWidget, client: ChatClient) -> bool:
+    return await dialogs.confirm(
         parent,
         "New server",
-        f"This is the first connection to {client.identity.server}.\n\n"
+        f"This is the first connection to {client.identity.server}.",
         f"Its certificate's SHA-256 fingerprint is:\n{client.identity.fingerprint}\n\n"
         "Compare it with the one the server printed when it started. Trust this server?",
+        "Trust",
     )
-    return answer == QMessageBox.StandardButton.Yes
 
 
-def warn_changed(parent: QWidget | None, changed: CertificateChanged) -> None:
-    box = QMessageBox(
-        QMessageBox.Icon.Critical, "Certificate changed", changed.explain(), parent=parent
-    )
-    box.setStandardButtons(QMessageBox.StandardButton.Close)
-    box.exec()
+async def warn_changed(parent: QWidget, changed: CertificateChanged) -> None:
+    await dialogs.warn(parent, "Certificate changed", changed.explain())
 
 
 async def log_in(chat: Chat, nick: str, password: str) -> str | None:
@@ -156,73 +158,45 @@ async def log_in(chat: Chat, nick: str, password: str) -> str | None:
     return None
 
 
-def apply_theme(app: QApplication, theme: str) -> None:
-    """``dark`` or ``light`` forces a palette; anything else follows the system."""
-    if theme not in ("dark", "light"):
-        return
-    app.setStyle("Fusion")
-    palette = QPalette()
-    if theme == "dark":
-        colours = {
-            QPalette.ColorRole.Window: "#1f2227",
-            QPalette.ColorRole.WindowText: "#e6e6e6",
-            QPalette.ColorRole.Base: "#16181c",
-            QPalette.ColorRole.AlternateBase: "#23262b",
-            QPalette.ColorRole.Text: "#e6e6e6",
-            QPalette.ColorRole.Button: "#2a2e35",
-            QPalette.ColorRole.ButtonText: "#e6e6e6",
-            QPalette.ColorRole.Highlight: "#3d6fb6",
-            QPalette.ColorRole.HighlightedText: "#ffffff",
-            QPalette.ColorRole.PlaceholderText: "#8a8f98",
-        }
-    else:
-        colours = {
-            QPalette.ColorRole.Window: "#f3f3f3",
-            QPalette.ColorRole.WindowText: "#1b1b1b",
-            QPalette.ColorRole.Base: "#ffffff",
-            QPalette.ColorRole.AlternateBase: "#f0f0f0",
-            QPalette.ColorRole.Text: "#1b1b1b",
-            QPalette.ColorRole.Button: "#e8e8e8",
-            QPalette.ColorRole.ButtonText: "#1b1b1b",
-            QPalette.ColorRole.Highlight: "#2f6fd0",
-            QPalette.ColorRole.HighlightedText: "#ffffff",
-            QPalette.ColorRole.PlaceholderText: "#6d6d6d",
-        }
-    for role, colour in colours.items():
-        palette.setColor(role, QColor(colour))
-    app.setPalette(palette)
-
-
 async def open_window(
-    session: Session, nick: str, password: str, settings: ClientSettings, parent: QWidget | None
+    session: Session, nick: str, password: str, settings: ClientSettings, parent: QWidget
 ) -> MainWindow | int:
-    """Connect, trust, log in; the main window, or an exit status."""
+    """Connect, trust, log in; the main window, or an exit status. Every question is asked in a
+    dialog parented to ``parent``.
+    """
     try:
         client = await session.connect()
     except CertificateChanged as changed:
-        warn_changed(parent, changed)
+        await warn_changed(parent, changed)
         return EXIT_CERTIFICATE_CHANGED
     except (OSError, ssl.SSLError, TimeoutError, ConnectionLost, RequestRefused) as exc:
-        QMessageBox.warning(
-            parent, "Parley", f"Cannot connect to {session.host}:{session.port}: {exc}"
+        await dialogs.warn(
+            parent,
+            "Parley",
+            f"Cannot connect to {session.host}:{session.port}.",
+            f"{exc}\n\nCheck the server's address and port, and that it is running.",
         )
         return EXIT_FAILED
     if session.needs_acceptance(client):
-        if not ask_to_trust(parent, client):
+        if not await ask_to_trust(parent, client):
             await client.close()
             return EXIT_FAILED
         session.accept(client)
+
+    async def ask_password(prompt: str) -> str | None:
+        return await dialogs.ask_secret(parent, "Password", prompt)
+
     chat = Chat(
         client,
         lambda text: None,
-        _ask_password(parent),
+        ask_password,
         SessionStore(default_sessions_path()),
         ignores=IgnoreList(default_ignores_path()),
         downloads=settings.downloads(),
     )
     refused = await log_in(chat, nick, password)
     if refused is not None:
-        QMessageBox.warning(parent, "Parley", refused)
+        await dialogs.warn(parent, "Parley", f"Cannot log in as {nick}.", refused)
         await client.close()
         return EXIT_FAILED
     window = MainWindow(chat, settings, session.connect)
@@ -230,41 +204,112 @@ async def open_window(
     return window
 
 
-def _ask_password(parent: QWidget | None) -> Callable[[str], Awaitable[str | None]]:
-    async def ask(prompt: str) -> str | None:
-        text, ok = QInputDialog.getText(parent, "Parley", prompt, QLineEdit.EchoMode.Password)
-        return text if ok else None
+async def sign_in(
+    dialog: ConnectDialog, config_dir: Path, settings: ClientSettings
+) -> MainWindow | int:
+    """The connect dialog until a sign-in works (a failure shows the dialog again), the user
+    cancels (EXIT_OK), or the server's certificate changed (EXIT_CERTIFICATE_CHANGED).
+    """
+    while True:
+        if await dialogs.shown(dialog) != QDialog.DialogCode.Accepted:
+            return EXIT_OK
+        host, port = dialog.host.text().strip(), dialog.port.value()
+        nick = dialog.nick.text().strip()
+        if dialog.remember.isChecked():
+            save_remembered(config_dir, host, port, nick)
+        session = Session(host, port, config_dir)
+        try:
+            opened = await open_window(session, nick, dialog.password.text(), settings, dialog)
+        except Exception as error:  # a bug: shown and logged, and the user may try again
+            log.error("Unexpected error while signing in", exc_info=error)
+            await dialogs.warn(
+                dialog,
+                "Parley",
+                f"Unexpected error while signing in: {type(error).__name__}: {error}",
+                "The details are in the log.",
+            )
+            continue
+        if opened != EXIT_FAILED:
+            return opened
 
-    return ask
+
+async def run_app(
+    app: QApplication, settings: ClientSettings, given: dict[str, object], reports: Reports
+) -> int:
+    """Sign in, then keep the window until it is closed; the exit status."""
+    config_dir = default_config_dir()
+    dialog = ConnectDialog({**load_remembered(config_dir), **given})
+    opened = await sign_in(dialog, config_dir, settings)
+    if isinstance(opened, int):
+        return opened
+    reports.window = opened
+    opened.show()
+    opened.raise_()
+    opened.activateWindow()
+    finished = asyncio.Event()
+    opened.closed.connect(finished.set)
+    await finished.wait()
+    await opened.leave()
+    return EXIT_FAILED if opened.gave_up else EXIT_OK
 
 
-def run(theme: str = "", settings: ClientSettings | None = None) -> int:
+class Reports:
+    """Where an unexpected error goes: the log, always, and the main window once there is one
+    (else a message box). The process carries on: one failed task must not end the chat.
+    """
+
+    def __init__(self) -> None:
+        self.window: MainWindow | None = None
+
+    def asyncio_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        if isinstance(error, BaseException):
+            self.error(error)
+        else:
+            log.error("Unexpected: %s", context.get("message", context))
+
+    def qt_error(
+        self, kind: type[BaseException], error: BaseException, trace: TracebackType | None
+    ) -> None:
+        self.error(error.with_traceback(trace))
+
+    def error(self, error: BaseException) -> None:
+        if self.window is not None:
+            self.window.report(error)
+        else:
+            log.error("Unexpected error in the desktop app", exc_info=error)
+
+
+def run(
+    theme: str = "",
+    settings: ClientSettings | None = None,
+    host: str | None = None,
+    port: int | None = None,
+    nick: str | None = None,
+) -> int:
     import qasync
 
+    unusable = display.problem(os.environ)
+    if unusable is not None:
+        print(unusable, file=sys.stderr)
+        return EXIT_USAGE
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
     settings = settings or ClientSettings()
     app = QApplication.instance() or QApplication(sys.argv)
     assert isinstance(app, QApplication)
     app.setApplicationName("Parley")
-    apply_theme(app, theme)
-    config_dir = default_config_dir()
-    dialog = ConnectDialog(load_remembered(config_dir))
-    if dialog.exec() != QDialog.DialogCode.Accepted:
-        return EXIT_OK
-    host, port, nick = dialog.host.text().strip(), dialog.port.value(), dialog.nick.text().strip()
-    if dialog.remember.isChecked():
-        save_remembered(config_dir, host, port, nick)
+    # Dialogs come and go between windows (the connect dialog, then questions, then the main
+    # window): closing one must not stop the loop the sign-in is still running on.
+    app.setQuitOnLastWindowClosed(False)
+    themes.apply(app, theme)
+    given: dict[str, object] = {
+        key: value for key, value in (("host", host), ("port", port), ("nick", nick)) if value
+    }
+    reports = Reports()
     loop = qasync.QEventLoop(app)
     asyncio.set_event_loop(loop)
-    session = Session(host, port, config_dir)
+    loop.set_exception_handler(reports.asyncio_error)
+    sys.excepthook = reports.qt_error
     with loop:
-        opened = loop.run_until_complete(
-            open_window(session, nick, dialog.password.text(), settings, None)
-        )
-        if isinstance(opened, int):
-            return opened
-        opened.show()
-        finished = asyncio.Event()
-        opened.closed.connect(finished.set)
-        loop.run_until_complete(finished.wait())
-        loop.run_until_complete(opened.leave())
-        return EXIT_FAILED if opened.gave_up else EXIT_OK
+        status: int = loop.run_until_complete(run_app(app, settings, given, reports))
+        return status
