@@ -9,6 +9,15 @@ An upload is checked as it arrives: a byte past the declared size cuts the conne
 deletes what came; at the end the SHA-256 must match, else the same. A connection that stops
 sending for ``upload_stall_seconds`` is closed, its bytes kept so the client can resume, until
 the upload's record expires and the purge frees them.
+
+The thread boundary: this thread owns its loop, its listener and its connections; the
+FileService (tokens, claims on files, storage, the hub) belongs to the chat loop and is only
+ever called through :meth:`TransferServer._on_chat_loop`. What both threads touch is the file
+system under the blob store, and a claim (taken on the chat loop) keeps an upload's partial
+file from the purge while this thread writes it. The file port has the chat port's listener:
+every socket counted from accept per address group, within ``max_file_connections_per_address``
+and ``max_file_connections``, and dropped if its TLS handshake is not done within
+``tls_handshake_timeout_seconds``.
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ from parley.protocol.transfer import (
 )
 from parley.server.files import FileService
 from parley.server.hub import now_ms
+from parley.server.tls_transport import TlsServer, start_tls_server
+from parley.server.tracker import ConnectionTracker
 from parley.storage import FileRecord
 
 log = logging.getLogger("parley.transfer")
@@ -56,7 +67,14 @@ class TransferServer:
         self.files = files
         self.config = config
         self.port = 0
-        self._server: asyncio.Server | None = None
+        # Used on this server's thread only.
+        self.tracker = ConnectionTracker(
+            config.max_file_connections_per_address,
+            config.max_file_connections,
+            port_name="file",
+            settings=("max_file_connections_per_address", "max_file_connections"),
+        )
+        self._server: TlsServer | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._chat_loop: asyncio.AbstractEventLoop | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -78,13 +96,20 @@ class TransferServer:
         loop = self._loop = asyncio.new_event_loop()
         try:
             self._server = loop.run_until_complete(
-                asyncio.start_server(
-                    self._serve,
+                start_tls_server(
+                    self._new_connection,
                     self.config.host,
                     port,
-                    ssl=context,
-                    ssl_handshake_timeout=self.config.tls_handshake_timeout_seconds,
-                    limit=MAX_START_LINE_BYTES,
+                    context,
+                    handshake_timeout=self.config.tls_handshake_timeout_seconds,
+                    tracker=self.tracker,
+                    refusal=encode(
+                        TransferError(
+                            code=ErrorCode.TOO_MANY_CONNECTIONS,
+                            message="The file port has too many connections; try again later.",
+                        )
+                    ),
+                    nodelay=True,
                 )
             )
         except BaseException as exc:
@@ -113,6 +138,11 @@ class TransferServer:
             task.cancel()
         if self._connections:
             await asyncio.gather(*self._connections, return_exceptions=True)
+
+    def _new_connection(self) -> asyncio.Protocol:
+        return asyncio.StreamReaderProtocol(
+            asyncio.StreamReader(limit=MAX_START_LINE_BYTES), self._serve
+        )
 
     async def _on_chat_loop(self, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` (storage, the hub) on the chat loop, and wait for it here."""
@@ -149,92 +179,95 @@ class TransferServer:
             raise _Refused(ErrorCode.BAD_FRAME, "The first line must be a 'start'.") from None
         except PeerError as exc:
             raise _Refused(exc.code, exc.detail) from None
-        ticket = self.files.redeem(start.token)
-        if ticket is None:
-            raise _Refused(ErrorCode.NO_SUCH_FILE, "The token is unknown, used or expired.")
-        record = await self._on_chat_loop(self.files.storage.file(ticket.file_id))
-        if record is None:
-            raise _Refused(ErrorCode.NO_SUCH_FILE, ErrorCode.NO_SUCH_FILE.text)
-        if ticket.upload:
-            await self._receive(reader, writer, record)
-        else:
+        try:
+            ticket, record = await self._on_chat_loop(self.files.open_transfer(start.token))
+        except PeerError as exc:
+            raise _Refused(exc.code, exc.detail) from None
+        if not ticket.upload:
             await self._send(writer, record, start.offset)
+            return
+        try:
+            await self._receive(reader, writer, record)
+        finally:
+            self._end_upload(record.file_id)
+
+    def _end_upload(self, file_id: str) -> None:
+        """Release the upload's claim, on the chat loop; not awaited, so that it also runs
+        when this connection is being cancelled.
+        """
+        assert self._chat_loop is not None
+        with contextlib.suppress(RuntimeError):  # the chat loop is closed: nothing to release
+            self._chat_loop.call_soon_threadsafe(self.files.end_upload, file_id)
 
     async def _receive(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: FileRecord
     ) -> None:
+        """Receive an upload's bytes; ``record``'s file is claimed by this connection."""
         files, blobs = self.files, self.files.blobs
         if record.complete:
             raise _Refused(ErrorCode.INVALID_FILE, "That file is already complete.")
-        if record.file_id in files.receiving:
-            raise _Refused(ErrorCode.TOO_MANY_UPLOADS, "That file is being sent already.")
-        files.receiving.add(record.file_id)
+        digest = await asyncio.to_thread(blobs.hash_received, record.file_id)
+        received = blobs.received(record.file_id)
+        if received > record.size:
+            await self._discard(record, "More bytes than the file's size were stored.")
+        writer.write(encode(Ready(offset=received, size=record.size)))
+        fd = blobs.open_partial(record.file_id)
+        unsynced = 0
+        # At most one write-out in flight, overlapping the next bytes' arrival.
+        syncing: asyncio.Future[None] | None = None
         try:
-            digest = await asyncio.to_thread(blobs.hash_received, record.file_id)
-            received = blobs.received(record.file_id)
-            if received > record.size:
-                await self._discard(record, "More bytes than the file's size were stored.")
-            writer.write(encode(Ready(offset=received, size=record.size)))
-            fd = blobs.open_partial(record.file_id)
-            unsynced = 0
-            # At most one write-out in flight, overlapping the next bytes' arrival.
-            syncing: asyncio.Future[None] | None = None
-            try:
-                while received < record.size:
-                    chunk = await asyncio.wait_for(
-                        reader.read(CHUNK_BYTES), self.config.upload_stall_seconds
+            while received < record.size:
+                chunk = await asyncio.wait_for(
+                    reader.read(CHUNK_BYTES), self.config.upload_stall_seconds
+                )
+                if not chunk:
+                    return  # closed early: kept, to resume
+                if received + len(chunk) > record.size:
+                    await self._discard(
+                        record,
+                        f"More bytes than the declared size ({record.size:,}) were sent; "
+                        "the upload was deleted.",
+                        ErrorCode.INVALID_FILE,
                     )
-                    if not chunk:
-                        return  # closed early: kept, to resume
-                    if received + len(chunk) > record.size:
+                try:
+                    os.write(fd, chunk)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                         await self._discard(
                             record,
-                            f"More bytes than the declared size ({record.size:,}) were sent; "
-                            "the upload was deleted.",
-                            ErrorCode.INVALID_FILE,
+                            "The server has no room for the file; the upload was deleted.",
+                            ErrorCode.UNAVAILABLE,
                         )
-                    try:
-                        os.write(fd, chunk)
-                    except OSError as exc:
-                        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                            await self._discard(
-                                record,
-                                "The server has no room for the file; the upload was deleted.",
-                                ErrorCode.UNAVAILABLE,
-                            )
-                        raise
-                    digest.update(chunk)
-                    received += len(chunk)
-                    unsynced += len(chunk)
-                    if unsynced >= SYNC_EVERY_BYTES:
-                        # Little dirty data at a time: a chat commit's fsync must not wait
-                        # for the kernel to write out a whole file first.
-                        if syncing is not None:
-                            await syncing
-                        syncing = asyncio.ensure_future(asyncio.to_thread(os.fdatasync, fd))
-                        unsynced = 0
-            finally:
-                if syncing is not None:
-                    with contextlib.suppress(OSError):
+                    raise
+                digest.update(chunk)
+                received += len(chunk)
+                unsynced += len(chunk)
+                if unsynced >= SYNC_EVERY_BYTES:
+                    # Little dirty data at a time: a chat commit's fsync must not wait
+                    # for the kernel to write out a whole file first.
+                    if syncing is not None:
                         await syncing
-                os.close(fd)
-            if digest.hexdigest() != record.sha256:
-                await self._discard(
-                    record,
-                    "The bytes received do not have the SHA-256 declared; the upload was deleted.",
-                    ErrorCode.INVALID_FILE,
-                )
-            await asyncio.to_thread(blobs.commit, record.file_id, record.sha256)
-            await self._on_chat_loop(files.finished(record))
-            writer.write(encode(Done(file_id=record.file_id, sha256=record.sha256)))
+                    syncing = asyncio.ensure_future(asyncio.to_thread(os.fdatasync, fd))
+                    unsynced = 0
         finally:
-            files.receiving.discard(record.file_id)
+            if syncing is not None:
+                with contextlib.suppress(OSError):
+                    await syncing
+            os.close(fd)
+        if digest.hexdigest() != record.sha256:
+            await self._discard(
+                record,
+                "The bytes received do not have the SHA-256 declared; the upload was deleted.",
+                ErrorCode.INVALID_FILE,
+            )
+        await asyncio.to_thread(blobs.commit, record.file_id, record.sha256)
+        await self._on_chat_loop(files.finished(record))
+        writer.write(encode(Done(file_id=record.file_id, sha256=record.sha256)))
 
     async def _discard(
         self, record: FileRecord, why: str, code: ErrorCode = ErrorCode.INVALID_FILE
     ) -> None:
         """Delete a failed upload, record and bytes, and refuse with ``why``."""
-        self.files.receiving.discard(record.file_id)
         await self._on_chat_loop(self.files.forget(record.file_id))
         raise _Refused(code, why)
 
