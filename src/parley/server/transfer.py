@@ -52,6 +52,11 @@ from parley.storage import FileRecord
 log = logging.getLogger("parley.transfer")
 
 CHUNK_BYTES = 256 * 1024
+# What a connection may have received and not yet consumed before its reading pauses (the
+# stream pauses past twice this). Small, and an upload pauses after every TLS record (16 KiB):
+# two system calls and a task switch per record cut uploads to a third of their speed. This
+# size lets 8 records through per pause, and bounds a connection's buffer at 128 KiB.
+READ_LIMIT_BYTES = 64 * 1024
 SYNC_EVERY_BYTES = 2 * 1024 * 1024
 T = TypeVar("T")
 
@@ -60,6 +65,22 @@ class _Refused(Exception):
     def __init__(self, code: ErrorCode, message: str) -> None:
         self.code, self.message = code, message
         super().__init__(message)
+
+
+async def _start_line(reader: asyncio.StreamReader) -> bytes:
+    """The connection's first line. Read byte by byte (a line is about 80 bytes): nothing after
+    its end is consumed, and a line longer than MAX_START_LINE_BYTES is refused (ValueError)
+    as soon as that many bytes have come, whatever the stream's buffer limit.
+    """
+    line = bytearray()
+    while len(line) < MAX_START_LINE_BYTES:
+        byte = await reader.read(1)
+        if not byte:
+            raise asyncio.IncompleteReadError(bytes(line), None)
+        line += byte
+        if byte == b"\n":
+            return bytes(line)
+    raise ValueError("the first line is too long")
 
 
 class TransferServer:
@@ -141,7 +162,7 @@ class TransferServer:
 
     def _new_connection(self) -> asyncio.Protocol:
         return asyncio.StreamReaderProtocol(
-            asyncio.StreamReader(limit=MAX_START_LINE_BYTES), self._serve
+            asyncio.StreamReader(limit=READ_LIMIT_BYTES), self._serve
         )
 
     async def _on_chat_loop(self, work: Coroutine[Any, Any, T]) -> T:
@@ -171,11 +192,9 @@ class TransferServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         try:
-            line = await asyncio.wait_for(
-                reader.readuntil(b"\n"), self.config.hello_timeout_seconds
-            )
+            line = await asyncio.wait_for(_start_line(reader), self.config.hello_timeout_seconds)
             start = decode_start(line.rstrip(b"\n"))
-        except (asyncio.LimitOverrunError, ValueError):
+        except ValueError:
             raise _Refused(ErrorCode.BAD_FRAME, "The first line must be a 'start'.") from None
         except PeerError as exc:
             raise _Refused(exc.code, exc.detail) from None
