@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import dataclasses
 import json
+import logging
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -98,15 +99,24 @@ def files_port(server: ParleyServer) -> int:
 
 
 async def test_stalled_handshakes_count_against_the_chat_ports_limit(
-    server_config: ServerConfig,
+    server_config: ServerConfig, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, logger="parley.server")
     config = dataclasses.replace(server_config, max_connections_per_address=5)
     async with ParleyServer(config) as server:
         async with stalled(server.port, 5):
             assert not await welcomed(server.port)  # told why, after its handshake
+            assert not await welcomed(server.port)
             assert await welcomed(server.port, source=OTHER_HOST)  # another host is not held
         await asyncio.sleep(0.3)
         assert await welcomed(server.port)  # the stalled ones gone, the address is let in
+    # Named once as it starts and once as it ends, not once per refused connection.
+    refusing = [r.getMessage() for r in caplog.records if "connections on the chat" in r.message]
+    assert refusing == [
+        "Refusing connections on the chat port from 127.0.0.1: 5 open, the limit "
+        "(max_connections_per_address)",
+        "Accepting connections on the chat port from 127.0.0.1 again",
+    ]
 
 
 async def test_stalled_handshakes_count_against_the_file_ports_limit(
