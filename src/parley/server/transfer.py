@@ -53,9 +53,9 @@ log = logging.getLogger("parley.transfer")
 
 CHUNK_BYTES = 256 * 1024
 # What a connection may have received and not yet consumed before its reading pauses (the
-# stream pauses past twice this). Small, and an upload pauses after every TLS record (16 KiB):
-# two system calls and a task switch per record cut uploads to a third of their speed. This
-# size lets 8 records through per pause, and bounds a connection's buffer at 128 KiB.
+# stream pauses past twice this). With a small limit an upload pauses after every TLS record
+# (16 KiB), and two system calls and a task switch per record cut uploads to a third of their
+# speed; this one lets 8 records through per pause and bounds a connection's buffer at 128 KiB.
 READ_LIMIT_BYTES = 64 * 1024
 SYNC_EVERY_BYTES = 2 * 1024 * 1024
 T = TypeVar("T")
