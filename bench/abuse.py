@@ -6,17 +6,19 @@
 
 One Parley server (settings as shipped, files on any free port) is started with R rooms made
 beforehand through its storage layer (80,000 by default: the protocol's own room creation would
-take minutes and may be limited). A normal user, alone on its address, sends ``ping`` after
-``ping`` (one in flight, 10 ms apart) while each phase runs; the figure is its round-trip time,
-p50/p99/max, per phase:
+take minutes and may be limited). Five normal users, each on an address of its own, in a
+process of their own (so that the load's own work in this one does not delay them), send
+``ping`` within flood control (8 a second each, one in flight) for the whole run. Each phase
+reports the round trips of the pings sent while it ran (after its set-up), p50/p99/max:
 
 - quiet: nothing else (the reference).
 - guesses: 200 connections from one other address each send a ``nick`` with a wrong password
   for one account, all at once; the phase lasts until all are answered (at most 60 s).
 - handshakes: 6,000 TCP connections from one address to the file port, never starting their
   TLS handshake, held 5 s. Also the server's resident memory before, at its peak and 5 s after.
-- tokens: 200 guests (each on an address of its own) in a room where a file was shared ask for
-  its download token 8 times a second each for 12 s, never using them.
+- tokens: 200 guests (each on an address of its own) in a room where a file was shared take 60
+  download tokens each (12,000 outstanding; not measured), then one each every 0.5 s for 10 s,
+  never using them.
 - rooms: 10 clients repeat ``rooms`` for 10 s (a client cut off for a reply too large
   reconnects).
 
@@ -28,11 +30,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import functools
 import hashlib
 import itertools
 import json
+import multiprocessing
 import os
 import socket
 import ssl
@@ -40,6 +42,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -114,26 +117,72 @@ async def _logged_in(port: int, source: str, nick: str) -> Line:
 
 
 class Pinger:
-    """A normal user: one ping in flight, PINGS_PER_SECOND at most; round trips in ms."""
+    """A normal user: one ping in flight, PINGS_PER_SECOND at most. Each sample is (when it
+    was sent on the system-wide monotonic clock, round trip in ms or None when refused).
+    """
 
     def __init__(self, line: Line) -> None:
         self.line = line
-        self.times: list[float] = []
-        self.refused: list[str] = []
+        self.samples: list[tuple[float, float | None]] = []
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: Callable[[], bool]) -> None:
         gap = 1.0 / PINGS_PER_SECOND
-        while not stop.is_set():
-            started = time.perf_counter()
+        while not stop():
+            sent = time.monotonic()
             reply = await self.line.request("ping")
-            elapsed = time.perf_counter() - started
+            elapsed = time.monotonic() - sent
             if reply["type"] == "closing":
                 raise RuntimeError(f"a normal user was disconnected: {reply}")
-            if reply["type"] == "pong":
-                self.times.append(elapsed * 1000)
-            else:
-                self.refused.append(str(reply.get("code")))
+            self.samples.append((sent, elapsed * 1000 if reply["type"] == "pong" else None))
             await asyncio.sleep(max(0.0, gap - elapsed))
+
+
+def _ping_process(port: int, pipe: Connection) -> None:
+    """The normal users, in a process of their own (the load's own work must not delay their
+    pings): ping until told to stop through ``pipe``, then send the samples back through it.
+    """
+
+    async def run() -> list[tuple[float, float | None]]:
+        pingers = [
+            Pinger(await _logged_in(port, f"127.0.0.{20 + n}", f"Normal{n}"))
+            for n in range(NORMAL_USERS)
+        ]
+        pipe.send("ready")
+        await asyncio.gather(*(pinger.run(pipe.poll) for pinger in pingers))
+        return sorted(itertools.chain.from_iterable(pinger.samples for pinger in pingers))
+
+    pipe.send(asyncio.run(run()))
+
+
+class Pings:
+    """The ping process of one round, and the rounds' windows of time to report on."""
+
+    def __init__(self, port: int) -> None:
+        self._pipe, child = multiprocessing.Pipe()
+        self._process = multiprocessing.Process(target=_ping_process, args=(port, child))
+        self._process.start()
+        if not self._pipe.poll(ANSWER_SECONDS) or self._pipe.recv() != "ready":
+            raise RuntimeError("the normal users did not log in")
+
+    def stop(self) -> list[tuple[float, float | None]]:
+        self._pipe.send("stop")
+        samples: list[tuple[float, float | None]] = self._pipe.recv()
+        self._process.join(ANSWER_SECONDS)
+        return samples
+
+
+def _window(samples: list[tuple[float, float | None]], start: float, end: float) -> dict[str, Any]:
+    """The figures of the pings sent between ``start`` and ``end``."""
+    inside = [rtt for sent, rtt in samples if start <= sent < end]
+    times = sorted(rtt for rtt in inside if rtt is not None)
+    refused = len(inside) - len(times)
+    return {
+        **({"refused_pings": refused} if refused else {}),
+        "pings": len(times),
+        "ping_p50_ms": percentile(times, 0.50),
+        "ping_p99_ms": percentile(times, 0.99),
+        "ping_max_ms": times[-1] if times else None,
+    }
 
 
 Begin = Callable[[], None]
@@ -141,41 +190,19 @@ Load = Callable[["ParleyServer", int, Begin], Awaitable[dict[str, Any]]]
 
 
 async def _measured(
-    port: int, load: Callable[[Begin], Awaitable[dict[str, Any]]]
-) -> dict[str, Any]:
-    """Run ``load`` while the normal users ping; its figures plus those of the pings since it
-    called its ``begin`` argument (when its set-up is done).
+    load: Callable[[Begin], Awaitable[dict[str, Any]]],
+) -> tuple[dict[str, Any], float, float]:
+    """Run ``load``; its figures, and the window of time from when it called its ``begin``
+    argument (its set-up done) to its end.
     """
-    pingers = [
-        Pinger(await _logged_in(port, f"127.0.0.{20 + n}", f"Normal{n}"))
-        for n in range(NORMAL_USERS)
-    ]
-    stop = asyncio.Event()
-    pinging = [asyncio.create_task(pinger.run(stop)) for pinger in pingers]
+    began = time.monotonic()
 
     def begin() -> None:
-        for pinger in pingers:
-            pinger.times.clear()
-            pinger.refused.clear()
+        nonlocal began
+        began = time.monotonic()
 
-    try:
-        figures = await load(begin)
-    finally:
-        stop.set()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(asyncio.gather(*pinging), ANSWER_SECONDS)
-        for pinger in pingers:
-            pinger.line.close()
-    times = sorted(itertools.chain.from_iterable(pinger.times for pinger in pingers))
-    refused = [code for pinger in pingers for code in pinger.refused]
-    return {
-        **figures,
-        **({"refused_pings": _tally(refused)} if refused else {}),
-        "pings": len(times),
-        "ping_p50_ms": percentile(times, 0.50),
-        "ping_p99_ms": percentile(times, 0.99),
-        "ping_max_ms": times[-1] if times else None,
-    }
+    figures = await load(begin)
+    return figures, began, time.monotonic()
 
 
 # --- the phases ------------------------------------------------------------------------------
@@ -431,16 +458,21 @@ def _files_port(server: ParleyServer) -> int:
     raise RuntimeError(f"the server did not say its file port: {server.log_tail()}")
 
 
-async def _run(server: ParleyServer, phases: list[str]) -> dict[str, dict[str, Any]]:
+async def _run(
+    server: ParleyServer, phases: list[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, tuple[float, float]]]:
+    """Each phase's figures, and the window of time its pings are taken from."""
     files_port = _files_port(server)
     results: dict[str, dict[str, Any]] = {}
+    windows: dict[str, tuple[float, float]] = {}
     for phase in phases:
         load = LOADS[phase]
         started = time.monotonic()
-        results[phase] = await _measured(server.port, functools.partial(load, server, files_port))
-        results[phase]["phase_seconds"] = round(time.monotonic() - started, 1)
-        print(f"{phase:<11} {_row(results[phase])}", flush=True)
-    return results
+        figures, began, ended = await _measured(functools.partial(load, server, files_port))
+        results[phase] = {**figures, "phase_seconds": round(ended - started, 1)}
+        windows[phase] = (began, ended)
+        await asyncio.sleep(2.0)  # what the phase left behind settles before the next
+    return results, windows
 
 
 def _row(figures: dict[str, Any]) -> str:
@@ -474,7 +506,16 @@ def main() -> int:
         print(f"Round {round_number + 1}: Parley from {args.parley_root}", flush=True)
         server = ParleyServer(args.parley_root, prefill=_prefill(args.parley_root, args.rooms))
         with server:
-            runs.append(asyncio.run(_run(server, phases)))
+            pings = Pings(server.port)
+            try:
+                time.sleep(2.0)  # past the logins
+                results, windows = asyncio.run(_run(server, phases))
+            finally:
+                samples = pings.stop()
+        for phase, (start, end) in windows.items():
+            results[phase].update(_window(samples, start, end))
+            print(f"{phase:<11} {_row(results[phase])}", flush=True)
+        runs.append(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"root": str(args.parley_root), "runs": runs}, indent=2))
     print(f"Results in {args.json}")
