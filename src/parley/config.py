@@ -49,6 +49,7 @@ class ServerConfig:
     tcp_nodelay: bool = False
 
     # Many people share one address (NAT, offices): generous, and separate from flood control.
+    # Counted from accept, TLS handshakes included, per address group (an IPv6 /64 is one).
     max_connections_per_address: int = 1000
     max_connections: int = 50_000
 
@@ -86,6 +87,13 @@ class ServerConfig:
     # ...and an upload not finished within this is deleted by the purge.
     unfinished_upload_seconds: float = 3600.0
     file_purge_interval_seconds: float = 60.0
+    # Connections on the file port, counted from accept (TLS handshake included) like the chat
+    # port's. Each transfer is heavy (up to 256 KiB of buffers, a thread's share of the CPU), and
+    # a client needs only a few at once (max_uploads_in_progress, a few downloads): a host
+    # cannot hold the port with idle handshakes, while an office behind one address still can
+    # move many files at once.
+    max_file_connections_per_address: int = 100
+    max_file_connections: int = 2000
 
     # Message of the day: each line is sent as a 'notice' to every user who logs in.
     motd: str = ""

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from parley.server.tls_transport import TlsServer, start_tls_server
+from parley.server.tracker import ConnectionTracker
 from parley.tls import ensure_certificate, server_context
 from support import insecure_context
 
@@ -60,7 +61,14 @@ async def serve(
         return protocols[-1]
 
     server = await start_tls_server(
-        factory, "127.0.0.1", 0, tls, handshake_timeout=5.0, nodelay=nodelay
+        factory,
+        "127.0.0.1",
+        0,
+        tls,
+        handshake_timeout=5.0,
+        tracker=ConnectionTracker(1000, 1000),
+        refusal=b"refused\n",
+        nodelay=nodelay,
     )
     try:
         yield server, protocols

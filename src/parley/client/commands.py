@@ -7,7 +7,6 @@ never a request.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import difflib
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from parley.client import transfer
-from parley.client.core import ChatClient
+from parley.client.core import ChatClient, ConnectionLost
 from parley.client.credentials import SessionStore
 from parley.client.ignores import IgnoreList
 from parley.client.progress import Meter
@@ -96,7 +95,7 @@ class Chat:
     # Where /get saves files.
     downloads: Path = dataclasses.field(default_factory=Path.cwd)
     # Transfers running in the background: chat goes on meanwhile.
-    transfers: set[asyncio.Task[None]] = dataclasses.field(default_factory=set)
+    transfers: transfer.Transfers = dataclasses.field(default_factory=transfer.Transfers)
 
     @property
     def target(self) -> str:
@@ -595,6 +594,11 @@ async def _upload(chat: Chat, path: Path, target: str) -> None:
             file_id = await transfer.upload(chat.client, path, target, report)
     except (RequestRefused, transfer.TransferFailed) as failed:
         chat.out(f"*** {for_terminal(path.name)} was not sent: {for_terminal(str(failed))}")
+    except ConnectionLost:
+        chat.out(
+            f"*** {for_terminal(path.name)} was not sent: the connection to the server was "
+            "lost. Send it again once connected: it resumes where it stopped."
+        )
     except OSError as exc:
         chat.out(f"*** Cannot read {for_terminal(str(path))}: {exc.strerror}")
     else:
@@ -648,6 +652,11 @@ async def _download(chat: Chat, file_id: str, folder: Path, name: str | None) ->
             saved = await transfer.download(chat.client, file_id, folder, name, report)
     except (RequestRefused, transfer.TransferFailed) as failed:
         chat.out(f"*** The download failed: {for_terminal(str(failed))}")
+    except ConnectionLost:
+        chat.out(
+            "*** The download stopped: the connection to the server was lost. /get it again "
+            "once connected: it resumes where it stopped."
+        )
     except OSError as exc:
         chat.out(f"*** Cannot save in {for_terminal(str(folder))}: {exc.strerror}")
     else:
@@ -711,9 +720,7 @@ def _progress(chat: Chat, key: str) -> Iterator[transfer.ProgressCallback]:
 
 
 def _in_background(chat: Chat, work: Coroutine[Any, Any, None]) -> None:
-    task = asyncio.create_task(work)
-    chat.transfers.add(task)
-    task.add_done_callback(chat.transfers.discard)
+    chat.transfers.start(work)
 
 
 # --- moderation ------------------------------------------------------------------------------

@@ -278,7 +278,7 @@ async def _chat(chat: Chat, lines: Lines, nick: str | None) -> int:
         if chat.transfers:
             # A script that shares a file and ends its input means the file to arrive.
             chat.out(f"Waiting for {len(chat.transfers)} transfer(s) to finish...")
-            await asyncio.gather(*chat.transfers, return_exceptions=True)
+            await chat.transfers.finish()
         with contextlib.suppress(ConnectionLost, TimeoutError):
             await asyncio.wait_for(markers.flush(), 5.0)
         shown.cancel()
@@ -288,6 +288,9 @@ async def _chat(chat: Chat, lines: Lines, nick: str | None) -> int:
     # The connection ended: let the reason be printed before leaving.
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(shown, 5.0)
+    await chat.transfers.cancel()
+    with contextlib.suppress(asyncio.CancelledError, ConnectionLost):
+        await typed
     return EXIT_DISCONNECTED
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -176,6 +177,20 @@ class WindowedFront:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def cancel_background(self) -> None:
-        for task in list(self._background):
+    def cancel_background(self) -> list[asyncio.Task[None]]:
+        """Cancel the tasks spawned; returns them, for a caller on the loop to await."""
+        tasks = list(self._background)
+        for task in tasks:
             task.cancel()
+        return tasks
+
+
+async def cancel_and_wait(*tasks: asyncio.Future[Any]) -> None:
+    """Cancel ``tasks`` and wait until each has ended; a failure other than the connection
+    being lost is logged (none is left unretrieved).
+    """
+    for task in tasks:
+        task.cancel()
+    for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(outcome, Exception) and not isinstance(outcome, ConnectionLost):
+            logging.getLogger("parley.client").error("A task failed: %r", outcome, exc_info=outcome)

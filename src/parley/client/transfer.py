@@ -5,6 +5,10 @@ Both directions resume: an interrupted upload is offered again and the server sa
 already holds; an interrupted download continues its ``.part`` file. A partial file never has
 the final name, on either side. Progress is reported through a callback (bytes done, total),
 which a terminal draws as a bar and the desktop app as a progress widget.
+
+Transfers run beside the chat as tasks owned by a :class:`Transfers`: the front end that started
+them waits for them or cancels them on exit, and every outcome is collected (a failure the
+transfer did not turn into a message for the user is logged, never left unretrieved).
 """
 
 from __future__ import annotations
@@ -13,16 +17,20 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import logging
 import os
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 from parley.client.core import ChatClient, ConnectionLost
 from parley.protocol import transfer
 from parley.protocol.errors import ParleyError, PeerError
 from parley.protocol.filenames import clean_file_name
 from parley.tls import client_context, fingerprint
+
+log = logging.getLogger("parley.client")
 
 CHUNK_BYTES = 256 * 1024
 # Attempts at a transfer before giving up; each resumes where the last one stopped.
@@ -48,6 +56,41 @@ class TransferFailed(ParleyError):
     def __init__(self, reason: str, code: str = "") -> None:
         self.reason, self.code = reason, code
         super().__init__(reason)
+
+
+class Transfers:
+    """The transfers running in the background of one front end; it owns their tasks."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def start(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` (which reports its own outcome to the user) beside the chat."""
+        task = asyncio.create_task(work, name="parley-transfer")
+        self._tasks.add(task)
+        task.add_done_callback(self._ended)
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.error("A transfer failed: %r", exc, exc_info=exc)
+
+    async def finish(self) -> None:
+        """Wait until every transfer has ended, however it ends."""
+        while self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def cancel(self) -> None:
+        """Stop every transfer and wait until each has (a cut transfer resumes later: an
+        upload from what the server holds, a download from its ``.part`` file).
+        """
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def sha256_of(path: Path) -> str:

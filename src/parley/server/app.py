@@ -20,6 +20,7 @@ from parley.accounts.bootstrap import ensure_admin
 from parley.bus.local import LocalBus
 from parley.config import ServerConfig
 from parley.protocol.errors import ErrorCode
+from parley.protocol.messages import Closing, encode
 from parley.server.auth import Authenticator
 from parley.server.blobs import BlobStore
 from parley.server.connection import Connection, ServerContext
@@ -113,6 +114,13 @@ class ParleyServer:
                 config.port,
                 ssl_context,
                 handshake_timeout=config.tls_handshake_timeout_seconds,
+                tracker=self.tracker,
+                refusal=encode(
+                    Closing(
+                        code=ErrorCode.TOO_MANY_CONNECTIONS,
+                        message=ErrorCode.TOO_MANY_CONNECTIONS.text,
+                    )
+                ),
                 nodelay=config.tcp_nodelay,
             )
             self._transfers = TransferServer(files, config)

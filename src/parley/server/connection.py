@@ -117,19 +117,8 @@ class Connection(asyncio.Protocol):
         self.host = str(peer[0])
         # The seed's log format: "Connected with ('127.0.0.1', 54321)".
         self.address = str((peer[0], peer[1]))
-        if not self.context.tracker.admit(self):
-            log.info("Refused %s: too many connections", self.address)
-            transport.write(
-                encode(
-                    Closing(
-                        code=ErrorCode.TOO_MANY_CONNECTIONS,
-                        message=ErrorCode.TOO_MANY_CONNECTIONS.text,
-                    )
-                )
-            )
-            self._closed = True
-            transport.close()
-            return
+        # Within the connection limits already: the listener counts from accept.
+        self.context.tracker.add(self)
         log.info("Connected with %s", self.address)
         self.write = transport.write
         transport.set_write_buffer_limits(high=self.context.config.send_buffer_limit_bytes)
@@ -174,7 +163,7 @@ class Connection(asyncio.Protocol):
             self._shut(abort=False)
         if self in self.context.tracker.live:
             log.info("Disconnected %s%s", self.address, f" ({self.nick})" if self.nick else "")
-        self.context.tracker.release(self)
+        self.context.tracker.discard(self)
         self.write = _discard
 
     # --- used by handlers ----------------------------------------------------------------

@@ -6,15 +6,19 @@ A file may be read by its sender and by those it was shared with: the other user
 conversation, or the room's members when it was shared. Anyone else asking for it is told it
 does not exist. Ids are 128 random bits; tokens are 192 random bits, good for one connection
 within TOKEN_SECONDS.
+
+Everything here runs on the chat loop, the file connections' thread included: it calls in
+through that loop (TransferServer._on_chat_loop), so the tokens and the claims on files have one
+owner and need no lock. A claim makes an upload and the purge exclusive: the purge never
+deletes a file whose bytes are arriving, and an upload never starts on a file being deleted.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+import enum
 import logging
 import secrets
-import time
 
 from parley.config import ServerConfig
 from parley.protocol import limits
@@ -35,6 +39,7 @@ from parley.protocol.names import is_room, nick_key, normalize_nick
 from parley.server.blobs import BlobStore
 from parley.server.hub import Hub, now_ms
 from parley.server.rooms import Peer
+from parley.server.tickets import Ticket, TicketBook
 from parley.storage import FileRecord, NewMessage, Storage
 
 log = logging.getLogger("parley.files")
@@ -43,13 +48,9 @@ TOKEN_SECONDS = 300.0
 _DAY_MS = 86_400_000
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Ticket:
-    """What a token on a file connection allows: one upload or one download of a file."""
-
-    upload: bool
-    file_id: str
-    expires: float  # time.monotonic()
+class _Claim(enum.Enum):
+    UPLOAD = enum.auto()  # its bytes are arriving on a file connection
+    DELETE = enum.auto()  # the purge is deleting it
 
 
 class FileService:
@@ -60,9 +61,9 @@ class FileService:
         self.blobs = blobs
         # The file connections' port, known once they listen.
         self.port = 0
-        self._tickets: dict[str, Ticket] = {}
-        # Uploads being received now, by file id: one connection at a time per file.
-        self.receiving: set[str] = set()
+        self.tickets = TicketBook(TOKEN_SECONDS)
+        # Files in use by one upload or by the purge, by file id (see the module's docstring).
+        self._claims: dict[str, _Claim] = {}
 
     # --- requests on the chat connection -------------------------------------------------
 
@@ -101,7 +102,7 @@ class FileService:
                 expires_ms=now + int(self.config.unfinished_upload_seconds * 1000),
             )
             await self.storage.add_file(record, readers)
-        token = self._ticket(upload=True, file_id=record.file_id)
+        token = self.tickets.issue(upload=True, file_id=record.file_id)
         return UploadSlot(
             id=request.id,
             file_id=record.file_id,
@@ -133,7 +134,7 @@ class FileService:
         return DownloadTicket(
             id=request.id,
             file_id=record.file_id,
-            token=self._ticket(upload=False, file_id=record.file_id),
+            token=self.tickets.issue(upload=False, file_id=record.file_id),
             port=self.port,
             name=record.name,
             size=record.size,
@@ -167,20 +168,40 @@ class FileService:
 
     # --- used by the file connections ----------------------------------------------------
 
-    def _ticket(self, *, upload: bool, file_id: str) -> str:
-        now = time.monotonic()
-        if len(self._tickets) > 10_000:  # unused tokens pile up only if clients misbehave
-            self._tickets = {t: v for t, v in self._tickets.items() if v.expires > now}
-        token = secrets.token_urlsafe(24)
-        self._tickets[token] = Ticket(upload, file_id, now + TOKEN_SECONDS)
-        return token
+    async def open_transfer(self, token: str) -> tuple[Ticket, FileRecord]:
+        """Redeem ``token`` (once: a token opens one file connection) and read its file. For
+        an upload, the file is claimed: the caller must call :meth:`end_upload` when the
+        connection ends. Raises PeerError with what to tell the file connection.
+        """
+        ticket = self.tickets.redeem(token)
+        if ticket is None:
+            raise PeerError(ErrorCode.NO_SUCH_FILE, "The token is unknown, used or expired.")
+        if not ticket.upload:
+            record = await self.storage.file(ticket.file_id)
+            if record is None:
+                raise _no_such_file()
+            return ticket, record
+        claim = self._claims.get(ticket.file_id)
+        if claim is _Claim.UPLOAD:
+            raise PeerError(ErrorCode.TOO_MANY_UPLOADS, "That file is being sent already.")
+        if claim is _Claim.DELETE:
+            raise _upload_expired()
+        self._claims[ticket.file_id] = _Claim.UPLOAD
+        try:
+            record = await self.storage.file(ticket.file_id)
+            if record is None:
+                raise _no_such_file()
+            if not record.complete and record.expires_ms <= now_ms():
+                raise _upload_expired()  # the purge deletes it soon
+        except BaseException:
+            self.end_upload(ticket.file_id)
+            raise
+        return ticket, record
 
-    def redeem(self, token: str) -> Ticket | None:
-        """The ticket of ``token``, once: a token opens one file connection."""
-        ticket = self._tickets.pop(token, None)
-        if ticket is None or ticket.expires < time.monotonic():
-            return None
-        return ticket
+    def end_upload(self, file_id: str) -> None:
+        """The upload connection of ``file_id`` has ended (whatever became of the file)."""
+        if self._claims.get(file_id) is _Claim.UPLOAD:
+            del self._claims[file_id]
 
     async def finished(self, record: FileRecord) -> None:
         """An upload is complete and verified: keep it for its lifetime and announce it."""
@@ -212,20 +233,45 @@ class FileService:
             await asyncio.to_thread(self.blobs.drop_blob, record.sha256)
 
     async def purge(self) -> int:
-        """Delete expired files (and uploads never finished); returns how many."""
+        """Delete expired files (and uploads never finished); returns how many. A file whose
+        upload is under way is left for a later purge.
+        """
         count = 0
         while True:
             expired = await self.storage.expired_files(now_ms(), 500)
+            deleted = 0
             for record in expired:
-                if record.file_id not in self.receiving:
-                    await self.forget(record.file_id)
-                    count += 1
-            if len(expired) < 500:
+                deleted += await self._purge_one(record.file_id)
+            count += deleted
+            if len(expired) < 500 or not deleted:
                 return count
+
+    async def _purge_one(self, file_id: str) -> bool:
+        """Delete ``file_id`` if it is still expired and no upload holds it."""
+        if file_id in self._claims:
+            return False
+        self._claims[file_id] = _Claim.DELETE
+        try:
+            # Read again: the list may be stale (an upload may have finished since, and a
+            # complete file has a new expiry).
+            record = await self.storage.file(file_id)
+            if record is None or record.expires_ms > now_ms():
+                return False
+            await self.forget(file_id)
+            return True
+        finally:
+            del self._claims[file_id]
 
 
 def _no_such_file() -> PeerError:
     return PeerError(ErrorCode.NO_SUCH_FILE, ErrorCode.NO_SUCH_FILE.text)
+
+
+def _upload_expired() -> PeerError:
+    return PeerError(
+        ErrorCode.NO_SUCH_FILE,
+        "The upload was not finished in time and is deleted; share the file again.",
+    )
 
 
 def _info(record: FileRecord) -> FileInfo:

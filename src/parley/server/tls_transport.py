@@ -11,6 +11,9 @@ of the loop iteration flushes every connection that has something queued. A burs
 the same client (a batch of room messages, a join storm) costs one encryption and one system
 call instead of one per frame.
 
+Every accepted socket is counted against the port's limits (per address group and in all)
+from ``accept`` to ``close``, handshake included: see :mod:`parley.server.tracker`.
+
 The transports follow asyncio's Transport/Protocol contract (``connection_made`` after the
 handshake, ``data_received``, ``pause_writing`` above the high-water mark, ``connection_lost``
 once), so :class:`parley.server.connection.Connection` does not know which transport it runs on.
@@ -22,13 +25,16 @@ import asyncio
 import contextlib
 import enum
 import errno
+import functools
 import logging
 import socket
 import ssl
 from collections.abc import Callable
 from typing import Any
 
+from parley.server.address_group import address_group
 from parley.server.deadlines import Deadline, DeadlineQueue
+from parley.server.tracker import ConnectionTracker
 
 log = logging.getLogger("parley.server")
 
@@ -46,6 +52,11 @@ _LINGER_SECONDS = 2.0
 _CLOSE_FLUSH_SECONDS = 10.0
 # When out of file descriptors, wait this long before accepting again.
 _ACCEPT_BACKOFF_SECONDS = 0.1
+
+# A socket over the limits is still told why (the refusal, after a TLS handshake) while fewer
+# than this many refusals are under way; past it, it is closed at once. Bounds what a flood of
+# refused sockets can cost, and a stalled refusal ends at the handshake deadline like any other.
+_MAX_REFUSALS_IN_FLIGHT = 64
 
 _FD_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
@@ -87,6 +98,7 @@ class TlsTransport(asyncio.Transport):
         "_high_water",
         "_loop",
         "_low_water",
+        "_on_drop",
         "_protocol",
         "_queued",
         "_queued_bytes",
@@ -109,8 +121,11 @@ class TlsTransport(asyncio.Transport):
         flusher: WriteFlusher,
         read_buffer: memoryview,
         handshake_deadlines: DeadlineQueue,
+        on_drop: Callable[[], None] | None = None,
     ) -> None:
+        """``on_drop`` is called once, when the socket is closed (handshake failed or not)."""
         super().__init__()
+        self._on_drop = on_drop
         self._loop = loop
         self._sock = sock
         self._fd = sock.fileno()
@@ -390,6 +405,9 @@ class TlsTransport(asyncio.Transport):
         self._queued_bytes = 0
         self._unfinished = None
         self._sock.close()
+        if self._on_drop is not None:
+            on_drop, self._on_drop = self._on_drop, None
+            on_drop()
         if self._connected:
             self._loop.call_soon(self._protocol.connection_lost, exc)
 
@@ -457,8 +475,23 @@ class TlsTransport(asyncio.Transport):
         return default
 
 
+class _Refusal(asyncio.Protocol):
+    """Says why the connection is refused, then closes it."""
+
+    def __init__(self, message: bytes) -> None:
+        self._message = message
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        transport.write(self._message)
+        transport.close()
+
+
 class TlsServer:
-    """Listening sockets that hand each accepted TLS connection to a new protocol."""
+    """Listening sockets that hand each accepted TLS connection to a new protocol, within the
+    limits of ``tracker``; a socket over them gets ``refusal`` after its handshake (or is
+    closed at once when many refusals are under way already).
+    """
 
     def __init__(
         self,
@@ -468,9 +501,14 @@ class TlsServer:
         ssl_context: ssl.SSLContext,
         handshake_timeout: float,
         nodelay: bool,
+        tracker: ConnectionTracker,
+        refusal: bytes,
     ) -> None:
         self._loop = loop
         self.sockets = sockets
+        self.tracker = tracker
+        self._refusal = refusal
+        self._refusals_in_flight = 0
         self._nodelay = nodelay
         self._protocol_factory = protocol_factory
         self._ssl_context = ssl_context
@@ -484,7 +522,7 @@ class TlsServer:
     def _accept(self, listener: socket.socket) -> None:
         for _ in range(_ACCEPTS_PER_CALLBACK):
             try:
-                conn, _ = listener.accept()
+                conn, address = listener.accept()
             except (BlockingIOError, InterruptedError, ConnectionAbortedError):
                 return
             except OSError as exc:
@@ -494,13 +532,31 @@ class TlsServer:
                     self._loop.call_later(_ACCEPT_BACKOFF_SECONDS, self._resume_accepting, listener)
                     return
                 raise
-            self._start_connection(conn)
+            group = address_group(str(address[0])) if isinstance(address, tuple) else ""
+            if self.tracker.admit(group):
+                self._start_connection(conn, None, functools.partial(self.tracker.release, group))
+            elif self._refusals_in_flight < _MAX_REFUSALS_IN_FLIGHT:
+                self._refusals_in_flight += 1
+                self._start_connection(conn, _Refusal(self._refusal), self._refusal_ended)
+            else:
+                conn.close()
+
+    def _refusal_ended(self) -> None:
+        self._refusals_in_flight -= 1
 
     def _resume_accepting(self, listener: socket.socket) -> None:
         if not self._closed.is_set():
             self._loop.add_reader(listener.fileno(), self._accept, listener)
 
-    def _start_connection(self, conn: socket.socket) -> None:
+    def _start_connection(
+        self,
+        conn: socket.socket,
+        protocol: asyncio.Protocol | None,
+        on_drop: Callable[[], None],
+    ) -> None:
+        """Start the handshake of ``conn``, for ``protocol`` (None: a new one from the
+        factory). ``on_drop`` runs once, when the socket is closed.
+        """
         try:
             conn.setblocking(False)
             if self._nodelay:
@@ -512,14 +568,16 @@ class TlsServer:
         except OSError as exc:
             log.debug("Dropped a new connection: %s", exc)
             conn.close()
+            on_drop()
             return
         TlsTransport(
             self._loop,
             tls,
-            self._protocol_factory(),
+            protocol if protocol is not None else self._protocol_factory(),
             self._flusher,
             self._read_buffer,
             self._handshake_deadlines,
+            on_drop,
         )
 
     def close(self) -> None:
@@ -542,10 +600,15 @@ async def start_tls_server(
     ssl_context: ssl.SSLContext,
     *,
     handshake_timeout: float,
+    tracker: ConnectionTracker,
+    refusal: bytes,
     nodelay: bool = False,
     backlog: int = 4096,
 ) -> TlsServer:
-    """Listen on every address ``host`` resolves to. Raises OSError if none can be bound."""
+    """Listen on every address ``host`` resolves to, admitting connections within the limits
+    of ``tracker`` (``refusal``: what one over them is sent). Raises OSError if none can be
+    bound.
+    """
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     sockets: list[socket.socket] = []
@@ -569,4 +632,6 @@ async def start_tls_server(
         raise
     if not sockets:
         raise OSError(f"cannot resolve {host!r}")
-    return TlsServer(loop, sockets, protocol_factory, ssl_context, handshake_timeout, nodelay)
+    return TlsServer(
+        loop, sockets, protocol_factory, ssl_context, handshake_timeout, nodelay, tracker, refusal
+    )

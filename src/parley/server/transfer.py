@@ -9,6 +9,15 @@ An upload is checked as it arrives: a byte past the declared size cuts the conne
 deletes what came; at the end the SHA-256 must match, else the same. A connection that stops
 sending for ``upload_stall_seconds`` is closed, its bytes kept so the client can resume, until
 the upload's record expires and the purge frees them.
+
+The thread boundary: this thread owns its loop, its listener and its connections; the
+FileService (tokens, claims on files, storage, the hub) belongs to the chat loop and is only
+ever called through :meth:`TransferServer._on_chat_loop`. What both threads touch is the file
+system under the blob store, and a claim (taken on the chat loop) keeps an upload's partial
+file from the purge while this thread writes it. The file port has the chat port's listener:
+every socket counted from accept per address group, within ``max_file_connections_per_address``
+and ``max_file_connections``, and dropped if its TLS handshake is not done within
+``tls_handshake_timeout_seconds``.
 """
 
 from __future__ import annotations
@@ -36,11 +45,18 @@ from parley.protocol.transfer import (
 )
 from parley.server.files import FileService
 from parley.server.hub import now_ms
+from parley.server.tls_transport import TlsServer, start_tls_server
+from parley.server.tracker import ConnectionTracker
 from parley.storage import FileRecord
 
 log = logging.getLogger("parley.transfer")
 
 CHUNK_BYTES = 256 * 1024
+# What a connection may have received and not yet consumed before its reading pauses (the
+# stream pauses past twice this). With a small limit an upload pauses after every TLS record
+# (16 KiB), and two system calls and a task switch per record cut uploads to a third of their
+# speed; this one lets 8 records through per pause and bounds a connection's buffer at 128 KiB.
+READ_LIMIT_BYTES = 64 * 1024
 SYNC_EVERY_BYTES = 2 * 1024 * 1024
 T = TypeVar("T")
 
@@ -51,12 +67,35 @@ class _Refused(Exception):
         super().__init__(message)
 
 
+async def _start_line(reader: asyncio.StreamReader) -> bytes:
+    """The connection's first line. Read byte by byte (a line is about 80 bytes): nothing after
+    its end is consumed, and a line longer than MAX_START_LINE_BYTES is refused (ValueError)
+    as soon as that many bytes have come, whatever the stream's buffer limit.
+    """
+    line = bytearray()
+    while len(line) < MAX_START_LINE_BYTES:
+        byte = await reader.read(1)
+        if not byte:
+            raise asyncio.IncompleteReadError(bytes(line), None)
+        line += byte
+        if byte == b"\n":
+            return bytes(line)
+    raise ValueError("the first line is too long")
+
+
 class TransferServer:
     def __init__(self, files: FileService, config: ServerConfig) -> None:
         self.files = files
         self.config = config
         self.port = 0
-        self._server: asyncio.Server | None = None
+        # Used on this server's thread only.
+        self.tracker = ConnectionTracker(
+            config.max_file_connections_per_address,
+            config.max_file_connections,
+            port_name="file",
+            settings=("max_file_connections_per_address", "max_file_connections"),
+        )
+        self._server: TlsServer | None = None
         self._connections: set[asyncio.Task[None]] = set()
         self._chat_loop: asyncio.AbstractEventLoop | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -78,13 +117,20 @@ class TransferServer:
         loop = self._loop = asyncio.new_event_loop()
         try:
             self._server = loop.run_until_complete(
-                asyncio.start_server(
-                    self._serve,
+                start_tls_server(
+                    self._new_connection,
                     self.config.host,
                     port,
-                    ssl=context,
-                    ssl_handshake_timeout=self.config.tls_handshake_timeout_seconds,
-                    limit=MAX_START_LINE_BYTES,
+                    context,
+                    handshake_timeout=self.config.tls_handshake_timeout_seconds,
+                    tracker=self.tracker,
+                    refusal=encode(
+                        TransferError(
+                            code=ErrorCode.TOO_MANY_CONNECTIONS,
+                            message="The file port has too many connections; try again later.",
+                        )
+                    ),
+                    nodelay=True,
                 )
             )
         except BaseException as exc:
@@ -114,6 +160,11 @@ class TransferServer:
         if self._connections:
             await asyncio.gather(*self._connections, return_exceptions=True)
 
+    def _new_connection(self) -> asyncio.Protocol:
+        return asyncio.StreamReaderProtocol(
+            asyncio.StreamReader(limit=READ_LIMIT_BYTES), self._serve
+        )
+
     async def _on_chat_loop(self, work: Coroutine[Any, Any, T]) -> T:
         """Run ``work`` (storage, the hub) on the chat loop, and wait for it here."""
         assert self._chat_loop is not None
@@ -141,100 +192,101 @@ class TransferServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         try:
-            line = await asyncio.wait_for(
-                reader.readuntil(b"\n"), self.config.hello_timeout_seconds
-            )
+            line = await asyncio.wait_for(_start_line(reader), self.config.hello_timeout_seconds)
             start = decode_start(line.rstrip(b"\n"))
-        except (asyncio.LimitOverrunError, ValueError):
+        except ValueError:
             raise _Refused(ErrorCode.BAD_FRAME, "The first line must be a 'start'.") from None
         except PeerError as exc:
             raise _Refused(exc.code, exc.detail) from None
-        ticket = self.files.redeem(start.token)
-        if ticket is None:
-            raise _Refused(ErrorCode.NO_SUCH_FILE, "The token is unknown, used or expired.")
-        record = await self._on_chat_loop(self.files.storage.file(ticket.file_id))
-        if record is None:
-            raise _Refused(ErrorCode.NO_SUCH_FILE, ErrorCode.NO_SUCH_FILE.text)
-        if ticket.upload:
-            await self._receive(reader, writer, record)
-        else:
+        try:
+            ticket, record = await self._on_chat_loop(self.files.open_transfer(start.token))
+        except PeerError as exc:
+            raise _Refused(exc.code, exc.detail) from None
+        if not ticket.upload:
             await self._send(writer, record, start.offset)
+            return
+        try:
+            await self._receive(reader, writer, record)
+        finally:
+            self._end_upload(record.file_id)
+
+    def _end_upload(self, file_id: str) -> None:
+        """Release the upload's claim, on the chat loop; not awaited, so that it also runs
+        when this connection is being cancelled.
+        """
+        assert self._chat_loop is not None
+        with contextlib.suppress(RuntimeError):  # the chat loop is closed: nothing to release
+            self._chat_loop.call_soon_threadsafe(self.files.end_upload, file_id)
 
     async def _receive(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: FileRecord
     ) -> None:
+        """Receive an upload's bytes; ``record``'s file is claimed by this connection."""
         files, blobs = self.files, self.files.blobs
         if record.complete:
             raise _Refused(ErrorCode.INVALID_FILE, "That file is already complete.")
-        if record.file_id in files.receiving:
-            raise _Refused(ErrorCode.TOO_MANY_UPLOADS, "That file is being sent already.")
-        files.receiving.add(record.file_id)
+        digest = await asyncio.to_thread(blobs.hash_received, record.file_id)
+        received = blobs.received(record.file_id)
+        if received > record.size:
+            await self._discard(record, "More bytes than the file's size were stored.")
+        writer.write(encode(Ready(offset=received, size=record.size)))
+        fd = blobs.open_partial(record.file_id)
+        unsynced = 0
+        # At most one write-out in flight, overlapping the next bytes' arrival.
+        syncing: asyncio.Future[None] | None = None
         try:
-            digest = await asyncio.to_thread(blobs.hash_received, record.file_id)
-            received = blobs.received(record.file_id)
-            if received > record.size:
-                await self._discard(record, "More bytes than the file's size were stored.")
-            writer.write(encode(Ready(offset=received, size=record.size)))
-            fd = blobs.open_partial(record.file_id)
-            unsynced = 0
-            # At most one write-out in flight, overlapping the next bytes' arrival.
-            syncing: asyncio.Future[None] | None = None
-            try:
-                while received < record.size:
-                    chunk = await asyncio.wait_for(
-                        reader.read(CHUNK_BYTES), self.config.upload_stall_seconds
+            while received < record.size:
+                chunk = await asyncio.wait_for(
+                    reader.read(CHUNK_BYTES), self.config.upload_stall_seconds
+                )
+                if not chunk:
+                    return  # closed early: kept, to resume
+                if received + len(chunk) > record.size:
+                    await self._discard(
+                        record,
+                        f"More bytes than the declared size ({record.size:,}) were sent; "
+                        "the upload was deleted.",
+                        ErrorCode.INVALID_FILE,
                     )
-                    if not chunk:
-                        return  # closed early: kept, to resume
-                    if received + len(chunk) > record.size:
+                try:
+                    os.write(fd, chunk)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
                         await self._discard(
                             record,
-                            f"More bytes than the declared size ({record.size:,}) were sent; "
-                            "the upload was deleted.",
-                            ErrorCode.INVALID_FILE,
+                            "The server has no room for the file; the upload was deleted.",
+                            ErrorCode.UNAVAILABLE,
                         )
-                    try:
-                        os.write(fd, chunk)
-                    except OSError as exc:
-                        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                            await self._discard(
-                                record,
-                                "The server has no room for the file; the upload was deleted.",
-                                ErrorCode.UNAVAILABLE,
-                            )
-                        raise
-                    digest.update(chunk)
-                    received += len(chunk)
-                    unsynced += len(chunk)
-                    if unsynced >= SYNC_EVERY_BYTES:
-                        # Little dirty data at a time: a chat commit's fsync must not wait
-                        # for the kernel to write out a whole file first.
-                        if syncing is not None:
-                            await syncing
-                        syncing = asyncio.ensure_future(asyncio.to_thread(os.fdatasync, fd))
-                        unsynced = 0
-            finally:
-                if syncing is not None:
-                    with contextlib.suppress(OSError):
+                    raise
+                digest.update(chunk)
+                received += len(chunk)
+                unsynced += len(chunk)
+                if unsynced >= SYNC_EVERY_BYTES:
+                    # Little dirty data at a time: a chat commit's fsync must not wait
+                    # for the kernel to write out a whole file first.
+                    if syncing is not None:
                         await syncing
-                os.close(fd)
-            if digest.hexdigest() != record.sha256:
-                await self._discard(
-                    record,
-                    "The bytes received do not have the SHA-256 declared; the upload was deleted.",
-                    ErrorCode.INVALID_FILE,
-                )
-            await asyncio.to_thread(blobs.commit, record.file_id, record.sha256)
-            await self._on_chat_loop(files.finished(record))
-            writer.write(encode(Done(file_id=record.file_id, sha256=record.sha256)))
+                    syncing = asyncio.ensure_future(asyncio.to_thread(os.fdatasync, fd))
+                    unsynced = 0
         finally:
-            files.receiving.discard(record.file_id)
+            if syncing is not None:
+                with contextlib.suppress(OSError):
+                    await syncing
+            os.close(fd)
+        if digest.hexdigest() != record.sha256:
+            await self._discard(
+                record,
+                "The bytes received do not have the SHA-256 declared; the upload was deleted.",
+                ErrorCode.INVALID_FILE,
+            )
+        await asyncio.to_thread(blobs.commit, record.file_id, record.sha256)
+        await self._on_chat_loop(files.finished(record))
+        writer.write(encode(Done(file_id=record.file_id, sha256=record.sha256)))
 
     async def _discard(
         self, record: FileRecord, why: str, code: ErrorCode = ErrorCode.INVALID_FILE
     ) -> None:
         """Delete a failed upload, record and bytes, and refuse with ``why``."""
-        self.files.receiving.discard(record.file_id)
         await self._on_chat_loop(self.files.forget(record.file_id))
         raise _Refused(code, why)
 

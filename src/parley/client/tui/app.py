@@ -43,7 +43,7 @@ from prompt_toolkit.output import ColorDepth
 from parley.client import windows as model
 from parley.client.commands import COMMANDS, Chat, execute
 from parley.client.core import ChatClient, ClientEvent, ConnectionLost
-from parley.client.front import WindowedFront
+from parley.client.front import WindowedFront, cancel_and_wait
 from parley.client.read_markers import ReadMarkers
 from parley.client.reconnect import Connect
 from parley.client.render import describe_unread
@@ -491,9 +491,8 @@ class FullScreen(WindowedFront):
                 {screen, events, typed}, return_when=asyncio.FIRST_COMPLETED
             )
         finally:
-            for task in (events, typed, marking):
-                task.cancel()
-            self.cancel_background()
+            await cancel_and_wait(events, typed, marking, *self.cancel_background())
+            await self.chat.transfers.cancel()
             if not screen.done():
                 self.app.exit()
             with contextlib.suppress(asyncio.CancelledError):

@@ -1,0 +1,52 @@
+"""The file tokens' book: one redemption each, expiry in issue order, and nothing kept after."""
+
+from __future__ import annotations
+
+from parley.server.tickets import TicketBook
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_token_opens_one_connection() -> None:
+    book = TicketBook(300.0, Clock())
+    token = book.issue(upload=False, file_id="f1")
+    ticket = book.redeem(token)
+    assert ticket is not None and (ticket.upload, ticket.file_id) == (False, "f1")
+    assert book.redeem(token) is None  # used
+    assert book.redeem("not-a-token") is None
+
+
+def test_tokens_are_unguessable_and_distinct() -> None:
+    book = TicketBook(300.0, Clock())
+    tokens = {book.issue(upload=True, file_id="f") for _ in range(1000)}
+    assert len(tokens) == 1000
+    assert all(len(token) >= 32 for token in tokens)
+
+
+def test_a_token_expires_after_its_lifetime() -> None:
+    clock = Clock()
+    book = TicketBook(300.0, clock)
+    early = book.issue(upload=True, file_id="early")
+    clock.now += 200.0
+    late = book.issue(upload=True, file_id="late")
+    clock.now += 100.0  # early's lifetime is over, late has 200 s left
+    assert book.redeem(early) is None
+    ticket = book.redeem(late)
+    assert ticket is not None and ticket.file_id == "late"
+
+
+def test_expired_tokens_are_dropped_as_new_ones_come() -> None:
+    clock = Clock()
+    book = TicketBook(300.0, clock)
+    for number in range(50_000):
+        book.issue(upload=False, file_id=str(number))
+    assert len(book) == 50_000
+    clock.now += 301.0
+    book.issue(upload=False, file_id="fresh")
+    assert len(book) == 1  # the 50,000 unused ones are gone, not rebuilt around
