@@ -155,18 +155,21 @@ def test_room_replies_read_as_sentences() -> None:
     ) == ("#dev (3 members). Topic: Release Friday (set by Carol)")
 
 
-def test_room_list_is_a_table_and_says_what_was_left_out() -> None:
+def test_room_list_is_a_table_and_says_how_to_see_the_next_page() -> None:
     rooms = Rooms(
         id=1,
-        rooms=[RoomSummary("#general", 5), RoomSummary("#dev", 1, "Release Friday")],
+        rooms=[RoomSummary("#dev", 1, "Release Friday"), RoomSummary("#general", 5)],
         total=3,
+        next="#general",
     )
     assert describe_rooms(rooms) == [
-        "Rooms (3, 1 more not listed):",
-        "  #general  5 members",
+        "Rooms (3):",
         "  #dev      1 member  Release Friday",
+        "  #general  5 members",
+        "More: /rooms #general",
     ]
     assert describe_rooms(Rooms(id=1, rooms=[], total=0)) == ["No rooms."]
+    assert describe_rooms(Rooms(id=1, rooms=[], total=3)) == ["No more rooms (3 in all)."]
 
 
 def test_unread_counts() -> None:

@@ -142,17 +142,19 @@ def describe_room(info: RoomInfo) -> str:
 
 
 def describe_rooms(rooms: Rooms) -> list[str]:
-    """The reply to ``rooms``: a heading, then one line per room, busiest first."""
+    """A page of the reply to ``rooms``: a heading, one line per room in name order, and how
+    to ask for the next page when there is one.
+    """
     if not rooms.rooms:
-        return ["No rooms."]
-    shown = len(rooms.rooms)
-    more = f", {rooms.total - shown} more not listed" if rooms.total > shown else ""
+        return ["No rooms."] if not rooms.total else [f"No more rooms ({rooms.total} in all)."]
     width = max(len(safe(summary.room)) for summary in rooms.rooms)
-    lines = [f"Rooms ({rooms.total}{more}):"]
+    lines = [f"Rooms ({rooms.total}):"]
     for summary in rooms.rooms:
         people = "1 member" if summary.members == 1 else f"{summary.members} members"
         topic = f"  {safe(summary.topic)}" if summary.topic else ""
         lines.append(f"  {safe(summary.room):<{width}}  {people}{topic}")
+    if rooms.next:
+        lines.append(f"More: /rooms {safe(rooms.next)}")
     return lines
 
 
