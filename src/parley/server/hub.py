@@ -875,8 +875,9 @@ class Hub:
             if not self._rooms_by_principal.would_allow(peer.principal, now) or not (
                 self._rooms_by_address.allow(peer.host, now)
             ):
+                # Not rate-limited: that tells a client to retry shortly, and this lasts.
                 raise PeerError(
-                    ErrorCode.RATE_LIMITED,
+                    ErrorCode.NOT_PERMITTED,
                     f"Too many new rooms from you or your address; {name} was not created. "
                     "Join an existing room, or try again in an hour.",
                 )
