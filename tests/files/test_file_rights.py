@@ -17,17 +17,14 @@ from parley.server.app import ParleyServer
 from support import RawClient, insecure_context, raw_user
 
 KIB = 1024
+MIB = 1024 * KIB
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
 async def server(server_config: ServerConfig) -> AsyncIterator[ParleyServer]:
-    config = dataclasses.replace(
-        server_config,
-        file_quota_bytes=100 * KIB,
-        guest_file_quota_bytes_per_address=100 * KIB,
-        flood_burst_requests=1000,
-    )
+    # The default quotas: 1 GiB per account, 256 MiB for the guests of one address.
+    config = dataclasses.replace(server_config, flood_burst_requests=1000)
     async with ParleyServer(config) as running:
         yield running
 
@@ -47,19 +44,20 @@ async def _user_from(port: int, address: str, nick: str) -> RawClient:
 
 async def test_guests_of_one_address_share_one_quota(server: ParleyServer) -> None:
     first = await raw_user(server.port, "Guest1")
-    assert (await _share(first, 60 * KIB, 1))["type"] == "upload"
+    assert (await _share(first, 100 * MIB, 1))["type"] == "upload"
+    assert (await _share(first, 100 * MIB, 2))["type"] == "upload"
     # A second name from the same address finds the pool mostly used.
     second = await raw_user(server.port, "Guest2")
-    refused = await _share(second, 60 * KIB, 2)
+    refused = await _share(second, 100 * MIB, 3)
     assert refused["code"] == "quota-exceeded" and "your address" in refused["message"]
-    assert (await _share(second, 30 * KIB, 3))["type"] == "upload"
+    assert (await _share(second, 50 * MIB, 4))["type"] == "upload"
     # An account has a quota of its own, wherever it is.
     account = await raw_user(server.port, "Member")
     assert (await account.request("register", password=PASSWORD))["type"] == "ok"
-    assert (await _share(account, 60 * KIB, 4))["type"] == "upload"
+    assert (await _share(account, 100 * MIB, 5))["type"] == "upload"
     # And guests elsewhere have a pool of their own.
     elsewhere = await _user_from(server.port, "127.0.0.2", "Guest3")
-    assert (await _share(elsewhere, 60 * KIB, 5))["type"] == "upload"
+    assert (await _share(elsewhere, 100 * MIB, 6))["type"] == "upload"
     for client in (first, second, account, elsewhere):
         await client.close()
 

@@ -24,39 +24,37 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 async def server(server_config: ServerConfig) -> AsyncIterator[ParleyServer]:
-    config = dataclasses.replace(
-        server_config,
-        rooms_per_principal_per_hour=3,
-        rooms_per_address_per_hour=5,
-        flood_burst_requests=1000,
-        flood_debt_requests=2000,
-    )
+    # The default limits: 10 new rooms an hour per user, 30 per address.
+    config = dataclasses.replace(server_config, flood_burst_requests=1000, flood_debt_requests=2000)
     async with ParleyServer(config) as running:
         yield running
 
 
 async def test_room_creation_is_limited_per_user_and_per_address(server: ParleyServer) -> None:
-    first = await raw_user(server.port, "First")
-    for n in range(3):
-        assert (await first.request("join", room=f"#a{n}"))["type"] == "room"
-    refused = await first.request("join", room="#a3")
+    users = [await raw_user(server.port, f"User{n}") for n in range(3)]
+    for n in range(10):
+        assert (await users[0].request("join", room=f"#a{n}"))["type"] == "room"
+    refused = await users[0].request("join", room="#a10")
     assert refused["code"] == "not-permitted" and "new rooms" in refused["message"]
     # Joining rooms that exist is not creating them.
-    assert (await first.request("part", room="#a0"))["type"] == "ok"
-    assert (await first.request("join", room="#a0"))["type"] == "room"
-    # Another name from the same address shares the address's allowance.
-    second = await raw_user(server.port, "Second")
-    for n in range(2):
-        assert (await second.request("join", room=f"#b{n}"))["type"] == "room"
-    assert (await second.request("join", room="#b2"))["code"] == "not-permitted"
-    assert (await second.request("join", room="#a1"))["type"] == "room"
+    assert (await users[0].request("part", room="#a0"))["type"] == "ok"
+    assert (await users[0].request("join", room="#a0"))["type"] == "room"
+    # Other names from the same address share the address's allowance of 30.
+    for n in range(10):
+        assert (await users[1].request("join", room=f"#b{n}"))["type"] == "room"
+    for n in range(9):
+        assert (await users[2].request("join", room=f"#c{n}"))["type"] == "room"
+    newcomer = await raw_user(server.port, "Newcomer")
+    assert (await newcomer.request("join", room="#d0"))["type"] == "room"
+    assert (await newcomer.request("join", room="#d1"))["code"] == "not-permitted"
+    assert (await newcomer.request("join", room="#a1"))["type"] == "room"
     # Server moderators are not limited.
     assert server.admin_password is not None
     admin = await raw_user(server.port, "admin", password=server.admin_password)
-    for n in range(4):
+    for n in range(12):
         assert (await admin.request("join", room=f"#staff{n}"))["type"] == "room"
-    assert await server.storage.room_count() == 1 + 3 + 2 + 4
-    for client in (first, second, admin):
+    assert await server.storage.room_count() == 1 + 30 + 12
+    for client in (*users, newcomer, admin):
         await client.close()
 
 
