@@ -563,7 +563,7 @@ class ChatClient:
     def _accept(self, message: Message) -> bool:
         """Queue ``message`` unless its seq was seen; True if it was queued."""
         key, target = conversation_of(message, self.nick)
-        if not self.conversations.accept(key, target, message.seq):
+        if not self.conversations.accept(key, target, message.seq, message.msg_id):
             return False
         self._events.put_nowait(message)
         return True

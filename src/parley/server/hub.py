@@ -70,8 +70,10 @@ _ROOMS_REPLY_BYTES = 256 * 1024
 # only once the client has taken the one before: far below the slow-reader limit, however
 # many there are.
 _MISSED_PAGE_BYTES = 128 * 1024
-# How often a catching-up login's queue is looked at while waiting for the client to read.
+# How often a catching-up login's queue is looked at while waiting for the client to read,
+# and how long it may take nothing before the rest waits for its next login.
 _DRAIN_POLL_SECONDS = 0.05
+_CATCH_UP_STALL_SECONDS = 60.0
 
 
 def now_ms() -> int:
@@ -725,18 +727,27 @@ class Hub:
     ) -> None:
         """Mark ``page`` (already sent) read, then send the rest of what ``peer`` missed a page
         at a time, each once the client has taken most of the one before, marking each read
-        as it goes. Ends early when the connection does: what was not sent stays unread.
+        as it goes. Ends early when the connection does, when the client takes nothing for
+        _CATCH_UP_STALL_SECONDS, or at shutdown: what was not sent stays unread.
         """
         try:
             while True:
-                await self._mark_delivered([(peer.account, r.conversation, r.seq) for r in page])
+                last = {r.conversation: r.seq for r in page}  # markers only move forward
+                await self._mark_delivered([(peer.account, c, s) for c, s in last.items()])
                 if not missed:
                     break
                 # A transport signals only past its high-water mark, where a connection is
                 # cut off as a slow reader: below it, looking now and then is all there is.
-                while peer.queued_bytes() > _MISSED_PAGE_BYTES // 4 and not peer.closed:  # noqa: ASYNC110
+                waited = 0.0
+                while (
+                    peer.queued_bytes() > _MISSED_PAGE_BYTES // 4
+                    and not peer.closed
+                    and not self._stopping
+                    and waited < _CATCH_UP_STALL_SECONDS
+                ):
                     await asyncio.sleep(_DRAIN_POLL_SECONDS)
-                if peer.closed:
+                    waited += _DRAIN_POLL_SECONDS
+                if peer.closed or self._stopping or waited >= _CATCH_UP_STALL_SECONDS:
                     return
                 page = await self._missed_page(peer, missed)
                 for record in page:
