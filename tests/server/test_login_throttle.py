@@ -93,3 +93,21 @@ async def test_the_counts_outlive_a_restart(server_config: ServerConfig) -> None
     async with ParleyServer(server_config) as again:
         assert await _guess(again.port, "Alice", PASSWORD) == "too-many-attempts"
         assert await _guess(again.port, "Alice", PASSWORD, "127.0.0.2") == "ok"
+
+
+def test_the_waits_double_from_the_first_attempt_past_the_free_ones() -> None:
+    from parley.accounts.throttle import KnownWaits, slow_down_seconds, wait_seconds
+
+    assert [wait_seconds(n, 1000, 1000) for n in (1, 5)] == [0.0, 0.0]
+    assert [wait_seconds(n, 1000, 1000) for n in (6, 7, 8)] == [1.0, 2.0, 4.0]
+    assert wait_seconds(6, 1000, 1500) == 0.5 and wait_seconds(6, 1000, 2000) == 0.0
+    assert wait_seconds(10_000, 0, 0) == 900.0  # capped, however many
+    assert (slow_down_seconds(50), slow_down_seconds(51)) == (0.0, 1.0)
+    known = KnownWaits(max_entries=2)
+    known.learn("address:a", 10.0)
+    assert known.wait(("address:a", "account:x@a"), 4.0) == 6.0
+    assert known.wait(("account:x@a",), 4.0) == 0.0
+    assert known.wait(("address:a",), 10.0) == 0.0  # over, and forgotten
+    for n in range(3):
+        known.learn(f"address:{n}", 100.0)
+    assert known.wait(("address:0",), 0.0) == 0.0  # the oldest went first

@@ -6,7 +6,9 @@ counted *before* its password is checked, under three keys:
 
 * the address: FREE_ATTEMPTS free, then each attempt must come BASE_DELAY_SECONDS after the one
   before, doubling with every further attempt up to MAX_DELAY_SECONDS. An attempt made too
-  early is refused without a check and counts too, so hammering never gets through;
+  early is refused without a check and counts too, so hammering never gets through. Once a
+  node knows a wait (:class:`KnownWaits`) it refuses further attempts until then from memory,
+  without counting them: a guesser hammering away costs the server no storage write;
 * the account from that address: the same. A stranger guessing elsewhere never locks the owner
   out, because the owner's address has counts of its own;
 * the account from anywhere: past GLOBAL_FREE_ATTEMPTS, every check waits GLOBAL_DELAY_SECONDS
@@ -54,6 +56,35 @@ def slow_down_seconds(account_count: int) -> float:
     from all addresses together.
     """
     return GLOBAL_DELAY_SECONDS if account_count > GLOBAL_FREE_ATTEMPTS else 0.0
+
+
+class KnownWaits:
+    """Waits already learnt from storage, per key, on this node: until one ends, attempts under
+    its key are refused without asking storage. The oldest go first past ``max_entries``.
+    """
+
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
+        self._max_entries = max_entries
+        self._until: collections.OrderedDict[str, float] = collections.OrderedDict()
+
+    def wait(self, keys: tuple[str, ...], now: float) -> float:
+        """Seconds until an attempt under every one of ``keys`` may be counted (0.0: now)."""
+        longest = 0.0
+        for key in keys:
+            until = self._until.get(key)
+            if until is None:
+                continue
+            if until <= now:
+                del self._until[key]
+            else:
+                longest = max(longest, until - now)
+        return longest
+
+    def learn(self, key: str, until: float) -> None:
+        self._until.pop(key, None)
+        self._until[key] = until
+        while len(self._until) > self._max_entries:
+            self._until.popitem(last=False)
 
 
 class WindowLimiter:

@@ -29,6 +29,13 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _too_many(wait: float) -> PeerError:
+    return PeerError(
+        ErrorCode.TOO_MANY_ATTEMPTS,
+        f"Too many failed attempts; try again in {int(wait) + 1} seconds.",
+    )
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Identity:
     """Who a login turned out to be. ``token`` is new (to give the client) or empty;
@@ -52,6 +59,7 @@ class Authenticator:
             config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism
         )
         self._registrations = WindowLimiter()
+        self._known_waits = throttle.KnownWaits()
 
     @property
     def hasher(self) -> PasswordHasher:
@@ -91,17 +99,21 @@ class Authenticator:
         # Counted before the check: however many arrive at once, each sees its own count, so
         # at most FREE_ATTEMPTS of them are ever checked.
         keys = throttle.attempt_keys(key, address)
+        clock = time.monotonic()
+        wait = self._known_waits.wait(keys[:2], clock)
+        if wait > 0:
+            raise _too_many(wait)
         now = _now_ms()
         counts = await self._storage.count_attempts(
             keys, now, now - int(throttle.FORGET_AFTER_SECONDS * 1000)
         )
-        wait = max(throttle.wait_seconds(count, previous, now) for count, previous in counts[:2])
-        if wait > 0:
+        waits = [throttle.wait_seconds(count, previous, now) for count, previous in counts[:2]]
+        if max(waits) > 0:
             log.info("Throttled login for %s from %s", key, address)
-            raise PeerError(
-                ErrorCode.TOO_MANY_ATTEMPTS,
-                f"Too many failed attempts; try again in {int(wait) + 1} seconds.",
-            )
+            for limited, seconds in zip(keys, waits, strict=False):
+                if seconds > 0:
+                    self._known_waits.learn(limited, clock + seconds)
+            raise _too_many(max(waits))
         slow_down = throttle.slow_down_seconds(counts[2][0])
         if slow_down:
             await asyncio.sleep(slow_down)
