@@ -47,7 +47,9 @@ def wait_seconds(count: int, previous_ms: int, now_ms: int) -> float:
     """
     if count <= FREE_ATTEMPTS:
         return 0.0
-    delay = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2.0 ** (count - FREE_ATTEMPTS - 1))
+    # Capped before raising 2 to it: counts can run into the thousands.
+    doublings = min(count - FREE_ATTEMPTS - 1, 32)
+    delay = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2.0**doublings)
     return max(0.0, previous_ms / 1000 + delay - now_ms / 1000)
 
 
