@@ -16,7 +16,8 @@ import pytest
 from parley.config import ServerConfig
 from parley.protocol import limits
 from parley.server.app import ParleyServer
-from parley.storage import Room
+from parley.server.hub import private_conversation
+from parley.storage import NewMessage, Room
 from support import RawClient, insecure_context, raw_user
 
 PASSWORD = "correct horse battery"
@@ -177,3 +178,32 @@ async def test_missed_messages_not_yet_sent_wait_for_the_next_login(
     assert rest == list(range(rest[0], count + 1))
     assert rest[0] > max(first)
     await again.close()
+
+
+async def test_unread_lists_at_most_500_conversations_and_says_there_are_more(
+    server: ParleyServer,
+) -> None:
+    alice = await raw_user(server.port, "Alice")
+    assert (await alice.request("register", password=PASSWORD))["type"] == "ok"
+    account = await server.storage.account("alice")
+    assert account is not None
+    # Every guest who writes starts a conversation of its own: 600 of them.
+    await server.storage.append(
+        [
+            NewMessage(
+                private_conversation(f"{n:032x}", account.id),
+                f"Guest{n}",
+                f"guest{n}",
+                "Alice",
+                "hi",
+                "1",
+                tuple(sorted((f"{n:032x}", account.id))),
+            )
+            for n in range(600)
+        ]
+    )
+    reply = await alice.request("unread")
+    assert reply["more"] is True and len(reply["conversations"]) == limits.MAX_LISTED_UNREAD
+    assert len(json.dumps(reply)) < 256 * 1024
+    assert {entry["to"] for entry in reply["conversations"]} <= {f"Guest{n}" for n in range(600)}
+    await alice.close()

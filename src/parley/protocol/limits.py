@@ -61,6 +61,10 @@ MAX_LISTED_ROOMS = 1000
 # The page size when a client does not say: a screenful or two.
 ROOMS_PAGE = 100
 
+# An ``unread`` reply lists at most this many conversations (about 150 KB at most), and says
+# when there are more: every guest who writes to an account starts a conversation of its own.
+MAX_LISTED_UNREAD = 500
+
 # A shared file's name as the server keeps it (after cleaning), in characters.
 MAX_FILE_NAME_CHARS = 255
 # Files in one ``files`` reply.

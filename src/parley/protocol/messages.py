@@ -471,10 +471,13 @@ class UnreadCount(msgspec.Struct, frozen=True):
 
 
 class Unread(_Frame, tag="unread", frozen=True):
-    """Reply to ``unread``: conversations with messages after the account's read marker."""
+    """Reply to ``unread``: conversations with messages after the account's read marker, at
+    most MAX_LISTED_UNREAD; ``more`` when some were left out.
+    """
 
     id: int
     conversations: list[UnreadCount]
+    more: bool = False
 
 
 class UserInfo(_Frame, tag="whois", frozen=True):

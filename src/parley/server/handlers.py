@@ -207,8 +207,8 @@ async def read(connection: Connection, request: Read) -> None:
 async def unread(connection: Connection, request: GetUnread) -> None:
     if not connection.account:
         raise PeerError(ErrorCode.ACCOUNT_REQUIRED, "Read markers are kept for accounts.")
-    counts = await connection.context.hub.unread(connection)
-    connection.reply(Unread(id=request.id, conversations=counts))
+    counts, more = await connection.context.hub.unread(connection)
+    connection.reply(Unread(id=request.id, conversations=counts, more=more))
 
 
 # --- presence --------------------------------------------------------------------------------

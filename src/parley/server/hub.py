@@ -577,9 +577,13 @@ class Hub:
             more = True
         return HistoryPage(id=request_id, to=shown, messages=messages, more=more)
 
-    async def unread(self, peer: Peer) -> list[UnreadCount]:
+    async def unread(self, peer: Peer) -> tuple[list[UnreadCount], bool]:
+        """The account's conversations with unread messages, rooms first, at most
+        MAX_LISTED_UNREAD of them, and whether there were more.
+        """
         counts = []
-        for entry in await self._storage.unread(peer.account):
+        entries = await self._storage.unread(peer.account)
+        for entry in entries[: limits.MAX_LISTED_UNREAD]:
             if entry.conversation.startswith("dm:"):
                 shown = await self._other_side(peer, entry.conversation)
             else:
@@ -587,7 +591,7 @@ class Hub:
                 record = room or await self._storage.room(entry.conversation)
                 shown = record.name if record is not None else entry.conversation
             counts.append(UnreadCount(to=shown, count=entry.count, last_seq=entry.last_seq))
-        return counts
+        return counts, len(entries) > limits.MAX_LISTED_UNREAD
 
     async def _other_side(self, peer: Peer, conversation: str) -> str:
         """The name of the other side of ``peer``'s private conversation: who is online with
