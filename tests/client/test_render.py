@@ -176,3 +176,5 @@ def test_unread_counts() -> None:
     assert describe_unread(Unread(id=1, conversations=[])) == "No unread messages."
     unread = Unread(id=1, conversations=[UnreadCount("#dev", 3, 9), UnreadCount("Bob", 1, 2)])
     assert describe_unread(unread) == "Unread (4): #dev 3, Bob 1"
+    cut = Unread(id=1, conversations=[UnreadCount("Bob", 1, 2)], more=True)
+    assert describe_unread(cut) == "Unread (1): Bob 1, and more conversations not listed"

@@ -164,7 +164,8 @@ def describe_unread(unread: Unread) -> str:
         return "No unread messages."
     parts = [f"{safe(entry.to)} {entry.count}" for entry in unread.conversations]
     total = sum(entry.count for entry in unread.conversations)
-    return f"Unread ({total}): {', '.join(parts)}"
+    more = ", and more conversations not listed" if unread.more else ""
+    return f"Unread ({total}): {', '.join(parts)}{more}"
 
 
 def describe_whois(info: UserInfo) -> list[str]:
