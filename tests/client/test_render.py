@@ -178,3 +178,14 @@ def test_unread_counts() -> None:
     assert describe_unread(unread) == "Unread (4): #dev 3, Bob 1"
     cut = Unread(id=1, conversations=[UnreadCount("Bob", 1, 2)], more=True)
     assert describe_unread(cut) == "Unread (1): Bob 1, and more conversations not listed"
+
+
+def test_whois_of_an_offline_account_with_and_without_its_role() -> None:
+    from parley.client.render import describe_whois
+    from parley.protocol.messages import UserInfo
+
+    assert describe_whois(UserInfo(id=1, nick="Carol", online=False, account=True)) == [
+        "Carol is an account, not online."
+    ]
+    seen_by_a_moderator = UserInfo(id=1, nick="Carol", online=False, account=True, role="admin")
+    assert describe_whois(seen_by_a_moderator) == ["Carol is an account (admin), not online."]

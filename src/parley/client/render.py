@@ -171,7 +171,9 @@ def describe_unread(unread: Unread) -> str:
 def describe_whois(info: UserInfo) -> list[str]:
     """The reply to ``whois``: who, since when, where, and whether away."""
     nick = safe(info.nick)
-    kind = f"an account ({safe(info.role)})" if info.account else "a guest"
+    # An offline account's role is shown to server moderators only.
+    role = f" ({safe(info.role)})" if info.role else ""
+    kind = f"an account{role}" if info.account else "a guest"
     if not info.online:
         return [f"{nick} is {kind}, not online."]
     since = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.connected_ms / 1000))
