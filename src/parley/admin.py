@@ -1,8 +1,10 @@
 """``parley admin``: accounts, roles, room retention and the audit log, from the shell.
 
 It opens the same database as the server (the data dir's SQLite file, or ``--database``), and
-works while the server runs: SQLite's WAL lets both use the file, and the server reads
-accounts afresh at every login. Every change is written to the audit log as ``admin-cli``.
+works while the server runs: SQLite's WAL lets both use the file, and storage records every
+change to an account, which a running server reads within revocation_poll_seconds (a reset or
+deleted account's login is cut, a new role applies at once). Every change is written to the
+audit log as ``admin-cli``.
 """
 
 from __future__ import annotations
@@ -167,7 +169,10 @@ async def reset(args: argparse.Namespace, storage: Storage, hasher: PasswordHash
     revoked = await storage.revoke_sessions(account.key)
     await storage.record_audit(ts=_now_ms(), actor=ACTOR, action="reset-password",
                                target=account.name)  # fmt: skip
-    print(f"New password set for {account.name}; {revoked} saved login(s) revoked.")
+    print(
+        f"New password set for {account.name}; {revoked} saved login(s) revoked "
+        "(a running server cuts any of them that is online)."
+    )
 
 
 async def delete(args: argparse.Namespace, storage: Storage, hasher: PasswordHasher) -> None:
@@ -180,7 +185,7 @@ async def delete(args: argparse.Namespace, storage: Storage, hasher: PasswordHas
         )
         if answer.strip().lower() not in ("y", "yes"):
             raise AdminError("Not deleted.")
-    await storage.delete_account(account.key)
+    await storage.delete_account(account.key)  # a running server cuts its login, if online
     await storage.record_audit(ts=_now_ms(), actor=ACTOR, action="delete-account",
                                target=account.name)  # fmt: skip
     print(f"Deleted {account.name}.")
@@ -191,7 +196,7 @@ async def set_role(args: argparse.Namespace, storage: Storage, hasher: PasswordH
     await storage.update_account(account.key, role=Role(args.role))
     await storage.record_audit(ts=_now_ms(), actor=ACTOR, action="set-role",
                                target=account.name, detail=args.role)  # fmt: skip
-    print(f"{account.name} is now {args.role} (from their next login).")
+    print(f"{account.name} is now {args.role} (at once, if online).")
 
 
 async def retention(args: argparse.Namespace, storage: Storage, hasher: PasswordHasher) -> None:

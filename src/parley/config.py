@@ -67,6 +67,12 @@ class ServerConfig:
     argon2_parallelism: int = 1
     # A saved login (session token) lasts this long without the password.
     session_days: float = 30.0
+    # How often the server looks for accounts changed by another process (parley admin reset,
+    # delete, role): a revoked login is cut within this.
+    revocation_poll_seconds: float = 1.0
+    # Rooms a user (not a moderator) may create per hour, and all users of one address together.
+    rooms_per_principal_per_hour: int = 10
+    rooms_per_address_per_hour: int = 30
     # Messages older than this are deleted (None: kept forever); rooms may set their own.
     retention_days: int | None = None
     # Messages of a room's history sent to someone joining it.
@@ -78,8 +84,13 @@ class ServerConfig:
     # any free port when the chat port is 0).
     files_port: int | None = None
     max_file_bytes: int = 100 * 1024 * 1024
-    # What one user's files may take in all, uploads in progress included.
+    # What one account's files may take in all, uploads in progress included.
     file_quota_bytes: int = 1024 * 1024 * 1024
+    # Guests may share files (off: only accounts may)...
+    allow_guest_files: bool = True
+    # ...and all guests of one address share one quota of this size: new guest names do not
+    # make more room.
+    guest_file_quota_bytes_per_address: int = 256 * 1024 * 1024
     file_expiry_days: float = 7.0
     max_uploads_in_progress: int = 3
     # An upload connection silent this long is closed (its bytes kept, to resume)...

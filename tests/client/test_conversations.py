@@ -43,3 +43,16 @@ def test_memory_stays_bounded_and_old_seqs_count_as_seen() -> None:
     assert not seen.accept("#busy", "#busy", 10)
     assert not seen.accept("#busy", "#busy", 5 * SEEN_WINDOW - 1)
     assert seen.accept("#busy", "#busy", 5 * SEEN_WINDOW)
+
+
+def test_a_conversation_started_anew_under_the_same_name_is_not_taken_for_duplicates() -> None:
+    seen = Conversations()
+    for seq in (1, 2, 3):
+        assert seen.accept("bob", "Bob", seq, f"old-{seq}")
+    assert not seen.accept("bob", "Bob", 2, "old-2")  # the same message again
+    assert not seen.accept("bob", "Bob", 2)  # without its msg_id: taken as seen
+    # Someone new under the name (a guest came back): its conversation counts from 1 again.
+    assert seen.accept("bob", "Bob", 1, "new-1")
+    assert seen.last_seq("bob") == 1 and seen.first_seq("bob") == 1
+    assert not seen.accept("bob", "Bob", 1, "new-1")
+    assert seen.accept("bob", "Bob", 2, "new-2")

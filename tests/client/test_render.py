@@ -155,21 +155,37 @@ def test_room_replies_read_as_sentences() -> None:
     ) == ("#dev (3 members). Topic: Release Friday (set by Carol)")
 
 
-def test_room_list_is_a_table_and_says_what_was_left_out() -> None:
+def test_room_list_is_a_table_and_says_how_to_see_the_next_page() -> None:
     rooms = Rooms(
         id=1,
-        rooms=[RoomSummary("#general", 5), RoomSummary("#dev", 1, "Release Friday")],
+        rooms=[RoomSummary("#dev", 1, "Release Friday"), RoomSummary("#general", 5)],
         total=3,
+        next="#general",
     )
     assert describe_rooms(rooms) == [
-        "Rooms (3, 1 more not listed):",
-        "  #general  5 members",
+        "Rooms (3):",
         "  #dev      1 member  Release Friday",
+        "  #general  5 members",
+        "More: /rooms #general",
     ]
     assert describe_rooms(Rooms(id=1, rooms=[], total=0)) == ["No rooms."]
+    assert describe_rooms(Rooms(id=1, rooms=[], total=3)) == ["No more rooms (3 in all)."]
 
 
 def test_unread_counts() -> None:
     assert describe_unread(Unread(id=1, conversations=[])) == "No unread messages."
     unread = Unread(id=1, conversations=[UnreadCount("#dev", 3, 9), UnreadCount("Bob", 1, 2)])
     assert describe_unread(unread) == "Unread (4): #dev 3, Bob 1"
+    cut = Unread(id=1, conversations=[UnreadCount("Bob", 1, 2)], more=True)
+    assert describe_unread(cut) == "Unread (1): Bob 1, and more conversations not listed"
+
+
+def test_whois_of_an_offline_account_with_and_without_its_role() -> None:
+    from parley.client.render import describe_whois
+    from parley.protocol.messages import UserInfo
+
+    assert describe_whois(UserInfo(id=1, nick="Carol", online=False, account=True)) == [
+        "Carol is an account, not online."
+    ]
+    seen_by_a_moderator = UserInfo(id=1, nick="Carol", online=False, account=True, role="admin")
+    assert describe_whois(seen_by_a_moderator) == ["Carol is an account (admin), not online."]

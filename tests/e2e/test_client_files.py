@@ -70,7 +70,14 @@ async def test_two_users_share_files_privately_and_in_a_room(lab: Lab, tmp_path:
 async def test_an_upload_killed_halfway_resumes_where_it_stopped(lab: Lab, tmp_path: Path) -> None:
     await lab.start_server()
     bob = await lab.guest("Bob")
+    # An unfinished upload belongs to whoever started it: an account resumes it from another
+    # run of its client (a guest's ends with its login; a new login is someone new).
     alice = await lab.guest("Alice")
+    alice.type("/register")
+    for _ in range(2):
+        await alice.expect(r"Password( again)?: $")
+        alice.type("correct horse battery")
+    await alice.expect(r"Registered Alice\.")
     big = _file(tmp_path / "big.bin", 90 * 1024 * 1024)  # under the 100 MiB default limit
     partial = lab.root / "server" / "data" / "parley" / "files" / "partial"
 

@@ -70,7 +70,8 @@ async def test_two_users_in_a_room(lab: Lab) -> None:
         ("/mute dev Alice", r"/mute #room USER \[DURATION\] \[REASON\]"),
         ("/unban #dev Alice now", r"/unban #room USER$"),
         ("/unmute #dev", r"/unmute #room USER$"),
-        ("/rooms all", r"/rooms$"),
+        ("/rooms all", r"/rooms \[#after\]$"),
+        ("/op #dev", r"/op #room USER$"),
     ]:
         bob.type(line)
         await bob.expect(f"Usage: {usage}")

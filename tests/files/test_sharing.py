@@ -31,6 +31,7 @@ async def server(server_config: ServerConfig) -> AsyncIterator[ParleyServer]:
         server_config,
         max_file_bytes=8 * 1024 * 1024,
         file_quota_bytes=12 * 1024 * 1024,
+        guest_file_quota_bytes_per_address=12 * 1024 * 1024,
         upload_stall_seconds=1.0,
         unfinished_upload_seconds=2.0,
         file_purge_interval_seconds=0.2,

@@ -160,17 +160,89 @@ async def test_audit_log_is_newest_first(storage: Storage) -> None:
 
 
 async def test_unread_counts_rooms_and_private_conversations(storage: Storage) -> None:
-    await storage.create_account(Account("bob", "Bob", "h", Role.USER, 0))
+    # Private conversations go by principal id: "a..." is Alice's, "b..." Bob's.
+    alice, bob = "a" * 32, "b" * 32
+    await storage.create_account(Account("bob", "Bob", "h", Role.USER, 0, bob))
     await storage.create_room(Room(key="#a", name="#a"))
     await storage.add_member("#a", "bob")
-    dm = NewMessage("dm:alice:bob", "Alice", "alice", "Bob", "psst", "p1", ("alice", "bob"))
+    conversation = f"dm:{alice}:{bob}"
+    dm = NewMessage(conversation, "Alice", alice, "Bob", "psst", "p1", (alice, bob))
     await storage.append([message("#a", "1"), message("#a", "2"), dm, message("#other", "x")])
     unread = await storage.unread("bob")
-    assert [(u.conversation, u.count) for u in unread] == [("#a", 2), ("dm:alice:bob", 1)]
+    assert [(u.conversation, u.count) for u in unread] == [("#a", 2), (conversation, 1)]
     await storage.mark_read("bob", "#a", 2)
     await storage.mark_read("bob", "#a", 1)  # never back
     unread = await storage.unread("bob")
-    assert [(u.conversation, u.read_seq, u.last_seq) for u in unread] == [("dm:alice:bob", 0, 1)]
+    assert [(u.conversation, u.read_seq, u.last_seq) for u in unread] == [(conversation, 0, 1)]
+
+
+async def test_a_new_account_of_a_deleted_name_gets_a_new_id(storage: Storage) -> None:
+    first = Account("bob", "Bob", "h", Role.USER, 0)
+    assert await storage.create_account(first)
+    assert await storage.account_by_id(first.id) == first
+    # An id is taken even under another name.
+    assert not await storage.create_account(Account("other", "Other", "h", Role.USER, 0, first.id))
+    assert await storage.delete_account("bob")
+    second = Account("bob", "Bob", "h", Role.USER, 1)
+    assert await storage.create_account(second)
+    assert second.id != first.id and len(second.id) == 32
+    assert await storage.account_by_id(first.id) is None
+    # Nothing of the first account's private conversations is the second's.
+    dm = NewMessage(f"dm:{first.id}:{'c' * 32}", "Bob", first.id, "Carol", "hi", "1",
+                    (first.id, "c" * 32))  # fmt: skip
+    await storage.append([dm])
+    assert await storage.unread("bob") == []
+
+
+async def test_account_changes_are_recorded_in_order(storage: Storage) -> None:
+    start = await storage.last_account_change()
+    await storage.create_account(Account("bob", "Bob", "h", Role.USER, 0))
+    await storage.create_session("t1", "bob", 2**62)
+    assert await storage.account_changes(start, 10) == []  # creating is not a change
+    await storage.update_account("bob", role=Role.MODERATOR)
+    await storage.revoke_sessions("bob")
+    await storage.update_account("nobody", role=Role.ADMIN)  # no such account: no change
+    await storage.delete_account("bob")
+    changes = await storage.account_changes(start, 10)
+    assert [key for _, key in changes] == ["bob", "bob", "bob"]
+    seqs = [seq for seq, _ in changes]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 3
+    assert await storage.last_account_change() == seqs[-1]
+    assert await storage.account_changes(seqs[0], 1) == [changes[1]]
+    assert await storage.forget_account_changes(2**62) == 3
+    assert await storage.account_changes(start, 10) == []
+
+
+async def test_login_attempts_count_before_and_refund_after(storage: Storage) -> None:
+    keys = ["address:1.2.3.4", "account:bob@1.2.3.4", "account:bob"]
+    assert await storage.count_attempts(keys, 1000, 0) == [(1, 0)] * 3
+    assert await storage.count_attempts(keys, 2000, 0) == [(2, 1000)] * 3
+    # Another account's attempt from the same address shares only the address's count.
+    other = ["address:1.2.3.4", "account:carol@1.2.3.4", "account:carol"]
+    assert await storage.count_attempts(other, 3000, 0) == [(3, 2000), (1, 0), (1, 0)]
+    await storage.refund_attempts(other)
+    assert await storage.count_attempts(keys, 4000, 0) == [(3, 3000), (3, 2000), (3, 2000)]
+    # A count last touched before the cut-off starts again.
+    assert await storage.count_attempts(keys, 9000, 5000) == [(1, 0)] * 3
+    assert await storage.forget_attempts(9001) == 5
+    assert await storage.count_attempts(keys, 9500, 0) == [(1, 0)] * 3
+
+
+async def test_concurrent_attempts_each_get_their_own_count(storage: Storage) -> None:
+    keys = ["address:::1", "account:bob@::1", "account:bob"]
+    results = await asyncio.gather(*(storage.count_attempts(keys, 1000, 0) for _ in range(50)))
+    assert sorted(counts[0][0] for counts in results) == list(range(1, 51))
+
+
+async def test_rooms_come_in_pages_by_key(storage: Storage) -> None:
+    for n in range(7):
+        await storage.create_room(Room(key=f"#r{n}", name=f"#R{n}"))
+    assert await storage.room_count() == 7
+    first = await storage.rooms("", 3)
+    assert [r.key for r in first] == ["#r0", "#r1", "#r2"]
+    assert [r.key for r in await storage.rooms(first[-1].key, 3)] == ["#r3", "#r4", "#r5"]
+    assert [r.key for r in await storage.rooms("#r5", 3)] == ["#r6"]
+    assert len(await storage.rooms()) == 7
 
 
 async def test_purge_follows_retention_and_never_reuses_numbers(storage: Storage) -> None:

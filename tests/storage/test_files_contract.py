@@ -50,6 +50,7 @@ def shared(n: int, **changes: Any) -> FileRecord:
         to="#Room",
         created_ms=NOW + n,
         expires_ms=NOW + HOUR,
+        quota_key="alice",
     )
     return dataclasses.replace(record, **changes)
 
@@ -190,25 +191,32 @@ async def test_pending_upload_finds_only_the_exact_unfinished_one(storage: Stora
 
 
 async def test_quota_counts_unexpired_files_complete_or_not(storage: Storage) -> None:
-    assert await storage.sender_bytes("alice", NOW) == 0
+    assert await storage.quota_bytes("alice", NOW) == 0
     assert await storage.uploads_in_progress("alice", NOW) == 0
     big = 3 * 2**40  # beyond 32 bits, in case a backend sums in them
     await storage.add_file(shared(1, size=big, complete=True, expires_ms=NOW + 100), [])
     await storage.add_file(shared(2, size=20, expires_ms=NOW + 50), [])
     await storage.add_file(shared(3, size=300, expires_ms=NOW + 200), [])
-    await storage.add_file(shared(4, size=4000, sender_key="bob", sender="Bob"), [])
-    assert await storage.sender_bytes("alice", NOW) == big + 320
+    bobs = shared(4, size=4000, sender_key="bob", sender="Bob", quota_key="bob")
+    await storage.add_file(bobs, [])
+    # Guests' files count against their address's pool, whoever of them sent each.
+    pool = "address:192.0.2.1"
+    await storage.add_file(shared(5, size=7, sender_key="g1", quota_key=pool), [])
+    await storage.add_file(shared(6, size=9, sender_key="g2", quota_key=pool), [])
+    assert await storage.quota_bytes(pool, NOW) == 16
+    assert await storage.uploads_in_progress("g1", NOW) == 1
+    assert await storage.quota_bytes("alice", NOW) == big + 320
     assert await storage.uploads_in_progress("alice", NOW) == 2
-    assert await storage.sender_bytes("alice", NOW + 50) == big + 300
+    assert await storage.quota_bytes("alice", NOW + 50) == big + 300
     assert await storage.uploads_in_progress("alice", NOW + 50) == 1
-    assert await storage.sender_bytes("alice", NOW + 100) == 300
-    assert await storage.sender_bytes("alice", NOW + 200) == 0
+    assert await storage.quota_bytes("alice", NOW + 100) == 300
+    assert await storage.quota_bytes("alice", NOW + 200) == 0
     assert await storage.uploads_in_progress("alice", NOW + 200) == 0
-    assert await storage.sender_bytes("bob", NOW) == 4000
+    assert await storage.quota_bytes("bob", NOW) == 4000
     assert await storage.uploads_in_progress("bob", NOW) == 1
     assert await storage.complete_file(fid(4), NOW + HOUR)
     assert await storage.uploads_in_progress("bob", NOW) == 0
-    assert await storage.sender_bytes("bob", NOW) == 4000
+    assert await storage.quota_bytes("bob", NOW) == 4000
 
 
 async def test_deleting_a_file_takes_its_readers(storage: Storage) -> None:
@@ -283,7 +291,9 @@ async def test_an_sqlite_database_from_before_files_is_upgraded(tmp_path: Path) 
     old.close()
     storage = await SqliteStorage.open(path)
     try:
-        assert await storage.account("alice") == Account("alice", "Alice", "hash", Role.USER, 1)
+        alice = await storage.account("alice")
+        assert alice is not None
+        assert alice == Account("alice", "Alice", "hash", Role.USER, 1, alice.id)
         await _files_work(storage)
     finally:
         await storage.close()
@@ -317,7 +327,9 @@ async def test_a_postgres_schema_from_before_files_is_upgraded() -> None:
             await old.close()
         storage = await PostgresStorage.open(POSTGRES_URL, schema=schema)
         try:
-            assert await storage.account("alice") == Account("alice", "Alice", "hash", Role.USER, 1)
+            alice = await storage.account("alice")
+            assert alice is not None
+            assert alice == Account("alice", "Alice", "hash", Role.USER, 1, alice.id)
             await _files_work(storage)
         finally:
             await storage.close()

@@ -57,3 +57,31 @@ async def test_files_are_shared_on_postgresql(server_config: ServerConfig, tmp_p
             assert saved.read_bytes() == source.read_bytes()
             await alice.close()
             await bob.close()
+
+
+async def test_a_password_change_on_one_node_cuts_the_old_login_on_another(
+    tmp_path: Path,
+) -> None:
+    async for schema in postgres_schema():
+        configs = [ServerConfig(port=0, data_dir=tmp_path / f"node{n}") for n in range(2)]
+        first_storage = await PostgresStorage.open(POSTGRES_URL, schema=schema)
+        second_storage = await PostgresStorage.open(POSTGRES_URL, schema=schema)
+        async with (
+            ParleyServer(configs[0], storage=first_storage) as first,
+            ParleyServer(configs[1], storage=second_storage) as second,
+        ):
+            owner = await raw_user(first.port, "Alice")
+            token = (await owner.request("register", password="correct horse battery"))["token"]
+            # Someone with the saved login is on the other node.
+            thief = await raw_user(second.port, "Alice", token=token)
+            changed = await owner.request("passwd", old="correct horse battery",
+                                          new="a brand new passphrase")  # fmt: skip
+            assert changed["type"] == "ok"
+            closing = await thief.event("closing")
+            assert closing["code"] == "revoked"
+            assert await thief.closed()
+            # The owner's own login goes on, on its new session.
+            assert (await owner.request("ping"))["type"] == "pong"
+            again = await raw_user(second.port, "Alice", token=changed["token"])
+            await again.close()
+            await owner.close()

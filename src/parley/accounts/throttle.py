@@ -1,77 +1,98 @@
 """Login throttling and registration limits: pure bookkeeping, the time passed in.
 
-Kept in memory: a restart forgets failures, which costs a guesser nothing it did not already
-have (five free tries) and keeps every login free of storage writes.
+Login attempts are counted in storage (:meth:`parley.storage.Storage.count_attempts`), so the
+counts hold across concurrent requests, restarts and, later, several nodes. Every attempt is
+counted *before* its password is checked, under three keys:
+
+* the address: FREE_ATTEMPTS free, then each attempt must come BASE_DELAY_SECONDS after the one
+  before, doubling with every further attempt up to MAX_DELAY_SECONDS. An attempt made too
+  early is refused without a check and counts too, so hammering never gets through. Once a
+  node knows a wait (:class:`KnownWaits`) it refuses further attempts until then from memory,
+  without counting them: a guesser hammering away costs the server no storage write;
+* the account from that address: the same. A stranger guessing elsewhere never locks the owner
+  out, because the owner's address has counts of its own;
+* the account from anywhere: past GLOBAL_FREE_ATTEMPTS, every check waits GLOBAL_DELAY_SECONDS
+  first. A slow-down, never a refusal: it caps how fast many addresses together can guess
+  without letting them lock the owner out.
+
+A check that succeeds gives back its own attempt on its keys, and touches no other count: a
+guesser who owns an account cannot clear its address's count by logging in to it.
 """
 
 from __future__ import annotations
 
 import collections
-import dataclasses
 
-FREE_FAILURES = 5
+FREE_ATTEMPTS = 5
 BASE_DELAY_SECONDS = 1.0
 MAX_DELAY_SECONDS = 900.0
-# Entries kept at most; the oldest go first. Bounds memory against a spray of names.
+# Counts untouched this long start again from zero (and may be deleted).
+FORGET_AFTER_SECONDS = MAX_DELAY_SECONDS
+GLOBAL_FREE_ATTEMPTS = 50
+GLOBAL_DELAY_SECONDS = 1.0
+# Window limits are kept in memory: this many keys at most; the oldest go first.
 MAX_ENTRIES = 100_000
 
 
-@dataclasses.dataclass(slots=True)
-class _Failures:
-    count: int
-    last: float
+def attempt_keys(account_key: str, address: str) -> tuple[str, str, str]:
+    """The storage keys of an attempt on ``account_key`` from ``address``: the address, the
+    account from that address, the account from anywhere (in that order).
+    """
+    return f"address:{address}", f"account:{account_key}@{address}", f"account:{account_key}"
 
 
-class LoginThrottle:
-    """After FREE_FAILURES failures for an account or from an address, each further attempt
-    waits BASE_DELAY_SECONDS, doubling with every failure, up to MAX_DELAY_SECONDS.
+def wait_seconds(count: int, previous_ms: int, now_ms: int) -> float:
+    """How long an attempt, the ``count``-th, made at ``now_ms`` came too early (0.0: it may be
+    checked), when the one before it was made at ``previous_ms``.
+    """
+    if count <= FREE_ATTEMPTS:
+        return 0.0
+    # Capped before raising 2 to it: counts can run into the thousands.
+    doublings = min(count - FREE_ATTEMPTS - 1, 32)
+    delay = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2.0**doublings)
+    return max(0.0, previous_ms / 1000 + delay - now_ms / 1000)
+
+
+def slow_down_seconds(account_count: int) -> float:
+    """How long to wait before checking an account that has had ``account_count`` attempts
+    from all addresses together.
+    """
+    return GLOBAL_DELAY_SECONDS if account_count > GLOBAL_FREE_ATTEMPTS else 0.0
+
+
+class KnownWaits:
+    """Waits already learnt from storage, per key, on this node: until one ends, attempts under
+    its key are refused without asking storage. The oldest go first past ``max_entries``.
     """
 
-    def __init__(
-        self,
-        free_failures: int = FREE_FAILURES,
-        base_delay: float = BASE_DELAY_SECONDS,
-        max_delay: float = MAX_DELAY_SECONDS,
-        max_entries: int = MAX_ENTRIES,
-    ) -> None:
-        self._free = free_failures
-        self._base = base_delay
-        self._max = max_delay
+    def __init__(self, max_entries: int = MAX_ENTRIES) -> None:
         self._max_entries = max_entries
-        self._failures: collections.OrderedDict[str, _Failures] = collections.OrderedDict()
+        self._until: collections.OrderedDict[str, float] = collections.OrderedDict()
 
-    def retry_after(self, account_key: str, address: str, now: float) -> float:
-        """Seconds to wait before the next attempt may be checked; 0.0 when it may be now."""
-        return max(self._wait(f"a:{account_key}", now), self._wait(f"h:{address}", now))
+    def wait(self, keys: tuple[str, ...], now: float) -> float:
+        """Seconds until an attempt under every one of ``keys`` may be counted (0.0: now)."""
+        longest = 0.0
+        for key in keys:
+            until = self._until.get(key)
+            if until is None:
+                continue
+            if until <= now:
+                del self._until[key]
+            else:
+                longest = max(longest, until - now)
+        return longest
 
-    def failed(self, account_key: str, address: str, now: float) -> None:
-        for key in (f"a:{account_key}", f"h:{address}"):
-            entry = self._failures.pop(key, None)
-            if entry is None or now - entry.last > self._max:
-                entry = _Failures(0, now)
-            entry.count += 1
-            entry.last = now
-            self._failures[key] = entry
-        while len(self._failures) > self._max_entries:
-            self._failures.popitem(last=False)
-
-    def succeeded(self, account_key: str, address: str) -> None:
-        self._failures.pop(f"a:{account_key}", None)
-        self._failures.pop(f"h:{address}", None)
-
-    def _wait(self, key: str, now: float) -> float:
-        entry = self._failures.get(key)
-        if entry is None or entry.count < self._free:
-            return 0.0
-        if now - entry.last > self._max:
-            del self._failures[key]
-            return 0.0
-        delay = min(self._max, self._base * 2.0 ** (entry.count - self._free))
-        return max(0.0, entry.last + delay - now)
+    def learn(self, key: str, until: float) -> None:
+        self._until.pop(key, None)
+        self._until[key] = until
+        while len(self._until) > self._max_entries:
+            self._until.popitem(last=False)
 
 
-class RegistrationLimiter:
-    """At most ``limit`` registrations per address per ``window_seconds``."""
+class WindowLimiter:
+    """At most ``limit`` events per key (an address, a principal) per ``window_seconds``:
+    registrations, rooms created.
+    """
 
     def __init__(
         self, limit: int = 3, window_seconds: float = 3600.0, max_entries: int = MAX_ENTRIES
@@ -81,13 +102,18 @@ class RegistrationLimiter:
         self._max_entries = max_entries
         self._recent: collections.OrderedDict[str, list[float]] = collections.OrderedDict()
 
-    def allow(self, address: str, now: float) -> bool:
-        """Count a registration from ``address`` and say whether it may go ahead."""
-        times = [t for t in self._recent.pop(address, []) if now - t < self._window]
+    def would_allow(self, key: str, now: float) -> bool:
+        """Whether an event for ``key`` would be allowed now, without counting one."""
+        times = self._recent.get(key, [])
+        return sum(1 for t in times if now - t < self._window) < self._limit
+
+    def allow(self, key: str, now: float) -> bool:
+        """Count an event for ``key`` and say whether it may go ahead."""
+        times = [t for t in self._recent.pop(key, []) if now - t < self._window]
         allowed = len(times) < self._limit
         if allowed:
             times.append(now)
-        self._recent[address] = times
+        self._recent[key] = times
         while len(self._recent) > self._max_entries:
             self._recent.popitem(last=False)
         return allowed

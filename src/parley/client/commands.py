@@ -379,11 +379,15 @@ async def part(chat: Chat, args: str) -> bool:
     return True
 
 
-@command("rooms", "/rooms", "list the rooms, busiest first")
+@command("rooms", "/rooms [#after]", "list the rooms by name, a page at a time")
 async def rooms(chat: Chat, args: str) -> bool:
+    after = ""
     if args:
-        return _usage(chat, "rooms")
-    for line in describe_rooms(await chat.client.list_rooms()):
+        try:
+            after = normalize_room(args)
+        except PeerError:
+            return _usage(chat, "rooms")
+    for line in describe_rooms(await chat.client.list_rooms(after)):
         chat.out(line)
     return True
 
@@ -781,6 +785,16 @@ async def unmute(chat: Chat, args: str) -> bool:
         return _usage(chat, "unmute")
     await chat.client.unmute(target.room, target.nick)
     chat.out(f"{for_terminal(target.nick)} may speak in {target.room} again.")
+    return True
+
+
+@command("op", "/op #room USER", "make the account USER an operator of the room (moderators)")
+async def op(chat: Chat, args: str) -> bool:
+    target = parse_target(args)
+    if target is None:
+        return _usage(chat, "op")
+    await chat.client.op(target.room, target.nick)
+    chat.out(f"{for_terminal(target.nick)} is now an operator of {target.room}.")
     return True
 
 

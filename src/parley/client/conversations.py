@@ -4,6 +4,11 @@ The server numbers the messages of every conversation 1, 2, 3... (``seq``). The 
 can reach a client twice: the history sent after a ``join`` overlaps what was seen before
 leaving, and a reconnecting client asks for what it missed while live traffic already flows.
 This is the client half of the no-duplicates contract: a message whose seq was seen is dropped.
+
+A private conversation belongs to two principals, not two names: when a guest leaves and
+someone comes back under its name (the guest reconnecting is someone new too), the server
+starts a new conversation, numbered from 1 again, that the client still finds under the same
+name. A seq seen before with another ``msg_id`` says so, and the old numbers are forgotten.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ class _Seen:
     last: int = 0
     # Lowest seq seen: where paging back through history starts.
     first: int = 0
-    recent: set[int] = dataclasses.field(default_factory=set)
+    # Seq -> msg_id of the messages seen lately.
+    recent: dict[int, str] = dataclasses.field(default_factory=dict)
 
 
 class Conversations:
@@ -45,22 +51,25 @@ class Conversations:
     def __init__(self) -> None:
         self._seen: dict[str, _Seen] = {}
 
-    def accept(self, key: str, target: str, seq: int) -> bool:
+    def accept(self, key: str, target: str, seq: int, msg_id: str | None = None) -> bool:
         """Record ``seq`` as seen in conversation ``key``; False if it had been seen already
-        (then the message is a duplicate to drop). O(1), amortised.
+        (then the message is a duplicate to drop). With ``msg_id``, a seq seen before under
+        another msg_id means the conversation started anew (see above). O(1), amortised.
         """
         seen = self._seen.get(key)
+        if seen is not None and msg_id and seen.recent.get(seq, msg_id) not in ("", msg_id):
+            seen = None  # a new conversation under the same name
         if seen is None:
             seen = self._seen[key] = _Seen(target)
         seen.target = target
         if seq in seen.recent or (seen.last and seq <= seen.last - SEEN_WINDOW):
             return False
-        seen.recent.add(seq)
+        seen.recent[seq] = msg_id or ""
         seen.last = max(seen.last, seq)
         seen.first = min(seen.first, seq) if seen.first else seq
         if len(seen.recent) > 2 * SEEN_WINDOW:
             floor = seen.last - SEEN_WINDOW
-            seen.recent = {n for n in seen.recent if n > floor}
+            seen.recent = {n: m for n, m in seen.recent.items() if n > floor}
         return True
 
     def last_seq(self, key: str) -> int:

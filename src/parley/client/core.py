@@ -44,6 +44,7 @@ from parley.protocol.messages import (
     Mute,
     Nick,
     Ok,
+    Op,
     Part,
     Passwd,
     Ping,
@@ -352,8 +353,11 @@ class ChatClient:
         await self._request(lambda id: Part(id=id, room=room), Ok)
         self.rooms.pop(room_key(room), None)
 
-    async def list_rooms(self) -> Rooms:
-        return await self._request(lambda id: ListRooms(id=id), Rooms)
+    async def list_rooms(self, after: str = "") -> Rooms:
+        """One page of the rooms, in name order, after the room named ``after`` (""
+        from the first); its ``next`` is the ``after`` of the next page ("" on the last).
+        """
+        return await self._request(lambda id: ListRooms(id=id, after=after), Rooms)
 
     @overload
     async def topic(self, room: str) -> RoomInfo: ...
@@ -508,6 +512,10 @@ class ChatClient:
     async def unmute(self, room: str, nick: str) -> None:
         await self._request(lambda id: Unmute(id=id, room=room, nick=nick), Ok)
 
+    async def op(self, room: str, nick: str) -> None:
+        """Make the account ``nick`` an operator of ``room`` (server moderators only)."""
+        await self._request(lambda id: Op(id=id, room=room, nick=nick), Ok)
+
     # --- requests ------------------------------------------------------------------------
 
     async def _request(self, make: Callable[[int], Request], expect: type[ReplyT]) -> ReplyT:
@@ -555,7 +563,7 @@ class ChatClient:
     def _accept(self, message: Message) -> bool:
         """Queue ``message`` unless its seq was seen; True if it was queued."""
         key, target = conversation_of(message, self.nick)
-        if not self.conversations.accept(key, target, message.seq):
+        if not self.conversations.accept(key, target, message.seq, message.msg_id):
             return False
         self._events.put_nowait(message)
         return True

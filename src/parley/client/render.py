@@ -142,17 +142,19 @@ def describe_room(info: RoomInfo) -> str:
 
 
 def describe_rooms(rooms: Rooms) -> list[str]:
-    """The reply to ``rooms``: a heading, then one line per room, busiest first."""
+    """A page of the reply to ``rooms``: a heading, one line per room in name order, and how
+    to ask for the next page when there is one.
+    """
     if not rooms.rooms:
-        return ["No rooms."]
-    shown = len(rooms.rooms)
-    more = f", {rooms.total - shown} more not listed" if rooms.total > shown else ""
+        return ["No rooms."] if not rooms.total else [f"No more rooms ({rooms.total} in all)."]
     width = max(len(safe(summary.room)) for summary in rooms.rooms)
-    lines = [f"Rooms ({rooms.total}{more}):"]
+    lines = [f"Rooms ({rooms.total}):"]
     for summary in rooms.rooms:
         people = "1 member" if summary.members == 1 else f"{summary.members} members"
         topic = f"  {safe(summary.topic)}" if summary.topic else ""
         lines.append(f"  {safe(summary.room):<{width}}  {people}{topic}")
+    if rooms.next:
+        lines.append(f"More: /rooms {safe(rooms.next)}")
     return lines
 
 
@@ -162,13 +164,16 @@ def describe_unread(unread: Unread) -> str:
         return "No unread messages."
     parts = [f"{safe(entry.to)} {entry.count}" for entry in unread.conversations]
     total = sum(entry.count for entry in unread.conversations)
-    return f"Unread ({total}): {', '.join(parts)}"
+    more = ", and more conversations not listed" if unread.more else ""
+    return f"Unread ({total}): {', '.join(parts)}{more}"
 
 
 def describe_whois(info: UserInfo) -> list[str]:
     """The reply to ``whois``: who, since when, where, and whether away."""
     nick = safe(info.nick)
-    kind = f"an account ({safe(info.role)})" if info.account else "a guest"
+    # An offline account's role is shown to server moderators only.
+    role = f" ({safe(info.role)})" if info.role else ""
+    kind = f"an account{role}" if info.account else "a guest"
     if not info.online:
         return [f"{nick} is {kind}, not online."]
     since = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.connected_ms / 1000))

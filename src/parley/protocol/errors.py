@@ -52,6 +52,7 @@ class ErrorCode(enum.StrEnum):
     FILE_TOO_LARGE = "file-too-large"
     QUOTA_EXCEEDED = "quota-exceeded"
     TOO_MANY_UPLOADS = "too-many-uploads"
+    REVOKED = "revoked"
 
     @property
     def text(self) -> str:
@@ -107,6 +108,8 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.FILE_TOO_LARGE: "The file is larger than the server accepts.",
     ErrorCode.QUOTA_EXCEEDED: "Your files would take more space than your quota allows.",
     ErrorCode.TOO_MANY_UPLOADS: "You have too many uploads in progress; finish one first.",
+    ErrorCode.REVOKED: "This login was revoked (account deleted, or its password changed); "
+    "log in again.",
 }
 
 CLOSING_CODES = frozenset(
@@ -119,6 +122,7 @@ CLOSING_CODES = frozenset(
         ErrorCode.TOO_MANY_CONNECTIONS,
         ErrorCode.LOGIN_TIMEOUT,
         ErrorCode.SERVER_SHUTDOWN,
+        ErrorCode.REVOKED,
     }
 )
 

@@ -55,8 +55,15 @@ MAX_HISTORY_MESSAGES = 200
 # Rooms one user may be in at once: every room costs the server a little per member.
 MAX_ROOMS_PER_USER = 100
 
-# The /rooms reply names at most this many rooms.
+# A ``rooms`` page names at most this many rooms (asked for with ``limit``), and the server
+# cuts a page further to stay far below the frame and slow-reader limits (256 KiB).
 MAX_LISTED_ROOMS = 1000
+# The page size when a client does not say: a screenful or two.
+ROOMS_PAGE = 100
+
+# An ``unread`` reply lists at most this many conversations (about 150 KB at most), and says
+# when there are more: every guest who writes to an account starts a conversation of its own.
+MAX_LISTED_UNREAD = 500
 
 # A shared file's name as the server keeps it (after cleaning), in characters.
 MAX_FILE_NAME_CHARS = 255

@@ -117,7 +117,13 @@ class Part(_Frame, tag="part", frozen=True):
 
 
 class ListRooms(_Frame, tag="rooms", frozen=True):
+    """One page of the rooms, in name order: those after the room named ``after`` ("" from
+    the first), at most ``limit``.
+    """
+
     id: RequestId
+    after: Annotated[str, msgspec.Meta(max_length=limits.MAX_ROOM_CHARS)] = ""
+    limit: Annotated[int, msgspec.Meta(ge=1, le=limits.MAX_LISTED_ROOMS)] = limits.ROOMS_PAGE
 
 
 class Topic(_Frame, tag="topic", frozen=True):
@@ -203,6 +209,14 @@ class Unmute(_Frame, tag="unmute", frozen=True):
     nick: str
 
 
+class Op(_Frame, tag="op", frozen=True):
+    """Make an account an operator of a room, for good (server moderators and admins)."""
+
+    id: RequestId
+    room: str
+    nick: str
+
+
 class Away(_Frame, tag="away", frozen=True):
     """Mark the user away with ``text``, shown to whoever messages it; empty ``text``: back."""
 
@@ -279,6 +293,7 @@ Request = (
     | Unban
     | Mute
     | Unmute
+    | Op
     | Away
     | Whois
     | ShareFile
@@ -362,11 +377,15 @@ class RoomSummary(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class Rooms(_Frame, tag="rooms", frozen=True):
-    """Reply to ``rooms``: at most MAX_LISTED_ROOMS rooms, and how many there are."""
+    """Reply to ``rooms``: one page, how many rooms there are in all, and the ``after`` of the
+    next page ("" when this is the last). The server may send fewer than asked, to keep the
+    reply small; only ``next`` says whether more follow.
+    """
 
     id: int
     rooms: list[RoomSummary]
     total: int
+    next: str = ""
 
 
 class Error(_Frame, tag="error", frozen=True):
@@ -452,10 +471,13 @@ class UnreadCount(msgspec.Struct, frozen=True):
 
 
 class Unread(_Frame, tag="unread", frozen=True):
-    """Reply to ``unread``: conversations with messages after the account's read marker."""
+    """Reply to ``unread``: conversations with messages after the account's read marker, at
+    most MAX_LISTED_UNREAD; ``more`` when some were left out.
+    """
 
     id: int
     conversations: list[UnreadCount]
+    more: bool = False
 
 
 class UserInfo(_Frame, tag="whois", frozen=True):

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
+from parley.accounts import throttle
 from parley.accounts.bootstrap import ensure_admin
 from parley.bus.local import LocalBus
 from parley.config import ServerConfig
@@ -27,6 +28,7 @@ from parley.server.connection import Connection, ServerContext
 from parley.server.deadlines import Deadlines
 from parley.server.files import FileService
 from parley.server.hub import Hub, now_ms
+from parley.server.revocation import RevocationWatch
 from parley.server.tls_transport import TlsServer, start_tls_server
 from parley.server.tracker import ConnectionTracker
 from parley.server.transfer import TransferServer
@@ -56,6 +58,7 @@ class ParleyServer:
         self._hub_task: asyncio.Task[None] | None = None
         self._purge_task: asyncio.Task[None] | None = None
         self._file_purge_task: asyncio.Task[None] | None = None
+        self._revocation_task: asyncio.Task[None] | None = None
         self.files: FileService | None = None
         self._transfers: TransferServer | None = None
 
@@ -96,6 +99,8 @@ class ParleyServer:
             self.admin_password = await ensure_admin(storage, auth.hasher, now_ms())
             self._hub = hub = Hub(storage, LocalBus(), config)
             await hub.start()
+            revocations = RevocationWatch(storage, hub, config.revocation_poll_seconds)
+            await revocations.start()
             self._hub_task = asyncio.create_task(hub.run(), name="parley-hub")
             self.files = files = FileService(
                 storage, hub, config, BlobStore(config.data_dir / "files")
@@ -137,6 +142,7 @@ class ParleyServer:
         self._file_purge_task = asyncio.create_task(
             self._purge_files_forever(), name="parley-file-purge"
         )
+        self._revocation_task = asyncio.create_task(revocations.run(), name="parley-revocations")
 
     def _files_port(self) -> int:
         if self.config.files_port is not None:
@@ -157,10 +163,16 @@ class ParleyServer:
             await asyncio.sleep(self.config.file_purge_interval_seconds)
 
     async def _purge_forever(self) -> None:
-        """Apply the retention settings now and every purge_interval_seconds."""
+        """Apply the retention settings now and every purge_interval_seconds; forget login
+        attempts and account changes too old to matter.
+        """
         while True:
             try:
-                deleted = await self.storage.purge(now_ms(), self.config.retention_days)
+                now = now_ms()
+                await self.storage.forget_attempts(now - int(throttle.FORGET_AFTER_SECONDS * 1000))
+                # Far longer than any poll interval: every node has long read them.
+                await self.storage.forget_account_changes(now - 86_400_000)
+                deleted = await self.storage.purge(now, self.config.retention_days)
             except StorageUnavailable as exc:
                 log.warning("Retention purge failed, will retry: %s", exc)
             else:
@@ -175,7 +187,7 @@ class ParleyServer:
         """
         if self._server is None:
             return
-        for purging in (self._purge_task, self._file_purge_task):
+        for purging in (self._purge_task, self._file_purge_task, self._revocation_task):
             if purging is not None:
                 purging.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

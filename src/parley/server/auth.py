@@ -1,23 +1,27 @@
 """Who a connection is: guest or account, checked by password or session token.
 
 Every failure a stranger could use to learn about an account reads the same (auth-failed), and
-takes as long; failures are throttled per account and per address.
+takes as long; attempts are throttled per address, per account from each address, and slowed
+down per account (parley.accounts.throttle), with the counts in storage.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import time
 
+from parley.accounts import throttle
 from parley.accounts.passwords import PasswordHasher, check_password
-from parley.accounts.throttle import LoginThrottle, RegistrationLimiter
+from parley.accounts.throttle import WindowLimiter
 from parley.accounts.tokens import new_token, token_hash
 from parley.config import ServerConfig
 from parley.protocol.errors import ErrorCode, PeerError
 from parley.protocol.names import nick_key, normalize_nick
+from parley.server.address_group import address_group
 from parley.server.rooms import Peer
-from parley.storage import Account, Role, Storage
+from parley.storage import Account, Role, Storage, new_principal
 
 log = logging.getLogger("parley.server")
 
@@ -26,12 +30,22 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+def _too_many(wait: float) -> PeerError:
+    return PeerError(
+        ErrorCode.TOO_MANY_ATTEMPTS,
+        f"Too many failed attempts; try again in {int(wait) + 1} seconds.",
+    )
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Identity:
-    """Who a login turned out to be. ``token`` is new (to give the client) or empty."""
+    """Who a login turned out to be. ``token`` is new (to give the client) or empty;
+    ``principal`` is the account's id, or a guest id minted for this login alone.
+    """
 
     nick: str
     nick_key: str
+    principal: str
     role: Role
     account: str
     token_hash: str = ""
@@ -45,8 +59,8 @@ class Authenticator:
         self._hasher = PasswordHasher(
             config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism
         )
-        self._throttle = LoginThrottle()
-        self._registrations = RegistrationLimiter()
+        self._registrations = WindowLimiter()
+        self._known_waits = throttle.KnownWaits()
 
     @property
     def hasher(self) -> PasswordHasher:
@@ -64,40 +78,56 @@ class Authenticator:
         if password:
             account = await self._verify(account, key, password, address)
             token, hashed = await self._new_session(account.key)
-            return Identity(account.name, account.key, account.role, account.key, hashed, token)
+            return Identity(
+                account.name, account.key, account.id, account.role, account.key, hashed, token
+            )
         if account is not None:
             raise PeerError(ErrorCode.PASSWORD_REQUIRED)
         if not self._config.allow_guests:
             raise PeerError(ErrorCode.ACCOUNT_REQUIRED)
-        return Identity(nick, key, Role.USER, "")
+        return Identity(nick, key, new_principal(), Role.USER, "")
 
     async def _resume(self, account: Account | None, token: str) -> Identity:
         hashed = token_hash(token)
         owner = await self._storage.session_account(hashed, _now_ms())
         if account is None or owner != account.key:
             raise PeerError(ErrorCode.SESSION_EXPIRED)
-        return Identity(account.name, account.key, account.role, account.key, hashed)
+        return Identity(account.name, account.key, account.id, account.role, account.key, hashed)
 
     async def _verify(
         self, account: Account | None, key: str, password: str, address: str
     ) -> Account:
-        now = time.monotonic()
-        wait = self._throttle.retry_after(key, address, now)
+        # Counted before the check: however many arrive at once, each sees its own count, so
+        # at most FREE_ATTEMPTS of them are ever checked.
+        keys = throttle.attempt_keys(key, address_group(address))
+        clock = time.monotonic()
+        wait = self._known_waits.wait(keys[:2], clock)
         if wait > 0:
-            raise PeerError(
-                ErrorCode.TOO_MANY_ATTEMPTS,
-                f"Too many failed attempts; try again in {int(wait) + 1} seconds.",
-            )
+            raise _too_many(wait)
+        now = _now_ms()
+        counts = await self._storage.count_attempts(
+            keys, now, now - int(throttle.FORGET_AFTER_SECONDS * 1000)
+        )
+        waits = [throttle.wait_seconds(count, previous, now) for count, previous in counts[:2]]
+        if max(waits) > 0:
+            log.info("Throttled login for %s from %s", key, address)
+            for limited, seconds in zip(keys, waits, strict=False):
+                if seconds > 0:
+                    self._known_waits.learn(limited, clock + seconds)
+            raise _too_many(max(waits))
+        slow_down = throttle.slow_down_seconds(counts[2][0])
+        if slow_down:
+            await asyncio.sleep(slow_down)
         if account is None:
             await self._hasher.verify_nothing(password)
             ok, rehashed = False, None
         else:
             ok, rehashed = await self._hasher.verify(account.password_hash, password)
         if not ok or account is None:
-            self._throttle.failed(key, address, now)
             log.info("Failed login for %s from %s", key, address)
             raise PeerError(ErrorCode.AUTH_FAILED)
-        self._throttle.succeeded(key, address)
+        # This attempt only, on its own keys: no other account's count changes.
+        await self._storage.refund_attempts(keys)
         if rehashed is not None:
             await self._storage.update_account(account.key, password_hash=rehashed)
         return account
@@ -116,22 +146,29 @@ class Authenticator:
         if peer.account:
             raise PeerError(ErrorCode.ALREADY_REGISTERED, "You are already logged in to it.")
         check_password(password)
-        if not self._registrations.allow(peer.host, time.monotonic()):
+        if not self._registrations.allow(address_group(peer.host), time.monotonic()):
             raise PeerError(
                 ErrorCode.RATE_LIMITED, "Too many registrations from your address; try later."
             )
         password_hash = await self._hasher.hash(password)
-        account = Account(peer.nick_key, peer.nick, password_hash, Role.USER, _now_ms())
+        # The guest's own id becomes the account's: what it did in this login (rooms it made,
+        # files, private messages) stays its own, and the id was never anyone else's.
+        account = Account(
+            peer.nick_key, peer.nick, password_hash, Role.USER, _now_ms(), peer.principal
+        )
         if not await self._storage.create_account(account):
             raise PeerError(ErrorCode.ALREADY_REGISTERED)
         await self._storage.record_audit(ts=_now_ms(), actor=peer.nick, action="register")
         log.info("%s registered", peer.nick)
         token, hashed = await self._new_session(account.key)
-        return Identity(peer.nick, peer.nick_key, Role.USER, account.key, hashed, token)
+        return Identity(
+            peer.nick, peer.nick_key, peer.principal, Role.USER, account.key, hashed, token
+        )
 
-    async def change_password(self, peer: Peer, old: str, new: str) -> tuple[str, str]:
-        """Check ``old``, store ``new``, revoke every session; returns a fresh (token, hash).
-        Raises PeerError: ACCOUNT_REQUIRED, AUTH_FAILED, TOO_MANY_ATTEMPTS, INVALID_PASSWORD.
+    async def change_password(self, peer: Peer, old: str, new: str) -> str:
+        """Check ``old``, store ``new``, revoke every other session; returns a fresh token,
+        already this connection's (``peer.token_hash``). Raises PeerError: ACCOUNT_REQUIRED,
+        AUTH_FAILED, TOO_MANY_ATTEMPTS, INVALID_PASSWORD.
         """
         if not peer.account:
             raise PeerError(ErrorCode.ACCOUNT_REQUIRED, "Only registered nicknames have one.")
@@ -139,9 +176,13 @@ class Authenticator:
         await self._verify(account, peer.account, old, peer.host)
         check_password(new)
         await self._storage.update_account(peer.account, password_hash=await self._hasher.hash(new))
-        await self._storage.revoke_sessions(peer.account)
+        # The new session first, and this connection on it, before the others are revoked:
+        # the revocation watch then finds this one valid and cuts only the others.
+        token, hashed = await self._new_session(peer.account)
+        peer.token_hash = hashed
+        await self._storage.revoke_sessions(peer.account, keep=hashed)
         await self._storage.record_audit(ts=_now_ms(), actor=peer.nick, action="passwd")
-        return await self._new_session(peer.account)
+        return token
 
     async def logout(self, peer: Peer) -> None:
         if peer.token_hash:

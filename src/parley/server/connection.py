@@ -68,6 +68,7 @@ class Connection(asyncio.Protocol):
         "host",
         "nick",
         "nick_key",
+        "principal",
         "role",
         "rooms",
         "session",
@@ -81,6 +82,7 @@ class Connection(asyncio.Protocol):
         self.session = ServerSession()
         self.nick = ""
         self.nick_key = ""
+        self.principal = ""
         self.role = Role.USER
         self.account = ""
         self.token_hash = ""
@@ -175,9 +177,14 @@ class Connection(asyncio.Protocol):
     def reply(self, frame: ServerFrame) -> None:
         self.write(encode(frame))
 
+    def queued_bytes(self) -> int:
+        if self._transport is None or self._closed:
+            return 0
+        return self._transport.get_write_buffer_size()
+
     def forget_identity(self) -> None:
         """A login failed after the identity was set: back to nobody."""
-        self.nick = self.nick_key = self.account = self.token_hash = ""
+        self.nick = self.nick_key = self.principal = self.account = self.token_hash = ""
         self.role = Role.USER
 
     def set_timer(self, seconds: float | None) -> None:

@@ -3,9 +3,11 @@ one-time tokens that let a file connection (server/transfer.py) carry the bytes,
 deleting, and the purge of expired files.
 
 A file may be read by its sender and by those it was shared with: the other user of a private
-conversation, or the room's members when it was shared. Anyone else asking for it is told it
-does not exist. Ids are 128 random bits; tokens are 192 random bits, good for one connection
-within TOKEN_SECONDS.
+conversation, or the room's members when it was shared, each by principal id (never by name:
+whoever takes a guest's name later gets none of its files). Anyone else asking for it is told
+it does not exist. An account's files count against its own quota; guests' against one pool
+per address group, so new guest names make no more room. Ids are 128 random bits; tokens are
+192 random bits, good for one connection within TOKEN_SECONDS.
 
 Everything here runs on the chat loop, the file connections' thread included: it calls in
 through that loop (TransferServer._on_chat_loop), so the tokens and the claims on files have one
@@ -35,9 +37,10 @@ from parley.protocol.messages import (
     ShareFile,
     UploadSlot,
 )
-from parley.protocol.names import is_room, nick_key, normalize_nick
+from parley.protocol.names import is_room
+from parley.server.address_group import address_group
 from parley.server.blobs import BlobStore
-from parley.server.hub import Hub, now_ms
+from parley.server.hub import Hub, conversation_principals, now_ms
 from parley.server.rooms import Peer
 from parley.server.tickets import Ticket, TicketBook
 from parley.storage import FileRecord, NewMessage, Storage
@@ -74,15 +77,15 @@ class FileService:
                 ErrorCode.FILE_TOO_LARGE,
                 f"Files are at most {self.config.max_file_bytes:,} bytes on this server.",
             )
-        conversation, shown, readers = self.hub.file_audience(peer, request.to)
-        if not is_room(request.to) and self.hub.find_online(request.to) is None:
-            account = await self.storage.account(nick_key(normalize_nick(request.to)))
-            if account is None:
-                raise PeerError(ErrorCode.NO_SUCH_USER, f"No user named {request.to}.")
-            shown = account.name
+        if not peer.account and not self.config.allow_guest_files:
+            raise PeerError(
+                ErrorCode.ACCOUNT_REQUIRED,
+                "Guests cannot share files on this server; /register to get an account.",
+            )
+        conversation, shown, readers = await self.hub.file_audience(peer, request.to)
         now = now_ms()
         pending = await self.storage.pending_upload(
-            peer.nick_key, conversation, request.sha256, request.size, name, now
+            peer.principal, conversation, request.sha256, request.size, name, now
         )
         if pending is not None:
             record = pending  # an interrupted upload of the same file: carry on
@@ -93,13 +96,14 @@ class FileService:
                 sha256=request.sha256,
                 name=name,
                 size=request.size,
-                sender_key=peer.nick_key,
+                sender_key=peer.principal,
                 sender=peer.nick,
                 conversation=conversation,
                 to=shown,
                 created_ms=now,
                 # Until it is complete: an upload that never finishes is freed after this.
                 expires_ms=now + int(self.config.unfinished_upload_seconds * 1000),
+                quota_key=_quota_key(peer),
             )
             await self.storage.add_file(record, readers)
         token = self.tickets.issue(upload=True, file_id=record.file_id)
@@ -113,7 +117,7 @@ class FileService:
         )
 
     async def _check_allowance(self, peer: Peer, size: int, now: int) -> None:
-        if await self.storage.uploads_in_progress(peer.nick_key, now) >= (
+        if await self.storage.uploads_in_progress(peer.principal, now) >= (
             self.config.max_uploads_in_progress
         ):
             raise PeerError(
@@ -121,12 +125,17 @@ class FileService:
                 f"At most {self.config.max_uploads_in_progress} uploads at a time; "
                 "finish or cancel one first.",
             )
-        used = await self.storage.sender_bytes(peer.nick_key, now)
-        if used + size > self.config.file_quota_bytes:
+        used = await self.storage.quota_bytes(_quota_key(peer), now)
+        if peer.account:
+            quota, whose = self.config.file_quota_bytes, "Your files"
+        else:
+            quota = self.config.guest_file_quota_bytes_per_address
+            whose = "Files of the guests at your address"
+        if used + size > quota:
             raise PeerError(
                 ErrorCode.QUOTA_EXCEEDED,
-                f"Your files would take {used + size:,} bytes; the quota is "
-                f"{self.config.file_quota_bytes:,}. Delete some with /rmfile.",
+                f"{whose} would take {used + size:,} bytes; the quota is {quota:,}. "
+                "Delete some with /rmfile.",
             )
 
     async def get(self, peer: Peer, request: GetFile) -> DownloadTicket:
@@ -143,15 +152,15 @@ class FileService:
         )
 
     async def list(self, peer: Peer, request: ListFiles) -> FileList:
-        conversation = self.hub.conversation_of(peer, request.to) if request.to else None
+        conversation = await self.hub.conversation_of(peer, request.to) if request.to else None
         records = await self.storage.readable_files(
-            peer.nick_key, conversation, now_ms(), limits.MAX_LISTED_FILES
+            peer.principal, conversation, now_ms(), limits.MAX_LISTED_FILES
         )
         return FileList(id=request.id, files=[_info(record) for record in records])
 
     async def delete(self, peer: Peer, request: DeleteFile) -> None:
         record = await self.storage.file(request.file_id)
-        if record is None or record.sender_key != peer.nick_key:
+        if record is None or record.sender_key != peer.principal:
             raise _no_such_file()
         await self.forget(record.file_id)
 
@@ -161,7 +170,7 @@ class FileService:
             record is None
             or not record.complete
             or record.expires_ms <= now_ms()
-            or not await self.storage.may_read_file(file_id, peer.nick_key)
+            or not await self.storage.may_read_file(file_id, peer.principal)
         ):
             raise _no_such_file()
         return record
@@ -210,7 +219,7 @@ class FileService:
         notice = FileNotice(record.file_id, record.name, record.size, record.sha256)
         participants: tuple[str, ...] = ()
         if not is_room(record.to):
-            participants = tuple(sorted({record.sender_key, nick_key(record.to)}))
+            participants = tuple(sorted(conversation_principals(record.conversation)))
         self.hub.post(
             NewMessage(
                 record.conversation,
@@ -261,6 +270,11 @@ class FileService:
             return True
         finally:
             del self._claims[file_id]
+
+
+def _quota_key(peer: Peer) -> str:
+    """Whose quota ``peer``'s uploads count against: its account, or its address's guests."""
+    return peer.principal if peer.account else f"address:{address_group(peer.host)}"
 
 
 def _no_such_file() -> PeerError:

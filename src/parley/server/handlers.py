@@ -35,6 +35,7 @@ from parley.protocol.messages import (
     Nick,
     Notice,
     Ok,
+    Op,
     Part,
     Passwd,
     Ping,
@@ -55,7 +56,7 @@ from parley.protocol.messages import (
 )
 from parley.protocol.session import choose_version
 from parley.server.hub import now_ms
-from parley.server.moderation import moderate
+from parley.server.moderation import appoint, moderate
 
 if TYPE_CHECKING:
     from parley.server.connection import Connection
@@ -106,6 +107,7 @@ async def nick(connection: Connection, request: Nick) -> None:
         request.nick, request.password, request.token, connection.host
     )
     connection.nick, connection.nick_key = identity.nick, identity.nick_key
+    connection.principal = identity.principal
     connection.role, connection.account = identity.role, identity.account
     connection.token_hash = identity.token_hash
     connection.rooms = set()
@@ -140,10 +142,7 @@ async def register(connection: Connection, request: Register) -> None:
 
 @handles(Passwd)
 async def passwd(connection: Connection, request: Passwd) -> None:
-    token, hashed = await connection.context.auth.change_password(
-        connection, request.old, request.new
-    )
-    connection.token_hash = hashed
+    token = await connection.context.auth.change_password(connection, request.old, request.new)
     connection.reply(Ok(id=request.id, token=token))
 
 
@@ -208,8 +207,8 @@ async def read(connection: Connection, request: Read) -> None:
 async def unread(connection: Connection, request: GetUnread) -> None:
     if not connection.account:
         raise PeerError(ErrorCode.ACCOUNT_REQUIRED, "Read markers are kept for accounts.")
-    counts = await connection.context.hub.unread(connection)
-    connection.reply(Unread(id=request.id, conversations=counts))
+    counts, more = await connection.context.hub.unread(connection)
+    connection.reply(Unread(id=request.id, conversations=counts, more=more))
 
 
 # --- presence --------------------------------------------------------------------------------
@@ -223,7 +222,7 @@ def away(connection: Connection, request: Away) -> None:
 
 @handles(Whois)
 async def whois(connection: Connection, request: Whois) -> None:
-    connection.reply(await connection.context.hub.whois(request.nick, request.id))
+    connection.reply(await connection.context.hub.whois(connection, request.nick, request.id))
 
 
 # --- rooms -----------------------------------------------------------------------------------
@@ -243,7 +242,9 @@ async def part(connection: Connection, request: Part) -> None:
 
 @handles(ListRooms)
 async def list_rooms(connection: Connection, request: ListRooms) -> None:
-    connection.reply(await connection.context.hub.list_rooms(request.id))
+    connection.reply(
+        await connection.context.hub.list_rooms(request.id, request.after, request.limit)
+    )
 
 
 @handles(Topic)
@@ -317,6 +318,12 @@ async def mute(connection: Connection, request: Mute) -> None:
 @handles(Unmute)
 async def unmute(connection: Connection, request: Unmute) -> None:
     await moderate(connection.context.hub, connection, "unmute", request.room, request.nick)
+    connection.reply(Ok(id=request.id))
+
+
+@handles(Op)
+async def op(connection: Connection, request: Op) -> None:
+    await appoint(connection.context.hub, connection, request.room, request.nick)
     connection.reply(Ok(id=request.id))
 
 

@@ -15,6 +15,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
+import msgspec
+
+from parley.accounts.throttle import WindowLimiter
 from parley.bus import Bus
 from parley.config import ServerConfig
 from parley.protocol import limits
@@ -26,6 +29,7 @@ from parley.protocol.messages import (
     Joined,
     Left,
     Message,
+    Notice,
     RoomInfo,
     Rooms,
     RoomSummary,
@@ -45,6 +49,7 @@ from parley.protocol.names import (
     room_key,
 )
 from parley.protocol.text import check_away, check_message_text, check_topic
+from parley.server.address_group import address_group
 from parley.server.rooms import LiveRoom, Peer
 from parley.storage import (
     NewMessage,
@@ -59,19 +64,51 @@ log = logging.getLogger(__name__)
 
 # The reply to a history request stays this far below the client's frame limit.
 _HISTORY_REPLY_BYTES = limits.MAX_SERVER_FRAME_BYTES - 4096
+# A ``rooms`` page stays this small: a quarter of the slow-reader limit
+# (ServerConfig.send_buffer_limit_bytes, 1 MiB by default) and of the client's frame limit.
+_ROOMS_REPLY_BYTES = 256 * 1024
+# Private messages missed while offline go out in pages of about this many bytes, the next
+# only once the client has taken the one before: far below the slow-reader limit, however
+# many there are.
+_MISSED_PAGE_BYTES = 128 * 1024
+# How often a catching-up login's queue is looked at while waiting for the client to read,
+# and how long it may take nothing before the rest waits for its next login.
+_DRAIN_POLL_SECONDS = 0.05
+_CATCH_UP_STALL_SECONDS = 60.0
 
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-def private_conversation(key_a: str, key_b: str) -> str:
-    """The conversation id of two users' private messages, the same whichever one sends.
+def private_conversation(principal_a: str, principal_b: str) -> str:
+    """The conversation id of two principals' private messages, the same whichever one sends.
 
-    Nickname keys cannot contain ':', so the id splits back into the two keys.
+    Principal ids cannot contain ':', so the id splits back into the two ids. A guest's id is
+    never given again, so no later holder of its name ever reads its conversations.
     """
-    first, second = sorted((key_a, key_b))
+    first, second = sorted((principal_a, principal_b))
     return f"dm:{first}:{second}"
+
+
+def guest_sanction_key(key: str) -> str:
+    """What a sanction of a guest by the nickname key ``key`` is stored under. A guest is a new
+    principal at every login, so a ban of its id alone would end with a reconnect: guests are
+    also held by the name they used. Accounts never are (they are held by their id alone).
+    """
+    return f"guest:{key}"
+
+
+def sanction_keys(peer: Peer) -> list[str]:
+    """Every key a sanction against ``peer`` may be stored under."""
+    if peer.account:
+        return [peer.principal]
+    return [peer.principal, guest_sanction_key(peer.nick_key)]
+
+
+def conversation_principals(conversation: str) -> list[str]:
+    """The principal ids of a private conversation (one when it is with oneself)."""
+    return list(dict.fromkeys(conversation[3:].split(":")))
 
 
 def as_event(record: StoredMessage, *, history: bool = False) -> Message:
@@ -120,6 +157,12 @@ class Hub:
         self._bus = bus
         self._config = config
         self._users: dict[str, Peer] = {}
+        # The same users by principal id: private messages and rights go by this.
+        self._principals: dict[str, Peer] = {}
+        # Logins still being sent what they missed, with the read markers of live private
+        # messages they got meanwhile: held back, so that nothing is marked read before what
+        # came earlier has been sent.
+        self._catching_up: dict[Peer, list[tuple[str, str, int]]] = {}
         # Nickname key -> presence, for exactly the users in _users.
         self._presence: dict[str, _Presence] = {}
         self._rooms: dict[str, LiveRoom] = {}
@@ -128,6 +171,8 @@ class Hub:
         self._order = asyncio.Lock()
         self._stopping = False
         self._background: set[asyncio.Task[None]] = set()
+        self._rooms_by_principal = WindowLimiter(config.rooms_per_principal_per_hour, 3600.0)
+        self._rooms_by_address = WindowLimiter(config.rooms_per_address_per_hour, 3600.0)
         bus.subscribe(self._deliver)
 
     async def start(self) -> None:
@@ -147,6 +192,11 @@ class Hub:
         ``welcome`` is called with the room names once it is online, before anything is sent
         to it. Raises PeerError(NICK_TAKEN).
         """
+        holder = self._users.get(peer.nick_key)
+        if holder is not None and not await self.still_valid(holder):
+            # A login revoked by another process (``parley admin``) that the watch has not
+            # reached yet: it does not keep the owner out.
+            self.revoke(holder)
         operator_of: dict[str, bool] = {}
         if peer.account:
             operator_of = await self._storage.memberships(peer.account)
@@ -158,33 +208,34 @@ class Hub:
                 await self._load_mute(peer, room)
                 rooms.append(room)
         async with self._order:
-            # Under the order lock nothing new is published: the missed private messages come
-            # before any live one, each once.
-            missed = await self._missed_private(peer) if peer.account else []
+            # Under the order lock nothing new is published: the first page of missed private
+            # messages comes before any live one, each once.
+            missed = await self._missed_private(peer) if peer.account else {}
+            first = await self._missed_page(peer, missed) if missed else []
             if peer.nick_key in self._users:
                 raise PeerError(ErrorCode.NICK_TAKEN, f"The nickname {peer.nick} is already taken.")
             if peer.closed:
                 return  # gone while we waited
             # From here on nothing waits: the reply, the arrivals, what was missed, then live.
             self._users[peer.nick_key] = peer
+            self._principals[peer.principal] = peer
             self._presence[peer.nick_key] = _Presence(active_ms=peer.since_ms)
             welcome([room.name for room in rooms])
             for room in rooms:
-                if operator_of.get(room.key) or (peer.account and peer.account == room.created_by):
-                    room.operators.add(peer.nick_key)
+                if operator_of.get(room.key) or peer.principal == room.created_by:
+                    room.operators.add(peer.principal)
                 self._enter(peer, room)
-            read = []
-            for record in missed:
+            for record in first:
                 peer.write(encode(as_event(record, history=True)))
-                read.append((peer.account, record.conversation, record.seq))
-        if read:
-            self._spawn(self._mark_delivered(read))
+            if first:
+                self._catching_up[peer] = []
+                self._spawn(self._catch_up(peer, missed, first))
 
     async def remember_rooms(self, peer: Peer) -> None:
         """A guest just registered: keep its rooms (and operator rights) with the account."""
         for key in sorted(peer.rooms):
             room = self._rooms.get(key)
-            operator = room is not None and peer.nick_key in room.operators
+            operator = room is not None and peer.principal in room.operators
             await self._storage.add_member(key, peer.account, operator=operator)
 
     def logout(self, peer: Peer) -> None:
@@ -195,6 +246,9 @@ class Hub:
             return
         del self._users[peer.nick_key]
         del self._presence[peer.nick_key]
+        if self._principals.get(peer.principal) is peer:
+            del self._principals[peer.principal]
+        self._catching_up.pop(peer, None)
         for key in list(peer.rooms):
             room = self._rooms.get(key)
             if room is not None:
@@ -219,9 +273,24 @@ class Hub:
         if presence is not None and self._users.get(peer.nick_key) is peer:
             presence.away = text if text.strip() else ""
 
-    async def whois(self, raw_nick: str, request_id: int) -> UserInfo:
-        """The ``whois`` reply for a nickname: its login if it is online here, else its account.
-        Raises PeerError (INVALID_NICK, NO_SUCH_USER), StorageUnavailable.
+    async def resolve_user(self, raw_nick: str) -> tuple[str, str] | None:
+        """The principal id a nickname stands for now, with the name as spelt: whoever is
+        online under it, else the account of that name. None when neither: a guest who has
+        left is no one, and its id is never anyone's again. Raises PeerError(INVALID_NICK).
+        """
+        key = nick_key(normalize_nick(raw_nick))
+        peer = self._users.get(key)
+        if peer is not None:
+            return peer.principal, peer.nick
+        account = await self._storage.account(key)
+        if account is None:
+            return None
+        return account.id, account.name
+
+    async def whois(self, asker: Peer, raw_nick: str, request_id: int) -> UserInfo:
+        """The ``whois`` reply for a nickname: its login if it is online here, else its account
+        (whose role only server moderators and admins see). Raises PeerError (INVALID_NICK,
+        NO_SUCH_USER), StorageUnavailable.
         """
         key = nick_key(normalize_nick(raw_nick))
         peer = self._users.get(key)
@@ -231,10 +300,8 @@ class Hub:
                 raise PeerError(
                     ErrorCode.NO_SUCH_USER, f"No user named {raw_nick} is online or registered."
                 )
-            return UserInfo(
-                id=request_id, nick=account.name, online=False, account=True,
-                role=account.role.value,
-            )  # fmt: skip
+            role = account.role.value if asker.role is not Role.USER else ""
+            return UserInfo(id=request_id, nick=account.name, online=False, account=True, role=role)
         presence = self._presence[key]
         rooms = sorted(
             (self._rooms[room].name for room in peer.rooms if room in self._rooms),
@@ -269,13 +336,14 @@ class Hub:
             )
         if room is None:
             room = await self._create_room(peer, normalize_room(raw_name))
-        if await self._storage.sanction(key, peer.nick_key, SanctionKind.BAN, now_ms()):
-            raise PeerError(ErrorCode.BANNED, f"You are banned from {room.name}.")
-        if peer.account and peer.account == room.created_by:
-            room.operators.add(peer.nick_key)
+        for target in sanction_keys(peer):
+            if await self._storage.sanction(key, target, SanctionKind.BAN, now_ms()):
+                raise PeerError(ErrorCode.BANNED, f"You are banned from {room.name}.")
+        if peer.account and peer.principal == room.created_by:
+            room.operators.add(peer.principal)
         if peer.account:
             await self._storage.add_member(
-                key, peer.account, operator=peer.nick_key in room.operators
+                key, peer.account, operator=peer.principal in room.operators
             )
         await self._load_mute(peer, room)
         async with self._order:
@@ -326,18 +394,32 @@ class Hub:
         room.topic, room.topic_by = text, peer.nick
         self._bus.publish(room.key, encode(TopicChanged(room=room.name, text=text, by=peer.nick)))
 
-    async def list_rooms(self, request_id: int) -> Rooms:
-        records = await self._storage.rooms()
-        summaries = [
-            RoomSummary(
+    async def list_rooms(self, request_id: int, after: str, limit: int) -> Rooms:
+        """One page of rooms in key order: the first ``limit`` after the room named ``after``
+        ("" from the start), cut further to stay under _ROOMS_REPLY_BYTES. ``next`` is the name
+        to ask after for the next page, "" on the last. Two index reads, whatever the number
+        of rooms. Raises PeerError(INVALID_ROOM) for a bad ``after``.
+        """
+        after_key = room_key(normalize_room(after)) if after else ""
+        records = await self._storage.rooms(after_key, limit + 1)
+        more = len(records) > limit
+        summaries: list[RoomSummary] = []
+        size = 0
+        for record in records[:limit]:
+            live = self._rooms.get(record.key)
+            summary = RoomSummary(
                 room=record.name,
-                members=len(self._rooms[record.key].members) if record.key in self._rooms else 0,
+                members=len(live.members) if live is not None else 0,
                 topic=record.topic,
             )
-            for record in records
-        ]
-        summaries.sort(key=lambda summary: (-summary.members, summary.room.casefold()))
-        return Rooms(id=request_id, rooms=summaries[: limits.MAX_LISTED_ROOMS], total=len(records))
+            size += len(msgspec.json.encode(summary)) + 1
+            if size > _ROOMS_REPLY_BYTES and summaries:
+                more = True
+                break
+            summaries.append(summary)
+        total = await self._storage.room_count()
+        next_after = summaries[-1].room if more and summaries else ""
+        return Rooms(id=request_id, rooms=summaries, total=total, next=next_after)
 
     def who(self, raw_name: str) -> list[str]:
         key = room_key(normalize_room(raw_name))
@@ -387,32 +469,35 @@ class Hub:
             )
         if is_room(request.to):
             room = self._member_room(sender, request.to)
-            if room.muted and room.is_muted(sender.nick_key, now_ms()):
-                raise PeerError(ErrorCode.MUTED, f"You are muted in {room.name}.")
+            self.check_not_muted(sender, room)
             self._queue(NewMessage(room.key, sender.nick, sender.nick_key, room.name,
                                    request.text, request.msg_id), sender, request.id)  # fmt: skip
             return None
         recipient = self.find_online(request.to)
         if recipient is not None:
             away = self._presence[recipient.nick_key].away
-            self._queue_private(sender, recipient.nick_key, recipient.nick, request, away)
+            self._queue_private(sender, recipient.principal, recipient.nick, request, away)
             return None
         return self._submit_offline(sender, request)
 
+    def check_not_muted(self, peer: Peer, room: LiveRoom) -> None:
+        """Raises PeerError(MUTED) when ``peer`` may not speak (or share files) in ``room``."""
+        if room.muted and any(room.is_muted(key, now_ms()) for key in sanction_keys(peer)):
+            raise PeerError(ErrorCode.MUTED, f"You are muted in {room.name}.")
+
     async def _submit_offline(self, sender: Peer, request: Send) -> None:
         try:
-            key = nick_key(normalize_nick(request.to))
+            found = await self.resolve_user(request.to)
         except PeerError:
-            key = ""
-        account = await self._storage.account(key) if key else None
-        if account is None:
+            found = None
+        if found is None:
             raise PeerError(ErrorCode.NO_SUCH_USER, f"No user named {request.to} is online.")
-        self._queue_private(sender, account.key, account.name, request)
+        self._queue_private(sender, *found, request)
 
     def _queue_private(
-        self, sender: Peer, key: str, name: str, request: Send, away: str = ""
+        self, sender: Peer, principal: str, name: str, request: Send, away: str = ""
     ) -> None:
-        conversation = private_conversation(sender.nick_key, key)
+        conversation = private_conversation(sender.principal, principal)
         message = NewMessage(
             conversation,
             sender.nick,
@@ -420,7 +505,7 @@ class Hub:
             name,
             request.text,
             request.msg_id,
-            participants=tuple(sorted({sender.nick_key, key})),
+            participants=tuple(sorted({sender.principal, principal})),
         )
         self._queue(message, sender, request.id, away)
 
@@ -437,27 +522,33 @@ class Hub:
         self._pending.append(_Pending(message, None, -1))
         self._wakeup.set()
 
-    def file_audience(self, peer: Peer, to: str) -> tuple[str, str, list[str]]:
+    async def file_audience(self, peer: Peer, to: str) -> tuple[str, str, list[str]]:
         """Where a file shared by ``peer`` with ``to`` goes: its conversation, the name as
-        shown, and who may read it besides the sender (the room's members now, or the other
-        user). Raises PeerError (NO_SUCH_ROOM, NOT_IN_ROOM, INVALID_NICK). Whether a user
-        who is offline exists (an account) is for the caller to check.
+        shown, and the principal ids that may read it besides the sender (the room's members
+        now, or the other user). Raises PeerError (NO_SUCH_ROOM, NOT_IN_ROOM, MUTED,
+        INVALID_NICK, NO_SUCH_USER).
         """
         if is_room(to):
             room = self._member_room(peer, to)
-            readers = [member.nick_key for member in room.members if member is not peer]
+            self.check_not_muted(peer, room)
+            readers = [member.principal for member in room.members if member is not peer]
             return room.key, room.name, readers
-        name = normalize_nick(to)
-        key = nick_key(name)
-        recipient = self._users.get(key)
-        shown = recipient.nick if recipient is not None else name
-        return private_conversation(peer.nick_key, key), shown, [key]
+        found = await self.resolve_user(to)
+        if found is None:
+            raise PeerError(ErrorCode.NO_SUCH_USER, f"No user named {to}.")
+        principal, shown = found
+        return private_conversation(peer.principal, principal), shown, [principal]
 
-    def conversation_of(self, peer: Peer, to: str) -> str:
-        """The conversation ``to`` names for ``peer`` (membership not checked)."""
+    async def conversation_of(self, peer: Peer, to: str) -> str:
+        """The conversation ``to`` names for ``peer`` (membership not checked). Raises
+        PeerError (INVALID_ROOM, INVALID_NICK, NO_SUCH_USER).
+        """
         if is_room(to):
             return room_key(normalize_room(to))
-        return private_conversation(peer.nick_key, nick_key(normalize_nick(to)))
+        found = await self.resolve_user(to)
+        if found is None:
+            raise PeerError(ErrorCode.NO_SUCH_USER, f"No user named {to}.")
+        return private_conversation(peer.principal, found[0])
 
     async def history(
         self, peer: Peer, to: str, request_id: int, *, after: int | None, before: int | None,
@@ -468,15 +559,13 @@ class Hub:
             room = self._member_room(peer, to)
             conversation, shown = room.key, room.name
         else:
-            shown = normalize_nick(to)
-            conversation = private_conversation(peer.nick_key, nick_key(shown))
+            found = await self.resolve_user(to)
+            if found is None:
+                raise PeerError(ErrorCode.NO_SUCH_USER, f"No user named {to}.")
+            conversation, shown = private_conversation(peer.principal, found[0]), found[1]
         records = await self._storage.history(
             conversation, limit=limit + 1, after_seq=after, before_seq=before
         )
-        if conversation.startswith("dm:") and not peer.account:
-            # A guest's nickname may have been someone else's before: it sees only what was
-            # said since it logged in.
-            records = [record for record in records if record.ts >= peer.since_ms]
         more = len(records) > limit
         if more:
             records = records[:limit] if after is not None else records[1:]
@@ -489,28 +578,43 @@ class Hub:
             more = True
         return HistoryPage(id=request_id, to=shown, messages=messages, more=more)
 
-    async def unread(self, peer: Peer) -> list[UnreadCount]:
+    async def unread(self, peer: Peer) -> tuple[list[UnreadCount], bool]:
+        """The account's conversations with unread messages, rooms first, at most
+        MAX_LISTED_UNREAD of them, and whether there were more.
+        """
         counts = []
-        for entry in await self._storage.unread(peer.account):
+        entries = await self._storage.unread(peer.account)
+        for entry in entries[: limits.MAX_LISTED_UNREAD]:
             if entry.conversation.startswith("dm:"):
-                other = next(
-                    (key for key in entry.conversation[3:].split(":") if key != peer.nick_key),
-                    peer.nick_key,
-                )
-                account = await self._storage.account(other)
-                shown = account.name if account is not None else other
+                shown = await self._other_side(peer, entry.conversation)
             else:
                 room = self._rooms.get(entry.conversation)
                 record = room or await self._storage.room(entry.conversation)
                 shown = record.name if record is not None else entry.conversation
             counts.append(UnreadCount(to=shown, count=entry.count, last_seq=entry.last_seq))
-        return counts
+        return counts, len(entries) > limits.MAX_LISTED_UNREAD
+
+    async def _other_side(self, peer: Peer, conversation: str) -> str:
+        """The name of the other side of ``peer``'s private conversation: who is online with
+        that id, else its account, else (a guest who has left) the name it last had there.
+        """
+        principals = conversation_principals(conversation)
+        other = next((p for p in principals if p != peer.principal), peer.principal)
+        online = self._principals.get(other)
+        if online is not None:
+            return online.nick
+        account = await self._storage.account_by_id(other)
+        if account is not None:
+            return account.name
+        for record in await self._storage.history(conversation, limit=1):
+            return record.sender if record.sender != peer.nick else record.to
+        return "?"
 
     async def mark_read(self, peer: Peer, to: str, seq: int) -> None:
         if is_room(to):
             conversation = self._member_room(peer, to).key
         else:
-            conversation = private_conversation(peer.nick_key, nick_key(normalize_nick(to)))
+            conversation = await self.conversation_of(peer, to)
         await self._storage.mark_read(peer.account, conversation, seq)
 
     async def run(self) -> None:
@@ -552,10 +656,12 @@ class Hub:
             for item, record in zip(batch, stored, strict=True):
                 if not record.duplicate:
                     self._bus.publish(record.conversation, encode(as_event(record)))
-                    for key in item.message.participants:
-                        peer = self._users.get(key)
+                    for principal in item.message.participants:
+                        peer = self._principals.get(principal)
                         if peer is not None and peer.account:
-                            read.append((peer.account, record.conversation, record.seq))
+                            mark = (peer.account, record.conversation, record.seq)
+                            held = self._catching_up.get(peer)
+                            (held if held is not None else read).append(mark)
                 if item.sender is None:
                     continue
                 item.sender.write(
@@ -578,15 +684,83 @@ class Hub:
         for account, conversation, seq in read:
             await self._storage.mark_read(account, conversation, seq)
 
-    async def _missed_private(self, peer: Peer) -> list[StoredMessage]:
-        """Private messages that arrived while an account was offline."""
-        missed: list[StoredMessage] = []
-        for entry in await self._storage.unread(peer.account):
-            if entry.conversation.startswith("dm:"):
-                missed += await self._storage.history(
-                    entry.conversation, limit=limits.MAX_HISTORY_MESSAGES, after_seq=entry.read_seq
-                )
-        return missed
+    async def _missed_private(self, peer: Peer) -> dict[str, tuple[int, int]]:
+        """The private conversations with messages that arrived while an account was offline:
+        conversation -> (its read marker, its last message now).
+        """
+        return {
+            entry.conversation: (entry.read_seq, entry.last_seq)
+            for entry in await self._storage.unread(peer.account)
+            if entry.conversation.startswith("dm:")
+        }
+
+    async def _missed_page(
+        self, peer: Peer, missed: dict[str, tuple[int, int]]
+    ) -> list[StoredMessage]:
+        """The next page of what ``peer`` missed, at most _MISSED_PAGE_BYTES (or one message),
+        oldest conversation first; ``missed`` is moved past what the page holds.
+        """
+        page: list[StoredMessage] = []
+        size = 0
+        for conversation, (read_seq, last_seq) in list(missed.items()):
+            records = await self._storage.history(
+                conversation, limit=limits.MAX_HISTORY_MESSAGES, after_seq=read_seq
+            )
+            full = False
+            progressed = False
+            for record in records:
+                if record.seq > last_seq:
+                    break  # came after the login: it is delivered live
+                frame_size = len(encode(as_event(record, history=True)))
+                if page and size + frame_size > _MISSED_PAGE_BYTES:
+                    full = True
+                    break
+                page.append(record)
+                size += frame_size
+                read_seq = record.seq
+                progressed = True
+            if read_seq >= last_seq or (not progressed and not full):
+                del missed[conversation]
+            else:
+                missed[conversation] = (read_seq, last_seq)
+            if full:
+                break
+        return page
+
+    async def _catch_up(
+        self, peer: Peer, missed: dict[str, tuple[int, int]], page: list[StoredMessage]
+    ) -> None:
+        """Mark ``page`` (already sent) read, then send the rest of what ``peer`` missed a page
+        at a time, each once the client has taken most of the one before, marking each read
+        as it goes. Ends early when the connection does, when the client takes nothing for
+        _CATCH_UP_STALL_SECONDS, or at shutdown: what was not sent stays unread.
+        """
+        try:
+            while True:
+                last = {r.conversation: r.seq for r in page}  # markers only move forward
+                await self._mark_delivered([(peer.account, c, s) for c, s in last.items()])
+                if not missed:
+                    break
+                # A transport signals only past its high-water mark, where a connection is
+                # cut off as a slow reader: below it, looking now and then is all there is.
+                waited = 0.0
+                while (
+                    peer.queued_bytes() > _MISSED_PAGE_BYTES // 4
+                    and not peer.closed
+                    and not self._stopping
+                    and waited < _CATCH_UP_STALL_SECONDS
+                ):
+                    await asyncio.sleep(_DRAIN_POLL_SECONDS)
+                    waited += _DRAIN_POLL_SECONDS
+                if peer.closed or self._stopping or waited >= _CATCH_UP_STALL_SECONDS:
+                    return
+                page = await self._missed_page(peer, missed)
+                for record in page:
+                    peer.write(encode(as_event(record, history=True)))
+        finally:
+            held = self._catching_up.pop(peer, None)
+        if held and not peer.closed:
+            await self._mark_delivered(held)
 
     async def stop(self, runner: asyncio.Task[None]) -> None:
         """Store what is queued, then end :meth:`run` (running as ``runner``)."""
@@ -608,6 +782,41 @@ class Hub:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    # --- revocation ----------------------------------------------------------------------
+
+    async def still_valid(self, peer: Peer) -> bool:
+        """Whether ``peer``'s login still stands: a guest's always; an account's while the
+        account exists with the same id and the login's session has not been revoked. At most
+        two storage reads.
+        """
+        if not peer.account:
+            return True
+        account = await self._storage.account(peer.account)
+        if account is None or account.id != peer.principal:
+            return False
+        return await self._storage.session_account(peer.token_hash, now_ms()) == peer.account
+
+    async def recheck(self, account_key: str) -> None:
+        """Bring the login of an account that changed (in any process) in line: cut it when
+        the account is gone or its session revoked, give it its new role otherwise.
+        """
+        peer = self._users.get(account_key)
+        if peer is None or peer.account != account_key:
+            return
+        if not await self.still_valid(peer):
+            self.revoke(peer)
+            return
+        account = await self._storage.account(account_key)
+        if account is not None and account.role is not peer.role and not peer.closed:
+            log.info("%s is now %s", peer.nick, account.role.value)
+            peer.role = account.role
+            peer.write(encode(Notice(text=f"Your role on this server is now {account.role}.")))
+
+    def revoke(self, peer: Peer) -> None:
+        """Cut a login that no longer stands, telling it why."""
+        log.info("Disconnected %s: login revoked", peer.nick)
+        peer.close(ErrorCode.REVOKED)
+
     # --- delivery (called by the bus, for frames from any node) --------------------------
 
     def _deliver(self, conversation: str, frame: bytes) -> None:
@@ -619,8 +828,8 @@ class Hub:
                 write(frame)
             return
         if conversation.startswith("dm:"):
-            for key in set(conversation[3:].split(":")):
-                peer = self._users.get(key)
+            for principal in conversation_principals(conversation):
+                peer = self._principals.get(principal)
                 if peer is not None:
                     peer.write(frame)
 
@@ -676,24 +885,38 @@ class Hub:
             policy == "moderators" and peer.role is Role.USER
         ):
             raise PeerError(ErrorCode.NOT_PERMITTED, f"You may not create rooms; {name} is new.")
+        if peer.role is Role.USER:
+            now = time.monotonic()
+            # Both counted only when both allow: a refusal by one does not use up the other.
+            if not self._rooms_by_principal.would_allow(peer.principal, now) or not (
+                self._rooms_by_address.allow(address_group(peer.host), now)
+            ):
+                # Not rate-limited: that tells a client to retry shortly, and this lasts.
+                raise PeerError(
+                    ErrorCode.NOT_PERMITTED,
+                    f"Too many new rooms from you or your address; {name} was not created. "
+                    "Join an existing room, or try again in an hour.",
+                )
+            self._rooms_by_principal.allow(peer.principal, now)
         key = room_key(name)
         created = await self._storage.create_room(
-            Room(key=key, name=name, created_by=peer.nick_key, created_ms=now_ms())
+            Room(key=key, name=name, created_by=peer.principal, created_ms=now_ms())
         )
         room = await self._live_room(key)
         if room is None:
             raise PeerError(ErrorCode.UNAVAILABLE)
         if created:
-            room.operators.add(peer.nick_key)
+            room.operators.add(peer.principal)
             await self._storage.record_audit(
                 ts=now_ms(), actor=peer.nick, action="create-room", room=name
             )
         return room
 
     async def _load_mute(self, peer: Peer, room: LiveRoom) -> None:
-        mute = await self._storage.sanction(room.key, peer.nick_key, SanctionKind.MUTE, now_ms())
-        if mute is not None:
-            room.muted[peer.nick_key] = mute.until_ms
+        for key in sanction_keys(peer):
+            mute = await self._storage.sanction(room.key, key, SanctionKind.MUTE, now_ms())
+            if mute is not None:
+                room.muted[key] = mute.until_ms
 
     def _enter(self, peer: Peer, room: LiveRoom) -> None:
         room.members[peer] = peer.write
@@ -708,6 +931,8 @@ class Hub:
         peer.write(encode(left))
         self._bus.publish(room.key, encode(left))
         if not peer.account:
-            room.operators.discard(peer.nick_key)
+            # A guest's rights end with it: the room it made has no operator until a server
+            # moderator appoints one (``op``).
+            room.operators.discard(peer.principal)
         if not room.members and room.key != room_key(GENERAL_ROOM):
             del self._rooms[room.key]

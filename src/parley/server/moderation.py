@@ -1,8 +1,11 @@
-"""Kick, ban, unban, mute and unmute: who may, what happens, and the audit log.
+"""Kick, ban, unban, mute, unmute and op: who may, what happens, and the audit log.
 
-Room operators (whoever created the room) act on users in their room; server moderators and
-admins act everywhere; only an admin acts on a moderator; nobody acts on themselves. Bans and
-mutes are stored (so they outlast reconnects and restarts) and every action is audited.
+Room operators (whoever created the room, or was made one) act on users in their room; server
+moderators and admins act everywhere; only an admin acts on a moderator; nobody acts on
+themselves. A sanction of an account is against its principal id, never its name: a later
+account of the same name is not touched by it. A guest is a new principal at every login, so
+its sanction holds against its id and against guests using its name (hub.sanction_keys). Bans
+and mutes are stored (so they outlast reconnects and restarts) and every action is audited.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from parley.protocol.errors import ErrorCode, PeerError
 from parley.protocol.messages import Left, Notice, encode
 from parley.protocol.names import nick_key, normalize_nick
 from parley.protocol.text import check_reason
-from parley.server.hub import Hub, now_ms
+from parley.server.hub import Hub, guest_sanction_key, now_ms, sanction_keys
 from parley.server.rooms import RANK, Peer
 from parley.storage import Role, Sanction, SanctionKind
 
@@ -50,12 +53,22 @@ async def moderate(
         raise PeerError(ErrorCode.NOT_PERMITTED, f"You are not an operator of {room.name}.")
     storage = hub.storage
     target_name = normalize_nick(raw_nick)
-    target_key = nick_key(target_name)
-    target = hub.user(target_key)
-    account = await storage.account(target_key)
-    target_role = account.role if account is not None else Role.USER
+    target = hub.user(nick_key(target_name))
+    account = await storage.account(nick_key(target_name))
+    if target is not None:
+        target_keys = sanction_keys(target)
+        target_role = target.role
+        if account is not None and account.id != target.principal:
+            account = None  # a guest online under the name of an account made since
+    elif account is not None:
+        target_keys = [account.id]
+        target_role = account.role
+    else:
+        # A guest who has left (or was never here): held by the name guests use.
+        target_keys = [guest_sanction_key(nick_key(target_name))]
+        target_role = Role.USER
     outranked = target_role is not Role.USER and RANK[target_role] >= RANK[actor.role]
-    if target_key == actor.nick_key or (outranked and actor.role is not Role.ADMIN):
+    if actor.principal in target_keys or (outranked and actor.role is not Role.ADMIN):
         raise PeerError(ErrorCode.NOT_PERMITTED, f"You cannot {action} {target_name}.")
     now = now_ms()
     if action == "kick":
@@ -64,19 +77,23 @@ async def moderate(
     elif action in ("ban", "mute"):
         until = now + seconds * 1000 if seconds is not None else None
         kind = SanctionKind(action)
-        await storage.add_sanction(
-            Sanction(room.key, target_key, kind, until, actor.nick, reason, now)
-        )
-        if kind is SanctionKind.MUTE:
-            room.muted[target_key] = until
+        for key in target_keys:
+            await storage.add_sanction(
+                Sanction(room.key, key, kind, until, actor.nick, reason, now)
+            )
+            if kind is SanctionKind.MUTE:
+                room.muted[key] = until
     else:
         kind = SanctionKind.BAN if action == "unban" else SanctionKind.MUTE
-        if not await storage.remove_sanction(room.key, target_key, kind):
+        lifted = False
+        for key in target_keys:
+            lifted = await storage.remove_sanction(room.key, key, kind) or lifted
+            if kind is SanctionKind.MUTE:
+                room.muted.pop(key, None)
+        if not lifted:
             raise PeerError(
                 ErrorCode.NOT_PERMITTED, f"{target_name} is not {kind.value}ned in {room.name}."
             )
-        if kind is SanctionKind.MUTE:
-            room.muted.pop(target_key, None)
     detail = reason + (f" ({seconds} s)" if seconds is not None else "")
     await storage.record_audit(
         ts=now, actor=actor.nick, action=action, room=room.name, target=target_name, detail=detail
@@ -98,3 +115,31 @@ async def moderate(
     elif target is not None:
         text = _NOTICES[action].format(room=room.name, by=actor.nick)
         target.write(encode(Notice(text=text + (f" Reason: {reason}" if reason else ""))))
+
+
+async def appoint(hub: Hub, actor: Peer, raw_room: str, raw_nick: str) -> str:
+    """Make the account ``raw_nick`` an operator of a room, for good (server moderators and
+    admins only: how a room whose guest creator has left gets an operator). Returns the room's
+    name. Raises PeerError: NOT_PERMITTED, INVALID_ROOM, NO_SUCH_ROOM, INVALID_NICK,
+    NO_SUCH_USER (no account of that name: an operator's rights outlive a connection).
+    """
+    if actor.role is Role.USER:
+        raise PeerError(ErrorCode.NOT_PERMITTED, "Only server moderators appoint operators.")
+    room = await hub.room_named(raw_room)
+    target_name = normalize_nick(raw_nick)
+    account = await hub.storage.account(nick_key(target_name))
+    if account is None:
+        raise PeerError(
+            ErrorCode.NO_SUCH_USER, f"{target_name} has no account; only accounts run rooms."
+        )
+    await hub.storage.add_member(room.key, account.key, operator=True)
+    target = hub.user(account.key)
+    if target is not None and target.principal == account.id:
+        room.operators.add(account.id)
+        text = f"You are now an operator of {room.name} (made so by {actor.nick})."
+        target.write(encode(Notice(text=text)))
+    await hub.storage.record_audit(
+        ts=now_ms(), actor=actor.nick, action="op", room=room.name, target=account.name
+    )
+    log.info("%s: op %s in %s", actor.nick, account.name, room.name)
+    return room.name

@@ -10,6 +10,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Protocol
 
+from parley.protocol.errors import ErrorCode
 from parley.storage import Role
 
 Write = Callable[[bytes], None]
@@ -23,6 +24,8 @@ class Peer(Protocol):
 
     nick: str
     nick_key: str
+    # Whom rights and data belong to: the account's id, or a guest id minted for this login.
+    principal: str
     role: Role
     # The account key when logged in to an account, "" for a guest.
     account: str
@@ -43,6 +46,14 @@ class Peer(Protocol):
         """Queue bytes for the client without blocking; a closed connection ignores them."""
         ...
 
+    def queued_bytes(self) -> int:
+        """Bytes written but not yet taken by the client."""
+        ...
+
+    def close(self, code: ErrorCode | None = None, detail: str = "") -> None:
+        """Leave the chat, tell the client why (if ``code``), flush what is queued, close."""
+        ...
+
 
 @dataclasses.dataclass(slots=True, eq=False)
 class LiveRoom:
@@ -50,15 +61,16 @@ class LiveRoom:
     name: str
     topic: str = ""
     topic_by: str = ""
-    # The nickname key that created the room: an account by that name runs it for good.
+    # The principal id that created the room: an account runs it for good, a guest while it is
+    # online (its id is never anyone's again).
     created_by: str = ""
     # Member -> that member's write function, so delivering to a room is one C-level call per
     # member: no lookup, no coroutine, no per-member encoding.
     members: dict[Peer, Write] = dataclasses.field(default_factory=dict)
-    # Nickname keys of operators: accounts from storage, and a guest who created the room
+    # Principal ids of operators: accounts from storage, and a guest who created the room
     # (for as long as it is online).
     operators: set[str] = dataclasses.field(default_factory=set)
-    # Nickname key -> end of the mute in ms since the epoch (None: until lifted).
+    # Principal id -> end of the mute in ms since the epoch (None: until lifted).
     muted: dict[str, int | None] = dataclasses.field(default_factory=dict)
 
     def is_muted(self, key: str, now_ms: int) -> bool:
@@ -72,4 +84,4 @@ class LiveRoom:
 
     def may_moderate(self, actor: Peer) -> bool:
         """Room operators and server moderators and admins run a room."""
-        return actor.role is not Role.USER or actor.nick_key in self.operators
+        return actor.role is not Role.USER or actor.principal in self.operators

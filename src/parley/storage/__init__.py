@@ -5,12 +5,17 @@ the audit log, read markers and shared files' metadata all go through a Storage.
 implementations share one contract (tests/storage): SQLite, the embedded default, and PostgreSQL
 for real deployments. Keys (``*_key``) are the case-folded forms from parley.protocol.names;
 names are as people typed them. Times are milliseconds since the Unix epoch.
+
+Rights and data belong to *principals*, never to names: a principal id is 32 lowercase hex
+characters (128 random bits), an account's ``id`` or one minted for a guest's login, and it is
+never given to anyone else. A name is only how a principal is found and shown.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import enum
+import secrets
 from collections.abc import Sequence
 from typing import Protocol
 
@@ -23,6 +28,11 @@ class StorageUnavailable(ParleyError):
     Nothing of the failed call was stored; everything stored before is intact. The caller
     answers the user with an error and may try again later.
     """
+
+
+def new_principal() -> str:
+    """A fresh principal id: 128 random bits as 32 lowercase hex characters."""
+    return secrets.token_hex(16)
 
 
 class Role(enum.StrEnum):
@@ -42,9 +52,11 @@ class NewMessage:
 
     ``conversation`` is a room key, or a private conversation's id (see
     parley.server.hub.private_conversation); ``to`` is what recipients see as the target.
-    ``participants`` are the nickname keys of a private conversation's two users (empty for a
+    ``participants`` are the principal ids of a private conversation's two sides (empty for a
     room): they make its unread counts and offline delivery possible.
-    ``(conversation, sender_key, msg_id)`` identifies a message across retries.
+    ``(conversation, sender_key, msg_id)`` identifies a message across retries: ``sender_key``
+    is the sender's nickname key, so that a guest who reconnects (under a new principal id)
+    and resends is recognised; a private conversation's id already names both principals.
     """
 
     conversation: str
@@ -75,11 +87,16 @@ class StoredMessage:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Account:
+    """``key`` is the name's key (unique among accounts now); ``id`` is the account's principal
+    id, which no later account of the same name ever gets.
+    """
+
     key: str
     name: str
     password_hash: str
     role: Role
     created_ms: int
+    id: str = dataclasses.field(default_factory=new_principal)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -89,6 +106,7 @@ class Room:
     topic: str = ""
     topic_by: str = ""
     topic_ms: int = 0
+    # The creator's principal id ("" for the rooms the server makes).
     created_by: str = ""
     created_ms: int = 0
     # None: the server's retention setting applies.
@@ -97,7 +115,9 @@ class Room:
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Sanction:
-    """A ban or a mute of ``target_key`` in a room; ``until_ms`` None means until lifted."""
+    """A ban or a mute of the principal ``target_key`` in a room; ``until_ms`` None means until
+    lifted.
+    """
 
     room_key: str
     target_key: str
@@ -142,13 +162,16 @@ class FileRecord:
     sha256: str  # 64 lowercase hex chars: the complete content's hash
     name: str  # display name, already sanitised by the server (<= 255 chars)
     size: int  # bytes
-    sender_key: str  # nickname key of the sender
+    sender_key: str  # principal id of the sender
     sender: str  # sender's nickname as spelt
     conversation: str  # room key, or private conversation id (same ids messages use)
     to: str  # room name or recipient nickname as addressed
     created_ms: int
     expires_ms: int
     complete: bool = False
+    # Whose quota it counts against: the sender's principal id, or for a guest its address's
+    # pool ("address:" and the address).
+    quota_key: str = ""
 
 
 class Storage(Protocol):
@@ -192,9 +215,15 @@ class Storage(Protocol):
 
     # --- accounts and sessions -----------------------------------------------------------
 
-    async def create_account(self, account: Account) -> bool: ...
+    async def create_account(self, account: Account) -> bool:
+        """False when the key or the id is taken."""
+        ...
 
     async def account(self, key: str) -> Account | None: ...
+
+    async def account_by_id(self, account_id: str) -> Account | None:
+        """The account whose principal id is ``account_id``, else None."""
+        ...
 
     async def accounts(self) -> list[Account]:
         """Every account, ordered by key."""
@@ -202,10 +231,29 @@ class Storage(Protocol):
 
     async def update_account(
         self, key: str, *, password_hash: str | None = None, role: Role | None = None
-    ) -> bool: ...
+    ) -> bool:
+        """Change what is given, and record the change (see :meth:`account_changes`)."""
+        ...
 
     async def delete_account(self, key: str) -> bool:
-        """Delete the account with its sessions, memberships and read markers."""
+        """Delete the account with its sessions, memberships and read markers, and record the
+        change. Its principal id goes with it: a new account of that name gets another.
+        """
+        ...
+
+    async def account_changes(self, after_seq: int, limit: int) -> list[tuple[int, str]]:
+        """``(seq, account key)`` of the changes recorded after ``after_seq`` (passwords, roles,
+        deletions, revoked sessions), oldest first, at most ``limit``. Any process may have made
+        them: this is how a running server learns what ``parley admin`` did.
+        """
+        ...
+
+    async def last_account_change(self) -> int:
+        """The ``seq`` of the latest recorded change, 0 when none."""
+        ...
+
+    async def forget_account_changes(self, before_ms: int) -> int:
+        """Delete changes recorded before ``before_ms``; how many."""
         ...
 
     async def create_session(self, token_hash: str, account_key: str, expires_ms: int) -> None: ...
@@ -217,7 +265,29 @@ class Storage(Protocol):
     async def revoke_session(self, token_hash: str) -> bool: ...
 
     async def revoke_sessions(self, account_key: str, *, keep: str | None = None) -> int:
-        """Revoke every session of an account except the one hashed ``keep``; how many."""
+        """Revoke every session of an account except the one hashed ``keep``, and record the
+        change; how many.
+        """
+        ...
+
+    # --- login throttling ----------------------------------------------------------------
+
+    async def count_attempts(
+        self, keys: Sequence[str], now_ms: int, forget_before_ms: int
+    ) -> list[tuple[int, int]]:
+        """Count one login attempt under each of ``keys``, in one transaction, atomically
+        (calls from any number of tasks or processes each see their own counts). A count last
+        touched before ``forget_before_ms`` starts again from zero. Returns, per key, the count
+        with this attempt and when the attempt before it was made (0 when none).
+        """
+        ...
+
+    async def refund_attempts(self, keys: Sequence[str]) -> None:
+        """Take one attempt back from each of ``keys`` (a check that succeeded)."""
+        ...
+
+    async def forget_attempts(self, before_ms: int) -> int:
+        """Delete counts last touched before ``before_ms``; how many."""
         ...
 
     # --- rooms ---------------------------------------------------------------------------
@@ -226,9 +296,13 @@ class Storage(Protocol):
 
     async def room(self, key: str) -> Room | None: ...
 
-    async def rooms(self) -> list[Room]:
-        """Every room, ordered by key."""
+    async def rooms(self, after_key: str = "", limit: int | None = None) -> list[Room]:
+        """Rooms with a key after ``after_key``, ordered by key, at most ``limit`` (None: all).
+        One index range scan: a page costs the same however many rooms there are.
+        """
         ...
+
+    async def room_count(self) -> int: ...
 
     async def set_topic(self, key: str, topic: str, by: str, ts: int) -> bool: ...
 
@@ -285,14 +359,15 @@ class Storage(Protocol):
 
     async def unread(self, account_key: str) -> list[Unread]:
         """Conversations with messages after the account's read marker: the rooms it is a
-        member of and the private conversations it takes part in. Ordered by conversation.
+        member of and the private conversations its principal id takes part in. Ordered by
+        conversation.
         """
         ...
 
     # --- shared files --------------------------------------------------------------------
 
     async def add_file(self, record: FileRecord, readers: Sequence[str]) -> None:
-        """Store ``record`` with its readers: the nickname keys besides the sender that may list
+        """Store ``record`` with its readers: the principal ids besides the sender that may list
         and download it (the private peer, or the room's members at share time). Duplicate
         readers are ignored. A ``file_id`` already stored raises StorageUnavailable.
         """
@@ -304,14 +379,14 @@ class Storage(Protocol):
         """Mark the file complete (all its bytes are in) and set its expiry."""
         ...
 
-    async def may_read_file(self, file_id: str, nick_key: str) -> bool:
-        """Whether ``nick_key`` is the file's sender or one of its readers, complete or not."""
+    async def may_read_file(self, file_id: str, principal: str) -> bool:
+        """Whether ``principal`` is the file's sender or one of its readers, complete or not."""
         ...
 
     async def readable_files(
-        self, nick_key: str, conversation: str | None, now_ms: int, limit: int
+        self, principal: str, conversation: str | None, now_ms: int, limit: int
     ) -> list[FileRecord]:
-        """Complete, unexpired files ``nick_key`` may read, only those of ``conversation``
+        """Complete, unexpired files ``principal`` may read, only those of ``conversation``
         unless it is None; newest first (``created_ms`` descending, then ``file_id``), at most
         ``limit``.
         """
@@ -325,8 +400,8 @@ class Storage(Protocol):
         """
         ...
 
-    async def sender_bytes(self, sender_key: str, now_ms: int) -> int:
-        """Total size of the sender's unexpired files, complete or not (the quota)."""
+    async def quota_bytes(self, quota_key: str, now_ms: int) -> int:
+        """Total size of the unexpired files, complete or not, counted against ``quota_key``."""
         ...
 
     async def uploads_in_progress(self, sender_key: str, now_ms: int) -> int:

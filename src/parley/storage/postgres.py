@@ -140,14 +140,79 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX file_readers_by_nick ON file_readers (nick_key);
     """,
+    # Principals: as in the SQLite step of the same number (see there for why).
+    """
+    ALTER TABLE accounts ADD COLUMN id TEXT;
+    UPDATE accounts SET id = replace(gen_random_uuid()::text, '-', '');
+    ALTER TABLE accounts ALTER COLUMN id SET NOT NULL;
+    CREATE UNIQUE INDEX accounts_by_id ON accounts (id);
+    CREATE TEMP TABLE principal_map (key TEXT PRIMARY KEY, principal TEXT NOT NULL)
+        ON COMMIT DROP;
+    INSERT INTO principal_map SELECT key, id FROM accounts;
+    INSERT INTO principal_map
+        SELECT key, 'x' || key FROM (
+            SELECT nick_key AS key FROM participants
+            UNION SELECT sender_key FROM files
+            UNION SELECT nick_key FROM file_readers
+            UNION SELECT target_key FROM sanctions
+            UNION SELECT created_by FROM rooms WHERE created_by != ''
+        ) used
+        ON CONFLICT DO NOTHING;
+    CREATE TEMP TABLE dm_map (old TEXT PRIMARY KEY, new TEXT NOT NULL) ON COMMIT DROP;
+    INSERT INTO dm_map
+        SELECT old, 'dm:' || LEAST(p1.principal COLLATE "C", p2.principal COLLATE "C") || ':'
+                    || GREATEST(p1.principal COLLATE "C", p2.principal COLLATE "C")
+        FROM (
+            SELECT old, split_part(old, ':', 2) AS k1, split_part(old, ':', 3) AS k2
+            FROM (SELECT id AS old FROM conversations WHERE id LIKE 'dm:%'
+                  UNION SELECT conversation FROM files WHERE conversation LIKE 'dm:%'
+                  UNION SELECT conversation FROM read_markers WHERE conversation LIKE 'dm:%')
+                AS ids
+        ) pairs
+        JOIN principal_map p1 ON p1.key = pairs.k1
+        JOIN principal_map p2 ON p2.key = pairs.k2;
+    UPDATE conversations c SET id = m.new FROM dm_map m WHERE c.id = m.old;
+    UPDATE messages t SET conversation = m.new FROM dm_map m WHERE t.conversation = m.old;
+    ALTER TABLE participants RENAME COLUMN nick_key TO principal;
+    UPDATE participants t SET conversation = m.new FROM dm_map m WHERE t.conversation = m.old;
+    UPDATE participants t SET principal = m.principal FROM principal_map m
+        WHERE t.principal = m.key;
+    UPDATE read_markers t SET conversation = m.new FROM dm_map m WHERE t.conversation = m.old;
+    ALTER TABLE files ADD COLUMN quota_key TEXT NOT NULL DEFAULT '';
+    UPDATE files t SET sender_key = m.principal FROM principal_map m WHERE t.sender_key = m.key;
+    UPDATE files t SET conversation = m.new FROM dm_map m WHERE t.conversation = m.old;
+    UPDATE files SET quota_key = sender_key;
+    CREATE INDEX files_by_quota ON files (quota_key, expires_ms);
+    ALTER TABLE file_readers RENAME COLUMN nick_key TO principal;
+    UPDATE file_readers t SET principal = m.principal FROM principal_map m
+        WHERE t.principal = m.key;
+    UPDATE sanctions t SET target_key = m.principal FROM principal_map m
+        WHERE t.target_key = m.key;
+    UPDATE rooms t SET created_by = m.principal FROM principal_map m WHERE t.created_by = m.key;
+    CREATE TABLE login_attempts (
+        key TEXT PRIMARY KEY,
+        count BIGINT NOT NULL,
+        last_ms BIGINT NOT NULL,
+        -- The attempt before the last (0 when none): its time decides the next wait.
+        previous_ms BIGINT NOT NULL
+    );
+    CREATE INDEX login_attempts_by_time ON login_attempts (last_ms);
+    CREATE TABLE account_changes (
+        seq BIGSERIAL PRIMARY KEY,
+        account_key TEXT NOT NULL,
+        ts BIGINT NOT NULL
+    );
+    """,
 ]
 
 _DAY_MS = 86_400_000
 _SELECT_MESSAGES = "SELECT conversation, seq, ts, sender, recipient, text, msg_id FROM messages "
 _SELECT_FILES = (
     "SELECT file_id, sha256, name, size, sender_key, sender, conversation, recipient, "
-    "created_ms, expires_ms, complete FROM files "
+    "created_ms, expires_ms, complete, quota_key FROM files "
 )
+_SELECT_ACCOUNTS = "SELECT key, name, password_hash, role, created_ms, id FROM accounts "
+_RECORD_CHANGE = "INSERT INTO account_changes (account_key, ts) VALUES ($1, $2)"
 # Migrations from two processes at once take turns on this advisory lock.
 _MIGRATION_LOCK = 0x7061726C6579  # "parley"
 
@@ -293,34 +358,76 @@ class PostgresStorage:
 
     async def create_account(self, account: Account) -> bool:
         return await self._execute(
-            "INSERT INTO accounts VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            "INSERT INTO accounts (key, name, password_hash, role, created_ms, id) "
+            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             account.key,
             account.name,
             account.password_hash,
             account.role.value,
             account.created_ms,
+            account.id,
         )
 
     async def account(self, key: str) -> Account | None:
-        row = await self._row("SELECT * FROM accounts WHERE key = $1", key)
+        row = await self._row(_SELECT_ACCOUNTS + "WHERE key = $1", key)
+        return _account(row) if row else None
+
+    async def account_by_id(self, account_id: str) -> Account | None:
+        row = await self._row(_SELECT_ACCOUNTS + "WHERE id = $1", account_id)
         return _account(row) if row else None
 
     async def accounts(self) -> list[Account]:
-        return [_account(row) for row in await self._rows("SELECT * FROM accounts ORDER BY key")]
+        return [_account(row) for row in await self._rows(_SELECT_ACCOUNTS + "ORDER BY key")]
 
     async def update_account(
         self, key: str, *, password_hash: str | None = None, role: Role | None = None
     ) -> bool:
-        return await self._execute(
-            "UPDATE accounts SET password_hash = COALESCE($1, password_hash), "
-            "role = COALESCE($2, role) WHERE key = $3",
-            password_hash,
-            role.value if role is not None else None,
-            key,
-        )
+        async def update(db: asyncpg.Connection) -> bool:
+            async with db.transaction():
+                status: str = await db.execute(
+                    "UPDATE accounts SET password_hash = COALESCE($1, password_hash), "
+                    "role = COALESCE($2, role) WHERE key = $3",
+                    password_hash,
+                    role.value if role is not None else None,
+                    key,
+                )
+                if status.endswith(" 0"):
+                    return False
+                await db.execute(_RECORD_CHANGE, key, time.time_ns() // 1_000_000)
+                return True
+
+        return await self._run(update)
 
     async def delete_account(self, key: str) -> bool:
-        return await self._execute("DELETE FROM accounts WHERE key = $1", key)
+        async def delete(db: asyncpg.Connection) -> bool:
+            async with db.transaction():
+                status: str = await db.execute("DELETE FROM accounts WHERE key = $1", key)
+                if status.endswith(" 0"):
+                    return False
+                await db.execute(_RECORD_CHANGE, key, time.time_ns() // 1_000_000)
+                return True
+
+        return await self._run(delete)
+
+    async def account_changes(self, after_seq: int, limit: int) -> list[tuple[int, str]]:
+        rows = await self._rows(
+            "SELECT seq, account_key FROM account_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+            after_seq,
+            limit,
+        )
+        return [(int(seq), str(key)) for seq, key in rows]
+
+    async def last_account_change(self) -> int:
+        seq = await self._run(
+            lambda db: db.fetchval("SELECT COALESCE(MAX(seq), 0) FROM account_changes")
+        )
+        return int(seq)
+
+    async def forget_account_changes(self, before_ms: int) -> int:
+        status: str = await self._run(
+            lambda db: db.execute("DELETE FROM account_changes WHERE ts < $1", before_ms)
+        )
+        return int(status.split()[-1])
 
     async def create_session(self, token_hash: str, account_key: str, expires_ms: int) -> None:
         await self._execute(
@@ -343,12 +450,57 @@ class PostgresStorage:
         return await self._execute("DELETE FROM sessions WHERE token_hash = $1", token_hash)
 
     async def revoke_sessions(self, account_key: str, *, keep: str | None = None) -> int:
-        status: str = await self._run(
-            lambda db: db.execute(
-                "DELETE FROM sessions WHERE account_key = $1 AND token_hash IS DISTINCT FROM $2",
-                account_key,
-                keep,
+        async def revoke(db: asyncpg.Connection) -> int:
+            async with db.transaction():
+                status: str = await db.execute(
+                    "DELETE FROM sessions WHERE account_key = $1 "
+                    "AND token_hash IS DISTINCT FROM $2",
+                    account_key,
+                    keep,
+                )
+                await db.execute(_RECORD_CHANGE, account_key, time.time_ns() // 1_000_000)
+                return int(status.split()[-1])
+
+        return await self._run(revoke)
+
+    # --- login throttling ----------------------------------------------------------------
+
+    async def count_attempts(
+        self, keys: Sequence[str], now_ms: int, forget_before_ms: int
+    ) -> list[tuple[int, int]]:
+        async def count(db: asyncpg.Connection) -> list[tuple[int, int]]:
+            counts: dict[str, tuple[int, int]] = {}
+            async with db.transaction():
+                # The upsert's row lock orders concurrent attempts from any process, and each
+                # sees the row as the one before it left it. Keys in sorted order: two
+                # transactions never wait for each other's locks in a cycle.
+                for key in sorted(set(keys)):
+                    row = await db.fetchrow(
+                        "INSERT INTO login_attempts AS a VALUES ($1, 1, $2, 0) "
+                        "ON CONFLICT (key) DO UPDATE "
+                        "SET count = CASE WHEN a.last_ms < $3 THEN 1 ELSE a.count + 1 END, "
+                        "previous_ms = CASE WHEN a.last_ms < $3 THEN 0 ELSE a.last_ms END, "
+                        "last_ms = $2 RETURNING count, previous_ms",
+                        key,
+                        now_ms,
+                        forget_before_ms,
+                    )
+                    counts[key] = (int(row[0]), int(row[1]))
+            return [counts[key] for key in keys]
+
+        return await self._run(count)
+
+    async def refund_attempts(self, keys: Sequence[str]) -> None:
+        await self._run(
+            lambda db: db.executemany(
+                "UPDATE login_attempts SET count = GREATEST(count - 1, 0) WHERE key = $1",
+                [(key,) for key in keys],
             )
+        )
+
+    async def forget_attempts(self, before_ms: int) -> int:
+        status: str = await self._run(
+            lambda db: db.execute("DELETE FROM login_attempts WHERE last_ms < $1", before_ms)
         )
         return int(status.split()[-1])
 
@@ -364,8 +516,19 @@ class PostgresStorage:
         row = await self._row("SELECT * FROM rooms WHERE key = $1", key)
         return Room(*row) if row else None
 
-    async def rooms(self) -> list[Room]:
-        return [Room(*row) for row in await self._rows("SELECT * FROM rooms ORDER BY key")]
+    async def rooms(self, after_key: str = "", limit: int | None = None) -> list[Room]:
+        rows = await self._rows(
+            # The primary key's own order (the database's collation), so a page is an index
+            # range scan; the cursor is compared in that same order.
+            "SELECT * FROM rooms WHERE key > $1 ORDER BY key LIMIT $2",
+            after_key,
+            limit,
+        )
+        return [Room(*row) for row in rows]
+
+    async def room_count(self) -> int:
+        count = await self._run(lambda db: db.fetchval("SELECT COUNT(*) FROM rooms"))
+        return int(count)
 
     async def set_topic(self, key: str, topic: str, by: str, ts: int) -> bool:
         return await self._execute(
@@ -487,7 +650,8 @@ class PostgresStorage:
         rows = await self._rows(
             "SELECT c.id, COALESCE(r.seq, 0), c.last_seq FROM conversations c "
             "JOIN (SELECT room_key AS id FROM members WHERE account_key = $1 "
-            "      UNION SELECT conversation FROM participants WHERE nick_key = $1) mine "
+            "      UNION SELECT conversation FROM participants WHERE principal = "
+            "        (SELECT id FROM accounts WHERE key = $1)) mine "
             "  ON mine.id = c.id "
             "LEFT JOIN read_markers r ON r.account_key = $1 AND r.conversation = c.id "
             "WHERE c.last_seq > COALESCE(r.seq, 0) ORDER BY c.id",
@@ -501,7 +665,7 @@ class PostgresStorage:
         async def add(db: asyncpg.Connection) -> None:
             async with db.transaction():
                 await db.execute(
-                    "INSERT INTO files VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                    "INSERT INTO files VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     *dataclasses.astuple(record),
                 )
                 await db.execute(
@@ -523,27 +687,26 @@ class PostgresStorage:
             file_id,
         )
 
-    async def may_read_file(self, file_id: str, nick_key: str) -> bool:
+    async def may_read_file(self, file_id: str, principal: str) -> bool:
         row = await self._row(
             "SELECT 1 FROM files WHERE file_id = $1 AND (sender_key = $2 OR EXISTS "
-            "(SELECT 1 FROM file_readers WHERE file_id = $1 AND nick_key = $2))",
+            "(SELECT 1 FROM file_readers WHERE file_id = $1 AND principal = $2))",
             file_id,
-            nick_key,
+            principal,
         )
         return row is not None
 
     async def readable_files(
-        self, nick_key: str, conversation: str | None, now_ms: int, limit: int
+        self, principal: str, conversation: str | None, now_ms: int, limit: int
     ) -> list[FileRecord]:
         # Driven by the reader and sender indexes: only this user's files are looked at.
         rows = await self._rows(
-            "SELECT file_id, sha256, name, size, sender_key, sender, conversation, recipient, "
-            "created_ms, expires_ms, complete FROM files WHERE file_id IN "
-            "(SELECT file_id FROM file_readers WHERE nick_key = $1 UNION ALL "
+            _SELECT_FILES + "WHERE file_id IN "  # noqa: S608 (constants)
+            "(SELECT file_id FROM file_readers WHERE principal = $1 UNION ALL "
             " SELECT file_id FROM files WHERE sender_key = $1 AND expires_ms > $2) "
             "AND complete AND expires_ms > $2 AND ($3::text IS NULL OR conversation = $3) "
             "ORDER BY created_ms DESC, file_id LIMIT $4",
-            nick_key,
+            principal,
             now_ms,
             conversation,
             limit,
@@ -566,12 +729,11 @@ class PostgresStorage:
         )
         return FileRecord(*row) if row else None
 
-    async def sender_bytes(self, sender_key: str, now_ms: int) -> int:
+    async def quota_bytes(self, quota_key: str, now_ms: int) -> int:
         total = await self._run(
             lambda db: db.fetchval(
-                "SELECT COALESCE(SUM(size), 0) FROM files "
-                "WHERE sender_key = $1 AND expires_ms > $2",
-                sender_key,
+                "SELECT COALESCE(SUM(size), 0) FROM files WHERE quota_key = $1 AND expires_ms > $2",
+                quota_key,
                 now_ms,
             )
         )
@@ -592,7 +754,8 @@ class PostgresStorage:
         # The readers go with it (ON DELETE CASCADE).
         row = await self._row(
             "DELETE FROM files WHERE file_id = $1 RETURNING file_id, sha256, name, size, "
-            "sender_key, sender, conversation, recipient, created_ms, expires_ms, complete",
+            "sender_key, sender, conversation, recipient, created_ms, expires_ms, complete, "
+            "quota_key",
             file_id,
         )
         return FileRecord(*row) if row else None
@@ -611,7 +774,7 @@ class PostgresStorage:
 
 
 def _account(row: Any) -> Account:
-    return Account(row[0], row[1], row[2], Role(row[3]), row[4])
+    return Account(row[0], row[1], row[2], Role(row[3]), row[4], row[5])
 
 
 async def _append(

@@ -142,14 +142,87 @@ MIGRATIONS: list[str] = [
     ) WITHOUT ROWID;
     CREATE INDEX file_readers_by_nick ON file_readers (nick_key);
     """,
+    # Principals: every account gets an id no later account of its name will have, and what
+    # belonged to a nickname key now belongs to a principal id. Keys with no account (guests
+    # of the previous release, deleted accounts) become dead principals ('x' and the key) that
+    # no one can ever log in as: their private conversations and files are no one's to take.
+    """
+    ALTER TABLE accounts ADD COLUMN id TEXT NOT NULL DEFAULT '';
+    UPDATE accounts SET id = lower(hex(randomblob(16)));
+    CREATE UNIQUE INDEX accounts_by_id ON accounts (id);
+    CREATE TEMP TABLE principal_map (key TEXT PRIMARY KEY, principal TEXT NOT NULL);
+    INSERT INTO principal_map SELECT key, id FROM accounts;
+    INSERT OR IGNORE INTO principal_map
+        SELECT nick_key, 'x' || nick_key FROM participants
+        UNION SELECT sender_key, 'x' || sender_key FROM files
+        UNION SELECT nick_key, 'x' || nick_key FROM file_readers
+        UNION SELECT target_key, 'x' || target_key FROM sanctions
+        UNION SELECT created_by, 'x' || created_by FROM rooms WHERE created_by != '';
+    CREATE TEMP TABLE dm_map (old TEXT PRIMARY KEY, new TEXT NOT NULL);
+    INSERT INTO dm_map
+        SELECT old, 'dm:' || min(p1.principal, p2.principal) || ':'
+                    || max(p1.principal, p2.principal)
+        FROM (
+            SELECT old, substr(old, 4, instr(substr(old, 4), ':') - 1) AS k1,
+                   substr(old, 4 + instr(substr(old, 4), ':')) AS k2
+            FROM (SELECT id AS old FROM conversations WHERE id LIKE 'dm:%'
+                  UNION SELECT conversation FROM files WHERE conversation LIKE 'dm:%'
+                  UNION SELECT conversation FROM read_markers WHERE conversation LIKE 'dm:%')
+        ) pairs
+        JOIN principal_map p1 ON p1.key = pairs.k1
+        JOIN principal_map p2 ON p2.key = pairs.k2;
+    UPDATE conversations SET id = (SELECT new FROM dm_map WHERE old = conversations.id)
+        WHERE id IN (SELECT old FROM dm_map);
+    UPDATE messages SET conversation = (SELECT new FROM dm_map WHERE old = messages.conversation)
+        WHERE conversation IN (SELECT old FROM dm_map);
+    ALTER TABLE participants RENAME COLUMN nick_key TO principal;
+    UPDATE participants
+        SET conversation = (SELECT new FROM dm_map WHERE old = participants.conversation),
+            principal = (SELECT principal FROM principal_map m WHERE m.key = participants.principal)
+        WHERE conversation IN (SELECT old FROM dm_map);
+    UPDATE read_markers
+        SET conversation = (SELECT new FROM dm_map WHERE old = read_markers.conversation)
+        WHERE conversation IN (SELECT old FROM dm_map);
+    ALTER TABLE files ADD COLUMN quota_key TEXT NOT NULL DEFAULT '';
+    UPDATE files
+        SET sender_key = (SELECT principal FROM principal_map WHERE key = files.sender_key);
+    UPDATE files SET quota_key = sender_key,
+        conversation = COALESCE((SELECT new FROM dm_map WHERE old = files.conversation),
+                                conversation);
+    CREATE INDEX files_by_quota ON files (quota_key, expires_ms);
+    ALTER TABLE file_readers RENAME COLUMN nick_key TO principal;
+    UPDATE file_readers
+        SET principal =
+            (SELECT principal FROM principal_map m WHERE m.key = file_readers.principal);
+    UPDATE sanctions
+        SET target_key = (SELECT principal FROM principal_map WHERE key = sanctions.target_key);
+    UPDATE rooms SET created_by = (SELECT principal FROM principal_map WHERE key = rooms.created_by)
+        WHERE created_by != '';
+    DROP TABLE dm_map;
+    DROP TABLE principal_map;
+    CREATE TABLE login_attempts (
+        key TEXT PRIMARY KEY,
+        count INTEGER NOT NULL,
+        last_ms INTEGER NOT NULL,
+        -- The attempt before the last (0 when none): its time decides the next wait.
+        previous_ms INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX login_attempts_by_time ON login_attempts (last_ms);
+    CREATE TABLE account_changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        account_key TEXT NOT NULL,
+        ts INTEGER NOT NULL
+    );
+    """,
 ]
 
 _DAY_MS = 86_400_000
 _SELECT_MESSAGES = "SELECT conversation, seq, ts, sender, recipient, text, msg_id FROM messages "
 _SELECT_FILES = (
     "SELECT file_id, sha256, name, size, sender_key, sender, conversation, recipient, "
-    "created_ms, expires_ms, complete FROM files "
+    "created_ms, expires_ms, complete, quota_key FROM files "
 )
+_SELECT_ACCOUNTS = "SELECT key, name, password_hash, role, created_ms, id FROM accounts "
 
 
 class SqliteStorage:
@@ -286,32 +359,68 @@ class SqliteStorage:
 
     async def create_account(self, account: Account) -> bool:
         return await self._insert(
-            "INSERT OR IGNORE INTO accounts VALUES (?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO accounts (key, name, password_hash, role, created_ms, id) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             (account.key, account.name, account.password_hash, account.role.value,
-             account.created_ms),
+             account.created_ms, account.id),
         )  # fmt: skip
 
     async def account(self, key: str) -> Account | None:
-        row = await self._one("SELECT * FROM accounts WHERE key = ?", (key,))
+        row = await self._one(_SELECT_ACCOUNTS + "WHERE key = ?", (key,))
+        return _account(row) if row else None
+
+    async def account_by_id(self, account_id: str) -> Account | None:
+        row = await self._one(_SELECT_ACCOUNTS + "WHERE id = ?", (account_id,))
         return _account(row) if row else None
 
     async def accounts(self) -> list[Account]:
-        rows = await self._run(
-            lambda db: db.execute("SELECT * FROM accounts ORDER BY key").fetchall()
-        )
+        rows = await self._run(lambda db: db.execute(_SELECT_ACCOUNTS + "ORDER BY key").fetchall())
         return [_account(row) for row in rows]
 
     async def update_account(
         self, key: str, *, password_hash: str | None = None, role: Role | None = None
     ) -> bool:
-        return await self._insert(
-            "UPDATE accounts SET password_hash = COALESCE(?, password_hash), "
-            "role = COALESCE(?, role) WHERE key = ?",
-            (password_hash, role.value if role is not None else None, key),
-        )
+        def update(db: sqlite3.Connection) -> bool:
+            changed = db.execute(
+                "UPDATE accounts SET password_hash = COALESCE(?, password_hash), "
+                "role = COALESCE(?, role) WHERE key = ?",
+                (password_hash, role.value if role is not None else None, key),
+            ).rowcount
+            if changed:
+                _record_change(db, key)
+            return changed > 0
+
+        return await self._run(update, write=True)
 
     async def delete_account(self, key: str) -> bool:
-        return await self._insert("DELETE FROM accounts WHERE key = ?", (key,))
+        def delete(db: sqlite3.Connection) -> bool:
+            deleted = db.execute("DELETE FROM accounts WHERE key = ?", (key,)).rowcount
+            if deleted:
+                _record_change(db, key)
+            return deleted > 0
+
+        return await self._run(delete, write=True)
+
+    async def account_changes(self, after_seq: int, limit: int) -> list[tuple[int, str]]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT seq, account_key FROM account_changes WHERE seq > ? ORDER BY seq LIMIT ?",
+                (after_seq, limit),
+            ).fetchall()
+        )
+        return [(int(seq), str(key)) for seq, key in rows]
+
+    async def last_account_change(self) -> int:
+        row = await self._one("SELECT COALESCE(MAX(seq), 0) FROM account_changes", ())
+        return int(row[0])
+
+    async def forget_account_changes(self, before_ms: int) -> int:
+        return await self._run(
+            lambda db: (
+                db.execute("DELETE FROM account_changes WHERE ts < ?", (before_ms,)).rowcount
+            ),
+            write=True,
+        )
 
     async def create_session(self, token_hash: str, account_key: str, expires_ms: int) -> None:
         await self._insert(
@@ -331,12 +440,53 @@ class SqliteStorage:
 
     async def revoke_sessions(self, account_key: str, *, keep: str | None = None) -> int:
         def revoke(db: sqlite3.Connection) -> int:
-            return db.execute(
+            revoked: int = db.execute(
                 "DELETE FROM sessions WHERE account_key = ? AND token_hash IS NOT ?",
                 (account_key, keep),
             ).rowcount
+            _record_change(db, account_key)
+            return revoked
 
         return await self._run(revoke, write=True)
+
+    # --- login throttling ----------------------------------------------------------------
+
+    async def count_attempts(
+        self, keys: Sequence[str], now_ms: int, forget_before_ms: int
+    ) -> list[tuple[int, int]]:
+        def count(db: sqlite3.Connection) -> list[tuple[int, int]]:
+            counts = []
+            for key in keys:
+                row = db.execute(
+                    "SELECT count, last_ms FROM login_attempts WHERE key = ?", (key,)
+                ).fetchone()
+                before, last = (0, 0) if row is None or row[1] < forget_before_ms else row
+                db.execute(
+                    "INSERT OR REPLACE INTO login_attempts VALUES (?, ?, ?, ?)",
+                    (key, before + 1, now_ms, last),
+                )
+                counts.append((before + 1, last))
+            return counts
+
+        # One thread runs every call, in a transaction: no two attempts see the same count.
+        return await self._run(count, write=True)
+
+    async def refund_attempts(self, keys: Sequence[str]) -> None:
+        await self._run(
+            lambda db: db.executemany(
+                "UPDATE login_attempts SET count = MAX(count - 1, 0) WHERE key = ?",
+                [(key,) for key in keys],
+            ),
+            write=True,
+        )
+
+    async def forget_attempts(self, before_ms: int) -> int:
+        return await self._run(
+            lambda db: (
+                db.execute("DELETE FROM login_attempts WHERE last_ms < ?", (before_ms,)).rowcount
+            ),
+            write=True,
+        )
 
     # --- rooms ---------------------------------------------------------------------------
 
@@ -351,9 +501,18 @@ class SqliteStorage:
         row = await self._one("SELECT * FROM rooms WHERE key = ?", (key,))
         return Room(*row) if row else None
 
-    async def rooms(self) -> list[Room]:
-        rows = await self._run(lambda db: db.execute("SELECT * FROM rooms ORDER BY key").fetchall())
+    async def rooms(self, after_key: str = "", limit: int | None = None) -> list[Room]:
+        rows = await self._run(
+            lambda db: db.execute(
+                "SELECT * FROM rooms WHERE key > ? ORDER BY key LIMIT ?",
+                (after_key, -1 if limit is None else limit),
+            ).fetchall()
+        )
         return [Room(*row) for row in rows]
+
+    async def room_count(self) -> int:
+        row = await self._one("SELECT COUNT(*) FROM rooms", ())
+        return int(row[0])
 
     async def set_topic(self, key: str, topic: str, by: str, ts: int) -> bool:
         return await self._insert(
@@ -455,7 +614,8 @@ class SqliteStorage:
             rows = db.execute(
                 "SELECT c.id, COALESCE(r.seq, 0), c.last_seq FROM conversations c "
                 "JOIN (SELECT room_key AS id FROM members WHERE account_key = ?1 "
-                "      UNION SELECT conversation FROM participants WHERE nick_key = ?1) mine "
+                "      UNION SELECT conversation FROM participants WHERE principal = "
+                "        (SELECT id FROM accounts WHERE key = ?1)) mine "
                 "  ON mine.id = c.id "
                 "LEFT JOIN read_markers r ON r.account_key = ?1 AND r.conversation = c.id "
                 "WHERE c.last_seq > COALESCE(r.seq, 0) ORDER BY c.id",
@@ -470,10 +630,12 @@ class SqliteStorage:
     async def add_file(self, record: FileRecord, readers: Sequence[str]) -> None:
         def add(db: sqlite3.Connection) -> None:
             db.execute(
-                "INSERT INTO files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO files (file_id, sha256, name, size, sender_key, sender, "
+                "conversation, recipient, created_ms, expires_ms, complete, quota_key) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (record.file_id, record.sha256, record.name, record.size, record.sender_key,
                  record.sender, record.conversation, record.to, record.created_ms,
-                 record.expires_ms, int(record.complete)),
+                 record.expires_ms, int(record.complete), record.quota_key),
             )  # fmt: skip
             db.executemany(
                 "INSERT OR IGNORE INTO file_readers VALUES (?, ?)",
@@ -492,27 +654,26 @@ class SqliteStorage:
             (expires_ms, file_id),
         )
 
-    async def may_read_file(self, file_id: str, nick_key: str) -> bool:
+    async def may_read_file(self, file_id: str, principal: str) -> bool:
         row = await self._one(
             "SELECT 1 FROM files WHERE file_id = ?1 AND (sender_key = ?2 OR EXISTS "
-            "(SELECT 1 FROM file_readers WHERE file_id = ?1 AND nick_key = ?2))",
-            (file_id, nick_key),
+            "(SELECT 1 FROM file_readers WHERE file_id = ?1 AND principal = ?2))",
+            (file_id, principal),
         )
         return row is not None
 
     async def readable_files(
-        self, nick_key: str, conversation: str | None, now_ms: int, limit: int
+        self, principal: str, conversation: str | None, now_ms: int, limit: int
     ) -> list[FileRecord]:
         # Driven by the reader and sender indexes: only this user's files are looked at.
         rows = await self._run(
             lambda db: db.execute(
-                "SELECT file_id, sha256, name, size, sender_key, sender, conversation, recipient, "
-                "created_ms, expires_ms, complete FROM files WHERE file_id IN "
-                "(SELECT file_id FROM file_readers WHERE nick_key = ?1 UNION ALL "
+                _SELECT_FILES + "WHERE file_id IN "  # noqa: S608 (constants)
+                "(SELECT file_id FROM file_readers WHERE principal = ?1 UNION ALL "
                 " SELECT file_id FROM files WHERE sender_key = ?1 AND expires_ms > ?2) "
                 "AND complete AND expires_ms > ?2 AND (?3 IS NULL OR conversation = ?3) "
                 "ORDER BY created_ms DESC, file_id LIMIT ?4",
-                (nick_key, now_ms, conversation, limit),
+                (principal, now_ms, conversation, limit),
             ).fetchall()
         )
         return [_file(row) for row in rows]
@@ -528,10 +689,10 @@ class SqliteStorage:
         )
         return _file(row) if row else None
 
-    async def sender_bytes(self, sender_key: str, now_ms: int) -> int:
+    async def quota_bytes(self, quota_key: str, now_ms: int) -> int:
         row = await self._one(
-            "SELECT COALESCE(SUM(size), 0) FROM files WHERE sender_key = ? AND expires_ms > ?",
-            (sender_key, now_ms),
+            "SELECT COALESCE(SUM(size), 0) FROM files WHERE quota_key = ? AND expires_ms > ?",
+            (quota_key, now_ms),
         )
         return int(row[0])
 
@@ -577,13 +738,20 @@ class SqliteStorage:
 
 
 def _account(row: Any) -> Account:
-    return Account(row[0], row[1], row[2], Role(row[3]), row[4])
+    return Account(row[0], row[1], row[2], Role(row[3]), row[4], row[5])
+
+
+def _record_change(db: sqlite3.Connection, account_key: str) -> None:
+    db.execute(
+        "INSERT INTO account_changes (account_key, ts) VALUES (?, ?)",
+        (account_key, time.time_ns() // 1_000_000),
+    )
 
 
 def _file(row: Any) -> FileRecord:
     # SQLite has no boolean: ``complete`` comes back as 0 or 1.
     return FileRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
-                      row[9], bool(row[10]))  # fmt: skip
+                      row[9], bool(row[10]), row[11])  # fmt: skip
 
 
 def _append(
