@@ -50,6 +50,7 @@ def normalize_nick(raw: str) -> str:
     nick = unicodedata.normalize("NFKC", raw)
     if not 1 <= len(nick) <= limits.MAX_NICK_CHARS:
         raise PeerError(ErrorCode.INVALID_NICK)
+    _refuse_invisible(nick, ErrorCode.INVALID_NICK, "Nicknames")
     for position, char in enumerate(nick):
         category = unicodedata.category(char)
         if not (
@@ -58,7 +59,7 @@ def normalize_nick(raw: str) -> str:
             or (position > 0 and category in _MARK_CATEGORIES)
         ):
             raise PeerError(ErrorCode.INVALID_NICK)
-    _check_spoofing(nick, ErrorCode.INVALID_NICK, "Nicknames")
+    _check_scripts(nick, ErrorCode.INVALID_NICK, "Nicknames")
     return nick
 
 
@@ -83,6 +84,7 @@ def normalize_room(raw: str) -> str:
     name = unicodedata.normalize("NFKC", raw)
     if not (2 <= len(name) <= limits.MAX_ROOM_CHARS and name.startswith("#")):
         raise PeerError(ErrorCode.INVALID_ROOM)
+    _refuse_invisible(name, ErrorCode.INVALID_ROOM, "Room names")
     for position, char in enumerate(name[1:]):
         category = unicodedata.category(char)
         if not (
@@ -91,7 +93,7 @@ def normalize_room(raw: str) -> str:
             or (position > 0 and category in _MARK_CATEGORIES)
         ):
             raise PeerError(ErrorCode.INVALID_ROOM)
-    _check_spoofing(name[1:], ErrorCode.INVALID_ROOM, "Room names")
+    _check_scripts(name[1:], ErrorCode.INVALID_ROOM, "Room names")
     return name
 
 
@@ -100,15 +102,19 @@ def room_key(name: str) -> str:
     return nick_key(name)
 
 
-def _check_spoofing(name: str, code: ErrorCode, what: str) -> None:
-    """Refuse invisible characters and the script mixes TR39's moderately restrictive level
-    does not allow. ``name`` is NFKC-normalised and has passed the character rules.
-    """
+def _refuse_invisible(name: str, code: ErrorCode, what: str) -> None:
     for char in name:
         if _DEFAULT_IGNORABLE.contains(char):
             raise PeerError(
                 code, f"{what} may not contain invisible characters (U+{ord(char):04X})."
             )
+
+
+def _check_scripts(name: str, code: ErrorCode, what: str) -> None:
+    """Refuse the script mixes TR39's moderately restrictive level does not allow, digits of
+    two numbering systems and repeated combining marks. ``name`` is NFKC-normalised and has
+    passed the character rules.
+    """
     failed = _SPOOF.check(name) & _SPOOF_CHECKS
     if failed & icu.USpoofChecks.RESTRICTION_LEVEL:
         raise PeerError(
