@@ -86,7 +86,7 @@ def test_different_names_have_different_skeletons(first: str, second: str) -> No
 
 # Latin letters and their Cyrillic look-alikes.
 _HOMOGLYPHS = dict(
-    zip("acepoxyABH", "\u0430\u0441\u0435\u043e\u0440\u0445\u0443\u0410\u0412\u041d", strict=True)
+    zip("aceopxyABH", "\u0430\u0441\u0435\u043e\u0440\u0445\u0443\u0410\u0412\u041d", strict=True)
 )
 
 
