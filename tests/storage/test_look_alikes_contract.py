@@ -9,7 +9,7 @@ from pathlib import Path
 
 import asyncpg
 
-from parley.storage import Account, Role, Room, Storage
+from parley.storage import Account, Role, Room, Storage, skeletons
 from parley.storage import postgres as postgres_backend
 from parley.storage import sqlite as sqlite_backend
 from parley.storage.postgres import PostgresStorage
@@ -185,3 +185,56 @@ async def test_a_postgres_schema_with_look_alikes_is_upgraded() -> None:
             )
         finally:
             await check.close()
+
+
+# --- skeletons from another ICU -----------------------------------------------------------
+
+OTHER_DATA = "ICU 1.0, Unicode 1.1"
+
+
+async def test_sqlite_skeletons_from_other_data_are_computed_again(tmp_path: Path) -> None:
+    path = tmp_path / "parley.sqlite3"
+    storage = await SqliteStorage.open(path)
+    assert await storage.create_account(account("Alice"))
+    await storage.close()
+    # As if another ICU had computed them.
+    db = sqlite3.connect(path)
+    db.execute("UPDATE accounts SET skeleton = 'other'")
+    db.execute("UPDATE skeleton_data SET data = ?", (OTHER_DATA,))
+    db.commit()
+    db.close()
+    storage = await SqliteStorage.open(path)
+    try:
+        assert await storage.account_like("aIice") == account("Alice")
+        assert not await storage.create_account(account("aIice"))
+    finally:
+        await storage.close()
+    db = sqlite3.connect(path)
+    try:
+        assert db.execute("SELECT data FROM skeleton_data").fetchall() == [(skeletons.DATA,)]
+    finally:
+        db.close()
+
+
+async def test_postgres_skeletons_from_other_data_are_computed_again() -> None:
+    async for schema in postgres_schema():
+        storage = await PostgresStorage.open(POSTGRES_URL, schema=schema)
+        assert await storage.create_account(account("Alice"))
+        await storage.close()
+        db = await asyncpg.connect(POSTGRES_URL, server_settings={"search_path": schema})
+        try:
+            await db.execute("UPDATE accounts SET skeleton = 'other'")
+            await db.execute("UPDATE skeleton_data SET data = $1", OTHER_DATA)
+        finally:
+            await db.close()
+        storage = await PostgresStorage.open(POSTGRES_URL, schema=schema)
+        try:
+            assert await storage.account_like("aIice") == account("Alice")
+            assert not await storage.create_account(account("aIice"))
+        finally:
+            await storage.close()
+        db = await asyncpg.connect(POSTGRES_URL, server_settings={"search_path": schema})
+        try:
+            assert await db.fetchval("SELECT data FROM skeleton_data") == skeletons.DATA
+        finally:
+            await db.close()

@@ -30,6 +30,10 @@ _SPOOF = icu.SpoofChecker()
 _SPOOF.setRestrictionLevel(icu.URestrictionLevel.MODERATELY_RESTRICTIVE)
 _SPOOF.setChecks(_SPOOF_CHECKS)
 
+# The data skeletons come from, which is the ICU PyICU was built against: stored skeletons are
+# computed again when it changes (parley.storage.skeletons).
+SKELETON_DATA = f"ICU {icu.ICU_VERSION}, Unicode {icu.UNICODE_VERSION}"
+
 # Zero-width spaces and joiners, the combining grapheme joiner, variation selectors, Hangul
 # fillers, tags...: characters that show nothing, so a name with one looks like another name.
 _DEFAULT_IGNORABLE = icu.UnicodeSet("[:Default_Ignorable_Code_Point:]")

@@ -43,6 +43,15 @@ async def _keep_skeletons(db: asyncpg.Connection) -> None:
             f"ALTER TABLE {table} ADD COLUMN skeleton TEXT NOT NULL DEFAULT '', "
             "ADD COLUMN look_alike INTEGER NOT NULL DEFAULT 0"
         )
+    await db.execute("CREATE TABLE skeleton_data (data TEXT NOT NULL)")
+    await db.execute("INSERT INTO skeleton_data VALUES ('')")
+    await _compute_skeletons(db)
+
+
+async def _compute_skeletons(db: asyncpg.Connection) -> None:
+    """Compute every stored skeleton with this Parley's data. O(accounts + rooms)."""
+    for table in skeletons.TABLES:
+        await db.execute(f"DROP INDEX IF EXISTS {table}_by_skeleton")
         rows = await db.fetch(f"SELECT key, name FROM {table} ORDER BY created_ms, key")  # noqa: S608
         await db.executemany(
             f"UPDATE {table} SET skeleton = $1, look_alike = $2 WHERE key = $3",  # noqa: S608
@@ -51,6 +60,7 @@ async def _keep_skeletons(db: asyncpg.Connection) -> None:
         await db.execute(
             f"CREATE UNIQUE INDEX {table}_by_skeleton ON {table} (skeleton, look_alike)"
         )
+    await db.execute("UPDATE skeleton_data SET data = $1", skeletons.DATA)
 
 
 # Each step upgrades the schema by one version; never edit a shipped one. A step is SQL, or a
@@ -228,6 +238,8 @@ class PostgresStorage:
                     else:
                         await step(db)
                     await db.execute("INSERT INTO schema_version VALUES ($1)", number)
+                if await db.fetchval("SELECT data FROM skeleton_data") != skeletons.DATA:
+                    await _compute_skeletons(db)
 
         await self._run(migrate)
 

@@ -6,17 +6,24 @@ Databases from before skeletons were kept may hold look-alikes already. The upgr
 all: the oldest of each group keeps ``look_alike = 0`` and the later ones count up from 1, so
 the unique index on ``(skeleton, look_alike)`` holds; a new row always has ``look_alike = 0``
 and is refused while any row has its skeleton.
+
+Skeletons depend on the Unicode data of the ICU that PyICU was built against. The table
+``skeleton_data`` records which data the stored ones come from; a server opening the database
+with other data computes them all again (the same way, so names that now look alike are kept).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from parley.protocol.names import name_skeleton
+from parley.protocol.names import SKELETON_DATA, name_skeleton
 
 # The tables whose names must not look alike. Fixed names, never user input, so they may be
 # formatted into SQL.
 TABLES = ("accounts", "rooms")
+
+# Which data the stored skeletons must come from.
+DATA = SKELETON_DATA
 
 
 def numbered(rows: Iterable[tuple[str, str]]) -> list[tuple[str, int, str]]:

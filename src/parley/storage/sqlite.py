@@ -43,6 +43,15 @@ def _keep_skeletons(db: sqlite3.Connection) -> None:
     for table in skeletons.TABLES:
         db.execute(f"ALTER TABLE {table} ADD COLUMN skeleton TEXT NOT NULL DEFAULT ''")
         db.execute(f"ALTER TABLE {table} ADD COLUMN look_alike INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE TABLE skeleton_data (data TEXT NOT NULL)")
+    db.execute("INSERT INTO skeleton_data VALUES ('')")
+    _compute_skeletons(db)
+
+
+def _compute_skeletons(db: sqlite3.Connection) -> None:
+    """Compute every stored skeleton with this Parley's data. O(accounts + rooms)."""
+    for table in skeletons.TABLES:
+        db.execute(f"DROP INDEX IF EXISTS {table}_by_skeleton")
         select = f"SELECT key, name FROM {table} ORDER BY created_ms, key"  # noqa: S608
         rows = db.execute(select).fetchall()
         db.executemany(
@@ -50,6 +59,12 @@ def _keep_skeletons(db: sqlite3.Connection) -> None:
             skeletons.numbered(rows),
         )
         db.execute(f"CREATE UNIQUE INDEX {table}_by_skeleton ON {table} (skeleton, look_alike)")
+    db.execute("UPDATE skeleton_data SET data = ?", (skeletons.DATA,))
+
+
+def _skeletons_stale(db: sqlite3.Connection) -> bool:
+    row = db.execute("SELECT data FROM skeleton_data").fetchone()
+    return bool(row[0] != skeletons.DATA)
 
 
 # Each step upgrades the schema by one version (PRAGMA user_version); never edit a shipped one.
@@ -224,6 +239,16 @@ class SqliteStorage:
                 try:
                     step(db)
                     db.execute(f"PRAGMA user_version = {number}")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            if _skeletons_stale(db):
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    # Another process may have done it while we waited for the lock.
+                    if _skeletons_stale(db):
+                        _compute_skeletons(db)
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
