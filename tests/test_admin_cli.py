@@ -33,6 +33,9 @@ def test_create_list_role_and_delete(tmp_path: Path) -> None:
     assert "Carol" in listing.stdout and "moderator" in listing.stdout
     again = admin(tmp_path, "create", "carol", stdin=PASSWORD + "\n")
     assert again.returncode == 1 and "exists already" in again.stderr
+    look_alike = admin(tmp_path, "create", "CaroI", stdin=PASSWORD + "\n")  # capital I
+    assert look_alike.returncode == 1
+    assert "CaroI looks like the account Carol" in look_alike.stderr
     assert admin(tmp_path, "role", "CAROL", "admin").returncode == 0
     assert "admin" in admin(tmp_path, "users").stdout
     refused = admin(tmp_path, "delete", "Carol")  # stdin is not a terminal: --yes required

@@ -153,10 +153,13 @@ async def create(args: argparse.Namespace, storage: Storage, hasher: PasswordHas
     name, key = _name(args.name)
     if await storage.account(key) is not None:
         raise AdminError(f"The account {name} exists already.")
+    like = await storage.account_like(name)
+    if like is not None:
+        raise AdminError(f"{name} looks like the account {like.name}: choose another name.")
     password = _new_password(args, name)
     account = Account(key, name, await hasher.hash(password), Role(args.role), _now_ms())
     if not await storage.create_account(account):
-        raise AdminError(f"The account {name} exists already.")
+        raise AdminError(f"The account {name}, or one that looks like it, exists already.")
     await storage.record_audit(ts=_now_ms(), actor=ACTOR, action="create-account", target=name,
                                detail=args.role)  # fmt: skip
     print(f"Created {name} ({args.role}).")

@@ -41,6 +41,7 @@ class ErrorCode(enum.StrEnum):
     INVALID_PASSWORD = "invalid-password"  # noqa: S105
     ALREADY_REGISTERED = "already-registered"
     INVALID_ROOM = "invalid-room"
+    ROOM_TAKEN = "room-taken"
     INVALID_TOPIC = "invalid-topic"
     NOT_IN_ROOM = "not-in-room"
     NOT_PERMITTED = "not-permitted"
@@ -73,7 +74,7 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.UNSUPPORTED_VERSION: "This client speaks a protocol version the server does not.",
     ErrorCode.NOT_ALLOWED_NOW: "That request is not allowed at this point.",
     ErrorCode.INVALID_NICK: "Nicknames are 1-32 letters, digits, '_' or '-'.",
-    ErrorCode.NICK_TAKEN: "That nickname is already taken.",
+    ErrorCode.NICK_TAKEN: "That nickname, or one that looks the same, is already taken.",
     ErrorCode.INVALID_TEXT: "Messages must be 1-4000 characters on one line, without control "
     "characters.",
     ErrorCode.NO_SUCH_USER: "No user by that name is online.",
@@ -95,6 +96,7 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.INVALID_PASSWORD: "Passwords are 8-256 characters.",
     ErrorCode.ALREADY_REGISTERED: "That nickname is already registered.",
     ErrorCode.INVALID_ROOM: "Room names are '#' and 1-49 letters, digits, '_', '-' or '.'.",
+    ErrorCode.ROOM_TAKEN: "A room whose name looks the same already exists.",
     ErrorCode.INVALID_TOPIC: "Topics are at most 500 characters on one line, without control "
     "characters.",
     ErrorCode.NOT_IN_ROOM: "You are not in that room.",

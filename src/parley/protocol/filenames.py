@@ -6,7 +6,9 @@ What is removed or replaced: directories (``../../etc/passwd`` becomes ``passwd`
 characters, bidi overrides and line separators (a name that reads backwards can disguise
 ``exe`` as ``txt``), characters Windows refuses in names, leading dots (hidden files) and
 trailing dots and spaces. Windows' reserved device names (``CON``, ``NUL.txt``...) get a ``_``
-in front. Names are cut to MAX_FILE_NAME_CHARS characters, keeping the extension.
+in front. Names are cut to MAX_FILE_NAME_CHARS characters, keeping the extension. A name that
+would show nothing (only zero-width or other invisible characters, dots and underscores) is
+refused.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import unicodedata
 
 from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, PeerError
+from parley.protocol.text import is_invisible
 
 # Controls, bidi marks and overrides, line separators, and what Windows forbids in names.
 _UNSAFE = re.compile(
@@ -35,6 +38,11 @@ def clean_file_name(raw: str) -> str:
     name = name.strip(" ").lstrip(".").rstrip(". ")
     if not name or not name.strip("_"):
         raise PeerError(ErrorCode.INVALID_FILE, "The file has no usable name.")
+    if is_invisible(name.replace("_", "").replace(".", "")):
+        raise PeerError(
+            ErrorCode.INVALID_FILE,
+            "The file's name shows nothing: rename it with at least one visible character.",
+        )
     if _RESERVED.match(name):
         name = "_" + name
     return _shorten(name, limits.MAX_FILE_NAME_CHARS)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import icu
+
 from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, PeerError
 
@@ -18,14 +20,35 @@ ACTION_PREFIX = "/me "
 _FORBIDDEN = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
 
 
+# Characters that show nothing: white space, controls and format characters (zero-width space,
+# joiners, bidi marks), the other default-ignorable ones (the combining grapheme joiner,
+# variation selectors, Hangul fillers, tags), and the blank Braille pattern, which fonts draw
+# empty. ICU's data, so it follows Unicode.
+_INVISIBLE = icu.UnicodeSet(r"[[:Default_Ignorable_Code_Point:][:White_Space:][:Cc:][:Cf:]\u2800]")
+
+
+def is_invisible(text: str) -> bool:
+    """Whether ``text`` would show nothing at all: it is empty, or every character in it is
+    invisible (see _INVISIBLE). O(len(text)).
+    """
+    result: bool = _INVISIBLE.containsAll(text)
+    return result
+
+
 def check_message_text(text: str) -> str:
     """Return ``text`` if a server may store and relay it; raise PeerError(INVALID_TEXT) if not.
 
-    A message is one line of 1 to MAX_TEXT_CHARS characters, not only blanks, with no control
-    characters other than TAB. Costs one regex scan.
+    A message is one line of 1 to MAX_TEXT_CHARS characters, with at least one visible
+    character, and no control characters other than TAB. Costs one regex scan and one set scan.
     """
-    if not text.strip() or len(text) > limits.MAX_TEXT_CHARS or _FORBIDDEN.search(text):
+    if len(text) > limits.MAX_TEXT_CHARS or _FORBIDDEN.search(text):
         raise PeerError(ErrorCode.INVALID_TEXT)
+    if is_invisible(text):
+        raise PeerError(
+            ErrorCode.INVALID_TEXT,
+            "The message shows nothing: it is empty or only blank, zero-width or other "
+            "invisible characters.",
+        )
     return text
 
 

@@ -85,6 +85,12 @@ class Authenticator:
             raise PeerError(ErrorCode.PASSWORD_REQUIRED)
         if not self._config.allow_guests:
             raise PeerError(ErrorCode.ACCOUNT_REQUIRED)
+        registered = await self._storage.account_like(nick)
+        if registered is not None:
+            raise PeerError(
+                ErrorCode.NICK_TAKEN,
+                f"The nickname {nick} looks like {registered.name}, which is registered.",
+            )
         return Identity(nick, key, new_principal(), Role.USER, "")
 
     async def _resume(self, account: Account | None, token: str) -> Identity:

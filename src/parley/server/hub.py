@@ -43,6 +43,7 @@ from parley.protocol.messages import (
 from parley.protocol.names import (
     GENERAL_ROOM,
     is_room,
+    name_skeleton,
     nick_key,
     normalize_nick,
     normalize_room,
@@ -165,6 +166,8 @@ class Hub:
         self._catching_up: dict[Peer, list[tuple[str, str, int]]] = {}
         # Nickname key -> presence, for exactly the users in _users.
         self._presence: dict[str, _Presence] = {}
+        # Name skeleton -> user, for exactly the users in _users: no two online names look alike.
+        self._look_alikes: dict[str, Peer] = {}
         self._rooms: dict[str, LiveRoom] = {}
         self._pending: list[_Pending] = []
         self._wakeup = asyncio.Event()
@@ -212,13 +215,21 @@ class Hub:
             # messages comes before any live one, each once.
             missed = await self._missed_private(peer) if peer.account else {}
             first = await self._missed_page(peer, missed) if missed else []
+            skeleton = name_skeleton(peer.nick)
             if peer.nick_key in self._users:
                 raise PeerError(ErrorCode.NICK_TAKEN, f"The nickname {peer.nick} is already taken.")
+            if skeleton in self._look_alikes:
+                raise PeerError(
+                    ErrorCode.NICK_TAKEN,
+                    f"The nickname {peer.nick} looks like {self._look_alikes[skeleton].nick}, "
+                    "who is online.",
+                )
             if peer.closed:
                 return  # gone while we waited
             # From here on nothing waits: the reply, the arrivals, what was missed, then live.
             self._users[peer.nick_key] = peer
             self._principals[peer.principal] = peer
+            self._look_alikes[skeleton] = peer
             self._presence[peer.nick_key] = _Presence(active_ms=peer.since_ms)
             welcome([room.name for room in rooms])
             for room in rooms:
@@ -249,6 +260,7 @@ class Hub:
         if self._principals.get(peer.principal) is peer:
             del self._principals[peer.principal]
         self._catching_up.pop(peer, None)
+        del self._look_alikes[name_skeleton(peer.nick)]
         for key in list(peer.rooms):
             room = self._rooms.get(key)
             if room is not None:
@@ -904,6 +916,11 @@ class Hub:
         )
         room = await self._live_room(key)
         if room is None:
+            similar = await self._storage.room_like(name)
+            if similar is not None:
+                raise PeerError(
+                    ErrorCode.ROOM_TAKEN, f"{name} looks like {similar.name}: join that room."
+                )
             raise PeerError(ErrorCode.UNAVAILABLE)
         if created:
             room.operators.add(peer.principal)

@@ -216,13 +216,22 @@ class Storage(Protocol):
     # --- accounts and sessions -----------------------------------------------------------
 
     async def create_account(self, account: Account) -> bool:
-        """False when the key or the id is taken."""
+        """False when the key or the id is taken, or when the name looks like an account's name
+        (the same skeleton, see parley.storage.skeletons).
+        """
         ...
 
     async def account(self, key: str) -> Account | None: ...
 
     async def account_by_id(self, account_id: str) -> Account | None:
         """The account whose principal id is ``account_id``, else None."""
+        ...
+
+    async def account_like(self, name: str) -> Account | None:
+        """The account whose name looks like ``name`` (the same skeleton; the account named
+        ``name`` itself too), else None. The oldest, if names from before skeletons were kept
+        look alike. One indexed lookup.
+        """
         ...
 
     async def accounts(self) -> list[Account]:
@@ -292,9 +301,15 @@ class Storage(Protocol):
 
     # --- rooms ---------------------------------------------------------------------------
 
-    async def create_room(self, room: Room) -> bool: ...
+    async def create_room(self, room: Room) -> bool:
+        """False when the key is taken, or when the name looks like a room's name."""
+        ...
 
     async def room(self, key: str) -> Room | None: ...
+
+    async def room_like(self, name: str) -> Room | None:
+        """The room whose name looks like ``name`` (as account_like), else None."""
+        ...
 
     async def rooms(self, after_key: str = "", limit: int | None = None) -> list[Room]:
         """Rooms with a key after ``after_key``, ordered by key, at most ``limit`` (None: all).

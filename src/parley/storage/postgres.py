@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from parley.protocol.names import name_skeleton
 from parley.storage import (
     Account,
     AuditEntry,
@@ -29,12 +30,42 @@ from parley.storage import (
     StorageUnavailable,
     StoredMessage,
     Unread,
+    skeletons,
 )
 
 T = TypeVar("T")
 
-# Each step upgrades the schema by one version; never edit a shipped one.
-MIGRATIONS: list[str] = [
+
+async def _keep_skeletons(db: asyncpg.Connection) -> None:
+    """Each account's and room's name skeleton, unique (see parley.storage.skeletons)."""
+    for table in skeletons.TABLES:
+        await db.execute(
+            f"ALTER TABLE {table} ADD COLUMN skeleton TEXT NOT NULL DEFAULT '', "
+            "ADD COLUMN look_alike INTEGER NOT NULL DEFAULT 0"
+        )
+    await db.execute("CREATE TABLE skeleton_data (data TEXT NOT NULL)")
+    await db.execute("INSERT INTO skeleton_data VALUES ('')")
+    await _compute_skeletons(db)
+
+
+async def _compute_skeletons(db: asyncpg.Connection) -> None:
+    """Compute every stored skeleton with this Parley's data. O(accounts + rooms)."""
+    for table in skeletons.TABLES:
+        await db.execute(f"DROP INDEX IF EXISTS {table}_by_skeleton")
+        rows = await db.fetch(f"SELECT key, name FROM {table} ORDER BY created_ms, key")  # noqa: S608
+        await db.executemany(
+            f"UPDATE {table} SET skeleton = $1, look_alike = $2 WHERE key = $3",  # noqa: S608
+            skeletons.numbered((row["key"], row["name"]) for row in rows),
+        )
+        await db.execute(
+            f"CREATE UNIQUE INDEX {table}_by_skeleton ON {table} (skeleton, look_alike)"
+        )
+    await db.execute("UPDATE skeleton_data SET data = $1", skeletons.DATA)
+
+
+# Each step upgrades the schema by one version; never edit a shipped one. A step is SQL, or a
+# function for what SQL cannot compute (it runs in the migration's transaction).
+MIGRATIONS: list[str | Callable[[asyncpg.Connection], Awaitable[None]]] = [
     """
     CREATE TABLE conversations (
         id TEXT PRIMARY KEY,
@@ -203,10 +234,15 @@ MIGRATIONS: list[str] = [
         ts BIGINT NOT NULL
     );
     """,
+    _keep_skeletons,
 ]
 
 _DAY_MS = 86_400_000
 _SELECT_MESSAGES = "SELECT conversation, seq, ts, sender, recipient, text, msg_id FROM messages "
+_SELECT_ROOMS = (
+    "SELECT key, name, topic, topic_by, topic_ms, created_by, created_ms, retention_days "
+    "FROM rooms "
+)
 _SELECT_FILES = (
     "SELECT file_id, sha256, name, size, sender_key, sender, conversation, recipient, "
     "created_ms, expires_ms, complete, quota_key FROM files "
@@ -261,9 +297,14 @@ class PostgresStorage:
                         f"The database was made by a newer Parley (schema {version}; this one "
                         f"knows up to {len(MIGRATIONS)})."
                     )
-                for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                    await db.execute(script)
+                for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+                    if isinstance(step, str):
+                        await db.execute(step)
+                    else:
+                        await step(db)
                     await db.execute("INSERT INTO schema_version VALUES ($1)", number)
+                if await db.fetchval("SELECT data FROM skeleton_data") != skeletons.DATA:
+                    await _compute_skeletons(db)
 
         await self._run(migrate)
 
@@ -358,14 +399,17 @@ class PostgresStorage:
 
     async def create_account(self, account: Account) -> bool:
         return await self._execute(
-            "INSERT INTO accounts (key, name, password_hash, role, created_ms, id) "
-            "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            "INSERT INTO accounts (key, name, password_hash, role, created_ms, id, skeleton) "
+            "SELECT $1, $2, $3, $4, $5::bigint, $6, $7 "
+            "WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE skeleton = $7) "
+            "ON CONFLICT DO NOTHING",
             account.key,
             account.name,
             account.password_hash,
             account.role.value,
             account.created_ms,
             account.id,
+            name_skeleton(account.name),
         )
 
     async def account(self, key: str) -> Account | None:
@@ -374,6 +418,13 @@ class PostgresStorage:
 
     async def account_by_id(self, account_id: str) -> Account | None:
         row = await self._row(_SELECT_ACCOUNTS + "WHERE id = $1", account_id)
+        return _account(row) if row else None
+
+    async def account_like(self, name: str) -> Account | None:
+        row = await self._row(
+            _SELECT_ACCOUNTS + "WHERE skeleton = $1 ORDER BY look_alike LIMIT 1",
+            name_skeleton(name),
+        )
         return _account(row) if row else None
 
     async def accounts(self) -> list[Account]:
@@ -508,19 +559,31 @@ class PostgresStorage:
 
     async def create_room(self, room: Room) -> bool:
         return await self._execute(
-            "INSERT INTO rooms VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING",
+            "INSERT INTO rooms (key, name, topic, topic_by, topic_ms, created_by, created_ms, "
+            "retention_days, skeleton) "
+            "SELECT $1, $2, $3, $4, $5::bigint, $6, $7::bigint, $8::integer, $9 "
+            "WHERE NOT EXISTS (SELECT 1 FROM rooms WHERE skeleton = $9) "
+            "ON CONFLICT DO NOTHING",
             *dataclasses.astuple(room),
+            name_skeleton(room.name),
         )
 
     async def room(self, key: str) -> Room | None:
-        row = await self._row("SELECT * FROM rooms WHERE key = $1", key)
+        row = await self._row(_SELECT_ROOMS + "WHERE key = $1", key)
+        return Room(*row) if row else None
+
+    async def room_like(self, name: str) -> Room | None:
+        row = await self._row(
+            _SELECT_ROOMS + "WHERE skeleton = $1 ORDER BY look_alike LIMIT 1",
+            name_skeleton(name),
+        )
         return Room(*row) if row else None
 
     async def rooms(self, after_key: str = "", limit: int | None = None) -> list[Room]:
         rows = await self._rows(
             # The primary key's own order (the database's collation), so a page is an index
             # range scan; the cursor is compared in that same order.
-            "SELECT * FROM rooms WHERE key > $1 ORDER BY key LIMIT $2",
+            _SELECT_ROOMS + "WHERE key > $1 ORDER BY key LIMIT $2",
             after_key,
             limit,
         )

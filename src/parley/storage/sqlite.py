@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from parley.protocol.names import name_skeleton
 from parley.storage import (
     Account,
     AuditEntry,
@@ -31,12 +32,44 @@ from parley.storage import (
     StorageUnavailable,
     StoredMessage,
     Unread,
+    skeletons,
 )
 
 T = TypeVar("T")
 
+
+def _keep_skeletons(db: sqlite3.Connection) -> None:
+    """Each account's and room's name skeleton, unique (see parley.storage.skeletons)."""
+    for table in skeletons.TABLES:
+        db.execute(f"ALTER TABLE {table} ADD COLUMN skeleton TEXT NOT NULL DEFAULT ''")
+        db.execute(f"ALTER TABLE {table} ADD COLUMN look_alike INTEGER NOT NULL DEFAULT 0")
+    db.execute("CREATE TABLE skeleton_data (data TEXT NOT NULL)")
+    db.execute("INSERT INTO skeleton_data VALUES ('')")
+    _compute_skeletons(db)
+
+
+def _compute_skeletons(db: sqlite3.Connection) -> None:
+    """Compute every stored skeleton with this Parley's data. O(accounts + rooms)."""
+    for table in skeletons.TABLES:
+        db.execute(f"DROP INDEX IF EXISTS {table}_by_skeleton")
+        select = f"SELECT key, name FROM {table} ORDER BY created_ms, key"  # noqa: S608
+        rows = db.execute(select).fetchall()
+        db.executemany(
+            f"UPDATE {table} SET skeleton = ?, look_alike = ? WHERE key = ?",  # noqa: S608
+            skeletons.numbered(rows),
+        )
+        db.execute(f"CREATE UNIQUE INDEX {table}_by_skeleton ON {table} (skeleton, look_alike)")
+    db.execute("UPDATE skeleton_data SET data = ?", (skeletons.DATA,))
+
+
+def _skeletons_stale(db: sqlite3.Connection) -> bool:
+    row = db.execute("SELECT data FROM skeleton_data").fetchone()
+    return bool(row[0] != skeletons.DATA)
+
+
 # Each step upgrades the schema by one version (PRAGMA user_version); never edit a shipped one.
-MIGRATIONS: list[str] = [
+# A step is SQL, or a function for what SQL cannot compute (it runs in the step's transaction).
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """
     CREATE TABLE conversations (
         id TEXT PRIMARY KEY,
@@ -214,10 +247,15 @@ MIGRATIONS: list[str] = [
         ts INTEGER NOT NULL
     );
     """,
+    _keep_skeletons,
 ]
 
 _DAY_MS = 86_400_000
 _SELECT_MESSAGES = "SELECT conversation, seq, ts, sender, recipient, text, msg_id FROM messages "
+_SELECT_ROOMS = (
+    "SELECT key, name, topic, topic_by, topic_ms, created_by, created_ms, retention_days "
+    "FROM rooms "
+)
 _SELECT_FILES = (
     "SELECT file_id, sha256, name, size, sender_key, sender, conversation, recipient, "
     "created_ms, expires_ms, complete, quota_key FROM files "
@@ -263,11 +301,31 @@ class SqliteStorage:
                     f"The database {path} was made by a newer Parley (schema {version}; this "
                     f"one knows up to {len(MIGRATIONS)})."
                 )
-            for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-                # executescript commits first; the BEGIN makes the step all or nothing.
-                db.executescript(
-                    f"BEGIN IMMEDIATE; {script}; PRAGMA user_version = {number}; COMMIT;"
-                )
+            for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+                if isinstance(step, str):
+                    # executescript commits first; the BEGIN makes the step all or nothing.
+                    db.executescript(
+                        f"BEGIN IMMEDIATE; {step}; PRAGMA user_version = {number}; COMMIT;"
+                    )
+                    continue
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    step(db)
+                    db.execute(f"PRAGMA user_version = {number}")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
+            if _skeletons_stale(db):
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    # Another process may have done it while we waited for the lock.
+                    if _skeletons_stale(db):
+                        _compute_skeletons(db)
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+                db.execute("COMMIT")
         except BaseException:
             db.close()
             raise
@@ -359,10 +417,12 @@ class SqliteStorage:
 
     async def create_account(self, account: Account) -> bool:
         return await self._insert(
-            "INSERT OR IGNORE INTO accounts (key, name, password_hash, role, created_ms, id) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO accounts "
+            "(key, name, password_hash, role, created_ms, id, skeleton) "
+            "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 "
+            "WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE skeleton = ?7)",
             (account.key, account.name, account.password_hash, account.role.value,
-             account.created_ms, account.id),
+             account.created_ms, account.id, name_skeleton(account.name)),
         )  # fmt: skip
 
     async def account(self, key: str) -> Account | None:
@@ -371,6 +431,13 @@ class SqliteStorage:
 
     async def account_by_id(self, account_id: str) -> Account | None:
         row = await self._one(_SELECT_ACCOUNTS + "WHERE id = ?", (account_id,))
+        return _account(row) if row else None
+
+    async def account_like(self, name: str) -> Account | None:
+        row = await self._one(
+            _SELECT_ACCOUNTS + "WHERE skeleton = ? ORDER BY look_alike LIMIT 1",
+            (name_skeleton(name),),
+        )
         return _account(row) if row else None
 
     async def accounts(self) -> list[Account]:
@@ -492,19 +559,28 @@ class SqliteStorage:
 
     async def create_room(self, room: Room) -> bool:
         return await self._insert(
-            "INSERT OR IGNORE INTO rooms VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT OR IGNORE INTO rooms (key, name, topic, topic_by, topic_ms, created_by, "
+            "created_ms, retention_days, skeleton) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 "
+            "WHERE NOT EXISTS (SELECT 1 FROM rooms WHERE skeleton = ?9)",
             (room.key, room.name, room.topic, room.topic_by, room.topic_ms, room.created_by,
-             room.created_ms, room.retention_days),
+             room.created_ms, room.retention_days, name_skeleton(room.name)),
         )  # fmt: skip
 
     async def room(self, key: str) -> Room | None:
-        row = await self._one("SELECT * FROM rooms WHERE key = ?", (key,))
+        row = await self._one(_SELECT_ROOMS + "WHERE key = ?", (key,))
+        return Room(*row) if row else None
+
+    async def room_like(self, name: str) -> Room | None:
+        row = await self._one(
+            _SELECT_ROOMS + "WHERE skeleton = ? ORDER BY look_alike LIMIT 1",
+            (name_skeleton(name),),
+        )
         return Room(*row) if row else None
 
     async def rooms(self, after_key: str = "", limit: int | None = None) -> list[Room]:
         rows = await self._run(
             lambda db: db.execute(
-                "SELECT * FROM rooms WHERE key > ? ORDER BY key LIMIT ?",
+                _SELECT_ROOMS + "WHERE key > ? ORDER BY key LIMIT ?",
                 (after_key, -1 if limit is None else limit),
             ).fetchall()
         )
