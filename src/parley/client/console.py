@@ -64,6 +64,9 @@ class ClientOptions:
     # On a terminal: the line-by-line client instead of the full-screen one (screen readers,
     # terminals without cursor addressing).
     plain: bool = False
+    # A server seen for the first time: None to ask on a terminal (and trust, saying so on
+    # stderr, from a pipe); True to trust without asking; False to refuse.
+    trust_new: bool | None = None
     settings: ClientSettings = dataclasses.field(default_factory=ClientSettings)
 
 
