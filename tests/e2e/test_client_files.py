@@ -56,9 +56,13 @@ async def test_two_users_share_files_privately_and_in_a_room(lab: Lab, tmp_path:
 
     # Hostile or mistaken commands get a clear answer and change nothing.
     carol.type("/get ../../etc/passwd")
+    await carol.expect(r"^\*\*\* \.\./\.\./etc/passwd is not a file id: /files lists them ")
+    carol.type("/get")
     await carol.expect(r"^Usage: /get ID \[DEST\]$")
     carol.type(f"/send Bob {tmp_path / 'no-such-file'}")
-    await carol.expect(r"^\*\*\* No file at ")
+    await carol.expect(r"^\*\*\* There is no file .*no-such-file\.$")
+    carol.type(f"/send Bob {tmp_path}")
+    await carol.expect(r"^\*\*\* .* is a folder: /send shares one file at a time\.$")
     carol.type("/rmfile " + short_id)
     await carol.expect(r"^\*\*\* No file starts with")
     alice.type(f"/rmfile {short_id}")

@@ -51,6 +51,11 @@ async def test_the_password_is_hidden_and_kept_out_of_the_line_history(tmp_path:
         # The chat prompt's history has what was typed at it, and never the password.
         child.send("hello\r")
         await asyncio.to_thread(_wait_for_cursor_line, terminal, ">")  # a fresh prompt
+        # A password typed on a command line by habit is not sent, and not remembered.
+        for typed in ("/register hunter2 typed", "/passwd hunter2 hunter3"):
+            child.send(typed + "\r")
+            await asyncio.to_thread(terminal.wait_for, "Usage: /" + typed[1:5])
+            await asyncio.to_thread(_wait_for_cursor_line, terminal, ">")
         child.send(UP_ARROW + UP_ARROW + UP_ARROW)
         await asyncio.to_thread(_wait_for_cursor_line, terminal, "> hello")
         assert "correct" not in terminal.text()

@@ -45,6 +45,8 @@ from parley.protocol.text import for_terminal
 EXIT_OK = 0
 EXIT_DISCONNECTED = 1
 EXIT_CERTIFICATE_CHANGED = 3
+# From a pipe: the password was refused (a script must not go on as someone else).
+EXIT_NOT_LOGGED_IN = 4
 
 # The full-screen client's input history, in the data dir.
 HISTORY_FILE = "input_history"
@@ -68,6 +70,12 @@ class ClientOptions:
     # stderr, from a pipe); True to trust without asking; False to refuse.
     trust_new: bool | None = None
     settings: ClientSettings = dataclasses.field(default_factory=ClientSettings)
+
+
+class NotLoggedIn(Exception):
+    """From a pipe, a login was refused: the next lines are the script's messages, never
+    more password attempts.
+    """
 
 
 class Lines(Protocol):
@@ -153,7 +161,9 @@ class TerminalLines:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.patch_stdout import patch_stdout
 
-        self._session: PromptSession[str] = PromptSession()
+        from parley.client.tui.history import LineHistory
+
+        self._session: PromptSession[str] = PromptSession(history=LineHistory())
         self._secret_session: PromptSession[str] | None = None
         self._patch = patch_stdout(raw=False)
 
@@ -240,6 +250,9 @@ async def run_client(options: ClientOptions) -> int:
             return await _full_screen(chat, options, connect)
         async with lines:
             return await _chat(chat, lines, options.nick)
+    except NotLoggedIn as refused:
+        _warn(f"parley client: {refused} Not logged in.")
+        return EXIT_NOT_LOGGED_IN
     finally:
         await chat.client.close()
 
@@ -325,7 +338,9 @@ async def _log_in_as(chat: Chat, lines: Lines, nick: str) -> bool | None:
             chat.forget_token(nick)
         if refusal.code not in (ErrorCode.PASSWORD_REQUIRED, ErrorCode.SESSION_EXPIRED):
             return None
-    for _ in range(PASSWORD_TRIES):
+    # From a pipe there is one answer: a second one would be the script's next message.
+    tries = 1 if isinstance(lines, PipeLines) else PASSWORD_TRIES
+    for _ in range(tries):
         password = await lines.read_secret(PASSWORD_PROMPT)
         if password is None:
             return False
@@ -337,10 +352,14 @@ async def _log_in_as(chat: Chat, lines: Lines, nick: str) -> bool | None:
         except RequestRefused as refusal:
             lines.write(for_terminal(refusal.message))
             if refusal.code != ErrorCode.AUTH_FAILED:
+                if isinstance(lines, PipeLines):
+                    raise NotLoggedIn(for_terminal(refusal.message)) from None
                 return None  # throttled, or not an account after all: start again
             continue
         chat.save_token(ok.token)
         return True
+    if isinstance(lines, PipeLines):
+        raise NotLoggedIn(f"The password for {for_terminal(nick)} was refused.")
     return None
 
 

@@ -293,6 +293,13 @@ class ChatClient:
 
         ``msg_id`` identifies the message across retries; a new one is made when omitted.
         """
+        if len(text) > limits.MAX_TEXT_CHARS:
+            # Refused here: past the frame limit the server would have to drop the connection.
+            raise RequestRefused(
+                ErrorCode.INVALID_TEXT,
+                f"Not sent: a message is at most {limits.MAX_TEXT_CHARS:,} characters, and "
+                f"this one has {len(text):,}.",
+            )
         message_id = msg_id or uuid.uuid4().hex
         return await self._request(
             lambda id: Send(id=id, to=to, text=text, msg_id=message_id), Sent
@@ -526,10 +533,17 @@ class ChatClient:
         if self._lost is not None:
             raise self._lost
         request_id = self._session.next_request_id()
+        frame = encode(make(request_id))
+        if len(frame) > limits.MAX_CLIENT_FRAME_BYTES:
+            raise RequestRefused(
+                ErrorCode.FRAME_TOO_LARGE,
+                f"Not sent: that is too long ({len(frame):,} bytes; the most is "
+                f"{limits.MAX_CLIENT_FRAME_BYTES // 1024} KiB).",
+            )
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
-            self._writer.write(encode(make(request_id)))
+            self._writer.write(frame)
             reply = await future
         finally:
             self._pending.pop(request_id, None)
