@@ -500,3 +500,31 @@ async def test_files_in_the_full_screen(tmp_path: Path, server: tuple[Process, i
     finally:
         terminal.stop()
         await bob.close()
+
+
+async def test_the_first_screen_shows_the_rooms_history_and_where_to_start(
+    tmp_path: Path,
+) -> None:
+    settings = tmp_path / "server.toml"
+    settings.write_text('motd = "Be kind to each other."\n')
+    server, port = await start_server(tmp_path / "server", "--config", str(settings))
+    writer = await raw_user(port, "Writer")
+    for n in range(1, 4):
+        await writer.request("send", to="#general", text=f"earlier {n}", msg_id=f"e{n}")
+    terminal = await _start(tmp_path, port, "Alice")
+    try:
+        for text in ("<Writer> earlier 1", "<Writer> earlier 3", "Be kind to each other.",
+                     "/help lists the commands"):  # fmt: skip
+            await terminal.await_text(text)
+        await writer.request("send", to="#general", text="live one", msg_id="live")
+        await terminal.await_text("<Writer> live one")
+        screen = terminal.text()
+        assert screen.count("earlier 1") == 1
+        assert screen.index("earlier 3") < screen.index("live one")
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+        await writer.close()
+        server.signal(signal.SIGTERM)
+        await server.finish()

@@ -51,6 +51,8 @@ EXIT_NOT_LOGGED_IN = 4
 # The full-screen client's input history, in the data dir.
 HISTORY_FILE = "input_history"
 NICK_PROMPT = "Enter your nickname: "
+# Above the first unread message of a room's history.
+NEW_MESSAGES = "--- new messages ---"
 PASSWORD_PROMPT = "Password: "  # noqa: S105 (a prompt, not a password)
 # Wrong passwords before asking for the nickname again.
 PASSWORD_TRIES = 3
@@ -280,6 +282,9 @@ async def _chat(chat: Chat, lines: Lines, nick: str | None) -> int:
     lines.write("Welcome to the chat!")
     markers = ReadMarkers(client)
     shown = asyncio.create_task(_show_events(chat, markers), name="show-events")
+    # The rooms the user was put in show their recent messages, as a /join does.
+    with contextlib.suppress(RequestRefused, ConnectionLost):
+        await client.recent_history()
     if client.is_account:
         await _greet_account(chat)
     typed = asyncio.create_task(_run_input(chat, lines), name="read-input")
@@ -382,6 +387,8 @@ async def _show_events(chat: Chat, markers: ReadMarkers) -> None:
             chat.follow(event)
             continue
         line = describe(event, client.nick)
+        if isinstance(event, Message) and client.starts_unread(event):
+            chat.out(NEW_MESSAGES)
         if line is not None:
             chat.out(line)
         if isinstance(event, Message):

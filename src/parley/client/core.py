@@ -84,6 +84,10 @@ _RATE_LIMIT_PAUSE_SECONDS = 0.25
 _READ_CHUNK_BYTES = 64 * 1024
 
 
+# What a room shows of its past when the user comes into it, as a join does.
+RECENT_HISTORY_MESSAGES = 50
+
+
 class ConnectionLost(ParleyError):
     """The connection ended; ``reason`` says why in words a user can read."""
 
@@ -163,6 +167,9 @@ class ChatClient:
         self.conversations = conversations if conversations is not None else Conversations()
         # Rooms this connection is in, key -> name as the server spells it, last joined last.
         self.rooms: dict[str, str] = {}
+        # For an account, room key -> the seq of the first message it has not read, as learnt
+        # by :meth:`recent_history`: where a front end puts its "new messages" divider.
+        self.first_unread: dict[str, int] = {}
         self._reader = reader
         self._writer = writer
         self._session = ClientSession()
@@ -401,6 +408,47 @@ class ChatClient:
     async def unread(self) -> Unread:
         """Conversations with messages after the account's read marker (accounts only)."""
         return await self._request(lambda id: GetUnread(id=id), Unread)
+
+    async def recent_history(self, limit: int = RECENT_HISTORY_MESSAGES) -> int:
+        """Queue the latest ``limit`` messages of every room this connection is in but has not
+        seen yet (those it was put in at login: #general, an account's rooms), as history
+        events, before any live message of that room, as a join does. For an account, first
+        learn where each room's unread messages start (:attr:`first_unread`). Returns how many
+        messages were queued. Costs one request per room, and one more for an account.
+        """
+        if self.is_account:
+            with contextlib.suppress(RequestRefused):
+                unread = await self.unread()
+                self.first_unread.update(
+                    (room_key(entry.to), entry.last_seq - entry.count + 1)
+                    for entry in unread.conversations
+                    if entry.to.startswith("#") and entry.count > 0
+                )
+        queued = 0
+        for key, name in list(self.rooms.items()):
+            if self.conversations.last_seq(key):
+                continue  # seen on this or the previous connection: catch_up's business
+            with self._hold(key):
+                try:
+                    page = await self.history(name, limit=limit)
+                except RequestRefused:
+                    continue  # left or removed meanwhile
+                for message in page.messages:
+                    queued += self._accept(message)
+        return queued
+
+    def starts_unread(self, message: Message) -> bool:
+        """True for the first message of a room shown after :meth:`recent_history` that the
+        account had not read (once per room): the "new messages" divider goes above it.
+        """
+        if not message.history or not message.to.startswith("#"):
+            return False
+        key = room_key(message.to)
+        first = self.first_unread.get(key)
+        if first is None or message.seq < first:
+            return False
+        del self.first_unread[key]
+        return True
 
     async def catch_up(self) -> int:
         """Fetch what was missed in every conversation seen so far, and queue it as events.

@@ -71,7 +71,9 @@ class WindowedFront:
     async def follow_events(self) -> None:
         """Show the server's events until the user leaves (/exit, /logout). When reconnecting
         is given up, this waits until cancelled, so what was shown stays open for reading.
+        The rooms the user was put in at login show their recent history first.
         """
+        self.spawn(self.load_recent_history())
         while True:
             event = await self.chat.client.next_event()
             if isinstance(event, Disconnected):
@@ -82,6 +84,11 @@ class WindowedFront:
                     await asyncio.get_running_loop().create_future()
                 continue
             self.show_event(event)
+
+    async def load_recent_history(self) -> None:
+        """The latest messages of the rooms not seen yet, as events (see recent_history)."""
+        with contextlib.suppress(RequestRefused, ConnectionLost):
+            await self.chat.client.recent_history()
 
     def show_event(self, event: ClientEvent) -> None:
         match event:
@@ -106,6 +113,8 @@ class WindowedFront:
             return
         target, line = placed
         window = self.windows.current if target is None else self.windows.open(target)
+        if isinstance(event, Message) and self.chat.client.starts_unread(event):
+            window.divider_at = window.added  # at the account's read marker
         self.add(window, line, event)
 
     def _members(self, room: str) -> dict[str, str]:
@@ -152,6 +161,7 @@ class WindowedFront:
         for window in self.windows:
             if window.kind is model.Kind.ROOM and room_key(window.name) in client.rooms:
                 self.spawn(self.refresh_room(window.name))
+        self.spawn(self.load_recent_history())
         return True
 
     def _attempting(self, attempt: Attempt) -> None:

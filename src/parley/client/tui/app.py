@@ -515,17 +515,23 @@ class FullScreen(WindowedFront):
 
     def _open_windows(self) -> None:
         client = self.chat.client
-        self.note(f"Connected to {client.identity.server} as {for_terminal(client.nick)}.")
-        if client.welcome is not None:
-            self.note(f"Server: {for_terminal(client.welcome.server)}")
-        self.note(
-            "Alt+1..9 or Ctrl+N/Ctrl+P switch windows, PageUp/PageDown scroll, Tab completes, "
-            "/help lists the commands."
-        )
         for name in client.rooms.values():
             self.windows.open(name)
             self.spawn(self.refresh_room(name))
-        self._focus(self.windows.open(self.chat.room))
+        first = self.windows.open(self.chat.room)
+        self._focus(first)
+        # Where the user is, not only in the status window: the first screen says where they
+        # are and how to get around.
+        welcome = [f"Connected to {client.identity.server} as {for_terminal(client.nick)}."]
+        if client.welcome is not None:
+            welcome.append(f"Server: {for_terminal(client.welcome.server)}")
+        welcome.append(
+            "Alt+1..9 or Ctrl+N/Ctrl+P switch windows, PageUp/PageDown scroll, Tab completes, "
+            "/help lists the commands."
+        )
+        for text in welcome:
+            self.note(text)
+            self.add(first, model.Line(time.time(), text, model.Style.NOTICE))
 
     async def _greet(self) -> None:
         """An account comes back to unread messages: count them on each window."""
