@@ -34,7 +34,7 @@ async def test_the_password_is_hidden_and_kept_out_of_the_line_history(tmp_path:
     await raw.close()
     child = pexpect.spawn(
         sys.executable,
-        ["client.py", "--plain", "--port", str(port), "--nick", "Bob"],
+        ["client.py", "--plain", "--trust-new", "--port", str(port), "--nick", "Bob"],
         cwd=str(ROOT),
         # pyte does not answer cursor position requests; prompt_toolkit need not ask.
         env={**environment(tmp_path / "bob"), "PROMPT_TOOLKIT_NO_CPR": "1"},

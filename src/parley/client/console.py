@@ -32,7 +32,7 @@ from parley.client.credentials import SessionStore
 from parley.client.credentials import default_path as default_sessions_path
 from parley.client.ignores import IgnoreList
 from parley.client.ignores import default_path as default_ignores_path
-from parley.client.pins import CertificateChanged, PinStatus, PinStore
+from parley.client.pins import CertificateChanged, PinStatus, PinStore, server_name
 from parley.client.read_markers import ReadMarkers
 from parley.client.reconnect import Connect
 from parley.client.render import describe, describe_unread
@@ -47,6 +47,8 @@ EXIT_DISCONNECTED = 1
 EXIT_CERTIFICATE_CHANGED = 3
 # From a pipe: the password was refused (a script must not go on as someone else).
 EXIT_NOT_LOGGED_IN = 4
+# A server seen for the first time was not trusted (the user said no, or --no-trust-new).
+EXIT_NOT_TRUSTED = 5
 
 # The full-screen client's input history, in the data dir.
 HISTORY_FILE = "input_history"
@@ -213,12 +215,14 @@ async def run_client(options: ClientOptions) -> int:
     pins = None
     if not options.insecure and options.cafile is None:
         pins = PinStore(default_config_dir() / "known_servers")
+    # A server seen for the first time is pinned only once the user trusts it.
+    new_server = pins is not None and pins.pinned(server_name(options.host, options.port)) is None
 
     async def connect(conversations: Conversations | None = None) -> ChatClient:
         return await ChatClient.connect(
             options.host,
             options.port,
-            pins=pins,
+            pins=None if new_server else pins,
             cafile=options.cafile,
             conversations=conversations,
         )
@@ -231,13 +235,12 @@ async def run_client(options: ClientOptions) -> int:
     except (OSError, ssl.SSLError, TimeoutError, ConnectionLost, RequestRefused) as exc:
         _warn(f"Cannot connect to {options.host}:{options.port}: {exc or type(exc).__name__}")
         return EXIT_DISCONNECTED
-    if pins is not None and client.identity.pin_status is PinStatus.PINNED_NOW:
-        _warn(
-            f"First connection to {client.identity.server}: trusting its certificate from now "
-            f"on.\n  SHA-256 {client.identity.fingerprint}\nCompare it with the fingerprint the "
-            f"server printed when it started. Pinned in {pins.path}"
-        )
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if pins is not None and new_server:
+        if not await _trust_new_server(client, pins, options.trust_new, interactive):
+            await client.close()
+            return EXIT_NOT_TRUSTED
+        new_server = False
     lines: Lines = TerminalLines() if interactive else PipeLines()
     chat = Chat(
         client,
@@ -257,6 +260,40 @@ async def run_client(options: ClientOptions) -> int:
         return EXIT_NOT_LOGGED_IN
     finally:
         await chat.client.close()
+
+
+async def _trust_new_server(
+    client: ChatClient, pins: PinStore, trust_new: bool | None, interactive: bool
+) -> bool:
+    """Ask (on a terminal, as ssh does) or decide (``--trust-new``, ``--no-trust-new``, or
+    trust from a pipe, saying so on stderr) whether to trust a server seen for the first time;
+    pin its certificate if so. Nothing but the hello has been sent to it yet.
+    """
+    server, fingerprint = client.identity.server, client.identity.fingerprint
+    about = (
+        f"{server} is a server this computer has not seen before. Its certificate's SHA-256 "
+        f"fingerprint is\n  {fingerprint}\nCompare it with the one the server printed when it "
+        "started (the line 'Certificate SHA-256 fingerprint:' of its output or log)."
+    )
+    if trust_new is False:
+        _warn(f"{about}\nNot trusted (--no-trust-new): pin it in {pins.path} first.")
+        return False
+    if trust_new is None and interactive:
+        print(about, flush=True)
+        try:
+            answer = await asyncio.to_thread(input, "Trust it and connect? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Not trusted: the connection was closed before logging in.", flush=True)
+            return False
+    pins.pin(server, fingerprint)
+    client.identity = dataclasses.replace(
+        client.identity, verified=True, pin_status=PinStatus.PINNED_NOW
+    )
+    if not interactive or trust_new:
+        _warn(f"{about}\nTrusted from now on (pinned in {pins.path}).")
+    return True
 
 
 async def _full_screen(chat: Chat, options: ClientOptions, connect: Connect) -> int:
