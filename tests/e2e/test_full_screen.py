@@ -521,6 +521,15 @@ async def test_the_first_screen_shows_the_rooms_history_and_where_to_start(
         screen = terminal.text()
         assert screen.count("earlier 1") == 1
         assert screen.index("earlier 3") < screen.index("live one")
+
+        # /close in the status window closes nothing, and leaves no room.
+        terminal.child.send(ALT + "1")
+        await terminal.await_text("Connected to")
+        terminal.child.send("/close\r")
+        await terminal.await_text("The status window stays open: /part leaves a room.")
+        await writer.request("send", to="#general", text="still a member", msg_id="still")
+        terminal.child.send(ALT + "2")
+        await terminal.await_text("<Writer> still a member")
         terminal.child.send("/exit\r")
         assert await terminal.exit_status() == 0
     finally:

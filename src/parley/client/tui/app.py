@@ -420,6 +420,9 @@ class FullScreen(WindowedFront):
             if pasted and line.startswith("/"):
                 line = "/" + line  # pasted text is text, never a command
             is_text = not line.startswith("/") or line.startswith("//")
+            if self.windows.current is self.windows.status and line.strip().lower() == "/close":
+                self.out("*** The status window stays open: /part leaves a room.")
+                continue
             if is_text and self.windows.current is self.windows.status:
                 self.out(
                     "*** This is the status window: /win N or Alt+N chooses a conversation, "
