@@ -233,7 +233,8 @@ async def run_client(options: ClientOptions) -> int:
         _warn(changed.explain())
         return EXIT_CERTIFICATE_CHANGED
     except (OSError, ssl.SSLError, TimeoutError, ConnectionLost, RequestRefused) as exc:
-        _warn(f"Cannot connect to {options.host}:{options.port}: {exc or type(exc).__name__}")
+        why = exc.message if isinstance(exc, RequestRefused) else str(exc) or type(exc).__name__
+        _warn(f"Cannot connect to {options.host}:{options.port}: {why}")
         return EXIT_DISCONNECTED
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     if pins is not None and new_server:

@@ -20,7 +20,7 @@ from parley.config import ServerConfig
 from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, PeerError
 from parley.protocol.filenames import clean_file_name
-from parley.protocol.files import FileNotice, notice_text
+from parley.protocol.files import FileNotice, human_size, notice_text
 from parley.protocol.messages import (
     DeleteFile,
     DownloadTicket,
@@ -71,7 +71,7 @@ class FileService:
         if request.size > self.config.max_file_bytes:
             raise PeerError(
                 ErrorCode.FILE_TOO_LARGE,
-                f"Files are at most {self.config.max_file_bytes:,} bytes on this server.",
+                f"Files are at most {human_size(self.config.max_file_bytes)} on this server.",
             )
         conversation, shown, readers = self.hub.file_audience(peer, request.to)
         if not is_room(request.to) and self.hub.find_online(request.to) is None:
@@ -124,8 +124,8 @@ class FileService:
         if used + size > self.config.file_quota_bytes:
             raise PeerError(
                 ErrorCode.QUOTA_EXCEEDED,
-                f"Your files would take {used + size:,} bytes; the quota is "
-                f"{self.config.file_quota_bytes:,}. Delete some with /rmfile.",
+                f"Your files would take {human_size(used + size)}; the quota is "
+                f"{human_size(self.config.file_quota_bytes)}. Delete some with /rmfile.",
             )
 
     async def get(self, peer: Peer, request: GetFile) -> DownloadTicket:
