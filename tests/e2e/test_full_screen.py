@@ -537,3 +537,38 @@ async def test_the_first_screen_shows_the_rooms_history_and_where_to_start(
         await writer.close()
         server.signal(signal.SIGTERM)
         await server.finish()
+
+
+async def test_history_goes_above_in_order_as_messages_once(tmp_path: Path) -> None:
+    settings = tmp_path / "server.toml"
+    settings.write_text("flood_burst_requests = 1000\nflood_debt_requests = 2000\n")
+    server, port = await start_server(tmp_path / "server", "--config", str(settings))
+    writer = await raw_user(port, "Writer")
+    for n in range(1, 61):
+        sent = await writer.request("send", to="#general", text=f"old {n:02}", msg_id=f"o{n}")
+        assert sent["type"] == "sent", sent
+    terminal = await _start(tmp_path, port, "Alice")
+    try:
+        await terminal.await_text("<Writer> old 60")  # the last 50 came with the login
+        terminal.child.send("/history 5\r")
+        await terminal.await_text("<Writer> old 06")
+        await terminal.settle()
+        screen = terminal.text()
+        assert screen.index("old 06") < screen.index("old 07") < screen.index("old 10")
+        assert screen.index("old 10") < screen.index("old 11")
+        assert "*** [" not in screen and "[#general] Writer" not in screen
+        terminal.child.send("/history\r")
+        await terminal.await_text("<Writer> old 01")
+        terminal.child.send("/history\r")
+        await terminal.await_text("The history of #general starts here.")
+        terminal.child.send("/clear\r")
+        await writer.request("send", to="#general", text="newest", msg_id="newest")
+        await terminal.await_text("<Writer> newest")
+        assert terminal.text().count("newest") == 1
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+        await writer.close()
+        server.signal(signal.SIGTERM)
+        await server.finish()

@@ -90,6 +90,29 @@ class WindowedFront:
         with contextlib.suppress(RequestRefused, ConnectionLost):
             await self.chat.client.recent_history()
 
+    async def load_earlier(self, window: model.Window, count: int) -> int:
+        """Read back up to ``count`` messages before the first one shown in ``window`` and put
+        them above it: in order, as history lines, each once. Returns how many were put there;
+        0 when what is shown is the beginning. One history request. Raises RequestRefused,
+        ConnectionLost.
+        """
+        conversations = self.chat.client.conversations
+        first = conversations.first_seq(window.key)
+        if first == 1:
+            return 0
+        page = await self.chat.client.history(window.name, before=first or None, limit=count)
+        me = self.chat.client.nick
+        older = []
+        for message in page.messages:
+            if not conversations.accept(window.key, window.name, message.seq):
+                continue  # on screen already
+            if self.chat.hides(message.sender):
+                continue
+            placed = place(message, me)
+            if placed is not None:
+                older.append(placed[1])
+        return window.prepend(older)
+
     def show_event(self, event: ClientEvent) -> None:
         match event:
             case Message(sender=sender) if self.chat.hides(sender):

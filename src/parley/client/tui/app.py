@@ -41,7 +41,7 @@ from prompt_toolkit.mouse_events import MouseEvent, MouseEventType
 from prompt_toolkit.output import ColorDepth
 
 from parley.client import windows as model
-from parley.client.commands import COMMANDS, Chat, execute
+from parley.client.commands import COMMANDS, HISTORY_PAGE, Chat, execute, parse_count
 from parley.client.core import ChatClient, ClientEvent, ConnectionLost
 from parley.client.front import WindowedFront
 from parley.client.read_markers import ReadMarkers
@@ -57,6 +57,7 @@ from parley.client.tui.render import (
     style_sheet,
 )
 from parley.protocol.errors import RequestRefused
+from parley.protocol.limits import MAX_HISTORY_MESSAGES
 from parley.protocol.messages import Message
 from parley.protocol.names import nick_key
 from parley.protocol.text import for_terminal
@@ -423,6 +424,8 @@ class FullScreen(WindowedFront):
             if self.windows.current is self.windows.status and line.strip().lower() == "/close":
                 self.out("*** The status window stays open: /part leaves a room.")
                 continue
+            if await self._history(line):
+                continue
             if is_text and self.windows.current is self.windows.status:
                 self.out(
                     "*** This is the status window: /win N or Alt+N chooses a conversation, "
@@ -437,6 +440,35 @@ class FullScreen(WindowedFront):
                 if is_text and not pasted and not self.input.text:
                     self.input.text = line
                     self.input.cursor_position = len(line)
+
+    async def _history(self, line: str) -> bool:
+        """``/history [N]`` in a conversation's window: earlier messages go above the first one
+        shown, and the view moves up to them. False for any other line (and for a wrong count,
+        whose usage the command itself shows).
+        """
+        name, _, args = line.partition(" ")
+        window = self.windows.current
+        if name.lower() != "/history" or window.kind is model.Kind.STATUS:
+            return False
+        count = parse_count(args.strip(), HISTORY_PAGE, MAX_HISTORY_MESSAGES)
+        if count is None:
+            return False
+        try:
+            added = await self.load_earlier(window, count)
+        except RequestRefused as refusal:
+            self.out(f"*** {for_terminal(refusal.message)}")
+            return True
+        if not added:
+            # Said where it is true: above the first message.
+            what = "history of" if window.kind is model.Kind.ROOM else "conversation with"
+            text = f"The {what} {for_terminal(window.name)} starts here."
+            if not window.lines or window.lines[0].text != text:
+                window.prepend([model.Line(time.time(), text, model.Style.NOTICE)])
+        # Show the first of the lines read back at the top of the pane.
+        rows = self.app.output.get_size().rows
+        self._scroll = max(len(window.lines) - max(rows - 3, 1), 0)
+        self.app.invalidate()
+        return True
 
     # --- events --------------------------------------------------------------------------
 
