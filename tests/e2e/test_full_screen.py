@@ -572,3 +572,25 @@ async def test_history_goes_above_in_order_as_messages_once(tmp_path: Path) -> N
         await writer.close()
         server.signal(signal.SIGTERM)
         await server.finish()
+
+
+async def test_the_prompt_comes_back_whole_after_a_long_line_is_cleared(
+    tmp_path: Path, server: tuple[Process, int]
+) -> None:
+    _, port = server
+    terminal = await _start(tmp_path, port, "Alice")
+    try:
+        terminal.child.send("word " * 40)
+        await terminal.await_true(
+            lambda: terminal.cursor_line().endswith("word word"), "the long line typed"
+        )
+        terminal.child.send("\x15")  # Ctrl+U
+        await terminal.await_true(
+            lambda: terminal.cursor_line() == "[#general]", "the whole prompt back"
+        )
+        terminal.child.send("hi")
+        await terminal.await_true(lambda: terminal.cursor_line() == "[#general] hi", "hi typed")
+        terminal.child.send("\x15/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()

@@ -39,6 +39,7 @@ from prompt_toolkit.layout.controls import BufferControl, FormattedTextControl
 from prompt_toolkit.layout.processors import BeforeInput, ConditionalProcessor, PasswordProcessor
 from prompt_toolkit.mouse_events import MouseEvent, MouseEventType
 from prompt_toolkit.output import ColorDepth
+from prompt_toolkit.utils import get_cwidth
 
 from parley.client import windows as model
 from parley.client.commands import COMMANDS, HISTORY_PAGE, Chat, execute, parse_count
@@ -152,6 +153,7 @@ class FullScreen(WindowedFront):
         self._input_window = Window(
             BufferControl(self.input, input_processors=[BeforeInput(self._prompt)]),
             height=1,
+            get_horizontal_scroll=self._input_scroll,
         )
         self._answer_window = Window(
             BufferControl(
@@ -200,6 +202,16 @@ class FullScreen(WindowedFront):
             ),
             focused_element=self._input_window,
         )
+
+    def _input_scroll(self, window: Window) -> int:
+        """prompt_toolkit keeps a line scrolled sideways after it shrinks (Ctrl+U on a long
+        line), hiding the prompt: when the prompt and the text fit, nothing is scrolled.
+        """
+        info = window.render_info
+        shown = get_cwidth(f"[{self.windows.current.name}] " + self.input.text)
+        if info is None or shown < info.window_width:
+            return 0
+        return window.horizontal_scroll
 
     def _prompt(self) -> StyleAndTextTuples:
         window = self.windows.current
