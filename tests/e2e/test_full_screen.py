@@ -275,14 +275,15 @@ async def test_a_multi_line_paste_asks_first_when_long(
 
         terminal.child.send(paste.format("\n".join(["/part #general", "b", "c", "d", "e"])))
         await terminal.await_text("Send 5 pasted lines to #general one by one? [y/N]")
-        terminal.child.send("y\r")
+        terminal.child.send("y")  # one key answers: no Enter
         texts = [(await _sent_by(bob, "Alice")).text for _ in range(5)]
         assert texts == ["/part #general", "b", "c", "d", "e"]  # pasted text is never a command
 
         terminal.child.send(paste.format("x\ny\nz\nw"))
         await terminal.await_text("Send 4 pasted lines")
-        terminal.child.send("n\r")
+        terminal.child.send("n")
         await terminal.await_text("The 4 pasted lines were not sent.")
+        assert terminal.cursor_line() == "[#general]"  # the answer did not leak into the line
         terminal.child.send("/exit\r")
         assert await terminal.exit_status() == 0
     finally:
@@ -594,3 +595,31 @@ async def test_the_prompt_comes_back_whole_after_a_long_line_is_cleared(
         assert await terminal.exit_status() == 0
     finally:
         terminal.stop()
+
+
+async def test_with_several_matches_the_first_tab_completes_and_the_next_cycles(
+    tmp_path: Path, server: tuple[Process, int]
+) -> None:
+    _, port = server
+    terminal = await _start(tmp_path, port, "Alice")
+    bob = await logged_in(port, "Bob")
+    bobby = await logged_in(port, "Bobby")
+    try:
+        await terminal.await_text("Bobby has joined #general")
+        terminal.child.send("Bo" + TAB)
+        await terminal.await_true(
+            lambda: terminal.cursor_line() in ("[#general] Bob:", "[#general] Bobby:"),
+            "a nickname completed on the first Tab",
+        )
+        first = terminal.cursor_line()
+        terminal.child.send(TAB)
+        await terminal.await_true(
+            lambda: terminal.cursor_line() not in (first, "[#general] Bo"), "the other one"
+        )
+        assert terminal.cursor_line() in ("[#general] Bob:", "[#general] Bobby:")
+        terminal.child.send("\x15/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+        await bob.close()
+        await bobby.close()

@@ -115,6 +115,7 @@ class FullScreen(WindowedFront):
         self._question: asyncio.Future[str | None] | None = None
         self._question_prompt = ""
         self._question_secret = False
+        self._question_one_key = False
         self._recent: dict[str, str] = {}  # nick key -> nick, most recent last
         self._markers = ReadMarkers(chat.client)
         self._redraw: asyncio.TimerHandle | None = None
@@ -287,6 +288,19 @@ class FullScreen(WindowedFront):
         def _paste(event: KeyPressEvent) -> None:
             self._paste(event.data)
 
+        @keys.add("tab", filter=~asking)
+        def _complete(event: KeyPressEvent) -> None:
+            # The first Tab puts the first match in the line at once; more Tabs cycle.
+            buffer = event.current_buffer
+            if buffer.complete_state is not None:
+                buffer.complete_next()
+            else:
+                buffer.start_completion(select_first=True)
+
+        @keys.add(Keys.Any, filter=Condition(lambda: self._question_one_key))
+        def _one_key(event: KeyPressEvent) -> None:
+            self._settle_question(event.data)
+
         return keys
 
     # --- the Screen the commands see -----------------------------------------------------
@@ -354,18 +368,22 @@ class FullScreen(WindowedFront):
     async def ask_secret(self, prompt: str) -> str | None:
         return await self.ask(prompt, secret=True)
 
-    async def ask(self, prompt: str, secret: bool = False) -> str | None:
-        """Ask on the input row (a password: hidden, kept nowhere); None on Ctrl+C."""
+    async def ask(self, prompt: str, secret: bool = False, one_key: bool = False) -> str | None:
+        """Ask on the input row (a password: hidden, kept nowhere; ``one_key``: the first key
+        pressed is the answer, no Enter needed); None on Ctrl+C.
+        """
         if self._question is not None:
             return None
         self._question = asyncio.get_running_loop().create_future()
         self._question_prompt, self._question_secret = prompt, secret
+        self._question_one_key = one_key
         self.app.layout.focus(self._answer_window)
         self.app.invalidate()
         try:
             return await self._question
         finally:
             self._question = None
+            self._question_one_key = False
             self.answer.reset()
             self.app.layout.focus(self._input_window)
             self.app.invalidate()
@@ -410,7 +428,9 @@ class FullScreen(WindowedFront):
 
     async def _confirm_paste(self, lines: list[str]) -> None:
         where = self.windows.current.name
-        answer = await self.ask(f"Send {len(lines)} pasted lines to {where} one by one? [y/N] ")
+        answer = await self.ask(
+            f"Send {len(lines)} pasted lines to {where} one by one? [y/N] ", one_key=True
+        )
         if answer is not None and answer.strip().lower() in ("y", "yes"):
             self._send_pasted(lines)
         else:
