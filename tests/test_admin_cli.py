@@ -98,3 +98,29 @@ def test_random_password_is_printed_once(tmp_path: Path) -> None:
     assert made.returncode == 0
     line = next(line for line in made.stdout.splitlines() if line.startswith("Password for"))
     assert len(line.split(": ", 1)[1]) >= 20
+
+
+def test_the_options_may_come_after_the_action(tmp_path: Path) -> None:
+    created = subprocess.run(
+        [sys.executable, "-m", "parley", "admin", "create", "Carol", "--data-dir", str(tmp_path)],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    listed = subprocess.run(
+        [sys.executable, "-m", "parley", "admin", "users", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "Carol" in listed.stdout
+    # Given in both places, the one after the action wins.
+    elsewhere = tmp_path / "elsewhere"
+    both = admin(elsewhere, "users", "--data-dir", str(tmp_path))
+    assert "Carol" in both.stdout
+    assert not (elsewhere / "parley.sqlite3").exists()
