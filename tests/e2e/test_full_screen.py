@@ -169,8 +169,15 @@ async def test_the_input_history_is_kept_across_runs(
     terminal = await _start(tmp_path, port, "Alice")
     terminal.child.send("remember me\r")
     await terminal.await_text("<Alice> remember me")
+    # A password typed on the line by habit is neither sent nor remembered.
+    terminal.child.send("/register hunter2-typed\r")
+    await terminal.await_text("Usage: /register")
+    terminal.child.send("/passwd hunter2-old hunter2-new\r")
+    await terminal.await_text("Usage: /passwd")
     terminal.child.send("/exit\r")
     assert await terminal.exit_status() == 0
+    kept = (tmp_path / "alice" / "data" / "parley" / "input_history").read_text()
+    assert "remember me" in kept and "hunter2" not in kept
 
     terminal = await _start(tmp_path, port, "Alice")
     try:
