@@ -630,3 +630,23 @@ async def test_with_several_matches_the_first_tab_completes_and_the_next_cycles(
         terminal.stop()
         await bob.close()
         await bobby.close()
+
+
+async def test_a_pasted_line_past_the_frame_limit_is_refused_and_the_client_stays(
+    tmp_path: Path, server: tuple[Process, int]
+) -> None:
+    _, port = server
+    terminal = await _start(tmp_path, port, "Alice")
+    bob = await logged_in(port, "Bob")
+    try:
+        terminal.child.send("\x1b[200~" + "x" * 70_000 + "\x1b[201~")
+        terminal.child.send("\r")
+        await terminal.await_text("Not sent: a message is at most 4,000 characters", seconds=30)
+        terminal.child.send("\x15still here\r")
+        assert (await _sent_by(bob, "Alice")).text == "still here"
+        assert "reconnecting" not in terminal.status_bar()
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+        await bob.close()
