@@ -3,6 +3,7 @@ same database a running server uses."""
 
 from __future__ import annotations
 
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -110,6 +111,8 @@ def test_the_options_may_come_after_the_action(tmp_path: Path) -> None:
         check=False,
     )
     assert created.returncode == 0, created.stderr
+    # Made private whatever the umask, so that the server accepts the data dir afterwards.
+    assert stat.S_IMODE((tmp_path / "parley.sqlite3").stat().st_mode) == 0o600
     listed = subprocess.run(
         [sys.executable, "-m", "parley", "admin", "users", "--data-dir", str(tmp_path)],
         capture_output=True,

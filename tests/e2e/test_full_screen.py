@@ -37,6 +37,17 @@ async def _sent_by(client: ChatClient, sender: str) -> Message:
             return message
 
 
+async def _restart(home: Path, port: int) -> Process:
+    """The server of ``home`` again on ``port``. Its file port is any free one: the chat port
+    + 1 may meanwhile be some other connection's.
+    """
+    settings = home / "restart.toml"
+    settings.write_text("files_port = 0\n")
+    return await Process.start(
+        "server.py", "--port", str(port), "--config", str(settings), env=environment(home)
+    )
+
+
 async def _start(tmp_path: Path, port: int, nick: str, *args: str, **size: int) -> Terminal:
     terminal = spawn_client(tmp_path / nick.lower(), port, "--nick", nick, *args, **size)
     await terminal.await_text("[#general]")
@@ -317,7 +328,7 @@ async def test_a_server_restart_costs_only_a_status_bar_message(tmp_path: Path) 
             lambda: "reconnecting" in terminal.status_bar(), "reconnecting shown"
         )
         await bob.close()
-        server = await Process.start("server.py", "--port", str(port), env=environment(home))
+        server = await _restart(home, port)
         await server.expect(r"Server is running")
         bob = await logged_in(port, "Bob")
         await bob.join("#dev")
@@ -461,7 +472,7 @@ async def test_register_in_the_screen_then_a_revoked_login_stops_reconnecting(
         )
         out, _ = await reset.communicate(b"a brand new password\n")
         assert reset.returncode == 0, out
-        server = await Process.start("server.py", "--port", str(port), env=environment(home))
+        server = await _restart(home, port)
         await server.expect(r"Server is running")
         await terminal.await_true(
             lambda: "offline:" in terminal.status_bar(), "reconnecting given up", seconds=30

@@ -8,6 +8,8 @@ URLs follow the convention Python users know from SQLAlchemy: ``sqlite:///relati
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import urllib.parse
 from pathlib import Path
 
@@ -62,6 +64,8 @@ async def open_storage(database: str | None, data_dir: Path) -> Storage:
     path = sqlite_path(database, data_dir)
     if database is None:
         await asyncio.to_thread(data_dir.mkdir, mode=0o700, parents=True, exist_ok=True)
+    if isinstance(path, Path):
+        await asyncio.to_thread(_create_private, path)
     if path is not None:
         return await SqliteStorage.open(path)
     assert database is not None
@@ -71,6 +75,14 @@ async def open_storage(database: str | None, data_dir: Path) -> Storage:
         return await PostgresStorage.open(database)
     except StorageUnavailable as exc:
         raise StorageUnavailable(_postgres_refusal(database, exc.__cause__ or exc)) from exc
+
+
+def _create_private(path: Path) -> None:
+    """Make a new database file readable by its owner only. SQLite gives its WAL and SHM
+    files the database file's mode, so they are private too, whatever the umask.
+    """
+    with contextlib.suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
 
 
 def _postgres_refusal(database: str, cause: BaseException) -> str:
