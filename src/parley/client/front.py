@@ -73,7 +73,7 @@ class WindowedFront:
         is given up, this waits until cancelled, so what was shown stays open for reading.
         The rooms the user was put in at login show their recent history first.
         """
-        self.spawn(self.load_recent_history())
+        await self.load_recent_history()
         while True:
             event = await self.chat.client.next_event()
             if isinstance(event, Disconnected):
@@ -184,7 +184,7 @@ class WindowedFront:
         for window in self.windows:
             if window.kind is model.Kind.ROOM and room_key(window.name) in client.rooms:
                 self.spawn(self.refresh_room(window.name))
-        self.spawn(self.load_recent_history())
+        await self.load_recent_history()
         return True
 
     def _attempting(self, attempt: Attempt) -> None:
