@@ -433,8 +433,11 @@ class ChatClient:
                     page = await self.history(name, limit=limit)
                 except RequestRefused:
                     continue  # left or removed meanwhile
+                # A message that also arrived live meanwhile is shown as live, not as history.
+                live = {message.seq for message in self._holding.get(key, [])}
                 for message in page.messages:
-                    queued += self._accept(message)
+                    if message.seq not in live:
+                        queued += self._accept(message)
         return queued
 
     def starts_unread(self, message: Message) -> bool:
