@@ -1,37 +1,44 @@
 # Two commands on a fresh machine: `make run` (server) and `make test` (everything CI checks).
+# `make run` and `make client` install Parley's runtime only (requirements.txt); `make test`
+# adds the desktop app and the test and lint tools (requirements-dev.txt).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
 ARGS ?=
 
 .PHONY: run client test lint typecheck unit bench clean
 
-$(STAMP): pyproject.toml requirements.txt requirements-gui.txt requirements-dev.txt
+$(RUNTIME): pyproject.toml requirements.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements-dev.txt -e .
-	touch $(STAMP)
+	$(BIN)/python -m pip install --quiet -r requirements.txt -e .
+	touch $(RUNTIME)
 
-run: $(STAMP)  ## set up, then run the server (pass options with ARGS="--port 7000")
+$(DEV): $(RUNTIME) requirements-gui.txt requirements-dev.txt
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(DEV)
+
+run: $(RUNTIME)  ## set up, then run the server (pass options with ARGS="--port 7000")
 	$(BIN)/parley server $(ARGS)
 
-client: $(STAMP)  ## set up, then run the terminal client
+client: $(RUNTIME)  ## set up, then run the terminal client
 	$(BIN)/parley client $(ARGS)
 
-lint: $(STAMP)
+lint: $(DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-typecheck: $(STAMP)
+typecheck: $(DEV)
 	$(BIN)/mypy
 
-unit: $(STAMP)
+unit: $(DEV)
 	$(BIN)/pytest
 
 test: lint typecheck unit  ## set up, lint, type-check and run the whole test suite
 
-bench: $(STAMP)  ## Parley next to ngIRCd (installs ngIRCd if missing); ARGS="--quick" for a short run
+bench: $(DEV)  ## Parley next to ngIRCd (installs ngIRCd if missing); ARGS="--quick" for a short run
 	@case " $(ARGS) " in *" --no-ngircd "*|*" --smoke "*) ;; *) \
 		command -v ngircd >/dev/null 2>&1 || test -x /usr/sbin/ngircd || { \
 			echo "Installing ngIRCd, the IRC server the benchmark compares Parley with"; \

@@ -63,7 +63,7 @@ class _Screen:
             "PROMPT_TOOLKIT_NO_CPR": "1",
             "TERM": "xterm-256color",
         }
-        command = [sys.executable, "-m", "parley", "client", "--port", str(port)]
+        command = [sys.executable, "-m", "parley", "client", "--port", str(port), "--trust-new"]
         self.process = subprocess.Popen(
             [*command, "--nick", "typist"],
             stdin=slave,

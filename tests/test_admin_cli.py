@@ -3,6 +3,7 @@ same database a running server uses."""
 
 from __future__ import annotations
 
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -101,3 +102,31 @@ def test_random_password_is_printed_once(tmp_path: Path) -> None:
     assert made.returncode == 0
     line = next(line for line in made.stdout.splitlines() if line.startswith("Password for"))
     assert len(line.split(": ", 1)[1]) >= 20
+
+
+def test_the_options_may_come_after_the_action(tmp_path: Path) -> None:
+    created = subprocess.run(
+        [sys.executable, "-m", "parley", "admin", "create", "Carol", "--data-dir", str(tmp_path)],
+        input=PASSWORD + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    # Made private whatever the umask, so that the server accepts the data dir afterwards.
+    assert stat.S_IMODE((tmp_path / "parley.sqlite3").stat().st_mode) == 0o600
+    listed = subprocess.run(
+        [sys.executable, "-m", "parley", "admin", "users", "--data-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert "Carol" in listed.stdout
+    # Given in both places, the one after the action wins.
+    elsewhere = tmp_path / "elsewhere"
+    both = admin(elsewhere, "users", "--data-dir", str(tmp_path))
+    assert "Carol" in both.stdout
+    assert not (elsewhere / "parley.sqlite3").exists()

@@ -1,10 +1,12 @@
 """ServerConfig.from_toml: known keys, type coercion, unknown keys, wrong types, overrides."""
 
+import dataclasses
+import math
 from pathlib import Path
 
 import pytest
 
-from parley.config import ServerConfig
+from parley.config import BOUNDS, ConfigError, ServerConfig
 
 
 def _write(tmp_path: Path, text: str) -> Path:
@@ -80,7 +82,9 @@ def test_wrong_type_is_a_value_error(tmp_path: Path, line: str, key: str) -> Non
 
 def test_overrides_win_over_the_file(tmp_path: Path) -> None:
     path = _write(tmp_path, 'host = "0.0.0.0"\nport = 8000\nflood_burst_requests = 9\n')
-    config = ServerConfig.from_toml(path, port=9000, data_dir=tmp_path, hostnames=["x.test"])
+    config = ServerConfig.from_toml(
+        path, {"port": 9000, "data_dir": tmp_path, "hostnames": ["x.test"]}
+    )
     assert config.port == 9000
     assert config.host == "0.0.0.0"
     assert config.flood_burst_requests == 9
@@ -90,10 +94,49 @@ def test_overrides_win_over_the_file(tmp_path: Path) -> None:
 
 def test_unknown_override_is_rejected(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="colour"):
-        ServerConfig.from_toml(_write(tmp_path, ""), colour="blue")
+        ServerConfig.from_toml(_write(tmp_path, ""), {"colour": "blue"})
 
 
 def test_invalid_toml_is_a_value_error(tmp_path: Path) -> None:
     # tomllib.TOMLDecodeError is a ValueError.
     with pytest.raises(ValueError, match="line 1"):
         ServerConfig.from_toml(_write(tmp_path, "port = = 1\n"))
+
+
+def test_every_numeric_setting_has_bounds() -> None:
+    numeric = {
+        field.name
+        for field in dataclasses.fields(ServerConfig)
+        if str(field.type).removesuffix(" | None") in ("int", "float")
+    }
+    assert numeric == set(BOUNDS)
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "allowed"),
+    [
+        ("port", 65536, "from 0 to 65535"),
+        ("port", -1, "from 0 to 65535"),
+        ("max_connections", 0, "at least 1"),
+        ("flood_rate_per_second", 0.0, "more than 0"),
+        ("flood_rate_per_second", math.inf, "more than 0"),
+        ("history_on_join", 201, "from 0 to 200"),
+    ],
+)
+def test_a_value_out_of_range_names_the_source_and_the_range(
+    name: str, value: float, allowed: str
+) -> None:
+    with pytest.raises(ConfigError, match=f"^--{name}: .* is out of range; it must be {allowed}"):
+        ServerConfig.from_mapping({name: value}, {name: f"--{name}"})
+
+
+def test_room_creation_is_one_of_three() -> None:
+    with pytest.raises(ConfigError, match="'moderator' is not one of 'everyone', 'accounts'"):
+        ServerConfig.from_mapping({"room_creation": "moderator"})
+    assert ServerConfig.from_mapping({"room_creation": "moderators"}).room_creation == "moderators"
+
+
+def test_a_typo_gets_a_suggestion(tmp_path: Path) -> None:
+    path = _write(tmp_path, "alow_guests = false\n")
+    with pytest.raises(ConfigError, match=r"did you mean 'allow_guests'\?"):
+        ServerConfig.from_toml(path)

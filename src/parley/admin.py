@@ -23,6 +23,7 @@ from parley.config import ServerConfig
 from parley.protocol.errors import PeerError
 from parley.protocol.names import nick_key, normalize_nick, normalize_room, room_key
 from parley.protocol.text import for_terminal
+from parley.server.preflight import keep_files_private
 from parley.storage import Account, Role, Storage, StorageUnavailable
 from parley.storage.factory import open_storage
 
@@ -33,31 +34,49 @@ class AdminError(Exception):
     """Something the operator asked cannot be done; the message says why."""
 
 
+def _where(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "--config", type=Path, default=default, help="the server's TOML settings file"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, dest="data_dir", default=default, help="the server's data dir"
+    )
+    parser.add_argument(
+        "--database", default=default, help="postgresql://... or sqlite:///PATH, as the server"
+    )
+
+
 def add_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="the server's TOML settings file")
-    parser.add_argument("--data-dir", type=Path, dest="data_dir", help="the server's data dir")
-    parser.add_argument("--database", help="postgresql://... or sqlite:///PATH, as the server")
+    _where(parser, None)
+    # The same options after the action too ("parley admin users --data-dir X"); SUPPRESS keeps
+    # an option given before the action when it is not repeated after it.
+    where = argparse.ArgumentParser(add_help=False)
+    _where(where, argparse.SUPPRESS)
     actions = parser.add_subparsers(dest="action", required=True)
-    actions.add_parser("users", help="list accounts")
-    create = actions.add_parser("create", help="create an account")
+
+    def action(name: str, help: str) -> argparse.ArgumentParser:
+        return actions.add_parser(name, help=help, parents=[where])
+
+    action("users", help="list accounts")
+    create = action("create", help="create an account")
     create.add_argument("name")
     create.add_argument("--role", choices=[role.value for role in Role], default=Role.USER.value)
     create.add_argument(
         "--random-password", action="store_true", help="make a password and print it once"
     )
-    reset = actions.add_parser("reset", help="set a new password; revokes saved logins")
+    reset = action("reset", help="set a new password; revokes saved logins")
     reset.add_argument("name")
     reset.add_argument("--random-password", action="store_true")
-    delete = actions.add_parser("delete", help="delete an account")
+    delete = action("delete", help="delete an account")
     delete.add_argument("name")
     delete.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    role = actions.add_parser("role", help="set an account's role")
+    role = action("role", help="set an account's role")
     role.add_argument("name")
     role.add_argument("role", choices=[role.value for role in Role])
-    retention = actions.add_parser("retention", help="keep a room's messages N days")
+    retention = action("retention", help="keep a room's messages N days")
     retention.add_argument("room")
     retention.add_argument("days", help="a number of days, or 'default' for the server's")
-    audit = actions.add_parser("audit", help="the audit log, newest first")
+    audit = action("audit", help="the audit log, newest first")
     audit.add_argument("--limit", type=int, default=50)
 
 
@@ -79,12 +98,14 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         for name in ("data_dir", "database")
         if getattr(args, name) is not None
     }
+    flags = {"data_dir": "--data-dir", "database": "--database"}
     if args.config is not None:
-        return ServerConfig.from_toml(args.config, **given)
-    return ServerConfig.from_mapping(given)
+        return ServerConfig.from_toml(args.config, given, flags)
+    return ServerConfig.from_mapping(given, flags)
 
 
 async def _run(args: argparse.Namespace, config: ServerConfig) -> int:
+    keep_files_private()
     storage = await open_storage(config.database, config.data_dir)
     hasher = PasswordHasher(
         config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism

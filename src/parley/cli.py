@@ -10,13 +10,39 @@ from pathlib import Path
 from typing import Any
 
 from parley import __version__
-from parley.config import ServerConfig
+from parley.config import LOG_LEVELS, ServerConfig
+
+# The server's options, by the setting each one sets (for error messages).
+SERVER_FLAGS = {
+    "host": "--host",
+    "port": "--port",
+    "data_dir": "--data-dir",
+    "cert_file": "--cert",
+    "key_file": "--key",
+    "hostnames": "--hostname",
+    "database": "--database",
+    "log_level": "--log-level",
+    "init_admin": "--init-admin",
+}
+
+
+def port_number(text: str) -> int:
+    """A TCP port from the command line (argparse reports the ValueError's message)."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a port number (1 to 65535)")
+    return port
 
 
 def _server_parser(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="TOML file of settings (see docs/protocol.md)")
+    parser.add_argument(
+        "--config", type=Path, help="TOML file of settings (see docs/server-settings.md)"
+    )
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (default 7976)")
+    parser.add_argument("--port", type=int, help="port to listen on (default 7976; 0: any)")
     parser.add_argument(
         "--data-dir",
         type=Path,
@@ -36,11 +62,24 @@ def _server_parser(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="extra name for the generated certificate (repeatable)",
     )
+    parser.add_argument(
+        "--log-level",
+        dest="log_level",
+        choices=LOG_LEVELS,
+        help="the least severe log lines shown (default info)",
+    )
+    parser.add_argument(
+        "--init-admin",
+        dest="init_admin",
+        action="store_const",
+        const=True,
+        help="create the account 'admin' (password shown once) if no administrator exists",
+    )
 
 
 def _client_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", help="server address (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="server port (default 7976)")
+    parser.add_argument("--port", type=port_number, help="server port (default 7976)")
     parser.add_argument("--nick", help="nickname to use instead of being asked")
     parser.add_argument(
         "--config",
@@ -59,6 +98,21 @@ def _client_parser(parser: argparse.ArgumentParser) -> None:
         "--insecure",
         action="store_true",
         help="do not verify the server at all (unsafe; for testing only)",
+    )
+    trust = parser.add_mutually_exclusive_group()
+    trust.add_argument(
+        "--trust-new",
+        dest="trust_new",
+        action="store_const",
+        const=True,
+        help="trust a server seen for the first time without asking (scripts)",
+    )
+    trust.add_argument(
+        "--no-trust-new",
+        dest="trust_new",
+        action="store_const",
+        const=False,
+        help="refuse a server seen for the first time (pin it beforehand)",
     )
 
 
@@ -87,13 +141,11 @@ def build_parser() -> argparse.ArgumentParser:
 def server_config(args: argparse.Namespace) -> ServerConfig:
     """Defaults, then the --config file, then the options given on the command line."""
     given: dict[str, Any] = {
-        name: getattr(args, name)
-        for name in ("host", "port", "data_dir", "cert_file", "key_file", "hostnames", "database")
-        if getattr(args, name) is not None
+        name: getattr(args, name) for name in SERVER_FLAGS if getattr(args, name) is not None
     }
     if args.config is not None:
-        return ServerConfig.from_toml(args.config, **given)
-    return ServerConfig.from_mapping(given)
+        return ServerConfig.from_toml(args.config, given, SERVER_FLAGS)
+    return ServerConfig.from_mapping(given, SERVER_FLAGS)
 
 
 def run_server(args: argparse.Namespace) -> int:
@@ -101,7 +153,7 @@ def run_server(args: argparse.Namespace) -> int:
 
     try:
         config = server_config(args)
-    except (OSError, ValueError) as exc:
+    except ValueError as exc:
         print(f"parley server: {exc}", file=sys.stderr)
         return 2
     return run(config)
@@ -125,6 +177,7 @@ def run_client(args: argparse.Namespace) -> int:
         cafile=args.cafile,
         insecure=args.insecure,
         plain=args.plain,
+        trust_new=args.trust_new,
         settings=settings,
     )
     sys.stdout.reconfigure(errors="replace")  # type: ignore[union-attr]

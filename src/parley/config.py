@@ -1,16 +1,31 @@
 """The server's settings: one object, a default for every setting, units in the names.
 
 Settings come from the defaults, then a TOML file (``--config``), then command-line options.
+Every value is checked in one place (:func:`check_setting`: its type, then its range or its
+choices), and an error names the setting, where its value came from and what is allowed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import math
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from parley.paths import default_data_dir
+from parley.protocol.limits import MAX_HISTORY_MESSAGES
+
+ROOM_CREATION = ("everyone", "accounts", "moderators")
+LOG_LEVELS = ("debug", "info", "warning", "error")
+# Where the settings are described, for error messages.
+SETTINGS_DOC = "docs/server-settings.md"
+
+
+class ConfigError(ValueError):
+    """A setting cannot be used; the message names it, its source and what to do."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -112,29 +127,154 @@ class ServerConfig:
     # On SIGTERM/SIGINT: how long connections get to flush and close before being cut.
     shutdown_grace_seconds: float = 5.0
 
-    @classmethod
-    def from_toml(cls, path: Path, **overrides: Any) -> ServerConfig:
-        """Read settings from a TOML file (keys are the field names), then apply ``overrides``.
+    # The least severe log records written: "debug", "info", "warning" or "error".
+    log_level: str = "info"
+    # Make the account 'admin' when no administrator exists, even in a database that is not new
+    # (after the last administrator was deleted). A new database always gets one.
+    init_admin: bool = False
 
-        Raises ValueError naming an unknown key or a value of the wrong type.
+    @classmethod
+    def from_toml(
+        cls, path: Path, overrides: Mapping[str, Any] | None = None, flags: Mapping[str, str] = {}
+    ) -> ServerConfig:
+        """Read settings from a TOML file (keys are the field names), then apply ``overrides``
+        (from the command line; ``flags`` names the option each came from).
+
+        Raises ConfigError naming the file, and the key when one is unknown or wrong.
         """
-        with path.open("rb") as file:
-            values: dict[str, Any] = tomllib.load(file)
-        return cls.from_mapping({**values, **overrides})
-
-    @classmethod
-    def from_mapping(cls, values: dict[str, Any]) -> ServerConfig:
-        fields = {field.name: field for field in dataclasses.fields(cls)}
+        try:
+            with path.open("rb") as file:
+                values: dict[str, Any] = tomllib.load(file)
+        except FileNotFoundError:
+            raise ConfigError(
+                f"--config {path}: no such file. Give the path of a TOML settings file "
+                f"(see {SETTINGS_DOC})."
+            ) from None
+        except OSError as exc:
+            raise ConfigError(f"--config {path}: cannot be read: {exc.strerror}.") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: not valid TOML: {exc}. Fix that line.") from None
         config = cls()
-        for name, value in values.items():
-            if name not in fields:
-                raise ValueError(f"unknown setting {name!r}")
-            setattr(config, name, _coerce(name, fields[name].type, value))
+        config.apply(values, lambda name: f"{name} in {path}")
+        config.apply(overrides or {}, lambda name: flags.get(name, name))
         return config
 
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], flags: Mapping[str, str] = {}) -> ServerConfig:
+        """Settings from ``values`` over the defaults; ``flags`` names the command-line option
+        each came from. Raises ConfigError.
+        """
+        config = cls()
+        config.apply(values, lambda name: flags.get(name, name))
+        return config
 
-def _coerce(name: str, annotation: object, value: Any) -> Any:
-    """Convert a TOML or command-line value to the field's type, or raise ValueError."""
+    def apply(self, values: Mapping[str, Any], source: Any) -> None:
+        """Check and set each of ``values``; ``source(name)`` says where it came from (a file's
+        key, an option), for the error message. Raises ConfigError.
+        """
+        fields = {field.name: field for field in dataclasses.fields(self)}
+        for name, value in values.items():
+            if name not in fields:
+                close = difflib.get_close_matches(name, fields, n=1)
+                hint = f"did you mean {close[0]!r}?" if close else f"see {SETTINGS_DOC}"
+                raise ConfigError(f"{source(name)}: unknown setting {name!r}; {hint}")
+            setattr(self, name, check_setting(name, fields[name].type, value, source(name)))
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Bounds:
+    """What a numeric setting may be: ``low`` to ``high``, ``low`` itself excluded when
+    ``above`` (a duration of zero seconds would mean "never wait").
+    """
+
+    low: float
+    high: float = math.inf
+    above: bool = False
+
+    def allows(self, value: float) -> bool:
+        return (value > self.low if self.above else value >= self.low) and value <= self.high
+
+    def describe(self) -> str:
+        low = _number(self.low)
+        if self.high == math.inf:
+            return f"more than {low}" if self.above else f"at least {low}"
+        return f"from {low} to {_number(self.high)}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+_PORT = Bounds(0, 65535)
+_POSITIVE = Bounds(0, above=True)
+_COUNT = Bounds(1)
+# Every numeric setting has bounds; test_config checks that none is left out.
+BOUNDS: dict[str, Bounds] = {
+    "port": _PORT,
+    "files_port": _PORT,
+    "tls_handshake_timeout_seconds": _POSITIVE,
+    "hello_timeout_seconds": _POSITIVE,
+    "login_timeout_seconds": _POSITIVE,
+    "flood_burst_requests": _COUNT,
+    "flood_rate_per_second": _POSITIVE,
+    "flood_debt_requests": Bounds(0),
+    # Below a few frames' worth, every reader would count as slow.
+    "send_buffer_limit_bytes": Bounds(64 * 1024),
+    "max_connections_per_address": _COUNT,
+    "max_connections": _COUNT,
+    "argon2_time_cost": _COUNT,
+    # argon2 needs 8 KiB per lane.
+    "argon2_memory_kib": Bounds(8, 4 * 1024 * 1024),
+    "argon2_parallelism": Bounds(1, 64),
+    "session_days": _POSITIVE,
+    "retention_days": Bounds(0),
+    "history_on_join": Bounds(0, MAX_HISTORY_MESSAGES),
+    "purge_interval_seconds": _POSITIVE,
+    "max_file_bytes": _COUNT,
+    "file_quota_bytes": _COUNT,
+    "file_expiry_days": _POSITIVE,
+    "max_uploads_in_progress": _COUNT,
+    "upload_stall_seconds": _POSITIVE,
+    "unfinished_upload_seconds": _POSITIVE,
+    "file_purge_interval_seconds": _POSITIVE,
+    "shutdown_grace_seconds": Bounds(0),
+    "revocation_poll_seconds": _POSITIVE,
+    "rooms_per_principal_per_hour": Bounds(0),
+    "rooms_per_address_per_hour": Bounds(0),
+    "guest_file_quota_bytes_per_address": Bounds(0),
+    "max_file_connections_per_address": _COUNT,
+    "max_file_connections": _COUNT,
+}
+CHOICES: dict[str, tuple[str, ...]] = {"room_creation": ROOM_CREATION, "log_level": LOG_LEVELS}
+
+
+def check_setting(name: str, annotation: object, value: Any, source: str) -> Any:
+    """``value`` converted to the setting's type and checked against its bounds or choices.
+    Raises ConfigError naming ``source``.
+    """
+    converted = _coerce(annotation, value)
+    if converted is _WRONG_TYPE:
+        kind = str(annotation).replace("Path", "path").replace("tuple[str, ...]", "list of str")
+        raise ConfigError(f"{source}: {value!r} is not a valid {kind}.")
+    bounds = BOUNDS.get(name)
+    if (
+        bounds is not None
+        and converted is not None
+        and not (math.isfinite(converted) and bounds.allows(converted))
+    ):
+        raise ConfigError(f"{source}: {value!r} is out of range; it must be {bounds.describe()}.")
+    choices = CHOICES.get(name)
+    if choices is not None and converted not in choices:
+        allowed = ", ".join(repr(choice) for choice in choices)
+        raise ConfigError(f"{source}: {value!r} is not one of {allowed}.")
+    return converted
+
+
+_WRONG_TYPE = object()
+
+
+def _coerce(annotation: object, value: Any) -> Any:
+    """Convert a TOML or command-line value to the field's type, or return _WRONG_TYPE."""
     kind = str(annotation)
     if kind.endswith(" | None") and kind != "Path | None":
         if value is None:
@@ -142,6 +282,8 @@ def _coerce(name: str, annotation: object, value: Any) -> Any:
         kind = kind.removesuffix(" | None")
     try:
         if "Path" in kind:
+            if value is not None and not isinstance(value, str | Path):
+                raise TypeError
             return None if value is None else Path(value)
         if kind.startswith("tuple"):
             # A lone string is iterable too, but would become a tuple of its characters.
@@ -165,4 +307,4 @@ def _coerce(name: str, annotation: object, value: Any) -> Any:
             raise TypeError
         return value
     except (TypeError, ValueError):
-        raise ValueError(f"setting {name!r}: {value!r} is not a valid {kind}") from None
+        return _WRONG_TYPE

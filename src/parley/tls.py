@@ -36,11 +36,35 @@ def _harden(context: ssl.SSLContext) -> ssl.SSLContext:
     return context
 
 
+class CertificateProblem(Exception):
+    """The server's certificate or key cannot be used; the message names the file and what to
+    do about it.
+    """
+
+
 def server_context(cert_file: Path, key_file: Path) -> ssl.SSLContext:
-    """The server's context. Raises ssl.SSLError or OSError when the files do not load."""
+    """The server's context. Raises CertificateProblem when the files do not load."""
     context = _harden(ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER))
     context.options |= ssl.OP_CIPHER_SERVER_PREFERENCE
-    context.load_cert_chain(cert_file, key_file)
+    _check_readable(cert_file, "certificate")
+    _check_readable(key_file, "private key")
+    try:
+        x509.load_pem_x509_certificate(cert_file.read_bytes())
+    except ValueError:
+        raise CertificateProblem(
+            f"{cert_file} is not a PEM certificate (it should begin with "
+            "'-----BEGIN CERTIFICATE-----'): give the certificate file with --cert."
+        ) from None
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except ssl.SSLError as exc:
+        if "KEY_VALUES_MISMATCH" in str(exc) or "key values mismatch" in str(exc):
+            problem = f"{key_file} is not the private key of the certificate {cert_file}"
+        else:
+            problem = f"{key_file} is not a PEM private key, or it is encrypted ({exc.reason})"
+        raise CertificateProblem(
+            f"{problem}: give the matching unencrypted key with --key."
+        ) from None
     # No TLS 1.3 session tickets: Parley's clients do not resume sessions, and making and
     # sending two tickets per handshake was about 15 % of the server's CPU per connection.
     context.num_tickets = 0
@@ -63,6 +87,21 @@ def client_context(cafile: Path | None) -> ssl.SSLContext:
     return context
 
 
+def _check_readable(path: Path, what: str) -> None:
+    try:
+        with path.open("rb"):
+            pass
+    except FileNotFoundError:
+        raise CertificateProblem(
+            f"{path}: no such file. Give the path of the server's PEM {what}, or leave out "
+            "--cert and --key to use a self-signed pair made in the data dir."
+        ) from None
+    except OSError as exc:
+        raise CertificateProblem(
+            f"{path}: the {what} cannot be read ({exc.strerror}): check its permissions."
+        ) from None
+
+
 def fingerprint(der: bytes) -> str:
     """SHA-256 of a DER certificate as colon-separated upper-case hex, as openssl prints it."""
     return hashlib.sha256(der).digest().hex(":").upper()
@@ -75,10 +114,28 @@ def file_fingerprint(cert_file: Path) -> str:
 
 
 def ensure_certificate(data_dir: Path, hostnames: Iterable[str] = ()) -> tuple[Path, Path]:
-    """The data dir's certificate and key, made on first use and reused afterwards."""
+    """The data dir's certificate and key, made on first use and reused afterwards.
+
+    Raises CertificateProblem when only one of the two is there: making a new pair would
+    replace the server's identity (every client would see a changed certificate), and a
+    private key is never overwritten.
+    """
     cert_file = data_dir / "cert.pem"
     key_file = data_dir / "key.pem"
-    if not (cert_file.exists() and key_file.exists()):
+    if key_file.exists() and not cert_file.exists():
+        raise CertificateProblem(
+            f"{cert_file} is missing but {key_file} is there: refusing to replace the private "
+            f"key. Restore cert.pem from a backup, or move key.pem out of {data_dir} to make a "
+            "new pair (clients will then be told the server's certificate changed)."
+        )
+    if cert_file.exists() and not key_file.exists():
+        raise CertificateProblem(
+            f"{key_file} is missing but {cert_file} is there: the certificate is useless "
+            f"without its key. Restore key.pem from a backup, or move cert.pem out of "
+            f"{data_dir} to make a new pair (clients will then be told the server's "
+            "certificate changed)."
+        )
+    if not cert_file.exists():
         generate_self_signed(cert_file, key_file, [*DEFAULT_HOSTNAMES, *hostnames])
     return cert_file, key_file
 
@@ -114,10 +171,12 @@ def generate_self_signed(cert_file: Path, key_file: Path, hostnames: list[str]) 
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    key_file.parent.mkdir(parents=True, exist_ok=True)
-    key_file.unlink(missing_ok=True)
+    key_file.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     # Created with mode 0600 from the start: the key is never readable by others, even briefly.
+    # O_EXCL: an existing key is never overwritten.
     fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(key_pem)
-    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    fd = os.open(cert_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(cert.public_bytes(serialization.Encoding.PEM))

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any, cast
+
 import pytest
 
 from parley.client.commands import (
     COMMANDS,
     MAX_DURATION_SECONDS,
+    Chat,
     Target,
+    execute,
     format_duration,
     parse_count,
     parse_duration,
     parse_target,
 )
+from parley.client.core import ChatClient, ServerIdentity
+from parley.protocol.messages import FileInfo, FileList, ListFiles, decode_request, encode
 
 
 @pytest.mark.parametrize(
@@ -100,3 +107,49 @@ def test_every_command_has_a_usage_line_naming_it() -> None:
     }  # fmt: skip
     for name in names:
         assert COMMANDS[name].usage.startswith(f"/{name}")
+
+
+class _FilesServer:
+    """Stands in for the connection's writer: answers ``files`` with one listing."""
+
+    def __init__(self, listing: list[FileInfo]) -> None:
+        self.reader = asyncio.StreamReader()
+        self.listing = listing
+
+    def write(self, data: bytes) -> None:
+        request = decode_request(data.rstrip(b"\n"))
+        assert isinstance(request, ListFiles)
+        self.reader.feed_data(encode(FileList(id=request.id, files=self.listing)))
+
+    def close(self) -> None:
+        self.reader.feed_eof()
+
+    async def wait_closed(self) -> None:
+        return None
+
+
+async def test_files_prints_what_the_server_sent_inertly() -> None:
+    hostile = FileInfo(
+        file_id="\x1b]0;pwn\x07\x1b[2J",
+        name="a\x1b[31mb.txt",
+        size=5,
+        sha256="0" * 64,
+        sender="Bob\x1b[8m",
+        to="#general",
+        ts=0,
+        expires=0,
+    )
+    server = _FilesServer([hostile])
+    identity = ServerIdentity("scripted:1", "", False, None)
+    client = ChatClient(server.reader, cast(Any, server), identity)
+    printed: list[str] = []
+
+    async def no_secret(prompt: str) -> str | None:
+        return None
+
+    try:
+        assert await execute(Chat(client, printed.append, no_secret), "/files")
+    finally:
+        await client.close()
+    assert len(printed) == 2
+    assert not any(char in line for line in printed for char in "\x1b\x07")

@@ -8,7 +8,8 @@ from parley.client.transfer import Progress
 
 def test_progress_reads_with_rate_and_time_left() -> None:
     progress = Progress("f" * 32, "report.pdf", 1_100_000, 2_400_000, upload=True)
-    assert describe(progress, 3_200_000) == ("↑ report.pdf 46% 1.1 MB of 2.4 MB, 3.2 MB/s, 1s left")
+    expected = "↑ report.pdf 46% 1 MiB of 2.3 MiB, 3.1 MiB/s, 1s left"
+    assert describe(progress, 3_200_000) == expected
     assert describe(progress, 0.0, bar=True).startswith("↑ report.pdf [#########           ] 46%")
     done = Progress("f" * 32, "x.bin", 10, 10, upload=False)
     assert describe(done, 5.0) == "↓ x.bin 100% 10 bytes of 10 bytes, 5 bytes/s"

@@ -24,11 +24,11 @@ class Process:
         self._seen = 0
 
     @classmethod
-    async def start(cls, *args: str, env: dict[str, str]) -> Process:
+    async def start(cls, *args: str, env: dict[str, str], cwd: Path = ROOT) -> Process:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             *args,
-            cwd=ROOT,
+            cwd=cwd,
             env=env,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,

@@ -92,13 +92,16 @@ def spawn_client(
     columns: int = COLUMNS,
     rows: int = ROWS,
     env: dict[str, str] | None = None,
+    trust_new: bool = True,
 ) -> Terminal:
     """``client.py`` on a terminal of ``columns`` x ``rows``, with the XDG dirs of ``home``
-    (and ``env`` added); ``port`` None leaves it to the settings file.
+    (and ``env`` added); ``port`` None leaves it to the settings file. ``trust_new``: trust a
+    server not seen before without asking (False: the client asks, as it does by default).
     """
+    trusting = ["--trust-new"] if trust_new else []
     child = pexpect.spawn(
         sys.executable,
-        ["client.py", *(["--port", str(port)] if port is not None else []), *args],
+        ["client.py", *(["--port", str(port)] if port is not None else []), *trusting, *args],
         cwd=str(ROOT),
         # pyte does not answer cursor position requests; prompt_toolkit need not ask.
         env={**environment(home), "PROMPT_TOOLKIT_NO_CPR": "1", **(env or {})},

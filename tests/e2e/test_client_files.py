@@ -28,7 +28,7 @@ async def test_two_users_share_files_privately_and_in_a_room(lab: Lab, tmp_path:
     alice.type(f"/send Bob {report}")
     await alice.expect(r"^Shared report\.pdf with Bob \(([0-9a-f]{8})\)\.$")
     line = await bob.expect(
-        r"^\(private\) Alice shared report\.pdf \(2\.4 MB\) — /get ([0-9a-f]{8})$"
+        r"^\(private\) Alice shared report\.pdf \(2\.3 MiB\) — /get ([0-9a-f]{8})$"
     )
     short_id = line.group(1)
     inbox = tmp_path / "inbox"
@@ -39,10 +39,10 @@ async def test_two_users_share_files_privately_and_in_a_room(lab: Lab, tmp_path:
 
     notes = _file(tmp_path / "outbox" / "notes.txt", 1234)
     bob.type(f"/upload #general {notes}")
-    line = await alice.expect(r"^Bob shared notes\.txt \(1\.2 kB\) — /get ([0-9a-f]{8})$")
+    line = await alice.expect(r"^Bob shared notes\.txt \(1\.2 KiB\) — /get ([0-9a-f]{8})$")
     alice.type("/files")
     await alice.expect(r"^Files \(2\):$")
-    await alice.expect(rf"^  {line.group(1)}  notes\.txt \(1\.2 kB\) from Bob to #general, ")
+    await alice.expect(rf"^  {line.group(1)}  notes\.txt \(1\.2 KiB\) from Bob to #general, ")
     alice.type(f"/get {line.group(1)} {tmp_path / 'alice-got.txt'}")
     await alice.expect(r"^Saved .*alice-got\.txt \(SHA-256 checked\)\.$")
     assert (tmp_path / "alice-got.txt").read_bytes() == notes.read_bytes()
@@ -56,9 +56,13 @@ async def test_two_users_share_files_privately_and_in_a_room(lab: Lab, tmp_path:
 
     # Hostile or mistaken commands get a clear answer and change nothing.
     carol.type("/get ../../etc/passwd")
+    await carol.expect(r"^\*\*\* \.\./\.\./etc/passwd is not a file id: /files lists them ")
+    carol.type("/get")
     await carol.expect(r"^Usage: /get ID \[DEST\]$")
     carol.type(f"/send Bob {tmp_path / 'no-such-file'}")
-    await carol.expect(r"^\*\*\* No file at ")
+    await carol.expect(r"^\*\*\* There is no file .*no-such-file\.$")
+    carol.type(f"/send Bob {tmp_path}")
+    await carol.expect(r"^\*\*\* .* is a folder: /send shares one file at a time\.$")
     carol.type("/rmfile " + short_id)
     await carol.expect(r"^\*\*\* No file starts with")
     alice.type(f"/rmfile {short_id}")
@@ -98,9 +102,7 @@ async def test_an_upload_killed_halfway_resumes_where_it_stopped(lab: Lab, tmp_p
     resumed = await alice.expect(r"^↑ big\.bin (\d+)% ")
     assert int(resumed.group(1)) > 0  # it did not start again from the beginning
     await alice.expect(r"^Shared big\.bin with Bob")
-    line = await bob.expect(
-        r"^\(private\) Alice shared big\.bin \(94\.4 MB\) — /get ([0-9a-f]{8})$"
-    )
+    line = await bob.expect(r"^\(private\) Alice shared big\.bin \(90 MiB\) — /get ([0-9a-f]{8})$")
     bob.type(f"/get {line.group(1)} {tmp_path / 'got.bin'}")
     await bob.expect(r"^Saved .*got\.bin \(SHA-256 checked\)\.$")
     digest = hashlib.sha256(big.read_bytes()).hexdigest()

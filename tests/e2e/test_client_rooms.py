@@ -111,7 +111,7 @@ async def test_history_after_joining_then_paging_back(lab: Lab, tmp_path: Path) 
     alice.type("/history")
     for n in range(1, 6):
         await alice.expect(f"{STAMP}\\[#log\\] Writer: line {n}$")
-    await alice.expect(r"That is the beginning of #log\.$")
+    await alice.expect(r"The history of #log starts here\.$")
     alice.type("/history")
     await alice.expect(r"No earlier messages in #log\.$")
     alice.type("/exit")

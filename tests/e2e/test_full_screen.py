@@ -37,6 +37,17 @@ async def _sent_by(client: ChatClient, sender: str) -> Message:
             return message
 
 
+async def _restart(home: Path, port: int) -> Process:
+    """The server of ``home`` again on ``port``. Its file port is any free one: the chat port
+    + 1 may meanwhile be some other connection's.
+    """
+    settings = home / "restart.toml"
+    settings.write_text("files_port = 0\n")
+    return await Process.start(
+        "server.py", "--port", str(port), "--config", str(settings), env=environment(home)
+    )
+
+
 async def _start(tmp_path: Path, port: int, nick: str, *args: str, **size: int) -> Terminal:
     terminal = spawn_client(tmp_path / nick.lower(), port, "--nick", nick, *args, **size)
     await terminal.await_text("[#general]")
@@ -169,8 +180,15 @@ async def test_the_input_history_is_kept_across_runs(
     terminal = await _start(tmp_path, port, "Alice")
     terminal.child.send("remember me\r")
     await terminal.await_text("<Alice> remember me")
+    # A password typed on the line by habit is neither sent nor remembered.
+    terminal.child.send("/register hunter2-typed\r")
+    await terminal.await_text("Usage: /register")
+    terminal.child.send("/passwd hunter2-old hunter2-new\r")
+    await terminal.await_text("Usage: /passwd")
     terminal.child.send("/exit\r")
     assert await terminal.exit_status() == 0
+    kept = (tmp_path / "alice" / "data" / "parley" / "input_history").read_text()
+    assert "remember me" in kept and "hunter2" not in kept
 
     terminal = await _start(tmp_path, port, "Alice")
     try:
@@ -275,14 +293,15 @@ async def test_a_multi_line_paste_asks_first_when_long(
 
         terminal.child.send(paste.format("\n".join(["/part #general", "b", "c", "d", "e"])))
         await terminal.await_text("Send 5 pasted lines to #general one by one? [y/N]")
-        terminal.child.send("y\r")
+        terminal.child.send("y")  # one key answers: no Enter
         texts = [(await _sent_by(bob, "Alice")).text for _ in range(5)]
         assert texts == ["/part #general", "b", "c", "d", "e"]  # pasted text is never a command
 
         terminal.child.send(paste.format("x\ny\nz\nw"))
         await terminal.await_text("Send 4 pasted lines")
-        terminal.child.send("n\r")
+        terminal.child.send("n")
         await terminal.await_text("The 4 pasted lines were not sent.")
+        assert terminal.cursor_line() == "[#general]"  # the answer did not leak into the line
         terminal.child.send("/exit\r")
         assert await terminal.exit_status() == 0
     finally:
@@ -309,7 +328,7 @@ async def test_a_server_restart_costs_only_a_status_bar_message(tmp_path: Path) 
             lambda: "reconnecting" in terminal.status_bar(), "reconnecting shown"
         )
         await bob.close()
-        server = await Process.start("server.py", "--port", str(port), env=environment(home))
+        server = await _restart(home, port)
         await server.expect(r"Server is running")
         bob = await logged_in(port, "Bob")
         await bob.join("#dev")
@@ -453,7 +472,7 @@ async def test_register_in_the_screen_then_a_revoked_login_stops_reconnecting(
         )
         out, _ = await reset.communicate(b"a brand new password\n")
         assert reset.returncode == 0, out
-        server = await Process.start("server.py", "--port", str(port), env=environment(home))
+        server = await _restart(home, port)
         await server.expect(r"Server is running")
         await terminal.await_true(
             lambda: "offline:" in terminal.status_bar(), "reconnecting given up", seconds=30
@@ -495,6 +514,148 @@ async def test_files_in_the_full_screen(tmp_path: Path, server: tuple[Process, i
         await terminal.await_text("Shared notes.txt with Bob")
         announced = await _sent_by(bob, "Alice")
         assert announced.text.startswith("/file ")
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+        await bob.close()
+
+
+async def test_the_first_screen_shows_the_rooms_history_and_where_to_start(
+    tmp_path: Path,
+) -> None:
+    settings = tmp_path / "server.toml"
+    settings.write_text('motd = "Be kind to each other."\n')
+    server, port = await start_server(tmp_path / "server", "--config", str(settings))
+    writer = await raw_user(port, "Writer")
+    for n in range(1, 4):
+        await writer.request("send", to="#general", text=f"earlier {n}", msg_id=f"e{n}")
+    terminal = await _start(tmp_path, port, "Alice")
+    try:
+        for text in ("<Writer> earlier 1", "<Writer> earlier 3", "Be kind to each other.",
+                     "/help lists the commands"):  # fmt: skip
+            await terminal.await_text(text)
+        await writer.request("send", to="#general", text="live one", msg_id="live")
+        await terminal.await_text("<Writer> live one")
+        screen = terminal.text()
+        assert screen.count("earlier 1") == 1
+        assert screen.index("earlier 3") < screen.index("live one")
+
+        # /close in the status window closes nothing, and leaves no room.
+        terminal.child.send(ALT + "1")
+        await terminal.await_text("Connected to")
+        terminal.child.send("/close\r")
+        await terminal.await_text("The status window stays open: /part leaves a room.")
+        await writer.request("send", to="#general", text="still a member", msg_id="still")
+        terminal.child.send(ALT + "2")
+        await terminal.await_text("<Writer> still a member")
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+        await writer.close()
+        server.signal(signal.SIGTERM)
+        await server.finish()
+
+
+async def test_history_goes_above_in_order_as_messages_once(tmp_path: Path) -> None:
+    settings = tmp_path / "server.toml"
+    settings.write_text("flood_burst_requests = 1000\nflood_debt_requests = 2000\n")
+    server, port = await start_server(tmp_path / "server", "--config", str(settings))
+    writer = await raw_user(port, "Writer")
+    for n in range(1, 61):
+        sent = await writer.request("send", to="#general", text=f"old {n:02}", msg_id=f"o{n}")
+        assert sent["type"] == "sent", sent
+    terminal = await _start(tmp_path, port, "Alice")
+    try:
+        await terminal.await_text("<Writer> old 60")  # the last 50 came with the login
+        terminal.child.send("/history 5\r")
+        await terminal.await_text("<Writer> old 06")
+        await terminal.settle()
+        screen = terminal.text()
+        assert screen.index("old 06") < screen.index("old 07") < screen.index("old 10")
+        assert screen.index("old 10") < screen.index("old 11")
+        assert "*** [" not in screen and "[#general] Writer" not in screen
+        terminal.child.send("/history\r")
+        await terminal.await_text("<Writer> old 01")
+        terminal.child.send("/history\r")
+        await terminal.await_text("The history of #general starts here.")
+        terminal.child.send("/clear\r")
+        await writer.request("send", to="#general", text="newest", msg_id="newest")
+        await terminal.await_text("<Writer> newest")
+        assert terminal.text().count("newest") == 1
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+        await writer.close()
+        server.signal(signal.SIGTERM)
+        await server.finish()
+
+
+async def test_the_prompt_comes_back_whole_after_a_long_line_is_cleared(
+    tmp_path: Path, server: tuple[Process, int]
+) -> None:
+    _, port = server
+    terminal = await _start(tmp_path, port, "Alice")
+    try:
+        terminal.child.send("word " * 40)
+        await terminal.await_true(
+            lambda: terminal.cursor_line().endswith("word word"), "the long line typed"
+        )
+        terminal.child.send("\x15")  # Ctrl+U
+        await terminal.await_true(
+            lambda: terminal.cursor_line() == "[#general]", "the whole prompt back"
+        )
+        terminal.child.send("hi")
+        await terminal.await_true(lambda: terminal.cursor_line() == "[#general] hi", "hi typed")
+        terminal.child.send("\x15/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+
+
+async def test_with_several_matches_the_first_tab_completes_and_the_next_cycles(
+    tmp_path: Path, server: tuple[Process, int]
+) -> None:
+    _, port = server
+    terminal = await _start(tmp_path, port, "Alice")
+    bob = await logged_in(port, "Bob")
+    bobby = await logged_in(port, "Bobby")
+    try:
+        await terminal.await_text("Bobby has joined #general")
+        terminal.child.send("Bo" + TAB)
+        await terminal.await_true(
+            lambda: terminal.cursor_line() in ("[#general] Bob:", "[#general] Bobby:"),
+            "a nickname completed on the first Tab",
+        )
+        first = terminal.cursor_line()
+        terminal.child.send(TAB)
+        await terminal.await_true(
+            lambda: terminal.cursor_line() not in (first, "[#general] Bo"), "the other one"
+        )
+        assert terminal.cursor_line() in ("[#general] Bob:", "[#general] Bobby:")
+        terminal.child.send("\x15/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+        await bob.close()
+        await bobby.close()
+
+
+async def test_a_pasted_line_past_the_frame_limit_is_refused_and_the_client_stays(
+    tmp_path: Path, server: tuple[Process, int]
+) -> None:
+    _, port = server
+    terminal = await _start(tmp_path, port, "Alice")
+    bob = await logged_in(port, "Bob")
+    try:
+        terminal.child.send("\x1b[200~" + "x" * 70_000 + "\x1b[201~")
+        terminal.child.send("\r")
+        await terminal.await_text("Not sent: a message is at most 4,000 characters", seconds=30)
+        terminal.child.send("\x15still here\r")
+        assert (await _sent_by(bob, "Alice")).text == "still here"
+        assert "reconnecting" not in terminal.status_bar()
         terminal.child.send("/exit\r")
         assert await terminal.exit_status() == 0
     finally:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 from pathlib import Path
 
-from processes import start_client, start_server
+from processes import ROOT, start_client, start_server
 
 
 async def test_three_users_chat_as_in_the_readme(tmp_path: Path) -> None:
@@ -19,7 +19,7 @@ async def test_three_users_chat_as_in_the_readme(tmp_path: Path) -> None:
         # Piped input is not echoed by a terminal, so the client echoes the answer itself.
         await alice.expect(r"Enter your nickname: Alice$")
         await alice.expect("Welcome to the chat!$")
-        await server.expect(r"Connected with \('127\.0\.0\.1', \d+\)$")
+        await server.expect(r"\S+ INFO parley\.server: Connected with \('127\.0\.0\.1', \d+\)$")
 
         bob = await start_client(tmp_path, port)
         clients.append(bob)
@@ -133,3 +133,15 @@ async def test_peer_escape_sequences_never_reach_the_terminal(tmp_path: Path) ->
         victim.kill()
         server.signal()
         await server.finish()
+
+
+async def test_the_readme_shows_what_the_server_prints(tmp_path: Path) -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("$ make run\n", 1)[1].split("```", 1)[0].splitlines()
+    server, _ = await start_server(tmp_path)
+    server.signal(signal.SIGTERM)
+    _, out, _ = await server.finish()
+    printed = out.splitlines()
+    for line in block:
+        start = " ".join(line.split()[:2])
+        assert any(seen.strip().startswith(start) for seen in printed), (line, printed)

@@ -21,7 +21,7 @@ async def test_half_typed_line_survives_incoming_messages(tmp_path: Path) -> Non
     server, port = await start_server(tmp_path)
     child = pexpect.spawn(
         sys.executable,
-        ["client.py", "--plain", "--port", str(port), "--nick", "Typist"],
+        ["client.py", "--plain", "--trust-new", "--port", str(port), "--nick", "Typist"],
         cwd=str(ROOT),
         env=environment(tmp_path),
         dimensions=(ROWS, COLUMNS),

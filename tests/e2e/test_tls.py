@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from processes import Process, start_client, start_server
+from pty_screen import spawn_client
 
 
 async def _fingerprint_of(server: Process) -> str:
@@ -38,13 +39,59 @@ async def test_first_connection_pins_and_later_ones_are_silent(tmp_path: Path) -
     try:
         status, out, err = await _chat_once(tmp_path, port, "Alice")
         assert status == 0 and "Welcome to the chat!" in out
-        assert "First connection to 127.0.0.1:" in err and fingerprint in err
+        assert f"127.0.0.1:{port} is a server this computer has not seen before" in err
+        assert fingerprint in err and "Trusted from now on" in err
         pins = (tmp_path / "config" / "parley" / "known_servers").read_text()
         assert pins == f"127.0.0.1:{port} {fingerprint}\n"
 
         status, out, err = await _chat_once(tmp_path, port, "Alice")
         assert status == 0 and "Welcome to the chat!" in out
         assert err == ""
+    finally:
+        await _stop(server)
+
+
+async def test_no_trust_new_refuses_a_server_not_seen_before(tmp_path: Path) -> None:
+    server, port = await start_server(tmp_path)
+    try:
+        status, out, err = await _chat_once(tmp_path, port, "Alice", "--no-trust-new")
+        assert status == 5 and "Welcome" not in out
+        assert "Not trusted (--no-trust-new)" in err
+        assert not (tmp_path / "config" / "parley" / "known_servers").exists()
+        status, out, err = await _chat_once(tmp_path, port, "Alice", "--trust-new")
+        assert status == 0 and "Welcome to the chat!" in out and "Trusted from now on" in err
+        # Pinned now: a known server needs no decision.
+        status, out, err = await _chat_once(tmp_path, port, "Alice", "--no-trust-new")
+        assert status == 0 and err == ""
+    finally:
+        await _stop(server)
+
+
+async def test_on_a_terminal_a_new_server_is_trusted_only_when_the_user_says_so(
+    tmp_path: Path,
+) -> None:
+    server, port = await start_server(tmp_path)
+    fingerprint = await _fingerprint_of(server)
+    try:
+        for answer, status in (("n", 5), ("y", 0)):
+            terminal = spawn_client(tmp_path, port, "--plain", "--nick", "Alice", trust_new=False)
+            try:
+                await terminal.await_text("Trust it and connect? [y/N]")
+                screen = terminal.text().replace("\n", "")
+                assert fingerprint[:40] in screen
+                assert "Certificate SHA-256 fingerprint:" in screen
+                assert not (tmp_path / "config" / "parley" / "known_servers").exists()
+                terminal.child.send(answer + "\r")
+                if answer == "y":
+                    await terminal.await_text("Welcome to the chat!")
+                    terminal.child.send("/exit\r")
+                else:
+                    await terminal.await_text("Not trusted: the connection was closed")
+                assert await terminal.exit_status() == status
+            finally:
+                terminal.stop()
+        pins = (tmp_path / "config" / "parley" / "known_servers").read_text()
+        assert pins == f"127.0.0.1:{port} {fingerprint}\n"
     finally:
         await _stop(server)
 
@@ -155,7 +202,7 @@ async def test_cafile_verifies_the_chain_and_refuses_a_stranger(
     try:
         status, out, err = await _chat_once(tmp_path, port, "Alice", "--cafile", str(own_cert))
         assert status == 0 and "Welcome to the chat!" in out
-        assert "First connection" not in err  # a CA-verified server is not pinned
+        assert "not seen before" not in err  # a CA-verified server is not pinned
 
         stranger, _ = openssl_certificate
         status, out, err = await _chat_once(tmp_path, port, "Bob", "--cafile", str(stranger))

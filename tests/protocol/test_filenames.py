@@ -60,12 +60,14 @@ def test_announcements_round_trip_and_other_text_is_not_one() -> None:
         assert parse_notice(text) is None
 
 
-def test_sizes_read_as_file_managers_show_them() -> None:
-    assert [human_size(n) for n in (0, 999, 1234, 2_400_000, 94_371_840, 5 * 10**12)] == [
+def test_sizes_in_binary_units_as_the_settings_are_written() -> None:
+    sizes = (0, 1023, 1234, 2_400_000, 100 * 2**20, 2**30, 5 * 10**15)
+    assert [human_size(n) for n in sizes] == [
         "0 bytes",
-        "999 bytes",
-        "1.2 kB",
-        "2.4 MB",
-        "94.4 MB",
-        "5000.0 GB",
+        "1023 bytes",
+        "1.2 KiB",
+        "2.3 MiB",
+        "100 MiB",
+        "1 GiB",
+        "4547.5 TiB",
     ]

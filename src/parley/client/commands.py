@@ -128,7 +128,11 @@ class Chat:
         """
         open_rooms = list(self.client.rooms.values())
         room = open_rooms[-1] if open_rooms else GENERAL_ROOM
-        if self.query:
+        if not open_rooms and self.screen is None:
+            # Not "lines now go to #general" just after leaving it.
+            self.room = room
+            self.out("You are in no room now: /join #room to chat again.")
+        elif self.query:
             self.room = room  # a private conversation is in front: it stays there
         else:
             self.switch_to(room)
@@ -336,7 +340,8 @@ async def history(chat: Chat, args: str) -> bool:
             chat.out(line)
     chat.history_cursor[key] = page.messages[0].seq
     if not page.more:
-        chat.out(f"That is the beginning of {for_terminal(page.to)}.")
+        what = "history of" if is_room(page.to) else "conversation with"
+        chat.out(f"The {what} {for_terminal(page.to)} starts here.")
     return True
 
 
@@ -581,8 +586,11 @@ async def send_file(chat: Chat, args: str) -> bool:
     except PeerError:
         return _usage(chat, "send")
     path = _local_path(raw_path.strip())
+    if path.is_dir():
+        chat.out(f"*** {for_terminal(str(path))} is a folder: /send shares one file at a time.")
+        return True
     if not _is_file(path):
-        chat.out(f"*** No file at {for_terminal(str(path))}.")
+        chat.out(f"*** There is no file {for_terminal(str(path))}.")
         return True
     _in_background(chat, _upload(chat, path, target))
     return True
@@ -597,7 +605,7 @@ async def _upload(chat: Chat, path: Path, target: str) -> None:
         with _progress(chat, f"up:{path}") as report:
             file_id = await transfer.upload(chat.client, path, target, report)
     except (RequestRefused, transfer.TransferFailed) as failed:
-        chat.out(f"*** {for_terminal(path.name)} was not sent: {for_terminal(str(failed))}")
+        chat.out(f"*** {for_terminal(path.name)} was not sent: {for_terminal(_why(failed))}")
     except ConnectionLost:
         chat.out(
             f"*** {for_terminal(path.name)} was not sent: the connection to the server was "
@@ -606,7 +614,8 @@ async def _upload(chat: Chat, path: Path, target: str) -> None:
     except OSError as exc:
         chat.out(f"*** Cannot read {for_terminal(str(path))}: {exc.strerror}")
     else:
-        chat.out(f"Shared {for_terminal(path.name)} with {for_terminal(target)} ({file_id[:8]}).")
+        shown = for_terminal(file_id[:8])
+        chat.out(f"Shared {for_terminal(path.name)} with {for_terminal(target)} ({shown}).")
 
 
 @command("files", "/files [#room|USER]", "files shared with you (and by you), newest first")
@@ -619,7 +628,8 @@ async def files(chat: Chat, args: str) -> bool:
     for entry in listing.files:
         when = time.strftime("%Y-%m-%d %H:%M", time.localtime(entry.ts / 1000))
         chat.out(
-            f"  {entry.file_id[:8]}  {for_terminal(entry.name)} ({human_size(entry.size)}) "
+            f"  {for_terminal(entry.file_id[:8])}  {for_terminal(entry.name)} "
+            f"({human_size(entry.size)}) "
             f"from {for_terminal(entry.sender)} to {for_terminal(entry.to)}, {when}"
         )
     return True
@@ -628,8 +638,12 @@ async def files(chat: Chat, args: str) -> bool:
 @command("get", "/get ID [DEST]", "download a file (ID: its first characters will do)")
 async def get_file(chat: Chat, args: str) -> bool:
     wanted, _, raw_dest = args.partition(" ")
-    if not _FILE_ID_PREFIX.fullmatch(wanted.lower()):
+    if not wanted:
         return _usage(chat, "get")
+    if not _FILE_ID_PREFIX.fullmatch(wanted.lower()):
+        chat.out(f"*** {for_terminal(wanted)} is not a file id: /files lists them "
+                 "(4 or more of the characters 0-9 and a-f).")  # fmt: skip
+        return True
     file_id = await _resolve_file(chat, wanted.lower())
     if file_id is None:
         return True
@@ -655,7 +669,7 @@ async def _download(chat: Chat, file_id: str, folder: Path, name: str | None) ->
         with _progress(chat, f"down:{file_id}") as report:
             saved = await transfer.download(chat.client, file_id, folder, name, report)
     except (RequestRefused, transfer.TransferFailed) as failed:
-        chat.out(f"*** The download failed: {for_terminal(str(failed))}")
+        chat.out(f"*** The download failed: {for_terminal(_why(failed))}")
     except ConnectionLost:
         chat.out(
             "*** The download stopped: the connection to the server was lost. /get it again "
@@ -674,7 +688,7 @@ async def remove_file(chat: Chat, args: str) -> bool:
     file_id = await _resolve_file(chat, args.lower())
     if file_id is not None:
         await chat.client.delete_file(file_id)
-        chat.out(f"Deleted the file {file_id[:8]}.")
+        chat.out(f"Deleted the file {for_terminal(file_id[:8])}.")
     return True
 
 
@@ -691,6 +705,11 @@ async def _resolve_file(chat: Chat, prefix: str) -> str | None:
         else f"*** {len(matches)} files start with {prefix}; give more of the id."
     )
     return None
+
+
+def _why(failed: RequestRefused | transfer.TransferFailed) -> str:
+    """The reason in words, without the wire code."""
+    return failed.message if isinstance(failed, RequestRefused) else str(failed)
 
 
 def _local_path(typed: str) -> Path:

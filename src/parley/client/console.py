@@ -32,7 +32,7 @@ from parley.client.credentials import SessionStore
 from parley.client.credentials import default_path as default_sessions_path
 from parley.client.ignores import IgnoreList
 from parley.client.ignores import default_path as default_ignores_path
-from parley.client.pins import CertificateChanged, PinStatus, PinStore
+from parley.client.pins import CertificateChanged, PinStatus, PinStore, server_name
 from parley.client.read_markers import ReadMarkers
 from parley.client.reconnect import Connect
 from parley.client.render import describe, describe_unread
@@ -45,10 +45,16 @@ from parley.protocol.text import for_terminal
 EXIT_OK = 0
 EXIT_DISCONNECTED = 1
 EXIT_CERTIFICATE_CHANGED = 3
+# From a pipe: the password was refused (a script must not go on as someone else).
+EXIT_NOT_LOGGED_IN = 4
+# A server seen for the first time was not trusted (the user said no, or --no-trust-new).
+EXIT_NOT_TRUSTED = 5
 
 # The full-screen client's input history, in the data dir.
 HISTORY_FILE = "input_history"
 NICK_PROMPT = "Enter your nickname: "
+# Above the first unread message of a room's history.
+NEW_MESSAGES = "--- new messages ---"
 PASSWORD_PROMPT = "Password: "  # noqa: S105 (a prompt, not a password)
 # Wrong passwords before asking for the nickname again.
 PASSWORD_TRIES = 3
@@ -64,7 +70,16 @@ class ClientOptions:
     # On a terminal: the line-by-line client instead of the full-screen one (screen readers,
     # terminals without cursor addressing).
     plain: bool = False
+    # A server seen for the first time: None to ask on a terminal (and trust, saying so on
+    # stderr, from a pipe); True to trust without asking; False to refuse.
+    trust_new: bool | None = None
     settings: ClientSettings = dataclasses.field(default_factory=ClientSettings)
+
+
+class NotLoggedIn(Exception):
+    """From a pipe, a login was refused: the next lines are the script's messages, never
+    more password attempts.
+    """
 
 
 class Lines(Protocol):
@@ -150,7 +165,9 @@ class TerminalLines:
         from prompt_toolkit import PromptSession
         from prompt_toolkit.patch_stdout import patch_stdout
 
-        self._session: PromptSession[str] = PromptSession()
+        from parley.client.tui.history import LineHistory
+
+        self._session: PromptSession[str] = PromptSession(history=LineHistory())
         self._secret_session: PromptSession[str] | None = None
         self._patch = patch_stdout(raw=False)
 
@@ -198,12 +215,14 @@ async def run_client(options: ClientOptions) -> int:
     pins = None
     if not options.insecure and options.cafile is None:
         pins = PinStore(default_config_dir() / "known_servers")
+    # A server seen for the first time is pinned only once the user trusts it.
+    new_server = pins is not None and pins.pinned(server_name(options.host, options.port)) is None
 
     async def connect(conversations: Conversations | None = None) -> ChatClient:
         return await ChatClient.connect(
             options.host,
             options.port,
-            pins=pins,
+            pins=None if new_server else pins,
             cafile=options.cafile,
             conversations=conversations,
         )
@@ -214,15 +233,15 @@ async def run_client(options: ClientOptions) -> int:
         _warn(changed.explain())
         return EXIT_CERTIFICATE_CHANGED
     except (OSError, ssl.SSLError, TimeoutError, ConnectionLost, RequestRefused) as exc:
-        _warn(f"Cannot connect to {options.host}:{options.port}: {exc or type(exc).__name__}")
+        why = exc.message if isinstance(exc, RequestRefused) else str(exc) or type(exc).__name__
+        _warn(f"Cannot connect to {options.host}:{options.port}: {why}")
         return EXIT_DISCONNECTED
-    if pins is not None and client.identity.pin_status is PinStatus.PINNED_NOW:
-        _warn(
-            f"First connection to {client.identity.server}: trusting its certificate from now "
-            f"on.\n  SHA-256 {client.identity.fingerprint}\nCompare it with the fingerprint the "
-            f"server printed when it started. Pinned in {pins.path}"
-        )
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    if pins is not None and new_server:
+        if not await _trust_new_server(client, pins, options.trust_new, interactive):
+            await client.close()
+            return EXIT_NOT_TRUSTED
+        new_server = False
     lines: Lines = TerminalLines() if interactive else PipeLines()
     chat = Chat(
         client,
@@ -237,8 +256,45 @@ async def run_client(options: ClientOptions) -> int:
             return await _full_screen(chat, options, connect)
         async with lines:
             return await _chat(chat, lines, options.nick)
+    except NotLoggedIn as refused:
+        _warn(f"parley client: {refused} Not logged in.")
+        return EXIT_NOT_LOGGED_IN
     finally:
         await chat.client.close()
+
+
+async def _trust_new_server(
+    client: ChatClient, pins: PinStore, trust_new: bool | None, interactive: bool
+) -> bool:
+    """Ask (on a terminal, as ssh does) or decide (``--trust-new``, ``--no-trust-new``, or
+    trust from a pipe, saying so on stderr) whether to trust a server seen for the first time;
+    pin its certificate if so. Nothing but the hello has been sent to it yet.
+    """
+    server, fingerprint = client.identity.server, client.identity.fingerprint
+    about = (
+        f"{server} is a server this computer has not seen before. Its certificate's SHA-256 "
+        f"fingerprint is\n  {fingerprint}\nCompare it with the one the server printed when it "
+        "started (the line 'Certificate SHA-256 fingerprint:' of its output or log)."
+    )
+    if trust_new is False:
+        _warn(f"{about}\nNot trusted (--no-trust-new): pin it in {pins.path} first.")
+        return False
+    if trust_new is None and interactive:
+        print(about, flush=True)
+        try:
+            answer = await asyncio.to_thread(input, "Trust it and connect? [y/N] ")
+        except EOFError:
+            answer = ""
+        if answer.strip().lower() not in ("y", "yes"):
+            print("Not trusted: the connection was closed before logging in.", flush=True)
+            return False
+    pins.pin(server, fingerprint)
+    client.identity = dataclasses.replace(
+        client.identity, verified=True, pin_status=PinStatus.PINNED_NOW
+    )
+    if not interactive or trust_new:
+        _warn(f"{about}\nTrusted from now on (pinned in {pins.path}).")
+    return True
 
 
 async def _full_screen(chat: Chat, options: ClientOptions, connect: Connect) -> int:
@@ -264,6 +320,9 @@ async def _chat(chat: Chat, lines: Lines, nick: str | None) -> int:
     lines.write("Welcome to the chat!")
     markers = ReadMarkers(client)
     shown = asyncio.create_task(_show_events(chat, markers), name="show-events")
+    # The rooms the user was put in show their recent messages, as a /join does.
+    with contextlib.suppress(RequestRefused, ConnectionLost):
+        await client.recent_history()
     if client.is_account:
         await _greet_account(chat)
     typed = asyncio.create_task(_run_input(chat, lines), name="read-input")
@@ -325,7 +384,9 @@ async def _log_in_as(chat: Chat, lines: Lines, nick: str) -> bool | None:
             chat.forget_token(nick)
         if refusal.code not in (ErrorCode.PASSWORD_REQUIRED, ErrorCode.SESSION_EXPIRED):
             return None
-    for _ in range(PASSWORD_TRIES):
+    # From a pipe there is one answer: a second one would be the script's next message.
+    tries = 1 if isinstance(lines, PipeLines) else PASSWORD_TRIES
+    for _ in range(tries):
         password = await lines.read_secret(PASSWORD_PROMPT)
         if password is None:
             return False
@@ -337,10 +398,14 @@ async def _log_in_as(chat: Chat, lines: Lines, nick: str) -> bool | None:
         except RequestRefused as refusal:
             lines.write(for_terminal(refusal.message))
             if refusal.code != ErrorCode.AUTH_FAILED:
+                if isinstance(lines, PipeLines):
+                    raise NotLoggedIn(for_terminal(refusal.message)) from None
                 return None  # throttled, or not an account after all: start again
             continue
         chat.save_token(ok.token)
         return True
+    if isinstance(lines, PipeLines):
+        raise NotLoggedIn(f"The password for {for_terminal(nick)} was refused.")
     return None
 
 
@@ -363,6 +428,8 @@ async def _show_events(chat: Chat, markers: ReadMarkers) -> None:
             chat.follow(event)
             continue
         line = describe(event, client.nick)
+        if isinstance(event, Message) and client.starts_unread(event):
+            chat.out(NEW_MESSAGES)
         if line is not None:
             chat.out(line)
         if isinstance(event, Message):

@@ -85,6 +85,10 @@ _RATE_LIMIT_PAUSE_SECONDS = 0.25
 _READ_CHUNK_BYTES = 64 * 1024
 
 
+# What a room shows of its past when the user comes into it, as a join does.
+RECENT_HISTORY_MESSAGES = 50
+
+
 class ConnectionLost(ParleyError):
     """The connection ended; ``reason`` says why in words a user can read."""
 
@@ -164,6 +168,9 @@ class ChatClient:
         self.conversations = conversations if conversations is not None else Conversations()
         # Rooms this connection is in, key -> name as the server spells it, last joined last.
         self.rooms: dict[str, str] = {}
+        # For an account, room key -> the seq of the first message it has not read, as learnt
+        # by :meth:`recent_history`: where a front end puts its "new messages" divider.
+        self.first_unread: dict[str, int] = {}
         self._reader = reader
         self._writer = writer
         self._session = ClientSession()
@@ -294,6 +301,13 @@ class ChatClient:
 
         ``msg_id`` identifies the message across retries; a new one is made when omitted.
         """
+        if len(text) > limits.MAX_TEXT_CHARS:
+            # Refused here: past the frame limit the server would have to drop the connection.
+            raise RequestRefused(
+                ErrorCode.INVALID_TEXT,
+                f"Not sent: a message is at most {limits.MAX_TEXT_CHARS:,} characters, and "
+                f"this one has {len(text):,}.",
+            )
         message_id = msg_id or uuid.uuid4().hex
         return await self._request(
             lambda id: Send(id=id, to=to, text=text, msg_id=message_id), Sent
@@ -398,6 +412,50 @@ class ChatClient:
     async def unread(self) -> Unread:
         """Conversations with messages after the account's read marker (accounts only)."""
         return await self._request(lambda id: GetUnread(id=id), Unread)
+
+    async def recent_history(self, limit: int = RECENT_HISTORY_MESSAGES) -> int:
+        """Queue the latest ``limit`` messages of every room this connection is in but has not
+        seen yet (those it was put in at login: #general, an account's rooms), as history
+        events, before any live message of that room, as a join does. For an account, first
+        learn where each room's unread messages start (:attr:`first_unread`). Returns how many
+        messages were queued. Costs one request per room, and one more for an account.
+        """
+        if self.is_account:
+            with contextlib.suppress(RequestRefused):
+                unread = await self.unread()
+                self.first_unread.update(
+                    (room_key(entry.to), entry.last_seq - entry.count + 1)
+                    for entry in unread.conversations
+                    if entry.to.startswith("#") and entry.count > 0
+                )
+        queued = 0
+        for key, name in list(self.rooms.items()):
+            if self.conversations.last_seq(key):
+                continue  # seen on this or the previous connection: catch_up's business
+            with self._hold(key):
+                try:
+                    page = await self.history(name, limit=limit)
+                except RequestRefused:
+                    continue  # left or removed meanwhile
+                # A message that also arrived live meanwhile is shown as live, not as history.
+                live = {message.seq for message in self._holding.get(key, [])}
+                for message in page.messages:
+                    if message.seq not in live:
+                        queued += self._accept(message)
+        return queued
+
+    def starts_unread(self, message: Message) -> bool:
+        """True for the first message of a room shown after :meth:`recent_history` that the
+        account had not read (once per room): the "new messages" divider goes above it.
+        """
+        if not message.history or not message.to.startswith("#"):
+            return False
+        key = room_key(message.to)
+        first = self.first_unread.get(key)
+        if first is None or message.seq < first:
+            return False
+        del self.first_unread[key]
+        return True
 
     async def catch_up(self) -> int:
         """Fetch what was missed in every conversation seen so far, and queue it as events.
@@ -534,10 +592,17 @@ class ChatClient:
         if self._lost is not None:
             raise self._lost
         request_id = self._session.next_request_id()
+        frame = encode(make(request_id))
+        if len(frame) > limits.MAX_CLIENT_FRAME_BYTES:
+            raise RequestRefused(
+                ErrorCode.FRAME_TOO_LARGE,
+                f"Not sent: that is too long ({len(frame):,} bytes; the most is "
+                f"{limits.MAX_CLIENT_FRAME_BYTES // 1024} KiB).",
+            )
         future: asyncio.Future[Reply] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
-            self._writer.write(encode(make(request_id)))
+            self._writer.write(frame)
             reply = await future
         finally:
             self._pending.pop(request_id, None)

@@ -72,7 +72,9 @@ class WindowedFront:
     async def follow_events(self) -> None:
         """Show the server's events until the user leaves (/exit, /logout). When reconnecting
         is given up, this waits until cancelled, so what was shown stays open for reading.
+        The rooms the user was put in at login show their recent history first.
         """
+        await self.load_recent_history()
         while True:
             event = await self.chat.client.next_event()
             if isinstance(event, Disconnected):
@@ -83,6 +85,34 @@ class WindowedFront:
                     await asyncio.get_running_loop().create_future()
                 continue
             self.show_event(event)
+
+    async def load_recent_history(self) -> None:
+        """The latest messages of the rooms not seen yet, as events (see recent_history)."""
+        with contextlib.suppress(RequestRefused, ConnectionLost):
+            await self.chat.client.recent_history()
+
+    async def load_earlier(self, window: model.Window, count: int) -> int:
+        """Read back up to ``count`` messages before the first one shown in ``window`` and put
+        them above it: in order, as history lines, each once. Returns how many were put there;
+        0 when what is shown is the beginning. One history request. Raises RequestRefused,
+        ConnectionLost.
+        """
+        conversations = self.chat.client.conversations
+        first = conversations.first_seq(window.key)
+        if first == 1:
+            return 0
+        page = await self.chat.client.history(window.name, before=first or None, limit=count)
+        me = self.chat.client.nick
+        older = []
+        for message in page.messages:
+            if not conversations.accept(window.key, window.name, message.seq):
+                continue  # on screen already
+            if self.chat.hides(message.sender):
+                continue
+            placed = place(message, me)
+            if placed is not None:
+                older.append(placed[1])
+        return window.prepend(older)
 
     def show_event(self, event: ClientEvent) -> None:
         match event:
@@ -107,6 +137,8 @@ class WindowedFront:
             return
         target, line = placed
         window = self.windows.current if target is None else self.windows.open(target)
+        if isinstance(event, Message) and self.chat.client.starts_unread(event):
+            window.divider_at = window.added  # at the account's read marker
         self.add(window, line, event)
 
     def _members(self, room: str) -> dict[str, str]:
@@ -153,6 +185,7 @@ class WindowedFront:
         for window in self.windows:
             if window.kind is model.Kind.ROOM and room_key(window.name) in client.rooms:
                 self.spawn(self.refresh_room(window.name))
+        await self.load_recent_history()
         return True
 
     def _attempting(self, attempt: Attempt) -> None:

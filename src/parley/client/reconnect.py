@@ -119,4 +119,6 @@ def _why(exc: BaseException) -> str:
         return "the server is not accepting connections"
     if isinstance(exc, TimeoutError):
         return "the server did not answer in time"
+    if isinstance(exc, RequestRefused):
+        return exc.message  # in words, without the wire code
     return str(exc) or type(exc).__name__

@@ -39,10 +39,14 @@ def parse_notice(text: str) -> FileNotice | None:
 
 
 def human_size(size: int) -> str:
-    """``2.4 MB``: decimal units, as file managers show them."""
+    """``2.3 MiB``: binary units, as the server's settings are written (100 MiB, 1 GiB), one
+    convention in every message and client.
+    """
+    if size < 1024:
+        return f"{size} bytes"
     value = float(size)
-    for unit in ("bytes", "kB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
-            return f"{size} bytes" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1000
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        value /= 1024
+        if value < 1024 or unit == "TiB":
+            return f"{value:.1f}".removesuffix(".0") + f" {unit}"
     raise AssertionError("unreachable")

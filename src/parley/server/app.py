@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import resource
 import signal
@@ -16,8 +17,9 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
+from parley import logs
 from parley.accounts import throttle
-from parley.accounts.bootstrap import ensure_admin
+from parley.accounts.bootstrap import AdminNameTaken, ensure_admin
 from parley.bus.local import LocalBus
 from parley.config import ServerConfig
 from parley.protocol.errors import ErrorCode
@@ -28,13 +30,19 @@ from parley.server.connection import Connection, ServerContext
 from parley.server.deadlines import Deadlines
 from parley.server.files import FileService
 from parley.server.hub import Hub, now_ms
+from parley.server.preflight import (
+    StartupRefused,
+    check_data_dir,
+    check_database_file,
+    keep_files_private,
+)
 from parley.server.revocation import RevocationWatch
 from parley.server.tls_transport import TlsServer, start_tls_server
 from parley.server.tracker import ConnectionTracker
 from parley.server.transfer import TransferServer
-from parley.storage import Storage, StorageUnavailable
+from parley.storage import Storage, StorageUnavailable, factory
 from parley.storage.factory import open_storage
-from parley.tls import ensure_certificate, file_fingerprint, server_context
+from parley.tls import CertificateProblem, ensure_certificate, file_fingerprint, server_context
 
 log = logging.getLogger("parley.server")
 
@@ -79,12 +87,17 @@ class ParleyServer:
         return port
 
     async def start(self) -> None:
-        """Load or make the certificate, start the hub, listen. Raises OSError or ssl.SSLError
-        when the certificate does not load or the address is taken.
+        """Load or make the certificate, start the hub, listen. Raises CertificateProblem when
+        the certificate does not load, StartupRefused when a port cannot be had,
+        StorageUnavailable when the database cannot be opened.
         """
         config = self.config
         if (config.cert_file is None) != (config.key_file is None):
-            raise ValueError("--cert and --key go together")
+            given, missing = ("--cert", "--key") if config.key_file is None else ("--key", "--cert")
+            raise CertificateProblem(
+                f"{given} was given without {missing}: give both (the certificate and its "
+                "private key), or neither to use a self-signed pair made in the data dir."
+            )
         if config.cert_file is not None and config.key_file is not None:
             cert_file, key_file = config.cert_file, config.key_file
         else:
@@ -96,7 +109,9 @@ class ParleyServer:
         self._storage = storage
         try:
             auth = Authenticator(storage, config)
-            self.admin_password = await ensure_admin(storage, auth.hasher, now_ms())
+            self.admin_password = await ensure_admin(
+                storage, auth.hasher, now_ms(), force=config.init_admin
+            )
             self._hub = hub = Hub(storage, LocalBus(), config)
             await hub.start()
             revocations = RevocationWatch(storage, hub, config.revocation_poll_seconds)
@@ -113,23 +128,38 @@ class ParleyServer:
                 deadlines=Deadlines(asyncio.get_running_loop()),
                 files=files,
             )
-            self._server = await start_tls_server(
-                lambda: Connection(context),
-                config.host,
-                config.port,
-                ssl_context,
-                handshake_timeout=config.tls_handshake_timeout_seconds,
-                tracker=self.tracker,
-                refusal=encode(
-                    Closing(
-                        code=ErrorCode.TOO_MANY_CONNECTIONS,
-                        message=ErrorCode.TOO_MANY_CONNECTIONS.text,
-                    )
-                ),
-                nodelay=config.tcp_nodelay,
-            )
+            try:
+                self._server = await start_tls_server(
+                    lambda: Connection(context),
+                    config.host,
+                    config.port,
+                    ssl_context,
+                    handshake_timeout=config.tls_handshake_timeout_seconds,
+                    tracker=self.tracker,
+                    refusal=encode(
+                        Closing(
+                            code=ErrorCode.TOO_MANY_CONNECTIONS,
+                            message=ErrorCode.TOO_MANY_CONNECTIONS.text,
+                        )
+                    ),
+                    nodelay=config.tcp_nodelay,
+                )
+            except OSError as exc:
+                raise StartupRefused(
+                    _cannot_listen(exc, f"{config.port} (chat)", "with --port")
+                ) from exc
             self._transfers = TransferServer(files, config)
-            await self._transfers.start(ssl_context, self._files_port())
+            files_port = self._files_port()
+            try:
+                await self._transfers.start(ssl_context, files_port)
+            except OSError as exc:
+                which = (
+                    f"{files_port} (files)"
+                    if config.files_port is not None
+                    else f"{files_port} (files: the chat port {self.port} + 1)"
+                )
+                how = "with files_port in the settings file"
+                raise StartupRefused(_cannot_listen(exc, which, how)) from exc
             files.port = self._transfers.port
         except BaseException:
             if self._server is not None:
@@ -228,6 +258,17 @@ class ParleyServer:
         await self.stop()
 
 
+def _cannot_listen(exc: OSError, port: str, how: str) -> str:
+    """Why a port cannot be listened on, in one line naming it and how to choose another."""
+    if exc.errno == errno.EADDRINUSE:
+        problem = "is in use by another program"
+    elif exc.errno == errno.EACCES:
+        problem = "needs privileges this user does not have (ports below 1024)"
+    else:
+        problem = f"cannot be listened on ({exc.strerror or exc})"
+    return f"Port {port} {problem}: free it, or choose another port {how}."
+
+
 def _quiet_handshake_errors(loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
     """Failed TLS handshakes (port scanners, plain-TCP clients) are routine, not tracebacks."""
     exception = context.get("exception")
@@ -247,27 +288,46 @@ async def serve(config: ServerConfig) -> int:
         loop.add_signal_handler(signum, stop.set)
     server = ParleyServer(config)
     try:
+        check_data_dir(config.data_dir)
+        check_database_file(config.database, config.data_dir)
         await server.start()
-    except (OSError, ValueError, StorageUnavailable) as exc:
-        print(f"Cannot start the server: {exc}", file=sys.stderr)
-        return 1
+    except (
+        StartupRefused,
+        CertificateProblem,
+        AdminNameTaken,
+        StorageUnavailable,
+        ValueError,
+    ) as exc:
+        print(f"parley server: {exc}", file=sys.stderr)
+        return 2
     host = f"[{config.host}]" if ":" in config.host else config.host
     print(f"Server is running on {host}:{server.port}...", flush=True)
     print(f"Certificate SHA-256 fingerprint: {server.fingerprint}", flush=True)
     if server.files is not None:
         print(f"Files travel on port {server.files.port}.", flush=True)
+    print(f"Database: {factory.describe(config.database, config.data_dir)}", flush=True)
     if server.admin_password is not None:
-        print(
-            f"Created the account 'admin' with password {server.admin_password}\n"
-            "  It is shown only this once: log in as admin and change it with /passwd,\n"
-            "  or set another with 'parley admin reset admin'.",
-            flush=True,
-        )
+        _show_admin_password(server.admin_password)
     await stop.wait()
     print("Shutting down...", flush=True)
     await server.stop()
     print("Server stopped.", flush=True)
     return 0
+
+
+def _show_admin_password(password: str) -> None:
+    print(
+        f"Created the account 'admin' with password {password}\n"
+        "  It is shown only this once: log in as admin and change it with /passwd,\n"
+        "  or set another with 'parley admin reset admin'.",
+        flush=True,
+    )
+    if not sys.stdout.isatty():
+        print(
+            "  This output is not a terminal: the password is now also in whatever keeps it\n"
+            "  (a log file, the service manager's journal). Change it after logging in.",
+            flush=True,
+        )
 
 
 def _raise_file_limit() -> None:
@@ -279,7 +339,8 @@ def _raise_file_limit() -> None:
 
 def run(config: ServerConfig) -> int:
     """Run :func:`serve` on uvloop when it is installed, else on asyncio's own loop."""
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    logs.configure(config.log_level)
+    keep_files_private()
     _raise_file_limit()
     try:
         import uvloop

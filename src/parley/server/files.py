@@ -26,7 +26,7 @@ from parley.config import ServerConfig
 from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, PeerError
 from parley.protocol.filenames import clean_file_name
-from parley.protocol.files import FileNotice, notice_text
+from parley.protocol.files import FileNotice, human_size, notice_text
 from parley.protocol.messages import (
     DeleteFile,
     DownloadTicket,
@@ -75,7 +75,7 @@ class FileService:
         if request.size > self.config.max_file_bytes:
             raise PeerError(
                 ErrorCode.FILE_TOO_LARGE,
-                f"Files are at most {self.config.max_file_bytes:,} bytes on this server.",
+                f"Files are at most {human_size(self.config.max_file_bytes)} on this server.",
             )
         if not peer.account and not self.config.allow_guest_files:
             raise PeerError(
@@ -134,8 +134,8 @@ class FileService:
         if used + size > quota:
             raise PeerError(
                 ErrorCode.QUOTA_EXCEEDED,
-                f"{whose} would take {used + size:,} bytes; the quota is {quota:,}. "
-                "Delete some with /rmfile.",
+                f"{whose} would take {human_size(used + size)}; the quota is "
+                f"{human_size(quota)}. Delete some with /rmfile.",
             )
 
     async def get(self, peer: Peer, request: GetFile) -> DownloadTicket:

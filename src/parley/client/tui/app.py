@@ -39,9 +39,10 @@ from prompt_toolkit.layout.controls import BufferControl, FormattedTextControl
 from prompt_toolkit.layout.processors import BeforeInput, ConditionalProcessor, PasswordProcessor
 from prompt_toolkit.mouse_events import MouseEvent, MouseEventType
 from prompt_toolkit.output import ColorDepth
+from prompt_toolkit.utils import get_cwidth
 
 from parley.client import windows as model
-from parley.client.commands import COMMANDS, Chat, execute
+from parley.client.commands import COMMANDS, HISTORY_PAGE, Chat, execute, parse_count
 from parley.client.core import ChatClient, ClientEvent, ConnectionLost
 from parley.client.front import WindowedFront, cancel_and_wait
 from parley.client.read_markers import ReadMarkers
@@ -57,6 +58,7 @@ from parley.client.tui.render import (
     style_sheet,
 )
 from parley.protocol.errors import RequestRefused
+from parley.protocol.limits import MAX_HISTORY_MESSAGES
 from parley.protocol.messages import Message
 from parley.protocol.names import nick_key
 from parley.protocol.text import for_terminal
@@ -113,6 +115,7 @@ class FullScreen(WindowedFront):
         self._question: asyncio.Future[str | None] | None = None
         self._question_prompt = ""
         self._question_secret = False
+        self._question_one_key = False
         self._recent: dict[str, str] = {}  # nick key -> nick, most recent last
         self._markers = ReadMarkers(chat.client)
         self._redraw: asyncio.TimerHandle | None = None
@@ -151,6 +154,7 @@ class FullScreen(WindowedFront):
         self._input_window = Window(
             BufferControl(self.input, input_processors=[BeforeInput(self._prompt)]),
             height=1,
+            get_horizontal_scroll=self._input_scroll,
         )
         self._answer_window = Window(
             BufferControl(
@@ -199,6 +203,16 @@ class FullScreen(WindowedFront):
             ),
             focused_element=self._input_window,
         )
+
+    def _input_scroll(self, window: Window) -> int:
+        """prompt_toolkit keeps a line scrolled sideways after it shrinks (Ctrl+U on a long
+        line), hiding the prompt: when the prompt and the text fit, nothing is scrolled.
+        """
+        info = window.render_info
+        shown = get_cwidth(f"[{self.windows.current.name}] " + self.input.text)
+        if info is None or shown < info.window_width:
+            return 0
+        return window.horizontal_scroll
 
     def _prompt(self) -> StyleAndTextTuples:
         window = self.windows.current
@@ -274,6 +288,19 @@ class FullScreen(WindowedFront):
         def _paste(event: KeyPressEvent) -> None:
             self._paste(event.data)
 
+        @keys.add("tab", filter=~asking)
+        def _complete(event: KeyPressEvent) -> None:
+            # The first Tab puts the first match in the line at once; more Tabs cycle.
+            buffer = event.current_buffer
+            if buffer.complete_state is not None:
+                buffer.complete_next()
+            else:
+                buffer.start_completion(select_first=True)
+
+        @keys.add(Keys.Any, filter=Condition(lambda: self._question_one_key))
+        def _one_key(event: KeyPressEvent) -> None:
+            self._settle_question(event.data)
+
         return keys
 
     # --- the Screen the commands see -----------------------------------------------------
@@ -341,18 +368,22 @@ class FullScreen(WindowedFront):
     async def ask_secret(self, prompt: str) -> str | None:
         return await self.ask(prompt, secret=True)
 
-    async def ask(self, prompt: str, secret: bool = False) -> str | None:
-        """Ask on the input row (a password: hidden, kept nowhere); None on Ctrl+C."""
+    async def ask(self, prompt: str, secret: bool = False, one_key: bool = False) -> str | None:
+        """Ask on the input row (a password: hidden, kept nowhere; ``one_key``: the first key
+        pressed is the answer, no Enter needed); None on Ctrl+C.
+        """
         if self._question is not None:
             return None
         self._question = asyncio.get_running_loop().create_future()
         self._question_prompt, self._question_secret = prompt, secret
+        self._question_one_key = one_key
         self.app.layout.focus(self._answer_window)
         self.app.invalidate()
         try:
             return await self._question
         finally:
             self._question = None
+            self._question_one_key = False
             self.answer.reset()
             self.app.layout.focus(self._input_window)
             self.app.invalidate()
@@ -397,7 +428,9 @@ class FullScreen(WindowedFront):
 
     async def _confirm_paste(self, lines: list[str]) -> None:
         where = self.windows.current.name
-        answer = await self.ask(f"Send {len(lines)} pasted lines to {where} one by one? [y/N] ")
+        answer = await self.ask(
+            f"Send {len(lines)} pasted lines to {where} one by one? [y/N] ", one_key=True
+        )
         if answer is not None and answer.strip().lower() in ("y", "yes"):
             self._send_pasted(lines)
         else:
@@ -420,6 +453,11 @@ class FullScreen(WindowedFront):
             if pasted and line.startswith("/"):
                 line = "/" + line  # pasted text is text, never a command
             is_text = not line.startswith("/") or line.startswith("//")
+            if self.windows.current is self.windows.status and line.strip().lower() == "/close":
+                self.out("*** The status window stays open: /part leaves a room.")
+                continue
+            if await self._history(line):
+                continue
             if is_text and self.windows.current is self.windows.status:
                 self.out(
                     "*** This is the status window: /win N or Alt+N chooses a conversation, "
@@ -434,6 +472,35 @@ class FullScreen(WindowedFront):
                 if is_text and not pasted and not self.input.text:
                     self.input.text = line
                     self.input.cursor_position = len(line)
+
+    async def _history(self, line: str) -> bool:
+        """``/history [N]`` in a conversation's window: earlier messages go above the first one
+        shown, and the view moves up to them. False for any other line (and for a wrong count,
+        whose usage the command itself shows).
+        """
+        name, _, args = line.partition(" ")
+        window = self.windows.current
+        if name.lower() != "/history" or window.kind is model.Kind.STATUS:
+            return False
+        count = parse_count(args.strip(), HISTORY_PAGE, MAX_HISTORY_MESSAGES)
+        if count is None:
+            return False
+        try:
+            added = await self.load_earlier(window, count)
+        except RequestRefused as refusal:
+            self.out(f"*** {for_terminal(refusal.message)}")
+            return True
+        if not added:
+            # Said where it is true: above the first message.
+            what = "history of" if window.kind is model.Kind.ROOM else "conversation with"
+            text = f"The {what} {for_terminal(window.name)} starts here."
+            if not window.lines or window.lines[0].text != text:
+                window.prepend([model.Line(time.time(), text, model.Style.NOTICE)])
+        # Show the first of the lines read back at the top of the pane.
+        rows = self.app.output.get_size().rows
+        self._scroll = max(len(window.lines) - max(rows - 3, 1), 0)
+        self.app.invalidate()
+        return True
 
     # --- events --------------------------------------------------------------------------
 
@@ -514,17 +581,23 @@ class FullScreen(WindowedFront):
 
     def _open_windows(self) -> None:
         client = self.chat.client
-        self.note(f"Connected to {client.identity.server} as {for_terminal(client.nick)}.")
-        if client.welcome is not None:
-            self.note(f"Server: {for_terminal(client.welcome.server)}")
-        self.note(
-            "Alt+1..9 or Ctrl+N/Ctrl+P switch windows, PageUp/PageDown scroll, Tab completes, "
-            "/help lists the commands."
-        )
         for name in client.rooms.values():
             self.windows.open(name)
             self.spawn(self.refresh_room(name))
-        self._focus(self.windows.open(self.chat.room))
+        first = self.windows.open(self.chat.room)
+        self._focus(first)
+        # Where the user is, not only in the status window: the first screen says where they
+        # are and how to get around.
+        welcome = [f"Connected to {client.identity.server} as {for_terminal(client.nick)}."]
+        if client.welcome is not None:
+            welcome.append(f"Server: {for_terminal(client.welcome.server)}")
+        welcome.append(
+            "Alt+1..9 or Ctrl+N/Ctrl+P switch windows, PageUp/PageDown scroll, Tab completes, "
+            "/help lists the commands."
+        )
+        for text in welcome:
+            self.note(text)
+            self.add(first, model.Line(time.time(), text, model.Style.NOTICE))
 
     async def _greet(self) -> None:
         """An account comes back to unread messages: count them on each window."""

@@ -2,7 +2,9 @@
 
 One JSON string per line, readable by the owner only: what a user types is their business.
 Bounded: at start, a file past :data:`MAX_ENTRIES` keeps only its newest entries. Passwords are
-never in it: they are asked for in a separate prompt that keeps no history.
+never in it: they are asked for in a separate prompt that keeps no history, and a command line
+that may carry one (``/register PASSWORD``, ``/passwd OLD NEW``, typed by habit although the
+client asks for them) is not remembered either.
 """
 
 from __future__ import annotations
@@ -13,11 +15,31 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from prompt_toolkit.history import History
+from prompt_toolkit.history import History, InMemoryHistory
 
 MAX_ENTRIES = 1000
 # One entry longer than this is not kept: a pasted log is not worth recalling.
 MAX_ENTRY_CHARS = 4000
+
+
+# Commands whose arguments may be a password: a line naming one is never kept.
+SECRET_COMMANDS = frozenset({"register", "passwd", "password", "login", "identify"})
+
+
+def may_keep(line: str) -> bool:
+    """False for a line that may hold a password."""
+    if not line.startswith("/") or line.startswith("//"):
+        return True
+    name, _, args = line[1:].partition(" ")
+    return not (args.strip() and name.lower() in SECRET_COMMANDS)
+
+
+class LineHistory(InMemoryHistory):
+    """The line client's history: this run only, and never a line :func:`may_keep` refuses."""
+
+    def append_string(self, string: str) -> None:
+        if may_keep(string):
+            super().append_string(string)
 
 
 class InputHistory(History):
@@ -42,6 +64,10 @@ class InputHistory(History):
             with contextlib.suppress(OSError):
                 self._rewrite(entries)
         return list(reversed(entries))
+
+    def append_string(self, string: str) -> None:
+        if may_keep(string):
+            super().append_string(string)
 
     def store_string(self, string: str) -> None:
         if len(string) > MAX_ENTRY_CHARS:
