@@ -26,6 +26,7 @@ from parley.server.connection import Connection, ServerContext
 from parley.server.deadlines import Deadlines
 from parley.server.files import FileService
 from parley.server.hub import Hub, now_ms
+from parley.server.tasks import TaskSet, supervise
 from parley.server.tls_transport import TlsServer, start_tls_server
 from parley.server.tracker import ConnectionTracker
 from parley.server.transfer import TransferServer
@@ -34,6 +35,10 @@ from parley.storage.factory import open_storage
 from parley.tls import ensure_certificate, file_fingerprint, server_context
 
 log = logging.getLogger("parley.server")
+
+# At shutdown, what storage gets to close after the connections' grace period: a database that
+# does not answer must not keep the process from exiting.
+_STORAGE_CLOSE_SECONDS = 2.0
 
 
 class ParleyServer:
@@ -52,9 +57,9 @@ class ParleyServer:
         self._storage: Storage | None = None
         self._hub: Hub | None = None
         self._server: TlsServer | None = None
-        self._hub_task: asyncio.Task[None] | None = None
-        self._purge_task: asyncio.Task[None] | None = None
-        self._file_purge_task: asyncio.Task[None] | None = None
+        # The long-lived tasks (purges), and the tasks of requests that need storage.
+        self._services = TaskSet("parley-service")
+        self._requests = TaskSet("parley-request")
         self.files: FileService | None = None
         self._transfers: TransferServer | None = None
 
@@ -95,7 +100,6 @@ class ParleyServer:
             self.admin_password = await ensure_admin(storage, auth.hasher, now_ms())
             self._hub = hub = Hub(storage, LocalBus(), config)
             await hub.start()
-            self._hub_task = asyncio.create_task(hub.run(), name="parley-hub")
             self.files = files = FileService(
                 storage, hub, config, BlobStore(config.data_dir / "files")
             )
@@ -106,6 +110,7 @@ class ParleyServer:
                 tracker=self.tracker,
                 deadlines=Deadlines(asyncio.get_running_loop()),
                 files=files,
+                requests=self._requests,
             )
             self._server = await start_tls_server(
                 lambda: Connection(context),
@@ -121,13 +126,26 @@ class ParleyServer:
         except BaseException:
             if self._server is not None:
                 self._server.close()
-            if self._hub is not None and self._hub_task is not None:
-                await self._hub.stop(self._hub_task)
+            if self._hub is not None:
+                await self._hub.stop(config.shutdown_grace_seconds)
             await storage.close()
             raise
-        self._purge_task = asyncio.create_task(self._purge_forever(), name="parley-purge")
-        self._file_purge_task = asyncio.create_task(
-            self._purge_files_forever(), name="parley-file-purge"
+        # A bug in a purge is logged and the purge starts again at its next interval.
+        self._services.spawn(
+            supervise(
+                "The retention purge",
+                self._purge_forever,
+                restart_seconds=config.purge_interval_seconds,
+            ),
+            name="parley-purge",
+        )
+        self._services.spawn(
+            supervise(
+                "The file purge",
+                self._purge_files_forever,
+                restart_seconds=config.file_purge_interval_seconds,
+            ),
+            name="parley-file-purge",
         )
 
     def _files_port(self) -> int:
@@ -162,16 +180,16 @@ class ParleyServer:
 
     async def stop(self) -> None:
         """Stop accepting; stop reading requests; store what was already accepted and send its
-        acks; tell every client the server is shutting down; let them flush for up to
-        shutdown_grace_seconds, cut the rest; close storage.
+        acks; tell every client the server is shutting down; let them flush; cut the rest;
+        close storage. Storing and flushing share shutdown_grace_seconds, whatever storage
+        does: what is not stored by then is answered ``unavailable``; closing storage gets
+        2 s more.
         """
         if self._server is None:
             return
-        for purging in (self._purge_task, self._file_purge_task):
-            if purging is not None:
-                purging.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await purging
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_grace_seconds
+        await self._services.cancel()
         self._server.close()
         if self._transfers is not None:
             await self._transfers.stop()  # a transfer cut short resumes on the next start
@@ -180,19 +198,27 @@ class ParleyServer:
         # sender was told is stored ('sent') really is, and the acks reach their senders.
         for connection in connections:
             connection.stop_reading()
-        if self._hub_task is not None:
-            await self.hub.stop(self._hub_task)
+        if self._hub is not None:
+            # Storing may take the grace period but for a moment (at most a second) left to
+            # tell the clients.
+            telling = min(1.0, self.config.shutdown_grace_seconds / 2)
+            await self._hub.stop(max(0.0, deadline - telling - loop.time()))
+        # Requests still waiting on storage (a login, a history page) are not answered.
+        await self._requests.cancel()
         for connection in connections:
             connection.close(ErrorCode.SERVER_SHUTDOWN)
         try:
-            await asyncio.wait_for(self.tracker.wait_empty(), self.config.shutdown_grace_seconds)
+            await asyncio.wait_for(self.tracker.wait_empty(), max(0.0, deadline - loop.time()))
         except TimeoutError:
             log.warning("Cutting %d connections that did not close in time", len(self.tracker.live))
             for straggler in connections:
                 straggler.abort()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._server.wait_closed(), 1.0)
-        await self.storage.close()
+        try:
+            await asyncio.wait_for(self.storage.close(), _STORAGE_CLOSE_SECONDS)
+        except TimeoutError:
+            log.warning("Storage did not close within %g s; leaving it", _STORAGE_CLOSE_SECONDS)
         self._server = None
 
     async def __aenter__(self) -> ParleyServer:

@@ -4,16 +4,19 @@ should see it.
 The hub is the only place that knows users and rooms. It reaches storage only through the
 Storage seam and other nodes only through the Bus seam; it never encodes a frame per recipient.
 Requests that need storage are coroutines; the connection runs one at a time, in order.
+Messages go to storage through one lane per conversation: each lane commits its own batches in
+order, and lanes do not wait for one another.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from parley.bus import Bus
 from parley.config import ServerConfig
@@ -34,6 +37,7 @@ from parley.protocol.messages import (
     TopicChanged,
     UnreadCount,
     UserInfo,
+    decode_server_frame,
     encode,
 )
 from parley.protocol.names import (
@@ -45,13 +49,17 @@ from parley.protocol.names import (
     room_key,
 )
 from parley.protocol.text import check_away, check_message_text, check_topic
+from parley.server.health import StorageHealth
 from parley.server.rooms import LiveRoom, Peer
+from parley.server.tasks import TaskSet
 from parley.storage import (
+    CommitUncertain,
     NewMessage,
     Role,
     Room,
     SanctionKind,
     Storage,
+    StorageUnavailable,
     StoredMessage,
 )
 
@@ -59,6 +67,12 @@ log = logging.getLogger(__name__)
 
 # The reply to a history request stays this far below the client's frame limit.
 _HISTORY_REPLY_BYTES = limits.MAX_SERVER_FRAME_BYTES - 4096
+# Conversations with a commit in flight at once. Below the PostgreSQL pool's size, so that
+# logins, joins and history reads always find a connection, whatever the commits wait on.
+_CONCURRENT_COMMITS = 4
+# Messages whose commit ended in doubt, remembered so that a retry finding them stored
+# publishes them (they were never delivered). Bounded: past it the oldest are forgotten.
+_MAX_DOUBTFUL = 10_000
 
 
 def now_ms() -> int:
@@ -96,6 +110,20 @@ class _Pending:
     away: str = ""
 
 
+@dataclasses.dataclass(slots=True, eq=False)
+class _Lane:
+    """One conversation's way to storage: the messages waiting for its next commit, and the
+    lock that keeps its commits, and a join's history read, one at a time and in order.
+    """
+
+    pending: list[_Pending] = dataclasses.field(default_factory=list)
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    # A task is storing what is pending (it takes what arrives meanwhile too).
+    draining: bool = False
+    # Holders (the draining task, joins): the lane is dropped when none is left.
+    users: int = 0
+
+
 @dataclasses.dataclass(slots=True)
 class _Presence:
     """What ``whois`` tells of an online user beyond its connection. Kept in memory only: it
@@ -110,9 +138,10 @@ class _Presence:
 class Hub:
     """Users, rooms and the path of every message: validate, store (batched), publish, deliver.
 
-    Everything runs on the event loop's thread. Storing a batch and publishing it happen under
-    ``_order``, and so does a join's history read with the member's arrival: a joining member
-    sees every message exactly once, in history or live.
+    Everything runs on the event loop's thread. Storing a conversation's batch and publishing
+    it happen under its lane's lock, and so does a join's history read with the member's
+    arrival: a joining member sees every message exactly once, in history or live. A user
+    logging in holds back the private messages published while it reads what it missed.
     """
 
     def __init__(self, storage: Storage, bus: Bus, config: ServerConfig) -> None:
@@ -123,11 +152,21 @@ class Hub:
         # Nickname key -> presence, for exactly the users in _users.
         self._presence: dict[str, _Presence] = {}
         self._rooms: dict[str, LiveRoom] = {}
-        self._pending: list[_Pending] = []
-        self._wakeup = asyncio.Event()
-        self._order = asyncio.Lock()
-        self._stopping = False
-        self._background: set[asyncio.Task[None]] = set()
+        # Conversation -> its lane, while anything is queued or held in it.
+        self._lanes: dict[str, _Lane] = {}
+        self._commit_slots = asyncio.Semaphore(_CONCURRENT_COMMITS)
+        # (conversation, sender key, msg_id) of messages whose commit ended in doubt.
+        self._doubtful: collections.OrderedDict[tuple[str, str, str], bool] = (
+            collections.OrderedDict()
+        )
+        # Nickname key -> private frames held for a user logging in, while it reads what it missed.
+        self._arriving: dict[str, list[tuple[str, bytes]]] = {}
+        # Frames published while a delivery is under way wait here, so that every member sees
+        # one frame before the next (a member cut off mid-delivery publishes its `left`).
+        self._deferred: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._delivering = False
+        self._tasks = TaskSet("parley-hub")
+        self.health = StorageHealth()
         bus.subscribe(self._deliver)
 
     async def start(self) -> None:
@@ -157,26 +196,41 @@ class Hub:
             if room is not None:
                 await self._load_mute(peer, room)
                 rooms.append(room)
-        async with self._order:
-            # Under the order lock nothing new is published: the missed private messages come
-            # before any live one, each once.
+        key = peer.nick_key
+        if key in self._users or key in self._arriving:
+            raise PeerError(ErrorCode.NICK_TAKEN, f"The nickname {peer.nick} is already taken.")
+        # Private messages published while what was missed is read are held, then sent after
+        # it, less those it already had: each comes once, in order, and no commit waits.
+        held: list[tuple[str, bytes]] = []
+        self._arriving[key] = held
+        try:
             missed = await self._missed_private(peer) if peer.account else []
-            if peer.nick_key in self._users:
-                raise PeerError(ErrorCode.NICK_TAKEN, f"The nickname {peer.nick} is already taken.")
             if peer.closed:
                 return  # gone while we waited
             # From here on nothing waits: the reply, the arrivals, what was missed, then live.
-            self._users[peer.nick_key] = peer
-            self._presence[peer.nick_key] = _Presence(active_ms=peer.since_ms)
+            self._users[key] = peer
+            self._presence[key] = _Presence(active_ms=peer.since_ms)
             welcome([room.name for room in rooms])
             for room in rooms:
                 if operator_of.get(room.key) or (peer.account and peer.account == room.created_by):
-                    room.operators.add(peer.nick_key)
+                    room.operators.add(key)
                 self._enter(peer, room)
             read = []
+            seen: dict[str, int] = {}
             for record in missed:
                 peer.write(encode(as_event(record, history=True)))
                 read.append((peer.account, record.conversation, record.seq))
+                seen[record.conversation] = record.seq
+            for conversation, frame in held:
+                event = decode_server_frame(frame)
+                if isinstance(event, Message):
+                    if event.seq <= seen.get(conversation, 0):
+                        continue
+                    if peer.account:
+                        read.append((peer.account, conversation, event.seq))
+                peer.write(frame)
+        finally:
+            del self._arriving[key]
         if read:
             self._spawn(self._mark_delivered(read))
 
@@ -278,7 +332,7 @@ class Hub:
                 key, peer.account, operator=peer.nick_key in room.operators
             )
         await self._load_mute(peer, room)
-        async with self._order:
+        async with self._in_order(key):
             records = await self._storage.history(key, limit=self._config.history_on_join)
             if self._users.get(peer.nick_key) is not peer:
                 return  # gone while we waited
@@ -427,15 +481,13 @@ class Hub:
     def _queue(self, message: NewMessage, sender: Peer, request_id: int, away: str = "") -> None:
         if self._users.get(sender.nick_key) is sender:
             self._presence[sender.nick_key].active_ms = now_ms()
-        self._pending.append(_Pending(message, sender, request_id, away))
-        self._wakeup.set()
+        self._enqueue(_Pending(message, sender, request_id, away))
 
     def post(self, message: NewMessage) -> None:
         """Store and deliver a message the server writes itself (a file's announcement), in
         order with everything else in its conversation. Its ``msg_id`` makes it idempotent.
         """
-        self._pending.append(_Pending(message, None, -1))
-        self._wakeup.set()
+        self._enqueue(_Pending(message, None, -1))
 
     def file_audience(self, peer: Peer, to: str) -> tuple[str, str, list[str]]:
         """Where a file shared by ``peer`` with ``to`` goes: its conversation, the name as
@@ -513,66 +565,123 @@ class Hub:
             conversation = private_conversation(peer.nick_key, nick_key(normalize_nick(to)))
         await self._storage.mark_read(peer.account, conversation, seq)
 
-    async def run(self) -> None:
-        """Store queued messages in batches and publish them, until :meth:`stop`.
+    def _enqueue(self, item: _Pending) -> None:
+        conversation = item.message.conversation
+        lane = self._lanes.get(conversation)
+        if lane is None:
+            lane = self._lanes[conversation] = _Lane()
+        lane.pending.append(item)
+        if not lane.draining:
+            lane.draining = True
+            lane.users += 1
+            self._tasks.spawn(self._drain(conversation, lane), name="parley-commit")
 
-        Group commit: everything queued while the previous batch was being stored goes into the
-        next one, so one storage round trip serves many messages under load.
+    async def _drain(self, conversation: str, lane: _Lane) -> None:
+        """Store a conversation's queued messages until none is left, a batch at a time.
+
+        Group commit: everything queued while a batch was being stored goes into the next one,
+        so one storage round trip serves many messages of a busy conversation.
         """
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                batch, self._pending = self._pending, []
-                await self._commit(batch)
-            if self._stopping:
-                return
+        try:
+            while lane.pending:
+                async with lane.lock:
+                    batch, lane.pending = lane.pending, []
+                    async with self._commit_slots:
+                        await self._commit(batch)
+        finally:
+            lane.draining = False
+            self._release(conversation, lane)
+
+    @contextlib.asynccontextmanager
+    async def _in_order(self, conversation: str) -> AsyncIterator[None]:
+        """Hold ``conversation``'s lane: no batch of it is stored or published meanwhile."""
+        lane = self._lanes.get(conversation)
+        if lane is None:
+            lane = self._lanes[conversation] = _Lane()
+        lane.users += 1
+        try:
+            async with lane.lock:
+                yield
+        finally:
+            self._release(conversation, lane)
+
+    def _release(self, conversation: str, lane: _Lane) -> None:
+        lane.users -= 1
+        if not lane.users and not lane.pending:
+            del self._lanes[conversation]
 
     async def _commit(self, batch: list[_Pending]) -> None:
-        async with self._order:
-            try:
-                stored = await self._storage.append([item.message for item in batch])
-            except Exception:
-                log.exception("Storing %d messages failed", len(batch))
+        """Store one conversation's batch, publish what is new, answer the senders. Never
+        raises but CancelledError (its senders are then told ``unavailable``).
+        """
+        try:
+            stored = await self._storage.append([item.message for item in batch])
+        except StorageUnavailable as exc:
+            if isinstance(exc, CommitUncertain):
                 for item in batch:
-                    if item.sender is None:
-                        log.error("A file announcement was not stored: %s", item.message.msg_id)
-                        continue
-                    item.sender.write(
-                        encode(
-                            Error(
-                                id=item.request_id,
-                                code=ErrorCode.UNAVAILABLE,
-                                message="The message could not be stored; send it again.",
-                            )
-                        )
-                    )
-                return
-            read: list[tuple[str, str, int]] = []
-            for item, record in zip(batch, stored, strict=True):
-                if not record.duplicate:
+                    self._doubt(item.message)
+            self.health.failed(exc, messages=len(batch))
+            self._refuse(batch, ErrorCode.UNAVAILABLE)
+            return
+        except asyncio.CancelledError:
+            self._refuse(batch, ErrorCode.UNAVAILABLE)
+            raise
+        except Exception:
+            log.exception("Bug: storing %d messages failed", len(batch))
+            self._refuse(batch, ErrorCode.INTERNAL_ERROR)
+            return
+        self.health.succeeded()
+        read: list[tuple[str, str, int]] = []
+        for item, record in zip(batch, stored, strict=True):
+            message = item.message
+            # A retry of a message whose first commit ended in doubt was never published.
+            identity = (message.conversation, message.sender_key, message.msg_id)
+            if not record.duplicate or self._doubtful.pop(identity, False):
+                try:
                     self._bus.publish(record.conversation, encode(as_event(record)))
-                    for key in item.message.participants:
-                        peer = self._users.get(key)
-                        if peer is not None and peer.account:
-                            read.append((peer.account, record.conversation, record.seq))
-                if item.sender is None:
-                    continue
-                item.sender.write(
-                    encode(
-                        Sent(
-                            id=item.request_id,
-                            seq=record.seq,
-                            ts=record.ts,
-                            duplicate=record.duplicate,
-                            away=item.away,
-                        )
+                except Exception:
+                    log.exception("Bug: publishing to %s failed", record.conversation)
+                for key in message.participants:
+                    peer = self._users.get(key)
+                    if peer is not None and peer.account:
+                        read.append((peer.account, record.conversation, record.seq))
+            if item.sender is None:
+                continue
+            item.sender.write(
+                encode(
+                    Sent(
+                        id=item.request_id,
+                        seq=record.seq,
+                        ts=record.ts,
+                        duplicate=record.duplicate,
+                        away=item.away,
                     )
                 )
+            )
         if read:
             # A private message shown to an online account counts as read: it is not delivered
             # again at the next login. Off the commit path; markers only move forward.
             self._spawn(self._mark_delivered(read))
+
+    def _doubt(self, message: NewMessage) -> None:
+        self._doubtful[(message.conversation, message.sender_key, message.msg_id)] = True
+        while len(self._doubtful) > _MAX_DOUBTFUL:
+            self._doubtful.popitem(last=False)
+
+    def _refuse(self, batch: list[_Pending], code: ErrorCode) -> None:
+        for item in batch:
+            if item.sender is None:
+                log.error("A file announcement was not stored: %s", item.message.msg_id)
+                continue
+            item.sender.write(
+                encode(
+                    Error(
+                        id=item.request_id,
+                        code=code,
+                        message="The message could not be stored; send it again.",
+                    )
+                )
+            )
 
     async def _mark_delivered(self, read: list[tuple[str, str, int]]) -> None:
         for account, conversation, seq in read:
@@ -588,41 +697,71 @@ class Hub:
                 )
         return missed
 
-    async def stop(self, runner: asyncio.Task[None]) -> None:
-        """Store what is queued, then end :meth:`run` (running as ``runner``)."""
-        self._stopping = True
-        self._wakeup.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+    async def stop(self, within_seconds: float) -> None:
+        """Store what is queued, waiting up to ``within_seconds``; then cancel what is left
+        (its senders are told ``unavailable``).
+        """
+        if not await self._tasks.wait(within_seconds):
+            log.warning(
+                "Storage did not finish within %.1f s: %d conversations not stored",
+                within_seconds,
+                len(self._lanes),
+            )
+            await self._tasks.cancel()
 
     def _spawn(self, work: Awaitable[None]) -> None:
         async def run() -> None:
             try:
                 await work
-            except Exception:
-                log.exception("Background storage work failed")
+            except StorageUnavailable as exc:
+                self.health.failed(exc)
 
-        task = asyncio.create_task(run())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._tasks.spawn(run(), name="parley-read-markers")
 
     # --- delivery (called by the bus, for frames from any node) --------------------------
 
     def _deliver(self, conversation: str, frame: bytes) -> None:
+        if self._delivering:
+            self._deferred.append((conversation, frame))
+            return
+        self._delivering = True
+        try:
+            self._deliver_now(conversation, frame)
+            while self._deferred:
+                self._deliver_now(*self._deferred.popleft())
+        finally:
+            self._delivering = False
+
+    def _deliver_now(self, conversation: str, frame: bytes) -> None:
         room = self._rooms.get(conversation)
         if room is not None:
             # A copy: a write can push a slow member over its limit, and cutting it off
             # removes it from the room while this loop runs. O(members), far below the writes.
-            for write in list(room.members.values()):
-                write(frame)
+            for peer, write in list(room.members.items()):
+                try:
+                    write(frame)
+                except Exception as exc:
+                    self._write_failed(peer, exc)
             return
         if conversation.startswith("dm:"):
             for key in set(conversation[3:].split(":")):
-                peer = self._users.get(key)
-                if peer is not None:
-                    peer.write(frame)
+                user = self._users.get(key)
+                if user is not None:
+                    try:
+                        user.write(frame)
+                    except Exception as exc:
+                        self._write_failed(user, exc)
+                elif key in self._arriving:
+                    self._arriving[key].append((conversation, frame))
+
+    def _write_failed(self, peer: Peer, exc: Exception) -> None:
+        """One member's write raised: log it once and cut that member, not the delivery."""
+        log.error("Bug: writing to %s failed; disconnecting it", peer.nick, exc_info=exc)
+        try:
+            peer.abort()
+        except Exception:
+            log.exception("Bug: disconnecting %s failed", peer.nick)
+            self.logout(peer)
 
     # --- internals -----------------------------------------------------------------------
 

@@ -43,6 +43,10 @@ class Peer(Protocol):
         """Queue bytes for the client without blocking; a closed connection ignores them."""
         ...
 
+    def abort(self) -> None:
+        """Drop the connection at once (it logs out)."""
+        ...
+
 
 @dataclasses.dataclass(slots=True, eq=False)
 class LiveRoom:

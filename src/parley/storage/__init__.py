@@ -25,6 +25,13 @@ class StorageUnavailable(ParleyError):
     """
 
 
+class CommitUncertain(StorageUnavailable):
+    """The connection was lost while a batch was being committed, and whether the commit
+    happened could not be found out either: some or all of the batch may be stored. A retry
+    with the same ``msg_id`` settles it (it comes back ``duplicate`` if it was stored).
+    """
+
+
 class Role(enum.StrEnum):
     ADMIN = "admin"
     MODERATOR = "moderator"
