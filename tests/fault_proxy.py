@@ -24,6 +24,7 @@ class FaultProxy:
         self._flowing = asyncio.Event()
         self._flowing.set()
         self._cut_at_commit = False
+        self._black_hole_after_cut = False
         self._links: set[tuple[asyncio.StreamWriter, asyncio.StreamWriter]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -62,9 +63,11 @@ class FaultProxy:
             client.transport.abort()
             upstream.transport.abort()
 
-    def cut_at_next_commit(self) -> None:
-        """The next COMMIT goes to the server, then its connection is cut before the answer."""
+    def cut_at_next_commit(self, *, then_black_hole: bool = False) -> None:
+        """The next COMMIT goes to the server, then its connection is cut before the answer
+        (and, with ``then_black_hole``, the proxy black-holes from that moment)."""
         self._cut_at_commit = True
+        self._black_hole_after_cut = then_black_hole
 
     async def close(self) -> None:
         self.restore()
@@ -115,6 +118,8 @@ class FaultProxy:
                     self._cut_at_commit = False
                     self.commits_cut += 1
                     await asyncio.sleep(_COMMIT_SECONDS)
+                    if self._black_hole_after_cut:
+                        self.black_hole()
                     link[0].transport.abort()
                     link[1].transport.abort()
                     return

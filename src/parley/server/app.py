@@ -208,7 +208,9 @@ class ParleyServer:
         for connection in connections:
             connection.close(ErrorCode.SERVER_SHUTDOWN)
         try:
-            await asyncio.wait_for(self.tracker.wait_empty(), max(0.0, deadline - loop.time()))
+            # However long storing took, the `closing` frames get their moment to leave.
+            flushing = max(deadline - loop.time(), min(1.0, self.config.shutdown_grace_seconds))
+            await asyncio.wait_for(self.tracker.wait_empty(), flushing)
         except TimeoutError:
             log.warning("Cutting %d connections that did not close in time", len(self.tracker.live))
             for straggler in connections:

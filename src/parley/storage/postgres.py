@@ -15,10 +15,11 @@ whole call by ``operation_seconds``. When the connection is lost while a batch c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -183,7 +184,12 @@ _CONNECT_SECONDS = 5.0
 _POOL_SIZE = 8
 _IDLE_CONNECTION_SECONDS = 60.0
 # Failures that say nothing about the statement, only that the connection is gone or silent.
-_CONNECTION_ERRORS = (OSError, TimeoutError, asyncpg.InterfaceError)
+_CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+)
 
 
 class PostgresStorage:
@@ -257,15 +263,24 @@ class PostgresStorage:
         """Run ``work`` on a pooled connection, within the operation timeout in all."""
         try:
             async with asyncio.timeout(self._timeouts.operation_seconds):
-                async with self._pool.acquire() as db:
+                db = await self._pool.acquire()
+                try:
                     return await work(db)
+                except BaseException:
+                    # Failed, timed out or cancelled, it may be anywhere in a transaction over
+                    # a connection that may never answer: closed at once (which ends the
+                    # transaction on the server) rather than rolled back and waited for.
+                    db.terminate()
+                    raise
+                finally:
+                    await self._pool.release(db)
         except StorageUnavailable:
             raise
         except _CONNECTION_ERRORS as exc:
             # The connections in the pool likely share the fault (a restarted database, a
             # broken route): each is replaced at its next use instead of failing in turn.
             if not self._pool.is_closing():
-                self._pool.expire_connections()
+                await self._pool.expire_connections()
             raise StorageUnavailable(f"PostgreSQL: {_describe(exc)}") from exc
         except (asyncpg.PostgresError, UnicodeEncodeError) as exc:
             raise StorageUnavailable(f"PostgreSQL: {exc}") from exc
@@ -296,7 +311,7 @@ class PostgresStorage:
         committing: list[StoredMessage] = []
 
         async def append(db: asyncpg.Connection) -> list[StoredMessage]:
-            async with db.transaction():
+            async with _transaction(db):
                 stored = await _append(db, batch, now_ms)
                 committing[:] = stored
             return stored
@@ -363,7 +378,7 @@ class PostgresStorage:
 
     async def purge(self, now_ms: int, default_retention_days: int | None) -> int:
         async def purge(db: asyncpg.Connection) -> int:
-            async with db.transaction():
+            async with _transaction(db):
                 status = await db.execute(
                     "DELETE FROM messages m USING rooms r WHERE m.conversation = r.key "
                     "AND r.retention_days IS NOT NULL "
@@ -593,7 +608,7 @@ class PostgresStorage:
 
     async def add_file(self, record: FileRecord, readers: Sequence[str]) -> None:
         async def add(db: asyncpg.Connection) -> None:
-            async with db.transaction():
+            async with _transaction(db):
                 await db.execute(
                     "INSERT INTO files VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
                     *dataclasses.astuple(record),
@@ -706,6 +721,15 @@ class PostgresStorage:
 
 def _account(row: Any) -> Account:
     return Account(row[0], row[1], row[2], Role(row[3]), row[4])
+
+
+@contextlib.asynccontextmanager
+async def _transaction(db: asyncpg.Connection) -> AsyncIterator[None]:
+    """BEGIN, and COMMIT when the body succeeds. On failure there is no ROLLBACK: ``_run``
+    closes the connection, which ends the transaction without waiting for an answer."""
+    await db.execute("BEGIN")
+    yield
+    await db.execute("COMMIT")
 
 
 def _describe(exc: BaseException) -> str:
