@@ -155,6 +155,8 @@ class Hub:
         # Conversation -> its lane, while anything is queued or held in it.
         self._lanes: dict[str, _Lane] = {}
         self._commit_slots = asyncio.Semaphore(_CONCURRENT_COMMITS)
+        # With storage that writes one transaction at a time, one task drains every lane.
+        self._draining_together = False
         # (conversation, sender key, msg_id) of messages whose commit ended in doubt.
         self._doubtful: collections.OrderedDict[tuple[str, str, str], bool] = (
             collections.OrderedDict()
@@ -571,7 +573,11 @@ class Hub:
         if lane is None:
             lane = self._lanes[conversation] = _Lane()
         lane.pending.append(item)
-        if not lane.draining:
+        if self._storage.serial_writes:
+            if not self._draining_together:
+                self._draining_together = True
+                self._tasks.spawn(self._drain_together(), name="parley-commit")
+        elif not lane.draining:
             lane.draining = True
             lane.users += 1
             self._tasks.spawn(self._drain(conversation, lane), name="parley-commit")
@@ -591,6 +597,36 @@ class Hub:
         finally:
             lane.draining = False
             self._release(conversation, lane)
+
+    async def _drain_together(self) -> None:
+        """Like :meth:`_drain`, for storage that writes one transaction at a time anyway
+        (SQLite): every conversation with messages waiting goes into one batch, one commit,
+        as long as its lane is free (a join may hold it: then it waits for the next batch).
+        """
+        try:
+            while waiting := [(c, lane) for c, lane in self._lanes.items() if lane.pending]:
+                held: list[tuple[str, _Lane]] = []
+                try:
+                    for index, (conversation, lane) in enumerate(waiting):
+                        if index and lane.lock.locked():
+                            continue
+                        lane.users += 1
+                        try:
+                            await lane.lock.acquire()  # at once, but for the first one
+                        except BaseException:
+                            self._release(conversation, lane)
+                            raise
+                        held.append((conversation, lane))
+                    batch = [item for _, lane in held for item in lane.pending]
+                    for _, lane in held:
+                        lane.pending = []
+                    await self._commit(batch)
+                finally:
+                    for conversation, lane in held:
+                        lane.lock.release()
+                        self._release(conversation, lane)
+        finally:
+            self._draining_together = False
 
     @contextlib.asynccontextmanager
     async def _in_order(self, conversation: str) -> AsyncIterator[None]:

@@ -164,6 +164,11 @@ class Storage(Protocol):
     change does not exist (or, for create_*, already exists).
     """
 
+    # True when the backend runs one write transaction at a time whatever the caller does
+    # (SQLite): the hub then stores every conversation's waiting messages in one transaction,
+    # rather than in separate ones that would only queue behind each other.
+    serial_writes: bool
+
     # --- messages ------------------------------------------------------------------------
 
     async def append(self, batch: Sequence[NewMessage]) -> list[StoredMessage]:

@@ -195,6 +195,9 @@ _CONNECTION_ERRORS = (
 class PostgresStorage:
     """Storage in a PostgreSQL database. Create with :meth:`open`."""
 
+    # Transactions of different conversations run side by side on the pool.
+    serial_writes = False
+
     def __init__(self, pool: asyncpg.Pool, timeouts: Timeouts) -> None:
         self._pool = pool
         self._timeouts = timeouts

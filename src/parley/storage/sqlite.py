@@ -158,6 +158,9 @@ _SELECT_FILES = (
 class SqliteStorage:
     """Storage in one SQLite database. Create with :meth:`open`."""
 
+    # One writing thread: transactions never overlap.
+    serial_writes = True
+
     def __init__(self, executor: concurrent.futures.ThreadPoolExecutor) -> None:
         self._executor = executor
         self._db: sqlite3.Connection | None = None
