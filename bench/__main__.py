@@ -26,7 +26,18 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from bench import capacity, fanout, files, history, idle, persistence, proc, report, terminal
+from bench import (
+    capacity,
+    fanout,
+    files,
+    history,
+    idle,
+    locked_row,
+    persistence,
+    proc,
+    report,
+    terminal,
+)
 from bench.outcome import Outcome
 from bench.pool import WorkerPool
 from bench.servers import NgircdServer, ParleyServer, Server, ngircd_binary
@@ -82,6 +93,7 @@ class Sizes:
     terminal_lines_per_second: int
     terminal_seconds: float
     file_megabytes: int
+    locked_row_seconds: float
 
 
 FAN_OUT = [(100, 20), (1000, 20), (1000, 200)]
@@ -99,6 +111,7 @@ FULL = Sizes(
     terminal_lines_per_second=1000,
     terminal_seconds=10.0,
     file_megabytes=1024,
+    locked_row_seconds=20.0,
 )
 QUICK = Sizes(
     fan_out=FAN_OUT,
@@ -114,6 +127,7 @@ QUICK = Sizes(
     terminal_lines_per_second=1000,
     terminal_seconds=5.0,
     file_megabytes=256,
+    locked_row_seconds=10.0,
 )
 SMOKE = Sizes(
     fan_out=[(10, 20)],
@@ -129,6 +143,7 @@ SMOKE = Sizes(
     terminal_lines_per_second=100,
     terminal_seconds=1.0,
     file_megabytes=4,
+    locked_row_seconds=2.0,
 )
 
 
@@ -191,6 +206,18 @@ def plan(args: argparse.Namespace) -> list[Step]:
                 settings=persistence.SERVER_SETTINGS,
             )
         )
+    if args.only in (None, "locked-row") and not (args.smoke or args.no_postgres):
+        holding = locked_row.Load(sizes.locked_row_seconds)
+        steps.append(
+            Step(
+                "locked-row",
+                holding.label,
+                partial(locked_row.run, load=holding),
+                parley_only=True,
+                settings=locked_row.SERVER_SETTINGS,
+                database="postgresql",
+            )
+        )
     if args.only in (None, "files"):
         moving = files.Load(sizes.file_megabytes)
         steps.append(
@@ -215,7 +242,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--smoke", action="store_true", help="Parley alone, tiny, seconds long")
     parser.add_argument(
         "--only",
-        choices=["fanout", "capacity", "idle", "persistence", "history", "terminal", "files"],
+        choices=[
+            "fanout",
+            "capacity",
+            "idle",
+            "persistence",
+            "history",
+            "terminal",
+            "files",
+            "locked-row",
+        ],
         help="one workload",
     )
     parser.add_argument(

@@ -53,6 +53,16 @@ SHOWN: dict[str, list[tuple[str, str, str]]] = {
         ("history_p99_ms", "50 messages back, p99 ms", "ms"),
         ("history_requests_per_second", "history requests/s (one at a time)", "count"),
     ],
+    "locked-row": [
+        ("ping_p50_ms", "#b user's ping, p50 ms", "ms"),
+        ("ping_p99_ms", "#b user's ping, p99 ms", "ms"),
+        ("send_p50_ms", "#b user's send to ack, p50 ms", "ms"),
+        ("send_p99_ms", "#b user's send to ack, p99 ms", "ms"),
+        ("login_ms", "a guest's login meanwhile, ms", "ms"),
+        ("join_ms", "its join of #b, ms", "ms"),
+        ("locked_room_unavailable", "#a sends answered unavailable", "count"),
+        ("locked_room_answer_max_ms", "#a sends: longest wait for an answer, ms", "ms"),
+    ],
     "terminal": [
         ("key_to_screen_p50_ms", "key to screen under the flood, p50 ms", "ms"),
         ("key_to_screen_p99_ms", "key to screen under the flood, p99 ms", "ms"),

@@ -43,6 +43,7 @@ from parley.protocol.messages import (
     Message,
     Mute,
     Nick,
+    Notice,
     Ok,
     Op,
     Part,
@@ -80,6 +81,9 @@ ReplyT = TypeVar("ReplyT", bound=Reply)
 # A request refused as rate-limited was not carried out, so sending it again is always safe.
 _RATE_LIMIT_RETRIES = 8
 _RATE_LIMIT_PAUSE_SECONDS = 0.25
+# A send the server could not store (`unavailable`) is sent again with the same msg_id after
+# these pauses: stored at most once, and a message stored after all comes back `duplicate`.
+_UNAVAILABLE_PAUSES_SECONDS = (1.0, 2.0, 4.0)
 
 # Bytes read per call: a few frames at a time, bounded.
 _READ_CHUNK_BYTES = 64 * 1024
@@ -300,6 +304,8 @@ class ChatClient:
         """Send ``text`` to a room or a user; returns once the server has stored it.
 
         ``msg_id`` identifies the message across retries; a new one is made when omitted.
+        While the server answers ``unavailable`` it is sent again, a few times, each retry
+        told to the user as a ``notice`` event. Raises RequestRefused.
         """
         if len(text) > limits.MAX_TEXT_CHARS:
             # Refused here: past the frame limit the server would have to drop the connection.
@@ -309,9 +315,23 @@ class ChatClient:
                 f"this one has {len(text):,}.",
             )
         message_id = msg_id or uuid.uuid4().hex
-        return await self._request(
-            lambda id: Send(id=id, to=to, text=text, msg_id=message_id), Sent
-        )
+        for attempt, pause in enumerate((*_UNAVAILABLE_PAUSES_SECONDS, None), start=1):
+            try:
+                return await self._request(
+                    lambda id: Send(id=id, to=to, text=text, msg_id=message_id), Sent
+                )
+            except RequestRefused as refusal:
+                if refusal.code != ErrorCode.UNAVAILABLE or pause is None:
+                    raise
+            self._events.put_nowait(
+                Notice(
+                    text=f"The server could not store your message to {to} just now; sending "
+                    f"it again in {pause:g} s (try {attempt + 1} of "
+                    f"{len(_UNAVAILABLE_PAUSES_SECONDS) + 1})."
+                )
+            )
+            await asyncio.sleep(pause)
+        raise AssertionError("unreachable")
 
     async def list_users(self) -> Users:
         return await self._request(lambda id: ListUsers(id=id), Users)

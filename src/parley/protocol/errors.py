@@ -28,6 +28,7 @@ class ErrorCode(enum.StrEnum):
     NO_SUCH_ROOM = "no-such-room"
     RATE_LIMITED = "rate-limited"
     FLOODING = "flooding"
+    NOT_READING = "not-reading"
     TOO_MANY_ERRORS = "too-many-errors"
     TOO_MANY_CONNECTIONS = "too-many-connections"
     LOGIN_TIMEOUT = "login-timeout"
@@ -81,6 +82,7 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.NO_SUCH_ROOM: "There is no such room.",
     ErrorCode.RATE_LIMITED: "You are sending too fast; slow down.",
     ErrorCode.FLOODING: "Disconnected for sending too fast.",
+    ErrorCode.NOT_READING: "Disconnected: the client did not read what the server sent.",
     ErrorCode.TOO_MANY_ERRORS: "Disconnected after too many invalid requests.",
     ErrorCode.TOO_MANY_CONNECTIONS: "The server has too many connections; try again later.",
     ErrorCode.LOGIN_TIMEOUT: "Disconnected: no login in time.",
@@ -120,6 +122,7 @@ CLOSING_CODES = frozenset(
         ErrorCode.FRAME_TOO_LARGE,
         ErrorCode.UNSUPPORTED_VERSION,
         ErrorCode.FLOODING,
+        ErrorCode.NOT_READING,
         ErrorCode.TOO_MANY_ERRORS,
         ErrorCode.TOO_MANY_CONNECTIONS,
         ErrorCode.LOGIN_TIMEOUT,

@@ -37,6 +37,7 @@ from parley.server.preflight import (
     keep_files_private,
 )
 from parley.server.revocation import RevocationWatch
+from parley.server.tasks import TaskSet, supervise
 from parley.server.tls_transport import TlsServer, start_tls_server
 from parley.server.tracker import ConnectionTracker
 from parley.server.transfer import TransferServer
@@ -45,6 +46,10 @@ from parley.storage.factory import open_storage
 from parley.tls import CertificateProblem, ensure_certificate, file_fingerprint, server_context
 
 log = logging.getLogger("parley.server")
+
+# At shutdown, what storage gets to close after the connections' grace period: a database that
+# does not answer must not keep the process from exiting.
+_STORAGE_CLOSE_SECONDS = 2.0
 
 
 class ParleyServer:
@@ -63,10 +68,9 @@ class ParleyServer:
         self._storage: Storage | None = None
         self._hub: Hub | None = None
         self._server: TlsServer | None = None
-        self._hub_task: asyncio.Task[None] | None = None
-        self._purge_task: asyncio.Task[None] | None = None
-        self._file_purge_task: asyncio.Task[None] | None = None
-        self._revocation_task: asyncio.Task[None] | None = None
+        # The long-lived tasks (purges), and the tasks of requests that need storage.
+        self._services = TaskSet("parley-service")
+        self._requests = TaskSet("parley-request")
         self.files: FileService | None = None
         self._transfers: TransferServer | None = None
 
@@ -116,7 +120,6 @@ class ParleyServer:
             await hub.start()
             revocations = RevocationWatch(storage, hub, config.revocation_poll_seconds)
             await revocations.start()
-            self._hub_task = asyncio.create_task(hub.run(), name="parley-hub")
             self.files = files = FileService(
                 storage, hub, config, BlobStore(config.data_dir / "files")
             )
@@ -127,6 +130,7 @@ class ParleyServer:
                 tracker=self.tracker,
                 deadlines=Deadlines(asyncio.get_running_loop()),
                 files=files,
+                requests=self._requests,
             )
             try:
                 self._server = await start_tls_server(
@@ -164,15 +168,35 @@ class ParleyServer:
         except BaseException:
             if self._server is not None:
                 self._server.close()
-            if self._hub is not None and self._hub_task is not None:
-                await self._hub.stop(self._hub_task)
+            if self._hub is not None:
+                await self._hub.stop(config.shutdown_grace_seconds)
             await storage.close()
             raise
-        self._purge_task = asyncio.create_task(self._purge_forever(), name="parley-purge")
-        self._file_purge_task = asyncio.create_task(
-            self._purge_files_forever(), name="parley-file-purge"
+        # A bug in a purge is logged and the purge starts again at its next interval.
+        self._services.spawn(
+            supervise(
+                "The retention purge",
+                self._purge_forever,
+                restart_seconds=config.purge_interval_seconds,
+            ),
+            name="parley-purge",
         )
-        self._revocation_task = asyncio.create_task(revocations.run(), name="parley-revocations")
+        self._services.spawn(
+            supervise(
+                "The file purge",
+                self._purge_files_forever,
+                restart_seconds=config.file_purge_interval_seconds,
+            ),
+            name="parley-file-purge",
+        )
+        self._services.spawn(
+            supervise(
+                "The revocation watch",
+                revocations.run,
+                restart_seconds=config.revocation_poll_seconds,
+            ),
+            name="parley-revocations",
+        )
 
     def _files_port(self) -> int:
         if self.config.files_port is not None:
@@ -212,16 +236,16 @@ class ParleyServer:
 
     async def stop(self) -> None:
         """Stop accepting; stop reading requests; store what was already accepted and send its
-        acks; tell every client the server is shutting down; let them flush for up to
-        shutdown_grace_seconds, cut the rest; close storage.
+        acks; tell every client the server is shutting down; let them flush; cut the rest;
+        close storage. Storing and flushing share shutdown_grace_seconds, whatever storage
+        does: what is not stored by then is answered ``unavailable``; closing storage gets
+        2 s more.
         """
         if self._server is None:
             return
-        for purging in (self._purge_task, self._file_purge_task, self._revocation_task):
-            if purging is not None:
-                purging.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await purging
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_grace_seconds
+        await self._services.cancel()
         self._server.close()
         if self._transfers is not None:
             await self._transfers.stop()  # a transfer cut short resumes on the next start
@@ -230,19 +254,29 @@ class ParleyServer:
         # sender was told is stored ('sent') really is, and the acks reach their senders.
         for connection in connections:
             connection.stop_reading()
-        if self._hub_task is not None:
-            await self.hub.stop(self._hub_task)
+        if self._hub is not None:
+            # Storing may take the grace period but for a moment (at most a second) left to
+            # tell the clients.
+            telling = min(1.0, self.config.shutdown_grace_seconds / 2)
+            await self._hub.stop(max(0.0, deadline - telling - loop.time()))
+        # Requests still waiting on storage (a login, a history page) are not answered.
+        await self._requests.cancel()
         for connection in connections:
             connection.close(ErrorCode.SERVER_SHUTDOWN)
         try:
-            await asyncio.wait_for(self.tracker.wait_empty(), self.config.shutdown_grace_seconds)
+            # However long storing took, the `closing` frames get their moment to leave.
+            flushing = max(deadline - loop.time(), min(1.0, self.config.shutdown_grace_seconds))
+            await asyncio.wait_for(self.tracker.wait_empty(), flushing)
         except TimeoutError:
             log.warning("Cutting %d connections that did not close in time", len(self.tracker.live))
             for straggler in connections:
                 straggler.abort()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._server.wait_closed(), 1.0)
-        await self.storage.close()
+        try:
+            await asyncio.wait_for(self.storage.close(), _STORAGE_CLOSE_SECONDS)
+        except TimeoutError:
+            log.warning("Storage did not close within %g s; leaving it", _STORAGE_CLOSE_SECONDS)
         self._server = None
 
     async def __aenter__(self) -> ParleyServer:

@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import dataclasses
+import inspect
 import logging
+import socket
+import struct
 from collections.abc import Awaitable, Callable
 from typing import Any, cast
 
@@ -23,6 +27,7 @@ from parley.server.files import FileService
 from parley.server.flood import TokenBucket, Verdict
 from parley.server.handlers import HANDLERS
 from parley.server.hub import Hub
+from parley.server.tasks import TaskSet
 from parley.server.tracker import ConnectionTracker
 from parley.storage import Role, StorageUnavailable
 
@@ -31,6 +36,12 @@ log = logging.getLogger("parley.server")
 # Errors that mean the peer broke the protocol (as opposed to a refused but valid request):
 # these count toward the session's MAX_PROTOCOL_ERRORS.
 _PROTOCOL_CODES = frozenset({ErrorCode.INVALID_MESSAGE, ErrorCode.NOT_ALLOWED_NOW})
+# A client cut off for not reading gets this long to read its `closing` before the connection
+# is reset. Below the transport's 2 s linger, so a graceful close never leaves the bytes it did
+# not read to the kernel (megabytes per client, sent on for minutes to a peer that acks them).
+_NOT_READING_RESET_SECONDS = 1.0
+# SO_LINGER on, with a zero timeout: close() sends a reset and discards what is unsent.
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 
 
 @dataclasses.dataclass(slots=True)
@@ -43,6 +54,8 @@ class ServerContext:
     tracker: ConnectionTracker
     deadlines: Deadlines
     files: FileService
+    # The tasks running requests that need storage: cancelled and awaited before it closes.
+    requests: TaskSet
 
 
 # Shared by connections not logged in; never added to (login gives each its own set).
@@ -158,7 +171,10 @@ class Connection(asyncio.Protocol):
             self.nick,
             self._transport.get_write_buffer_size() if self._transport else 0,
         )
-        self._shut(abort=True)
+        transport = self._transport
+        self.close(ErrorCode.NOT_READING)
+        if transport is not None:
+            asyncio.get_running_loop().call_later(_NOT_READING_RESET_SECONDS, _reset, transport)
 
     def connection_lost(self, exc: Exception | None) -> None:
         if not self._closed:
@@ -223,7 +239,12 @@ class Connection(asyncio.Protocol):
             self._failed(request, exc)
             return
         if pending is not None:
-            self._busy = asyncio.create_task(self._finish(request, pending))
+            self._busy = task = self.context.requests.spawn(
+                self._finish(request, pending), name="parley-request"
+            )
+            if inspect.iscoroutine(pending):
+                # Cancelled before it started (shutdown), it would never be awaited.
+                task.add_done_callback(lambda _: pending.close())
 
     async def _finish(self, request: Request, pending: Awaitable[None]) -> None:
         """Await a handler that needs storage, then run the requests that arrived meanwhile."""
@@ -246,9 +267,7 @@ class Connection(asyncio.Protocol):
                 if too_many is not None:
                     self._refuse(too_many)
         elif isinstance(exc, StorageUnavailable):
-            log.warning(
-                "Storage unavailable for %s from %s: %s", type(request).__name__, self.address, exc
-            )
+            self.context.hub.health.failed(exc)
             self._refuse(PeerError(ErrorCode.UNAVAILABLE, request_id=request.id))
         else:
             # The request's type and id only: its fields may hold a password.
@@ -282,6 +301,18 @@ class Connection(asyncio.Protocol):
         self.write = _discard
         if self._transport is not None:
             if abort:
-                self._transport.abort()
+                _reset(self._transport)
             else:
                 self._transport.close()
+
+
+def _reset(transport: asyncio.Transport) -> None:
+    """Drop the connection with a TCP reset, unless it is closed already: whatever is still
+    queued, in the process or in the kernel, is discarded rather than sent on for minutes.
+    """
+    sock = transport.get_extra_info("socket")
+    if sock is not None and sock.fileno() != -1:
+        # Not a TCP socket, or already gone: abort alone will do.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+    transport.abort()

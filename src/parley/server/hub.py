@@ -4,16 +4,19 @@ should see it.
 The hub is the only place that knows users and rooms. It reaches storage only through the
 Storage seam and other nodes only through the Bus seam; it never encodes a frame per recipient.
 Requests that need storage are coroutines; the connection runs one at a time, in order.
+Messages go to storage through one lane per conversation: each lane commits its own batches in
+order, and lanes do not wait for one another.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import msgspec
 
@@ -38,6 +41,7 @@ from parley.protocol.messages import (
     TopicChanged,
     UnreadCount,
     UserInfo,
+    decode_server_frame,
     encode,
 )
 from parley.protocol.names import (
@@ -51,13 +55,17 @@ from parley.protocol.names import (
 )
 from parley.protocol.text import check_away, check_message_text, check_topic
 from parley.server.address_group import address_group
+from parley.server.health import StorageHealth
 from parley.server.rooms import LiveRoom, Peer
+from parley.server.tasks import TaskSet
 from parley.storage import (
+    CommitUncertain,
     NewMessage,
     Role,
     Room,
     SanctionKind,
     Storage,
+    StorageUnavailable,
     StoredMessage,
 )
 
@@ -76,6 +84,12 @@ _MISSED_PAGE_BYTES = 128 * 1024
 # and how long it may take nothing before the rest waits for its next login.
 _DRAIN_POLL_SECONDS = 0.05
 _CATCH_UP_STALL_SECONDS = 60.0
+# Conversations with a commit in flight at once. Below the PostgreSQL pool's size, so that
+# logins, joins and history reads always find a connection, whatever the commits wait on.
+_CONCURRENT_COMMITS = 4
+# Messages whose commit ended in doubt, remembered so that a retry finding them stored
+# publishes them (they were never delivered). Bounded: past it the oldest are forgotten.
+_MAX_DOUBTFUL = 10_000
 
 
 def now_ms() -> int:
@@ -134,6 +148,20 @@ class _Pending:
     away: str = ""
 
 
+@dataclasses.dataclass(slots=True, eq=False)
+class _Lane:
+    """One conversation's way to storage: the messages waiting for its next commit, and the
+    lock that keeps its commits, and a join's history read, one at a time and in order.
+    """
+
+    pending: list[_Pending] = dataclasses.field(default_factory=list)
+    lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    # A task is storing what is pending (it takes what arrives meanwhile too).
+    draining: bool = False
+    # Holders (the draining task, joins): the lane is dropped when none is left.
+    users: int = 0
+
+
 @dataclasses.dataclass(slots=True)
 class _Presence:
     """What ``whois`` tells of an online user beyond its connection. Kept in memory only: it
@@ -148,9 +176,10 @@ class _Presence:
 class Hub:
     """Users, rooms and the path of every message: validate, store (batched), publish, deliver.
 
-    Everything runs on the event loop's thread. Storing a batch and publishing it happen under
-    ``_order``, and so does a join's history read with the member's arrival: a joining member
-    sees every message exactly once, in history or live.
+    Everything runs on the event loop's thread. Storing a conversation's batch and publishing
+    it happen under its lane's lock, and so does a join's history read with the member's
+    arrival: a joining member sees every message exactly once, in history or live. A user
+    logging in holds back the private messages published while it reads what it missed.
     """
 
     def __init__(self, storage: Storage, bus: Bus, config: ServerConfig) -> None:
@@ -169,11 +198,27 @@ class Hub:
         # Name skeleton -> user, for exactly the users in _users: no two online names look alike.
         self._look_alikes: dict[str, Peer] = {}
         self._rooms: dict[str, LiveRoom] = {}
-        self._pending: list[_Pending] = []
-        self._wakeup = asyncio.Event()
-        self._order = asyncio.Lock()
+        # Conversation -> its lane, while anything is queued or held in it.
+        self._lanes: dict[str, _Lane] = {}
+        self._commit_slots = asyncio.Semaphore(_CONCURRENT_COMMITS)
+        # With storage that writes one transaction at a time, one task drains every lane.
+        self._draining_together = False
+        # (conversation, sender key, msg_id) of messages whose commit ended in doubt.
+        self._doubtful: collections.OrderedDict[tuple[str, str, str], bool] = (
+            collections.OrderedDict()
+        )
+        # Principal -> private frames held for a user logging in, while it reads what it missed;
+        # and the nickname keys and skeletons those logins have claimed meanwhile.
+        self._arriving: dict[str, list[tuple[str, bytes]]] = {}
+        self._claimed_names: set[str] = set()
+        # Frames published while a delivery is under way wait here, so that every member sees
+        # one frame before the next (a member cut off mid-delivery publishes its `left`).
+        self._deferred: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._delivering = False
+        self._tasks = TaskSet("parley-hub")
+        self.health = StorageHealth()
+        # Set when stopping: catch-ups of missed messages end, leaving the rest unread.
         self._stopping = False
-        self._background: set[asyncio.Task[None]] = set()
         self._rooms_by_principal = WindowLimiter(config.rooms_per_principal_per_hour, 3600.0)
         self._rooms_by_address = WindowLimiter(config.rooms_per_address_per_hour, 3600.0)
         bus.subscribe(self._deliver)
@@ -210,27 +255,38 @@ class Hub:
             if room is not None:
                 await self._load_mute(peer, room)
                 rooms.append(room)
-        async with self._order:
-            # Under the order lock nothing new is published: the first page of missed private
-            # messages comes before any live one, each once.
+        key = peer.nick_key
+        skeleton = name_skeleton(peer.nick)
+        if key in self._users or key in self._claimed_names:
+            raise PeerError(ErrorCode.NICK_TAKEN, f"The nickname {peer.nick} is already taken.")
+        if skeleton in self._look_alikes:
+            raise PeerError(
+                ErrorCode.NICK_TAKEN,
+                f"The nickname {peer.nick} looks like {self._look_alikes[skeleton].nick}, "
+                "who is online.",
+            )
+        if skeleton in self._claimed_names:
+            raise PeerError(ErrorCode.NICK_TAKEN, f"The nickname {peer.nick} is already taken.")
+        # Private messages published while what was missed is read are held, then sent after
+        # the first page of it, less those the pages will bring: each comes once, and no
+        # commit waits for a login.
+        held: list[tuple[str, bytes]] = []
+        self._arriving[peer.principal] = held
+        claims = {key, skeleton}
+        self._claimed_names |= claims
+        read: list[tuple[str, str, int]] = []
+        try:
             missed = await self._missed_private(peer) if peer.account else {}
+            # What the pages will bring, per conversation: up to its last message now.
+            paged = {conversation: last for conversation, (_, last) in missed.items()}
             first = await self._missed_page(peer, missed) if missed else []
-            skeleton = name_skeleton(peer.nick)
-            if peer.nick_key in self._users:
-                raise PeerError(ErrorCode.NICK_TAKEN, f"The nickname {peer.nick} is already taken.")
-            if skeleton in self._look_alikes:
-                raise PeerError(
-                    ErrorCode.NICK_TAKEN,
-                    f"The nickname {peer.nick} looks like {self._look_alikes[skeleton].nick}, "
-                    "who is online.",
-                )
             if peer.closed:
                 return  # gone while we waited
             # From here on nothing waits: the reply, the arrivals, what was missed, then live.
-            self._users[peer.nick_key] = peer
+            self._users[key] = peer
             self._principals[peer.principal] = peer
             self._look_alikes[skeleton] = peer
-            self._presence[peer.nick_key] = _Presence(active_ms=peer.since_ms)
+            self._presence[key] = _Presence(active_ms=peer.since_ms)
             welcome([room.name for room in rooms])
             for room in rooms:
                 if operator_of.get(room.key) or peer.principal == room.created_by:
@@ -238,9 +294,23 @@ class Hub:
                 self._enter(peer, room)
             for record in first:
                 peer.write(encode(as_event(record, history=True)))
-            if first:
-                self._catching_up[peer] = []
-                self._spawn(self._catch_up(peer, missed, first))
+            for conversation, frame in held:
+                event = decode_server_frame(frame)
+                if isinstance(event, Message):
+                    if event.seq <= paged.get(conversation, 0):
+                        continue
+                    if peer.account:
+                        read.append((peer.account, conversation, event.seq))
+                peer.write(frame)
+        finally:
+            del self._arriving[peer.principal]
+            self._claimed_names -= claims
+        if first:
+            # Read markers of live messages wait until the pages before them are sent.
+            self._catching_up[peer] = read
+            self._spawn(self._catch_up(peer, missed, first))
+        elif read:
+            self._spawn(self._mark_delivered(read))
 
     async def remember_rooms(self, peer: Peer) -> None:
         """A guest just registered: keep its rooms (and operator rights) with the account."""
@@ -358,7 +428,7 @@ class Hub:
                 key, peer.account, operator=peer.principal in room.operators
             )
         await self._load_mute(peer, room)
-        async with self._order:
+        async with self._in_order(key):
             records = await self._storage.history(key, limit=self._config.history_on_join)
             if self._users.get(peer.nick_key) is not peer:
                 return  # gone while we waited
@@ -524,15 +594,13 @@ class Hub:
     def _queue(self, message: NewMessage, sender: Peer, request_id: int, away: str = "") -> None:
         if self._users.get(sender.nick_key) is sender:
             self._presence[sender.nick_key].active_ms = now_ms()
-        self._pending.append(_Pending(message, sender, request_id, away))
-        self._wakeup.set()
+        self._enqueue(_Pending(message, sender, request_id, away))
 
     def post(self, message: NewMessage) -> None:
         """Store and deliver a message the server writes itself (a file's announcement), in
         order with everything else in its conversation. Its ``msg_id`` makes it idempotent.
         """
-        self._pending.append(_Pending(message, None, -1))
-        self._wakeup.set()
+        self._enqueue(_Pending(message, None, -1))
 
     async def file_audience(self, peer: Peer, to: str) -> tuple[str, str, list[str]]:
         """Where a file shared by ``peer`` with ``to`` goes: its conversation, the name as
@@ -629,68 +697,159 @@ class Hub:
             conversation = await self.conversation_of(peer, to)
         await self._storage.mark_read(peer.account, conversation, seq)
 
-    async def run(self) -> None:
-        """Store queued messages in batches and publish them, until :meth:`stop`.
+    def _enqueue(self, item: _Pending) -> None:
+        conversation = item.message.conversation
+        lane = self._lanes.get(conversation)
+        if lane is None:
+            lane = self._lanes[conversation] = _Lane()
+        lane.pending.append(item)
+        if self._storage.serial_writes:
+            if not self._draining_together:
+                self._draining_together = True
+                self._tasks.spawn(self._drain_together(), name="parley-commit")
+        elif not lane.draining:
+            lane.draining = True
+            lane.users += 1
+            self._tasks.spawn(self._drain(conversation, lane), name="parley-commit")
 
-        Group commit: everything queued while the previous batch was being stored goes into the
-        next one, so one storage round trip serves many messages under load.
+    async def _drain(self, conversation: str, lane: _Lane) -> None:
+        """Store a conversation's queued messages until none is left, a batch at a time.
+
+        Group commit: everything queued while a batch was being stored goes into the next one,
+        so one storage round trip serves many messages of a busy conversation.
         """
-        while True:
-            await self._wakeup.wait()
-            self._wakeup.clear()
-            while self._pending:
-                batch, self._pending = self._pending, []
-                await self._commit(batch)
-            if self._stopping:
-                return
+        try:
+            while lane.pending:
+                async with lane.lock:
+                    batch, lane.pending = lane.pending, []
+                    async with self._commit_slots:
+                        await self._commit(batch)
+        finally:
+            lane.draining = False
+            self._release(conversation, lane)
+
+    async def _drain_together(self) -> None:
+        """Like :meth:`_drain`, for storage that writes one transaction at a time anyway
+        (SQLite): every conversation with messages waiting goes into one batch, one commit,
+        as long as its lane is free (a join may hold it: then it waits for the next batch).
+        """
+        try:
+            while waiting := [(c, lane) for c, lane in self._lanes.items() if lane.pending]:
+                held: list[tuple[str, _Lane]] = []
+                try:
+                    for index, (conversation, lane) in enumerate(waiting):
+                        if index and lane.lock.locked():
+                            continue
+                        lane.users += 1
+                        try:
+                            await lane.lock.acquire()  # at once, but for the first one
+                        except BaseException:
+                            self._release(conversation, lane)
+                            raise
+                        held.append((conversation, lane))
+                    batch = [item for _, lane in held for item in lane.pending]
+                    for _, lane in held:
+                        lane.pending = []
+                    await self._commit(batch)
+                finally:
+                    for conversation, lane in held:
+                        lane.lock.release()
+                        self._release(conversation, lane)
+        finally:
+            self._draining_together = False
+
+    @contextlib.asynccontextmanager
+    async def _in_order(self, conversation: str) -> AsyncIterator[None]:
+        """Hold ``conversation``'s lane: no batch of it is stored or published meanwhile."""
+        lane = self._lanes.get(conversation)
+        if lane is None:
+            lane = self._lanes[conversation] = _Lane()
+        lane.users += 1
+        try:
+            async with lane.lock:
+                yield
+        finally:
+            self._release(conversation, lane)
+
+    def _release(self, conversation: str, lane: _Lane) -> None:
+        lane.users -= 1
+        if not lane.users and not lane.pending:
+            del self._lanes[conversation]
 
     async def _commit(self, batch: list[_Pending]) -> None:
-        async with self._order:
-            try:
-                stored = await self._storage.append([item.message for item in batch])
-            except Exception:
-                log.exception("Storing %d messages failed", len(batch))
+        """Store one conversation's batch, publish what is new, answer the senders. Never
+        raises but CancelledError (its senders are then told ``unavailable``).
+        """
+        try:
+            stored = await self._storage.append([item.message for item in batch])
+        except StorageUnavailable as exc:
+            if isinstance(exc, CommitUncertain):
                 for item in batch:
-                    if item.sender is None:
-                        log.error("A file announcement was not stored: %s", item.message.msg_id)
-                        continue
-                    item.sender.write(
-                        encode(
-                            Error(
-                                id=item.request_id,
-                                code=ErrorCode.UNAVAILABLE,
-                                message="The message could not be stored; send it again.",
-                            )
-                        )
-                    )
-                return
-            read: list[tuple[str, str, int]] = []
-            for item, record in zip(batch, stored, strict=True):
-                if not record.duplicate:
+                    self._doubt(item.message)
+            self.health.failed(exc, messages=len(batch))
+            self._refuse(batch, ErrorCode.UNAVAILABLE)
+            return
+        except asyncio.CancelledError:
+            self._refuse(batch, ErrorCode.UNAVAILABLE)
+            raise
+        except Exception:
+            log.exception("Bug: storing %d messages failed", len(batch))
+            self._refuse(batch, ErrorCode.INTERNAL_ERROR)
+            return
+        self.health.succeeded()
+        read: list[tuple[str, str, int]] = []
+        for item, record in zip(batch, stored, strict=True):
+            message = item.message
+            # A retry of a message whose first commit ended in doubt was never published.
+            identity = (message.conversation, message.sender_key, message.msg_id)
+            if not record.duplicate or self._doubtful.pop(identity, False):
+                try:
                     self._bus.publish(record.conversation, encode(as_event(record)))
-                    for principal in item.message.participants:
-                        peer = self._principals.get(principal)
-                        if peer is not None and peer.account:
-                            mark = (peer.account, record.conversation, record.seq)
-                            held = self._catching_up.get(peer)
-                            (held if held is not None else read).append(mark)
-                if item.sender is None:
-                    continue
-                item.sender.write(
-                    encode(
-                        Sent(
-                            id=item.request_id,
-                            seq=record.seq,
-                            ts=record.ts,
-                            duplicate=record.duplicate,
-                            away=item.away,
-                        )
+                except Exception:
+                    log.exception("Bug: publishing to %s failed", record.conversation)
+                for principal in message.participants:
+                    peer = self._principals.get(principal)
+                    if peer is not None and peer.account:
+                        mark = (peer.account, record.conversation, record.seq)
+                        held = self._catching_up.get(peer)
+                        (held if held is not None else read).append(mark)
+            if item.sender is None:
+                continue
+            item.sender.write(
+                encode(
+                    Sent(
+                        id=item.request_id,
+                        seq=record.seq,
+                        ts=record.ts,
+                        duplicate=record.duplicate,
+                        away=item.away,
                     )
                 )
+            )
         if read:
             # A private message shown to an online account counts as read: it is not delivered
             # again at the next login. Off the commit path; markers only move forward.
             self._spawn(self._mark_delivered(read))
+
+    def _doubt(self, message: NewMessage) -> None:
+        self._doubtful[(message.conversation, message.sender_key, message.msg_id)] = True
+        while len(self._doubtful) > _MAX_DOUBTFUL:
+            self._doubtful.popitem(last=False)
+
+    def _refuse(self, batch: list[_Pending], code: ErrorCode) -> None:
+        for item in batch:
+            if item.sender is None:
+                log.error("A file announcement was not stored: %s", item.message.msg_id)
+                continue
+            item.sender.write(
+                encode(
+                    Error(
+                        id=item.request_id,
+                        code=code,
+                        message="The message could not be stored; send it again.",
+                    )
+                )
+            )
 
     async def _mark_delivered(self, read: list[tuple[str, str, int]]) -> None:
         for account, conversation, seq in read:
@@ -774,25 +933,27 @@ class Hub:
         if held and not peer.closed:
             await self._mark_delivered(held)
 
-    async def stop(self, runner: asyncio.Task[None]) -> None:
-        """Store what is queued, then end :meth:`run` (running as ``runner``)."""
+    async def stop(self, within_seconds: float) -> None:
+        """Store what is queued, waiting up to ``within_seconds``; then cancel what is left
+        (its senders are told ``unavailable``).
+        """
         self._stopping = True
-        self._wakeup.set()
-        with contextlib.suppress(asyncio.CancelledError):
-            await runner
-        if self._background:
-            await asyncio.gather(*self._background, return_exceptions=True)
+        if not await self._tasks.wait(within_seconds):
+            log.warning(
+                "Storage did not finish within %.1f s: %d conversations not stored",
+                within_seconds,
+                len(self._lanes),
+            )
+            await self._tasks.cancel()
 
     def _spawn(self, work: Awaitable[None]) -> None:
         async def run() -> None:
             try:
                 await work
-            except Exception:
-                log.exception("Background storage work failed")
+            except StorageUnavailable as exc:
+                self.health.failed(exc)
 
-        task = asyncio.create_task(run())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._tasks.spawn(run(), name="parley-read-markers")
 
     # --- revocation ----------------------------------------------------------------------
 
@@ -832,18 +993,47 @@ class Hub:
     # --- delivery (called by the bus, for frames from any node) --------------------------
 
     def _deliver(self, conversation: str, frame: bytes) -> None:
+        if self._delivering:
+            self._deferred.append((conversation, frame))
+            return
+        self._delivering = True
+        try:
+            self._deliver_now(conversation, frame)
+            while self._deferred:
+                self._deliver_now(*self._deferred.popleft())
+        finally:
+            self._delivering = False
+
+    def _deliver_now(self, conversation: str, frame: bytes) -> None:
         room = self._rooms.get(conversation)
         if room is not None:
             # A copy: a write can push a slow member over its limit, and cutting it off
             # removes it from the room while this loop runs. O(members), far below the writes.
-            for write in list(room.members.values()):
-                write(frame)
+            for peer, write in list(room.members.items()):
+                try:
+                    write(frame)
+                except Exception as exc:
+                    self._write_failed(peer, exc)
             return
         if conversation.startswith("dm:"):
             for principal in conversation_principals(conversation):
-                peer = self._principals.get(principal)
-                if peer is not None:
-                    peer.write(frame)
+                user = self._principals.get(principal)
+                if user is not None:
+                    try:
+                        user.write(frame)
+                    except Exception as exc:
+                        self._write_failed(user, exc)
+                elif principal in self._arriving:
+                    self._arriving[principal].append((conversation, frame))
+
+    def _write_failed(self, peer: Peer, exc: Exception) -> None:
+        """One member's write raised: log it once and cut that member, not the delivery."""
+        log.error("Bug: writing to %s failed; disconnecting it", peer.nick, exc_info=exc)
+        try:
+            peer.abort()
+        except Exception:
+            log.exception("Bug: disconnecting %s failed", peer.nick)
+            self.logout(peer)
 
     # --- internals -----------------------------------------------------------------------
 

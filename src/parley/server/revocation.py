@@ -42,12 +42,20 @@ class RevocationWatch:
 
     async def run(self) -> None:
         """Poll until cancelled; a storage fault is logged and the next round tries again."""
+        failing = False
         while True:
             await asyncio.sleep(self._interval)
             try:
                 await self.poll()
             except StorageUnavailable as exc:
-                log.warning("Checking for revoked logins failed, will retry: %s", exc)
+                # One line when it starts failing and one when it recovers, not one a poll.
+                if not failing:
+                    log.warning("Checking for revoked logins failed, retrying: %s", exc)
+                failing = True
+            else:
+                if failing:
+                    log.warning("Checking for revoked logins works again")
+                failing = False
 
     async def poll(self) -> int:
         """Re-check the logins of accounts changed since the last poll; how many changes."""

@@ -35,6 +35,13 @@ def new_principal() -> str:
     return secrets.token_hex(16)
 
 
+class CommitUncertain(StorageUnavailable):
+    """The connection was lost while a batch was being committed, and whether the commit
+    happened could not be found out either: some or all of the batch may be stored. A retry
+    with the same ``msg_id`` settles it (it comes back ``duplicate`` if it was stored).
+    """
+
+
 class Role(enum.StrEnum):
     ADMIN = "admin"
     MODERATOR = "moderator"
@@ -179,6 +186,11 @@ class Storage(Protocol):
     else) when the backend fails. Methods that return bool return False when the thing they
     change does not exist (or, for create_*, already exists).
     """
+
+    # True when the backend runs one write transaction at a time whatever the caller does
+    # (SQLite): the hub then stores every conversation's waiting messages in one transaction,
+    # rather than in separate ones that would only queue behind each other.
+    serial_writes: bool
 
     # --- messages ------------------------------------------------------------------------
 

@@ -5,14 +5,21 @@ conversation it writes (``UPDATE ... RETURNING``), so appends from any number of
 numbers without gaps or duplicates. PostgreSQL text cannot hold NUL; the protocol never lets
 one through (messages, names and topics refuse control characters), and a NUL that reaches
 this layer anyway is refused with StorageUnavailable rather than altered.
+
+Every wait is bounded (see Timeouts): a statement by the server's ``statement_timeout`` and
+``lock_timeout`` and by asyncpg's ``command_timeout`` (a connection that stops answering), a
+whole call by ``operation_seconds``. When the connection is lost while a batch commits,
+``append`` looks the messages up before answering, so that what was stored is reported stored.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
@@ -21,6 +28,7 @@ from parley.protocol.names import name_skeleton
 from parley.storage import (
     Account,
     AuditEntry,
+    CommitUncertain,
     FileRecord,
     NewMessage,
     Role,
@@ -251,29 +259,81 @@ _SELECT_ACCOUNTS = "SELECT key, name, password_hash, role, created_ms, id FROM a
 _RECORD_CHANGE = "INSERT INTO account_changes (account_key, ts) VALUES ($1, $2)"
 # Migrations from two processes at once take turns on this advisory lock.
 _MIGRATION_LOCK = 0x7061726C6579  # "parley"
+# Closing waits this long for the connections to end politely.
+_CLOSE_SECONDS = 2.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Timeouts:
+    """How long PostgreSQL calls may wait. Past any of these a call fails StorageUnavailable."""
+
+    # One statement on the server; waiting for a row lock (another session writing the same
+    # conversation) is cut sooner.
+    statement_seconds: float = 5.0
+    lock_seconds: float = 2.0
+    # A whole call: waiting for a pooled connection, connecting, its statements, the commit.
+    # Also how long a silent connection (a stalled or partitioned network) is waited for,
+    # rather than TCP's retransmission timeout of about 15 minutes.
+    operation_seconds: float = 10.0
+
+
+# Connecting (a new pooled connection) must finish within this.
+_CONNECT_SECONDS = 5.0
+# Pooled connections: more than the hub's concurrent commits (4), so that logins, joins and
+# reads find one while commits wait on locks. Idle ones are closed and made again after a
+# while, so that none grows stale behind a NAT or a restarted database.
+_POOL_SIZE = 8
+_IDLE_CONNECTION_SECONDS = 60.0
+# Failures that say nothing about the statement, only that the connection is gone or silent.
+_CONNECTION_ERRORS = (
+    OSError,
+    TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+)
 
 
 class PostgresStorage:
     """Storage in a PostgreSQL database. Create with :meth:`open`."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    # Transactions of different conversations run side by side on the pool.
+    serial_writes = False
+
+    def __init__(self, pool: asyncpg.Pool, timeouts: Timeouts) -> None:
         self._pool = pool
+        self._timeouts = timeouts
 
     @classmethod
-    async def open(cls, dsn: str, *, schema: str | None = None) -> PostgresStorage:
+    async def open(
+        cls, dsn: str, *, schema: str | None = None, timeouts: Timeouts | None = None
+    ) -> PostgresStorage:
         """Connect, and create or migrate the schema. ``schema`` (tests) keeps the tables in a
         schema of their own, created if missing. Raises StorageUnavailable.
         """
         if schema is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", schema):
             raise ValueError(f"Not a plain schema name: {schema!r}")
-        settings = {"search_path": schema} if schema else None
+        timeouts = timeouts or Timeouts()
+        settings = {
+            "statement_timeout": str(int(timeouts.statement_seconds * 1000)),
+            "lock_timeout": str(int(timeouts.lock_seconds * 1000)),
+            # A transaction of ours left open by a dying connection frees its row locks.
+            "idle_in_transaction_session_timeout": str(int(timeouts.operation_seconds * 1000)),
+        }
+        if schema:
+            settings["search_path"] = schema
         try:
             pool = await asyncpg.create_pool(
-                dsn, min_size=1, max_size=4, server_settings=settings, timeout=10
+                dsn,
+                min_size=1,
+                max_size=_POOL_SIZE,
+                server_settings=settings,
+                timeout=_CONNECT_SECONDS,
+                command_timeout=timeouts.operation_seconds,
+                max_inactive_connection_lifetime=_IDLE_CONNECTION_SECONDS,
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             raise StorageUnavailable(f"Cannot connect to PostgreSQL: {exc}") from exc
-        storage = cls(pool)
+        storage = cls(pool, timeouts)
         try:
             await storage._migrate(schema)
         except BaseException:
@@ -309,18 +369,29 @@ class PostgresStorage:
         await self._run(migrate)
 
     async def _run(self, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run ``work`` on a pooled connection, within the operation timeout in all."""
         try:
-            async with self._pool.acquire() as db:
-                return await work(db)
+            async with asyncio.timeout(self._timeouts.operation_seconds):
+                db = await self._pool.acquire()
+                try:
+                    return await work(db)
+                except BaseException:
+                    # Failed, timed out or cancelled, it may be anywhere in a transaction over
+                    # a connection that may never answer: closed at once (which ends the
+                    # transaction on the server) rather than rolled back and waited for.
+                    db.terminate()
+                    raise
+                finally:
+                    await self._pool.release(db)
         except StorageUnavailable:
             raise
-        except (
-            OSError,
-            TimeoutError,
-            asyncpg.PostgresError,
-            asyncpg.InterfaceError,
-            UnicodeEncodeError,
-        ) as exc:
+        except _CONNECTION_ERRORS as exc:
+            # The connections in the pool likely share the fault (a restarted database, a
+            # broken route): each is replaced at its next use instead of failing in turn.
+            if not self._pool.is_closing():
+                await self._pool.expire_connections()
+            raise StorageUnavailable(f"PostgreSQL: {_describe(exc)}") from exc
+        except (asyncpg.PostgresError, UnicodeEncodeError) as exc:
             raise StorageUnavailable(f"PostgreSQL: {exc}") from exc
 
     async def _execute(self, sql: str, *args: Any) -> bool:
@@ -336,18 +407,59 @@ class PostgresStorage:
         return rows
 
     async def close(self) -> None:
-        await self._pool.close()
+        try:
+            await asyncio.wait_for(self._pool.close(), _CLOSE_SECONDS)
+        except TimeoutError:
+            self._pool.terminate()  # the database is not answering: drop the connections
 
     # --- messages ------------------------------------------------------------------------
 
     async def append(self, batch: Sequence[NewMessage]) -> list[StoredMessage]:
         now_ms = time.time_ns() // 1_000_000
+        # What the transaction stored, once only its COMMIT is left.
+        committing: list[StoredMessage] = []
 
         async def append(db: asyncpg.Connection) -> list[StoredMessage]:
-            async with db.transaction():
-                return await _append(db, batch, now_ms)
+            async with _transaction(db):
+                stored = await _append(db, batch, now_ms)
+                committing[:] = stored
+            return stored
 
-        return await self._run(append)
+        try:
+            return await self._run(append)
+        except StorageUnavailable as exc:
+            if not committing or not isinstance(exc.__cause__, _CONNECTION_ERRORS):
+                raise  # rolled back: nothing of it is stored
+            return await self._settle(batch, committing, exc)
+
+    async def _settle(
+        self, batch: Sequence[NewMessage], committing: list[StoredMessage], lost: Exception
+    ) -> list[StoredMessage]:
+        """The connection went while COMMIT was under way: look the batch up on another
+        connection. Stored, it is returned as stored; not stored, StorageUnavailable; no
+        answer either, CommitUncertain.
+        """
+        identities = [(m.conversation, m.sender_key, m.msg_id) for m in batch]
+        try:
+            found = await self._run(lambda db: _stored(db, identities))
+        except StorageUnavailable as exc:
+            raise CommitUncertain(
+                f"{lost} (the commit's outcome is not known: {exc.__cause__ or exc})"
+            ) from exc
+        fresh = [
+            identity
+            for identity, record in zip(identities, committing, strict=True)
+            if not record.duplicate
+        ]
+        if not any(identity in found for identity in fresh):
+            raise lost
+        if not all(identity in found for identity in fresh):
+            raise CommitUncertain(f"{lost} (only part of the batch was found stored)")
+        # Stored by this call: what the transaction numbered, as the database has it.
+        return [
+            record if record.duplicate else found[identity]
+            for identity, record in zip(identities, committing, strict=True)
+        ]
 
     async def history(
         self,
@@ -375,7 +487,7 @@ class PostgresStorage:
 
     async def purge(self, now_ms: int, default_retention_days: int | None) -> int:
         async def purge(db: asyncpg.Connection) -> int:
-            async with db.transaction():
+            async with _transaction(db):
                 status = await db.execute(
                     "DELETE FROM messages m USING rooms r WHERE m.conversation = r.key "
                     "AND r.retention_days IS NOT NULL "
@@ -726,7 +838,7 @@ class PostgresStorage:
 
     async def add_file(self, record: FileRecord, readers: Sequence[str]) -> None:
         async def add(db: asyncpg.Connection) -> None:
-            async with db.transaction():
+            async with _transaction(db):
                 await db.execute(
                     "INSERT INTO files VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
                     *dataclasses.astuple(record),
@@ -840,12 +952,26 @@ def _account(row: Any) -> Account:
     return Account(row[0], row[1], row[2], Role(row[3]), row[4], row[5])
 
 
-async def _append(
-    db: asyncpg.Connection, batch: Sequence[NewMessage], now_ms: int
-) -> list[StoredMessage]:
-    # Which of the batch were stored before (retries)? One query for the whole batch.
-    identities = [(m.conversation, m.sender_key, m.msg_id) for m in batch]
-    earlier: dict[tuple[str, str, str], StoredMessage] = {}
+@contextlib.asynccontextmanager
+async def _transaction(db: asyncpg.Connection) -> AsyncIterator[None]:
+    """BEGIN, and COMMIT when the body succeeds. On failure there is no ROLLBACK: ``_run``
+    closes the connection, which ends the transaction without waiting for an answer."""
+    await db.execute("BEGIN")
+    yield
+    await db.execute("COMMIT")
+
+
+def _describe(exc: BaseException) -> str:
+    """An exception as a log line: a timeout's message is empty."""
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    return str(exc) or type(exc).__name__
+
+
+async def _stored(
+    db: asyncpg.Connection, identities: Sequence[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], StoredMessage]:
+    """The stored messages among ``(conversation, sender_key, msg_id)``s. One query."""
     rows = await db.fetch(
         "SELECT conversation, seq, ts, sender, recipient, text, msg_id, sender_key FROM messages "
         "WHERE (conversation, sender_key, msg_id) IN "
@@ -854,8 +980,15 @@ async def _append(
         [i[1] for i in identities],
         [i[2] for i in identities],
     )
-    for row in rows:
-        earlier[(row[0], row[7], row[6])] = StoredMessage(*row[:7])
+    return {(row[0], row[7], row[6]): StoredMessage(*row[:7]) for row in rows}
+
+
+async def _append(
+    db: asyncpg.Connection, batch: Sequence[NewMessage], now_ms: int
+) -> list[StoredMessage]:
+    # Which of the batch were stored before (retries)? One query for the whole batch.
+    identities = [(m.conversation, m.sender_key, m.msg_id) for m in batch]
+    earlier = await _stored(db, identities)
     fresh: dict[str, list[NewMessage]] = {}
     seen: set[tuple[str, str, str]] = set()
     for message, identity in zip(batch, identities, strict=True):

@@ -1,8 +1,11 @@
 """SQLite storage: the embedded default, one file in the data directory, no server to run.
 
-Every call runs on one worker thread that owns the connection, so the event loop never waits
-on the disk and SQLite never sees two threads. WAL mode lets readers (``parley admin``, another
-process) work while the server writes; ``synchronous=FULL`` makes each commit durable before
+Writes run on one worker thread that owns the writing connection, so the event loop never
+waits on the disk and SQLite never sees two threads on a connection. Reads of a database file
+run on a second thread with a read-only connection of their own: WAL lets them go on while a
+write waits for a lock (held by another process), so logins and joins never queue behind it.
+WAL mode also lets other readers (``parley admin``, another process) work while the server
+writes; ``synchronous=FULL`` makes each commit durable before
 ``append`` returns, so an acknowledged message survives a crash or a power cut. Text is stored
 as given (NUL and all): only parameterised queries touch the database.
 """
@@ -266,9 +269,16 @@ _SELECT_ACCOUNTS = "SELECT key, name, password_hash, role, created_ms, id FROM a
 class SqliteStorage:
     """Storage in one SQLite database. Create with :meth:`open`."""
 
+    # One writing thread: transactions never overlap.
+    serial_writes = True
+
     def __init__(self, executor: concurrent.futures.ThreadPoolExecutor) -> None:
         self._executor = executor
         self._db: sqlite3.Connection | None = None
+        # Reads of a database file: their own thread and connection (None: reads share the
+        # writer's, as an in-memory database must).
+        self._read_executor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._read_db: sqlite3.Connection | None = None
 
     @classmethod
     async def open(cls, path: Path | str, *, busy_timeout_ms: int = 5000) -> SqliteStorage:
@@ -286,7 +296,27 @@ class SqliteStorage:
         except BaseException:
             executor.shutdown(wait=True)
             raise
+        if str(path) != ":memory:":
+            await storage._open_reader(str(path), busy_timeout_ms)
         return storage
+
+    async def _open_reader(self, path: str, busy_timeout_ms: int) -> None:
+        def connect() -> None:
+            db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            db.execute("PRAGMA query_only = ON")
+            self._read_db = db
+
+        reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="parley-sqlite-read")
+        try:
+            await asyncio.get_running_loop().run_in_executor(reader, connect)
+        except BaseException as exc:
+            reader.shutdown(wait=True)
+            await self.close()
+            if isinstance(exc, (sqlite3.Error, OSError)):
+                raise StorageUnavailable(f"Cannot open the database {path}: {exc}") from exc
+            raise
+        self._read_executor = reader
 
     def _connect(self, path: str, busy_timeout_ms: int) -> None:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -332,10 +362,12 @@ class SqliteStorage:
         self._db = db
 
     async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
-        """Run ``work`` on the database thread, in a transaction when ``write``."""
+        """Run ``work`` on the writing thread, in a transaction, when ``write``; else on the
+        reading thread (the writing one for an in-memory database)."""
+        reader = None if write else self._read_executor
 
         def call() -> T:
-            db = self._db
+            db = self._read_db if reader is not None else self._db
             if db is None:
                 raise StorageUnavailable("The database is closed.")
             try:
@@ -355,7 +387,7 @@ class SqliteStorage:
                 raise StorageUnavailable(f"SQLite: {exc}") from exc
 
         try:
-            return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+            return await asyncio.get_running_loop().run_in_executor(reader or self._executor, call)
         except RuntimeError as exc:  # the executor is shut down
             raise StorageUnavailable("The database is closed.") from exc
 
@@ -365,8 +397,18 @@ class SqliteStorage:
                 self._db.close()
                 self._db = None
 
+        def close_reader() -> None:
+            if self._read_db is not None:
+                self._read_db.close()
+                self._read_db = None
+
+        loop = asyncio.get_running_loop()
+        if self._read_executor is not None:
+            with contextlib.suppress(RuntimeError):
+                await loop.run_in_executor(self._read_executor, close_reader)
+            self._read_executor.shutdown(wait=True)
         with contextlib.suppress(RuntimeError):
-            await asyncio.get_running_loop().run_in_executor(self._executor, close)
+            await loop.run_in_executor(self._executor, close)
         self._executor.shutdown(wait=True)
 
     # --- messages ------------------------------------------------------------------------
