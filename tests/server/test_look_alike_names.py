@@ -109,6 +109,25 @@ async def test_a_banned_user_cannot_return_under_a_look_alike(server: ParleyServ
     await op.close()
 
 
+async def test_a_banned_guest_is_held_under_a_look_alike_too(server: ParleyServer) -> None:
+    op = await raw_user(server.port, "Op")
+    assert (await op.request("join", room="#dev"))["type"] == "room"
+    mallory = await raw_user(server.port, "Mallory")
+    assert (await mallory.request("join", room="#dev"))["type"] == "room"
+    assert (await op.request("ban", room="#dev", nick="Mallory"))["type"] == "ok"
+    await mallory.close()
+    # Back as a new guest, under the name and under look-alikes of it: still banned.
+    for nick in ("Mallory", "MaIlory", "Ma11ory"):
+        again = await raw_user(server.port, nick)
+        assert (await again.request("join", room="#dev"))["code"] == "banned", nick
+        await again.close()
+    # A name of one's own is not held.
+    carol = await raw_user(server.port, "Carol")
+    assert (await carol.request("join", room="#dev"))["type"] == "room"
+    await carol.close()
+    await op.close()
+
+
 async def test_a_message_that_shows_nothing_is_refused_and_the_sender_stays(
     server: ParleyServer,
 ) -> None:

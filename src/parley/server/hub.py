@@ -106,19 +106,20 @@ def private_conversation(principal_a: str, principal_b: str) -> str:
     return f"dm:{first}:{second}"
 
 
-def guest_sanction_key(key: str) -> str:
-    """What a sanction of a guest by the nickname key ``key`` is stored under. A guest is a new
+def guest_sanction_key(nick: str) -> str:
+    """What a sanction of a guest by the nickname ``nick`` is stored under. A guest is a new
     principal at every login, so a ban of its id alone would end with a reconnect: guests are
-    also held by the name they used. Accounts never are (they are held by their id alone).
+    also held by the name they used, by its skeleton, so that a look-alike of it is held too.
+    Accounts never are (they are held by their id alone).
     """
-    return f"guest:{key}"
+    return f"guest:{name_skeleton(nick)}"
 
 
 def sanction_keys(peer: Peer) -> list[str]:
     """Every key a sanction against ``peer`` may be stored under."""
     if peer.account:
         return [peer.principal]
-    return [peer.principal, guest_sanction_key(peer.nick_key)]
+    return [peer.principal, guest_sanction_key(peer.nick)]
 
 
 def conversation_principals(conversation: str) -> list[str]:

@@ -65,7 +65,7 @@ async def moderate(
         target_role = account.role
     else:
         # A guest who has left (or was never here): held by the name guests use.
-        target_keys = [guest_sanction_key(nick_key(target_name))]
+        target_keys = [guest_sanction_key(target_name)]
         target_role = Role.USER
     outranked = target_role is not Role.USER and RANK[target_role] >= RANK[actor.role]
     if actor.principal in target_keys or (outranked and actor.role is not Role.ADMIN):

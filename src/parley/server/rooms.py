@@ -52,6 +52,7 @@ class Peer(Protocol):
 
     def close(self, code: ErrorCode | None = None, detail: str = "") -> None:
         """Leave the chat, tell the client why (if ``code``), flush what is queued, close."""
+
     def abort(self) -> None:
         """Drop the connection at once (it logs out)."""
         ...
