@@ -11,6 +11,10 @@ ARGS ?=
 .PHONY: run client test lint typecheck unit bench clean
 
 $(RUNTIME): pyproject.toml requirements.txt
+	@pkg-config --exists icu-i18n 2>/dev/null && command -v c++ >/dev/null 2>&1 || { \
+		echo "PyICU (which compares names) is built against ICU: install libicu-dev, pkg-config"; \
+		echo "and g++ (Debian/Ubuntu: apt-get install libicu-dev pkg-config g++), then run make again."; \
+		exit 2; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt -e .
