@@ -5,9 +5,11 @@ changes how it builds cells (the internals parley.client.tui.cells relies on).
 
 from __future__ import annotations
 
+import io
+
 import pytest
 from prompt_toolkit.buffer import Buffer
-from prompt_toolkit.data_structures import Point
+from prompt_toolkit.data_structures import Point, Size
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout import HSplit, VSplit, Window
@@ -16,7 +18,7 @@ from prompt_toolkit.layout.mouse_handlers import MouseHandlers
 from prompt_toolkit.layout.processors import BeforeInput
 from prompt_toolkit.layout.screen import Screen, WritePosition
 
-from parley.client.tui.cells import ClusterCells, cells, install
+from parley.client.tui.cells import ClusterCells, ClusterOutput, cells, install
 
 THUMB = "👍🏽"  # emoji and a skin-tone modifier
 FAMILY = "👨\u200d👩\u200d👧"  # three emoji joined by zero-width joiners
@@ -116,3 +118,14 @@ async def test_plain_text_and_other_styles_are_left_alone() -> None:
     marked = cells([("class:a", f"x{THUMB}y")])
     assert [fragment[1] for fragment in marked] == ["x", "👍", "🏽", "y"]
     assert all(fragment[0].startswith("class:a") for fragment in marked)
+
+
+def test_the_cursor_ends_a_cluster_where_the_screen_model_says() -> None:
+    stdout = io.StringIO()
+    output = ClusterOutput(stdout, lambda: Size(rows=24, columns=80))
+    for text in [THUMB, "a", FAMILY, "plain é", "\x1b[31m", HEART]:
+        output.write(text)
+    output.flush()
+    assert stdout.getvalue() == (
+        f"\x1b7{THUMB}\x1b8\x1b[2Ca\x1b7{FAMILY}\x1b8\x1b[2Cplain é?[31m\x1b7{HEART}\x1b8\x1b[2C"
+    )

@@ -49,7 +49,7 @@ from parley.client.read_markers import ReadMarkers
 from parley.client.reconnect import Connect
 from parley.client.render import describe_unread
 from parley.client.settings import ClientSettings
-from parley.client.tui.cells import ClusterCells, cells, install
+from parley.client.tui.cells import ClusterCells, cells, install, terminal_output
 from parley.client.tui.completion import ChatCompleter
 from parley.client.tui.history import InputHistory
 from parley.client.tui.render import (
@@ -142,6 +142,7 @@ class FullScreen(WindowedFront):
             key_bindings=self._key_bindings(),
             style=style_sheet(settings.theme),
             full_screen=True,
+            output=terminal_output(),
             mouse_support=True,
             color_depth=ColorDepth.MONOCHROME if not settings.colours else None,
             erase_when_done=True,

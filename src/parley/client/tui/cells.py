@@ -24,6 +24,11 @@ Both need ``Char`` to take its width from the style, which is one place: the fac
 without the two tokens. This relies on prompt_toolkit 3.0 internals (pinned in
 requirements.txt); tests/client/test_cells.py renders through a real ``Window`` and fails if
 they change.
+
+Terminals do not all agree with that width (wcwidth's, which current terminals follow): tmux
+3.3 draws 👍🏽 in four columns and ❤️ in one. :class:`ClusterOutput` saves the cursor before a
+cluster and puts it where the screen model says the cluster ends, so whatever follows on the
+row, the border and the member list included, is drawn in its column on any terminal.
 """
 
 from __future__ import annotations
@@ -31,11 +36,15 @@ from __future__ import annotations
 from prompt_toolkit.formatted_text import StyleAndTextTuples
 from prompt_toolkit.layout import screen
 from prompt_toolkit.layout.processors import Processor, Transformation, TransformationInput
+from prompt_toolkit.output import Output, create_output
+from prompt_toolkit.output.vt100 import Vt100_Output
 from wcwidth import iter_graphemes, wcswidth
 
 TAIL = "[cells:tail]"
 _WIDTH = "[cells:"
 _BLANK = " "
+# VT100 save cursor, restore cursor, and cursor forward.
+_SAVE, _RESTORE, _FORWARD = "\x1b7", "\x1b8", "\x1b[{}C"
 
 
 class _Cell(screen.Char):
@@ -92,3 +101,35 @@ class ClusterCells(Processor):
 
     def apply_transformation(self, transformation_input: TransformationInput) -> Transformation:
         return Transformation(cells(transformation_input.fragments))
+
+
+class ClusterOutput(Vt100_Output):
+    """A VT100 terminal on which the cursor ends a cluster where the screen model says, however
+    many columns the terminal itself gave the cluster. The renderer writes a cell's text with
+    one ``write``, so a cluster always arrives whole here.
+    """
+
+    def write(self, data: str) -> None:
+        if len(data) > 1 and not data.isascii():
+            width = wcswidth(data)
+            if width > 0 and next(iter_graphemes(data)) == data:
+                self.write_raw(_SAVE)
+                super().write(data)
+                self.write_raw(_RESTORE + _FORWARD.format(width))
+                return
+        super().write(data)
+
+
+def terminal_output() -> Output:
+    """prompt_toolkit's output for this terminal, a :class:`ClusterOutput` where it is VT100."""
+    output = create_output()
+    if type(output) is not Vt100_Output:
+        return output  # not a terminal (plain text), or a Windows console
+    return ClusterOutput(
+        output.stdout,
+        output.get_size,
+        term=output.term,
+        default_color_depth=output.default_color_depth,
+        enable_bell=output.enable_bell,
+        enable_cpr=output.enable_cpr,
+    )
