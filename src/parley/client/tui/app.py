@@ -49,6 +49,7 @@ from parley.client.read_markers import ReadMarkers
 from parley.client.reconnect import Connect
 from parley.client.render import describe_unread
 from parley.client.settings import ClientSettings
+from parley.client.tui.cells import ClusterCells, cells, install, terminal_output
 from parley.client.tui.completion import ChatCompleter
 from parley.client.tui.history import InputHistory
 from parley.client.tui.render import (
@@ -132,6 +133,7 @@ class FullScreen(WindowedFront):
             completer=ChatCompleter(lambda: COMMANDS, self._room_names, self._nicks),
             accept_handler=self._accept,
         )
+        install()
         self.answer = Buffer(
             name="answer", multiline=False, history=DummyHistory(), accept_handler=self._answer
         )
@@ -140,6 +142,7 @@ class FullScreen(WindowedFront):
             key_bindings=self._key_bindings(),
             style=style_sheet(settings.theme),
             full_screen=True,
+            output=terminal_output(),
             mouse_support=True,
             color_depth=ColorDepth.MONOCHROME if not settings.colours else None,
             erase_when_done=True,
@@ -152,7 +155,7 @@ class FullScreen(WindowedFront):
         wide = Condition(lambda: self.app.output.get_size().columns >= SIDEBAR_MIN_COLUMNS)
         has_topic = Condition(lambda: bool(self.windows.current.topic))
         self._input_window = Window(
-            BufferControl(self.input, input_processors=[BeforeInput(self._prompt)]),
+            BufferControl(self.input, input_processors=[ClusterCells(), BeforeInput(self._prompt)]),
             height=1,
             get_horizontal_scroll=self._input_scroll,
         )
@@ -164,6 +167,7 @@ class FullScreen(WindowedFront):
                     ConditionalProcessor(
                         PasswordProcessor(), filter=Condition(lambda: self._question_secret)
                     ),
+                    ClusterCells(),
                     BeforeInput(lambda: self._question_prompt, style="class:question"),
                 ],
             ),
@@ -224,29 +228,31 @@ class FullScreen(WindowedFront):
         fragments, self._pane_anchor = pane_fragments(
             self.windows.current, size.rows, self._scroll, self.settings.timestamp_format, width
         )
-        return fragments
+        return cells(fragments)
 
     def pane_anchor(self) -> Point:
         return Point(x=0, y=self._pane_anchor)
 
     def _transfers_text(self) -> StyleAndTextTuples:
-        return [("class:status", "\n".join(f" {text}" for text in self._transfers.values()))]
+        return cells([("class:status", "\n".join(f" {text}" for text in self._transfers.values()))])
 
     def _status_text(self) -> StyleAndTextTuples:
-        return status_fragments(
-            self.windows,
-            self.chat.client.identity.server,
-            for_terminal(self.chat.client.nick),
-            self.state,
-            self._alert,
-            self._scroll,
+        return cells(
+            status_fragments(
+                self.windows,
+                self.chat.client.identity.server,
+                for_terminal(self.chat.client.nick),
+                self.state,
+                self._alert,
+                self._scroll,
+            )
         )
 
     def _sidebar_text(self) -> StyleAndTextTuples:
-        return sidebar_fragments(self.windows, SIDEBAR_COLUMNS)
+        return cells(sidebar_fragments(self.windows, SIDEBAR_COLUMNS))
 
     def _topic_text(self) -> StyleAndTextTuples:
-        return [("class:topic", f" {self.windows.current.topic}")]
+        return cells([("class:topic", f" {self.windows.current.topic}")])
 
     # --- keys ----------------------------------------------------------------------------
 
