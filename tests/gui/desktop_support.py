@@ -42,7 +42,14 @@ class ServerProcess:
 
     def start(self) -> None:
         env = self.env()
-        command = [sys.executable, "-m", "parley", "server", "--port", str(self.port)]
+        # Any free file port: a restart on the same chat port must not need port + 1 free too.
+        self.home.mkdir(parents=True, exist_ok=True)
+        config = self.home / "server.toml"
+        config.write_text("files_port = 0\n", encoding="utf-8")
+        command = [
+            *(sys.executable, "-m", "parley", "server", "--port", str(self.port)),
+            *("--config", str(config)),
+        ]
         self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
