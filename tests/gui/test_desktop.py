@@ -275,3 +275,28 @@ def test_drop_a_file_and_switch_with_the_keyboard(
     finally:
         bob.close()
         _close(qt_loop, window)
+
+
+def test_the_rooms_recent_history_is_shown_at_sign_in(
+    qt_loop: asyncio.AbstractEventLoop,
+    server: ServerProcess,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bob = Peer(server.port, "Bob")
+    for n in range(3):
+        bob.call(bob.client.send("#general", f"said before {n}"))
+    window, _ = _open(qt_loop, server, "Alice", monkeypatch)
+    try:
+        wait_until(qt_loop, lambda: "said before 2" in window.view.toPlainText(), "the history")
+        bob.call(bob.client.send("#general", "said after"))
+        wait_until(qt_loop, lambda: "said after" in window.view.toPlainText(), "the live line")
+        shown = window.view.toPlainText()
+        # Each once, oldest first, and the live line after them.
+        assert [shown.count(f"said before {n}") for n in range(3)] == [1, 1, 1]
+        positions = [shown.index(f"said before {n}") for n in range(3)]
+        assert positions == sorted(positions)
+        assert positions[-1] < shown.index("said after")
+    finally:
+        bob.close()
+        _close(qt_loop, window)
