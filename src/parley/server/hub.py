@@ -84,6 +84,9 @@ _MISSED_PAGE_BYTES = 128 * 1024
 # and how long it may take nothing before the rest waits for its next login.
 _DRAIN_POLL_SECONDS = 0.05
 _CATCH_UP_STALL_SECONDS = 60.0
+# How long the total in a ``rooms`` reply may be old: counting rooms reads the whole index, and
+# clients paging (or hammering) ``rooms`` must not each pay for that.
+_ROOM_COUNT_SECONDS = 5.0
 # Conversations with a commit in flight at once. Below the PostgreSQL pool's size, so that
 # logins, joins and history reads always find a connection, whatever the commits wait on.
 _CONCURRENT_COMMITS = 4
@@ -222,6 +225,8 @@ class Hub:
         self._stopping = False
         self._rooms_by_principal = WindowLimiter(config.rooms_per_principal_per_hour, 3600.0)
         self._rooms_by_address = WindowLimiter(config.rooms_per_address_per_hour, 3600.0)
+        # (when it was counted, the number of rooms) for ``rooms`` replies.
+        self._room_count: tuple[float, int] | None = None
         bus.subscribe(self._deliver)
 
     async def start(self) -> None:
@@ -480,8 +485,9 @@ class Hub:
     async def list_rooms(self, request_id: int, after: str, limit: int) -> Rooms:
         """One page of rooms in key order: the first ``limit`` after the room named ``after``
         ("" from the start), cut further to stay under _ROOMS_REPLY_BYTES. ``next`` is the name
-        to ask after for the next page, "" on the last. Two index reads, whatever the number
-        of rooms. Raises PeerError(INVALID_ROOM) for a bad ``after``.
+        to ask after for the next page, "" on the last. One index range read, whatever the
+        number of rooms (the total is counted at most every _ROOM_COUNT_SECONDS). Raises
+        PeerError(INVALID_ROOM) for a bad ``after``.
         """
         after_key = room_key(normalize_room(after)) if after else ""
         records = await self._storage.rooms(after_key, limit + 1)
@@ -500,9 +506,15 @@ class Hub:
                 more = True
                 break
             summaries.append(summary)
-        total = await self._storage.room_count()
+        total = await self._rooms_total()
         next_after = summaries[-1].room if more and summaries else ""
         return Rooms(id=request_id, rooms=summaries, total=total, next=next_after)
+
+    async def _rooms_total(self) -> int:
+        now = time.monotonic()
+        if self._room_count is None or now - self._room_count[0] > _ROOM_COUNT_SECONDS:
+            self._room_count = (now, await self._storage.room_count())
+        return self._room_count[1]
 
     def who(self, raw_name: str) -> list[str]:
         key = room_key(normalize_room(raw_name))
