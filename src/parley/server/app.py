@@ -172,31 +172,17 @@ class ParleyServer:
                 await self._hub.stop(config.shutdown_grace_seconds)
             await storage.close()
             raise
-        # A bug in a purge is logged and the purge starts again at its next interval.
-        self._services.spawn(
-            supervise(
-                "The retention purge",
-                self._purge_forever,
-                restart_seconds=config.purge_interval_seconds,
-            ),
-            name="parley-purge",
-        )
-        self._services.spawn(
-            supervise(
-                "The file purge",
-                self._purge_files_forever,
-                restart_seconds=config.file_purge_interval_seconds,
-            ),
-            name="parley-file-purge",
-        )
-        self._services.spawn(
-            supervise(
-                "The revocation watch",
-                revocations.run,
-                restart_seconds=config.revocation_poll_seconds,
-            ),
-            name="parley-revocations",
-        )
+        # A bug in one of these is logged and it starts again after its interval.
+        services = [
+            ("The retention purge", "parley-purge", self._purge_forever,
+             config.purge_interval_seconds),
+            ("The file purge", "parley-file-purge", self._purge_files_forever,
+             config.file_purge_interval_seconds),
+            ("The revocation watch", "parley-revocations", revocations.run,
+             config.revocation_poll_seconds),
+        ]  # fmt: skip
+        for what, name, run, restart in services:
+            self._services.spawn(supervise(what, run, restart_seconds=restart), name=name)
 
     def _files_port(self) -> int:
         if self.config.files_port is not None:
