@@ -8,7 +8,7 @@ import time
 import pytest
 
 from parley.protocol import limits
-from parley.server import hub as hub_module
+from parley.server import presence as presence_module
 from parley.server.app import ParleyServer
 from parley.storage import StorageUnavailable
 from support import RawClient, assert_still_serving, raw_user
@@ -199,9 +199,9 @@ async def test_idle_time_counts_from_the_last_chat_message(
     bob = await raw_user(server.port, "Bob")
     alice = await raw_user(server.port, "Alice")
     assert (await alice.request("whois", nick="Bob")).get("idle_seconds", 0) == 0
-    # Ninety seconds pass, as far as the hub can tell.
-    real_now_ms = hub_module.now_ms
-    monkeypatch.setattr(hub_module, "now_ms", lambda: real_now_ms() + 90_000)
+    # Ninety seconds pass, as far as presence can tell.
+    real_now_ms = presence_module.now_ms
+    monkeypatch.setattr(presence_module, "now_ms", lambda: real_now_ms() + 90_000)
     assert (await alice.request("whois", nick="Bob"))["idle_seconds"] in (90, 91)
     # Requests that are not chat do not count as activity.
     await bob.request("ping")
@@ -211,7 +211,7 @@ async def test_idle_time_counts_from_the_last_chat_message(
     await bob.request("send", to="#general", text="I'm back", msg_id="b1")
     assert (await alice.request("whois", nick="Bob")).get("idle_seconds", 0) == 0
     # A private message counts too.
-    monkeypatch.setattr(hub_module, "now_ms", lambda: real_now_ms() + 200_000)
+    monkeypatch.setattr(presence_module, "now_ms", lambda: real_now_ms() + 200_000)
     assert (await alice.request("whois", nick="Bob"))["idle_seconds"] in (110, 111)
     await bob.request("send", to="Alice", text="psst", msg_id="b2")
     assert (await alice.request("whois", nick="Bob")).get("idle_seconds", 0) == 0

@@ -27,9 +27,10 @@ from parley.protocol.messages import Closing, encode
 from parley.server.auth import Authenticator
 from parley.server.blobs import BlobStore
 from parley.server.connection import Connection, ServerContext
+from parley.server.conversations import now_ms
 from parley.server.deadlines import Deadlines
 from parley.server.files import FileService
-from parley.server.hub import Hub, now_ms
+from parley.server.hub import Hub
 from parley.server.preflight import (
     StartupRefused,
     check_data_dir,

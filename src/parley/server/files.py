@@ -40,7 +40,8 @@ from parley.protocol.messages import (
 from parley.protocol.names import is_room
 from parley.server.address_group import address_group
 from parley.server.blobs import BlobStore
-from parley.server.hub import Hub, conversation_principals, now_ms
+from parley.server.conversations import conversation_principals, now_ms
+from parley.server.hub import Hub
 from parley.server.rooms import Peer
 from parley.server.tickets import Ticket, TicketBook
 from parley.storage import FileRecord, NewMessage, Storage

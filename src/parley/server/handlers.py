@@ -55,7 +55,7 @@ from parley.protocol.messages import (
     Whois,
 )
 from parley.protocol.session import choose_version
-from parley.server.hub import now_ms
+from parley.server.conversations import now_ms
 from parley.server.moderation import appoint, moderate
 
 if TYPE_CHECKING:

@@ -4,7 +4,7 @@ Room operators (whoever created the room, or was made one) act on users in their
 moderators and admins act everywhere; only an admin acts on a moderator; nobody acts on
 themselves. A sanction of an account is against its principal id, never its name: a later
 account of the same name is not touched by it. A guest is a new principal at every login, so
-its sanction holds against its id and against guests using its name (hub.sanction_keys). Bans
+its sanction holds against its id and against guests using its name (live_rooms.sanction_keys). Bans
 and mutes are stored (so they outlast reconnects and restarts) and every action is audited.
 """
 
@@ -16,7 +16,9 @@ from parley.protocol.errors import ErrorCode, PeerError
 from parley.protocol.messages import Left, Notice, encode
 from parley.protocol.names import nick_key, normalize_nick
 from parley.protocol.text import check_reason
-from parley.server.hub import Hub, guest_sanction_key, now_ms, sanction_keys
+from parley.server.conversations import now_ms
+from parley.server.hub import Hub
+from parley.server.live_rooms import guest_sanction_key, sanction_keys
 from parley.server.rooms import RANK, Peer
 from parley.storage import Role, Sanction, SanctionKind
 

@@ -43,8 +43,8 @@ from parley.protocol.transfer import (
     decode_start,
     encode,
 )
+from parley.server.conversations import now_ms
 from parley.server.files import FileService
-from parley.server.hub import now_ms
 from parley.server.tls_transport import TlsServer, start_tls_server
 from parley.server.tracker import ConnectionTracker
 from parley.storage import FileRecord
