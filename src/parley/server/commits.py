@@ -28,7 +28,8 @@ from parley.server.rooms import Peer
 from parley.server.tasks import TaskSet
 from parley.storage import CommitUncertain, NewMessage, Storage, StorageUnavailable
 
-log = logging.getLogger(__name__)
+# Logged under the hub's name, as before it was split: log lines and filters stay the same.
+log = logging.getLogger("parley.server.hub")
 
 # Conversations with a commit in flight at once. Below the PostgreSQL pool's size, so that
 # logins, joins and history reads always find a connection, whatever the commits wait on.

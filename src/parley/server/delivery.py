@@ -20,7 +20,8 @@ from collections.abc import Callable, Iterator
 from parley.server.conversations import conversation_principals, is_private
 from parley.server.rooms import Peer, Write
 
-log = logging.getLogger(__name__)
+# Logged under the hub's name, as before it was split: log lines and filters stay the same.
+log = logging.getLogger("parley.server.hub")
 
 # A frame of a private conversation held for a principal logging in: (conversation, frame).
 Held = list[tuple[str, bytes]]

@@ -21,7 +21,8 @@ from parley.server.conversations import now_ms
 from parley.server.rooms import Peer
 from parley.storage import Role, Storage
 
-log = logging.getLogger(__name__)
+# Logged under the hub's name, as before it was split: log lines and filters stay the same.
+log = logging.getLogger("parley.server.hub")
 
 
 @dataclasses.dataclass(slots=True)
