@@ -139,6 +139,8 @@ class Commits:
         """Like :meth:`_drain`, for storage that writes one transaction at a time anyway
         (SQLite): every conversation with messages waiting goes into one batch, one commit,
         as long as its lane is free (a join may hold it: then it waits for the next batch).
+        The first lane waiting is waited for, held or not, so that the task never spins: a
+        join holding it holds up this batch for the time of its history read.
         """
         try:
             while waiting := [(c, lane) for c, lane in self._lanes.items() if lane.pending]:

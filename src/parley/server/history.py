@@ -31,6 +31,8 @@ Missed = dict[str, tuple[int, int]]
 
 
 class History:
+    """Reads for one node's users; a catch-up runs as a task of its own per login."""
+
     def __init__(
         self, storage: Storage, presence: Presence, rooms: LiveRooms, markers: ReadMarkers
     ) -> None:

@@ -20,6 +20,8 @@ from parley.storage import NewMessage
 
 
 class Outbox:
+    """Checks each message against the sender's rooms and mutes, then queues it."""
+
     def __init__(self, presence: Presence, rooms: LiveRooms, commits: Commits) -> None:
         self._presence = presence
         self._rooms = rooms

@@ -22,6 +22,8 @@ _ROOM_COUNT_SECONDS = 5.0
 
 
 class RoomDirectory:
+    """The stored rooms, with the number of members each has on this node."""
+
     def __init__(self, storage: Storage, rooms: LiveRooms) -> None:
         self._storage = storage
         self._rooms = rooms
