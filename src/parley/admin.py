@@ -22,6 +22,7 @@ from parley import backup as backups
 from parley.accounts.passwords import PasswordHasher, check_password
 from parley.config import ServerConfig
 from parley.protocol.errors import PeerError
+from parley.protocol.files import human_size
 from parley.protocol.names import nick_key, normalize_nick, normalize_room, room_key
 from parley.protocol.text import for_terminal
 from parley.server.preflight import keep_files_private
@@ -123,8 +124,15 @@ def _backup_or_restore(args: argparse.Namespace, config: ServerConfig) -> int:
     keep_files_private()
     if args.action == "backup":
         manifest = backups.backup(config, args.dest, files_only=args.files_only, say=print)
-        counts = ", ".join(f"{value} {name}" for name, value in manifest.counts.items())
-        print(f"Backup written to {args.dest} ({counts}).")
+        counts = manifest.counts
+        size = human_size(counts["blob_bytes"])
+        held = f"{counts['blobs']} shared file(s) ({size})"
+        if manifest.schema_version is not None:
+            held = (
+                f"{counts['messages']} message(s), {counts['accounts']} account(s), "
+                f"{counts['rooms']} room(s), {held}"
+            )
+        print(f"Backup written to {args.dest}: {held}.")
         print("It holds the server's private key and every message: keep it private.")
         return 0
     if args.data_dir is None and args.config is None:

@@ -25,6 +25,7 @@ import contextlib
 import dataclasses
 import datetime
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -33,7 +34,6 @@ import time
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from parley import __version__
 from parley.config import ServerConfig
@@ -109,9 +109,9 @@ def postgres_advice(database: str) -> str:
     return (
         "The database is PostgreSQL, which parley admin backup does not copy: back it up with "
         f"pg_dump --format=custom --file=parley.dump '{url}' (restore: pg_restore --clean "
-        f"--if-exists --dbname='{url}' parley.dump), then back up the shared files, certificate "
-        "and key with: parley admin backup DEST --files-only (with the same --config or "
-        "--data-dir)."
+        f"--if-exists --no-owner --dbname='{url}' parley.dump), then back up the shared files, "
+        "certificate and key with: parley admin backup DEST --files-only (with the same "
+        "--config or --data-dir)."
     )
 
 
@@ -138,6 +138,8 @@ def _check_destination(dest: Path) -> None:
 def _work_dir(dest: Path) -> Iterator[Path]:
     """A private directory beside ``dest`` to build the backup in; removed if it fails."""
     parent = dest.absolute().parent
+    if parent.exists() and not parent.is_dir():
+        raise BackupError(f"{parent} is a file, not a directory: give DEST in a directory.")
     parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     work = parent / f".{dest.name}.incomplete-{os.getpid()}"
     work.mkdir(mode=0o700)
@@ -205,9 +207,7 @@ def _snapshot(database: Path, target: Path) -> int:
     """Copy ``database`` to ``target`` as of one moment; returns its schema version."""
     uri = database.absolute().as_uri() + "?mode=rw"
     try:
-        source = sqlite3.connect(
-            uri, uri=True, isolation_level=None, timeout=_BUSY_TIMEOUT_SECONDS
-        )
+        source = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=_BUSY_TIMEOUT_SECONDS)
     except sqlite3.Error as exc:
         raise BackupError(f"Cannot open the database {database}: {exc}.") from None
     try:
@@ -313,7 +313,9 @@ def restore(source: Path, config: ServerConfig, *, force: bool, say: Say) -> Man
     with _failing_as_backup_error():
         _verify(source, manifest)
         say(f"{source} checked: the database and {manifest.counts['blobs']} shared file(s).")
-        target_db = database if isinstance(database, Path) else None
+        target_db = None
+        if manifest.schema_version is not None and isinstance(database, Path):
+            target_db = database
         _make_room(config, target_db, manifest, force=force, say=say)
         _put_in_place(source, config, target_db)
     return manifest
@@ -435,7 +437,10 @@ def _make_room(
 def _restored_paths(data_dir: Path, database: Path | None) -> list[Path]:
     paths = [data_dir / "files", *(data_dir / name for name in TLS_FILES)]
     if database is not None:
-        paths += [database, *(database.with_name(database.name + tail) for tail in ("-wal", "-shm"))]
+        paths += [
+            database,
+            *(database.with_name(database.name + tail) for tail in ("-wal", "-shm")),
+        ]
     return paths
 
 
@@ -499,7 +504,7 @@ def _check_integrity(db: sqlite3.Connection, path: Path) -> None:
 
 
 @contextlib.contextmanager
-def _private_file(path: Path) -> Iterator[Any]:
+def _private_file(path: Path) -> Iterator[io.BufferedWriter]:
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(descriptor, "wb") as file:
         yield file
