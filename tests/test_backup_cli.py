@@ -9,6 +9,8 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -83,7 +85,10 @@ def test_an_unwritable_destination_is_refused_and_leaves_nothing(
     blocker.write_text("not a directory")
     refused(admin("backup", blocker / "backup", "--data-dir", data), str(blocker))
     refused(admin("backup", blocker, "--data-dir", data), str(blocker), "not a directory")
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file", "data"]
+    made = admin("backup", tmp_path / "b", "--data-dir", data)
+    assert made.returncode == 0, made.stderr
+    refused(admin("restore", tmp_path / "b", "--data-dir", blocker / "new"), str(blocker))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file", "b", "data"]
 
 
 def test_a_missing_database_is_named(tmp_path: Path) -> None:
@@ -221,3 +226,48 @@ def test_postgres_is_refused_with_the_pg_dump_line(data: Path, tmp_path: Path) -
     assert manifest["schema_version"] is None
     assert (tmp_path / "b" / "key.pem").read_text() == "private key\n"
     refused(admin("backup", tmp_path / "c", "--data-dir", data, "--files-only"), "--files-only")
+
+
+def test_a_large_database_is_copied_while_a_writer_never_stops(data: Path, tmp_path: Path) -> None:
+    """Many copy steps, a commit between every two: the copy keeps its one snapshot and
+    finishes, rather than starting over at each commit for as long as the writes go on."""
+    database = data / DEFAULT_FILE
+    db = sqlite3.connect(database, isolation_level=None)
+    db.execute("PRAGMA journal_mode = WAL")
+    filler = "x" * 4000
+    db.execute("BEGIN")
+    db.executemany(
+        "INSERT INTO messages VALUES ('#big', ?, 1, 'W', 'w', '#big', ?, ?)",
+        ((seq, filler, f"m{seq}") for seq in range(1, 6001)),  # about 25 MiB: several steps
+    )
+    db.execute("COMMIT")
+    db.close()
+    stop = threading.Event()
+    written = [6000]
+
+    def write() -> None:
+        own = sqlite3.connect(database, isolation_level=None, timeout=10)
+        own.execute("PRAGMA synchronous = OFF")  # a commit every few microseconds
+        deadline = time.monotonic() + 120  # bounded, should the backup never end
+        while not stop.is_set() and time.monotonic() < deadline:
+            own.execute(
+                "INSERT INTO messages VALUES ('#big', ?, 1, 'W', 'w', '#big', 'more', ?)",
+                (written[0] + 1, f"m{written[0] + 1}"),
+            )
+            written[0] += 1
+        own.close()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    try:
+        while written[0] < 6100 and writer.is_alive():
+            time.sleep(0.01)
+        made = admin("backup", tmp_path / "b", "--data-dir", data)
+        at_end = written[0]
+    finally:
+        stop.set()
+        writer.join()
+    assert made.returncode == 0, made.stderr
+    manifest = json.loads((tmp_path / "b" / "parley-backup.json").read_text())
+    assert 6100 <= manifest["counts"]["messages"] < at_end
+    assert admin("restore", tmp_path / "b", "--data-dir", tmp_path / "new").returncode == 0

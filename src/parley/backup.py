@@ -107,11 +107,12 @@ def postgres_advice(database: str) -> str:
     """What to run instead, for a server whose database is PostgreSQL."""
     url = _without_password(database)
     return (
-        "The database is PostgreSQL, which parley admin backup does not copy: back it up with "
-        f"pg_dump --format=custom --file=parley.dump '{url}' (restore: pg_restore --clean "
-        f"--if-exists --no-owner --dbname='{url}' parley.dump), then back up the shared files, "
-        "certificate and key with: parley admin backup DEST --files-only (with the same "
-        "--config or --data-dir)."
+        "The database is PostgreSQL, which parley admin backup does not copy. Back it up with\n"
+        f"  pg_dump --format=custom --file=parley.dump '{url}'\n"
+        "then the shared files, certificate and key with\n"
+        "  parley admin backup DEST --files-only   (and the same --config or --data-dir)\n"
+        "To restore the database later:\n"
+        f"  pg_restore --clean --if-exists --no-owner --dbname='{url}' parley.dump"
     )
 
 
@@ -310,19 +311,23 @@ def restore(source: Path, config: ServerConfig, *, force: bool, say: Say) -> Man
             f"{factory.describe(config.database, config.data_dir)}: restore into a data dir "
             "whose database is SQLite (the default)."
         )
+    target_db = None
+    if manifest.schema_version is not None and isinstance(database, Path):
+        target_db = database
     with _failing_as_backup_error():
+        present = _check_target(config.data_dir, target_db, force=force)
         _verify(source, manifest)
         say(f"{source} checked: the database and {manifest.counts['blobs']} shared file(s).")
-        target_db = None
-        if manifest.schema_version is not None and isinstance(database, Path):
-            target_db = database
-        _make_room(config, target_db, manifest, force=force, say=say)
+        if present:
+            _move_aside(config.data_dir, present, say)
         _put_in_place(source, config, target_db)
     return manifest
 
 
 def read_manifest(source: Path) -> Manifest:
     path = source / MANIFEST
+    if not source.exists():
+        raise BackupError(f"{source} does not exist: give the directory a backup made.")
     if not source.is_dir():
         raise BackupError(f"{source} is not a directory: give the directory a backup made.")
     try:
@@ -402,22 +407,24 @@ def _verified_blobs(blobs: Path) -> set[str]:
     return found
 
 
-def _make_room(
-    config: ServerConfig, database: Path | None, manifest: Manifest, *, force: bool, say: Say
-) -> None:
-    """Refuse a target in use or holding data; with ``force``, move that data aside."""
-    data_dir = config.data_dir
+def _check_target(data_dir: Path, database: Path | None, *, force: bool) -> list[Path]:
+    """Refuse a target in use, unusable or (without ``force``) holding data; returns what is
+    there to move aside.
+    """
     if data_dir.exists() and not data_dir.is_dir():
         raise BackupError(f"--data-dir {data_dir} is a file: give a new directory.")
+    for parent in data_dir.absolute().parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise BackupError(f"{parent} is a file, not a directory: give another --data-dir.")
+            break
     if database is not None and database.is_file() and _in_use(database):
         raise BackupError(
             f"{database} is open in another program (a running server?): stop the server "
             f"that uses {data_dir} first; a restore never replaces a live database."
         )
     present = [path for path in _restored_paths(data_dir, database) if path.exists()]
-    if not present:
-        return
-    if not force:
+    if present and not force:
         what = (
             f"holds a database already ({database})"
             if database is not None and database.exists()
@@ -427,6 +434,10 @@ def _make_room(
             f"{data_dir} {what}: restore into a new data dir, or give --force to move what is "
             "there aside (nothing is deleted)."
         )
+    return present
+
+
+def _move_aside(data_dir: Path, present: list[Path], say: Say) -> None:
     aside = data_dir / time.strftime("replaced-%Y%m%dT%H%M%SZ", time.gmtime())
     aside.mkdir(mode=0o700)
     for path in present:
