@@ -197,7 +197,6 @@ def _backup_database(config: ServerConfig, database: Path, work: Path, say: Say)
             )
         _check_integrity(db, snapshot)
         counts = _counts(db)
-        db.execute("VACUUM")  # the dropped rows' pages, and one file with no WAL
     finally:
         db.close()
     counts.update(blobs=copied, blob_bytes=size, blobs_left_out=dropped)
