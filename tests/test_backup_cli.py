@@ -194,7 +194,7 @@ async def test_an_older_backup_is_upgraded_when_the_server_starts(tmp_path: Path
     old.mkdir(mode=0o700)
     db = sqlite3.connect(old / DEFAULT_FILE, isolation_level=None)
     db.execute("PRAGMA journal_mode = WAL")
-    for number, step in enumerate(MIGRATIONS[:2], start=1):
+    for number, step in enumerate(MIGRATIONS[:1], start=1):  # before file sharing
         assert isinstance(step, str)
         db.executescript(f"BEGIN; {step}; PRAGMA user_version = {number}; COMMIT;")
     db.execute("INSERT INTO conversations VALUES ('#general', 1)")

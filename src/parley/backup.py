@@ -179,9 +179,11 @@ def _backup_database(config: ServerConfig, database: Path, work: Path, say: Say)
         db.execute("PRAGMA foreign_keys = ON")
         # Not part of the backup: uploads still arriving (their records go too, with their
         # readers), then whatever was deleted after the snapshot.
-        db.execute("DELETE FROM files WHERE complete = 0")
         copied = dropped = size = 0
-        shas = [row[0] for row in db.execute("SELECT DISTINCT sha256 FROM files")]
+        shas = []
+        if _has_files(db):
+            db.execute("DELETE FROM files WHERE complete = 0")
+            shas = [row[0] for row in db.execute("SELECT DISTINCT sha256 FROM files")]
         for sha in shas:
             copied_bytes = _copy_blob(blobs_dir, work / BLOBS, sha)
             if copied_bytes is None:
@@ -288,10 +290,17 @@ def _copy_tls(config: ServerConfig, work: Path) -> None:
 
 
 def _counts(db: sqlite3.Connection) -> dict[str, int]:
-    counts = {}
+    counts = {"files": 0}
     for table in ("accounts", "rooms", "messages", "files"):
-        counts[table] = int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+        if table != "files" or _has_files(db):
+            counts[table] = int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
     return counts
+
+
+def _has_files(db: sqlite3.Connection) -> bool:
+    """Whether the schema has file sharing's table (the first schema had not)."""
+    found = db.execute("SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = 'files'")
+    return found.fetchone() is not None
 
 
 # --- restore ---------------------------------------------------------------------------------
@@ -379,7 +388,9 @@ def _verify(source: Path, manifest: Manifest) -> None:
         schema = db.execute("PRAGMA user_version").fetchone()[0]
         if schema != manifest.schema_version:
             raise BackupError(f"{path} is schema {schema}, not {manifest.schema_version}.")
-        needed = {row[0] for row in db.execute("SELECT DISTINCT sha256 FROM files")}
+        needed = set()
+        if _has_files(db):
+            needed = {row[0] for row in db.execute("SELECT DISTINCT sha256 FROM files")}
     except sqlite3.DatabaseError as exc:
         raise BackupError(f"{path} is damaged: {exc}.") from None
     finally:
