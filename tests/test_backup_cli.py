@@ -225,6 +225,10 @@ def test_postgres_is_refused_with_the_pg_dump_line(data: Path, tmp_path: Path) -
     manifest = json.loads((tmp_path / "b" / "parley-backup.json").read_text())
     assert manifest["schema_version"] is None
     assert (tmp_path / "b" / "key.pem").read_text() == "private key\n"
+    new = tmp_path / "new"
+    restored = admin("restore", tmp_path / "b", "--data-dir", new, "--database", url)
+    assert restored.returncode == 0, restored.stderr
+    assert "pg_restore" in restored.stdout and (new / "key.pem").read_text() == "private key\n"
     refused(admin("backup", tmp_path / "c", "--data-dir", data, "--files-only"), "--files-only")
 
 
