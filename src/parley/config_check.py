@@ -88,7 +88,12 @@ def _data_dir_problem(data_dir: Path) -> str | None:
             return f"data_dir {data_dir}: this user may not write in it; check its owner."
         return None
     parent = _nearest_existing(data_dir)
-    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+    if not parent.is_dir():
+        return (
+            f"data_dir {data_dir} does not exist and cannot be made: {parent} is a file. "
+            "Give another directory."
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
         return (
             f"data_dir {data_dir} does not exist and cannot be made: this user may not write "
             f"in {parent}. Make it, or give another."

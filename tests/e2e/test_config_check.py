@@ -4,7 +4,6 @@ secrets masked, and exit status 1 with one line per problem.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -110,21 +109,27 @@ def test_every_problem_is_a_line_and_the_status_is_1(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_key_and_a_data_dir_that_cannot_be_made(tmp_path: Path) -> None:
-    if os.geteuid() == 0:
-        import pytest
-
-        pytest.skip("root reads and writes everything")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     generate_self_signed(cert, key, ["localhost"])
-    key.chmod(0)
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
+    key.unlink()
+    key.mkdir()  # unreadable as a file, whoever runs the test (root reads any mode)
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("")
     result = check(
-        tmp_path, "--cert", str(cert), "--key", str(key), "--data-dir", str(locked / "data")
+        tmp_path, "--cert", str(cert), "--key", str(key), "--data-dir", str(in_the_way / "data")
     )
     assert result.returncode == 1
-    assert f"{key}: the private key cannot be read (Permission denied)" in result.stderr
-    assert f"data_dir {locked / 'data'} does not exist and cannot be made" in result.stderr
+    assert f"{key}: the private key cannot be read (Is a directory)" in result.stderr
+    assert f"data_dir {in_the_way / 'data'} does not exist and cannot be made" in result.stderr
+    assert "2 problem(s) found." in result.stderr
+
+
+def test_a_data_dir_that_is_a_file(tmp_path: Path) -> None:
+    in_the_way = tmp_path / "a-file"
+    in_the_way.write_text("")
+    result = check(tmp_path, "--data-dir", str(in_the_way))
+    assert result.returncode == 1
+    assert f"data_dir {in_the_way} is a file, not a directory" in result.stderr
 
 
 def test_a_good_certificate_passes_and_one_without_its_key_does_not(tmp_path: Path) -> None:
