@@ -152,3 +152,38 @@ def test_a_log_file_that_cannot_be_opened_stops_the_start(tmp_path: Path) -> Non
         "writing (No such file or directory): check the directory exists and the server's "
         "user may write it."
     )
+
+
+async def test_sighup_moves_the_log_to_a_file_as_json(tmp_path: Path) -> None:
+    log_file = tmp_path / "server.log"
+    settings = tmp_path / "server.toml"
+    # First a log file that cannot be opened: logged, and the log stays on stdout.
+    settings.write_text('log_format = "text"\n')
+    server = await Process.start(
+        "-m",
+        "parley",
+        "server",
+        "--port",
+        "0",
+        "--config",
+        str(settings),
+        env=environment(tmp_path),
+    )
+    _started.append(server)
+    port = int((await server.expect(r"Server is running on 127\.0\.0\.1:(\d+)")).group(1))
+    settings.write_text(f'log_file = "{tmp_path / "missing" / "x.log"}"\n')
+    server.signal(signal.SIGHUP)
+    line = await server.expect(r".* ERROR parley\.server: Reload: log_file ")
+    assert "cannot be opened (No such file or directory); the log stays as it was" in line.string
+    await server.expect(r".* INFO parley\.server: Reloaded the settings; changed: none")
+
+    settings.write_text(f'log_file = "{log_file}"\nlog_format = "json"\n')
+    server.signal(signal.SIGHUP)
+    await wait_for_record(log_file, message="Reloaded the settings; changed: log_format, log_file")
+    client = await raw_user(port, "Alice")
+    await wait_for_record(log_file, event="login", nick_key="alice")
+    await client.close()
+    server.signal(signal.SIGTERM)
+    status, out, err = await server.finish()
+    assert status == 0, err
+    assert "Alice" not in out  # no longer on stdout
