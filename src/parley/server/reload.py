@@ -83,17 +83,17 @@ def reload(server: ParleyServer, load: Callable[[], ServerConfig]) -> None:
         for field in dataclasses.fields(current)
         if getattr(current, field.name) != getattr(new, field.name)
     ]
-    if any(name in changed for name in _LOGGING):
-        try:
-            logs.configure(new.log_level, log_format=new.log_format, log_file=new.log_file)
-        except OSError as exc:
-            log.error(
-                "Reload: log_file %s cannot be opened (%s); the log stays as it was",
-                new.log_file,
-                exc.strerror,
-                extra={"setting": "log_file"},
-            )
-            _keep(new, current, _LOGGING)
+    # Always: the log file is opened afresh, as a logrotate postrotate script expects.
+    try:
+        logs.configure(new.log_level, log_format=new.log_format, log_file=new.log_file)
+    except OSError as exc:
+        log.error(
+            "Reload: log_file %s cannot be opened (%s); the log stays as it was",
+            new.log_file,
+            exc.strerror,
+            extra={"setting": "log_file"},
+        )
+        _keep(new, current, _LOGGING)
     try:
         server.reload_certificate(*_certificate_files(new, current))
     except CertificateProblem as exc:
