@@ -102,11 +102,20 @@ async def test_a_renewed_certificate_is_served_without_dropping_anyone(
     new = fingerprint_of(new_cert)
     os.replace(new_cert, cert)
     os.replace(new_key, key)
-    settings.write_text('motd = "After"\ntcp_nodelay = true\nflood_burst_requests = 5\n')
+    settings.write_text(
+        'motd = "After"\ntcp_nodelay = true\nflood_burst_requests = 5\n'
+        'database = "postgresql://parley:pw-secret-81@127.0.0.1/elsewhere"\n'
+    )
     server.signal(signal.SIGHUP)
     await server.expect(rf".* INFO parley\.server: Reload: new certificate .*{new}")
     await server.expect(
-        r".* WARNING parley\.server: Reload: tcp_nodelay changed \(false to true\), needs a restart"
+        r".* WARNING parley\.server: Reload: tcp_nodelay changed from false to true, which needs "
+        r"a restart; false stays in use$"
+    )
+    line = await server.expect(r".* WARNING parley\.server: Reload: database changed")
+    assert line.string.endswith(
+        'changed from (unset) to "postgresql://parley:***@127.0.0.1/elsewhere", which needs a '
+        "restart; (unset) stays in use"
     )
     await server.expect(
         r".* INFO parley\.server: Reloaded the settings; changed: .*flood_burst_requests.*motd"
@@ -125,8 +134,9 @@ async def test_a_renewed_certificate_is_served_without_dropping_anyone(
     for client in (alice, bob, carol):
         await client.close()
     server.signal(signal.SIGTERM)
-    status, _, err = await server.finish()
+    status, out, err = await server.finish()
     assert status == 0, err
+    assert "pw-secret-81" not in out + err
 
 
 async def test_a_broken_certificate_or_settings_file_keeps_what_was_in_use(

@@ -113,7 +113,7 @@ def reload(server: ParleyServer, load: Callable[[], ServerConfig]) -> None:
             applied.append(name)
         else:
             log.warning(
-                "Reload: %s changed (%s to %s), needs a restart; still %s until then",
+                "Reload: %s changed from %s to %s, which needs a restart; %s stays in use",
                 name,
                 shown(name, old_value),
                 shown(name, new_value),
