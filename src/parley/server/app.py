@@ -380,7 +380,7 @@ async def serve(config: ServerConfig, load: Callable[[], ServerConfig] | None = 
 
 def _on_hangup(server: ParleyServer, load: Callable[[], ServerConfig]) -> None:
     if not server.started:
-        log.warning("Reload: the server is still starting; send SIGHUP again once it runs")
+        log.warning("Reload: the server is not serving (starting or stopping); nothing reloaded")
         return
     reload(server, load)
 
