@@ -26,6 +26,10 @@ def run(loaded: LoadedConfig) -> int:
         (field.name, shown(field.name, getattr(config, field.name)), loaded.sources[field.name])
         for field in dataclasses.fields(config)
     ]
+    if loaded.file is not None:
+        print(f"# Settings file: {loaded.file}")
+    else:
+        print("# No settings file (give one with --config or PARLEY_CONFIG)")
     name_width = max(len(name) for name, _, _ in rows)
     value_width = min(40, max(len(value) for _, value, _ in rows))
     for name, value, source in rows:

@@ -61,6 +61,7 @@ def test_every_setting_with_its_value_and_source(tmp_path: Path) -> None:
     assert lines["max_connections"] == ("50000", "default")
     assert "s3cret-pw" not in result.stdout + result.stderr
     assert "The settings are fine." in result.stdout
+    assert result.stdout.startswith(f"# Settings file: {settings}\n")
     # Nothing was made: a check does not start anything.
     assert not (tmp_path / "data" / "parley").exists()
 
