@@ -4,8 +4,9 @@ Room operators (whoever created the room, or was made one) act on users in their
 moderators and admins act everywhere; only an admin acts on a moderator; nobody acts on
 themselves. A sanction of an account is against its principal id, never its name: a later
 account of the same name is not touched by it. A guest is a new principal at every login, so
-its sanction holds against its id and against guests using its name (live_rooms.sanction_keys). Bans
-and mutes are stored (so they outlast reconnects and restarts) and every action is audited.
+its sanction holds against its id and against guests using its name
+(live_rooms.sanction_keys). Bans and mutes are stored (so they outlast reconnects and
+restarts) and every action is audited.
 """
 
 from __future__ import annotations
@@ -100,7 +101,15 @@ async def moderate(
     await storage.record_audit(
         ts=now, actor=actor.nick, action=action, room=room.name, target=target_name, detail=detail
     )
-    log.info("%s: %s %s in %s %s", actor.nick, action, target_name, room.name, detail)
+    log.info(
+        "%s: %s %s in %s %s",
+        actor.nick,
+        action,
+        target_name,
+        room.name,
+        detail,
+        extra={"nick_key": actor.nick_key, "event": action, "room": room.name},
+    )
     if action in ("kick", "ban"):
         # Out of the room for good: not back in it at the account's next login.
         if account is not None:
@@ -143,5 +152,11 @@ async def appoint(hub: Hub, actor: Peer, raw_room: str, raw_nick: str) -> str:
     await hub.storage.record_audit(
         ts=now_ms(), actor=actor.nick, action="op", room=room.name, target=account.name
     )
-    log.info("%s: op %s in %s", actor.nick, account.name, room.name)
+    log.info(
+        "%s: op %s in %s",
+        actor.nick,
+        account.name,
+        room.name,
+        extra={"nick_key": actor.nick_key, "event": "op", "room": room.name},
+    )
     return room.name
