@@ -82,7 +82,7 @@ class FileService:
                 ErrorCode.ACCOUNT_REQUIRED,
                 "Guests cannot share files on this server; /register to get an account.",
             )
-        self._check_tokens_held(peer)
+        self.check_tokens_held(peer)
         conversation, shown, readers = await self.hub.file_audience(peer, request.to)
         now = now_ms()
         pending = await self.storage.pending_upload(
@@ -139,7 +139,7 @@ class FileService:
                 f"{human_size(quota)}. Delete some with /rmfile.",
             )
 
-    def _check_tokens_held(self, peer: Peer) -> None:
+    def check_tokens_held(self, peer: Peer) -> None:
         """Refuse another token to ``peer`` while it holds its most unused (checked before
         any storage read: a refusal costs the server next to nothing).
         """
@@ -153,7 +153,7 @@ class FileService:
             )
 
     async def get(self, peer: Peer, request: GetFile) -> DownloadTicket:
-        self._check_tokens_held(peer)
+        self.check_tokens_held(peer)
         record = await self._readable(peer, request.file_id)
         return DownloadTicket(
             id=request.id,
