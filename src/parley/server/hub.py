@@ -8,7 +8,7 @@ connection runs one at a time, in order. Each part is a module of its own:
 
 - ``presence.py``: who is online, nickname claims, principals, whether a login still stands;
 - ``live_rooms.py``: rooms in memory (members, operators, mutes), joining and leaving;
-- ``room_directory.py``: the ``rooms`` listing;
+- ``room_listing.py``: pages of the ``rooms`` listing, each read at most once a second;
 - ``outbox.py``: checking a ``send`` and naming the conversation a ``to`` stands for;
 - ``commits.py``: one lane per conversation to storage, then publishing on the bus;
 - ``delivery.py``: fan-out of each published frame to the members on this node;
@@ -33,7 +33,7 @@ from parley.protocol.messages import (
     decode_server_frame,
     encode,
 )
-from parley.protocol.names import GENERAL_ROOM, is_room, room_key
+from parley.protocol.names import GENERAL_ROOM, is_room, normalize_room, room_key
 from parley.server.commits import Commits
 from parley.server.conversations import (
     as_event,
@@ -48,7 +48,7 @@ from parley.server.live_rooms import LiveRooms, guest_sanction_key, sanction_key
 from parley.server.outbox import Outbox
 from parley.server.presence import Presence
 from parley.server.read_markers import Mark, ReadMarkers
-from parley.server.room_directory import RoomDirectory
+from parley.server.room_listing import RoomListing
 from parley.server.rooms import LiveRoom, Peer
 from parley.server.tasks import TaskSet
 from parley.storage import NewMessage, Room, Storage
@@ -65,6 +65,10 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+# A ``rooms`` page stays this small: a quarter of the slow-reader limit
+# (ServerConfig.send_buffer_limit_bytes, 1 MiB by default) and of the client's frame limit.
+_ROOMS_REPLY_BYTES = 256 * 1024
+
 
 class Hub:
     """Users, rooms and the path of every message: validate, store (batched), publish, deliver.
@@ -80,8 +84,8 @@ class Hub:
         self._presence = Presence(storage)
         self._markers = ReadMarkers(storage, self._tasks, self.health, self._presence.by_principal)
         self._commits = Commits(storage, bus, self._tasks, self.health, self._markers)
-        self._rooms = LiveRooms(storage, bus, config, self._presence, self._commits)
-        self._directory = RoomDirectory(storage, self._rooms)
+        self._listing = RoomListing(storage, lambda key: self._rooms.member_count(key))
+        self._rooms = LiveRooms(storage, bus, config, self._presence, self._commits, self._listing)
         self._history = History(storage, self._presence, self._rooms, self._markers)
         self._outbox = Outbox(self._presence, self._rooms, self._commits)
         self._delivery = Delivery(self._rooms.members, self._presence.by_principal, self.logout)
@@ -215,7 +219,16 @@ class Hub:
         await self._rooms.set_topic(peer, raw_name, text)
 
     async def list_rooms(self, request_id: int, after: str, limit: int) -> Rooms:
-        return await self._directory.page(request_id, after, limit)
+        """One page of rooms in key order: the first ``limit`` after the room named ``after``
+        ("" from the start), cut further to stay under _ROOMS_REPLY_BYTES. ``next`` is the name
+        to ask after for the next page, "" on the last. At most one index range read per page
+        a second, whatever the number of rooms or of requests (see RoomListing). Raises
+        PeerError(INVALID_ROOM) for a bad ``after``.
+        """
+        after_key = room_key(normalize_room(after)) if after else ""
+        page = await self._listing.page(after_key, limit, _ROOMS_REPLY_BYTES)
+        total = await self._listing.total()
+        return Rooms(id=request_id, rooms=page.rooms, total=total, next=page.next)
 
     def who(self, raw_name: str) -> list[str]:
         return self._rooms.who(raw_name)

@@ -21,6 +21,7 @@ from parley.server.address_group import address_group
 from parley.server.commits import Commits
 from parley.server.conversations import as_event, now_ms
 from parley.server.presence import Presence
+from parley.server.room_listing import RoomListing
 from parley.server.rooms import LiveRoom, Peer, Write
 from parley.storage import Role, Room, SanctionKind, Storage
 
@@ -51,12 +52,15 @@ class LiveRooms:
         config: ServerConfig,
         presence: Presence,
         commits: Commits,
+        listing: RoomListing,
     ) -> None:
         self._storage = storage
         self._bus = bus
         self._config = config
         self._presence = presence
         self._commits = commits
+        # Pages of the ``rooms`` listing, read again once a room or topic changes here.
+        self._listing = listing
         self._rooms: dict[str, LiveRoom] = {}
         self._rooms_by_principal = WindowLimiter(config.rooms_per_principal_per_hour, 3600.0)
         self._rooms_by_address = WindowLimiter(config.rooms_per_address_per_hour, 3600.0)
@@ -68,6 +72,11 @@ class LiveRooms:
         """The members of the live room ``key`` with their writes; None when it is not live."""
         room = self._rooms.get(key)
         return room.members if room is not None else None
+
+    def member_count(self, key: str) -> int:
+        """The number of members of room ``key`` on this node."""
+        room = self._rooms.get(key)
+        return len(room.members) if room is not None else 0
 
     def names_of(self, peer: Peer) -> list[str]:
         """The names of the rooms ``peer`` is in."""
@@ -200,6 +209,7 @@ class LiveRooms:
             raise PeerError(ErrorCode.NOT_PERMITTED, "Only the room's operators set its topic.")
         await self._storage.set_topic(room.key, text, peer.nick, now_ms())
         room.topic, room.topic_by = text, peer.nick
+        self._listing.forget()
         self._bus.publish(room.key, encode(TopicChanged(room=room.name, text=text, by=peer.nick)))
 
     def who(self, raw_name: str) -> list[str]:
@@ -279,6 +289,7 @@ class LiveRooms:
                 )
             raise PeerError(ErrorCode.UNAVAILABLE)
         if created:
+            self._listing.forget()
             room.operators.add(peer.principal)
             await self._storage.record_audit(
                 ts=now_ms(), actor=peer.nick, action="create-room", room=name
