@@ -27,6 +27,7 @@ from parley.server.files import FileService
 from parley.server.flood import TokenBucket, Verdict
 from parley.server.handlers import HANDLERS
 from parley.server.hub import Hub
+from parley.server.metrics import ServerMetrics
 from parley.server.tasks import TaskSet
 from parley.server.tracker import ConnectionTracker
 from parley.storage import Role, StorageUnavailable
@@ -56,6 +57,7 @@ class ServerContext:
     files: FileService
     # The tasks running requests that need storage: cancelled and awaited before it closes.
     requests: TaskSet
+    metrics: ServerMetrics
 
 
 # Shared by connections not logged in; never added to (login gives each its own set).
@@ -171,6 +173,7 @@ class Connection(asyncio.Protocol):
             self.nick,
             self._transport.get_write_buffer_size() if self._transport else 0,
         )
+        self.context.metrics.slow_readers_cut.inc()
         transport = self._transport
         self.close(ErrorCode.NOT_READING)
         if transport is not None:
