@@ -55,10 +55,10 @@ log = logging.getLogger("parley.server")
 
 # The metrics' names of the sessions' states.
 _STATE_NAMES = {
-    "hello": State.HELLO.value,
-    "login": State.LOGIN.value,
-    "active": State.ACTIVE.value,
-    "closing": State.CLOSED.value,
+    "hello": State.HELLO,
+    "login": State.LOGIN,
+    "active": State.ACTIVE,
+    "closing": State.CLOSED,
 }
 
 # At shutdown, what storage gets to close after the connections' grace period: a database that
@@ -225,13 +225,13 @@ class ParleyServer:
         )
 
     def _connection_states(self) -> dict[str, int]:
-        """The chat connections by state, for a scrape: O(connections), a few ms for 50,000."""
+        """The chat connections by state, for a scrape: O(connections)."""
         states = collections.Counter(
-            connection.session.state.value
+            connection.session.state
             for connection in self.tracker.live
             if isinstance(connection, Connection)
         )
-        counts = {state: states.get(value, 0) for state, value in _STATE_NAMES.items()}
+        counts = {name: states.get(state, 0) for name, state in _STATE_NAMES.items()}
         # Counted from accept, open only once the handshake is done.
         counts["handshaking"] = max(0, self.tracker.total - len(self.tracker.live))
         return counts

@@ -11,6 +11,7 @@ small fixed set of values, so the number of series stays the same however many p
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
@@ -30,6 +31,9 @@ TIMED_OPERATIONS = ("append", "probe")
 _STORAGE_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 # Messages per commit: one for a quiet room, hundreds when a busy server groups its commits.
 _BATCH_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000)
+# Counting the connections by state looks at each one (tens of milliseconds for 50,000 on a
+# busy machine): done at most this often, however often scrapes come.
+_STATES_KEPT_SECONDS = 1.0
 
 
 class ServerMetrics:
@@ -124,6 +128,8 @@ class _LiveCollector(Collector):
         storage_degraded: Callable[[], bool],
     ) -> None:
         self._connection_states = connection_states
+        # (when they were counted, the counts).
+        self._states: tuple[float, Mapping[str, int]] | None = None
         self._chat = chat
         self._files = files
         self._storage_degraded = storage_degraded
@@ -144,7 +150,10 @@ class _LiveCollector(Collector):
             "waiting for a nickname, logged in, closing.",
             labels=["state"],
         )
-        counts = self._connection_states()
+        now = time.monotonic()
+        if self._states is None or now - self._states[0] >= _STATES_KEPT_SECONDS:
+            self._states = (now, self._connection_states())
+        counts = self._states[1]
         for state in CONNECTION_STATES:
             states.add_metric([state], counts.get(state, 0))
         yield states
