@@ -261,7 +261,7 @@ class ParleyServer:
         """None while the chat and file ports are listening, else why not."""
         if self._stopping:
             return "shutting down"
-        if self._server is None or self._transfers is None or not self.files or not self.files.port:
+        if self._server is None or self.files is None or not self.files.port:
             return "not listening yet"
         return None
 
