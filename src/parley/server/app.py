@@ -196,7 +196,8 @@ class ParleyServer:
         except BaseException:
             if self._server is not None:
                 self._server.close()
-            if self._transfers is not None:
+            if self._transfers is not None and self._transfers.port:
+                # Started (a file port that could not be had has no thread left to stop).
                 await self._transfers.stop()
             if self._hub is not None:
                 await self._hub.stop(config.shutdown_grace_seconds)
