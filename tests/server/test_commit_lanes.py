@@ -17,6 +17,7 @@ import pytest
 from hub_parts import GatedStorage, RecordingBus, RecordingPeer
 from parley.server.commits import Commits, Pending
 from parley.server.health import StorageHealth
+from parley.server.metrics import ServerMetrics
 from parley.server.read_markers import ReadMarkers
 from parley.server.tasks import TaskSet
 from parley.storage import CommitUncertain, NewMessage, Storage
@@ -33,7 +34,8 @@ class Pipeline:
         self.health = StorageHealth()
         real = cast(Storage, storage)
         markers = ReadMarkers(real, self.tasks, self.health, lambda principal: None)
-        self.commits = Commits(real, self.bus, self.tasks, self.health, markers)
+        self.metrics = ServerMetrics()
+        self.commits = Commits(real, self.bus, self.tasks, self.health, markers, self.metrics)
         self.alice = RecordingPeer("Alice")
         # Request id -> the text sent under it.
         self.requests: dict[int, str] = {}

@@ -12,6 +12,7 @@ import pytest
 from hub_parts import RecordingPeer
 from parley.server.conversations import private_conversation
 from parley.server.delivery import Delivery
+from parley.server.metrics import ServerMetrics
 from parley.server.rooms import Peer, Write
 
 
@@ -22,10 +23,12 @@ class Node:
         self.room: dict[Peer, Write] = {member: member.write for member in members}
         self.users: dict[str, RecordingPeer] = {member.principal: member for member in members}
         self.logged_out: list[Peer] = []
+        self.metrics = ServerMetrics()
         self.delivery = Delivery(
             lambda key: self.room if key == "#r" else None,
             self.users.get,
             self.logged_out.append,
+            self.metrics,
         )
 
 

@@ -23,6 +23,7 @@ from parley.protocol.errors import ErrorCode
 from parley.protocol.messages import Error, Sent, encode
 from parley.server.conversations import as_event
 from parley.server.health import StorageHealth
+from parley.server.metrics import ServerMetrics
 from parley.server.read_markers import Mark, ReadMarkers
 from parley.server.rooms import Peer
 from parley.server.tasks import TaskSet
@@ -73,12 +74,14 @@ class Commits:
         tasks: TaskSet,
         health: StorageHealth,
         markers: ReadMarkers,
+        metrics: ServerMetrics,
     ) -> None:
         self._storage = storage
         self._bus = bus
         self._tasks = tasks
         self._health = health
         self._markers = markers
+        self._metrics = metrics
         # Conversation -> its lane, while anything is queued or held in it.
         self._lanes: dict[str, _Lane] = {}
         self._commit_slots = asyncio.Semaphore(_CONCURRENT_COMMITS)
@@ -177,7 +180,8 @@ class Commits:
         CancelledError (its senders are then told ``unavailable``).
         """
         try:
-            stored = await self._storage.append([item.message for item in batch])
+            with self._metrics.append_seconds.time():
+                stored = await self._storage.append([item.message for item in batch])
         except StorageUnavailable as exc:
             if isinstance(exc, CommitUncertain):
                 for item in batch:
@@ -193,6 +197,7 @@ class Commits:
             self._refuse(batch, ErrorCode.INTERNAL_ERROR)
             return
         self._health.succeeded()
+        self._metrics.committed(len(batch), sum(not record.duplicate for record in stored))
         read: list[Mark] = []
         for item, record in zip(batch, stored, strict=True):
             message = item.message

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Callable, Iterator
 
 from parley.server.conversations import conversation_principals, is_private
+from parley.server.metrics import ServerMetrics
 from parley.server.rooms import Peer, Write
 
 # Logged under the hub's name, as before it was split: log lines and filters stay the same.
@@ -32,7 +33,7 @@ class Delivery:
 
     ``members`` gives a live room's members and their writes (None when the conversation is
     no live room here), ``user_of`` who is online under a principal id, and ``logout`` takes
-    offline a member that could not even be disconnected.
+    offline a member that could not even be disconnected. Writes are counted in ``metrics``.
     """
 
     def __init__(
@@ -40,10 +41,12 @@ class Delivery:
         members: Callable[[str], dict[Peer, Write] | None],
         user_of: Callable[[str], Peer | None],
         logout: Callable[[Peer], None],
+        metrics: ServerMetrics,
     ) -> None:
         self._members = members
         self._user_of = user_of
         self._logout = logout
+        self._metrics = metrics
         # Principal -> private frames held for a user logging in, while it reads what it missed.
         self._arriving: dict[str, Held] = {}
         # Frames published while a delivery is under way wait here.
@@ -79,6 +82,7 @@ class Delivery:
         if members is not None:
             # A copy: a write can push a slow member over its limit, and cutting it off
             # removes it from the room while this loop runs. O(members), far below the writes.
+            self._metrics.deliveries.inc(len(members))
             for peer, write in list(members.items()):
                 try:
                     write(frame)
@@ -89,6 +93,7 @@ class Delivery:
             for principal in conversation_principals(conversation):
                 user = self._user_of(principal)
                 if user is not None:
+                    self._metrics.deliveries.inc()
                     try:
                         user.write(frame)
                     except Exception as exc:

@@ -45,6 +45,7 @@ from parley.server.delivery import Delivery
 from parley.server.health import StorageHealth
 from parley.server.history import History
 from parley.server.live_rooms import LiveRooms, guest_sanction_key, sanction_keys
+from parley.server.metrics import ServerMetrics
 from parley.server.outbox import Outbox
 from parley.server.presence import Presence
 from parley.server.read_markers import Mark, ReadMarkers
@@ -77,18 +78,22 @@ class Hub:
     messages published while it reads what it missed.
     """
 
-    def __init__(self, storage: Storage, bus: Bus, config: ServerConfig) -> None:
+    def __init__(
+        self, storage: Storage, bus: Bus, config: ServerConfig, metrics: ServerMetrics
+    ) -> None:
         self._storage = storage
         self._tasks = TaskSet("parley-hub")
         self.health = StorageHealth()
         self._presence = Presence(storage)
         self._markers = ReadMarkers(storage, self._tasks, self.health, self._presence.by_principal)
-        self._commits = Commits(storage, bus, self._tasks, self.health, self._markers)
+        self._commits = Commits(storage, bus, self._tasks, self.health, self._markers, metrics)
         self._listing = RoomListing(storage, lambda key: self._rooms.member_count(key))
         self._rooms = LiveRooms(storage, bus, config, self._presence, self._commits, self._listing)
         self._history = History(storage, self._presence, self._rooms, self._markers)
         self._outbox = Outbox(self._presence, self._rooms, self._commits)
-        self._delivery = Delivery(self._rooms.members, self._presence.by_principal, self.logout)
+        self._delivery = Delivery(
+            self._rooms.members, self._presence.by_principal, self.logout, metrics
+        )
         bus.subscribe(self._delivery.deliver)
 
     async def start(self) -> None:
