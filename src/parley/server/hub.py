@@ -15,13 +15,13 @@ import collections
 import contextlib
 import dataclasses
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import msgspec
 
 from parley.accounts.throttle import WindowLimiter
 from parley.bus import Bus
+from parley.clock import SYSTEM_CLOCK, Clock
 from parley.config import ServerConfig
 from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, PeerError
@@ -93,10 +93,6 @@ _CONCURRENT_COMMITS = 4
 # Messages whose commit ended in doubt, remembered so that a retry finding them stored
 # publishes them (they were never delivered). Bounded: past it the oldest are forgotten.
 _MAX_DOUBTFUL = 10_000
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def private_conversation(principal_a: str, principal_b: str) -> str:
@@ -186,7 +182,11 @@ class Hub:
     logging in holds back the private messages published while it reads what it missed.
     """
 
-    def __init__(self, storage: Storage, bus: Bus, config: ServerConfig) -> None:
+    def __init__(
+        self, storage: Storage, bus: Bus, config: ServerConfig, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
+        # Where every time the hub and its helpers stamp or compare comes from.
+        self.clock = clock
         self._storage = storage
         self._bus = bus
         self._config = config
@@ -232,7 +232,9 @@ class Hub:
     async def start(self) -> None:
         """Make sure #general exists and is live. Raises StorageUnavailable."""
         general = room_key(GENERAL_ROOM)
-        await self._storage.create_room(Room(key=general, name=GENERAL_ROOM, created_ms=now_ms()))
+        await self._storage.create_room(
+            Room(key=general, name=GENERAL_ROOM, created_ms=self.clock.now_ms())
+        )
         await self._live_room(general)
 
     # --- presence ------------------------------------------------------------------------
@@ -404,7 +406,7 @@ class Hub:
             away=presence.away,
             rooms=rooms[: limits.MAX_LISTED_ROOMS],
             connected_ms=peer.since_ms,
-            idle_seconds=max(0, now_ms() - presence.active_ms) // 1000,
+            idle_seconds=max(0, self.clock.now_ms() - presence.active_ms) // 1000,
         )
 
     # --- rooms ---------------------------------------------------------------------------
@@ -425,7 +427,7 @@ class Hub:
         if room is None:
             room = await self._create_room(peer, normalize_room(raw_name))
         for target in sanction_keys(peer):
-            if await self._storage.sanction(key, target, SanctionKind.BAN, now_ms()):
+            if await self._storage.sanction(key, target, SanctionKind.BAN, self.clock.now_ms()):
                 raise PeerError(ErrorCode.BANNED, f"You are banned from {room.name}.")
         if peer.account and peer.principal == room.created_by:
             room.operators.add(peer.principal)
@@ -478,7 +480,7 @@ class Hub:
         check_topic(text)
         if not room.may_moderate(peer):
             raise PeerError(ErrorCode.NOT_PERMITTED, "Only the room's operators set its topic.")
-        await self._storage.set_topic(room.key, text, peer.nick, now_ms())
+        await self._storage.set_topic(room.key, text, peer.nick, self.clock.now_ms())
         room.topic, room.topic_by = text, peer.nick
         self._bus.publish(room.key, encode(TopicChanged(room=room.name, text=text, by=peer.nick)))
 
@@ -511,7 +513,7 @@ class Hub:
         return Rooms(id=request_id, rooms=summaries, total=total, next=next_after)
 
     async def _rooms_total(self) -> int:
-        now = time.monotonic()
+        now = self.clock.monotonic()
         if self._room_count is None or now - self._room_count[0] > _ROOM_COUNT_SECONDS:
             self._room_count = (now, await self._storage.room_count())
         return self._room_count[1]
@@ -577,7 +579,9 @@ class Hub:
 
     def check_not_muted(self, peer: Peer, room: LiveRoom) -> None:
         """Raises PeerError(MUTED) when ``peer`` may not speak (or share files) in ``room``."""
-        if room.muted and any(room.is_muted(key, now_ms()) for key in sanction_keys(peer)):
+        if room.muted and any(
+            room.is_muted(key, self.clock.now_ms()) for key in sanction_keys(peer)
+        ):
             raise PeerError(ErrorCode.MUTED, f"You are muted in {room.name}.")
 
     async def _submit_offline(self, sender: Peer, request: Send) -> None:
@@ -606,7 +610,7 @@ class Hub:
 
     def _queue(self, message: NewMessage, sender: Peer, request_id: int, away: str = "") -> None:
         if self._users.get(sender.nick_key) is sender:
-            self._presence[sender.nick_key].active_ms = now_ms()
+            self._presence[sender.nick_key].active_ms = self.clock.now_ms()
         self._enqueue(_Pending(message, sender, request_id, away))
 
     def post(self, message: NewMessage) -> None:
@@ -980,7 +984,10 @@ class Hub:
         account = await self._storage.account(peer.account)
         if account is None or account.id != peer.principal:
             return False
-        return await self._storage.session_account(peer.token_hash, now_ms()) == peer.account
+        return (
+            await self._storage.session_account(peer.token_hash, self.clock.now_ms())
+            == peer.account
+        )
 
     async def recheck(self, account_key: str) -> None:
         """Bring the login of an account that changed (in any process) in line: cut it when
@@ -1101,7 +1108,7 @@ class Hub:
         ):
             raise PeerError(ErrorCode.NOT_PERMITTED, f"You may not create rooms; {name} is new.")
         if peer.role is Role.USER:
-            now = time.monotonic()
+            now = self.clock.monotonic()
             # Both counted only when both allow: a refusal by one does not use up the other.
             if not self._rooms_by_principal.would_allow(peer.principal, now) or not (
                 self._rooms_by_address.allow(address_group(peer.host), now)
@@ -1115,7 +1122,7 @@ class Hub:
             self._rooms_by_principal.allow(peer.principal, now)
         key = room_key(name)
         created = await self._storage.create_room(
-            Room(key=key, name=name, created_by=peer.principal, created_ms=now_ms())
+            Room(key=key, name=name, created_by=peer.principal, created_ms=self.clock.now_ms())
         )
         room = await self._live_room(key)
         if room is None:
@@ -1128,13 +1135,15 @@ class Hub:
         if created:
             room.operators.add(peer.principal)
             await self._storage.record_audit(
-                ts=now_ms(), actor=peer.nick, action="create-room", room=name
+                ts=self.clock.now_ms(), actor=peer.nick, action="create-room", room=name
             )
         return room
 
     async def _load_mute(self, peer: Peer, room: LiveRoom) -> None:
         for key in sanction_keys(peer):
-            mute = await self._storage.sanction(room.key, key, SanctionKind.MUTE, now_ms())
+            mute = await self._storage.sanction(
+                room.key, key, SanctionKind.MUTE, self.clock.now_ms()
+            )
             if mute is not None:
                 room.muted[key] = mute.until_ms
 
