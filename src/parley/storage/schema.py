@@ -47,12 +47,12 @@ class Table:
         return next(c for c in self.columns if c.name == name)
 
 
-def _text(name: str, **kwargs: object) -> Column:
-    return Column(name, "text", **kwargs)  # type: ignore[arg-type]
+def _text(name: str, *, default: str | None = None, references: str | None = None) -> Column:
+    return Column(name, "text", default=default, references=references)
 
 
-def _bigint(name: str, **kwargs: object) -> Column:
-    return Column(name, "bigint", **kwargs)  # type: ignore[arg-type]
+def _bigint(name: str, *, not_null: bool = True, default: str | None = None) -> Column:
+    return Column(name, "bigint", not_null=not_null, default=default)
 
 
 _ACCOUNT_KEY = _text("account_key", references="accounts (key)")
