@@ -5,7 +5,8 @@ failure: a database that is down for a minute writes two lines, not a thousand.
 from __future__ import annotations
 
 import logging
-import time
+
+from parley.clock import SYSTEM_CLOCK, Clock
 
 log = logging.getLogger("parley.server")
 
@@ -13,7 +14,8 @@ log = logging.getLogger("parley.server")
 class StorageHealth:
     """Counts storage failures while storage is degraded; logs the first and the recovery."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
         self._since: float | None = None
         self._failures = 0
         self._refused = 0
@@ -25,7 +27,7 @@ class StorageHealth:
     def failed(self, exc: BaseException, *, messages: int = 0) -> None:
         """A storage call failed; ``messages`` senders were answered ``unavailable``."""
         if self._since is None:
-            self._since = time.monotonic()
+            self._since = self._clock.monotonic()
             log.warning("Storage degraded: %s", exc)
         self._failures += 1
         self._refused += messages
@@ -36,7 +38,7 @@ class StorageHealth:
             return
         log.warning(
             "Storage recovered after %.1f s: %d operations failed, %d messages refused",
-            time.monotonic() - self._since,
+            self._clock.monotonic() - self._since,
             self._failures,
             self._refused,
         )

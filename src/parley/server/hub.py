@@ -220,7 +220,7 @@ class Hub:
         self._deferred: collections.deque[tuple[str, bytes]] = collections.deque()
         self._delivering = False
         self._tasks = TaskSet("parley-hub")
-        self.health = StorageHealth()
+        self.health = StorageHealth(clock)
         # Set when stopping: catch-ups of missed messages end, leaving the rest unread.
         self._stopping = False
         self._rooms_by_principal = WindowLimiter(config.rooms_per_principal_per_hour, 3600.0)
