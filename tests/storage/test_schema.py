@@ -6,9 +6,11 @@ upgrade keeps the data; a column added to any table changes nothing that is read
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import asyncpg
+import pytest
 from schema_support import differences, expected, of_postgres, of_sqlite
 
 from parley.storage import (
@@ -45,6 +47,19 @@ PREVIOUS_VERSION_ROWS = [
     "INSERT INTO conversations VALUES ('#a', 1)",
     "INSERT INTO messages VALUES ('#a', 1, 5, 'Alice', 'id-alice', '#A', 'hello', 'm1')",
 ]
+
+
+# Schemas as fixtures: dropped after the test whether it passes or fails.
+@pytest.fixture
+async def new_schema() -> AsyncIterator[str]:
+    async for schema in postgres_schema():
+        yield schema
+
+
+@pytest.fixture
+async def old_schema() -> AsyncIterator[str]:
+    async for schema in postgres_schema():
+        yield schema
 
 
 def _sqlite_at(path: Path, version: int, rows: list[str]) -> None:
@@ -98,19 +113,17 @@ async def test_both_backends_migrate_to_the_one_schema(tmp_path: Path) -> None:
     assert differences(of_sqlite(str(tmp_path / "old.sqlite3")), new_shape) == []
 
 
-async def test_both_postgres_paths_end_in_the_one_schema() -> None:
-    async for new in postgres_schema():
-        async for old in postgres_schema():
-            await (await PostgresStorage.open(POSTGRES_URL, schema=new)).close()
-            await _postgres_at(old, 1, FIRST_VERSION_ROWS)
-            migrated = await PostgresStorage.open(POSTGRES_URL, schema=old)
-            try:
-                assert await migrated.memberships("alice") == {"#a": True}
-            finally:
-                await migrated.close()
-            new_shape = await of_postgres(POSTGRES_URL, new)
-            assert differences(new_shape, expected(POSTGRES)) == []
-            assert differences(await of_postgres(POSTGRES_URL, old), new_shape) == []
+async def test_both_postgres_paths_end_in_the_one_schema(new_schema: str, old_schema: str) -> None:
+    await (await PostgresStorage.open(POSTGRES_URL, schema=new_schema)).close()
+    await _postgres_at(old_schema, 1, FIRST_VERSION_ROWS)
+    migrated = await PostgresStorage.open(POSTGRES_URL, schema=old_schema)
+    try:
+        assert await migrated.memberships("alice") == {"#a": True}
+    finally:
+        await migrated.close()
+    new_shape = await of_postgres(POSTGRES_URL, new_schema)
+    assert differences(new_shape, expected(POSTGRES)) == []
+    assert differences(await of_postgres(POSTGRES_URL, old_schema), new_shape) == []
 
 
 def test_the_schema_check_sees_a_drifted_column(tmp_path: Path) -> None:
@@ -139,14 +152,15 @@ async def test_an_sqlite_database_of_the_previous_version_keeps_its_data(tmp_pat
         await storage.close()
 
 
-async def test_a_postgres_database_of_the_previous_version_keeps_its_data() -> None:
-    async for schema in postgres_schema():
-        await _postgres_at(schema, len(postgres_backend.MIGRATIONS) - 1, PREVIOUS_VERSION_ROWS)
-        storage = await PostgresStorage.open(POSTGRES_URL, schema=schema)
-        try:
-            await _check_previous_data(storage)
-        finally:
-            await storage.close()
+async def test_a_postgres_database_of_the_previous_version_keeps_its_data(
+    old_schema: str,
+) -> None:
+    await _postgres_at(old_schema, len(postgres_backend.MIGRATIONS) - 1, PREVIOUS_VERSION_ROWS)
+    storage = await PostgresStorage.open(POSTGRES_URL, schema=old_schema)
+    try:
+        await _check_previous_data(storage)
+    finally:
+        await storage.close()
 
 
 # --- a column added to every table -------------------------------------------------------
@@ -202,17 +216,16 @@ async def test_a_column_added_to_every_sqlite_table_changes_no_read(tmp_path: Pa
         await storage.close()
 
 
-async def test_a_column_added_to_every_postgres_table_changes_no_read() -> None:
-    async for schema in postgres_schema():
-        await (await PostgresStorage.open(POSTGRES_URL, schema=schema)).close()
-        db = await asyncpg.connect(POSTGRES_URL)
-        try:
-            for table in expected(POSTGRES):
-                await db.execute(ALTER.format(f'"{schema}".{table}'))
-        finally:
-            await db.close()
-        storage = await PostgresStorage.open(POSTGRES_URL, schema=schema)
-        try:
-            await _exercise(storage)
-        finally:
-            await storage.close()
+async def test_a_column_added_to_every_postgres_table_changes_no_read(new_schema: str) -> None:
+    await (await PostgresStorage.open(POSTGRES_URL, schema=new_schema)).close()
+    db = await asyncpg.connect(POSTGRES_URL)
+    try:
+        for table in expected(POSTGRES):
+            await db.execute(ALTER.format(f'"{new_schema}".{table}'))
+    finally:
+        await db.close()
+    storage = await PostgresStorage.open(POSTGRES_URL, schema=new_schema)
+    try:
+        await _exercise(storage)
+    finally:
+        await storage.close()
