@@ -5,6 +5,7 @@ upgrade keeps the data; a column added to any table changes nothing that is read
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -229,3 +230,17 @@ async def test_a_column_added_to_every_postgres_table_changes_no_read(new_schema
         await _exercise(storage)
     finally:
         await storage.close()
+
+
+async def test_two_openers_of_a_new_sqlite_file_both_get_the_schema(tmp_path: Path) -> None:
+    path = tmp_path / "raced.sqlite3"
+    for _ in range(5):
+        path.unlink(missing_ok=True)
+        first, second = await asyncio.gather(SqliteStorage.open(path), SqliteStorage.open(path))
+        try:
+            assert await first.create_room(Room("#r", "#R"))
+            assert await second.room("#r") == Room("#r", "#R")
+        finally:
+            await first.close()
+            await second.close()
+    assert differences(of_sqlite(str(path)), expected(SQLITE)) == []

@@ -330,12 +330,7 @@ class SqliteStorage(SqlStorage):
                     f"one knows up to {len(MIGRATIONS)})."
                 )
             if version == 0:
-                # A new database: made at the latest version from the one description.
-                made = ";\n".join(schema.create_statements(SQLITE))
-                db.executescript(
-                    f"BEGIN IMMEDIATE; {made}; PRAGMA user_version = {len(MIGRATIONS)}; COMMIT;"
-                )
-                version = len(MIGRATIONS)
+                version = _create(db)
             for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
                 if isinstance(step, str):
                     # executescript commits first; the BEGIN makes the step all or nothing.
@@ -524,6 +519,25 @@ class SqliteStorage(SqlStorage):
             return records.file(row)
 
         return await self._run(delete, write=True)
+
+
+def _create(db: sqlite3.Connection) -> int:
+    """Make a new database at the latest version from the one description, unless another
+    process did while this one waited for the lock; the version it is at now.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version: int = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            for statement in schema.create_statements(SQLITE):
+                db.execute(statement)
+            version = len(MIGRATIONS)
+            db.execute(f"PRAGMA user_version = {version}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return version
 
 
 def _append(
