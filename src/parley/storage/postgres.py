@@ -10,6 +10,10 @@ Every wait is bounded (see Timeouts): a statement by the server's ``statement_ti
 ``lock_timeout`` and by asyncpg's ``command_timeout`` (a connection that stops answering), a
 whole call by ``operation_seconds``. When the connection is lost while a batch commits,
 ``append`` looks the messages up before answering, so that what was stored is reported stored.
+
+The queries and row mapping it shares with SQLite are in parley.storage.sql, queries and
+records; the schema in parley.storage.schema. This module keeps the pool, the timeouts, the
+transactions of several statements and the migrations.
 """
 
 from __future__ import annotations

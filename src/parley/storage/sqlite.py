@@ -8,6 +8,10 @@ WAL mode also lets other readers (``parley admin``, another process) work while 
 writes; ``synchronous=FULL`` makes each commit durable before
 ``append`` returns, so an acknowledged message survives a crash or a power cut. Text is stored
 as given (NUL and all): only parameterised queries touch the database.
+
+The queries and row mapping it shares with PostgreSQL are in parley.storage.sql, queries and
+records; the schema in parley.storage.schema. This module keeps the threads, the transactions
+of several statements and the migrations.
 """
 
 from __future__ import annotations
