@@ -234,8 +234,9 @@ async def test_a_column_added_to_every_postgres_table_changes_no_read(new_schema
 
 async def test_two_openers_of_a_new_sqlite_file_both_get_the_schema(tmp_path: Path) -> None:
     path = tmp_path / "raced.sqlite3"
-    for _ in range(5):
-        path.unlink(missing_ok=True)
+    for _ in range(20):
+        for made in tmp_path.iterdir():
+            made.unlink()
         first, second = await asyncio.gather(SqliteStorage.open(path), SqliteStorage.open(path))
         try:
             assert await first.create_room(Room("#r", "#R"))

@@ -21,6 +21,7 @@ import concurrent.futures
 import contextlib
 import dataclasses
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -323,7 +324,7 @@ class SqliteStorage(SqlStorage):
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            db.execute("PRAGMA journal_mode = WAL")
+            _use_wal(db, busy_timeout_ms)
             db.execute("PRAGMA synchronous = FULL")
             db.execute("PRAGMA foreign_keys = ON")
             db.row_factory = sqlite3.Row
@@ -523,6 +524,22 @@ class SqliteStorage(SqlStorage):
             return records.file(row)
 
         return await self._run(delete, write=True)
+
+
+def _use_wal(db: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    """Switch to WAL. While another connection makes a new file, the switch fails at once
+    ("database is locked": SQLite calls no busy handler for it), so it is tried again for
+    as long as any other lock would be waited for.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.01)
 
 
 def _create(db: sqlite3.Connection) -> int:
