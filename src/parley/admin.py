@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from parley import backup as backups
+from parley import config_sources
 from parley.accounts.passwords import PasswordHasher, check_password
 from parley.clock import SYSTEM_CLOCK
 from parley.config import ServerConfig
@@ -116,9 +117,8 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         if getattr(args, name) is not None
     }
     flags = {"data_dir": "--data-dir", "database": "--database"}
-    if args.config is not None:
-        return ServerConfig.from_toml(args.config, given, flags)
-    return ServerConfig.from_mapping(given, flags)
+    # The server's own sources (PARLEY_* too): admin acts on the database the server uses.
+    return config_sources.load(args.config, given, flags).require_valid()
 
 
 def _backup_or_restore(args: argparse.Namespace, config: ServerConfig) -> int:
