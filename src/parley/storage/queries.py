@@ -175,6 +175,11 @@ class Queries:
         "SELECT 1 FROM files WHERE file_id = $1 AND (sender_key = $2 OR EXISTS "
         "(SELECT 1 FROM file_readers WHERE file_id = $1 AND principal = $2))"
     )
+    readable_file: str = (
+        _FILES + "WHERE file_id = $1 AND complete AND expires_ms > $3 "  # noqa: S608 (constants)
+        "AND (sender_key = $2 OR EXISTS "
+        "(SELECT 1 FROM file_readers WHERE file_id = $1 AND principal = $2))"
+    )
     # Driven by the reader and sender indexes: only this user's files are looked at.
     readable_files: str = (
         _FILES + "WHERE file_id IN "  # noqa: S608 (constants)

@@ -238,6 +238,10 @@ class SqlStorage(abc.ABC):
     async def may_read_file(self, file_id: str, principal: str) -> bool:
         return await self._row(self._q.may_read_file, file_id, principal) is not None
 
+    async def readable_file(self, file_id: str, principal: str, now_ms: int) -> FileRecord | None:
+        row = await self._row(self._q.readable_file, file_id, principal, now_ms)
+        return records.file(row) if row else None
+
     async def readable_files(
         self, principal: str, conversation: str | None, now_ms: int, limit: int
     ) -> list[FileRecord]:
