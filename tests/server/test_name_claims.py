@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from hub_parts import RecordingPeer
+from parley.clock import SYSTEM_CLOCK
 from parley.protocol.errors import ErrorCode, PeerError
 from parley.server.presence import Presence
 from parley.storage.sqlite import SqliteStorage
@@ -17,7 +18,7 @@ from parley.storage.sqlite import SqliteStorage
 async def test_a_login_on_its_way_in_holds_its_name_and_its_look_alikes(tmp_path: Path) -> None:
     storage = await SqliteStorage.open(tmp_path / "parley.sqlite3")
     try:
-        presence = Presence(storage)
+        presence = Presence(storage, SYSTEM_CLOCK)
         first = RecordingPeer("Alice")
         with presence.claim(first):
             for rival in ("alice", "\u0410lice"):  # the same name; one with a Cyrillic A

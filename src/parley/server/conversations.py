@@ -5,14 +5,8 @@ A room's conversation is its key; a private conversation is ``dm:`` and its two 
 
 from __future__ import annotations
 
-import time
-
 from parley.protocol.messages import Message
 from parley.storage import StoredMessage
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def private_conversation(principal_a: str, principal_b: str) -> str:

@@ -21,6 +21,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from parley.bus import Bus
+from parley.clock import SYSTEM_CLOCK, Clock
 from parley.config import ServerConfig
 from parley.protocol.messages import (
     HistoryPage,
@@ -38,7 +39,6 @@ from parley.server.commits import Commits
 from parley.server.conversations import (
     as_event,
     conversation_principals,
-    now_ms,
     private_conversation,
 )
 from parley.server.delivery import Delivery
@@ -59,7 +59,6 @@ __all__ = [
     "Hub",
     "conversation_principals",
     "guest_sanction_key",
-    "now_ms",
     "private_conversation",
     "sanction_keys",
 ]
@@ -79,16 +78,25 @@ class Hub:
     """
 
     def __init__(
-        self, storage: Storage, bus: Bus, config: ServerConfig, metrics: ServerMetrics
+        self,
+        storage: Storage,
+        bus: Bus,
+        config: ServerConfig,
+        metrics: ServerMetrics,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        # Where every time the hub and its parts stamp or compare comes from.
+        self.clock = clock
         self._storage = storage
         self._tasks = TaskSet("parley-hub")
-        self.health = StorageHealth()
-        self._presence = Presence(storage)
+        self.health = StorageHealth(clock)
+        self._presence = Presence(storage, clock)
         self._markers = ReadMarkers(storage, self._tasks, self.health, self._presence.by_principal)
         self._commits = Commits(storage, bus, self._tasks, self.health, self._markers, metrics)
-        self._listing = RoomListing(storage, lambda key: self._rooms.member_count(key))
-        self._rooms = LiveRooms(storage, bus, config, self._presence, self._commits, self._listing)
+        self._listing = RoomListing(storage, lambda key: self._rooms.member_count(key), clock)
+        self._rooms = LiveRooms(
+            storage, bus, config, self._presence, self._commits, self._listing, clock
+        )
         self._history = History(storage, self._presence, self._rooms, self._markers)
         self._outbox = Outbox(self._presence, self._rooms, self._commits)
         self._delivery = Delivery(
@@ -99,7 +107,9 @@ class Hub:
     async def start(self) -> None:
         """Make sure #general exists and is live. Raises StorageUnavailable."""
         general = room_key(GENERAL_ROOM)
-        await self._storage.create_room(Room(key=general, name=GENERAL_ROOM, created_ms=now_ms()))
+        await self._storage.create_room(
+            Room(key=general, name=GENERAL_ROOM, created_ms=self.clock.now_ms())
+        )
         await self._rooms.load(general)
 
     async def stop(self, within_seconds: float) -> None:

@@ -7,10 +7,9 @@ what one node needs to deliver and to check a ``send`` without a storage round t
 
 from __future__ import annotations
 
-import time
-
 from parley.accounts.throttle import WindowLimiter
 from parley.bus import Bus
+from parley.clock import Clock
 from parley.config import ServerConfig
 from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, PeerError
@@ -19,7 +18,7 @@ from parley.protocol.names import GENERAL_ROOM, name_skeleton, normalize_room, r
 from parley.protocol.text import check_topic
 from parley.server.address_group import address_group
 from parley.server.commits import Commits
-from parley.server.conversations import as_event, now_ms
+from parley.server.conversations import as_event
 from parley.server.presence import Presence
 from parley.server.room_listing import RoomListing
 from parley.server.rooms import LiveRoom, Peer, Write
@@ -53,8 +52,10 @@ class LiveRooms:
         presence: Presence,
         commits: Commits,
         listing: RoomListing,
+        clock: Clock,
     ) -> None:
         self._storage = storage
+        self._clock = clock
         self._bus = bus
         self._config = config
         self._presence = presence
@@ -129,12 +130,16 @@ class LiveRooms:
 
     def check_not_muted(self, peer: Peer, room: LiveRoom) -> None:
         """Raises PeerError(MUTED) when ``peer`` may not speak (or share files) in ``room``."""
-        if room.muted and any(room.is_muted(key, now_ms()) for key in sanction_keys(peer)):
+        if room.muted and any(
+            room.is_muted(key, self._clock.now_ms()) for key in sanction_keys(peer)
+        ):
             raise PeerError(ErrorCode.MUTED, f"You are muted in {room.name}.")
 
     async def load_mute(self, peer: Peer, room: LiveRoom) -> None:
         for key in sanction_keys(peer):
-            mute = await self._storage.sanction(room.key, key, SanctionKind.MUTE, now_ms())
+            mute = await self._storage.sanction(
+                room.key, key, SanctionKind.MUTE, self._clock.now_ms()
+            )
             if mute is not None:
                 room.muted[key] = mute.until_ms
 
@@ -154,7 +159,7 @@ class LiveRooms:
         if room is None:
             room = await self._create(peer, normalize_room(raw_name))
         for target in sanction_keys(peer):
-            if await self._storage.sanction(key, target, SanctionKind.BAN, now_ms()):
+            if await self._storage.sanction(key, target, SanctionKind.BAN, self._clock.now_ms()):
                 raise PeerError(ErrorCode.BANNED, f"You are banned from {room.name}.")
         if peer.account and peer.principal == room.created_by:
             room.operators.add(peer.principal)
@@ -207,7 +212,7 @@ class LiveRooms:
         check_topic(text)
         if not room.may_moderate(peer):
             raise PeerError(ErrorCode.NOT_PERMITTED, "Only the room's operators set its topic.")
-        await self._storage.set_topic(room.key, text, peer.nick, now_ms())
+        await self._storage.set_topic(room.key, text, peer.nick, self._clock.now_ms())
         room.topic, room.topic_by = text, peer.nick
         self._listing.forget()
         self._bus.publish(room.key, encode(TopicChanged(room=room.name, text=text, by=peer.nick)))
@@ -264,7 +269,7 @@ class LiveRooms:
         ):
             raise PeerError(ErrorCode.NOT_PERMITTED, f"You may not create rooms; {name} is new.")
         if peer.role is Role.USER:
-            now = time.monotonic()
+            now = self._clock.monotonic()
             # Both counted only when both allow: a refusal by one does not use up the other.
             if not self._rooms_by_principal.would_allow(peer.principal, now) or not (
                 self._rooms_by_address.allow(address_group(peer.host), now)
@@ -278,7 +283,7 @@ class LiveRooms:
             self._rooms_by_principal.allow(peer.principal, now)
         key = room_key(name)
         created = await self._storage.create_room(
-            Room(key=key, name=name, created_by=peer.principal, created_ms=now_ms())
+            Room(key=key, name=name, created_by=peer.principal, created_ms=self._clock.now_ms())
         )
         room = await self.load(key)
         if room is None:
@@ -292,6 +297,6 @@ class LiveRooms:
             self._listing.forget()
             room.operators.add(peer.principal)
             await self._storage.record_audit(
-                ts=now_ms(), actor=peer.nick, action="create-room", room=name
+                ts=self._clock.now_ms(), actor=peer.nick, action="create-room", room=name
             )
         return room

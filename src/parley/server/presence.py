@@ -12,12 +12,12 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 
+from parley.clock import Clock
 from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, PeerError
 from parley.protocol.messages import Notice, UserInfo, encode
 from parley.protocol.names import name_skeleton, nick_key, normalize_nick
 from parley.protocol.text import check_away
-from parley.server.conversations import now_ms
 from parley.server.rooms import Peer
 from parley.storage import Role, Storage
 
@@ -37,8 +37,9 @@ class Activity:
 class Presence:
     """The users online here, by nickname key, by principal id and by name skeleton."""
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, clock: Clock) -> None:
         self._storage = storage
+        self._clock = clock
         self._users: dict[str, Peer] = {}
         # The same users by principal id: private messages and rights go by this.
         self._principals: dict[str, Peer] = {}
@@ -131,7 +132,7 @@ class Presence:
     def spoke(self, peer: Peer) -> None:
         """``peer`` sent a chat message: it is not idle."""
         if self.is_current(peer):
-            self._activity[peer.nick_key].active_ms = now_ms()
+            self._activity[peer.nick_key].active_ms = self._clock.now_ms()
 
     async def resolve_user(self, raw_nick: str) -> tuple[str, str] | None:
         """The principal id a nickname stands for now, with the name as spelt: whoever is
@@ -175,7 +176,7 @@ class Presence:
             away=activity.away,
             rooms=rooms[: limits.MAX_LISTED_ROOMS],
             connected_ms=peer.since_ms,
-            idle_seconds=max(0, now_ms() - activity.active_ms) // 1000,
+            idle_seconds=max(0, self._clock.now_ms() - activity.active_ms) // 1000,
         )
 
     # --- revocation ----------------------------------------------------------------------
@@ -190,7 +191,10 @@ class Presence:
         account = await self._storage.account(peer.account)
         if account is None or account.id != peer.principal:
             return False
-        return await self._storage.session_account(peer.token_hash, now_ms()) == peer.account
+        return (
+            await self._storage.session_account(peer.token_hash, self._clock.now_ms())
+            == peer.account
+        )
 
     async def recheck(self, account_key: str) -> None:
         """Bring the login of an account that changed (in any process) in line: cut it when
