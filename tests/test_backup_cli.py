@@ -91,6 +91,21 @@ def test_an_unwritable_destination_is_refused_and_leaves_nothing(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file", "b", "data"]
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_destination_that_cannot_be_made_is_named_as_given(data: Path, tmp_path: Path) -> None:
+    # /proc takes no new directory, whoever runs the test (root included).
+    dest = Path("/proc/parley-backup")
+    result = admin("backup", dest, "--data-dir", data)
+    refused(result, f"Cannot write a backup at {dest}:", "Give DEST in a directory")
+    assert ".incomplete" not in result.stderr
+    deeper = tmp_path / "a-file"
+    deeper.write_text("")
+    refused(
+        admin("backup", deeper / "sub" / "b", "--data-dir", data),
+        f"Cannot write a backup at {deeper / 'sub' / 'b'}:",
+    )
+
+
 def test_a_missing_database_is_named(tmp_path: Path) -> None:
     refused(
         admin("backup", tmp_path / "b", "--data-dir", tmp_path / "nothing"),

@@ -141,9 +141,16 @@ def _work_dir(dest: Path) -> Iterator[Path]:
     parent = dest.absolute().parent
     if parent.exists() and not parent.is_dir():
         raise BackupError(f"{parent} is a file, not a directory: give DEST in a directory.")
-    parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     work = parent / f".{dest.name}.incomplete-{os.getpid()}"
-    work.mkdir(mode=0o700)
+    try:
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        work.mkdir(mode=0o700)
+    except OSError as exc:
+        # Named by DEST, not by the hidden directory beside it the user never asked for.
+        raise BackupError(
+            f"Cannot write a backup at {dest}: {exc.strerror or exc}. Give DEST in a directory "
+            "this user may create and write."
+        ) from None
     try:
         yield work
     except BaseException:
