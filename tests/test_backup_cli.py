@@ -244,6 +244,8 @@ def test_postgres_is_refused_with_the_pg_dump_line(data: Path, tmp_path: Path) -
     restored = admin("restore", tmp_path / "b", "--data-dir", new, "--database", url)
     assert restored.returncode == 0, restored.stderr
     assert "pg_restore" in restored.stdout and (new / "key.pem").read_text() == "private key\n"
+    # A files-only backup holds no database, and restore does not claim to have checked one.
+    assert f"{tmp_path / 'b'} checked: 0 shared file(s)." in restored.stdout
     refused(admin("backup", tmp_path / "c", "--data-dir", data, "--files-only"), "--files-only")
 
 

@@ -332,7 +332,8 @@ def restore(source: Path, config: ServerConfig, *, force: bool, say: Say) -> Man
     with _failing_as_backup_error():
         present = _check_target(config.data_dir, target_db, force=force)
         _verify(source, manifest)
-        say(f"{source} checked: the database and {manifest.counts['blobs']} shared file(s).")
+        what = "the database and " if manifest.schema_version is not None else ""
+        say(f"{source} checked: {what}{manifest.counts['blobs']} shared file(s).")
         if present:
             _move_aside(config.data_dir, present, say)
         _put_in_place(source, config, target_db)
