@@ -63,6 +63,12 @@ def metrics_config(server_config: ServerConfig) -> ServerConfig:
         metrics_listen="127.0.0.1:0",
         flood_burst_requests=100_000,
         flood_rate_per_second=100_000.0,
+        # The shared request budgets too, or a test that sends thousands of messages is
+        # refused by them rather than measuring what it means to.
+        request_burst_per_principal=100_000,
+        request_rate_per_principal=100_000.0,
+        request_burst_per_address=100_000,
+        request_rate_per_address=100_000.0,
     )
 
 
