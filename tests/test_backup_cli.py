@@ -91,6 +91,21 @@ def test_an_unwritable_destination_is_refused_and_leaves_nothing(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file", "b", "data"]
 
 
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_destination_that_cannot_be_made_is_named_as_given(data: Path, tmp_path: Path) -> None:
+    # /proc takes no new directory, whoever runs the test (root included).
+    dest = Path("/proc/parley-backup")
+    result = admin("backup", dest, "--data-dir", data)
+    refused(result, f"Cannot write a backup at {dest}:", "Give DEST in a directory")
+    assert ".incomplete" not in result.stderr
+    deeper = tmp_path / "a-file"
+    deeper.write_text("")
+    refused(
+        admin("backup", deeper / "sub" / "b", "--data-dir", data),
+        f"Cannot write a backup at {deeper / 'sub' / 'b'}:",
+    )
+
+
 def test_a_missing_database_is_named(tmp_path: Path) -> None:
     refused(
         admin("backup", tmp_path / "b", "--data-dir", tmp_path / "nothing"),
@@ -229,6 +244,8 @@ def test_postgres_is_refused_with_the_pg_dump_line(data: Path, tmp_path: Path) -
     restored = admin("restore", tmp_path / "b", "--data-dir", new, "--database", url)
     assert restored.returncode == 0, restored.stderr
     assert "pg_restore" in restored.stdout and (new / "key.pem").read_text() == "private key\n"
+    # A files-only backup holds no database, and restore does not claim to have checked one.
+    assert f"{tmp_path / 'b'} checked: 0 shared file(s)." in restored.stdout
     refused(admin("backup", tmp_path / "c", "--data-dir", data, "--files-only"), "--files-only")
 
 

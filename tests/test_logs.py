@@ -56,3 +56,25 @@ def test_a_file_that_cannot_be_opened_leaves_the_log_as_it_was(
         logs.configure("debug", log_file=tmp_path / "missing" / "server.log")
     logging.getLogger("parley.test").info("still here")
     assert "INFO parley.test: still here" in out.getvalue()
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_a_pool_reconnect_warning_is_one_line_without_its_traceback(
+    restore_logging: None, log_format: str
+) -> None:
+    out = io.StringIO()
+    logs.configure("info", out, log_format=log_format)
+    try:
+        raise ConnectionRefusedError(111, "Connection refused")
+    except ConnectionRefusedError:
+        logging.getLogger("asyncpg.pool").warning(
+            "Failed to restore the pool connection floor; retrying", exc_info=True
+        )
+        logging.getLogger("parley.test").warning("A bug of ours keeps it", exc_info=True)
+    lines = out.getvalue().splitlines()
+    assert (
+        "Failed to restore the pool connection floor; retrying: ConnectionRefusedError: "
+        in (lines[0])
+    )
+    assert "Traceback" not in lines[0] and "exception" not in lines[0]
+    assert "Traceback" in out.getvalue()  # the server's own record keeps its traceback

@@ -141,9 +141,16 @@ def _work_dir(dest: Path) -> Iterator[Path]:
     parent = dest.absolute().parent
     if parent.exists() and not parent.is_dir():
         raise BackupError(f"{parent} is a file, not a directory: give DEST in a directory.")
-    parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     work = parent / f".{dest.name}.incomplete-{os.getpid()}"
-    work.mkdir(mode=0o700)
+    try:
+        parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        work.mkdir(mode=0o700)
+    except OSError as exc:
+        # Named by DEST, not by the hidden directory beside it the user never asked for.
+        raise BackupError(
+            f"Cannot write a backup at {dest}: {exc.strerror or exc}. Give DEST in a directory "
+            "this user may create and write."
+        ) from None
     try:
         yield work
     except BaseException:
@@ -325,7 +332,8 @@ def restore(source: Path, config: ServerConfig, *, force: bool, say: Say) -> Man
     with _failing_as_backup_error():
         present = _check_target(config.data_dir, target_db, force=force)
         _verify(source, manifest)
-        say(f"{source} checked: the database and {manifest.counts['blobs']} shared file(s).")
+        what = "the database and " if manifest.schema_version is not None else ""
+        say(f"{source} checked: {what}{manifest.counts['blobs']} shared file(s).")
         if present:
             _move_aside(config.data_dir, present, say)
         _put_in_place(source, config, target_db)

@@ -332,8 +332,7 @@ def check_setting(name: str, annotation: object, value: Any, source: str) -> Any
     """
     converted = _coerce(annotation, value)
     if converted is _WRONG_TYPE:
-        kind = str(annotation).replace("Path", "path").replace("tuple[str, ...]", "list of str")
-        raise ConfigError(f"{source}: {value!r} is not a valid {kind}. See {SETTINGS_DOC}.")
+        raise ConfigError(f"{source}: {value!r} is not {_kind(annotation)}. See {SETTINGS_DOC}.")
     bounds = BOUNDS.get(name)
     if (
         bounds is not None
@@ -358,6 +357,21 @@ def check_setting(name: str, annotation: object, value: Any, source: str) -> Any
 
 
 _WRONG_TYPE = object()
+
+# What a setting's type is called in an error, in the words the environment variables use.
+_KINDS = {
+    "int": "a whole number",
+    "float": "a number",
+    "bool": "true or false",
+    "str": "text (in quotes in a TOML file)",
+    "Path": "a path (in quotes in a TOML file)",
+    "tuple[str, ...]": 'a list of text, like ["a", "b"]',
+}
+
+
+def _kind(annotation: object) -> str:
+    text = str(annotation).removesuffix(" | None")
+    return _KINDS.get(text, text)
 
 
 def _coerce(annotation: object, value: Any) -> Any:

@@ -153,7 +153,9 @@ def parse_text(annotation: object, text: str) -> Any:
     return text
 
 
-_SECRET_WORDS = ("password", "token", "secret")
+# Words of a setting's name that mark its value as a secret. Whole words only, so that a count
+# such as max_tokens_per_principal is shown.
+_SECRET_WORDS = frozenset({"password", "token", "secret"})
 
 
 def shown(name: str, value: Any) -> str:
@@ -162,7 +164,7 @@ def shown(name: str, value: Any) -> str:
     """
     if value is None:
         return "(unset)"
-    if any(word in name for word in _SECRET_WORDS):
+    if _SECRET_WORDS.intersection(name.split("_")):
         return '"***"'
     if isinstance(value, bool):
         return "true" if value else "false"

@@ -53,6 +53,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, separators=(",", ":"))
 
 
+class RetryOnOneLine(logging.Filter):
+    """asyncpg's pool logs a full traceback each time it fails to reconnect (about once a second
+    while PostgreSQL is down), on top of the server's own "Storage degraded" line: keep each
+    of those warnings to one line, the exception's type and text after the message.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if record.name.startswith("asyncpg") and record.levelno < logging.ERROR and exc is not None:
+            record.msg = f"{record.getMessage()}: {type(exc).__name__}: {exc}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def handler(
     log_format: str = "text", log_file: Path | None = None, stream: TextIO | None = None
 ) -> logging.Handler:
@@ -70,6 +86,7 @@ def handler(
         formatter = logging.Formatter(FORMAT, DATE_FORMAT)
         formatter.converter = time.gmtime
         result.setFormatter(formatter)
+    result.addFilter(RetryOnOneLine())
     return result
 
 

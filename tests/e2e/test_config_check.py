@@ -146,3 +146,20 @@ def test_a_log_file_in_a_missing_directory(tmp_path: Path) -> None:
     result = check(tmp_path, PARLEY_LOG_FILE=str(tmp_path / "no" / "server.log"))
     assert result.returncode == 1
     assert f"log_file {tmp_path / 'no' / 'server.log'}: its directory" in result.stderr
+
+
+def test_a_wrong_type_in_the_file_is_named_in_plain_words(tmp_path: Path) -> None:
+    settings = tmp_path / "server.toml"
+    settings.write_text('history_on_join = "lots"\nallow_guests = "no"\nmotd = 5\n')
+    result = check(tmp_path, "--config", str(settings))
+    assert result.returncode == 1
+    assert f"{settings}:history_on_join: 'lots' is not a whole number." in result.stderr
+    assert f"{settings}:allow_guests: 'no' is not true or false." in result.stderr
+    assert f"{settings}:motd: 5 is not text (in quotes in a TOML file)." in result.stderr
+
+
+def test_a_count_named_after_tokens_is_shown_not_masked(tmp_path: Path) -> None:
+    result = check(tmp_path, PARLEY_MAX_TOKENS_PER_PRINCIPAL="7")
+    assert result.returncode == 0, result.stderr
+    lines = setting_lines(result.stdout)
+    assert lines["max_tokens_per_principal"] == ("7", "PARLEY_MAX_TOKENS_PER_PRINCIPAL")

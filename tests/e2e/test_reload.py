@@ -192,3 +192,23 @@ async def test_a_self_signed_server_reloads_its_data_dir_pair(tmp_path: Path) ->
     server.signal(signal.SIGTERM)
     status, _, err = await server.finish()
     assert status == 0, err
+
+
+async def test_a_renewed_pair_readable_by_others_is_served_and_warned_of(tmp_path: Path) -> None:
+    server, port, _ = await start(tmp_path)
+    data_dir = tmp_path / "data" / "parley"
+    # Renewed as openssl (or a copy) leaves it with the usual umask: the certificate 0644.
+    cert, key = new_pair(tmp_path, "renewed")
+    cert.chmod(0o644)
+    cert.replace(data_dir / "cert.pem")
+    key.replace(data_dir / "key.pem")
+    server.signal(signal.SIGHUP)
+    await server.expect(
+        r".* WARNING parley\.server: Reload: .*cert\.pem can be read by other users \(mode "
+        r"0644\).* Run: chmod -R go-rwx .*; the next start refuses the data dir until then"
+    )
+    await server.expect(r".* INFO parley\.server: Reloaded the settings; changed: none")
+    assert await served_fingerprint(port) == fingerprint_of(data_dir / "cert.pem")
+    server.signal(signal.SIGTERM)
+    status, _, err = await server.finish()
+    assert status == 0, err

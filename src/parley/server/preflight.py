@@ -38,19 +38,28 @@ def check_data_dir(data_dir: Path) -> None:
         )
     try:
         data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        exposed = [data_dir, *data_dir.iterdir()]
-        exposed = [path for path in exposed if path.lstat().st_mode & 0o077]
+        problem = exposure(data_dir)
     except OSError as exc:
         raise StartupRefused(
             f"--data-dir {data_dir}: cannot be used ({exc.strerror}): check that the server's "
             "user owns it."
         ) from None
-    if exposed:
-        mode = stat.S_IMODE(exposed[0].lstat().st_mode)
-        raise StartupRefused(
-            f"{exposed[0]} can be read by other users (mode {mode:04o}), and the data dir holds "
-            f"the server's private key and every message. Run: chmod -R go-rwx {data_dir}"
-        )
+    if problem is not None:
+        raise StartupRefused(problem)
+
+
+def exposure(data_dir: Path) -> str | None:
+    """What in ``data_dir`` (itself, or anything directly in it) other users can read, and
+    the command that fixes it; None when it is private. Raises OSError.
+    """
+    exposed = [path for path in [data_dir, *data_dir.iterdir()] if path.lstat().st_mode & 0o077]
+    if not exposed:
+        return None
+    mode = stat.S_IMODE(exposed[0].lstat().st_mode)
+    return (
+        f"{exposed[0]} can be read by other users (mode {mode:04o}), and the data dir holds "
+        f"the server's private key and every message. Run: chmod -R go-rwx {data_dir}"
+    )
 
 
 def check_database_file(database: str | None, data_dir: Path) -> None:

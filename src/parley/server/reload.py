@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from parley import logs
 from parley.config import ConfigError, ServerConfig
 from parley.config_sources import shown
+from parley.server.preflight import exposure
 from parley.tls import CertificateProblem
 
 if TYPE_CHECKING:
@@ -105,6 +106,7 @@ def reload(server: ParleyServer, load: Callable[[], ServerConfig]) -> None:
             extra={"setting": "cert_file"},
         )
         _keep(new, current, _CERTIFICATE)
+    _warn_if_exposed(current.data_dir)
     applied = []
     for name in changed:
         old_value, new_value = getattr(current, name), getattr(new, name)
@@ -128,6 +130,21 @@ def reload(server: ParleyServer, load: Callable[[], ServerConfig]) -> None:
         ", ".join(applied) or "none",
         extra={"changed": ",".join(applied)},
     )
+
+
+def _warn_if_exposed(data_dir: Path) -> None:
+    """A certificate renewed with the usual umask (0644) serves well now, but the next start
+    refuses the data dir: say so at the reload, while someone is watching."""
+    try:
+        problem = exposure(data_dir)
+    except OSError:
+        return  # the data dir in use is the start's concern; nothing new to say here
+    if problem is not None:
+        log.warning(
+            "Reload: %s; the next start refuses the data dir until then",
+            problem,
+            extra={"setting": "data_dir"},
+        )
 
 
 def _certificate_files(new: ServerConfig, current: ServerConfig) -> tuple[Path, Path]:
