@@ -1,0 +1,147 @@
+"""compose.yaml as docs/deploy.md runs it: Parley and PostgreSQL from the repository's
+Containerfiles, a certificate from a real authority, and the real client over the published
+port. History outlives a restart of the container and a re-creation of both.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from authority import Authority
+from chat import history_of, refused, say, wait_for_log
+from podman_lab import PARLEY_UID, ROOT, Podman, free_port
+
+SERVING = r"^Server is running on 0\.0\.0\.0:7976\.\.\.$"
+
+
+@dataclass
+class Stack:
+    podman: Podman
+    project: str
+    env: dict[str, str]
+    chat_port: int
+    metrics_port: int
+
+    @property
+    def parley(self) -> str:
+        return f"{self.project}_parley_1"
+
+    @property
+    def postgres(self) -> str:
+        return f"{self.project}_postgres_1"
+
+    def compose(self, *args: str, timeout: float = 300) -> str:
+        result = self.podman.compose(
+            ROOT / "compose.yaml", self.project, *args, env=self.env, timeout=timeout
+        )
+        return result.stdout
+
+    def up(self) -> None:
+        """Start PostgreSQL, and Parley once PostgreSQL is healthy (podman-compose does not
+        wait for the healthy condition itself, as Docker Compose does).
+        """
+        self.compose("up", "-d", "postgres")
+        self.podman.wait_healthy(self.postgres, timeout=120)
+        self.compose("up", "-d", "parley")
+
+
+def etc_dir(folder: Path, authority: Authority) -> Path:
+    """/etc/parley as docs/deploy.md sets it up: settings, and the certificate in tls/ as the
+    certbot deploy hook leaves it (owned by the image's user, the key private).
+    """
+    shutil.copy2(ROOT / "deploy" / "etc" / "parley.toml", folder / "parley.toml")
+    with (folder / "parley.toml").open("a") as settings:
+        settings.write(
+            'cert_file = "/etc/parley/tls/fullchain.pem"\n'
+            'key_file = "/etc/parley/tls/privkey.pem"\n'
+        )
+    tls = folder / "tls"
+    tls.mkdir()
+    for source in (authority.cert_file, authority.key_file):
+        shutil.copy2(source, tls / source.name)
+        os.chown(tls / source.name, PARLEY_UID, PARLEY_UID)
+        os.chmod(tls / source.name, 0o600)
+    folder.chmod(0o755)
+    tls.chmod(0o755)
+    return folder
+
+
+@pytest.fixture
+def stack(
+    podman: Podman,
+    parley_image: str,
+    postgres_image: str,
+    authority: Authority,
+    tmp_path: Path,
+) -> Iterator[Stack]:
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    running = Stack(
+        podman=podman,
+        project=f"parleytest{secrets.token_hex(4)}",
+        env={
+            "PARLEY_IMAGE": parley_image,
+            "PARLEY_POSTGRES_IMAGE": postgres_image,
+            "PARLEY_DB_PASSWORD": secrets.token_hex(16),
+            "PARLEY_ETC": str(etc_dir(etc, authority)),
+            "PARLEY_CHAT_PORT": str(free_port()),
+            "PARLEY_FILES_PORT": str(free_port()),
+            "PARLEY_METRICS_PORT": str(free_port()),
+        },
+        chat_port=0,
+        metrics_port=0,
+    )
+    running.chat_port = int(running.env["PARLEY_CHAT_PORT"])
+    running.metrics_port = int(running.env["PARLEY_METRICS_PORT"])
+    try:
+        yield running
+    finally:
+        running.compose("down", "--volumes", "--timeout", "15")
+
+
+async def test_the_stack_keeps_history_across_restarts_over_real_tls(
+    stack: Stack, authority: Authority, tmp_path: Path
+) -> None:
+    stack.up()
+    wait_for_log(stack.podman, stack.parley, SERVING, timeout=60)
+    log = stack.podman("logs", stack.parley).stdout
+    assert "Database: PostgreSQL parley@postgres:5432/parley" in log
+    # The password given by the environment is never printed.
+    assert stack.env["PARLEY_DB_PASSWORD"] not in log
+
+    # Not root, and the data dir private, on a fresh named volume.
+    assert stack.podman("exec", stack.parley, "id", "-u").stdout.strip() == str(PARLEY_UID)
+    owner = stack.podman("exec", stack.parley, "stat", "-c", "%a %U", "/data").stdout.strip()
+    assert owner == "700 parley"
+
+    # Verified against the authority, by host name: no pinning, no question; by another name
+    # than the certificate's, refused.
+    trust = ("--cafile", str(authority.ca_file))
+    status, err = await refused(tmp_path / "mallory", "127.0.0.1", stack.chat_port, *trust)
+    assert status == 1
+    assert "Cannot connect to 127.0.0.1" in err and "certificate" in err, err
+    await say(tmp_path / "alice", stack.chat_port, "Alice", ["Hello from the container"], *trust)
+
+    stack.podman("restart", "--time", "15", stack.parley, timeout=60)
+    wait_for_log(stack.podman, stack.parley, SERVING, count=2, timeout=60)
+    # SIGTERM ended the server cleanly before the restart.
+    assert "Server stopped." in stack.podman("logs", stack.parley).stdout
+    await say(tmp_path / "bob", stack.chat_port, "Bob", ["Still here after a restart"], *trust)
+
+    # Both containers made anew (as an upgrade does); the named volumes stay.
+    stack.compose("down", "--timeout", "15")
+    stack.up()
+    wait_for_log(stack.podman, stack.parley, SERVING, timeout=60)
+    await history_of(
+        tmp_path / "carol",
+        stack.chat_port,
+        "Carol",
+        ["Alice: Hello from the container", "Bob: Still here after a restart"],
+        *trust,
+    )
