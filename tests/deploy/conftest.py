@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def unavailable(reason: str) -> None:
-    if os.environ.get("CI", "").lower() in ("true", "1", "yes"):
+    if os.environ.get("CI") == "true":
         pytest.fail(f"The deployment tests cannot run in CI: {reason}", pytrace=False)
     pytest.skip(f"deployment tests: {reason}")
 

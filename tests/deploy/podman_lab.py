@@ -26,7 +26,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BASE_IMAGE = "docker.io/library/debian:bookworm-slim"
-DEBIAN_MIRROR = os.environ.get("PARLEY_DEPLOY_TEST_MIRROR", "http://deb.debian.org/debian")
+DEBIAN_MIRROR = os.environ.get("PARLEY_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 # What the base image is made from; any change here makes a new cache entry.
 BASE_RECIPE = f"debootstrap --variant=minbase bookworm {DEBIAN_MIRROR} {platform.machine()} v1"
 # The files of the repository an image build needs (the rest of the tree is left out).

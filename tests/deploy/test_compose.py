@@ -5,7 +5,6 @@ port. History outlives a restart of the container and a re-creation of both.
 
 from __future__ import annotations
 
-import os
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from authority import Authority
 from chat import history_of, refused, say, wait_for_log
-from podman_lab import PARLEY_UID, ROOT, Podman, free_port
+from podman_lab import PARLEY_UID, ROOT, Podman, free_port, run
 
 SERVING = r"^Server is running on 0\.0\.0\.0:7976\.\.\.$"
 
@@ -51,9 +50,24 @@ class Stack:
         self.compose("up", "-d", "parley")
 
 
-def etc_dir(folder: Path, authority: Authority) -> Path:
-    """/etc/parley as docs/deploy.md sets it up: settings, and the certificate in tls/ as the
-    certbot deploy hook leaves it (owned by the image's user, the key private).
+def install_certificate(podman: Podman, etc: Path, lineage: Path, reload: str) -> None:
+    """What certbot does after an issue or a renewal: run the deploy hook."""
+    run(
+        [ROOT / "deploy" / "certbot-deploy-hook"],
+        env={
+            **podman.env,
+            "RENEWED_LINEAGE": str(lineage),
+            "TLS_DIR": str(etc / "tls"),
+            "TLS_OWNER": str(PARLEY_UID),
+            "RELOAD": reload,
+        },
+        timeout=60,
+    )
+
+
+def etc_dir(podman: Podman, folder: Path, authority: Authority) -> Path:
+    """/etc/parley as docs/deploy.md sets it up: the settings with the certificate's lines, and
+    the certificate put in tls/ by the certbot deploy hook.
     """
     shutil.copy2(ROOT / "deploy" / "etc" / "parley.toml", folder / "parley.toml")
     with (folder / "parley.toml").open("a") as settings:
@@ -61,14 +75,10 @@ def etc_dir(folder: Path, authority: Authority) -> Path:
             'cert_file = "/etc/parley/tls/fullchain.pem"\n'
             'key_file = "/etc/parley/tls/privkey.pem"\n'
         )
-    tls = folder / "tls"
-    tls.mkdir()
-    for source in (authority.cert_file, authority.key_file):
-        shutil.copy2(source, tls / source.name)
-        os.chown(tls / source.name, PARLEY_UID, PARLEY_UID)
-        os.chmod(tls / source.name, 0o600)
     folder.chmod(0o755)
-    tls.chmod(0o755)
+    install_certificate(podman, folder, authority.cert_file.parent, reload="true")
+    key = folder / "tls" / "privkey.pem"
+    assert (key.stat().st_uid, key.stat().st_mode & 0o777) == (PARLEY_UID, 0o600)
     return folder
 
 
@@ -86,19 +96,19 @@ def stack(
         podman=podman,
         project=f"parleytest{secrets.token_hex(4)}",
         env={
-            "PARLEY_IMAGE": parley_image,
-            "PARLEY_POSTGRES_IMAGE": postgres_image,
-            "PARLEY_DB_PASSWORD": secrets.token_hex(16),
-            "PARLEY_ETC": str(etc_dir(etc, authority)),
-            "PARLEY_CHAT_PORT": str(free_port()),
-            "PARLEY_FILES_PORT": str(free_port()),
-            "PARLEY_METRICS_PORT": str(free_port()),
+            "CHAT_IMAGE": parley_image,
+            "CHAT_POSTGRES_IMAGE": postgres_image,
+            "CHAT_DB_PASSWORD": secrets.token_hex(16),
+            "CHAT_ETC": str(etc_dir(podman, etc, authority)),
+            "CHAT_PORT": str(free_port()),
+            "CHAT_FILES_PORT": str(free_port()),
+            "CHAT_METRICS_PORT": str(free_port()),
         },
         chat_port=0,
         metrics_port=0,
     )
-    running.chat_port = int(running.env["PARLEY_CHAT_PORT"])
-    running.metrics_port = int(running.env["PARLEY_METRICS_PORT"])
+    running.chat_port = int(running.env["CHAT_PORT"])
+    running.metrics_port = int(running.env["CHAT_METRICS_PORT"])
     try:
         yield running
     finally:
@@ -113,7 +123,7 @@ async def test_the_stack_keeps_history_across_restarts_over_real_tls(
     log = stack.podman("logs", stack.parley).stdout
     assert "Database: PostgreSQL parley@postgres:5432/parley" in log
     # The password given by the environment is never printed.
-    assert stack.env["PARLEY_DB_PASSWORD"] not in log
+    assert stack.env["CHAT_DB_PASSWORD"] not in log
 
     # Not root, and the data dir private, on a fresh named volume.
     assert stack.podman("exec", stack.parley, "id", "-u").stdout.strip() == str(PARLEY_UID)
