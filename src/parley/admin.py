@@ -1,10 +1,10 @@
-"""``parley admin``: accounts, roles, room retention and the audit log, from the shell.
+"""``parley admin``: accounts, roles, room retention, the audit log and backups, from the shell.
 
 It opens the same database as the server (the data dir's SQLite file, or ``--database``), and
 works while the server runs: SQLite's WAL lets both use the file, and storage records every
 change to an account, which a running server reads within revocation_poll_seconds (a reset or
 deleted account's login is cut, a new role applies at once). Every change is written to the
-audit log as ``admin-cli``.
+audit log as ``admin-cli``. ``backup`` and ``restore`` are in :mod:`parley.backup`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,12 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from parley import backup as backups
+from parley import config_sources
 from parley.accounts.passwords import PasswordHasher, check_password
 from parley.config import ServerConfig
 from parley.protocol.errors import PeerError
+from parley.protocol.files import human_size
 from parley.protocol.names import nick_key, normalize_nick, normalize_room, room_key
 from parley.protocol.text import for_terminal
 from parley.server.preflight import keep_files_private
@@ -78,14 +81,28 @@ def add_parser(parser: argparse.ArgumentParser) -> None:
     retention.add_argument("days", help="a number of days, or 'default' for the server's")
     audit = action("audit", help="the audit log, newest first")
     audit.add_argument("--limit", type=int, default=50)
+    backup = action("backup", help="copy the data (database, files, key) into a new directory")
+    backup.add_argument("dest", type=Path, help="a new (or empty) directory")
+    backup.add_argument(
+        "--files-only",
+        action="store_true",
+        help="with PostgreSQL: the shared files, certificate and key (pg_dump does the rest)",
+    )
+    restore = action("restore", help="restore a backup into a new data dir")
+    restore.add_argument("source", type=Path, help="the directory 'parley admin backup' made")
+    restore.add_argument(
+        "--force", action="store_true", help="move the data dir's current data aside first"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     """Run one admin action; returns the exit status (1 with a message on stderr if refused)."""
     try:
         config = _config(args)
+        if args.action in ("backup", "restore"):
+            return _backup_or_restore(args, config)
         return asyncio.run(_run(args, config))
-    except (AdminError, ValueError, OSError, StorageUnavailable) as exc:
+    except (AdminError, backups.BackupError, ValueError, OSError, StorageUnavailable) as exc:
         print(f"parley admin: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -99,9 +116,33 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         if getattr(args, name) is not None
     }
     flags = {"data_dir": "--data-dir", "database": "--database"}
-    if args.config is not None:
-        return ServerConfig.from_toml(args.config, given, flags)
-    return ServerConfig.from_mapping(given, flags)
+    # The server's own sources (PARLEY_* too): admin acts on the database the server uses.
+    return config_sources.load(args.config, given, flags).require_valid()
+
+
+def _backup_or_restore(args: argparse.Namespace, config: ServerConfig) -> int:
+    keep_files_private()
+    if args.action == "backup":
+        manifest = backups.backup(config, args.dest, files_only=args.files_only, say=print)
+        counts = manifest.counts
+        size = human_size(counts["blob_bytes"])
+        held = f"{counts['blobs']} shared file(s) ({size})"
+        if manifest.schema_version is not None:
+            held = (
+                f"{counts['messages']} message(s), {counts['accounts']} account(s), "
+                f"{counts['rooms']} room(s), {held}"
+            )
+        print(f"Backup written to {args.dest}: {held}.")
+        print("It holds the server's private key and every message: keep it private.")
+        return 0
+    if args.data_dir is None and args.config is None:
+        raise AdminError("restore needs --data-dir NEWDIR (or a --config that sets data_dir).")
+    manifest = backups.restore(args.source, config, force=args.force, say=print)
+    print(f"Restored the backup of {manifest.created} into {config.data_dir}.")
+    if manifest.schema_version is None:
+        print("Restore the PostgreSQL database with pg_restore before starting the server.")
+    print(f"Start the server with --data-dir {config.data_dir} (and your other options).")
+    return 0
 
 
 async def _run(args: argparse.Namespace, config: ServerConfig) -> int:

@@ -1,4 +1,6 @@
-"""The ``parley`` command: ``parley server``, ``parley client`` and ``parley admin``."""
+"""The ``parley`` command: ``parley server``, ``parley client``, ``parley admin`` and
+``parley config check``.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +11,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from parley import __version__
-from parley.config import LOG_LEVELS, ServerConfig
+from parley import __version__, config_sources
+from parley.config import LOG_FORMATS, LOG_LEVELS, ServerConfig
 
 # The server's options, by the setting each one sets (for error messages).
 SERVER_FLAGS = {
@@ -22,6 +24,8 @@ SERVER_FLAGS = {
     "hostnames": "--hostname",
     "database": "--database",
     "log_level": "--log-level",
+    "log_format": "--log-format",
+    "log_file": "--log-file",
     "init_admin": "--init-admin",
 }
 
@@ -39,7 +43,9 @@ def port_number(text: str) -> int:
 
 def _server_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--config", type=Path, help="TOML file of settings (see docs/server-settings.md)"
+        "--config",
+        type=Path,
+        help="TOML file of settings (default: $PARLEY_CONFIG; see docs/server-settings.md)",
     )
     parser.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port to listen on (default 7976; 0: any)")
@@ -67,6 +73,15 @@ def _server_parser(parser: argparse.ArgumentParser) -> None:
         dest="log_level",
         choices=LOG_LEVELS,
         help="the least severe log lines shown (default info)",
+    )
+    parser.add_argument(
+        "--log-format",
+        dest="log_format",
+        choices=LOG_FORMATS,
+        help="text lines (default) or one JSON object per line",
+    )
+    parser.add_argument(
+        "--log-file", type=Path, dest="log_file", help="append the log to FILE (default stdout)"
     )
     parser.add_argument(
         "--init-admin",
@@ -125,6 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     from parley.admin import add_parser as admin_parser
 
     admin_parser(commands.add_parser("admin", help="manage accounts, roles and the audit log"))
+    config = commands.add_parser("config", help="the server's settings")
+    config_commands = config.add_subparsers(dest="config_command", required=True)
+    _server_parser(
+        config_commands.add_parser(
+            "check",
+            help="show every effective setting and where it came from, and check them",
+            description="Takes the options of 'parley server'; exits 1 on any problem.",
+        )
+    )
     gui = commands.add_parser("gui", help="the desktop app (needs requirements-gui.txt)")
     gui.add_argument(
         "--theme",
@@ -138,14 +162,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def server_config(args: argparse.Namespace) -> ServerConfig:
-    """Defaults, then the --config file, then the options given on the command line."""
+def load_server_config(args: argparse.Namespace) -> config_sources.LoadedConfig:
+    """Defaults, then the settings file (--config or $PARLEY_CONFIG), then PARLEY_*
+    variables, then the options given on the command line; every problem is collected.
+    """
     given: dict[str, Any] = {
         name: getattr(args, name) for name in SERVER_FLAGS if getattr(args, name) is not None
     }
-    if args.config is not None:
-        return ServerConfig.from_toml(args.config, given, SERVER_FLAGS)
-    return ServerConfig.from_mapping(given, SERVER_FLAGS)
+    return config_sources.load(args.config, given, SERVER_FLAGS)
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    """The settings :func:`load_server_config` finds. Raises ConfigError listing every
+    problem.
+    """
+    return load_server_config(args).require_valid()
 
 
 def run_server(args: argparse.Namespace) -> int:
@@ -154,9 +185,11 @@ def run_server(args: argparse.Namespace) -> int:
     try:
         config = server_config(args)
     except ValueError as exc:
-        print(f"parley server: {exc}", file=sys.stderr)
+        for line in str(exc).splitlines():
+            print(f"parley server: {line}", file=sys.stderr)
         return 2
-    return run(config)
+    # SIGHUP reads the file and the environment again; the command line stays as given.
+    return run(config, lambda: server_config(args))
 
 
 def run_client(args: argparse.Namespace) -> int:
@@ -222,6 +255,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args)
     if args.command == "gui":
         return run_gui(args)
+    if args.command == "config":
+        from parley.config_check import run as check
+
+        return check(load_server_config(args))
     return run_client(args)
 
 

@@ -1,6 +1,7 @@
 """The server's settings: one object, a default for every setting, units in the names.
 
-Settings come from the defaults, then a TOML file (``--config``), then command-line options.
+Settings come from the defaults, then a TOML file (``--config``), then ``PARLEY_*`` environment
+variables, then command-line options (the layering is in :mod:`parley.config_sources`).
 Every value is checked in one place (:func:`check_setting`: its type, then its range or its
 choices), and an error names the setting, where its value came from and what is allowed.
 """
@@ -20,6 +21,7 @@ from parley.protocol.limits import MAX_HISTORY_MESSAGES
 
 ROOM_CREATION = ("everyone", "accounts", "moderators")
 LOG_LEVELS = ("debug", "info", "warning", "error")
+LOG_FORMATS = ("text", "json")
 # Where the settings are described, for error messages.
 SETTINGS_DOC = "docs/server-settings.md"
 
@@ -129,6 +131,10 @@ class ServerConfig:
 
     # The least severe log records written: "debug", "info", "warning" or "error".
     log_level: str = "info"
+    # "text": one readable line per record; "json": one JSON object per line, for collectors.
+    log_format: str = "text"
+    # The log's file (appended to; reopened when logrotate moves it), or None for stdout.
+    log_file: Path | None = None
     # Make the account 'admin' when no administrator exists, even in a database that is not new
     # (after the last administrator was deleted). A new database always gets one.
     init_admin: bool = False
@@ -142,20 +148,9 @@ class ServerConfig:
 
         Raises ConfigError naming the file, and the key when one is unknown or wrong.
         """
-        try:
-            with path.open("rb") as file:
-                values: dict[str, Any] = tomllib.load(file)
-        except FileNotFoundError:
-            raise ConfigError(
-                f"--config {path}: no such file. Give the path of a TOML settings file "
-                f"(see {SETTINGS_DOC})."
-            ) from None
-        except OSError as exc:
-            raise ConfigError(f"--config {path}: cannot be read: {exc.strerror}.") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}. Fix that line.") from None
+        values = read_settings_file(path)
         config = cls()
-        config.apply(values, lambda name: f"{name} in {path}")
+        config.apply(values, lambda name: f"{path}:{name}")
         config.apply(overrides or {}, lambda name: flags.get(name, name))
         return config
 
@@ -179,6 +174,24 @@ class ServerConfig:
                 hint = f"did you mean {close[0]!r}?" if close else f"see {SETTINGS_DOC}"
                 raise ConfigError(f"{source(name)}: unknown setting {name!r}; {hint}")
             setattr(self, name, check_setting(name, fields[name].type, value, source(name)))
+
+
+def read_settings_file(path: Path, named_by: str = "--config") -> dict[str, Any]:
+    """The settings in the TOML file ``path`` (``named_by``: the option or variable that
+    named it, for the error message). Raises ConfigError.
+    """
+    try:
+        with path.open("rb") as file:
+            return tomllib.load(file)
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{named_by} {path}: no such file. Give the path of a TOML settings file "
+            f"(see {SETTINGS_DOC})."
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{named_by} {path}: cannot be read: {exc.strerror}.") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}. Fix that line.") from None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -245,7 +258,11 @@ BOUNDS: dict[str, Bounds] = {
     "max_file_connections_per_address": _COUNT,
     "max_file_connections": _COUNT,
 }
-CHOICES: dict[str, tuple[str, ...]] = {"room_creation": ROOM_CREATION, "log_level": LOG_LEVELS}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "room_creation": ROOM_CREATION,
+    "log_level": LOG_LEVELS,
+    "log_format": LOG_FORMATS,
+}
 
 
 def check_setting(name: str, annotation: object, value: Any, source: str) -> Any:
@@ -255,18 +272,21 @@ def check_setting(name: str, annotation: object, value: Any, source: str) -> Any
     converted = _coerce(annotation, value)
     if converted is _WRONG_TYPE:
         kind = str(annotation).replace("Path", "path").replace("tuple[str, ...]", "list of str")
-        raise ConfigError(f"{source}: {value!r} is not a valid {kind}.")
+        raise ConfigError(f"{source}: {value!r} is not a valid {kind}. See {SETTINGS_DOC}.")
     bounds = BOUNDS.get(name)
     if (
         bounds is not None
         and converted is not None
         and not (math.isfinite(converted) and bounds.allows(converted))
     ):
-        raise ConfigError(f"{source}: {value!r} is out of range; it must be {bounds.describe()}.")
+        raise ConfigError(
+            f"{source}: {value!r} is out of range; it must be {bounds.describe()}. "
+            f"See {SETTINGS_DOC}."
+        )
     choices = CHOICES.get(name)
     if choices is not None and converted not in choices:
         allowed = ", ".join(repr(choice) for choice in choices)
-        raise ConfigError(f"{source}: {value!r} is not one of {allowed}.")
+        raise ConfigError(f"{source}: {value!r} is not one of {allowed}. See {SETTINGS_DOC}.")
     return converted
 
 

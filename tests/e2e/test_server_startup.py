@@ -97,15 +97,15 @@ def test_a_wrong_option_is_refused(tmp_path: Path, args: list[str], expected: st
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("alow_guests = false\n", "alow_guests in {}: unknown setting 'alow_guests'; did you "
+        ("alow_guests = false\n", "{}:alow_guests: unknown setting 'alow_guests'; did you "
          "mean 'allow_guests'?"),
-        ('room_creation = "moderator"\n', "room_creation in {}: 'moderator' is not one of "
+        ('room_creation = "moderator"\n', "{}:room_creation: 'moderator' is not one of "
          "'everyone', 'accounts', 'moderators'."),
-        ("files_port = 70000\n", "files_port in {}: 70000 is out of range"),
-        ("history_on_join = -5\n", "history_on_join in {}: -5 is out of range"),
-        ("hello_timeout_seconds = 0\n", "hello_timeout_seconds in {}: 0 is out of range; it "
+        ("files_port = 70000\n", "{}:files_port: 70000 is out of range"),
+        ("history_on_join = -5\n", "{}:history_on_join: -5 is out of range"),
+        ("hello_timeout_seconds = 0\n", "{}:hello_timeout_seconds: 0 is out of range; it "
          "must be more than 0"),
-        ('log_level = "verbose"\n', "log_level in {}: 'verbose' is not one of"),
+        ('log_level = "verbose"\n', "{}:log_level: 'verbose' is not one of"),
         ("port = = 1\n", "{}: not valid TOML"),
     ],
 )  # fmt: skip

@@ -1,7 +1,8 @@
 """Start-up and shutdown of the server, owned in one place.
 
 :class:`ParleyServer` starts the hub, the storage and the listener, and stops them in order.
-:func:`serve` adds what a process needs: the banner, signal handling, and the exit status;
+:func:`serve` adds what a process needs: the banner, signal handling (SIGHUP reloads the
+settings, see :mod:`parley.server.reload`), and the exit status;
 :func:`run` picks the event loop and raises the open-file limit.
 """
 
@@ -13,7 +14,9 @@ import errno
 import logging
 import resource
 import signal
+import ssl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
@@ -36,6 +39,7 @@ from parley.server.preflight import (
     check_database_file,
     keep_files_private,
 )
+from parley.server.reload import reload
 from parley.server.revocation import RevocationWatch
 from parley.server.tasks import TaskSet, supervise
 from parley.server.tls_transport import TlsServer, start_tls_server
@@ -63,6 +67,8 @@ class ParleyServer:
         self.tracker = ConnectionTracker(config.max_connections_per_address, config.max_connections)
         self.fingerprint = ""
         self.cert_file: Path | None = None
+        self.key_file: Path | None = None
+        self._ssl_context: ssl.SSLContext | None = None
         # The password of the admin account made on first start, to show once; else None.
         self.admin_password: str | None = None
         self._storage: Storage | None = None
@@ -107,7 +113,8 @@ class ParleyServer:
         else:
             cert_file, key_file = ensure_certificate(config.data_dir, config.hostnames)
         ssl_context = server_context(cert_file, key_file)
-        self.cert_file = cert_file
+        self._ssl_context = ssl_context
+        self.cert_file, self.key_file = cert_file, key_file
         self.fingerprint = file_fingerprint(cert_file)
         storage = self._given_storage or await open_storage(config.database, config.data_dir)
         self._storage = storage
@@ -183,6 +190,38 @@ class ParleyServer:
         ]  # fmt: skip
         for what, name, run, restart in services:
             self._services.spawn(supervise(what, run, restart_seconds=restart), name=name)
+
+    @property
+    def started(self) -> bool:
+        return self._server is not None
+
+    def reload_certificate(self, cert_file: Path, key_file: Path) -> None:
+        """Read the certificate and key again (they may be new files); new handshakes on both
+        ports use them, open connections keep theirs. Raises CertificateProblem, leaving the
+        ones in use.
+        """
+        context = server_context(cert_file, key_file)
+        fingerprint = file_fingerprint(cert_file)
+        self._ssl_context = context
+        if self._server is not None:
+            self._server.replace_context(context)
+        if self._transfers is not None:
+            self._transfers.reconfigure(context)
+        if fingerprint != self.fingerprint:
+            log.info(
+                "Reload: new certificate %s, SHA-256 fingerprint %s",
+                cert_file,
+                fingerprint,
+                extra={"fingerprint": fingerprint},
+            )
+        self.cert_file, self.key_file, self.fingerprint = cert_file, key_file, fingerprint
+
+    def apply_limits(self) -> None:
+        """Hand the connection limits of ``config`` (changed by a reload) to both ports."""
+        config = self.config
+        self.tracker.set_limits(config.max_connections_per_address, config.max_connections)
+        if self._transfers is not None and self._ssl_context is not None:
+            self._transfers.reconfigure(self._ssl_context)
 
     def _files_port(self) -> int:
         if self.config.files_port is not None:
@@ -298,8 +337,10 @@ def _quiet_handshake_errors(loop: asyncio.AbstractEventLoop, context: dict[str, 
     loop.default_exception_handler(context)
 
 
-async def serve(config: ServerConfig) -> int:
-    """Run a server until SIGTERM or SIGINT, then shut down gracefully. Returns the exit status."""
+async def serve(config: ServerConfig, load: Callable[[], ServerConfig] | None = None) -> int:
+    """Run a server until SIGTERM or SIGINT, then shut down gracefully. Returns the exit status.
+    On SIGHUP, ``load`` (when given) reads the settings again and the live ones are applied.
+    """
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_handshake_errors)
     # Handlers first: a signal that arrives while starting still means "stop gracefully".
@@ -307,6 +348,8 @@ async def serve(config: ServerConfig) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     server = ParleyServer(config)
+    if load is not None:
+        loop.add_signal_handler(signal.SIGHUP, _on_hangup, server, load)
     try:
         check_data_dir(config.data_dir)
         check_database_file(config.database, config.data_dir)
@@ -335,6 +378,13 @@ async def serve(config: ServerConfig) -> int:
     return 0
 
 
+def _on_hangup(server: ParleyServer, load: Callable[[], ServerConfig]) -> None:
+    if not server.started:
+        log.warning("Reload: the server is not serving (starting or stopping); nothing reloaded")
+        return
+    reload(server, load)
+
+
 def _show_admin_password(password: str) -> None:
     print(
         f"Created the account 'admin' with password {password}\n"
@@ -357,9 +407,19 @@ def _raise_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def run(config: ServerConfig) -> int:
-    """Run :func:`serve` on uvloop when it is installed, else on asyncio's own loop."""
-    logs.configure(config.log_level)
+def run(config: ServerConfig, load: Callable[[], ServerConfig] | None = None) -> int:
+    """Run :func:`serve` on uvloop when it is installed, else on asyncio's own loop. ``load``
+    reads the settings again on SIGHUP.
+    """
+    try:
+        logs.configure(config.log_level, log_format=config.log_format, log_file=config.log_file)
+    except OSError as exc:
+        print(
+            f"parley server: log_file {config.log_file}: cannot be opened for writing "
+            f"({exc.strerror}): check the directory exists and the server's user may write it.",
+            file=sys.stderr,
+        )
+        return 2
     keep_files_private()
     _raise_file_limit()
     try:
@@ -367,6 +427,6 @@ def run(config: ServerConfig) -> int:
     except ImportError:
         # The TLS transport needs add_reader/add_writer, which only selector loops have.
         with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
-            return runner.run(serve(config))
-    result: int = uvloop.run(serve(config))
+            return runner.run(serve(config, load))
+    result: int = uvloop.run(serve(config, load))
     return result

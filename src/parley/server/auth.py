@@ -116,7 +116,12 @@ class Authenticator:
         )
         waits = [throttle.wait_seconds(count, previous, now) for count, previous in counts[:2]]
         if max(waits) > 0:
-            log.info("Throttled login for %s from %s", key, address)
+            log.info(
+                "Throttled login for %s from %s",
+                key,
+                address,
+                extra={"peer": address, "nick_key": key, "event": "login_throttled"},
+            )
             for limited, seconds in zip(keys, waits, strict=False):
                 if seconds > 0:
                     self._known_waits.learn(limited, clock + seconds)
@@ -130,7 +135,12 @@ class Authenticator:
         else:
             ok, rehashed = await self._hasher.verify(account.password_hash, password)
         if not ok or account is None:
-            log.info("Failed login for %s from %s", key, address)
+            log.info(
+                "Failed login for %s from %s",
+                key,
+                address,
+                extra={"peer": address, "nick_key": key, "event": "login_failed"},
+            )
             raise PeerError(ErrorCode.AUTH_FAILED)
         # This attempt only, on its own keys: no other account's count changes.
         await self._storage.refund_attempts(keys)
@@ -165,7 +175,7 @@ class Authenticator:
         if not await self._storage.create_account(account):
             raise PeerError(ErrorCode.ALREADY_REGISTERED)
         await self._storage.record_audit(ts=_now_ms(), actor=peer.nick, action="register")
-        log.info("%s registered", peer.nick)
+        log.info("%s registered", peer.nick, extra={"nick_key": peer.nick_key, "event": "register"})
         token, hashed = await self._new_session(account.key)
         return Identity(
             peer.nick, peer.nick_key, peer.principal, Role.USER, account.key, hashed, token

@@ -134,7 +134,7 @@ class Connection(asyncio.Protocol):
         self.address = str((peer[0], peer[1]))
         # Within the connection limits already: the listener counts from accept.
         self.context.tracker.add(self)
-        log.info("Connected with %s", self.address)
+        log.info("Connected with %s", self.address, extra=self.log_fields())
         self.write = transport.write
         transport.set_write_buffer_limits(high=self.context.config.send_buffer_limit_bytes)
         self.set_timer(self.context.config.hello_timeout_seconds)
@@ -150,7 +150,12 @@ class Connection(asyncio.Protocol):
             # Counted on arrival, so a client cannot pile up requests behind a slow one.
             verdict = self._bucket.take(now)
             if verdict is Verdict.DROP:
-                log.info("Disconnected %s (%s): flooding", self.address, self.nick)
+                log.info(
+                    "Disconnected %s (%s): flooding",
+                    self.address,
+                    self.nick,
+                    extra=self.log_fields(reason="flooding"),
+                )
                 self.close(ErrorCode.FLOODING)
                 return
             if verdict is Verdict.REFUSE:
@@ -170,6 +175,7 @@ class Connection(asyncio.Protocol):
             self.address,
             self.nick,
             self._transport.get_write_buffer_size() if self._transport else 0,
+            extra=self.log_fields(reason="not_reading"),
         )
         transport = self._transport
         self.close(ErrorCode.NOT_READING)
@@ -180,11 +186,25 @@ class Connection(asyncio.Protocol):
         if not self._closed:
             self._shut(abort=False)
         if self in self.context.tracker.live:
-            log.info("Disconnected %s%s", self.address, f" ({self.nick})" if self.nick else "")
+            log.info(
+                "Disconnected %s%s",
+                self.address,
+                f" ({self.nick})" if self.nick else "",
+                extra=self.log_fields(),
+            )
         self.context.tracker.discard(self)
         self.write = _discard
 
     # --- used by handlers ----------------------------------------------------------------
+
+    def log_fields(self, **more: str) -> dict[str, str]:
+        """This connection's structured log fields (see parley.logs): its peer address and,
+        once logged in, its nick key. Never what it sent.
+        """
+        fields = {"peer": self.address}
+        if self.nick_key:
+            fields["nick_key"] = self.nick_key
+        return fields | more
 
     @property
     def closed(self) -> bool:
@@ -277,6 +297,7 @@ class Connection(asyncio.Protocol):
                 request.id,
                 self.address,
                 exc_info=exc,
+                extra=self.log_fields(request=type(request).__name__),
             )
             self._refuse(PeerError(ErrorCode.INTERNAL_ERROR, request_id=request.id))
 
@@ -289,7 +310,11 @@ class Connection(asyncio.Protocol):
     def _timed_out(self) -> None:
         self._timer = None
         if self.session.state in (State.HELLO, State.LOGIN):
-            log.info("Disconnected %s: no login in time", self.address)
+            log.info(
+                "Disconnected %s: no login in time",
+                self.address,
+                extra=self.log_fields(reason="login_timeout"),
+            )
             self.close(ErrorCode.LOGIN_TIMEOUT)
 
     def _shut(self, *, abort: bool) -> None:

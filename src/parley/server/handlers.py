@@ -129,7 +129,13 @@ async def nick(connection: Connection, request: Nick) -> None:
     except PeerError:
         connection.forget_identity()
         raise
-    log.info("%s is %s%s", connection.address, identity.nick, " (account)" * bool(identity.account))
+    log.info(
+        "%s is %s%s",
+        connection.address,
+        identity.nick,
+        " (account)" * bool(identity.account),
+        extra=connection.log_fields(event="login"),
+    )
 
 
 @handles(Register)

@@ -994,13 +994,22 @@ class Hub:
             return
         account = await self._storage.account(account_key)
         if account is not None and account.role is not peer.role and not peer.closed:
-            log.info("%s is now %s", peer.nick, account.role.value)
+            log.info(
+                "%s is now %s",
+                peer.nick,
+                account.role.value,
+                extra={"nick_key": peer.nick_key, "event": "role"},
+            )
             peer.role = account.role
             peer.write(encode(Notice(text=f"Your role on this server is now {account.role}.")))
 
     def revoke(self, peer: Peer) -> None:
         """Cut a login that no longer stands, telling it why."""
-        log.info("Disconnected %s: login revoked", peer.nick)
+        log.info(
+            "Disconnected %s: login revoked",
+            peer.nick,
+            extra={"nick_key": peer.nick_key, "reason": "revoked"},
+        )
         peer.close(ErrorCode.REVOKED)
 
     # --- delivery (called by the bus, for frames from any node) --------------------------

@@ -98,7 +98,15 @@ async def moderate(
     await storage.record_audit(
         ts=now, actor=actor.nick, action=action, room=room.name, target=target_name, detail=detail
     )
-    log.info("%s: %s %s in %s %s", actor.nick, action, target_name, room.name, detail)
+    log.info(
+        "%s: %s %s in %s %s",
+        actor.nick,
+        action,
+        target_name,
+        room.name,
+        detail,
+        extra={"nick_key": actor.nick_key, "event": action, "room": room.name},
+    )
     if action in ("kick", "ban"):
         # Out of the room for good: not back in it at the account's next login.
         if account is not None:
@@ -141,5 +149,11 @@ async def appoint(hub: Hub, actor: Peer, raw_room: str, raw_nick: str) -> str:
     await hub.storage.record_audit(
         ts=now_ms(), actor=actor.nick, action="op", room=room.name, target=account.name
     )
-    log.info("%s: op %s in %s", actor.nick, account.name, room.name)
+    log.info(
+        "%s: op %s in %s",
+        actor.nick,
+        account.name,
+        room.name,
+        extra={"nick_key": actor.nick_key, "event": "op", "room": room.name},
+    )
     return room.name

@@ -580,6 +580,12 @@ class TlsServer:
             on_drop,
         )
 
+    def replace_context(self, ssl_context: ssl.SSLContext) -> None:
+        """Handshakes from now on use ``ssl_context`` (a reloaded certificate); connections
+        already open keep theirs.
+        """
+        self._ssl_context = ssl_context
+
     def close(self) -> None:
         """Stop accepting. Connections already open are not touched."""
         if self._closed.is_set():

@@ -51,6 +51,11 @@ class ConnectionTracker:
         self._empty = asyncio.Event()
         self._empty.set()
 
+    def set_limits(self, max_per_address: int, max_total: int) -> None:
+        """New limits (a reload): sockets already counted stay; new ones meet these."""
+        self._max_per_address = max_per_address
+        self._max_total = max_total
+
     @property
     def total(self) -> int:
         """Sockets counted now, handshakes included."""

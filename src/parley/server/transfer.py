@@ -143,6 +143,17 @@ class TransferServer:
         finally:
             loop.close()
 
+    def reconfigure(self, context: ssl.SSLContext) -> None:
+        """From the chat loop: new handshakes on the file port use ``context``, and its
+        connection limits are those of ``config`` now (a reload). Transfers go on untouched.
+        """
+        loop, server = self._loop, self._server
+        if loop is None or server is None:
+            return
+        limits = (self.config.max_file_connections_per_address, self.config.max_file_connections)
+        loop.call_soon_threadsafe(server.replace_context, context)
+        loop.call_soon_threadsafe(self.tracker.set_limits, *limits)
+
     async def stop(self) -> None:
         """Close the port and cut transfers short (an upload cut short resumes later)."""
         loop, thread = self._loop, self._thread
