@@ -29,6 +29,7 @@ def _name(common_name: str) -> x509.Name:
 
 def make_authority(folder: Path) -> Authority:
     """A fresh authority and server certificate, as PEM files in ``folder``."""
+    folder.mkdir(parents=True, exist_ok=True)
     now = datetime.datetime.now(datetime.UTC)
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca_cert = (

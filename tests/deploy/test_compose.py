@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from authority import Authority
+from authority import Authority, make_authority
 from chat import history_of, refused, say, wait_for_log
 from podman_lab import PARLEY_UID, ROOT, Podman, free_port, run
 
@@ -24,6 +24,7 @@ class Stack:
     podman: Podman
     project: str
     env: dict[str, str]
+    etc: Path
     chat_port: int
     metrics_port: int
 
@@ -104,6 +105,7 @@ def stack(
             "CHAT_FILES_PORT": str(free_port()),
             "CHAT_METRICS_PORT": str(free_port()),
         },
+        etc=etc,
         chat_port=0,
         metrics_port=0,
     )
@@ -137,6 +139,46 @@ async def test_the_stack_keeps_history_across_restarts_over_real_tls(
     assert status == 1
     assert "Cannot connect to 127.0.0.1" in err and "certificate" in err, err
     await say(tmp_path / "alice", stack.chat_port, "Alice", ["Hello from the container"], *trust)
+
+    # A renewal: the deploy hook puts the new files in place and signals the container; the
+    # next connections get the new certificate, without a restart.
+    renewed = make_authority(tmp_path / "renewed")
+    signal = f"podman kill --signal HUP {stack.parley}"
+    install_certificate(stack.podman, stack.etc, renewed.cert_file.parent, reload=signal)
+    wait_for_log(stack.podman, stack.parley, r"Reloaded the settings", timeout=30)
+    status, err = await refused(tmp_path / "mallory", "localhost", stack.chat_port, *trust)
+    assert status == 1 and "certificate" in err, err
+    trust = ("--cafile", str(renewed.ca_file))
+
+    # parley admin in the container works on the server's database (PARLEY_DATABASE).
+    users = stack.podman("exec", stack.parley, "parley", "admin", "users").stdout
+    assert "admin" in users
+
+    # Backups as docs/deploy.md takes them: the database with pg_dump, the files, certificate
+    # and key with parley admin backup --files-only, each copied out of its container.
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    run(
+        [
+            "sh",
+            "-c",
+            f"podman exec {stack.postgres} pg_dump -U parley --format=custom parley"
+            f" > {backups / 'parley.dump'}",
+        ],
+        env=stack.podman.env,
+        timeout=120,
+    )
+    dump = backups / "parley.dump"
+    listing = run(
+        ["sh", "-c", f"podman exec -i {stack.postgres} pg_restore --list < {dump}"],
+        env=stack.podman.env,
+        timeout=120,
+    ).stdout
+    assert "TABLE DATA" in listing
+    stack.podman("exec", stack.parley, "parley", "admin", "backup", "/tmp/files", "--files-only")
+    stack.podman("cp", f"{stack.parley}:/tmp/files", backups / "files")
+    assert (backups / "files" / "parley-backup.json").is_file()
+    assert (backups / "files" / "cert.pem").read_bytes() == renewed.cert_file.read_bytes()
 
     stack.podman("restart", "--time", "15", stack.parley, timeout=60)
     wait_for_log(stack.podman, stack.parley, SERVING, count=2, timeout=60)

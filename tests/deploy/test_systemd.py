@@ -101,6 +101,21 @@ async def test_the_unit_runs_sandboxed_survives_a_kill_and_stops_cleanly(
     root_options = next(fields[5] for fields in mounts if fields[4] == "/")
     assert root_options.split(",")[0] == "ro"
 
+    # systemctl reload: the settings are checked, then SIGHUP; the same process goes on.
+    machine("systemctl", "reload", "parley")
+    journal = machine("journalctl", "-u", "parley", "--no-pager", "-o", "cat")
+    assert "The settings are fine." in journal and "Reloaded the settings" in journal
+    # A settings mistake: reload fails, says why, and sends no signal.
+    machine("cp", "/etc/parley/parley.toml", "/root/parley.toml")
+    machine("sh", "-c", "echo 'alow_guests = false' >> /etc/parley/parley.toml")
+    result = machine.podman("exec", machine.name, "systemctl", "reload", "parley", check=False)
+    assert result.returncode != 0
+    journal = machine("journalctl", "-u", "parley", "--no-pager", "-o", "cat")
+    assert "did you mean 'allow_guests'?" in journal
+    assert journal.count("Reloaded the settings") == 1
+    machine("mv", "/root/parley.toml", "/etc/parley/parley.toml")
+    assert machine.show("MainPID", "ActiveState") == {"MainPID": pid, "ActiveState": "active"}
+
     await say(tmp_path / "alice", machine.chat_port, "Alice", ["Before the crash"], "--trust-new")
 
     # SIGKILL: systemd starts it again, and the acknowledged message is still there.
