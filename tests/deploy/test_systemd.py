@@ -4,6 +4,7 @@ comes back after SIGKILL, stops cleanly on SIGTERM, and no acknowledged message 
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Iterator
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from chat import history_of, say
-from podman_lab import Podman, free_port
+from podman_lab import ROOT, Podman, free_port
 
 UNIT = "/etc/systemd/system/parley.service"
 
@@ -80,9 +81,17 @@ def machine(podman: Podman, systemd_image: str) -> Iterator[Machine]:
         podman("network", "rm", network)
 
 
-def test_the_unit_passes_systemd_analyze_verify(machine: Machine) -> None:
+def test_the_unit_passes_systemd_analyze_verify_with_the_exposure_the_guide_gives(
+    machine: Machine,
+) -> None:
     result = machine.podman("exec", machine.name, "systemd-analyze", "verify", UNIT)
     assert result.stderr == ""
+    machine.wait_until("active", {"ActiveState": "active"})
+    security = machine("systemd-analyze", "security", "parley", "--no-pager")
+    match = re.search(r"Overall exposure level for parley\.service: (\d+\.\d+) (\w+)", security)
+    assert match, security
+    guide = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    assert f'exposure **{match.group(1)} "{match.group(2)}"**' in guide
 
 
 async def test_the_unit_runs_sandboxed_survives_a_kill_and_stops_cleanly(
