@@ -41,6 +41,8 @@ TEXT = b"x" * 64
 SERVER_SETTINGS = (
     "flood_burst_requests = 1000000\nflood_rate_per_second = 1000000.0\n"
     "flood_debt_requests = 1000000\n"
+    "request_burst_per_address = 1000000\nrequest_rate_per_address = 1000000.0\n"
+    "request_burst_per_principal = 1000000\nrequest_rate_per_principal = 1000000.0\n"
 )
 
 

@@ -64,6 +64,18 @@ def _accepts_tls(port: int) -> bool:
         return False
 
 
+def _known_settings(root: Path, settings: str) -> str:
+    """The lines of ``settings`` whose setting the checkout at ``root`` has: an older one,
+    measured for comparison, would refuse to start on a setting made after it.
+    """
+    source = (root / "src" / "parley" / "config.py").read_text()
+    return "".join(
+        f"{line}\n"
+        for line in settings.splitlines()
+        if line.strip() and f"    {line.split('=', 1)[0].strip()}:" in source
+    )
+
+
 class Server(abc.ABC):
     """One server process. ``protocol`` names the client that speaks to it."""
 
@@ -205,7 +217,7 @@ class ParleyServer(Server):
         command += ["--port", str(self.port), "--data-dir", str(self.workdir / "data")]
         # Files on any free port: the default (the chat port + 1) may be taken on a busy box.
         config = self.workdir / "parley.toml"
-        config.write_text(self.settings + "files_port = 0\n")
+        config.write_text(_known_settings(self.root, self.settings) + "files_port = 0\n")
         command += ["--config", str(config)]
         database = self.database
         if database == "postgresql":

@@ -11,6 +11,14 @@ from typing import Any
 from parley.client.core import ChatClient
 
 TIMEOUT_SECONDS = 10.0
+# For a test that lifts flood control to do its own thing from one address: the budgets shared
+# by an address's and an account's connections are lifted as well (they have their own tests).
+NO_SHARED_BUDGETS: dict[str, Any] = {
+    "request_burst_per_address": 1_000_000,
+    "request_rate_per_address": 1_000_000.0,
+    "request_burst_per_principal": 1_000_000,
+    "request_rate_per_principal": 1_000_000.0,
+}
 
 
 def insecure_context() -> ssl.SSLContext:

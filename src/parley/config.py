@@ -53,6 +53,19 @@ class ServerConfig:
     flood_burst_requests: int = 30
     flood_rate_per_second: float = 10.0
     flood_debt_requests: int = 60
+    # What a listing (rooms, who, list, history, files) costs in every request bucket, where
+    # any other request costs 1: it makes the server read and encode far more.
+    expensive_request_cost: int = 5
+    # Buckets that outlive a connection, in the same units: one per address group (an IPv6 /64
+    # is one; generous, as many people share a NAT), one per account or guest (all its
+    # connections together). A request either would refuse gets "rate-limited".
+    request_burst_per_address: int = 5000
+    request_rate_per_address: float = 1000.0
+    request_burst_per_principal: int = 150
+    request_rate_per_principal: float = 30.0
+    # An address group with a connection cut for flooding is refused new ones this long
+    # (0: never), so that reconnecting does not buy a fresh burst.
+    flood_penalty_seconds: float = 30.0
 
     # Bytes queued for a client that does not read. Past this it is disconnected, so one slow
     # reader never holds memory without bound or delays anyone else.
@@ -110,6 +123,9 @@ class ServerConfig:
     guest_file_quota_bytes_per_address: int = 256 * 1024 * 1024
     file_expiry_days: float = 7.0
     max_uploads_in_progress: int = 3
+    # Download and upload tokens one account or guest may hold unused at once (each lasts 5
+    # minutes); past it, "get" and "share" are refused with "too-many-tokens".
+    max_tokens_per_principal: int = 20
     # An upload connection silent this long is closed (its bytes kept, to resume)...
     upload_stall_seconds: float = 30.0
     # ...and an upload not finished within this is deleted by the purge.
@@ -231,6 +247,13 @@ BOUNDS: dict[str, Bounds] = {
     "flood_burst_requests": _COUNT,
     "flood_rate_per_second": _POSITIVE,
     "flood_debt_requests": Bounds(0),
+    "expensive_request_cost": Bounds(1, 1000),
+    "request_burst_per_address": _COUNT,
+    "request_rate_per_address": _POSITIVE,
+    "request_burst_per_principal": _COUNT,
+    "request_rate_per_principal": _POSITIVE,
+    "flood_penalty_seconds": Bounds(0, 86400),
+    "max_tokens_per_principal": Bounds(1, 100_000),
     # Below a few frames' worth, every reader would count as slow.
     "send_buffer_limit_bytes": Bounds(64 * 1024),
     "max_connections_per_address": _COUNT,

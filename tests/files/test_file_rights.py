@@ -14,7 +14,7 @@ import pytest
 
 from parley.config import ServerConfig
 from parley.server.app import ParleyServer
-from support import RawClient, insecure_context, raw_user
+from support import NO_SHARED_BUDGETS, RawClient, insecure_context, raw_user
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -24,7 +24,7 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 async def server(server_config: ServerConfig) -> AsyncIterator[ParleyServer]:
     # The default quotas: 1 GiB per account, 256 MiB for the guests of one address.
-    config = dataclasses.replace(server_config, flood_burst_requests=1000)
+    config = dataclasses.replace(server_config, flood_burst_requests=1000, **NO_SHARED_BUDGETS)
     async with ParleyServer(config) as running:
         yield running
 

@@ -22,7 +22,7 @@ from parley.protocol.errors import RequestRefused
 from parley.protocol.files import parse_notice
 from parley.protocol.messages import Message
 from parley.server.app import ParleyServer
-from support import TIMEOUT_SECONDS
+from support import NO_SHARED_BUDGETS, TIMEOUT_SECONDS
 
 
 @pytest.fixture
@@ -37,6 +37,7 @@ async def server(server_config: ServerConfig) -> AsyncIterator[ParleyServer]:
         file_purge_interval_seconds=0.2,
         flood_burst_requests=1000,
         flood_debt_requests=2000,
+        **NO_SHARED_BUDGETS,
     )
     async with ParleyServer(config) as running:
         yield running

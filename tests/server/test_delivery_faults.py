@@ -16,7 +16,7 @@ import pytest
 from parley.config import ServerConfig
 from parley.server.app import ParleyServer
 from parley.server.connection import Connection
-from support import RawClient, assert_still_serving, insecure_context, raw_user
+from support import NO_SHARED_BUDGETS, RawClient, assert_still_serving, insecure_context, raw_user
 
 
 def _connection_of(server: ParleyServer, nick: str) -> Connection:
@@ -127,6 +127,7 @@ def small_buffers(server_config: ServerConfig) -> ServerConfig:
         send_buffer_limit_bytes=256 * 1024,
         flood_burst_requests=100_000,
         flood_rate_per_second=100_000.0,
+        **NO_SHARED_BUDGETS,
     )
 
 

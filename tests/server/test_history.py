@@ -8,7 +8,7 @@ import dataclasses
 
 from parley.config import ServerConfig
 from parley.server.app import ParleyServer
-from support import RawClient, raw_user
+from support import NO_SHARED_BUDGETS, RawClient, raw_user
 
 PASSWORD = "correct horse battery"
 
@@ -19,7 +19,15 @@ async def send_many(client: RawClient, to: str, count: int, prefix: str = "m") -
         assert reply["type"] == "sent", reply
 
 
-async def test_history_pages_back_and_resumes_forward(server: ParleyServer) -> None:
+async def test_history_pages_back_and_resumes_forward(server_config: ServerConfig) -> None:
+    # Ten listings in a row (5 tokens each) are past the flood burst: this test pages, it
+    # does not pace itself as clients do.
+    config = dataclasses.replace(server_config, flood_burst_requests=100)
+    async with ParleyServer(config) as server:
+        await _pages_back_and_resume_forward(server)
+
+
+async def _pages_back_and_resume_forward(server: ParleyServer) -> None:
     alice = await raw_user(server.port, "Alice")
     await send_many(alice, "#general", 12)
     latest = await alice.request("history", to="#general", limit=5)
@@ -169,7 +177,9 @@ async def test_hostile_text_comes_back_byte_exact(server: ParleyServer) -> None:
 
 
 async def test_a_long_history_page_is_cut_to_fit_one_frame(server_config: ServerConfig) -> None:
-    config = dataclasses.replace(server_config, flood_burst_requests=500, flood_debt_requests=1000)
+    config = dataclasses.replace(
+        server_config, flood_burst_requests=500, flood_debt_requests=1000, **NO_SHARED_BUDGETS
+    )
     async with ParleyServer(config) as server:
         alice = await raw_user(server.port, "Alice")
         big = "\U0001f600" * 4000  # 16 KB a message

@@ -14,7 +14,14 @@ import pytest
 from parley.config import ServerConfig
 from parley.protocol.messages import Message
 from parley.server.app import ParleyServer
-from support import RawClient, assert_still_serving, insecure_context, logged_in, next_of
+from support import (
+    NO_SHARED_BUDGETS,
+    RawClient,
+    assert_still_serving,
+    insecure_context,
+    logged_in,
+    next_of,
+)
 
 
 @pytest.mark.parametrize(
@@ -218,6 +225,7 @@ async def test_a_client_that_never_reads_is_disconnected_and_others_get_everythi
         send_buffer_limit_bytes=256 * 1024,
         flood_burst_requests=100_000,
         flood_rate_per_second=100_000.0,
+        **NO_SHARED_BUDGETS,
     )
     async with ParleyServer(config) as server:
         speaker = await logged_in(server.port, "Speaker")

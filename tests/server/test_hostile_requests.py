@@ -10,7 +10,7 @@ import pytest
 
 from parley.config import ServerConfig
 from parley.server.app import ParleyServer
-from support import assert_still_serving, raw_user
+from support import NO_SHARED_BUDGETS, assert_still_serving, raw_user
 
 HOSTILE_STRINGS = [
     "",
@@ -44,7 +44,9 @@ REQUESTS = {
 @pytest.mark.parametrize("kind", sorted(REQUESTS))
 async def test_hostile_fields_are_refused_cleanly(server_config: ServerConfig, kind: str) -> None:
     # Flood control would turn this into a flooding test; it has its own.
-    config = dataclasses.replace(server_config, flood_burst_requests=1000, flood_debt_requests=2000)
+    config = dataclasses.replace(
+        server_config, flood_burst_requests=1000, flood_debt_requests=2000, **NO_SHARED_BUDGETS
+    )
     async with ParleyServer(config) as server:
         for field in REQUESTS[kind]:
             # A connection per field: each stays under the protocol-error limit (20).

@@ -16,14 +16,14 @@ from parley.client.transfer import download, upload
 from parley.config import ServerConfig
 from parley.protocol.errors import RequestRefused
 from parley.server.app import ParleyServer
-from support import RawClient, raw_user
+from support import NO_SHARED_BUDGETS, RawClient, raw_user
 
 PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
 async def server(server_config: ServerConfig) -> AsyncIterator[ParleyServer]:
-    config = dataclasses.replace(server_config, flood_burst_requests=1000)
+    config = dataclasses.replace(server_config, flood_burst_requests=1000, **NO_SHARED_BUDGETS)
     async with ParleyServer(config) as running:
         yield running
 

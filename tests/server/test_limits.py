@@ -18,7 +18,7 @@ from parley.protocol import limits
 from parley.server.app import ParleyServer
 from parley.server.hub import private_conversation
 from parley.storage import NewMessage, Room
-from support import RawClient, insecure_context, raw_user
+from support import NO_SHARED_BUDGETS, RawClient, insecure_context, raw_user
 
 PASSWORD = "correct horse battery"
 
@@ -26,7 +26,9 @@ PASSWORD = "correct horse battery"
 @pytest.fixture
 async def server(server_config: ServerConfig) -> AsyncIterator[ParleyServer]:
     # The default limits: 10 new rooms an hour per user, 30 per address.
-    config = dataclasses.replace(server_config, flood_burst_requests=1000, flood_debt_requests=2000)
+    config = dataclasses.replace(
+        server_config, flood_burst_requests=1000, flood_debt_requests=2000, **NO_SHARED_BUDGETS
+    )
     async with ParleyServer(config) as running:
         yield running
 

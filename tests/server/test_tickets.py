@@ -50,3 +50,23 @@ def test_expired_tokens_are_dropped_as_new_ones_come() -> None:
     clock.now += 301.0
     book.issue(upload=False, file_id="fresh")
     assert len(book) == 1  # the 50,000 unused ones are gone, not rebuilt around
+
+
+def test_each_holder_s_unused_tokens_are_counted_until_used_or_expired() -> None:
+    clock = Clock()
+    book = TicketBook(300.0, clock)
+    first = book.issue(upload=False, file_id="f", holder="alice")
+    book.issue(upload=True, file_id="g", holder="alice")
+    book.issue(upload=False, file_id="f", holder="bob")
+    assert (book.held("alice"), book.held("bob"), book.held("carol")) == (2, 1, 0)
+    assert book.redeem(first) is not None
+    assert book.held("alice") == 1
+    assert book.redeem(first) is None  # used: no count is given back twice
+    assert book.held("alice") == 1
+    clock.now += 200.0
+    late = book.issue(upload=False, file_id="f", holder="alice")
+    clock.now += 100.0  # the first ones expire
+    assert (book.held("alice"), book.held("bob")) == (1, 0)
+    clock.now += 300.0
+    assert book.redeem(late) is None  # expired: counted off once, at expiry
+    assert book.held("alice") == 0

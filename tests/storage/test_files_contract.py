@@ -107,6 +107,21 @@ async def test_readers_and_the_sender_may_read_strangers_may_not(storage: Storag
     assert not await storage.may_read_file(fid(1), "Bob")
 
 
+async def test_a_readable_file_is_complete_unexpired_and_the_reader_s(storage: Storage) -> None:
+    await storage.add_file(shared(1, complete=True), ["bob"])
+    await storage.add_file(shared(2), ["bob"])  # unfinished
+    await storage.add_file(shared(3, complete=True, expires_ms=NOW + 10), ["bob"])
+    assert await storage.readable_file(fid(1), "bob", NOW) == shared(1, complete=True)
+    assert await storage.readable_file(fid(1), "alice", NOW) == shared(1, complete=True)
+    assert await storage.readable_file(fid(1), "mallory", NOW) is None
+    assert await storage.readable_file(fid(1), "Bob", NOW) is None  # keys compared exactly
+    assert await storage.readable_file(fid(2), "bob", NOW) is None
+    assert await storage.readable_file(fid(2), "alice", NOW) is None  # even for its sender
+    assert await storage.readable_file(fid(3), "bob", NOW + 9) is not None
+    assert await storage.readable_file(fid(3), "bob", NOW + 10) is None  # expired
+    assert await storage.readable_file(fid(4), "bob", NOW) is None  # no such file
+
+
 async def test_completion_makes_a_file_listable(storage: Storage) -> None:
     await storage.add_file(shared(1, expires_ms=NOW + 10), ["bob"])
     assert await storage.readable_files("bob", None, NOW, 10) == []

@@ -28,6 +28,7 @@ _TRY_AGAIN = frozenset(
         ErrorCode.RATE_LIMITED,
         ErrorCode.UNAVAILABLE,
         ErrorCode.TOO_MANY_CONNECTIONS,
+        ErrorCode.FLOOD_PENALTY,
         ErrorCode.SERVER_SHUTDOWN,
         ErrorCode.TOO_MANY_ATTEMPTS,
     }

@@ -28,6 +28,7 @@ class ErrorCode(enum.StrEnum):
     NO_SUCH_ROOM = "no-such-room"
     RATE_LIMITED = "rate-limited"
     FLOODING = "flooding"
+    FLOOD_PENALTY = "flood-penalty"
     NOT_READING = "not-reading"
     TOO_MANY_ERRORS = "too-many-errors"
     TOO_MANY_CONNECTIONS = "too-many-connections"
@@ -54,6 +55,7 @@ class ErrorCode(enum.StrEnum):
     FILE_TOO_LARGE = "file-too-large"
     QUOTA_EXCEEDED = "quota-exceeded"
     TOO_MANY_UPLOADS = "too-many-uploads"
+    TOO_MANY_TOKENS = "too-many-tokens"
     REVOKED = "revoked"
 
     @property
@@ -82,6 +84,8 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.NO_SUCH_ROOM: "There is no such room.",
     ErrorCode.RATE_LIMITED: "You are sending too fast; slow down.",
     ErrorCode.FLOODING: "Disconnected for sending too fast.",
+    ErrorCode.FLOOD_PENALTY: "Your address was disconnected for sending too fast; connect again "
+    "later.",
     ErrorCode.NOT_READING: "Disconnected: the client did not read what the server sent.",
     ErrorCode.TOO_MANY_ERRORS: "Disconnected after too many invalid requests.",
     ErrorCode.TOO_MANY_CONNECTIONS: "The server has too many connections; try again later.",
@@ -112,6 +116,8 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.FILE_TOO_LARGE: "The file is larger than the server accepts.",
     ErrorCode.QUOTA_EXCEEDED: "Your files would take more space than your quota allows.",
     ErrorCode.TOO_MANY_UPLOADS: "You have too many uploads in progress; finish one first.",
+    ErrorCode.TOO_MANY_TOKENS: "You hold too many unused file tokens; use them or wait a few "
+    "minutes.",
     ErrorCode.REVOKED: "This login was revoked (account deleted, or its password changed); "
     "log in again.",
 }
@@ -122,6 +128,7 @@ CLOSING_CODES = frozenset(
         ErrorCode.FRAME_TOO_LARGE,
         ErrorCode.UNSUPPORTED_VERSION,
         ErrorCode.FLOODING,
+        ErrorCode.FLOOD_PENALTY,
         ErrorCode.NOT_READING,
         ErrorCode.TOO_MANY_ERRORS,
         ErrorCode.TOO_MANY_CONNECTIONS,

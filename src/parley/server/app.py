@@ -40,6 +40,7 @@ from parley.server.preflight import (
     keep_files_private,
 )
 from parley.server.reload import reload
+from parley.server.request_limits import LocalRequestLimits
 from parley.server.revocation import RevocationWatch
 from parley.server.tasks import TaskSet, supervise
 from parley.server.tls_transport import TlsServer, start_tls_server
@@ -138,6 +139,13 @@ class ParleyServer:
                 deadlines=Deadlines(asyncio.get_running_loop()),
                 files=files,
                 requests=self._requests,
+                limits=LocalRequestLimits(
+                    address_burst=config.request_burst_per_address,
+                    address_rate_per_second=config.request_rate_per_address,
+                    principal_burst=config.request_burst_per_principal,
+                    principal_rate_per_second=config.request_rate_per_principal,
+                    penalty_seconds=config.flood_penalty_seconds,
+                ),
             )
             try:
                 self._server = await start_tls_server(

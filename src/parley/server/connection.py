@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import inspect
 import logging
+import math
 import socket
 import struct
 from collections.abc import Awaitable, Callable
@@ -21,12 +22,14 @@ from parley.config import ServerConfig
 from parley.protocol.errors import ErrorCode, PeerError
 from parley.protocol.messages import Closing, Error, Request, ServerFrame, encode
 from parley.protocol.session import ServerSession, State
+from parley.server.address_group import address_group
 from parley.server.auth import Authenticator
 from parley.server.deadlines import Deadline, Deadlines
 from parley.server.files import FileService
 from parley.server.flood import TokenBucket, Verdict
 from parley.server.handlers import HANDLERS
 from parley.server.hub import Hub
+from parley.server.request_limits import RequestLimits, request_cost
 from parley.server.tasks import TaskSet
 from parley.server.tracker import ConnectionTracker
 from parley.storage import Role, StorageUnavailable
@@ -40,6 +43,9 @@ _PROTOCOL_CODES = frozenset({ErrorCode.INVALID_MESSAGE, ErrorCode.NOT_ALLOWED_NO
 # is reset. Below the transport's 2 s linger, so a graceful close never leaves the bytes it did
 # not read to the kernel (megabytes per client, sent on for minutes to a peer that acks them).
 _NOT_READING_RESET_SECONDS = 1.0
+# A connection from an address under a flood penalty waits this long (at most) before it is
+# refused.
+_PENALTY_HOLD_SECONDS = 5.0
 # SO_LINGER on, with a zero timeout: close() sends a reset and discards what is unsent.
 _RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 
@@ -56,6 +62,8 @@ class ServerContext:
     files: FileService
     # The tasks running requests that need storage: cancelled and awaited before it closes.
     requests: TaskSet
+    # Request budgets per address group and per principal, and flood penalties.
+    limits: RequestLimits
 
 
 # Shared by connections not logged in; never added to (login gives each its own set).
@@ -78,6 +86,7 @@ class Connection(asyncio.Protocol):
         "account",
         "address",
         "context",
+        "group",
         "host",
         "nick",
         "nick_key",
@@ -103,6 +112,7 @@ class Connection(asyncio.Protocol):
         # Made at login: thousands of idle connections should not each carry an empty set.
         self.rooms: set[str] = _NO_ROOMS
         self.host = ""
+        self.group = ""
         self.address = ""
         self.write: Callable[[bytes], None] = _discard
         self._transport: asyncio.Transport | None = None
@@ -130,6 +140,7 @@ class Connection(asyncio.Protocol):
             transport.abort()
             return
         self.host = str(peer[0])
+        self.group = address_group(self.host)
         # The seed's log format: "Connected with ('127.0.0.1', 54321)".
         self.address = str((peer[0], peer[1]))
         # Within the connection limits already: the listener counts from accept.
@@ -137,10 +148,18 @@ class Connection(asyncio.Protocol):
         log.info("Connected with %s", self.address, extra=self.log_fields())
         self.write = transport.write
         transport.set_write_buffer_limits(high=self.context.config.send_buffer_limit_bytes)
+        if self.context.limits.penalty_left(self.group, asyncio.get_running_loop().time()) > 0:
+            # Held a while before it is told: a client reconnecting in a loop then costs the
+            # server a handshake every few seconds, not as many as it can make.
+            transport.pause_reading()
+            hold = min(self.context.config.flood_penalty_seconds, _PENALTY_HOLD_SECONDS)
+            self._timer = self.context.deadlines.after(hold, self._held_for_penalty)
+            return
         self.set_timer(self.context.config.hello_timeout_seconds)
 
     def data_received(self, data: bytes) -> None:
         now = asyncio.get_running_loop().time()
+        context = self.context
         for item in self.session.receive_data(data):
             if self._closed:
                 return
@@ -148,7 +167,8 @@ class Connection(asyncio.Protocol):
                 self._refuse(item)
                 continue
             # Counted on arrival, so a client cannot pile up requests behind a slow one.
-            verdict = self._bucket.take(now)
+            cost = request_cost(item, context.config.expensive_request_cost)
+            verdict = self._bucket.take(now, cost)
             if verdict is Verdict.DROP:
                 log.info(
                     "Disconnected %s (%s): flooding",
@@ -156,10 +176,13 @@ class Connection(asyncio.Protocol):
                     self.nick,
                     extra=self.log_fields(reason="flooding"),
                 )
+                context.limits.penalize(self.group, now)
                 self.close(ErrorCode.FLOODING)
                 return
             if verdict is Verdict.REFUSE:
                 self._refuse(PeerError(ErrorCode.RATE_LIMITED, request_id=item.id))
+            elif refused_by := context.limits.charge(self.group, self.principal, cost, now):
+                self._refuse(_shared_limit(refused_by, item.id))
             elif self._busy is not None:
                 if self._backlog is None:
                     self._backlog = collections.deque()
@@ -307,6 +330,21 @@ class Connection(asyncio.Protocol):
         else:
             self.reply(Error(id=error.request_id, code=error.code, message=error.detail))
 
+    def _held_for_penalty(self) -> None:
+        """Refuse the connection if its address's flood penalty still runs, else let it in."""
+        self._timer = None
+        left = self.context.limits.penalty_left(self.group, asyncio.get_running_loop().time())
+        if left > 0.0:
+            log.info("Refused %s: its address was cut off for flooding", self.address)
+            self.close(
+                ErrorCode.FLOOD_PENALTY,
+                "A connection from your address was cut off for sending too fast; connect "
+                f"again in {math.ceil(left)} s.",
+            )
+        elif self._transport is not None and not self._closed:
+            self._transport.resume_reading()
+            self.set_timer(self.context.config.hello_timeout_seconds)
+
     def _timed_out(self) -> None:
         self._timer = None
         if self.session.state in (State.HELLO, State.LOGIN):
@@ -329,6 +367,16 @@ class Connection(asyncio.Protocol):
                 _reset(self._transport)
             else:
                 self._transport.close()
+
+
+def _shared_limit(refused_by: str, request_id: int) -> PeerError:
+    """The refusal of a request over the budget of the address group or of the principal."""
+    whose = "your address" if refused_by == "address" else "your account or guest name"
+    return PeerError(
+        ErrorCode.RATE_LIMITED,
+        f"Too many requests from {whose} on all its connections together; slow down.",
+        request_id=request_id,
+    )
 
 
 def _reset(transport: asyncio.Transport) -> None:

@@ -82,6 +82,7 @@ class FileService:
                 ErrorCode.ACCOUNT_REQUIRED,
                 "Guests cannot share files on this server; /register to get an account.",
             )
+        self.check_tokens_held(peer)
         conversation, shown, readers = await self.hub.file_audience(peer, request.to)
         now = now_ms()
         pending = await self.storage.pending_upload(
@@ -106,7 +107,7 @@ class FileService:
                 quota_key=_quota_key(peer),
             )
             await self.storage.add_file(record, readers)
-        token = self.tickets.issue(upload=True, file_id=record.file_id)
+        token = self.tickets.issue(upload=True, file_id=record.file_id, holder=peer.principal)
         return UploadSlot(
             id=request.id,
             file_id=record.file_id,
@@ -138,12 +139,26 @@ class FileService:
                 f"{human_size(quota)}. Delete some with /rmfile.",
             )
 
+    def check_tokens_held(self, peer: Peer) -> None:
+        """Refuse another token to ``peer`` while it holds its most unused (checked before
+        any storage read: a refusal costs the server next to nothing).
+        """
+        most = self.config.max_tokens_per_principal
+        if self.tickets.held(peer.principal) >= most:
+            raise PeerError(
+                ErrorCode.TOO_MANY_TOKENS,
+                f"You hold {most} unused file tokens, the most allowed "
+                "(max_tokens_per_principal); use them, or wait: each expires "
+                f"{TOKEN_SECONDS / 60:.0f} minutes after it was given.",
+            )
+
     async def get(self, peer: Peer, request: GetFile) -> DownloadTicket:
+        self.check_tokens_held(peer)
         record = await self._readable(peer, request.file_id)
         return DownloadTicket(
             id=request.id,
             file_id=record.file_id,
-            token=self.tickets.issue(upload=False, file_id=record.file_id),
+            token=self.tickets.issue(upload=False, file_id=record.file_id, holder=peer.principal),
             port=self.port,
             name=record.name,
             size=record.size,
@@ -165,13 +180,8 @@ class FileService:
         await self.forget(record.file_id)
 
     async def _readable(self, peer: Peer, file_id: str) -> FileRecord:
-        record = await self.storage.file(file_id)
-        if (
-            record is None
-            or not record.complete
-            or record.expires_ms <= now_ms()
-            or not await self.storage.may_read_file(file_id, peer.principal)
-        ):
+        record = await self.storage.readable_file(file_id, peer.principal, now_ms())
+        if record is None:
             raise _no_such_file()
         return record
 

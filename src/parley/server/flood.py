@@ -14,7 +14,7 @@ class Verdict(enum.Enum):
 class TokenBucket:
     """``burst`` requests at once, then ``rate_per_second`` steadily.
 
-    Refused requests still cost a token, so a client that keeps sending while refused goes into
+    Refused requests still cost their tokens, so a client that keeps sending while refused goes into
     debt; past ``debt_limit`` tokens of debt it is dropped. A client that pauses recovers at the
     steady rate. O(1) per request, no timers.
     """
@@ -28,8 +28,9 @@ class TokenBucket:
         self._tokens = float(burst)
         self._stamp = now
 
-    def take(self, now: float) -> Verdict:
-        tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate) - 1.0
+    def take(self, now: float, cost: float = 1.0) -> Verdict:
+        """Charge one request of ``cost`` tokens (a listing costs more than a ``ping``)."""
+        tokens = min(self._burst, self._tokens + (now - self._stamp) * self._rate) - cost
         self._stamp = now
         self._tokens = max(tokens, -self._debt_limit - 1.0)
         if tokens >= 0.0:

@@ -337,13 +337,24 @@ async def op(connection: Connection, request: Op) -> None:
 
 
 @handles(ShareFile)
-async def share_file(connection: Connection, request: ShareFile) -> None:
-    connection.reply(await connection.context.files.share(connection, request))
+def share_file(connection: Connection, request: ShareFile) -> Awaitable[None]:
+    files = connection.context.files
+    # Before any task or storage read: a hoarder's refusals cost next to nothing.
+    files.check_tokens_held(connection)
+    return _reply_when_done(connection, lambda: files.share(connection, request))
 
 
 @handles(GetFile)
-async def get_file(connection: Connection, request: GetFile) -> None:
-    connection.reply(await connection.context.files.get(connection, request))
+def get_file(connection: Connection, request: GetFile) -> Awaitable[None]:
+    files = connection.context.files
+    files.check_tokens_held(connection)
+    return _reply_when_done(connection, lambda: files.get(connection, request))
+
+
+async def _reply_when_done(connection: Connection, start: Callable[[], Awaitable[Any]]) -> None:
+    # Started here, not by the caller: a task cancelled before it runs leaves no coroutine
+    # that was never awaited.
+    connection.reply(await start())
 
 
 @handles(ListFiles)

@@ -18,8 +18,6 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import msgspec
-
 from parley.accounts.throttle import WindowLimiter
 from parley.bus import Bus
 from parley.config import ServerConfig
@@ -35,7 +33,6 @@ from parley.protocol.messages import (
     Notice,
     RoomInfo,
     Rooms,
-    RoomSummary,
     Send,
     Sent,
     TopicChanged,
@@ -56,6 +53,7 @@ from parley.protocol.names import (
 from parley.protocol.text import check_away, check_message_text, check_topic
 from parley.server.address_group import address_group
 from parley.server.health import StorageHealth
+from parley.server.room_listing import RoomListing
 from parley.server.rooms import LiveRoom, Peer
 from parley.server.tasks import TaskSet
 from parley.storage import (
@@ -84,9 +82,6 @@ _MISSED_PAGE_BYTES = 128 * 1024
 # and how long it may take nothing before the rest waits for its next login.
 _DRAIN_POLL_SECONDS = 0.05
 _CATCH_UP_STALL_SECONDS = 60.0
-# How long the total in a ``rooms`` reply may be old: counting rooms reads the whole index, and
-# clients paging (or hammering) ``rooms`` must not each pay for that.
-_ROOM_COUNT_SECONDS = 5.0
 # Conversations with a commit in flight at once. Below the PostgreSQL pool's size, so that
 # logins, joins and history reads always find a connection, whatever the commits wait on.
 _CONCURRENT_COMMITS = 4
@@ -225,8 +220,7 @@ class Hub:
         self._stopping = False
         self._rooms_by_principal = WindowLimiter(config.rooms_per_principal_per_hour, 3600.0)
         self._rooms_by_address = WindowLimiter(config.rooms_per_address_per_hour, 3600.0)
-        # (when it was counted, the number of rooms) for ``rooms`` replies.
-        self._room_count: tuple[float, int] | None = None
+        self._listing = RoomListing(storage, self._members_online)
         bus.subscribe(self._deliver)
 
     async def start(self) -> None:
@@ -480,41 +474,24 @@ class Hub:
             raise PeerError(ErrorCode.NOT_PERMITTED, "Only the room's operators set its topic.")
         await self._storage.set_topic(room.key, text, peer.nick, now_ms())
         room.topic, room.topic_by = text, peer.nick
+        self._listing.forget()
         self._bus.publish(room.key, encode(TopicChanged(room=room.name, text=text, by=peer.nick)))
 
     async def list_rooms(self, request_id: int, after: str, limit: int) -> Rooms:
         """One page of rooms in key order: the first ``limit`` after the room named ``after``
         ("" from the start), cut further to stay under _ROOMS_REPLY_BYTES. ``next`` is the name
-        to ask after for the next page, "" on the last. One index range read, whatever the
-        number of rooms (the total is counted at most every _ROOM_COUNT_SECONDS). Raises
+        to ask after for the next page, "" on the last. At most one index range read per page
+        a second, whatever the number of rooms or of requests (see RoomListing). Raises
         PeerError(INVALID_ROOM) for a bad ``after``.
         """
         after_key = room_key(normalize_room(after)) if after else ""
-        records = await self._storage.rooms(after_key, limit + 1)
-        more = len(records) > limit
-        summaries: list[RoomSummary] = []
-        size = 0
-        for record in records[:limit]:
-            live = self._rooms.get(record.key)
-            summary = RoomSummary(
-                room=record.name,
-                members=len(live.members) if live is not None else 0,
-                topic=record.topic,
-            )
-            size += len(msgspec.json.encode(summary)) + 1
-            if size > _ROOMS_REPLY_BYTES and summaries:
-                more = True
-                break
-            summaries.append(summary)
-        total = await self._rooms_total()
-        next_after = summaries[-1].room if more and summaries else ""
-        return Rooms(id=request_id, rooms=summaries, total=total, next=next_after)
+        page = await self._listing.page(after_key, limit, _ROOMS_REPLY_BYTES)
+        total = await self._listing.total()
+        return Rooms(id=request_id, rooms=page.rooms, total=total, next=page.next)
 
-    async def _rooms_total(self) -> int:
-        now = time.monotonic()
-        if self._room_count is None or now - self._room_count[0] > _ROOM_COUNT_SECONDS:
-            self._room_count = (now, await self._storage.room_count())
-        return self._room_count[1]
+    def _members_online(self, key: str) -> int:
+        live = self._rooms.get(key)
+        return len(live.members) if live is not None else 0
 
     def who(self, raw_name: str) -> list[str]:
         key = room_key(normalize_room(raw_name))
@@ -1135,6 +1112,7 @@ class Hub:
                 )
             raise PeerError(ErrorCode.UNAVAILABLE)
         if created:
+            self._listing.forget()
             room.operators.add(peer.principal)
             await self._storage.record_audit(
                 ts=now_ms(), actor=peer.nick, action="create-room", room=name

@@ -46,6 +46,8 @@ LIVE_SETTINGS = frozenset(
         "flood_burst_requests",
         "flood_rate_per_second",
         "flood_debt_requests",
+        "expensive_request_cost",
+        "max_tokens_per_principal",
         "send_buffer_limit_bytes",
         "max_connections_per_address",
         "max_connections",

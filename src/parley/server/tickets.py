@@ -3,7 +3,8 @@
 Every token lives the same time, so tokens expire in the order they were issued: one ordered
 mapping is both the index (token -> ticket) and the expiry queue (oldest first). Issuing,
 redeeming and expiring are each O(1) (expiry amortised: each token is dropped once), however
-many tokens are outstanding.
+many tokens are outstanding. Each token's holder (a principal) is kept with it, and how many
+each holds unused, so that a requester can be held to a number of them.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ class Ticket:
     upload: bool
     file_id: str
     expires: float  # on the book's clock
+    holder: str = ""  # the principal it was issued to
 
 
 class TicketBook:
@@ -40,16 +42,26 @@ class TicketBook:
         self._lifetime = lifetime_seconds
         self._clock = clock
         self._tickets: collections.OrderedDict[str, Ticket] = collections.OrderedDict()
+        # Unused, unexpired tokens by holder; holders with none are not kept.
+        self._held: collections.Counter[str] = collections.Counter()
 
     def __len__(self) -> int:
         return len(self._tickets)
 
-    def issue(self, *, upload: bool, file_id: str) -> str:
-        """A new token for one upload or download of ``file_id``. O(1) amortised."""
+    def held(self, holder: str) -> int:
+        """How many unused, unexpired tokens ``holder`` has. O(1) amortised."""
+        self._expire(self._clock())
+        return self._held.get(holder, 0)
+
+    def issue(self, *, upload: bool, file_id: str, holder: str = "") -> str:
+        """A new token for one upload or download of ``file_id``, held by ``holder``. O(1)
+        amortised.
+        """
         now = self._clock()
         self._expire(now)
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        self._tickets[token] = Ticket(upload, file_id, now + self._lifetime)
+        self._tickets[token] = Ticket(upload, file_id, now + self._lifetime, holder)
+        self._held[holder] += 1
         return token
 
     def redeem(self, token: str) -> Ticket | None:
@@ -57,9 +69,10 @@ class TicketBook:
         now = self._clock()
         self._expire(now)
         ticket = self._tickets.pop(token, None)
-        if ticket is None or ticket.expires <= now:
+        if ticket is None:
             return None
-        return ticket
+        self._release(ticket.holder)
+        return ticket if ticket.expires > now else None
 
     def _expire(self, now: float) -> None:
         tickets = self._tickets
@@ -68,3 +81,11 @@ class TicketBook:
             if oldest.expires > now:
                 return
             tickets.popitem(last=False)
+            self._release(oldest.holder)
+
+    def _release(self, holder: str) -> None:
+        left = self._held[holder] - 1
+        if left > 0:
+            self._held[holder] = left
+        else:
+            del self._held[holder]

@@ -410,6 +410,12 @@ class Storage(Protocol):
         """Whether ``principal`` is the file's sender or one of its readers, complete or not."""
         ...
 
+    async def readable_file(self, file_id: str, principal: str, now_ms: int) -> FileRecord | None:
+        """The file, if it is complete, expires after ``now_ms`` and ``principal`` is its
+        sender or one of its readers; else None. One read.
+        """
+        ...
+
     async def readable_files(
         self, principal: str, conversation: str | None, now_ms: int, limit: int
     ) -> list[FileRecord]:

@@ -871,6 +871,17 @@ class PostgresStorage:
         )
         return row is not None
 
+    async def readable_file(self, file_id: str, principal: str, now_ms: int) -> FileRecord | None:
+        row = await self._row(
+            _SELECT_FILES + "WHERE file_id = $1 AND complete AND expires_ms > $3 "  # noqa: S608 (constants)
+            "AND (sender_key = $2 OR EXISTS "
+            "(SELECT 1 FROM file_readers WHERE file_id = $1 AND principal = $2))",
+            file_id,
+            principal,
+            now_ms,
+        )
+        return FileRecord(*row) if row else None
+
     async def readable_files(
         self, principal: str, conversation: str | None, now_ms: int, limit: int
     ) -> list[FileRecord]:
