@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -140,3 +141,46 @@ def test_a_typo_gets_a_suggestion(tmp_path: Path) -> None:
     path = _write(tmp_path, "alow_guests = false\n")
     with pytest.raises(ConfigError, match=r"did you mean 'allow_guests'\?"):
         ServerConfig.from_toml(path)
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        ("127.0.0.1:9976", "127.0.0.1:9976"),
+        ("[::1]:9976", "[::1]:9976"),
+        ("localhost:0", "localhost:0"),
+        ("", None),
+        ("  ", None),
+    ],
+)
+def test_metrics_listen_takes_host_and_port_or_nothing(value: str, kept: str | None) -> None:
+    assert ServerConfig.from_mapping({"metrics_listen": value}).metrics_listen == kept
+    assert ServerConfig().metrics_listen is None  # off unless asked for
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("9976", "must be HOST:PORT"),
+        ("127.0.0.1", "must be HOST:PORT"),
+        (":9976", "must be HOST:PORT"),
+        ("127.0.0.1:http", "must be HOST:PORT"),
+        ("127.0.0.1:-1", "must be HOST:PORT"),
+        ("127.0.0.1:70000", "has port 70000; it must be from 0 to 65535"),
+        ("::1:9976", "must put an IPv6 address in brackets"),
+        ("[localhost]:9976", "has brackets around something that is not an IPv6 address"),
+        ("[]:9976", "has brackets around something that is not an IPv6 address"),
+        ("local host:9976", "has a space"),
+    ],
+)
+def test_a_bad_metrics_listen_names_the_setting_and_the_form(
+    tmp_path: Path, value: str, why: str
+) -> None:
+    path = _write(tmp_path, f'metrics_listen = "{value}"\n')
+    with pytest.raises(ConfigError, match=f"^metrics_listen in {re.escape(str(path))}: '.*' {why}"):
+        ServerConfig.from_toml(path)
+
+
+def test_metrics_listen_must_be_text(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="metrics_listen"):
+        ServerConfig.from_toml(_write(tmp_path, "metrics_listen = 9976\n"))

@@ -12,7 +12,7 @@ import dataclasses
 import difflib
 import math
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +138,10 @@ class ServerConfig:
     # move many files at once.
     max_file_connections_per_address: int = 100
     max_file_connections: int = 2000
+
+    # Health and metrics over HTTP ("HOST:PORT", "[::1]:9976"): /healthz, /readyz and /metrics
+    # in the Prometheus text format. None (or "") is off: nothing listens.
+    metrics_listen: str | None = None
 
     # Message of the day: each line is sent as a 'notice' to every user who logs in.
     motd: str = ""
@@ -288,6 +292,40 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
+def parse_listen(value: str) -> tuple[str, int]:
+    """``"HOST:PORT"`` (an IPv6 address in brackets: ``"[::1]:9976"``) as (host, port).
+    Raises ValueError saying what is wrong.
+    """
+    host, colon, port = value.rpartition(":")
+    if not colon or not host or not port.isascii() or not port.isdigit():
+        raise ValueError("must be HOST:PORT, like 127.0.0.1:9976 or [::1]:9976")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        if not host or ":" not in host:
+            raise ValueError("has brackets around something that is not an IPv6 address")
+    elif ":" in host or "[" in host or "]" in host:
+        raise ValueError("must put an IPv6 address in brackets, like [::1]:9976")
+    if any(char.isspace() for char in host):
+        raise ValueError("has a space in its host")
+    number = int(port)
+    if not _PORT.allows(number):
+        raise ValueError(f"has port {number}; it must be {_PORT.describe()}")
+    return host, number
+
+
+def _check_listen(value: str) -> str | None:
+    """An address to listen on, or None for "" (off)."""
+    if not value.strip():
+        return None
+    parse_listen(value)
+    return value
+
+
+# Settings whose text has a form of its own: each function returns the value to keep, or
+# raises ValueError saying what is wrong with it.
+FORMATS: dict[str, Callable[[str], str | None]] = {"metrics_listen": _check_listen}
+
+
 def check_setting(name: str, annotation: object, value: Any, source: str) -> Any:
     """``value`` converted to the setting's type and checked against its bounds or choices.
     Raises ConfigError naming ``source``.
@@ -310,6 +348,12 @@ def check_setting(name: str, annotation: object, value: Any, source: str) -> Any
     if choices is not None and converted not in choices:
         allowed = ", ".join(repr(choice) for choice in choices)
         raise ConfigError(f"{source}: {value!r} is not one of {allowed}. See {SETTINGS_DOC}.")
+    form = FORMATS.get(name)
+    if form is not None and converted is not None:
+        try:
+            return form(converted)
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {value!r} {exc}. See {SETTINGS_DOC}.") from None
     return converted
 
 

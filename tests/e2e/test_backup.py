@@ -85,6 +85,7 @@ async def test_a_backup_taken_under_load_restores_everything_acknowledged_before
     config.write_text(
         "flood_burst_requests = 100000\nflood_rate_per_second = 100000.0\n"
         "flood_debt_requests = 100000\n"
+        "request_burst_per_principal = 100000\nrequest_rate_per_principal = 100000.0\n"
     )
     data = tmp_path / "server-data"
     server, port = await start_server(tmp_path, "--data-dir", str(data), "--config", str(config))

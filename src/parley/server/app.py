@@ -9,6 +9,7 @@ settings, see :mod:`parley.server.reload`), and the exit status;
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import errno
 import logging
@@ -24,15 +25,20 @@ from parley import logs
 from parley.accounts import throttle
 from parley.accounts.bootstrap import AdminNameTaken, ensure_admin
 from parley.bus.local import LocalBus
-from parley.config import ServerConfig
+from parley.config import ServerConfig, parse_listen
 from parley.protocol.errors import ErrorCode
 from parley.protocol.messages import Closing, encode
+from parley.protocol.names import GENERAL_ROOM, room_key
+from parley.protocol.session import State
 from parley.server.auth import Authenticator
 from parley.server.blobs import BlobStore
 from parley.server.connection import Connection, ServerContext
 from parley.server.deadlines import Deadlines
 from parley.server.files import FileService
+from parley.server.health import Readiness
+from parley.server.http_server import HttpListener
 from parley.server.hub import Hub, now_ms
+from parley.server.metrics import ServerMetrics
 from parley.server.preflight import (
     StartupRefused,
     check_data_dir,
@@ -51,6 +57,14 @@ from parley.storage.factory import open_storage
 from parley.tls import CertificateProblem, ensure_certificate, file_fingerprint, server_context
 
 log = logging.getLogger("parley.server")
+
+# The metrics' names of the sessions' states.
+_STATE_NAMES = {
+    "hello": State.HELLO,
+    "login": State.LOGIN,
+    "active": State.ACTIVE,
+    "closing": State.CLOSED,
+}
 
 # At shutdown, what storage gets to close after the connections' grace period: a database that
 # does not answer must not keep the process from exiting.
@@ -80,6 +94,10 @@ class ParleyServer:
         self._requests = TaskSet("parley-request")
         self.files: FileService | None = None
         self._transfers: TransferServer | None = None
+        self.metrics = ServerMetrics()
+        self._http: HttpListener | None = None
+        # Set as soon as stopping begins: the server is then no longer ready.
+        self._stopping = False
 
     @property
     def storage(self) -> Storage:
@@ -97,12 +115,18 @@ class ParleyServer:
         port: int = self._server.sockets[0].getsockname()[1]
         return port
 
+    @property
+    def metrics_port(self) -> int | None:
+        """The bound port of the HTTP listener (metrics_listen), or None when it is off."""
+        return self._http.port if self._http is not None else None
+
     async def start(self) -> None:
         """Load or make the certificate, start the hub, listen. Raises CertificateProblem when
         the certificate does not load, StartupRefused when a port cannot be had,
         StorageUnavailable when the database cannot be opened.
         """
         config = self.config
+        self._stopping = False
         if (config.cert_file is None) != (config.key_file is None):
             given, missing = ("--cert", "--key") if config.key_file is None else ("--key", "--cert")
             raise CertificateProblem(
@@ -124,7 +148,7 @@ class ParleyServer:
             self.admin_password = await ensure_admin(
                 storage, auth.hasher, now_ms(), force=config.init_admin
             )
-            self._hub = hub = Hub(storage, LocalBus(), config)
+            self._hub = hub = Hub(storage, LocalBus(), config, self.metrics)
             await hub.start()
             revocations = RevocationWatch(storage, hub, config.revocation_poll_seconds)
             await revocations.start()
@@ -146,6 +170,7 @@ class ParleyServer:
                     principal_rate_per_second=config.request_rate_per_principal,
                     penalty_seconds=config.flood_penalty_seconds,
                 ),
+                metrics=self.metrics,
             )
             try:
                 self._server = await start_tls_server(
@@ -167,7 +192,7 @@ class ParleyServer:
                 raise StartupRefused(
                     _cannot_listen(exc, f"{config.port} (chat)", "with --port")
                 ) from exc
-            self._transfers = TransferServer(files, config)
+            self._transfers = TransferServer(files, config, self.metrics)
             files_port = self._files_port()
             try:
                 await self._transfers.start(ssl_context, files_port)
@@ -180,9 +205,15 @@ class ParleyServer:
                 how = "with files_port in the settings file"
                 raise StartupRefused(_cannot_listen(exc, which, how)) from exc
             files.port = self._transfers.port
+            self._watch(hub)
+            if config.metrics_listen is not None:
+                await self._start_http(config.metrics_listen, hub)
         except BaseException:
             if self._server is not None:
                 self._server.close()
+            if self._transfers is not None and self._transfers.port:
+                # Started (a file port that could not be had has no thread left to stop).
+                await self._transfers.stop()
             if self._hub is not None:
                 await self._hub.stop(config.shutdown_grace_seconds)
             await storage.close()
@@ -231,6 +262,57 @@ class ParleyServer:
         if self._transfers is not None and self._ssl_context is not None:
             self._transfers.reconfigure(self._ssl_context)
 
+    def _watch(self, hub: Hub) -> None:
+        """Let a scrape read what the server already knows."""
+        transfers = self._transfers
+        self.metrics.watch(
+            self._connection_states,
+            self.tracker,
+            lambda: transfers.tracker if transfers is not None else None,
+            lambda: hub.health.degraded,
+        )
+
+    def _connection_states(self) -> dict[str, int]:
+        """The chat connections by state, for a scrape: O(connections)."""
+        states = collections.Counter(
+            connection.session.state
+            for connection in self.tracker.live
+            if isinstance(connection, Connection)
+        )
+        counts = {name: states.get(state, 0) for name, state in _STATE_NAMES.items()}
+        # Counted from accept, open only once the handshake is done.
+        counts["handshaking"] = max(0, self.tracker.total - len(self.tracker.live))
+        return counts
+
+    async def _start_http(self, listen: str, hub: Hub) -> None:
+        """Serve /healthz, /readyz and /metrics on ``listen`` (metrics_listen)."""
+        storage = self.storage
+        general = room_key(GENERAL_ROOM)
+        readiness = Readiness(
+            lambda: storage.room(general),  # one row by its key: cheap on any database
+            hub.health,
+            self._not_listening,
+            timing=self.metrics.probe_seconds.time,
+        )
+        self._http = HttpListener(self.metrics, readiness)
+        host, port = parse_listen(listen)
+        try:
+            await self._http.start(host, port)
+        except OSError as exc:
+            self._http = None
+            how = "with metrics_listen in the settings file"
+            raise StartupRefused(
+                _cannot_listen(exc, f"{port} (metrics_listen {listen})", how)
+            ) from exc
+
+    def _not_listening(self) -> str | None:
+        """None while the chat and file ports are listening, else why not."""
+        if self._stopping:
+            return "shutting down"
+        if self._server is None or self.files is None or not self.files.port:
+            return "not listening yet"
+        return None
+
     def _files_port(self) -> int:
         if self.config.files_port is not None:
             return self.config.files_port
@@ -276,6 +358,7 @@ class ParleyServer:
         """
         if self._server is None:
             return
+        self._stopping = True
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.shutdown_grace_seconds
         await self._services.cancel()
@@ -306,6 +389,10 @@ class ParleyServer:
                 straggler.abort()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        if self._http is not None:
+            # Up until here, so that /readyz says "shutting down" while connections drain.
+            await self._http.stop()
+            self._http = None
         try:
             await asyncio.wait_for(self.storage.close(), _STORAGE_CLOSE_SECONDS)
         except TimeoutError:
@@ -376,6 +463,10 @@ async def serve(config: ServerConfig, load: Callable[[], ServerConfig] | None = 
     print(f"Certificate SHA-256 fingerprint: {server.fingerprint}", flush=True)
     if server.files is not None:
         print(f"Files travel on port {server.files.port}.", flush=True)
+    if config.metrics_listen is not None and server.metrics_port is not None:
+        where, _ = parse_listen(config.metrics_listen)
+        where = f"[{where}]" if ":" in where else where
+        print(f"Health and metrics on http://{where}:{server.metrics_port}/metrics", flush=True)
     print(f"Database: {factory.describe(config.database, config.data_dir)}", flush=True)
     if server.admin_password is not None:
         _show_admin_password(server.admin_password)

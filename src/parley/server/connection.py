@@ -29,6 +29,7 @@ from parley.server.files import FileService
 from parley.server.flood import TokenBucket, Verdict
 from parley.server.handlers import HANDLERS
 from parley.server.hub import Hub
+from parley.server.metrics import ServerMetrics
 from parley.server.request_limits import RequestLimits, request_cost
 from parley.server.tasks import TaskSet
 from parley.server.tracker import ConnectionTracker
@@ -64,6 +65,7 @@ class ServerContext:
     requests: TaskSet
     # Request budgets per address group and per principal, and flood penalties.
     limits: RequestLimits
+    metrics: ServerMetrics
 
 
 # Shared by connections not logged in; never added to (login gives each its own set).
@@ -200,6 +202,7 @@ class Connection(asyncio.Protocol):
             self._transport.get_write_buffer_size() if self._transport else 0,
             extra=self.log_fields(reason="not_reading"),
         )
+        self.context.metrics.slow_readers_cut.inc()
         transport = self._transport
         self.close(ErrorCode.NOT_READING)
         if transport is not None:

@@ -112,9 +112,11 @@ async def nick(connection: Connection, request: Nick) -> None:
     connection.token_hash = identity.token_hash
     connection.rooms = set()
     connection.since_ms = now_ms()
+    method = "token" if request.token else "password" if request.password else "guest"
 
     def welcome(rooms: list[str]) -> None:
         # Online: the reply and the motd go out before anything the rooms bring.
+        context.metrics.logins.labels(method=method).inc()
         connection.session.granted(request)
         connection.set_timer(None)
         role = identity.role.value if identity.account else ""

@@ -53,6 +53,7 @@ from parley.protocol.names import (
 from parley.protocol.text import check_away, check_message_text, check_topic
 from parley.server.address_group import address_group
 from parley.server.health import StorageHealth
+from parley.server.metrics import ServerMetrics
 from parley.server.room_listing import RoomListing
 from parley.server.rooms import LiveRoom, Peer
 from parley.server.tasks import TaskSet
@@ -181,8 +182,11 @@ class Hub:
     logging in holds back the private messages published while it reads what it missed.
     """
 
-    def __init__(self, storage: Storage, bus: Bus, config: ServerConfig) -> None:
+    def __init__(
+        self, storage: Storage, bus: Bus, config: ServerConfig, metrics: ServerMetrics
+    ) -> None:
         self._storage = storage
+        self._metrics = metrics
         self._bus = bus
         self._config = config
         self._users: dict[str, Peer] = {}
@@ -771,7 +775,8 @@ class Hub:
         raises but CancelledError (its senders are then told ``unavailable``).
         """
         try:
-            stored = await self._storage.append([item.message for item in batch])
+            with self._metrics.append_seconds.time():
+                stored = await self._storage.append([item.message for item in batch])
         except StorageUnavailable as exc:
             if isinstance(exc, CommitUncertain):
                 for item in batch:
@@ -787,6 +792,7 @@ class Hub:
             self._refuse(batch, ErrorCode.INTERNAL_ERROR)
             return
         self.health.succeeded()
+        self._metrics.committed(len(batch), sum(not record.duplicate for record in stored))
         read: list[tuple[str, str, int]] = []
         for item, record in zip(batch, stored, strict=True):
             message = item.message
@@ -1008,6 +1014,7 @@ class Hub:
         if room is not None:
             # A copy: a write can push a slow member over its limit, and cutting it off
             # removes it from the room while this loop runs. O(members), far below the writes.
+            self._metrics.deliveries.inc(len(room.members))
             for peer, write in list(room.members.items()):
                 try:
                     write(frame)
@@ -1018,6 +1025,7 @@ class Hub:
             for principal in conversation_principals(conversation):
                 user = self._principals.get(principal)
                 if user is not None:
+                    self._metrics.deliveries.inc()
                     try:
                         user.write(frame)
                     except Exception as exc:

@@ -46,7 +46,9 @@ class ConnectionTracker:
         # being refused, again when they are admitted again, never once per refused socket.
         self._refusing: set[str] = set()
         self._full = False
-        self.refused = 0
+        # Sockets refused for the per-address limit and for the limit of all, since start.
+        self.refused_per_address = 0
+        self.refused_in_all = 0
         self.live: set[Tracked] = set()
         self._empty = asyncio.Event()
         self._empty.set()
@@ -69,7 +71,7 @@ class ConnectionTracker:
         counted and False is returned). Each True must be matched by one :meth:`release`.
         """
         if self._total >= self._max_total:
-            self.refused += 1
+            self.refused_in_all += 1
             if not self._full:
                 self._full = True
                 log.warning(
@@ -80,7 +82,7 @@ class ConnectionTracker:
                 )
             return False
         if self._per_group[group] >= self._max_per_address:
-            self.refused += 1
+            self.refused_per_address += 1
             if group not in self._refusing:
                 self._refusing.add(group)
                 log.warning(

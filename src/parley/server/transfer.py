@@ -45,6 +45,7 @@ from parley.protocol.transfer import (
 )
 from parley.server.files import FileService
 from parley.server.hub import now_ms
+from parley.server.metrics import ServerMetrics
 from parley.server.tls_transport import TlsServer, start_tls_server
 from parley.server.tracker import ConnectionTracker
 from parley.storage import FileRecord
@@ -84,11 +85,13 @@ async def _start_line(reader: asyncio.StreamReader) -> bytes:
 
 
 class TransferServer:
-    def __init__(self, files: FileService, config: ServerConfig) -> None:
+    def __init__(self, files: FileService, config: ServerConfig, metrics: ServerMetrics) -> None:
         self.files = files
         self.config = config
+        # Counted from this server's thread: the library's metrics take a lock of their own.
+        self._metrics = metrics
         self.port = 0
-        # Used on this server's thread only.
+        # Changed on this server's thread only (a scrape on the chat loop reads its counts).
         self.tracker = ConnectionTracker(
             config.max_file_connections_per_address,
             config.max_file_connections,
@@ -271,6 +274,7 @@ class TransferServer:
                     raise
                 digest.update(chunk)
                 received += len(chunk)
+                self._metrics.file_received_bytes.inc(len(chunk))
                 unsynced += len(chunk)
                 if unsynced >= SYNC_EVERY_BYTES:
                     # Little dirty data at a time: a chat commit's fsync must not wait
@@ -317,3 +321,4 @@ class TransferServer:
             while chunk := file.read(CHUNK_BYTES):
                 writer.write(chunk)
                 await asyncio.wait_for(writer.drain(), self.config.upload_stall_seconds)
+                self._metrics.file_sent_bytes.inc(len(chunk))
