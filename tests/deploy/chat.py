@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from podman_lab import Podman
@@ -84,4 +86,35 @@ def wait_for_log(
                 f"{container}: not {count} lines matching {pattern!r} within {timeout} s; "
                 f"its log:\n{(result.stdout + result.stderr)[-3000:]}"
             )
+        time.sleep(0.5)
+
+
+def http_get(port: int, path: str) -> tuple[int, str]:
+    """GET http://127.0.0.1:PORT/PATH: the status and the body (stripped), a 503 included."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as reply:
+            return reply.status, reply.read().decode().strip()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode().strip()
+
+
+def metric(page: str, name: str) -> float:
+    """The value of an unlabelled sample in a Prometheus text page."""
+    match = re.search(rf"^{re.escape(name)} (\S+)$", page, re.MULTILINE)
+    assert match, f"no {name} in:\n{page}"
+    return float(match.group(1))
+
+
+def wait_for_http(port: int, path: str, status: int, *, timeout: float) -> str:
+    """Wait until GET PATH answers ``status``; returns the body."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            got, body = http_get(port, path)
+        except OSError as exc:
+            got, body = 0, str(exc)
+        if got == status:
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} answered {got} {body!r}, not {status}, for {timeout} s")
         time.sleep(0.5)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from authority import Authority, make_authority
-from chat import history_of, refused, say, wait_for_log
+from chat import history_of, http_get, metric, refused, say, wait_for_http, wait_for_log
 from podman_lab import PARLEY_UID, ROOT, Podman, free_port, run
 
 SERVING = r"^Server is running on 0\.0\.0\.0:7976\.\.\.$"
@@ -127,6 +127,11 @@ async def test_the_stack_keeps_history_across_restarts_over_real_tls(
     # The password given by the environment is never printed.
     assert stack.env["CHAT_DB_PASSWORD"] not in log
 
+    # Ready, by the image's HEALTHCHECK and by /readyz on the host's loopback.
+    stack.podman.wait_healthy(stack.parley, timeout=60)
+    assert http_get(stack.metrics_port, "/readyz") == (200, "ready")
+    assert http_get(stack.metrics_port, "/healthz")[0] == 200
+
     # Not root, and the data dir private, on a fresh named volume.
     assert stack.podman("exec", stack.parley, "id", "-u").stdout.strip() == str(PARLEY_UID)
     owner = stack.podman("exec", stack.parley, "stat", "-c", "%a %U", "/data").stdout.strip()
@@ -185,6 +190,18 @@ async def test_the_stack_keeps_history_across_restarts_over_real_tls(
     # SIGTERM ended the server cleanly before the restart.
     assert "Server stopped." in stack.podman("logs", stack.parley).stdout
     await say(tmp_path / "bob", stack.chat_port, "Bob", ["Still here after a restart"], *trust)
+    # The counters start again at each start: Bob's is the one message stored since.
+    _, page = http_get(stack.metrics_port, "/metrics")
+    assert metric(page, "parley_messages_stored_total") == 1
+
+    # PostgreSQL gone: not ready, and the HEALTHCHECK fails; back: ready again.
+    stack.podman("stop", "--time", "15", stack.postgres, timeout=60)
+    body = wait_for_http(stack.metrics_port, "/readyz", 503, timeout=30)
+    assert body.startswith("not ready: storage"), body
+    assert stack.podman("healthcheck", "run", stack.parley, check=False).returncode != 0
+    stack.podman("start", stack.postgres, timeout=60)
+    stack.podman.wait_healthy(stack.postgres, timeout=120)
+    assert wait_for_http(stack.metrics_port, "/readyz", 200, timeout=60) == "ready"
 
     # Both containers made anew (as an upgrade does); the named volumes stay.
     stack.compose("down", "--timeout", "15")

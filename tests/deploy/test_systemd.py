@@ -110,6 +110,11 @@ async def test_the_unit_runs_sandboxed_survives_a_kill_and_stops_cleanly(
     root_options = next(fields[5] for fields in mounts if fields[4] == "/")
     assert root_options.split(",")[0] == "ro"
 
+    # /readyz on the loopback, as parley.toml asks (metrics_listen).
+    url = "http://127.0.0.1:9976/readyz"
+    probe = f"import urllib.request; print(urllib.request.urlopen({url!r}).read().decode())"
+    assert machine("python3", "-c", probe) == "ready"
+
     # systemctl reload: the settings are checked, then SIGHUP; the same process goes on.
     machine("systemctl", "reload", "parley")
     journal = machine("journalctl", "-u", "parley", "--no-pager", "-o", "cat")
