@@ -9,6 +9,7 @@ import ssl
 from typing import Any
 
 from parley.client.core import ChatClient
+from parley.clock import SYSTEM_CLOCK
 
 TIMEOUT_SECONDS = 10.0
 # For a test that lifts flood control to do its own thing from one address: the budgets shared
@@ -19,6 +20,25 @@ NO_SHARED_BUDGETS: dict[str, Any] = {
     "request_burst_per_principal": 1_000_000,
     "request_rate_per_principal": 1_000_000.0,
 }
+
+
+class FakeClock:
+    """A parley.clock.Clock that stands still until a test moves it on (from the real time,
+    so that what it stamps looks like any other time)."""
+
+    def __init__(self) -> None:
+        self.ms = SYSTEM_CLOCK.now_ms()
+        self.seconds = SYSTEM_CLOCK.monotonic()
+
+    def now_ms(self) -> int:
+        return self.ms
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+    def advance(self, seconds: float) -> None:
+        self.ms += round(seconds * 1000)
+        self.seconds += seconds
 
 
 def insecure_context() -> ssl.SSLContext:

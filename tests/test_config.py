@@ -177,7 +177,7 @@ def test_a_bad_metrics_listen_names_the_setting_and_the_form(
     tmp_path: Path, value: str, why: str
 ) -> None:
     path = _write(tmp_path, f'metrics_listen = "{value}"\n')
-    with pytest.raises(ConfigError, match=f"^metrics_listen in {re.escape(str(path))}: '.*' {why}"):
+    with pytest.raises(ConfigError, match=f"^{re.escape(str(path))}:metrics_listen: '.*' {why}"):
         ServerConfig.from_toml(path)
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from parley import backup as backups
 from parley import config_sources
 from parley.accounts.passwords import PasswordHasher, check_password
+from parley.clock import SYSTEM_CLOCK
 from parley.config import ServerConfig
 from parley.protocol.errors import PeerError
 from parley.protocol.files import human_size
@@ -160,10 +161,6 @@ async def _run(args: argparse.Namespace, config: ServerConfig) -> int:
     return 0
 
 
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
 def _name(raw: str) -> tuple[str, str]:
     try:
         name = normalize_nick(raw)
@@ -219,11 +216,13 @@ async def create(args: argparse.Namespace, storage: Storage, hasher: PasswordHas
     if like is not None:
         raise AdminError(f"{name} looks like the account {like.name}: choose another name.")
     password = _new_password(args, name)
-    account = Account(key, name, await hasher.hash(password), Role(args.role), _now_ms())
+    account = Account(
+        key, name, await hasher.hash(password), Role(args.role), SYSTEM_CLOCK.now_ms()
+    )
     if not await storage.create_account(account):
         raise AdminError(f"The account {name}, or one that looks like it, exists already.")
-    await storage.record_audit(ts=_now_ms(), actor=ACTOR, action="create-account", target=name,
-                               detail=args.role)  # fmt: skip
+    await storage.record_audit(ts=SYSTEM_CLOCK.now_ms(), actor=ACTOR, action="create-account",
+                               target=name, detail=args.role)  # fmt: skip
     print(f"Created {name} ({args.role}).")
 
 
@@ -232,7 +231,7 @@ async def reset(args: argparse.Namespace, storage: Storage, hasher: PasswordHash
     password = _new_password(args, account.name)
     await storage.update_account(account.key, password_hash=await hasher.hash(password))
     revoked = await storage.revoke_sessions(account.key)
-    await storage.record_audit(ts=_now_ms(), actor=ACTOR, action="reset-password",
+    await storage.record_audit(ts=SYSTEM_CLOCK.now_ms(), actor=ACTOR, action="reset-password",
                                target=account.name)  # fmt: skip
     print(
         f"New password set for {account.name}; {revoked} saved login(s) revoked "
@@ -251,7 +250,7 @@ async def delete(args: argparse.Namespace, storage: Storage, hasher: PasswordHas
         if answer.strip().lower() not in ("y", "yes"):
             raise AdminError("Not deleted.")
     await storage.delete_account(account.key)  # a running server cuts its login, if online
-    await storage.record_audit(ts=_now_ms(), actor=ACTOR, action="delete-account",
+    await storage.record_audit(ts=SYSTEM_CLOCK.now_ms(), actor=ACTOR, action="delete-account",
                                target=account.name)  # fmt: skip
     print(f"Deleted {account.name}.")
 
@@ -259,7 +258,7 @@ async def delete(args: argparse.Namespace, storage: Storage, hasher: PasswordHas
 async def set_role(args: argparse.Namespace, storage: Storage, hasher: PasswordHasher) -> None:
     account = await _existing(storage, args.name)
     await storage.update_account(account.key, role=Role(args.role))
-    await storage.record_audit(ts=_now_ms(), actor=ACTOR, action="set-role",
+    await storage.record_audit(ts=SYSTEM_CLOCK.now_ms(), actor=ACTOR, action="set-role",
                                target=account.name, detail=args.role)  # fmt: skip
     print(f"{account.name} is now {args.role} (at once, if online).")
 
@@ -278,7 +277,7 @@ async def retention(args: argparse.Namespace, storage: Storage, hasher: Password
     if not await storage.set_retention(key, days):
         raise AdminError(f"There is no room {args.room}.")
     shown = "the server's setting" if days is None else f"{days} days"
-    await storage.record_audit(ts=_now_ms(), actor=ACTOR, action="set-retention",
+    await storage.record_audit(ts=SYSTEM_CLOCK.now_ms(), actor=ACTOR, action="set-retention",
                                room=args.room, detail=shown)  # fmt: skip
     print(f"{args.room} keeps messages for {shown}.")
 

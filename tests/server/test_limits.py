@@ -16,7 +16,7 @@ import pytest
 from parley.config import ServerConfig
 from parley.protocol import limits
 from parley.server.app import ParleyServer
-from parley.server.hub import private_conversation
+from parley.server.conversations import private_conversation
 from parley.storage import NewMessage, Room
 from support import NO_SHARED_BUDGETS, RawClient, insecure_context, raw_user
 

@@ -30,6 +30,7 @@ from parley.server.preflight import StartupRefused
 from parley.storage.postgres import PostgresStorage, Timeouts
 from postgres_support import POSTGRES_URL, postgres_schema
 from support import (
+    NO_SHARED_BUDGETS,
     TIMEOUT_SECONDS,
     RawClient,
     assert_still_serving,
@@ -63,6 +64,7 @@ def metrics_config(server_config: ServerConfig) -> ServerConfig:
         metrics_listen="127.0.0.1:0",
         flood_burst_requests=100_000,
         flood_rate_per_second=100_000.0,
+        **NO_SHARED_BUDGETS,
     )
 
 

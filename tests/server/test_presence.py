@@ -7,11 +7,11 @@ import time
 
 import pytest
 
+from parley.config import ServerConfig
 from parley.protocol import limits
-from parley.server import hub as hub_module
 from parley.server.app import ParleyServer
 from parley.storage import StorageUnavailable
-from support import RawClient, assert_still_serving, raw_user
+from support import FakeClock, RawClient, assert_still_serving, raw_user
 
 PASSWORD = "correct horse battery"
 
@@ -193,30 +193,28 @@ async def test_away_texts_up_to_the_limit_come_back_as_given(server: ParleyServe
     await bob.close()
 
 
-async def test_idle_time_counts_from_the_last_chat_message(
-    server: ParleyServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    bob = await raw_user(server.port, "Bob")
-    alice = await raw_user(server.port, "Alice")
-    assert (await alice.request("whois", nick="Bob")).get("idle_seconds", 0) == 0
-    # Ninety seconds pass, as far as the hub can tell.
-    real_now_ms = hub_module.now_ms
-    monkeypatch.setattr(hub_module, "now_ms", lambda: real_now_ms() + 90_000)
-    assert (await alice.request("whois", nick="Bob"))["idle_seconds"] in (90, 91)
-    # Requests that are not chat do not count as activity.
-    await bob.request("ping")
-    await bob.request("whois", nick="Alice")
-    await bob.request("away", text="thinking")
-    assert (await alice.request("whois", nick="Bob"))["idle_seconds"] in (90, 91)
-    await bob.request("send", to="#general", text="I'm back", msg_id="b1")
-    assert (await alice.request("whois", nick="Bob")).get("idle_seconds", 0) == 0
-    # A private message counts too.
-    monkeypatch.setattr(hub_module, "now_ms", lambda: real_now_ms() + 200_000)
-    assert (await alice.request("whois", nick="Bob"))["idle_seconds"] in (110, 111)
-    await bob.request("send", to="Alice", text="psst", msg_id="b2")
-    assert (await alice.request("whois", nick="Bob")).get("idle_seconds", 0) == 0
-    await alice.close()
-    await bob.close()
+async def test_idle_time_counts_from_the_last_chat_message(server_config: ServerConfig) -> None:
+    clock = FakeClock()
+    async with ParleyServer(server_config, clock=clock) as server:
+        bob = await raw_user(server.port, "Bob")
+        alice = await raw_user(server.port, "Alice")
+        assert (await alice.request("whois", nick="Bob")).get("idle_seconds", 0) == 0
+        clock.advance(90)
+        assert (await alice.request("whois", nick="Bob"))["idle_seconds"] == 90
+        # Requests that are not chat do not count as activity.
+        await bob.request("ping")
+        await bob.request("whois", nick="Alice")
+        await bob.request("away", text="thinking")
+        assert (await alice.request("whois", nick="Bob"))["idle_seconds"] == 90
+        await bob.request("send", to="#general", text="I'm back", msg_id="b1")
+        assert (await alice.request("whois", nick="Bob")).get("idle_seconds", 0) == 0
+        # A private message counts too.
+        clock.advance(110)
+        assert (await alice.request("whois", nick="Bob"))["idle_seconds"] == 110
+        await bob.request("send", to="Alice", text="psst", msg_id="b2")
+        assert (await alice.request("whois", nick="Bob")).get("idle_seconds", 0) == 0
+        await alice.close()
+        await bob.close()
 
 
 async def test_whois_of_an_offline_name_without_storage_is_unavailable(

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import asyncpg
 
-from parley.server.hub import private_conversation
+from parley.server.conversations import private_conversation
 from parley.storage import NewMessage, SanctionKind, Storage
 from parley.storage import postgres as postgres_backend
 from parley.storage import sqlite as sqlite_backend

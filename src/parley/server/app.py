@@ -25,6 +25,7 @@ from parley import logs
 from parley.accounts import throttle
 from parley.accounts.bootstrap import AdminNameTaken, ensure_admin
 from parley.bus.local import LocalBus
+from parley.clock import SYSTEM_CLOCK, Clock
 from parley.config import ServerConfig, parse_listen
 from parley.protocol.errors import ErrorCode
 from parley.protocol.messages import Closing, encode
@@ -37,7 +38,7 @@ from parley.server.deadlines import Deadlines
 from parley.server.files import FileService
 from parley.server.health import Readiness
 from parley.server.http_server import HttpListener
-from parley.server.hub import Hub, now_ms
+from parley.server.hub import Hub
 from parley.server.metrics import ServerMetrics
 from parley.server.preflight import (
     StartupRefused,
@@ -76,8 +77,11 @@ class ParleyServer:
     ends, then shuts down gracefully. ``port`` is the bound port (useful with port 0).
     """
 
-    def __init__(self, config: ServerConfig, storage: Storage | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig, storage: Storage | None = None, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self.config = config
+        self.clock = clock
         self._given_storage = storage
         self.tracker = ConnectionTracker(config.max_connections_per_address, config.max_connections)
         self.fingerprint = ""
@@ -141,14 +145,16 @@ class ParleyServer:
         self._ssl_context = ssl_context
         self.cert_file, self.key_file = cert_file, key_file
         self.fingerprint = file_fingerprint(cert_file)
-        storage = self._given_storage or await open_storage(config.database, config.data_dir)
+        storage = self._given_storage or await open_storage(
+            config.database, config.data_dir, clock=self.clock
+        )
         self._storage = storage
         try:
-            auth = Authenticator(storage, config)
+            auth = Authenticator(storage, config, self.clock)
             self.admin_password = await ensure_admin(
-                storage, auth.hasher, now_ms(), force=config.init_admin
+                storage, auth.hasher, self.clock.now_ms(), force=config.init_admin
             )
-            self._hub = hub = Hub(storage, LocalBus(), config, self.metrics)
+            self._hub = hub = Hub(storage, LocalBus(), config, self.metrics, self.clock)
             await hub.start()
             revocations = RevocationWatch(storage, hub, config.revocation_poll_seconds)
             await revocations.start()
@@ -293,6 +299,7 @@ class ParleyServer:
             hub.health,
             self._not_listening,
             timing=self.metrics.probe_seconds.time,
+            clock=self.clock,
         )
         self._http = HttpListener(self.metrics, readiness)
         host, port = parse_listen(listen)
@@ -337,7 +344,7 @@ class ParleyServer:
         """
         while True:
             try:
-                now = now_ms()
+                now = self.clock.now_ms()
                 await self.storage.forget_attempts(now - int(throttle.FORGET_AFTER_SECONDS * 1000))
                 # Far longer than any poll interval: every node has long read them.
                 await self.storage.forget_account_changes(now - 86_400_000)

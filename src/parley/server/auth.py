@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 
 from parley.accounts import throttle
 from parley.accounts.passwords import PasswordHasher, check_password
 from parley.accounts.throttle import WindowLimiter
 from parley.accounts.tokens import new_token, token_hash
+from parley.clock import SYSTEM_CLOCK, Clock
 from parley.config import ServerConfig
 from parley.protocol.errors import ErrorCode, PeerError
 from parley.protocol.names import nick_key, normalize_nick
@@ -24,10 +24,6 @@ from parley.server.rooms import Peer
 from parley.storage import Account, Role, Storage, new_principal
 
 log = logging.getLogger("parley.server")
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
 
 
 def _too_many(wait: float) -> PeerError:
@@ -53,8 +49,9 @@ class Identity:
 
 
 class Authenticator:
-    def __init__(self, storage: Storage, config: ServerConfig) -> None:
+    def __init__(self, storage: Storage, config: ServerConfig, clock: Clock = SYSTEM_CLOCK) -> None:
         self._storage = storage
+        self._clock = clock
         self._config = config
         self._hasher = PasswordHasher(
             config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism
@@ -95,7 +92,7 @@ class Authenticator:
 
     async def _resume(self, account: Account | None, token: str) -> Identity:
         hashed = token_hash(token)
-        owner = await self._storage.session_account(hashed, _now_ms())
+        owner = await self._storage.session_account(hashed, self._clock.now_ms())
         if account is None or owner != account.key:
             raise PeerError(ErrorCode.SESSION_EXPIRED)
         return Identity(account.name, account.key, account.id, account.role, account.key, hashed)
@@ -106,11 +103,11 @@ class Authenticator:
         # Counted before the check: however many arrive at once, each sees its own count, so
         # at most FREE_ATTEMPTS of them are ever checked.
         keys = throttle.attempt_keys(key, address_group(address))
-        clock = time.monotonic()
+        clock = self._clock.monotonic()
         wait = self._known_waits.wait(keys[:2], clock)
         if wait > 0:
             raise _too_many(wait)
-        now = _now_ms()
+        now = self._clock.now_ms()
         counts = await self._storage.count_attempts(
             keys, now, now - int(throttle.FORGET_AFTER_SECONDS * 1000)
         )
@@ -151,7 +148,7 @@ class Authenticator:
     async def _new_session(self, account_key: str) -> tuple[str, str]:
         token = new_token()
         hashed = token_hash(token)
-        expires = _now_ms() + int(self._config.session_days * 86_400_000)
+        expires = self._clock.now_ms() + int(self._config.session_days * 86_400_000)
         await self._storage.create_session(hashed, account_key, expires)
         return token, hashed
 
@@ -162,7 +159,7 @@ class Authenticator:
         if peer.account:
             raise PeerError(ErrorCode.ALREADY_REGISTERED, "You are already logged in to it.")
         check_password(password)
-        if not self._registrations.allow(address_group(peer.host), time.monotonic()):
+        if not self._registrations.allow(address_group(peer.host), self._clock.monotonic()):
             raise PeerError(
                 ErrorCode.RATE_LIMITED, "Too many registrations from your address; try later."
             )
@@ -170,11 +167,13 @@ class Authenticator:
         # The guest's own id becomes the account's: what it did in this login (rooms it made,
         # files, private messages) stays its own, and the id was never anyone else's.
         account = Account(
-            peer.nick_key, peer.nick, password_hash, Role.USER, _now_ms(), peer.principal
+            peer.nick_key, peer.nick, password_hash, Role.USER, self._clock.now_ms(), peer.principal
         )
         if not await self._storage.create_account(account):
             raise PeerError(ErrorCode.ALREADY_REGISTERED)
-        await self._storage.record_audit(ts=_now_ms(), actor=peer.nick, action="register")
+        await self._storage.record_audit(
+            ts=self._clock.now_ms(), actor=peer.nick, action="register"
+        )
         log.info("%s registered", peer.nick, extra={"nick_key": peer.nick_key, "event": "register"})
         token, hashed = await self._new_session(account.key)
         return Identity(
@@ -197,7 +196,7 @@ class Authenticator:
         token, hashed = await self._new_session(peer.account)
         peer.token_hash = hashed
         await self._storage.revoke_sessions(peer.account, keep=hashed)
-        await self._storage.record_audit(ts=_now_ms(), actor=peer.nick, action="passwd")
+        await self._storage.record_audit(ts=self._clock.now_ms(), actor=peer.nick, action="passwd")
         return token
 
     async def logout(self, peer: Peer) -> None:

@@ -40,7 +40,7 @@ from parley.protocol.messages import (
 from parley.protocol.names import is_room
 from parley.server.address_group import address_group
 from parley.server.blobs import BlobStore
-from parley.server.hub import Hub, conversation_principals, now_ms
+from parley.server.hub import Hub, conversation_principals
 from parley.server.rooms import Peer
 from parley.server.tickets import Ticket, TicketBook
 from parley.storage import FileRecord, NewMessage, Storage
@@ -60,11 +60,12 @@ class FileService:
     def __init__(self, storage: Storage, hub: Hub, config: ServerConfig, blobs: BlobStore) -> None:
         self.storage = storage
         self.hub = hub
+        self.clock = hub.clock
         self.config = config
         self.blobs = blobs
         # The file connections' port, known once they listen.
         self.port = 0
-        self.tickets = TicketBook(TOKEN_SECONDS)
+        self.tickets = TicketBook(TOKEN_SECONDS, hub.clock)
         # Files in use by one upload or by the purge, by file id (see the module's docstring).
         self._claims: dict[str, _Claim] = {}
 
@@ -84,7 +85,7 @@ class FileService:
             )
         self.check_tokens_held(peer)
         conversation, shown, readers = await self.hub.file_audience(peer, request.to)
-        now = now_ms()
+        now = self.clock.now_ms()
         pending = await self.storage.pending_upload(
             peer.principal, conversation, request.sha256, request.size, name, now
         )
@@ -169,7 +170,7 @@ class FileService:
     async def list(self, peer: Peer, request: ListFiles) -> FileList:
         conversation = await self.hub.conversation_of(peer, request.to) if request.to else None
         records = await self.storage.readable_files(
-            peer.principal, conversation, now_ms(), limits.MAX_LISTED_FILES
+            peer.principal, conversation, self.clock.now_ms(), limits.MAX_LISTED_FILES
         )
         return FileList(id=request.id, files=[_info(record) for record in records])
 
@@ -180,7 +181,7 @@ class FileService:
         await self.forget(record.file_id)
 
     async def _readable(self, peer: Peer, file_id: str) -> FileRecord:
-        record = await self.storage.readable_file(file_id, peer.principal, now_ms())
+        record = await self.storage.readable_file(file_id, peer.principal, self.clock.now_ms())
         if record is None:
             raise _no_such_file()
         return record
@@ -210,7 +211,7 @@ class FileService:
             record = await self.storage.file(ticket.file_id)
             if record is None:
                 raise _no_such_file()
-            if not record.complete and record.expires_ms <= now_ms():
+            if not record.complete and record.expires_ms <= self.clock.now_ms():
                 raise _upload_expired()  # the purge deletes it soon
         except BaseException:
             self.end_upload(ticket.file_id)
@@ -224,7 +225,7 @@ class FileService:
 
     async def finished(self, record: FileRecord) -> None:
         """An upload is complete and verified: keep it for its lifetime and announce it."""
-        expires = now_ms() + int(self.config.file_expiry_days * _DAY_MS)
+        expires = self.clock.now_ms() + int(self.config.file_expiry_days * _DAY_MS)
         await self.storage.complete_file(record.file_id, expires)
         notice = FileNotice(record.file_id, record.name, record.size, record.sha256)
         participants: tuple[str, ...] = ()
@@ -257,7 +258,7 @@ class FileService:
         """
         count = 0
         while True:
-            expired = await self.storage.expired_files(now_ms(), 500)
+            expired = await self.storage.expired_files(self.clock.now_ms(), 500)
             deleted = 0
             for record in expired:
                 deleted += await self._purge_one(record.file_id)
@@ -274,7 +275,7 @@ class FileService:
             # Read again: the list may be stale (an upload may have finished since, and a
             # complete file has a new expiry).
             record = await self.storage.file(file_id)
-            if record is None or record.expires_ms > now_ms():
+            if record is None or record.expires_ms > self.clock.now_ms():
                 return False
             await self.forget(file_id)
             return True

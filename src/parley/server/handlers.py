@@ -55,7 +55,6 @@ from parley.protocol.messages import (
     Whois,
 )
 from parley.protocol.session import choose_version
-from parley.server.hub import now_ms
 from parley.server.moderation import appoint, moderate
 
 if TYPE_CHECKING:
@@ -111,7 +110,7 @@ async def nick(connection: Connection, request: Nick) -> None:
     connection.role, connection.account = identity.role, identity.account
     connection.token_hash = identity.token_hash
     connection.rooms = set()
-    connection.since_ms = now_ms()
+    connection.since_ms = context.hub.clock.now_ms()
     method = "token" if request.token else "password" if request.password else "guest"
 
     def welcome(rooms: list[str]) -> None:

@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 
+from parley.clock import SYSTEM_CLOCK, Clock
 from parley.storage import StorageUnavailable
 
 log = logging.getLogger("parley.server")
@@ -20,7 +20,8 @@ log = logging.getLogger("parley.server")
 class StorageHealth:
     """Counts storage failures while storage is degraded; logs the first and the recovery."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Clock = SYSTEM_CLOCK) -> None:
+        self._clock = clock
         self._since: float | None = None
         self._failures = 0
         self._refused = 0
@@ -32,7 +33,7 @@ class StorageHealth:
     def failed(self, exc: BaseException, *, messages: int = 0) -> None:
         """A storage call failed; ``messages`` senders were answered ``unavailable``."""
         if self._since is None:
-            self._since = time.monotonic()
+            self._since = self._clock.monotonic()
             log.warning("Storage degraded: %s", exc)
         self._failures += 1
         self._refused += messages
@@ -43,7 +44,7 @@ class StorageHealth:
             return
         log.warning(
             "Storage recovered after %.1f s: %d operations failed, %d messages refused",
-            time.monotonic() - self._since,
+            self._clock.monotonic() - self._since,
             self._failures,
             self._refused,
         )
@@ -67,6 +68,7 @@ class Readiness:
         timeout_seconds: float = 1.5,
         cache_seconds: float = 1.0,
         timing: Callable[[], AbstractContextManager[object]] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """``listening`` returns None when every listener is up, else why not; ``timing``
         (if given) is entered around each probe, to measure it.
@@ -77,6 +79,7 @@ class Readiness:
         self._timeout = timeout_seconds
         self._cache = cache_seconds
         self._timing = timing
+        self._clock = clock
         # (when it was asked, why storage is not usable or None).
         self._answer: tuple[float, str | None] | None = None
         self._asking: asyncio.Task[str | None] | None = None
@@ -94,7 +97,7 @@ class Readiness:
         return None
 
     async def _storage_problem(self) -> str | None:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if self._answer is not None and now - self._answer[0] < self._cache:
             return self._answer[1]
         if self._asking is None:
@@ -121,7 +124,7 @@ class Readiness:
                 problem = f"the storage check failed: {type(exc).__name__}"
             else:
                 self._health.succeeded()
-            self._answer = (time.monotonic(), problem)
+            self._answer = (self._clock.monotonic(), problem)
             return problem
         finally:
             self._asking = None

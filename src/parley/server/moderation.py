@@ -16,7 +16,7 @@ from parley.protocol.errors import ErrorCode, PeerError
 from parley.protocol.messages import Left, Notice, encode
 from parley.protocol.names import nick_key, normalize_nick
 from parley.protocol.text import check_reason
-from parley.server.hub import Hub, guest_sanction_key, now_ms, sanction_keys
+from parley.server.hub import Hub, guest_sanction_key, sanction_keys
 from parley.server.rooms import RANK, Peer
 from parley.storage import Role, Sanction, SanctionKind
 
@@ -70,7 +70,7 @@ async def moderate(
     outranked = target_role is not Role.USER and RANK[target_role] >= RANK[actor.role]
     if actor.principal in target_keys or (outranked and actor.role is not Role.ADMIN):
         raise PeerError(ErrorCode.NOT_PERMITTED, f"You cannot {action} {target_name}.")
-    now = now_ms()
+    now = hub.clock.now_ms()
     if action == "kick":
         if target is None or target not in room.members:
             raise PeerError(ErrorCode.NOT_IN_ROOM, f"{target_name} is not in {room.name}.")
@@ -147,7 +147,7 @@ async def appoint(hub: Hub, actor: Peer, raw_room: str, raw_nick: str) -> str:
         text = f"You are now an operator of {room.name} (made so by {actor.nick})."
         target.write(encode(Notice(text=text)))
     await hub.storage.record_audit(
-        ts=now_ms(), actor=actor.nick, action="op", room=room.name, target=account.name
+        ts=hub.clock.now_ms(), actor=actor.nick, action="op", room=room.name, target=account.name
     )
     log.info(
         "%s: op %s in %s",

@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import time
 from collections.abc import Callable
 
 import msgspec
 
+from parley.clock import SYSTEM_CLOCK, Clock
 from parley.protocol.messages import RoomSummary
 from parley.storage import Storage
 
@@ -57,8 +57,11 @@ class RoomListing:
     its number of members online on this node).
     """
 
-    def __init__(self, storage: Storage, members: Callable[[str], int]) -> None:
+    def __init__(
+        self, storage: Storage, members: Callable[[str], int], clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._storage = storage
+        self._clock = clock
         self._members = members
         # (after_key, limit) -> (when it was read, its entries and whether more follow)
         self._pages: collections.OrderedDict[tuple[str, int], tuple[float, _Reading]] = (
@@ -89,13 +92,13 @@ class RoomListing:
 
     async def total(self) -> int:
         """How many rooms there are, counted at most every COUNT_SECONDS."""
-        now = time.monotonic()
+        now = self._clock.monotonic()
         if self._count is None or now - self._count[0] > COUNT_SECONDS:
             self._count = (now, await self._storage.room_count())
         return self._count[1]
 
     async def _entries(self, after_key: str, limit: int) -> tuple[list[_Entry], bool]:
-        now = time.monotonic()
+        now = self._clock.monotonic()
         key = (after_key, limit)
         kept = self._pages.get(key)
         if kept is not None and now - kept[0] <= PAGE_SECONDS:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import secrets
-import time
-from collections.abc import Callable
+
+from parley.clock import SYSTEM_CLOCK, Clock
 
 # Random bits in a token: never guessed, even with millions outstanding.
 TOKEN_BYTES = 24
@@ -36,9 +36,7 @@ class TicketBook:
     it through that loop (see :mod:`parley.server.transfer`).
     """
 
-    def __init__(
-        self, lifetime_seconds: float, clock: Callable[[], float] = time.monotonic
-    ) -> None:
+    def __init__(self, lifetime_seconds: float, clock: Clock = SYSTEM_CLOCK) -> None:
         self._lifetime = lifetime_seconds
         self._clock = clock
         self._tickets: collections.OrderedDict[str, Ticket] = collections.OrderedDict()
@@ -50,14 +48,14 @@ class TicketBook:
 
     def held(self, holder: str) -> int:
         """How many unused, unexpired tokens ``holder`` has. O(1) amortised."""
-        self._expire(self._clock())
+        self._expire(self._clock.monotonic())
         return self._held.get(holder, 0)
 
     def issue(self, *, upload: bool, file_id: str, holder: str = "") -> str:
         """A new token for one upload or download of ``file_id``, held by ``holder``. O(1)
         amortised.
         """
-        now = self._clock()
+        now = self._clock.monotonic()
         self._expire(now)
         token = secrets.token_urlsafe(TOKEN_BYTES)
         self._tickets[token] = Ticket(upload, file_id, now + self._lifetime, holder)
@@ -66,7 +64,7 @@ class TicketBook:
 
     def redeem(self, token: str) -> Ticket | None:
         """The ticket of ``token``, once; None when it is unknown, used or expired. O(1)."""
-        now = self._clock()
+        now = self._clock.monotonic()
         self._expire(now)
         ticket = self._tickets.pop(token, None)
         if ticket is None:

@@ -44,7 +44,6 @@ from parley.protocol.transfer import (
     encode,
 )
 from parley.server.files import FileService
-from parley.server.hub import now_ms
 from parley.server.metrics import ServerMetrics
 from parley.server.tls_transport import TlsServer, start_tls_server
 from parley.server.tracker import ConnectionTracker
@@ -306,7 +305,7 @@ class TransferServer:
         raise _Refused(code, why)
 
     async def _send(self, writer: asyncio.StreamWriter, record: FileRecord, offset: int) -> None:
-        if not record.complete or record.expires_ms <= now_ms():
+        if not record.complete or record.expires_ms <= self.files.clock.now_ms():
             raise _Refused(ErrorCode.NO_SUCH_FILE, ErrorCode.NO_SUCH_FILE.text)
         offset = min(offset, record.size)
         path = self.files.blobs.blob_path(record.sha256)

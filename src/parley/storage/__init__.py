@@ -58,7 +58,8 @@ class NewMessage:
     """A message the hub wants stored.
 
     ``conversation`` is a room key, or a private conversation's id (see
-    parley.server.hub.private_conversation); ``to`` is what recipients see as the target.
+    parley.server.conversations.private_conversation); ``to`` is what recipients see as the
+    target.
     ``participants`` are the principal ids of a private conversation's two sides (empty for a
     room): they make its unread counts and offline delivery possible.
     ``(conversation, sender_key, msg_id)`` identifies a message across retries: ``sender_key``

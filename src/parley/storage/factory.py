@@ -13,6 +13,7 @@ import os
 import urllib.parse
 from pathlib import Path
 
+from parley.clock import SYSTEM_CLOCK, Clock
 from parley.storage import Storage, StorageUnavailable
 from parley.storage.sqlite import SqliteStorage
 
@@ -56,7 +57,9 @@ def describe(database: str | None, data_dir: Path) -> str:
     return f"PostgreSQL {user}{url.hostname or 'localhost'}{port}{url.path}"
 
 
-async def open_storage(database: str | None, data_dir: Path) -> Storage:
+async def open_storage(
+    database: str | None, data_dir: Path, *, clock: Clock = SYSTEM_CLOCK
+) -> Storage:
     """Open and migrate the storage named by ``database`` (see :func:`sqlite_path`); None is
     the SQLite file in ``data_dir``, which is made (mode 0700) if missing. Raises ValueError for
     a URL that is not a database's, StorageUnavailable when it cannot be opened.
@@ -67,12 +70,12 @@ async def open_storage(database: str | None, data_dir: Path) -> Storage:
     if isinstance(path, Path):
         await asyncio.to_thread(_create_private, path)
     if path is not None:
-        return await SqliteStorage.open(path)
+        return await SqliteStorage.open(path, clock=clock)
     assert database is not None
     from parley.storage.postgres import PostgresStorage
 
     try:
-        return await PostgresStorage.open(database)
+        return await PostgresStorage.open(database, clock=clock)
     except StorageUnavailable as exc:
         raise StorageUnavailable(_postgres_refusal(database, exc.__cause__ or exc)) from exc
 

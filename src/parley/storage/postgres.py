@@ -10,6 +10,10 @@ Every wait is bounded (see Timeouts): a statement by the server's ``statement_ti
 ``lock_timeout`` and by asyncpg's ``command_timeout`` (a connection that stops answering), a
 whole call by ``operation_seconds``. When the connection is lost while a batch commits,
 ``append`` looks the messages up before answering, so that what was stored is reported stored.
+
+The queries and row mapping it shares with SQLite are in parley.storage.sql, queries and
+records; the schema in parley.storage.schema. This module keeps the pool, the timeouts, the
+transactions of several statements and the migrations.
 """
 
 from __future__ import annotations
@@ -18,28 +22,27 @@ import asyncio
 import contextlib
 import dataclasses
 import re
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 import asyncpg
 
-from parley.protocol.names import name_skeleton
+from parley.clock import SYSTEM_CLOCK, Clock
 from parley.storage import (
-    Account,
-    AuditEntry,
     CommitUncertain,
     FileRecord,
     NewMessage,
     Role,
-    Room,
-    Sanction,
-    SanctionKind,
     StorageUnavailable,
     StoredMessage,
-    Unread,
+    queries,
+    records,
     skeletons,
 )
+from parley.storage import schema as schema_module
+from parley.storage.dialect import POSTGRES
+from parley.storage.records import Row
+from parley.storage.sql import DAY_MS, SqlStorage
 
 T = TypeVar("T")
 
@@ -243,20 +246,11 @@ MIGRATIONS: list[str | Callable[[asyncpg.Connection], Awaitable[None]]] = [
     );
     """,
     _keep_skeletons,
+    # The unique index on a message's identity has the name it has in SQLite.
+    "ALTER INDEX messages_conversation_sender_key_msg_id_key RENAME TO messages_retry",
 ]
 
-_DAY_MS = 86_400_000
-_SELECT_MESSAGES = "SELECT conversation, seq, ts, sender, recipient, text, msg_id FROM messages "
-_SELECT_ROOMS = (
-    "SELECT key, name, topic, topic_by, topic_ms, created_by, created_ms, retention_days "
-    "FROM rooms "
-)
-_SELECT_FILES = (
-    "SELECT file_id, sha256, name, size, sender_key, sender, conversation, recipient, "
-    "created_ms, expires_ms, complete, quota_key FROM files "
-)
-_SELECT_ACCOUNTS = "SELECT key, name, password_hash, role, created_ms, id FROM accounts "
-_RECORD_CHANGE = "INSERT INTO account_changes (account_key, ts) VALUES ($1, $2)"
+_Q = queries.for_dialect(POSTGRES)
 # Migrations from two processes at once take turns on this advisory lock.
 _MIGRATION_LOCK = 0x7061726C6579  # "parley"
 # Closing waits this long for the connections to end politely.
@@ -293,19 +287,27 @@ _CONNECTION_ERRORS = (
 )
 
 
-class PostgresStorage:
+class PostgresStorage(SqlStorage):
     """Storage in a PostgreSQL database. Create with :meth:`open`."""
 
     # Transactions of different conversations run side by side on the pool.
     serial_writes = False
+    _dialect = POSTGRES
+    _q = _Q
 
-    def __init__(self, pool: asyncpg.Pool, timeouts: Timeouts) -> None:
+    def __init__(self, pool: asyncpg.Pool, timeouts: Timeouts, clock: Clock) -> None:
         self._pool = pool
         self._timeouts = timeouts
+        self._clock = clock
 
     @classmethod
     async def open(
-        cls, dsn: str, *, schema: str | None = None, timeouts: Timeouts | None = None
+        cls,
+        dsn: str,
+        *,
+        schema: str | None = None,
+        timeouts: Timeouts | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> PostgresStorage:
         """Connect, and create or migrate the schema. ``schema`` (tests) keeps the tables in a
         schema of their own, created if missing. Raises StorageUnavailable.
@@ -333,7 +335,7 @@ class PostgresStorage:
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             raise StorageUnavailable(f"Cannot connect to PostgreSQL: {exc}") from exc
-        storage = cls(pool, timeouts)
+        storage = cls(pool, timeouts, clock)
         try:
             await storage._migrate(schema)
         except BaseException:
@@ -357,6 +359,11 @@ class PostgresStorage:
                         f"The database was made by a newer Parley (schema {version}; this one "
                         f"knows up to {len(MIGRATIONS)})."
                     )
+                if version == 0:
+                    # A new database: made at the latest version from the one description.
+                    await db.execute(";\n".join(schema_module.create_statements(POSTGRES)))
+                    await db.execute("INSERT INTO schema_version VALUES ($1)", len(MIGRATIONS))
+                    version = len(MIGRATIONS)
                 for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
                     if isinstance(step, str):
                         await db.execute(step)
@@ -394,28 +401,32 @@ class PostgresStorage:
         except (asyncpg.PostgresError, UnicodeEncodeError) as exc:
             raise StorageUnavailable(f"PostgreSQL: {exc}") from exc
 
-    async def _execute(self, sql: str, *args: Any) -> bool:
-        """Run one changing statement; True when it changed a row."""
-        status: str = await self._run(lambda db: db.execute(sql, *args))
-        return not status.endswith(" 0")
-
-    async def _row(self, sql: str, *args: Any) -> Any:
-        return await self._run(lambda db: db.fetchrow(sql, *args))
-
-    async def _rows(self, sql: str, *args: Any) -> list[Any]:
-        rows: list[Any] = await self._run(lambda db: db.fetch(sql, *args))
-        return rows
-
     async def close(self) -> None:
         try:
             await asyncio.wait_for(self._pool.close(), _CLOSE_SECONDS)
         except TimeoutError:
             self._pool.terminate()  # the database is not answering: drop the connections
 
-    # --- messages ------------------------------------------------------------------------
+    # --- the primitives of SqlStorage ----------------------------------------------------
+
+    async def _rows(self, sql: str, *args: Any) -> list[Row]:
+        rows: list[Row] = await self._run(lambda db: db.fetch(sql, *args))
+        return rows
+
+    async def _row(self, sql: str, *args: Any) -> Row | None:
+        return await self._run(lambda db: db.fetchrow(sql, *args))
+
+    async def _change(self, sql: str, *args: Any) -> int:
+        status: str = await self._run(lambda db: db.execute(sql, *args))
+        return _changed(status)
+
+    async def _change_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        await self._run(lambda db: db.executemany(sql, rows))
+
+    # --- several statements in one transaction -------------------------------------------
 
     async def append(self, batch: Sequence[NewMessage]) -> list[StoredMessage]:
-        now_ms = time.time_ns() // 1_000_000
+        now_ms = self._clock.now_ms()
         # What the transaction stored, once only its COMMIT is left.
         committing: list[StoredMessage] = []
 
@@ -461,30 +472,6 @@ class PostgresStorage:
             for identity, record in zip(identities, committing, strict=True)
         ]
 
-    async def history(
-        self,
-        conversation: str,
-        *,
-        limit: int,
-        after_seq: int | None = None,
-        before_seq: int | None = None,
-    ) -> list[StoredMessage]:
-        if after_seq is not None:
-            rows = await self._rows(
-                _SELECT_MESSAGES + "WHERE conversation = $1 AND seq > $2 ORDER BY seq LIMIT $3",
-                conversation,
-                after_seq,
-                limit,
-            )
-            return [StoredMessage(*row) for row in rows]
-        rows = await self._rows(
-            _SELECT_MESSAGES + "WHERE conversation = $1 AND seq < $2 ORDER BY seq DESC LIMIT $3",
-            conversation,
-            before_seq if before_seq is not None else 2**63 - 1,
-            limit,
-        )
-        return [StoredMessage(*row) for row in reversed(rows)]
-
     async def purge(self, now_ms: int, default_retention_days: int | None) -> int:
         async def purge(db: asyncpg.Connection) -> int:
             async with _transaction(db):
@@ -493,140 +480,57 @@ class PostgresStorage:
                     "AND r.retention_days IS NOT NULL "
                     "AND m.ts < $1::bigint - r.retention_days * $2::bigint",
                     now_ms,
-                    _DAY_MS,
+                    DAY_MS,
                 )
-                deleted = int(status.split()[-1])
+                deleted = _changed(status)
                 if default_retention_days is not None:
                     status = await db.execute(
-                        "DELETE FROM messages WHERE ts < $1 AND conversation NOT IN "
-                        "(SELECT key FROM rooms WHERE retention_days IS NOT NULL)",
-                        now_ms - default_retention_days * _DAY_MS,
+                        _Q.purge_default, now_ms - default_retention_days * DAY_MS
                     )
-                    deleted += int(status.split()[-1])
+                    deleted += _changed(status)
                 return deleted
 
         return await self._run(purge)
 
-    # --- accounts and sessions -----------------------------------------------------------
-
-    async def create_account(self, account: Account) -> bool:
-        return await self._execute(
-            "INSERT INTO accounts (key, name, password_hash, role, created_ms, id, skeleton) "
-            "SELECT $1, $2, $3, $4, $5::bigint, $6, $7 "
-            "WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE skeleton = $7) "
-            "ON CONFLICT DO NOTHING",
-            account.key,
-            account.name,
-            account.password_hash,
-            account.role.value,
-            account.created_ms,
-            account.id,
-            name_skeleton(account.name),
-        )
-
-    async def account(self, key: str) -> Account | None:
-        row = await self._row(_SELECT_ACCOUNTS + "WHERE key = $1", key)
-        return _account(row) if row else None
-
-    async def account_by_id(self, account_id: str) -> Account | None:
-        row = await self._row(_SELECT_ACCOUNTS + "WHERE id = $1", account_id)
-        return _account(row) if row else None
-
-    async def account_like(self, name: str) -> Account | None:
-        row = await self._row(
-            _SELECT_ACCOUNTS + "WHERE skeleton = $1 ORDER BY look_alike LIMIT 1",
-            name_skeleton(name),
-        )
-        return _account(row) if row else None
-
-    async def accounts(self) -> list[Account]:
-        return [_account(row) for row in await self._rows(_SELECT_ACCOUNTS + "ORDER BY key")]
-
     async def update_account(
         self, key: str, *, password_hash: str | None = None, role: Role | None = None
     ) -> bool:
+        changed_ms = self._clock.now_ms()
+
         async def update(db: asyncpg.Connection) -> bool:
             async with db.transaction():
-                status: str = await db.execute(
-                    "UPDATE accounts SET password_hash = COALESCE($1, password_hash), "
-                    "role = COALESCE($2, role) WHERE key = $3",
-                    password_hash,
-                    role.value if role is not None else None,
-                    key,
-                )
-                if status.endswith(" 0"):
+                role_value = role.value if role is not None else None
+                if not _changed(
+                    await db.execute(_Q.update_account, password_hash, role_value, key)
+                ):
                     return False
-                await db.execute(_RECORD_CHANGE, key, time.time_ns() // 1_000_000)
+                await db.execute(_Q.record_change, key, changed_ms)
                 return True
 
         return await self._run(update)
 
     async def delete_account(self, key: str) -> bool:
+        changed_ms = self._clock.now_ms()
+
         async def delete(db: asyncpg.Connection) -> bool:
             async with db.transaction():
-                status: str = await db.execute("DELETE FROM accounts WHERE key = $1", key)
-                if status.endswith(" 0"):
+                if not _changed(await db.execute(_Q.delete_account, key)):
                     return False
-                await db.execute(_RECORD_CHANGE, key, time.time_ns() // 1_000_000)
+                await db.execute(_Q.record_change, key, changed_ms)
                 return True
 
         return await self._run(delete)
 
-    async def account_changes(self, after_seq: int, limit: int) -> list[tuple[int, str]]:
-        rows = await self._rows(
-            "SELECT seq, account_key FROM account_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
-            after_seq,
-            limit,
-        )
-        return [(int(seq), str(key)) for seq, key in rows]
-
-    async def last_account_change(self) -> int:
-        seq = await self._run(
-            lambda db: db.fetchval("SELECT COALESCE(MAX(seq), 0) FROM account_changes")
-        )
-        return int(seq)
-
-    async def forget_account_changes(self, before_ms: int) -> int:
-        status: str = await self._run(
-            lambda db: db.execute("DELETE FROM account_changes WHERE ts < $1", before_ms)
-        )
-        return int(status.split()[-1])
-
-    async def create_session(self, token_hash: str, account_key: str, expires_ms: int) -> None:
-        await self._execute(
-            "INSERT INTO sessions VALUES ($1, $2, $3) ON CONFLICT (token_hash) "
-            "DO UPDATE SET account_key = excluded.account_key, expires_ms = excluded.expires_ms",
-            token_hash,
-            account_key,
-            expires_ms,
-        )
-
-    async def session_account(self, token_hash: str, now_ms: int) -> str | None:
-        row = await self._row(
-            "SELECT account_key FROM sessions WHERE token_hash = $1 AND expires_ms > $2",
-            token_hash,
-            now_ms,
-        )
-        return str(row[0]) if row else None
-
-    async def revoke_session(self, token_hash: str) -> bool:
-        return await self._execute("DELETE FROM sessions WHERE token_hash = $1", token_hash)
-
     async def revoke_sessions(self, account_key: str, *, keep: str | None = None) -> int:
+        changed_ms = self._clock.now_ms()
+
         async def revoke(db: asyncpg.Connection) -> int:
             async with db.transaction():
-                status: str = await db.execute(
-                    "DELETE FROM sessions WHERE account_key = $1 "
-                    "AND token_hash IS DISTINCT FROM $2",
-                    account_key,
-                    keep,
-                )
-                await db.execute(_RECORD_CHANGE, account_key, time.time_ns() // 1_000_000)
-                return int(status.split()[-1])
+                status: str = await db.execute(_Q.revoke_sessions, account_key, keep)
+                await db.execute(_Q.record_change, account_key, changed_ms)
+                return _changed(status)
 
         return await self._run(revoke)
-
-    # --- login throttling ----------------------------------------------------------------
 
     async def count_attempts(
         self, keys: Sequence[str], now_ms: int, forget_before_ms: int
@@ -634,333 +538,37 @@ class PostgresStorage:
         async def count(db: asyncpg.Connection) -> list[tuple[int, int]]:
             counts: dict[str, tuple[int, int]] = {}
             async with db.transaction():
-                # The upsert's row lock orders concurrent attempts from any process, and each
-                # sees the row as the one before it left it. Keys in sorted order: two
-                # transactions never wait for each other's locks in a cycle.
+                # Keys in sorted order: two transactions never wait for each other's row locks
+                # in a cycle.
                 for key in sorted(set(keys)):
-                    row = await db.fetchrow(
-                        "INSERT INTO login_attempts AS a VALUES ($1, 1, $2, 0) "
-                        "ON CONFLICT (key) DO UPDATE "
-                        "SET count = CASE WHEN a.last_ms < $3 THEN 1 ELSE a.count + 1 END, "
-                        "previous_ms = CASE WHEN a.last_ms < $3 THEN 0 ELSE a.last_ms END, "
-                        "last_ms = $2 RETURNING count, previous_ms",
-                        key,
-                        now_ms,
-                        forget_before_ms,
-                    )
-                    counts[key] = (int(row[0]), int(row[1]))
+                    row = await db.fetchrow(_Q.count_attempt, key, now_ms, forget_before_ms)
+                    counts[key] = (int(row["count"]), int(row["previous_ms"]))
             return [counts[key] for key in keys]
 
         return await self._run(count)
 
-    async def refund_attempts(self, keys: Sequence[str]) -> None:
-        await self._run(
-            lambda db: db.executemany(
-                "UPDATE login_attempts SET count = GREATEST(count - 1, 0) WHERE key = $1",
-                [(key,) for key in keys],
-            )
-        )
-
-    async def forget_attempts(self, before_ms: int) -> int:
-        status: str = await self._run(
-            lambda db: db.execute("DELETE FROM login_attempts WHERE last_ms < $1", before_ms)
-        )
-        return int(status.split()[-1])
-
-    # --- rooms ---------------------------------------------------------------------------
-
-    async def create_room(self, room: Room) -> bool:
-        return await self._execute(
-            "INSERT INTO rooms (key, name, topic, topic_by, topic_ms, created_by, created_ms, "
-            "retention_days, skeleton) "
-            "SELECT $1, $2, $3, $4, $5::bigint, $6, $7::bigint, $8::integer, $9 "
-            "WHERE NOT EXISTS (SELECT 1 FROM rooms WHERE skeleton = $9) "
-            "ON CONFLICT DO NOTHING",
-            *dataclasses.astuple(room),
-            name_skeleton(room.name),
-        )
-
-    async def room(self, key: str) -> Room | None:
-        row = await self._row(_SELECT_ROOMS + "WHERE key = $1", key)
-        return Room(*row) if row else None
-
-    async def room_like(self, name: str) -> Room | None:
-        row = await self._row(
-            _SELECT_ROOMS + "WHERE skeleton = $1 ORDER BY look_alike LIMIT 1",
-            name_skeleton(name),
-        )
-        return Room(*row) if row else None
-
-    async def rooms(self, after_key: str = "", limit: int | None = None) -> list[Room]:
-        rows = await self._rows(
-            # The primary key's own order (the database's collation), so a page is an index
-            # range scan; the cursor is compared in that same order.
-            _SELECT_ROOMS + "WHERE key > $1 ORDER BY key LIMIT $2",
-            after_key,
-            limit,
-        )
-        return [Room(*row) for row in rows]
-
-    async def room_count(self) -> int:
-        count = await self._run(lambda db: db.fetchval("SELECT COUNT(*) FROM rooms"))
-        return int(count)
-
-    async def set_topic(self, key: str, topic: str, by: str, ts: int) -> bool:
-        return await self._execute(
-            "UPDATE rooms SET topic = $1, topic_by = $2, topic_ms = $3 WHERE key = $4",
-            topic,
-            by,
-            ts,
-            key,
-        )
-
-    async def set_retention(self, key: str, days: int | None) -> bool:
-        return await self._execute("UPDATE rooms SET retention_days = $1 WHERE key = $2", days, key)
-
-    async def add_member(self, room_key: str, account_key: str, *, operator: bool = False) -> None:
-        await self._execute(
-            "INSERT INTO members VALUES ($1, $2, $3) ON CONFLICT (room_key, account_key) "
-            "DO UPDATE SET operator = members.operator OR excluded.operator",
-            room_key,
-            account_key,
-            operator,
-        )
-
-    async def remove_member(self, room_key: str, account_key: str) -> bool:
-        return await self._execute(
-            "DELETE FROM members WHERE room_key = $1 AND account_key = $2", room_key, account_key
-        )
-
-    async def memberships(self, account_key: str) -> dict[str, bool]:
-        rows = await self._rows(
-            "SELECT room_key, operator FROM members WHERE account_key = $1", account_key
-        )
-        return {row[0]: bool(row[1]) for row in rows}
-
-    async def is_operator(self, room_key: str, account_key: str) -> bool:
-        row = await self._row(
-            "SELECT operator FROM members WHERE room_key = $1 AND account_key = $2",
-            room_key,
-            account_key,
-        )
-        return bool(row and row[0])
-
-    # --- moderation ----------------------------------------------------------------------
-
-    async def add_sanction(self, sanction: Sanction) -> None:
-        await self._execute(
-            "INSERT INTO sanctions VALUES ($1, $2, $3, $4, $5, $6, $7) "
-            "ON CONFLICT (room_key, target_key, kind) DO UPDATE SET until_ms = excluded.until_ms, "
-            "by_name = excluded.by_name, reason = excluded.reason, "
-            "created_ms = excluded.created_ms",
-            sanction.room_key,
-            sanction.target_key,
-            sanction.kind.value,
-            sanction.until_ms,
-            sanction.by,
-            sanction.reason,
-            sanction.created_ms,
-        )
-
-    async def remove_sanction(self, room_key: str, target_key: str, kind: SanctionKind) -> bool:
-        return await self._execute(
-            "DELETE FROM sanctions WHERE room_key = $1 AND target_key = $2 AND kind = $3",
-            room_key,
-            target_key,
-            kind.value,
-        )
-
-    async def sanction(
-        self, room_key: str, target_key: str, kind: SanctionKind, now_ms: int
-    ) -> Sanction | None:
-        row = await self._row(
-            "SELECT * FROM sanctions WHERE room_key = $1 AND target_key = $2 AND kind = $3 "
-            "AND (until_ms IS NULL OR until_ms > $4)",
-            room_key,
-            target_key,
-            kind.value,
-            now_ms,
-        )
-        if row is None:
-            return None
-        return Sanction(row[0], row[1], SanctionKind(row[2]), *row[3:])
-
-    async def record_audit(
-        self,
-        *,
-        ts: int,
-        actor: str,
-        action: str,
-        room: str = "",
-        target: str = "",
-        detail: str = "",
-    ) -> None:
-        await self._execute(
-            "INSERT INTO audit (ts, actor, action, room, target, detail) "
-            "VALUES ($1, $2, $3, $4, $5, $6)",
-            ts,
-            actor,
-            action,
-            room,
-            target,
-            detail,
-        )
-
-    async def audit_log(self, limit: int) -> list[AuditEntry]:
-        rows = await self._rows("SELECT * FROM audit ORDER BY id DESC LIMIT $1", limit)
-        return [AuditEntry(*row) for row in rows]
-
-    # --- read markers --------------------------------------------------------------------
-
-    async def mark_read(self, account_key: str, conversation: str, seq: int) -> None:
-        await self._execute(
-            "INSERT INTO read_markers VALUES ($1, $2, $3) ON CONFLICT (account_key, conversation) "
-            "DO UPDATE SET seq = GREATEST(read_markers.seq, excluded.seq)",
-            account_key,
-            conversation,
-            seq,
-        )
-
-    async def unread(self, account_key: str) -> list[Unread]:
-        rows = await self._rows(
-            "SELECT c.id, COALESCE(r.seq, 0), c.last_seq FROM conversations c "
-            "JOIN (SELECT room_key AS id FROM members WHERE account_key = $1 "
-            "      UNION SELECT conversation FROM participants WHERE principal = "
-            "        (SELECT id FROM accounts WHERE key = $1)) mine "
-            "  ON mine.id = c.id "
-            "LEFT JOIN read_markers r ON r.account_key = $1 AND r.conversation = c.id "
-            "WHERE c.last_seq > COALESCE(r.seq, 0) ORDER BY c.id",
-            account_key,
-        )
-        return [Unread(*row) for row in rows]
-
-    # --- shared files --------------------------------------------------------------------
-
     async def add_file(self, record: FileRecord, readers: Sequence[str]) -> None:
         async def add(db: asyncpg.Connection) -> None:
             async with _transaction(db):
+                await db.execute(_Q.insert_file, *records.file_values(record))
                 await db.execute(
-                    "INSERT INTO files VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-                    *dataclasses.astuple(record),
-                )
-                await db.execute(
-                    "INSERT INTO file_readers SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+                    "INSERT INTO file_readers (file_id, principal) "
+                    "SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
                     record.file_id,
                     list(readers),
                 )
 
         await self._run(add)
 
-    async def file(self, file_id: str) -> FileRecord | None:
-        row = await self._row(_SELECT_FILES + "WHERE file_id = $1", file_id)
-        return FileRecord(*row) if row else None
-
-    async def complete_file(self, file_id: str, expires_ms: int) -> bool:
-        return await self._execute(
-            "UPDATE files SET complete = TRUE, expires_ms = $1 WHERE file_id = $2",
-            expires_ms,
-            file_id,
-        )
-
-    async def may_read_file(self, file_id: str, principal: str) -> bool:
-        row = await self._row(
-            "SELECT 1 FROM files WHERE file_id = $1 AND (sender_key = $2 OR EXISTS "
-            "(SELECT 1 FROM file_readers WHERE file_id = $1 AND principal = $2))",
-            file_id,
-            principal,
-        )
-        return row is not None
-
-    async def readable_file(self, file_id: str, principal: str, now_ms: int) -> FileRecord | None:
-        row = await self._row(
-            _SELECT_FILES + "WHERE file_id = $1 AND complete AND expires_ms > $3 "  # noqa: S608 (constants)
-            "AND (sender_key = $2 OR EXISTS "
-            "(SELECT 1 FROM file_readers WHERE file_id = $1 AND principal = $2))",
-            file_id,
-            principal,
-            now_ms,
-        )
-        return FileRecord(*row) if row else None
-
-    async def readable_files(
-        self, principal: str, conversation: str | None, now_ms: int, limit: int
-    ) -> list[FileRecord]:
-        # Driven by the reader and sender indexes: only this user's files are looked at.
-        rows = await self._rows(
-            _SELECT_FILES + "WHERE file_id IN "  # noqa: S608 (constants)
-            "(SELECT file_id FROM file_readers WHERE principal = $1 UNION ALL "
-            " SELECT file_id FROM files WHERE sender_key = $1 AND expires_ms > $2) "
-            "AND complete AND expires_ms > $2 AND ($3::text IS NULL OR conversation = $3) "
-            "ORDER BY created_ms DESC, file_id LIMIT $4",
-            principal,
-            now_ms,
-            conversation,
-            limit,
-        )
-        return [FileRecord(*row) for row in rows]
-
-    async def pending_upload(
-        self, sender_key: str, conversation: str, sha256: str, size: int, name: str, now_ms: int
-    ) -> FileRecord | None:
-        row = await self._row(
-            _SELECT_FILES + "WHERE sender_key = $1 AND expires_ms > $2 AND NOT complete "
-            "AND conversation = $3 AND sha256 = $4 AND size = $5 AND name = $6 "
-            "ORDER BY created_ms DESC, file_id LIMIT 1",
-            sender_key,
-            now_ms,
-            conversation,
-            sha256,
-            size,
-            name,
-        )
-        return FileRecord(*row) if row else None
-
-    async def quota_bytes(self, quota_key: str, now_ms: int) -> int:
-        total = await self._run(
-            lambda db: db.fetchval(
-                "SELECT COALESCE(SUM(size), 0) FROM files WHERE quota_key = $1 AND expires_ms > $2",
-                quota_key,
-                now_ms,
-            )
-        )
-        return int(total)  # SUM of BIGINT is NUMERIC
-
-    async def uploads_in_progress(self, sender_key: str, now_ms: int) -> int:
-        count = await self._run(
-            lambda db: db.fetchval(
-                "SELECT COUNT(*) FROM files WHERE sender_key = $1 AND expires_ms > $2 "
-                "AND NOT complete",
-                sender_key,
-                now_ms,
-            )
-        )
-        return int(count)
-
     async def delete_file(self, file_id: str) -> FileRecord | None:
         # The readers go with it (ON DELETE CASCADE).
-        row = await self._row(
-            "DELETE FROM files WHERE file_id = $1 RETURNING file_id, sha256, name, size, "
-            "sender_key, sender, conversation, recipient, created_ms, expires_ms, complete, "
-            "quota_key",
-            file_id,
-        )
-        return FileRecord(*row) if row else None
-
-    async def expired_files(self, now_ms: int, limit: int) -> list[FileRecord]:
-        rows = await self._rows(
-            _SELECT_FILES + "WHERE expires_ms <= $1 ORDER BY expires_ms, file_id LIMIT $2",
-            now_ms,
-            limit,
-        )
-        return [FileRecord(*row) for row in rows]
-
-    async def blob_in_use(self, sha256: str) -> bool:
-        row = await self._row("SELECT 1 FROM files WHERE sha256 = $1 LIMIT 1", sha256)
-        return row is not None
+        row = await self._row(_Q.delete_file + f" RETURNING {records.FILE_COLUMNS}", file_id)
+        return records.file(row) if row else None
 
 
-def _account(row: Any) -> Account:
-    return Account(row[0], row[1], row[2], Role(row[3]), row[4], row[5])
+def _changed(status: str) -> int:
+    """How many rows a command changed, from its status ("DELETE 3", "INSERT 0 1")."""
+    return int(status.split()[-1])
 
 
 @contextlib.asynccontextmanager
@@ -984,14 +592,17 @@ async def _stored(
 ) -> dict[tuple[str, str, str], StoredMessage]:
     """The stored messages among ``(conversation, sender_key, msg_id)``s. One query."""
     rows = await db.fetch(
-        "SELECT conversation, seq, ts, sender, recipient, text, msg_id, sender_key FROM messages "
+        f"SELECT {records.MESSAGE_COLUMNS}, sender_key FROM messages "  # noqa: S608 (constants)
         "WHERE (conversation, sender_key, msg_id) IN "
         "(SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))",
         [i[0] for i in identities],
         [i[1] for i in identities],
         [i[2] for i in identities],
     )
-    return {(row[0], row[7], row[6]): StoredMessage(*row[:7]) for row in rows}
+    return {
+        (row["conversation"], row["sender_key"], row["msg_id"]): records.message(row)
+        for row in rows
+    }
 
 
 async def _append(
@@ -1021,7 +632,7 @@ async def _append(
         first = last - len(messages) + 1
         if first == 1 and messages[0].participants:
             await db.executemany(
-                "INSERT INTO participants VALUES ($1, $2) ON CONFLICT DO NOTHING",
+                _Q.insert_participant,
                 [(conversation, key) for key in messages[0].participants],
             )
         for offset, message in enumerate(messages):

@@ -8,6 +8,10 @@ WAL mode also lets other readers (``parley admin``, another process) work while 
 writes; ``synchronous=FULL`` makes each commit durable before
 ``append`` returns, so an acknowledged message survives a crash or a power cut. Text is stored
 as given (NUL and all): only parameterised queries touch the database.
+
+The queries and row mapping it shares with PostgreSQL are in parley.storage.sql, queries and
+records; the schema in parley.storage.schema. This module keeps the threads, the transactions
+of several statements and the migrations.
 """
 
 from __future__ import annotations
@@ -22,21 +26,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from parley.protocol.names import name_skeleton
+from parley.clock import SYSTEM_CLOCK, Clock
 from parley.storage import (
-    Account,
-    AuditEntry,
     FileRecord,
     NewMessage,
     Role,
-    Room,
-    Sanction,
-    SanctionKind,
     StorageUnavailable,
     StoredMessage,
-    Unread,
+    queries,
+    records,
+    schema,
     skeletons,
 )
+from parley.storage.dialect import SQLITE
+from parley.storage.records import Row
+from parley.storage.sql import DAY_MS, SqlStorage
 
 T = TypeVar("T")
 
@@ -251,29 +255,24 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     );
     """,
     _keep_skeletons,
+    # The column "by" (a keyword) is called by_name, as it always was in PostgreSQL.
+    "ALTER TABLE sanctions RENAME COLUMN by TO by_name",
 ]
 
-_DAY_MS = 86_400_000
-_SELECT_MESSAGES = "SELECT conversation, seq, ts, sender, recipient, text, msg_id FROM messages "
-_SELECT_ROOMS = (
-    "SELECT key, name, topic, topic_by, topic_ms, created_by, created_ms, retention_days "
-    "FROM rooms "
-)
-_SELECT_FILES = (
-    "SELECT file_id, sha256, name, size, sender_key, sender, conversation, recipient, "
-    "created_ms, expires_ms, complete, quota_key FROM files "
-)
-_SELECT_ACCOUNTS = "SELECT key, name, password_hash, role, created_ms, id FROM accounts "
+_Q = queries.for_dialect(SQLITE)
 
 
-class SqliteStorage:
+class SqliteStorage(SqlStorage):
     """Storage in one SQLite database. Create with :meth:`open`."""
 
     # One writing thread: transactions never overlap.
     serial_writes = True
+    _dialect = SQLITE
+    _q = _Q
 
-    def __init__(self, executor: concurrent.futures.ThreadPoolExecutor) -> None:
+    def __init__(self, executor: concurrent.futures.ThreadPoolExecutor, clock: Clock) -> None:
         self._executor = executor
+        self._clock = clock
         self._db: sqlite3.Connection | None = None
         # Reads of a database file: their own thread and connection (None: reads share the
         # writer's, as an in-memory database must).
@@ -281,12 +280,14 @@ class SqliteStorage:
         self._read_db: sqlite3.Connection | None = None
 
     @classmethod
-    async def open(cls, path: Path | str, *, busy_timeout_ms: int = 5000) -> SqliteStorage:
+    async def open(
+        cls, path: Path | str, *, busy_timeout_ms: int = 5000, clock: Clock = SYSTEM_CLOCK
+    ) -> SqliteStorage:
         """Open (creating if needed) and migrate the database at ``path`` (":memory:" for one
         that lives as long as this object). Raises StorageUnavailable.
         """
         executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="parley-sqlite")
-        storage = cls(executor)
+        storage = cls(executor, clock)
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(executor, storage._connect, str(path), busy_timeout_ms)
@@ -305,6 +306,7 @@ class SqliteStorage:
             db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
             db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             db.execute("PRAGMA query_only = ON")
+            db.row_factory = sqlite3.Row
             self._read_db = db
 
         reader = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="parley-sqlite-read")
@@ -322,15 +324,18 @@ class SqliteStorage:
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         try:
             db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-            db.execute("PRAGMA journal_mode = WAL")
+            _use_wal(db, busy_timeout_ms)
             db.execute("PRAGMA synchronous = FULL")
             db.execute("PRAGMA foreign_keys = ON")
+            db.row_factory = sqlite3.Row
             version: int = db.execute("PRAGMA user_version").fetchone()[0]
             if version > len(MIGRATIONS):
                 raise StorageUnavailable(
                     f"The database {path} was made by a newer Parley (schema {version}; this "
                     f"one knows up to {len(MIGRATIONS)})."
                 )
+            if version == 0:
+                version = _create(db)
             for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
                 if isinstance(step, str):
                     # executescript commits first; the BEGIN makes the step all or nothing.
@@ -411,29 +416,25 @@ class SqliteStorage:
             await loop.run_in_executor(self._executor, close)
         self._executor.shutdown(wait=True)
 
-    # --- messages ------------------------------------------------------------------------
+    # --- the primitives of SqlStorage ----------------------------------------------------
+
+    async def _rows(self, sql: str, *args: Any) -> list[Row]:
+        return await self._run(lambda db: db.execute(sql, args).fetchall())
+
+    async def _row(self, sql: str, *args: Any) -> Row | None:
+        return await self._run(lambda db: db.execute(sql, args).fetchone())
+
+    async def _change(self, sql: str, *args: Any) -> int:
+        return await self._run(lambda db: db.execute(sql, args).rowcount, write=True)
+
+    async def _change_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        await self._run(lambda db: db.executemany(sql, rows), write=True)
+
+    # --- several statements in one transaction -------------------------------------------
 
     async def append(self, batch: Sequence[NewMessage]) -> list[StoredMessage]:
-        now_ms = time.time_ns() // 1_000_000
+        now_ms = self._clock.now_ms()
         return await self._run(lambda db: _append(db, batch, now_ms), write=True)
-
-    async def history(
-        self,
-        conversation: str,
-        *,
-        limit: int,
-        after_seq: int | None = None,
-        before_seq: int | None = None,
-    ) -> list[StoredMessage]:
-        if after_seq is not None:
-            sql = _SELECT_MESSAGES + "WHERE conversation = ? AND seq > ? ORDER BY seq LIMIT ?"
-            args: tuple[Any, ...] = (conversation, after_seq, limit)
-        else:
-            sql = _SELECT_MESSAGES + "WHERE conversation = ? AND seq < ? ORDER BY seq DESC LIMIT ?"
-            args = (conversation, before_seq if before_seq is not None else 2**63 - 1, limit)
-        rows = await self._run(lambda db: db.execute(sql, args).fetchall())
-        records = [StoredMessage(*row) for row in rows]
-        return records if after_seq is not None else records[::-1]
 
     async def purge(self, now_ms: int, default_retention_days: int | None) -> int:
         def purge(db: sqlite3.Connection) -> int:
@@ -443,442 +444,121 @@ class SqliteStorage:
             ).fetchall():
                 deleted += db.execute(
                     "DELETE FROM messages WHERE conversation = ? AND ts < ?",
-                    (key, now_ms - days * _DAY_MS),
+                    (key, now_ms - days * DAY_MS),
                 ).rowcount
             if default_retention_days is not None:
                 deleted += db.execute(
-                    "DELETE FROM messages WHERE ts < ? AND conversation NOT IN "
-                    "(SELECT key FROM rooms WHERE retention_days IS NOT NULL)",
-                    (now_ms - default_retention_days * _DAY_MS,),
+                    _Q.purge_default, (now_ms - default_retention_days * DAY_MS,)
                 ).rowcount
             return deleted
 
         return await self._run(purge, write=True)
 
-    # --- accounts and sessions -----------------------------------------------------------
-
-    async def create_account(self, account: Account) -> bool:
-        return await self._insert(
-            "INSERT OR IGNORE INTO accounts "
-            "(key, name, password_hash, role, created_ms, id, skeleton) "
-            "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7 "
-            "WHERE NOT EXISTS (SELECT 1 FROM accounts WHERE skeleton = ?7)",
-            (account.key, account.name, account.password_hash, account.role.value,
-             account.created_ms, account.id, name_skeleton(account.name)),
-        )  # fmt: skip
-
-    async def account(self, key: str) -> Account | None:
-        row = await self._one(_SELECT_ACCOUNTS + "WHERE key = ?", (key,))
-        return _account(row) if row else None
-
-    async def account_by_id(self, account_id: str) -> Account | None:
-        row = await self._one(_SELECT_ACCOUNTS + "WHERE id = ?", (account_id,))
-        return _account(row) if row else None
-
-    async def account_like(self, name: str) -> Account | None:
-        row = await self._one(
-            _SELECT_ACCOUNTS + "WHERE skeleton = ? ORDER BY look_alike LIMIT 1",
-            (name_skeleton(name),),
-        )
-        return _account(row) if row else None
-
-    async def accounts(self) -> list[Account]:
-        rows = await self._run(lambda db: db.execute(_SELECT_ACCOUNTS + "ORDER BY key").fetchall())
-        return [_account(row) for row in rows]
-
     async def update_account(
         self, key: str, *, password_hash: str | None = None, role: Role | None = None
     ) -> bool:
+        changed_ms = self._clock.now_ms()
+
         def update(db: sqlite3.Connection) -> bool:
-            changed = db.execute(
-                "UPDATE accounts SET password_hash = COALESCE(?, password_hash), "
-                "role = COALESCE(?, role) WHERE key = ?",
-                (password_hash, role.value if role is not None else None, key),
-            ).rowcount
-            if changed:
-                _record_change(db, key)
-            return changed > 0
+            role_value = role.value if role is not None else None
+            if not db.execute(_Q.update_account, (password_hash, role_value, key)).rowcount:
+                return False
+            db.execute(_Q.record_change, (key, changed_ms))
+            return True
 
         return await self._run(update, write=True)
 
     async def delete_account(self, key: str) -> bool:
+        changed_ms = self._clock.now_ms()
+
         def delete(db: sqlite3.Connection) -> bool:
-            deleted = db.execute("DELETE FROM accounts WHERE key = ?", (key,)).rowcount
-            if deleted:
-                _record_change(db, key)
-            return deleted > 0
+            if not db.execute(_Q.delete_account, (key,)).rowcount:
+                return False
+            db.execute(_Q.record_change, (key, changed_ms))
+            return True
 
         return await self._run(delete, write=True)
 
-    async def account_changes(self, after_seq: int, limit: int) -> list[tuple[int, str]]:
-        rows = await self._run(
-            lambda db: db.execute(
-                "SELECT seq, account_key FROM account_changes WHERE seq > ? ORDER BY seq LIMIT ?",
-                (after_seq, limit),
-            ).fetchall()
-        )
-        return [(int(seq), str(key)) for seq, key in rows]
-
-    async def last_account_change(self) -> int:
-        row = await self._one("SELECT COALESCE(MAX(seq), 0) FROM account_changes", ())
-        return int(row[0])
-
-    async def forget_account_changes(self, before_ms: int) -> int:
-        return await self._run(
-            lambda db: (
-                db.execute("DELETE FROM account_changes WHERE ts < ?", (before_ms,)).rowcount
-            ),
-            write=True,
-        )
-
-    async def create_session(self, token_hash: str, account_key: str, expires_ms: int) -> None:
-        await self._insert(
-            "INSERT OR REPLACE INTO sessions VALUES (?, ?, ?)",
-            (token_hash, account_key, expires_ms),
-        )
-
-    async def session_account(self, token_hash: str, now_ms: int) -> str | None:
-        row = await self._one(
-            "SELECT account_key FROM sessions WHERE token_hash = ? AND expires_ms > ?",
-            (token_hash, now_ms),
-        )
-        return str(row[0]) if row else None
-
-    async def revoke_session(self, token_hash: str) -> bool:
-        return await self._insert("DELETE FROM sessions WHERE token_hash = ?", (token_hash,))
-
     async def revoke_sessions(self, account_key: str, *, keep: str | None = None) -> int:
+        changed_ms = self._clock.now_ms()
+
         def revoke(db: sqlite3.Connection) -> int:
-            revoked: int = db.execute(
-                "DELETE FROM sessions WHERE account_key = ? AND token_hash IS NOT ?",
-                (account_key, keep),
-            ).rowcount
-            _record_change(db, account_key)
+            revoked: int = db.execute(_Q.revoke_sessions, (account_key, keep)).rowcount
+            db.execute(_Q.record_change, (account_key, changed_ms))
             return revoked
 
         return await self._run(revoke, write=True)
 
-    # --- login throttling ----------------------------------------------------------------
-
     async def count_attempts(
         self, keys: Sequence[str], now_ms: int, forget_before_ms: int
     ) -> list[tuple[int, int]]:
-        def count(db: sqlite3.Connection) -> list[tuple[int, int]]:
-            counts = []
-            for key in keys:
-                row = db.execute(
-                    "SELECT count, last_ms FROM login_attempts WHERE key = ?", (key,)
-                ).fetchone()
-                before, last = (0, 0) if row is None or row[1] < forget_before_ms else row
-                db.execute(
-                    "INSERT OR REPLACE INTO login_attempts VALUES (?, ?, ?, ?)",
-                    (key, before + 1, now_ms, last),
-                )
-                counts.append((before + 1, last))
+        def count(db: sqlite3.Connection) -> dict[str, tuple[int, int]]:
+            counts = {}
+            for key in sorted(set(keys)):
+                row = db.execute(_Q.count_attempt, (key, now_ms, forget_before_ms)).fetchone()
+                counts[key] = (int(row["count"]), int(row["previous_ms"]))
             return counts
 
         # One thread runs every call, in a transaction: no two attempts see the same count.
-        return await self._run(count, write=True)
-
-    async def refund_attempts(self, keys: Sequence[str]) -> None:
-        await self._run(
-            lambda db: db.executemany(
-                "UPDATE login_attempts SET count = MAX(count - 1, 0) WHERE key = ?",
-                [(key,) for key in keys],
-            ),
-            write=True,
-        )
-
-    async def forget_attempts(self, before_ms: int) -> int:
-        return await self._run(
-            lambda db: (
-                db.execute("DELETE FROM login_attempts WHERE last_ms < ?", (before_ms,)).rowcount
-            ),
-            write=True,
-        )
-
-    # --- rooms ---------------------------------------------------------------------------
-
-    async def create_room(self, room: Room) -> bool:
-        return await self._insert(
-            "INSERT OR IGNORE INTO rooms (key, name, topic, topic_by, topic_ms, created_by, "
-            "created_ms, retention_days, skeleton) SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 "
-            "WHERE NOT EXISTS (SELECT 1 FROM rooms WHERE skeleton = ?9)",
-            (room.key, room.name, room.topic, room.topic_by, room.topic_ms, room.created_by,
-             room.created_ms, room.retention_days, name_skeleton(room.name)),
-        )  # fmt: skip
-
-    async def room(self, key: str) -> Room | None:
-        row = await self._one(_SELECT_ROOMS + "WHERE key = ?", (key,))
-        return Room(*row) if row else None
-
-    async def room_like(self, name: str) -> Room | None:
-        row = await self._one(
-            _SELECT_ROOMS + "WHERE skeleton = ? ORDER BY look_alike LIMIT 1",
-            (name_skeleton(name),),
-        )
-        return Room(*row) if row else None
-
-    async def rooms(self, after_key: str = "", limit: int | None = None) -> list[Room]:
-        rows = await self._run(
-            lambda db: db.execute(
-                _SELECT_ROOMS + "WHERE key > ? ORDER BY key LIMIT ?",
-                (after_key, -1 if limit is None else limit),
-            ).fetchall()
-        )
-        return [Room(*row) for row in rows]
-
-    async def room_count(self) -> int:
-        row = await self._one("SELECT COUNT(*) FROM rooms", ())
-        return int(row[0])
-
-    async def set_topic(self, key: str, topic: str, by: str, ts: int) -> bool:
-        return await self._insert(
-            "UPDATE rooms SET topic = ?, topic_by = ?, topic_ms = ? WHERE key = ?",
-            (topic, by, ts, key),
-        )
-
-    async def set_retention(self, key: str, days: int | None) -> bool:
-        return await self._insert("UPDATE rooms SET retention_days = ? WHERE key = ?", (days, key))
-
-    async def add_member(self, room_key: str, account_key: str, *, operator: bool = False) -> None:
-        await self._insert(
-            "INSERT INTO members VALUES (?, ?, ?) ON CONFLICT (room_key, account_key) "
-            "DO UPDATE SET operator = MAX(operator, excluded.operator)",
-            (room_key, account_key, int(operator)),
-        )
-
-    async def remove_member(self, room_key: str, account_key: str) -> bool:
-        return await self._insert(
-            "DELETE FROM members WHERE room_key = ? AND account_key = ?", (room_key, account_key)
-        )
-
-    async def memberships(self, account_key: str) -> dict[str, bool]:
-        rows = await self._run(
-            lambda db: db.execute(
-                "SELECT room_key, operator FROM members WHERE account_key = ?", (account_key,)
-            ).fetchall()
-        )
-        return {room: bool(operator) for room, operator in rows}
-
-    async def is_operator(self, room_key: str, account_key: str) -> bool:
-        row = await self._one(
-            "SELECT operator FROM members WHERE room_key = ? AND account_key = ?",
-            (room_key, account_key),
-        )
-        return bool(row and row[0])
-
-    # --- moderation ----------------------------------------------------------------------
-
-    async def add_sanction(self, sanction: Sanction) -> None:
-        await self._insert(
-            "INSERT OR REPLACE INTO sanctions VALUES (?, ?, ?, ?, ?, ?, ?)",
-            (sanction.room_key, sanction.target_key, sanction.kind.value, sanction.until_ms,
-             sanction.by, sanction.reason, sanction.created_ms),
-        )  # fmt: skip
-
-    async def remove_sanction(self, room_key: str, target_key: str, kind: SanctionKind) -> bool:
-        return await self._insert(
-            "DELETE FROM sanctions WHERE room_key = ? AND target_key = ? AND kind = ?",
-            (room_key, target_key, kind.value),
-        )
-
-    async def sanction(
-        self, room_key: str, target_key: str, kind: SanctionKind, now_ms: int
-    ) -> Sanction | None:
-        row = await self._one(
-            "SELECT * FROM sanctions WHERE room_key = ? AND target_key = ? AND kind = ? "
-            "AND (until_ms IS NULL OR until_ms > ?)",
-            (room_key, target_key, kind.value, now_ms),
-        )
-        if row is None:
-            return None
-        return Sanction(row[0], row[1], SanctionKind(row[2]), *row[3:])
-
-    async def record_audit(
-        self,
-        *,
-        ts: int,
-        actor: str,
-        action: str,
-        room: str = "",
-        target: str = "",
-        detail: str = "",
-    ) -> None:
-        await self._insert(
-            "INSERT INTO audit (ts, actor, action, room, target, detail) VALUES (?, ?, ?, ?, ?, ?)",
-            (ts, actor, action, room, target, detail),
-        )
-
-    async def audit_log(self, limit: int) -> list[AuditEntry]:
-        rows = await self._run(
-            lambda db: db.execute(
-                "SELECT * FROM audit ORDER BY id DESC LIMIT ?", (limit,)
-            ).fetchall()
-        )
-        return [AuditEntry(*row) for row in rows]
-
-    # --- read markers --------------------------------------------------------------------
-
-    async def mark_read(self, account_key: str, conversation: str, seq: int) -> None:
-        await self._insert(
-            "INSERT INTO read_markers VALUES (?, ?, ?) ON CONFLICT (account_key, conversation) "
-            "DO UPDATE SET seq = MAX(seq, excluded.seq)",
-            (account_key, conversation, seq),
-        )
-
-    async def unread(self, account_key: str) -> list[Unread]:
-        def unread(db: sqlite3.Connection) -> list[Unread]:
-            rows = db.execute(
-                "SELECT c.id, COALESCE(r.seq, 0), c.last_seq FROM conversations c "
-                "JOIN (SELECT room_key AS id FROM members WHERE account_key = ?1 "
-                "      UNION SELECT conversation FROM participants WHERE principal = "
-                "        (SELECT id FROM accounts WHERE key = ?1)) mine "
-                "  ON mine.id = c.id "
-                "LEFT JOIN read_markers r ON r.account_key = ?1 AND r.conversation = c.id "
-                "WHERE c.last_seq > COALESCE(r.seq, 0) ORDER BY c.id",
-                (account_key,),
-            ).fetchall()
-            return [Unread(*row) for row in rows]
-
-        return await self._run(unread)
-
-    # --- shared files --------------------------------------------------------------------
+        counts = await self._run(count, write=True)
+        return [counts[key] for key in keys]
 
     async def add_file(self, record: FileRecord, readers: Sequence[str]) -> None:
         def add(db: sqlite3.Connection) -> None:
-            db.execute(
-                "INSERT INTO files (file_id, sha256, name, size, sender_key, sender, "
-                "conversation, recipient, created_ms, expires_ms, complete, quota_key) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (record.file_id, record.sha256, record.name, record.size, record.sender_key,
-                 record.sender, record.conversation, record.to, record.created_ms,
-                 record.expires_ms, int(record.complete), record.quota_key),
-            )  # fmt: skip
+            db.execute(_Q.insert_file, records.file_values(record))
             db.executemany(
-                "INSERT OR IGNORE INTO file_readers VALUES (?, ?)",
+                "INSERT INTO file_readers (file_id, principal) VALUES (?, ?) "
+                "ON CONFLICT DO NOTHING",
                 [(record.file_id, key) for key in readers],
             )
 
         await self._run(add, write=True)
 
-    async def file(self, file_id: str) -> FileRecord | None:
-        row = await self._one(_SELECT_FILES + "WHERE file_id = ?", (file_id,))
-        return _file(row) if row else None
-
-    async def complete_file(self, file_id: str, expires_ms: int) -> bool:
-        return await self._insert(
-            "UPDATE files SET complete = 1, expires_ms = ? WHERE file_id = ?",
-            (expires_ms, file_id),
-        )
-
-    async def may_read_file(self, file_id: str, principal: str) -> bool:
-        row = await self._one(
-            "SELECT 1 FROM files WHERE file_id = ?1 AND (sender_key = ?2 OR EXISTS "
-            "(SELECT 1 FROM file_readers WHERE file_id = ?1 AND principal = ?2))",
-            (file_id, principal),
-        )
-        return row is not None
-
-    async def readable_file(self, file_id: str, principal: str, now_ms: int) -> FileRecord | None:
-        row = await self._one(
-            _SELECT_FILES + "WHERE file_id = ?1 AND complete AND expires_ms > ?3 "  # noqa: S608 (constants)
-            "AND (sender_key = ?2 OR EXISTS "
-            "(SELECT 1 FROM file_readers WHERE file_id = ?1 AND principal = ?2))",
-            (file_id, principal, now_ms),
-        )
-        return _file(row) if row else None
-
-    async def readable_files(
-        self, principal: str, conversation: str | None, now_ms: int, limit: int
-    ) -> list[FileRecord]:
-        # Driven by the reader and sender indexes: only this user's files are looked at.
-        rows = await self._run(
-            lambda db: db.execute(
-                _SELECT_FILES + "WHERE file_id IN "  # noqa: S608 (constants)
-                "(SELECT file_id FROM file_readers WHERE principal = ?1 UNION ALL "
-                " SELECT file_id FROM files WHERE sender_key = ?1 AND expires_ms > ?2) "
-                "AND complete AND expires_ms > ?2 AND (?3 IS NULL OR conversation = ?3) "
-                "ORDER BY created_ms DESC, file_id LIMIT ?4",
-                (principal, now_ms, conversation, limit),
-            ).fetchall()
-        )
-        return [_file(row) for row in rows]
-
-    async def pending_upload(
-        self, sender_key: str, conversation: str, sha256: str, size: int, name: str, now_ms: int
-    ) -> FileRecord | None:
-        row = await self._one(
-            _SELECT_FILES + "WHERE sender_key = ? AND expires_ms > ? AND NOT complete "
-            "AND conversation = ? AND sha256 = ? AND size = ? AND name = ? "
-            "ORDER BY created_ms DESC, file_id LIMIT 1",
-            (sender_key, now_ms, conversation, sha256, size, name),
-        )
-        return _file(row) if row else None
-
-    async def quota_bytes(self, quota_key: str, now_ms: int) -> int:
-        row = await self._one(
-            "SELECT COALESCE(SUM(size), 0) FROM files WHERE quota_key = ? AND expires_ms > ?",
-            (quota_key, now_ms),
-        )
-        return int(row[0])
-
-    async def uploads_in_progress(self, sender_key: str, now_ms: int) -> int:
-        row = await self._one(
-            "SELECT COUNT(*) FROM files WHERE sender_key = ? AND expires_ms > ? AND NOT complete",
-            (sender_key, now_ms),
-        )
-        return int(row[0])
-
     async def delete_file(self, file_id: str) -> FileRecord | None:
         def delete(db: sqlite3.Connection) -> FileRecord | None:
-            row = db.execute(_SELECT_FILES + "WHERE file_id = ?", (file_id,)).fetchone()
+            row = db.execute(_Q.file, (file_id,)).fetchone()
             if row is None:
                 return None
             # The readers go with it (ON DELETE CASCADE).
-            db.execute("DELETE FROM files WHERE file_id = ?", (file_id,))
-            return _file(row)
+            db.execute(_Q.delete_file, (file_id,))
+            return records.file(row)
 
         return await self._run(delete, write=True)
 
-    async def expired_files(self, now_ms: int, limit: int) -> list[FileRecord]:
-        rows = await self._run(
-            lambda db: db.execute(
-                _SELECT_FILES + "WHERE expires_ms <= ? ORDER BY expires_ms, file_id LIMIT ?",
-                (now_ms, limit),
-            ).fetchall()
-        )
-        return [_file(row) for row in rows]
 
-    async def blob_in_use(self, sha256: str) -> bool:
-        row = await self._one("SELECT 1 FROM files WHERE sha256 = ? LIMIT 1", (sha256,))
-        return row is not None
-
-    # --- helpers -------------------------------------------------------------------------
-
-    async def _insert(self, sql: str, args: tuple[Any, ...]) -> bool:
-        """Run one changing statement; True when it changed a row."""
-        return await self._run(lambda db: db.execute(sql, args).rowcount > 0, write=True)
-
-    async def _one(self, sql: str, args: tuple[Any, ...]) -> Any:
-        return await self._run(lambda db: db.execute(sql, args).fetchone())
+def _use_wal(db: sqlite3.Connection, busy_timeout_ms: int) -> None:
+    """Switch to WAL. While another connection makes a new file, the switch fails at once
+    ("database is locked": SQLite calls no busy handler for it), so it is tried again for
+    as long as any other lock would be waited for.
+    """
+    deadline = time.monotonic() + busy_timeout_ms / 1000
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+        time.sleep(0.01)
 
 
-def _account(row: Any) -> Account:
-    return Account(row[0], row[1], row[2], Role(row[3]), row[4], row[5])
-
-
-def _record_change(db: sqlite3.Connection, account_key: str) -> None:
-    db.execute(
-        "INSERT INTO account_changes (account_key, ts) VALUES (?, ?)",
-        (account_key, time.time_ns() // 1_000_000),
-    )
-
-
-def _file(row: Any) -> FileRecord:
-    # SQLite has no boolean: ``complete`` comes back as 0 or 1.
-    return FileRecord(row[0], row[1], row[2], row[3], row[4], row[5], row[6], row[7], row[8],
-                      row[9], bool(row[10]), row[11])  # fmt: skip
+def _create(db: sqlite3.Connection) -> int:
+    """Make a new database at the latest version from the one description, unless another
+    process did while this one waited for the lock; the version it is at now.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version: int = db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            for statement in schema.create_statements(SQLITE):
+                db.execute(statement)
+            version = len(MIGRATIONS)
+            db.execute(f"PRAGMA user_version = {version}")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
+    return version
 
 
 def _append(
@@ -892,11 +572,8 @@ def _append(
         identity = (message.conversation, message.sender_key, message.msg_id)
         earlier = fresh.get(identity)
         if earlier is None:
-            row = db.execute(
-                _SELECT_MESSAGES + "WHERE conversation = ? AND sender_key = ? AND msg_id = ?",
-                identity,
-            ).fetchone()
-            earlier = StoredMessage(*row) if row else None
+            row = db.execute(_Q.message_by_identity, identity).fetchone()
+            earlier = records.message(row) if row else None
         if earlier is not None:
             stored.append(dataclasses.replace(earlier, duplicate=True))
             continue
@@ -908,10 +585,9 @@ def _append(
             if found is None:
                 db.execute("INSERT INTO conversations (id) VALUES (?)", (conversation,))
                 db.executemany(
-                    "INSERT OR IGNORE INTO participants VALUES (?, ?)",
-                    [(conversation, key) for key in message.participants],
+                    _Q.insert_participant, [(conversation, key) for key in message.participants]
                 )
-            last_seq[conversation] = found[0] if found else 0
+            last_seq[conversation] = found["last_seq"] if found else 0
         seq = last_seq[conversation] = last_seq[conversation] + 1
         record = StoredMessage(
             conversation, seq, now_ms, message.sender, message.to, message.text, message.msg_id
@@ -920,7 +596,7 @@ def _append(
         stored.append(record)
         rows.append((conversation, seq, now_ms, message.sender, message.sender_key, message.to,
                      message.text, message.msg_id))  # fmt: skip
-    db.executemany("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+    db.executemany(_Q.insert_message, rows)
     db.executemany(
         "UPDATE conversations SET last_seq = ? WHERE id = ?",
         [(seq, conversation) for conversation, seq in last_seq.items()],

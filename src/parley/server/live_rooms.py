@@ -1,0 +1,302 @@
+"""The rooms live on this node: loading a room at its first join and dropping it when it
+empties, creating rooms, joining and leaving, topics, and the mutes held in memory.
+
+The record of each room and its memberships and sanctions are in storage; what is here is
+what one node needs to deliver and to check a ``send`` without a storage round trip.
+"""
+
+from __future__ import annotations
+
+from parley.accounts.throttle import WindowLimiter
+from parley.bus import Bus
+from parley.clock import Clock
+from parley.config import ServerConfig
+from parley.protocol import limits
+from parley.protocol.errors import ErrorCode, PeerError
+from parley.protocol.messages import Joined, Left, RoomInfo, TopicChanged, encode
+from parley.protocol.names import GENERAL_ROOM, name_skeleton, normalize_room, room_key
+from parley.protocol.text import check_topic
+from parley.server.address_group import address_group
+from parley.server.commits import Commits
+from parley.server.conversations import as_event
+from parley.server.presence import Presence
+from parley.server.room_listing import RoomListing
+from parley.server.rooms import LiveRoom, Peer, Write
+from parley.storage import Role, Room, SanctionKind, Storage
+
+
+def guest_sanction_key(nick: str) -> str:
+    """What a sanction of a guest by the nickname ``nick`` is stored under. A guest is a new
+    principal at every login, so a ban of its id alone would end with a reconnect: guests are
+    also held by the name they used, by its skeleton, so that a look-alike of it is held too.
+    Accounts never are (they are held by their id alone).
+    """
+    return f"guest:{name_skeleton(nick)}"
+
+
+def sanction_keys(peer: Peer) -> list[str]:
+    """Every key a sanction against ``peer`` may be stored under."""
+    if peer.account:
+        return [peer.principal]
+    return [peer.principal, guest_sanction_key(peer.nick)]
+
+
+class LiveRooms:
+    """Room key -> live room, for the rooms with members here (and #general, always)."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        bus: Bus,
+        config: ServerConfig,
+        presence: Presence,
+        commits: Commits,
+        listing: RoomListing,
+        clock: Clock,
+    ) -> None:
+        self._storage = storage
+        self._clock = clock
+        self._bus = bus
+        self._config = config
+        self._presence = presence
+        self._commits = commits
+        # Pages of the ``rooms`` listing, read again once a room or topic changes here.
+        self._listing = listing
+        self._rooms: dict[str, LiveRoom] = {}
+        self._rooms_by_principal = WindowLimiter(config.rooms_per_principal_per_hour, 3600.0)
+        self._rooms_by_address = WindowLimiter(config.rooms_per_address_per_hour, 3600.0)
+
+    def get(self, key: str) -> LiveRoom | None:
+        return self._rooms.get(key)
+
+    def members(self, key: str) -> dict[Peer, Write] | None:
+        """The members of the live room ``key`` with their writes; None when it is not live."""
+        room = self._rooms.get(key)
+        return room.members if room is not None else None
+
+    def member_count(self, key: str) -> int:
+        """The number of members of room ``key`` on this node."""
+        room = self._rooms.get(key)
+        return len(room.members) if room is not None else 0
+
+    def names_of(self, peer: Peer) -> list[str]:
+        """The names of the rooms ``peer`` is in."""
+        return [self._rooms[key].name for key in peer.rooms if key in self._rooms]
+
+    async def load(self, key: str) -> LiveRoom | None:
+        """The live room ``key``, loaded from storage if need be; None when there is none."""
+        room = self._rooms.get(key)
+        if room is not None:
+            return room
+        record = await self._storage.room(key)
+        if record is None:
+            return None
+        # Another join may have loaded it while we waited.
+        room = self._rooms.get(key)
+        if room is None:
+            room = self._rooms[key] = LiveRoom(
+                key=key,
+                name=record.name,
+                topic=record.topic,
+                topic_by=record.topic_by,
+                created_by=record.created_by,
+            )
+        return room
+
+    async def named(self, raw_name: str) -> LiveRoom:
+        """The live room of that name (loaded if need be); raises PeerError (INVALID_ROOM,
+        NO_SUCH_ROOM).
+        """
+        key = room_key(normalize_room(raw_name))
+        room = self._rooms.get(key) or await self.load(key)
+        if room is None:
+            raise PeerError(ErrorCode.NO_SUCH_ROOM, f"There is no room {raw_name}.")
+        return room
+
+    def member_room(self, peer: Peer, raw_name: str) -> LiveRoom:
+        """The live room ``peer`` names, which it must be in. Raises PeerError (NO_SUCH_ROOM,
+        NOT_IN_ROOM).
+        """
+        try:
+            key = room_key(normalize_room(raw_name))
+        except PeerError:
+            raise PeerError(ErrorCode.NO_SUCH_ROOM, f"There is no room {raw_name}.") from None
+        room = self._rooms.get(key)
+        if room is None:
+            raise PeerError(ErrorCode.NO_SUCH_ROOM, f"There is no room {raw_name} open.")
+        if peer not in room.members:
+            raise PeerError(ErrorCode.NOT_IN_ROOM, f"You are not in {room.name}.")
+        return room
+
+    def check_not_muted(self, peer: Peer, room: LiveRoom) -> None:
+        """Raises PeerError(MUTED) when ``peer`` may not speak (or share files) in ``room``."""
+        if room.muted and any(
+            room.is_muted(key, self._clock.now_ms()) for key in sanction_keys(peer)
+        ):
+            raise PeerError(ErrorCode.MUTED, f"You are muted in {room.name}.")
+
+    async def load_mute(self, peer: Peer, room: LiveRoom) -> None:
+        for key in sanction_keys(peer):
+            mute = await self._storage.sanction(
+                room.key, key, SanctionKind.MUTE, self._clock.now_ms()
+            )
+            if mute is not None:
+                room.muted[key] = mute.until_ms
+
+    async def join(self, peer: Peer, raw_name: str, request_id: int) -> None:
+        """Join (creating if allowed) and reply ``room``, then the room's latest messages as
+        history, then live traffic. Raises PeerError (INVALID_ROOM, BANNED, NOT_PERMITTED).
+        """
+        key = room_key(normalize_room(raw_name))
+        room = self._rooms.get(key) or await self.load(key)
+        if room is not None and peer in room.members:
+            self._reply(peer, room, request_id)
+            return
+        if len(peer.rooms) >= limits.MAX_ROOMS_PER_USER:
+            raise PeerError(
+                ErrorCode.NOT_PERMITTED, f"You are in {len(peer.rooms)} rooms, the most allowed."
+            )
+        if room is None:
+            room = await self._create(peer, normalize_room(raw_name))
+        for target in sanction_keys(peer):
+            if await self._storage.sanction(key, target, SanctionKind.BAN, self._clock.now_ms()):
+                raise PeerError(ErrorCode.BANNED, f"You are banned from {room.name}.")
+        if peer.account and peer.principal == room.created_by:
+            room.operators.add(peer.principal)
+        if peer.account:
+            await self._storage.add_member(
+                key, peer.account, operator=peer.principal in room.operators
+            )
+        await self.load_mute(peer, room)
+        async with self._commits.in_order(key):
+            records = await self._storage.history(key, limit=self._config.history_on_join)
+            if not self._presence.is_current(peer):
+                return  # gone while we waited
+            # The last member may have left meanwhile, dropping the live room: bring it back
+            # (or take the one another join loaded since).
+            room = self._rooms.setdefault(key, room)
+            self._reply(peer, room, request_id, joining=True)
+            for record in records:
+                peer.write(encode(as_event(record, history=True)))
+            self.enter(peer, room)
+
+    async def part(self, peer: Peer, raw_name: str) -> None:
+        room = self.member_room(peer, raw_name)
+        if peer.account:
+            await self._storage.remove_member(room.key, peer.account)
+        self.leave(peer, room, Left(room=room.name, nick=peer.nick))
+
+    async def remember(self, peer: Peer) -> None:
+        """A guest just registered: keep its rooms (and operator rights) with the account."""
+        for key in sorted(peer.rooms):
+            room = self._rooms.get(key)
+            operator = room is not None and peer.principal in room.operators
+            await self._storage.add_member(key, peer.account, operator=operator)
+
+    async def info(self, peer: Peer, raw_name: str, request_id: int) -> None:
+        key = room_key(normalize_room(raw_name))
+        room = self._rooms.get(key)
+        if room is not None:
+            self._reply(peer, room, request_id)
+            return
+        record = await self._storage.room(key)
+        if record is None:
+            raise PeerError(ErrorCode.NO_SUCH_ROOM, f"There is no room {raw_name}.")
+        info = RoomInfo(
+            id=request_id, room=record.name, topic=record.topic, topic_by=record.topic_by, members=0
+        )
+        peer.write(encode(info))
+
+    async def set_topic(self, peer: Peer, raw_name: str, text: str) -> None:
+        room = self.member_room(peer, raw_name)
+        check_topic(text)
+        if not room.may_moderate(peer):
+            raise PeerError(ErrorCode.NOT_PERMITTED, "Only the room's operators set its topic.")
+        await self._storage.set_topic(room.key, text, peer.nick, self._clock.now_ms())
+        room.topic, room.topic_by = text, peer.nick
+        self._listing.forget()
+        self._bus.publish(room.key, encode(TopicChanged(room=room.name, text=text, by=peer.nick)))
+
+    def who(self, raw_name: str) -> list[str]:
+        key = room_key(normalize_room(raw_name))
+        room = self._rooms.get(key)
+        if room is None:
+            raise PeerError(ErrorCode.NO_SUCH_ROOM, f"Nobody is in {raw_name}.")
+        return sorted((member.nick for member in room.members), key=str.casefold)
+
+    def enter(self, peer: Peer, room: LiveRoom) -> None:
+        room.members[peer] = peer.write
+        peer.rooms.add(room.key)
+        self._bus.publish(room.key, encode(Joined(room=room.name, nick=peer.nick)))
+
+    def leave(self, peer: Peer, room: LiveRoom, left: Left) -> None:
+        """Take ``peer`` out of ``room``, telling it and the room with ``left``."""
+        if room.members.pop(peer, None) is None:
+            return
+        peer.rooms.discard(room.key)
+        # The one who left sees it too: its client knows it is out.
+        peer.write(encode(left))
+        self._bus.publish(room.key, encode(left))
+        if not peer.account:
+            # A guest's rights end with it: the room it made has no operator until a server
+            # moderator appoints one (``op``).
+            room.operators.discard(peer.principal)
+        if not room.members and room.key != room_key(GENERAL_ROOM):
+            del self._rooms[room.key]
+
+    def leave_all(self, peer: Peer) -> None:
+        """``peer`` logged out: tell the rooms it was in."""
+        for key in list(peer.rooms):
+            room = self._rooms.get(key)
+            if room is not None:
+                self.leave(peer, room, Left(room=room.name, nick=peer.nick))
+
+    def _reply(self, peer: Peer, room: LiveRoom, request_id: int, *, joining: bool = False) -> None:
+        info = RoomInfo(
+            id=request_id,
+            room=room.name,
+            topic=room.topic,
+            topic_by=room.topic_by,
+            # Sent just before the joiner is added: count it already.
+            members=len(room.members) + joining,
+        )
+        peer.write(encode(info))
+
+    async def _create(self, peer: Peer, name: str) -> LiveRoom:
+        policy = self._config.room_creation
+        if (policy == "accounts" and not peer.account) or (
+            policy == "moderators" and peer.role is Role.USER
+        ):
+            raise PeerError(ErrorCode.NOT_PERMITTED, f"You may not create rooms; {name} is new.")
+        if peer.role is Role.USER:
+            now = self._clock.monotonic()
+            # Both counted only when both allow: a refusal by one does not use up the other.
+            if not self._rooms_by_principal.would_allow(peer.principal, now) or not (
+                self._rooms_by_address.allow(address_group(peer.host), now)
+            ):
+                # Not rate-limited: that tells a client to retry shortly, and this lasts.
+                raise PeerError(
+                    ErrorCode.NOT_PERMITTED,
+                    f"Too many new rooms from you or your address; {name} was not created. "
+                    "Join an existing room, or try again in an hour.",
+                )
+            self._rooms_by_principal.allow(peer.principal, now)
+        key = room_key(name)
+        created = await self._storage.create_room(
+            Room(key=key, name=name, created_by=peer.principal, created_ms=self._clock.now_ms())
+        )
+        room = await self.load(key)
+        if room is None:
+            similar = await self._storage.room_like(name)
+            if similar is not None:
+                raise PeerError(
+                    ErrorCode.ROOM_TAKEN, f"{name} looks like {similar.name}: join that room."
+                )
+            raise PeerError(ErrorCode.UNAVAILABLE)
+        if created:
+            self._listing.forget()
+            room.operators.add(peer.principal)
+            await self._storage.record_audit(
+                ts=self._clock.now_ms(), actor=peer.nick, action="create-room", room=name
+            )
+        return room
