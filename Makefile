@@ -8,7 +8,7 @@ RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 ARGS ?=
 
-.PHONY: run client test lint typecheck unit bench clean
+.PHONY: run client test lint typecheck unit deploy-test bench clean
 
 $(RUNTIME): pyproject.toml requirements.txt
 	@pkg-config --exists icu-i18n 2>/dev/null && command -v c++ >/dev/null 2>&1 || { \
@@ -41,6 +41,9 @@ unit: $(DEV)
 	$(BIN)/pytest
 
 test: lint typecheck unit  ## set up, lint, type-check and run the whole test suite
+
+deploy-test: $(DEV)  ## only the deployment tests: images, compose stack, systemd unit (podman, root)
+	$(BIN)/pytest -m deploy
 
 bench: $(DEV)  ## Parley next to ngIRCd (installs ngIRCd if missing); ARGS="--quick" for a short run
 	@case " $(ARGS) " in *" --no-ngircd "*|*" --smoke "*) ;; *) \
