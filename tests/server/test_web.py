@@ -148,7 +148,12 @@ async def test_one_frame_per_message_whatever_its_whitespace(
 async def test_a_websocket_from_another_site_is_refused(
     server: ParleyServer, http: aiohttp.ClientSession
 ) -> None:
-    for origin in ("https://evil.example", "http://127.0.0.1", f"https://127.0.0.1:{server.port}", ""):
+    for origin in (
+        "https://evil.example",
+        "http://127.0.0.1",
+        f"https://127.0.0.1:{server.port}",
+        "",
+    ):
         with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
             await _open(http, server, origin=origin)
         assert refused.value.status == 403, origin

@@ -325,12 +325,16 @@ class ParleyServer:
                 _cannot_listen(exc, f"{port} (metrics_listen {listen})", how)
             ) from exc
 
-    async def _start_web(self, port: int, context: ServerContext, ssl_context: ssl.SSLContext) -> None:
+    async def _start_web(
+        self, port: int, context: ServerContext, ssl_context: ssl.SSLContext
+    ) -> None:
         """Serve the web client and its WebSocket on ``host``:``port`` (web_port)."""
         public = self.config.web_public_url
         web = WebListener(context)
         try:
-            await web.start(self.config.host, port, ssl_context, public_origin(public) if public else "")
+            await web.start(
+                self.config.host, port, ssl_context, public_origin(public) if public else ""
+            )
         except OSError as exc:
             raise StartupRefused(
                 _cannot_listen(exc, f"{port} (web)", "with web_port in the settings file")
