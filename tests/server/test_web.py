@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -17,6 +18,7 @@ import pytest
 from parley.config import ConfigError, ServerConfig, public_origin
 from parley.server.app import ParleyServer
 from parley.server.web import SECURITY_HEADERS
+from parley.tls import ensure_certificate, file_fingerprint, fingerprint
 from support import TIMEOUT_SECONDS, RawClient, insecure_context, raw_user
 
 
@@ -273,6 +275,26 @@ async def test_shutdown_tells_browsers_and_closes_their_websockets(
     assert closing["code"] == "server-shutdown"
     assert await web.ended()
     await asyncio.wait_for(stopping, TIMEOUT_SECONDS)
+
+
+async def test_a_reloaded_certificate_is_used_for_new_web_connections(
+    server: ParleyServer, tmp_path: Path
+) -> None:
+    assert server.web_port is not None
+
+    async def served_fingerprint() -> str:
+        _, writer = await asyncio.open_connection(
+            "127.0.0.1", server.web_port, ssl=insecure_context()
+        )
+        der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        writer.close()
+        return fingerprint(der)
+
+    assert await served_fingerprint() == server.fingerprint
+    cert_file, key_file = ensure_certificate(tmp_path / "new-pair")
+    server.reload_certificate(cert_file, key_file)
+    assert server.fingerprint == file_fingerprint(cert_file)
+    assert await served_fingerprint() == server.fingerprint
 
 
 async def test_the_web_port_is_off_unless_asked_for(server_config: ServerConfig) -> None:

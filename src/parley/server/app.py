@@ -98,6 +98,7 @@ class ParleyServer:
         self.metrics = ServerMetrics()
         self._http: HttpListener | None = None
         self._web: WebListener | None = None
+        self._web_ssl: ssl.SSLContext | None = None
         # Set as soon as stopping begins: the server is then no longer ready.
         self._stopping = False
 
@@ -221,7 +222,7 @@ class ParleyServer:
             if config.metrics_listen is not None:
                 await self._start_http(config.metrics_listen, hub)
             if config.web_port is not None:
-                await self._start_web(config.web_port, context, ssl_context)
+                await self._start_web(config.web_port, context)
         except BaseException:
             if self._web is not None:
                 await self._web.stop()
@@ -266,6 +267,9 @@ class ParleyServer:
             self._server.replace_context(context)
         if self._transfers is not None:
             self._transfers.reconfigure(context)
+        if self._web_ssl is not None:
+            # aiohttp keeps the context it was given: new handshakes read the new pair from it.
+            self._web_ssl.load_cert_chain(cert_file, key_file)
         if fingerprint != self.fingerprint:
             log.info(
                 "Reload: new certificate %s, SHA-256 fingerprint %s",
@@ -325,12 +329,14 @@ class ParleyServer:
                 _cannot_listen(exc, f"{port} (metrics_listen {listen})", how)
             ) from exc
 
-    async def _start_web(
-        self, port: int, context: ServerContext, ssl_context: ssl.SSLContext
-    ) -> None:
+    async def _start_web(self, port: int, context: ServerContext) -> None:
         """Serve the web client and its WebSocket on ``host``:``port`` (web_port)."""
         public = self.config.web_public_url
         web = WebListener(context)
+        # Its own context: a reloaded certificate is loaded into it in place.
+        assert self.cert_file is not None
+        assert self.key_file is not None
+        ssl_context = server_context(self.cert_file, self.key_file)
         try:
             await web.start(
                 self.config.host, port, ssl_context, public_origin(public) if public else ""
@@ -340,6 +346,7 @@ class ParleyServer:
                 _cannot_listen(exc, f"{port} (web)", "with web_port in the settings file")
             ) from exc
         self._web = web
+        self._web_ssl = ssl_context
 
     def _not_listening(self) -> str | None:
         """None while the chat and file ports are listening, else why not."""
@@ -428,6 +435,7 @@ class ParleyServer:
         if self._web is not None:
             await self._web.stop()
             self._web = None
+            self._web_ssl = None
         if self._http is not None:
             # Up until here, so that /readyz says "shutting down" while connections drain.
             await self._http.stop()
