@@ -273,6 +273,10 @@ async def test_shutdown_tells_browsers_and_closes_their_websockets(
     stopping = asyncio.create_task(server.stop())
     closing = await web.event("closing")
     assert closing["code"] == "server-shutdown"
+    # No new ones meanwhile: the hub is stopping.
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await _open(http, server)
+    assert refused.value.status == 503
     assert await web.ended()
     await asyncio.wait_for(stopping, TIMEOUT_SECONDS)
 

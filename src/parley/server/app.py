@@ -406,6 +406,8 @@ class ParleyServer:
         deadline = loop.time() + self.config.shutdown_grace_seconds
         await self._services.cancel()
         self._server.close()
+        if self._web is not None:
+            self._web.refuse_new()
         if self._transfers is not None:
             await self._transfers.stop()  # a transfer cut short resumes on the next start
         connections = [c for c in self.tracker.live if isinstance(c, Connection)]

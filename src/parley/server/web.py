@@ -193,6 +193,7 @@ class WebListener:
             app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_SECONDS
         )
         self._started = False
+        self._refusing = False
 
     @property
     def port(self) -> int:
@@ -222,6 +223,10 @@ class WebListener:
             origin = f"https://{shown}" if self.port == 443 else f"https://{shown}:{self.port}"
         self._origin = origin
 
+    def refuse_new(self) -> None:
+        """Shutdown has begun: no new chat connections (503); the open ones are let finish."""
+        self._refusing = True
+
     async def stop(self) -> None:
         """Close the port and every WebSocket still open, within a few seconds."""
         if not self._started:
@@ -247,6 +252,8 @@ class WebListener:
             raise web.HTTPForbidden(
                 text=f"This WebSocket serves pages from {self._origin} only (web_public_url).\n"
             )
+        if self._refusing:
+            raise web.HTTPServiceUnavailable(text="The server is shutting down.\n")
         peer = request.transport.get_extra_info("peername") if request.transport else None
         if peer is None:
             raise web.HTTPBadRequest()
