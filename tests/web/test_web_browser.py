@@ -313,6 +313,7 @@ def test_a_password_login_and_keyboard_only_use(
     owner.close()
     page = open_page(browser, contexts, violations, server.url)
     # Without the password the name is refused, and the form says why.
+    expect(page.get_by_label("Nickname")).to_be_focused()
     page.keyboard.type("Carol")
     page.keyboard.press("Enter")
     expect(page.get_by_role("status")).to_contain_text("password")
