@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import math
 import tomllib
+import urllib.parse
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -143,6 +144,13 @@ class ServerConfig:
     # in the Prometheus text format. None (or "") is off: nothing listens.
     metrics_listen: str | None = None
 
+    # The web client over HTTPS on the chat's address (host), with its WebSocket at /ws. None
+    # is off; 0 is any free port.
+    web_port: int | None = None
+    # Where browsers reach the web client ("https://chat.example.org"): a WebSocket upgrade from
+    # any other origin is refused. None means https://<host>:<web_port>.
+    web_public_url: str | None = None
+
     # Message of the day: each line is sent as a 'notice' to every user who logs in.
     motd: str = ""
 
@@ -245,6 +253,7 @@ _COUNT = Bounds(1)
 BOUNDS: dict[str, Bounds] = {
     "port": _PORT,
     "files_port": _PORT,
+    "web_port": _PORT,
     "tls_handshake_timeout_seconds": _POSITIVE,
     "hello_timeout_seconds": _POSITIVE,
     "login_timeout_seconds": _POSITIVE,
@@ -321,9 +330,40 @@ def _check_listen(value: str) -> str | None:
     return value
 
 
+def public_origin(url: str) -> str:
+    """The origin (scheme, host and port, as a browser sends it in ``Origin``) of a web
+    address like ``https://chat.example.org/``. Raises ValueError saying what is wrong.
+    """
+    parsed = urllib.parse.urlsplit(url.strip())
+    if parsed.scheme != "https":
+        raise ValueError("must start with https:// (the web client is served over HTTPS only)")
+    if not parsed.hostname or parsed.username is not None or parsed.password is not None:
+        raise ValueError("must name a host, like https://chat.example.org")
+    if parsed.path not in ("", "/") or parsed.query or parsed.fragment:
+        raise ValueError("must be the site alone, with no path, like https://chat.example.org")
+    try:
+        port = parsed.port
+    except ValueError as exc:
+        raise ValueError(f"has a bad port ({exc})") from None
+    host = parsed.hostname.lower()
+    host = f"[{host}]" if ":" in host else host
+    return f"https://{host}" if port in (None, 443) else f"https://{host}:{port}"
+
+
+def _check_public_url(value: str) -> str | None:
+    """A web address, or None for "" (the default: the listening address)."""
+    if not value.strip():
+        return None
+    public_origin(value)
+    return value.strip()
+
+
 # Settings whose text has a form of its own: each function returns the value to keep, or
 # raises ValueError saying what is wrong with it.
-FORMATS: dict[str, Callable[[str], str | None]] = {"metrics_listen": _check_listen}
+FORMATS: dict[str, Callable[[str], str | None]] = {
+    "metrics_listen": _check_listen,
+    "web_public_url": _check_public_url,
+}
 
 
 def check_setting(name: str, annotation: object, value: Any, source: str) -> Any:

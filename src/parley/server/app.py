@@ -26,7 +26,7 @@ from parley.accounts import throttle
 from parley.accounts.bootstrap import AdminNameTaken, ensure_admin
 from parley.bus.local import LocalBus
 from parley.clock import SYSTEM_CLOCK, Clock
-from parley.config import ServerConfig, parse_listen
+from parley.config import ServerConfig, parse_listen, public_origin
 from parley.protocol.errors import ErrorCode
 from parley.protocol.messages import Closing, encode
 from parley.protocol.names import GENERAL_ROOM, room_key
@@ -53,6 +53,7 @@ from parley.server.tasks import TaskSet, supervise
 from parley.server.tls_transport import TlsServer, start_tls_server
 from parley.server.tracker import ConnectionTracker
 from parley.server.transfer import TransferServer
+from parley.server.web import WebListener
 from parley.storage import Storage, StorageUnavailable, factory
 from parley.storage.factory import open_storage
 from parley.tls import CertificateProblem, ensure_certificate, file_fingerprint, server_context
@@ -100,6 +101,8 @@ class ParleyServer:
         self._transfers: TransferServer | None = None
         self.metrics = ServerMetrics()
         self._http: HttpListener | None = None
+        self._web: WebListener | None = None
+        self._web_ssl: ssl.SSLContext | None = None
         # Set as soon as stopping begins: the server is then no longer ready.
         self._stopping = False
 
@@ -123,6 +126,16 @@ class ParleyServer:
     def metrics_port(self) -> int | None:
         """The bound port of the HTTP listener (metrics_listen), or None when it is off."""
         return self._http.port if self._http is not None else None
+
+    @property
+    def web_port(self) -> int | None:
+        """The bound port of the web client (web_port), or None when it is off."""
+        return self._web.port if self._web is not None else None
+
+    @property
+    def web_origin(self) -> str | None:
+        """The address the web client is served at (web_public_url), or None when it is off."""
+        return self._web.origin if self._web is not None else None
 
     async def start(self) -> None:
         """Load or make the certificate, start the hub, listen. Raises CertificateProblem when
@@ -214,7 +227,15 @@ class ParleyServer:
             self._watch(hub)
             if config.metrics_listen is not None:
                 await self._start_http(config.metrics_listen, hub)
+            if config.web_port is not None:
+                await self._start_web(config.web_port, context)
         except BaseException:
+            if self._web is not None:
+                await self._web.stop()
+                self._web = None
+            if self._http is not None:
+                await self._http.stop()
+                self._http = None
             if self._server is not None:
                 self._server.close()
             if self._transfers is not None and self._transfers.port:
@@ -252,6 +273,9 @@ class ParleyServer:
             self._server.replace_context(context)
         if self._transfers is not None:
             self._transfers.reconfigure(context)
+        if self._web_ssl is not None:
+            # aiohttp keeps the context it was given: new handshakes read the new pair from it.
+            self._web_ssl.load_cert_chain(cert_file, key_file)
         if fingerprint != self.fingerprint:
             log.info(
                 "Reload: new certificate %s, SHA-256 fingerprint %s",
@@ -312,6 +336,25 @@ class ParleyServer:
                 _cannot_listen(exc, f"{port} (metrics_listen {listen})", how)
             ) from exc
 
+    async def _start_web(self, port: int, context: ServerContext) -> None:
+        """Serve the web client and its WebSocket on ``host``:``port`` (web_port)."""
+        public = self.config.web_public_url
+        web = WebListener(context)
+        # Its own context: a reloaded certificate is loaded into it in place.
+        assert self.cert_file is not None
+        assert self.key_file is not None
+        ssl_context = server_context(self.cert_file, self.key_file)
+        try:
+            await web.start(
+                self.config.host, port, ssl_context, public_origin(public) if public else ""
+            )
+        except OSError as exc:
+            raise StartupRefused(
+                _cannot_listen(exc, f"{port} (web)", "with web_port in the settings file")
+            ) from exc
+        self._web = web
+        self._web_ssl = ssl_context
+
     def _not_listening(self) -> str | None:
         """None while the chat and file ports are listening, else why not."""
         if self._stopping:
@@ -370,6 +413,8 @@ class ParleyServer:
         deadline = loop.time() + self.config.shutdown_grace_seconds
         await self._services.cancel()
         self._server.close()
+        if self._web is not None:
+            self._web.refuse_new()
         if self._transfers is not None:
             await self._transfers.stop()  # a transfer cut short resumes on the next start
         connections = [c for c in self.tracker.live if isinstance(c, Connection)]
@@ -396,6 +441,10 @@ class ParleyServer:
                 straggler.abort()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._server.wait_closed(), 1.0)
+        if self._web is not None:
+            await self._web.stop()
+            self._web = None
+            self._web_ssl = None
         if self._http is not None:
             # Up until here, so that /readyz says "shutting down" while connections drain.
             await self._http.stop()
@@ -474,6 +523,8 @@ async def serve(config: ServerConfig, load: Callable[[], ServerConfig] | None = 
         where, _ = parse_listen(config.metrics_listen)
         where = f"[{where}]" if ":" in where else where
         print(f"Health and metrics on http://{where}:{server.metrics_port}/metrics", flush=True)
+    if server.web_origin is not None:
+        print(f"Web client on {server.web_origin}/ (port {server.web_port})", flush=True)
     print(f"Database: {factory.describe(config.database, config.data_dir)}", flush=True)
     if server.admin_password is not None:
         _show_admin_password(server.admin_password)

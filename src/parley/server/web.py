@@ -1,0 +1,305 @@
+"""The web client's HTTPS listener (``web_port``): the built browser client, and a WebSocket at
+``/ws`` that carries the chat protocol, one frame per WebSocket text message.
+
+The WebSocket is not a second server: :class:`WebSocketTransport` gives each one the asyncio
+Transport interface the TLS port's connections have, so the same
+:class:`parley.server.connection.Connection` (session, hub, flood control, request budgets)
+runs behind it, counted by the same connection tracker and its per-address limits.
+
+A browser sends cookies and opens WebSockets to any site a page asks for; the upgrade is
+refused (403) unless its ``Origin`` is the configured public address (``web_public_url``), so
+another site's page cannot speak the protocol with a visitor's connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import ssl
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from aiohttp import WSMsgType, web
+
+from parley.protocol.errors import ErrorCode
+from parley.protocol.limits import MAX_CLIENT_FRAME_BYTES
+from parley.protocol.messages import Closing, encode
+from parley.server.address_group import address_group
+from parley.server.connection import Connection, ServerContext
+
+log = logging.getLogger("parley.server")
+
+# Every response: scripts, styles and connections from this origin only; no framing; nothing
+# of the address leaks to links followed.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+        "img-src 'self' data: blob:; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
+# A browser that stops answering pings for this long is gone.
+_HEARTBEAT_SECONDS = 30.0
+_SHUTDOWN_SECONDS = 1.0
+_STOP_SECONDS = 3.0
+_REFUSAL = encode(
+    Closing(code=ErrorCode.TOO_MANY_CONNECTIONS, message=ErrorCode.TOO_MANY_CONNECTIONS.text)
+)
+
+
+def static_dir() -> Path:
+    """Where the built web client is (``web/`` builds into it; it is committed)."""
+    return Path(str(resources.files("parley.web"))) / "static"
+
+
+class WebSocketTransport(asyncio.Transport):
+    """The asyncio Transport a :class:`Connection` writes to, over one aiohttp WebSocket.
+
+    ``write`` queues (the protocol is synchronous, a WebSocket send is not) and a sender task
+    sends each queued frame as one text message, in order. Past the high-water mark the
+    protocol's ``pause_writing`` is called, as on the TLS port: a browser that does not read
+    is cut off the same way.
+    """
+
+    def __init__(self, ws: web.WebSocketResponse, protocol: asyncio.Protocol, peer: Any) -> None:
+        super().__init__()
+        self._ws = ws
+        self._protocol = protocol
+        self._peer = peer
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._queued_bytes = 0
+        self._high_water = 64 * 1024
+        self._write_paused = False
+        self._closing = False
+        self._wake = asyncio.Event()
+        self._reading = asyncio.Event()
+        self._reading.set()
+        self._sender = asyncio.get_running_loop().create_task(self._send_forever())
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closing:
+            return
+        # Frames end in a newline on the TLS port; here the message boundary is the frame's.
+        for line in bytes(data).split(b"\n"):
+            if line:
+                self._queue.append(line)
+                self._queued_bytes += len(line)
+        self._wake.set()
+        if self._queued_bytes > self._high_water and not self._write_paused:
+            self._write_paused = True
+            self._protocol.pause_writing()
+
+    async def _send_forever(self) -> None:
+        ws = self._ws
+        try:
+            while True:
+                while self._queue:
+                    frame = self._queue.popleft()
+                    self._queued_bytes -= len(frame)
+                    await ws.send_str(frame.decode())
+                if self._closing:
+                    break
+                self._wake.clear()
+                await self._wake.wait()
+        except (ConnectionError, RuntimeError):
+            pass  # the browser went away; the reader sees it too
+        finally:
+            self._queue.clear()
+            self._queued_bytes = 0
+            if not ws.closed:
+                await ws.close()
+
+    async def finished(self) -> None:
+        """Wait until everything queued before close() is sent and the WebSocket is closed."""
+        await asyncio.shield(self._sender)
+
+    async def wait_reading(self) -> None:
+        """Return when reading is not paused."""
+        await self._reading.wait()
+
+    def close(self) -> None:
+        self._closing = True
+        self._wake.set()
+        self._reading.set()  # the reader loop then sees the connection closed
+
+    def abort(self) -> None:
+        self._closing = True
+        self._reading.set()
+        self._queue.clear()
+        self._queued_bytes = 0
+        self._sender.cancel()
+        if not self._ws.closed:
+            asyncio.get_running_loop().create_task(self._ws.close())
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def pause_reading(self) -> None:
+        self._reading.clear()
+
+    def resume_reading(self) -> None:
+        self._reading.set()
+
+    def is_reading(self) -> bool:
+        return self._reading.is_set()
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is not None:
+            self._high_water = high
+
+    def get_write_buffer_size(self) -> int:
+        return self._queued_bytes
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (0, self._high_water)
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        assert isinstance(protocol, asyncio.Protocol)
+        self._protocol = protocol
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        if name == "peername":
+            return self._peer
+        return default
+
+
+async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    # On every response prepared: pages, files, errors and WebSocket upgrades alike.
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+
+
+class WebListener:
+    """Serves the web client and its WebSocket; see :meth:`start` and :meth:`stop`."""
+
+    def __init__(self, context: ServerContext, static: Path | None = None) -> None:
+        self._context = context
+        self._static = static or static_dir()
+        self._origin = ""
+        self._sockets: set[web.WebSocketResponse] = set()
+        app = web.Application()
+        app.on_response_prepare.append(_add_security_headers)
+        app.router.add_get("/ws", self._websocket)
+        app.router.add_get("/", self._index)
+        app.router.add_static("/assets", self._static / "assets")
+        self._runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=_SHUTDOWN_SECONDS
+        )
+        self._started = False
+        self._refusing = False
+
+    @property
+    def port(self) -> int:
+        assert self._started, "web listener not started"
+        port: int = self._runner.addresses[0][1]
+        return port
+
+    @property
+    def origin(self) -> str:
+        """The only ``Origin`` whose WebSocket upgrades are accepted."""
+        return self._origin
+
+    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext, origin: str) -> None:
+        """Listen on ``host``:``port``; ``origin`` is the public address's origin, or "" for
+        ``https://<host>:<bound port>``. Raises OSError when the port cannot be bound.
+        """
+        await self._runner.setup()
+        self._started = True
+        try:
+            site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
+            await site.start()
+        except BaseException:
+            await self.stop()
+            raise
+        if not origin:
+            shown = f"[{host}]" if ":" in host else host
+            origin = f"https://{shown}" if self.port == 443 else f"https://{shown}:{self.port}"
+        self._origin = origin
+
+    def refuse_new(self) -> None:
+        """Shutdown has begun: no new chat connections (503); the open ones are let finish."""
+        self._refusing = True
+
+    async def stop(self) -> None:
+        """Close the port and every WebSocket still open, within a few seconds."""
+        if not self._started:
+            return
+        self._started = False
+        try:
+            await asyncio.wait_for(self._runner.cleanup(), _STOP_SECONDS)
+        except TimeoutError:
+            log.warning("The web listener did not stop within %g s; leaving it", _STOP_SECONDS)
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        return web.FileResponse(self._static / "index.html", headers={"Cache-Control": "no-cache"})
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        origin = request.headers.get("Origin", "")
+        if origin.lower() != self._origin.lower():
+            log.info(
+                "Refused a WebSocket from %s: its Origin %r is not web_public_url's %s",
+                request.remote,
+                origin,
+                self._origin,
+            )
+            raise web.HTTPForbidden(
+                text=f"This WebSocket serves pages from {self._origin} only (web_public_url).\n"
+            )
+        if self._refusing:
+            raise web.HTTPServiceUnavailable(text="The server is shutting down.\n")
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        if peer is None:
+            raise web.HTTPBadRequest()
+        tracker = self._context.tracker
+        group = address_group(str(peer[0]))
+        ws = web.WebSocketResponse(
+            heartbeat=_HEARTBEAT_SECONDS, max_msg_size=MAX_CLIENT_FRAME_BYTES, compress=False
+        )
+        await ws.prepare(request)
+        if not tracker.admit(group):
+            await ws.send_str(_REFUSAL.decode().rstrip("\n"))
+            await ws.close()
+            return ws
+        try:
+            await self._serve(ws, peer)
+        finally:
+            tracker.release(group)
+        return ws
+
+    async def _serve(self, ws: web.WebSocketResponse, peer: Any) -> None:
+        connection = Connection(self._context)
+        transport = WebSocketTransport(ws, connection, peer)
+        connection.connection_made(transport)
+        try:
+            while True:
+                await transport.wait_reading()
+                if connection.closed:
+                    break
+                message = await ws.receive()
+                if message.type in (WSMsgType.CLOSE, WSMsgType.CLOSING, WSMsgType.CLOSED):
+                    break
+                if message.type is WSMsgType.TEXT:
+                    # One message, one frame: a newline inside would split it in two on the
+                    # line framer, so it becomes a carriage return, which JSON reads as the
+                    # same whitespace between tokens and refuses inside strings just the same.
+                    text: str = message.data
+                    connection.data_received(text.replace("\n", "\r").encode() + b"\n")
+                elif message.type is WSMsgType.BINARY:
+                    connection.close(ErrorCode.INVALID_MESSAGE, "Frames are text messages.")
+                elif message.type is WSMsgType.ERROR:
+                    break
+        finally:
+            if not connection.closed:
+                transport.close()
+            connection.connection_lost(None)
+            try:
+                await asyncio.wait_for(transport.finished(), _STOP_SECONDS)
+            except TimeoutError:
+                transport.abort()

@@ -1,0 +1,255 @@
+// The terminal client's slash commands (docs/commands.md) that map to protocol requests.
+
+import { Chat, Conversation, conversationKey } from "./chat";
+
+type Command = { usage: string; help: string; run: (chat: Chat, args: string) => Promise<void> };
+
+function words(args: string, count: number): string[] {
+  // The first count - 1 words, then the rest of the line as one.
+  const parts: string[] = [];
+  let rest = args.trim();
+  while (parts.length < count - 1 && rest) {
+    const space = rest.search(/\s/);
+    if (space < 0) break;
+    parts.push(rest.slice(0, space));
+    rest = rest.slice(space).trim();
+  }
+  if (rest) parts.push(rest);
+  return parts;
+}
+
+function here(chat: Chat): Conversation | undefined {
+  return chat.conversations.get(chat.current);
+}
+
+function currentRoom(chat: Chat, given: string): string {
+  if (given) return given;
+  const conversation = here(chat);
+  if (conversation?.room) return conversation.name;
+  throw new Error("Name a room, like #general.");
+}
+
+function moderation(type: string, timed: boolean): Command {
+  const usage = timed ? `/${type} #room USER [SECONDS] [REASON]` : `/${type} #room USER`;
+  return {
+    usage,
+    help: `${type} USER in a room (operators and moderators)`,
+    run: async (chat, args) => {
+      const [room, nick, ...rest] = args.trim().split(/\s+/);
+      if (!room?.startsWith("#") || !nick) throw new Error(`Usage: ${usage}`);
+      const frame: Record<string, unknown> = { type, room, nick };
+      if (timed && rest.length && /^\d+$/.test(rest[0])) frame.seconds = Number(rest.shift());
+      if (timed && type !== "mute" && rest.length) frame.reason = rest.join(" ");
+      await chat.request(frame as { type: string });
+      chat.info(`Done: ${type} ${nick} in ${room}.`);
+    },
+  };
+}
+
+export const COMMANDS: Record<string, Command> = {
+  list: {
+    usage: "/list",
+    help: "who is online",
+    run: async (chat) => {
+      const reply = await chat.request({ type: "list" });
+      chat.info(`Online (${String(reply.total)}): ${(reply.users as string[]).join(", ")}`);
+    },
+  },
+  join: {
+    usage: "/join #room",
+    help: "join (or create) a room and see its recent messages",
+    run: async (chat, args) => {
+      const room = args.trim();
+      if (!room) throw new Error("Usage: /join #room");
+      await chat.join(room.startsWith("#") ? room : `#${room}`);
+    },
+  },
+  part: {
+    usage: "/part [#room]",
+    help: "leave a room",
+    run: async (chat, args) => chat.part(currentRoom(chat, args.trim())),
+  },
+  msg: {
+    usage: "/msg #room|USER MESSAGE",
+    help: "a message to a room you are in, or privately",
+    run: async (chat, args) => {
+      const [to, text] = words(args, 2);
+      if (!to || !text) throw new Error("Usage: /msg #room|USER MESSAGE");
+      await chat.send(to, text);
+    },
+  },
+  pm: {
+    usage: "/pm USER MESSAGE",
+    help: "a private message only USER sees",
+    run: async (chat, args) => {
+      const [to, text] = words(args, 2);
+      if (!to || !text || to.startsWith("#")) throw new Error("Usage: /pm USER MESSAGE");
+      await chat.send(to, text);
+      chat.show(to);
+    },
+  },
+  query: {
+    usage: "/query [USER]",
+    help: "a private conversation with USER (alone: back to a room)",
+    run: async (chat, args) => {
+      const user = args.trim();
+      if (user) {
+        chat.show(user);
+        return;
+      }
+      const room = [...chat.conversations.values()].find((c) => c.room);
+      if (room) chat.show(room.name);
+    },
+  },
+  me: {
+    usage: "/me ACTION",
+    help: "an action: /me waves reads * you waves",
+    run: async (chat, args) => {
+      const conversation = here(chat);
+      if (!conversation || !args.trim()) throw new Error("Usage: /me ACTION");
+      await chat.send(conversation.name, `/me ${args.trim()}`);
+    },
+  },
+  rooms: {
+    usage: "/rooms [#after]",
+    help: "rooms with member counts and topics, a page at a time",
+    run: async (chat, args) => {
+      const after = args.trim();
+      const reply = await chat.request({ type: "rooms", ...(after ? { after } : {}) });
+      const rooms = reply.rooms as { room: string; members: number; topic?: string }[];
+      chat.info(`Rooms (${String(reply.total)}):`);
+      for (const r of rooms) chat.info(`  ${r.room} (${r.members})${r.topic ? ` ${r.topic}` : ""}`);
+      if (reply.next) chat.info(`More: /rooms ${String(reply.next)}`);
+    },
+  },
+  who: {
+    usage: "/who [#room]",
+    help: "who is in a room",
+    run: async (chat, args) => {
+      const room = currentRoom(chat, args.trim());
+      const reply = await chat.request({ type: "who", room });
+      chat.info(`In ${room}: ${(reply.users as string[]).join(", ")}`);
+    },
+  },
+  topic: {
+    usage: "/topic [#room] [TEXT]",
+    help: "read or set a room's topic",
+    run: async (chat, args) => {
+      const [first, rest] = words(args, 2);
+      const named = first?.startsWith("#") ?? false;
+      const room = currentRoom(chat, named ? first : "");
+      const text = named ? rest : args.trim();
+      if (text) {
+        await chat.request({ type: "topic", room, text });
+      } else {
+        const reply = await chat.request({ type: "topic", room });
+        chat.info(reply.topic ? `Topic of ${room}: ${String(reply.topic)} (set by ${String(reply.topic_by)})` : `${room} has no topic.`);
+      }
+    },
+  },
+  history: {
+    usage: "/history [N]",
+    help: "earlier messages in this conversation",
+    run: async (chat) => {
+      const conversation = here(chat);
+      if (!conversation) throw new Error("Open a conversation first.");
+      const first = Math.min(...conversation.seqs);
+      const count = await chat.loadHistory(conversation.name, Number.isFinite(first) ? first : undefined);
+      if (count === 0) chat.info("No earlier messages.");
+    },
+  },
+  away: {
+    usage: "/away [TEXT]",
+    help: "say you are away (alone: back)",
+    run: async (chat, args) => {
+      await chat.request({ type: "away", text: args.trim() });
+      chat.info(args.trim() ? `You are away: ${args.trim()}` : "You are back.");
+    },
+  },
+  whois: {
+    usage: "/whois USER",
+    help: "who a user is, where, since when",
+    run: async (chat, args) => {
+      const nick = args.trim();
+      if (!nick) throw new Error("Usage: /whois USER");
+      const r = await chat.request({ type: "whois", nick });
+      const parts = [`${String(r.nick)}: ${r.online ? "online" : "offline"}`, r.account ? "account" : "guest"];
+      if (r.role) parts.push(String(r.role));
+      if (r.away) parts.push(`away: ${String(r.away)}`);
+      if (Array.isArray(r.rooms)) parts.push(`in ${r.rooms.join(", ")}`);
+      chat.info(parts.join("; "));
+    },
+  },
+  unread: {
+    usage: "/unread",
+    help: "rooms and conversations with unread messages (accounts)",
+    run: async (chat) => {
+      const reply = await chat.request({ type: "unread" });
+      const list = reply.conversations as { to: string; count: number }[];
+      chat.info(list.length ? list.map((c) => `${c.to} (${c.count})`).join(", ") : "Nothing unread.");
+    },
+  },
+  kick: moderation("kick", true),
+  ban: moderation("ban", true),
+  unban: moderation("unban", false),
+  mute: moderation("mute", true),
+  unmute: moderation("unmute", false),
+  op: moderation("op", false),
+  close: {
+    usage: "/close",
+    help: "close this conversation (a room: leave it)",
+    run: async (chat) => {
+      const conversation = here(chat);
+      if (!conversation) return;
+      if (conversation.room) {
+        await chat.part(conversation.name);
+      } else {
+        chat.conversations.delete(conversationKey(conversation.name));
+        chat.current = chat.conversations.keys().next().value ?? "";
+        chat.changed();
+      }
+    },
+  },
+  clear: {
+    usage: "/clear",
+    help: "empty this conversation's window",
+    run: async (chat) => {
+      const conversation = here(chat);
+      if (!conversation) return;
+      conversation.lines = [];
+      chat.changed();
+    },
+  },
+  quit: { usage: "/quit", help: "leave", run: (chat) => chat.quit() },
+  exit: { usage: "/exit", help: "leave", run: (chat) => chat.quit() },
+  help: {
+    usage: "/help [COMMAND]",
+    help: "the list of commands, or how to use one",
+    run: async (chat, args) => {
+      const one = COMMANDS[args.trim().replace(/^\//, "")];
+      if (one) {
+        chat.info(`${one.usage}: ${one.help}`);
+        return;
+      }
+      for (const command of Object.values(COMMANDS)) chat.info(`${command.usage}: ${command.help}`);
+    },
+  },
+};
+
+// A line typed in the input: a command, or a message to the open conversation ("//" escapes).
+export async function runLine(chat: Chat, line: string): Promise<void> {
+  if (line.startsWith("/") && !line.startsWith("//")) {
+    const space = line.search(/\s/);
+    const name = (space < 0 ? line.slice(1) : line.slice(1, space)).toLowerCase();
+    const command = COMMANDS[name];
+    if (!command) {
+      const near = Object.keys(COMMANDS).find((known) => known.startsWith(name.slice(0, 2)));
+      throw new Error(`Unknown command /${name}.${near ? ` Did you mean /${near}?` : ""} Type /help for the list.`);
+    }
+    await command.run(chat, space < 0 ? "" : line.slice(space + 1));
+    return;
+  }
+  const conversation = here(chat);
+  if (!conversation) throw new Error("Join a room first: /join #room");
+  await chat.send(conversation.name, line.startsWith("//") ? line.slice(1) : line);
+}
