@@ -148,6 +148,8 @@ class Lab:
             client.kill()
         if self.server is None:
             return ""
+        # A test that failed while the server was stopped (SIGSTOP) must not leave it so.
+        self.server.signal(signal.SIGCONT)
         self.server.signal(signal.SIGTERM)
         status, out, err = await self.server.finish()
         self.server = None

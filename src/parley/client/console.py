@@ -50,6 +50,8 @@ EXIT_NOT_LOGGED_IN = 4
 # A server seen for the first time was not trusted (the user said no, or --no-trust-new).
 EXIT_NOT_TRUSTED = 5
 
+# After the connection is lost, how long transfers get to say why they stopped.
+_TRANSFER_GRACE_SECONDS = 1.0
 # The full-screen client's input history, in the data dir.
 HISTORY_FILE = "input_history"
 NICK_PROMPT = "Enter your nickname: "
@@ -347,7 +349,8 @@ async def _chat(chat: Chat, lines: Lines, nick: str | None) -> int:
     # The connection ended: let the reason be printed before leaving.
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(shown, 5.0)
-    await chat.transfers.cancel()
+    # A transfer whose request was in flight learns of the loss at once: let it say so.
+    await chat.transfers.cancel(grace_seconds=_TRANSFER_GRACE_SECONDS)
     with contextlib.suppress(asyncio.CancelledError, ConnectionLost):
         await typed
     return EXIT_DISCONNECTED

@@ -83,10 +83,14 @@ class Transfers:
         while self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def cancel(self) -> None:
+    async def cancel(self, grace_seconds: float = 0.0) -> None:
         """Stop every transfer and wait until each has (a cut transfer resumes later: an
-        upload from what the server holds, a download from its ``.part`` file).
+        upload from what the server holds, a download from its ``.part`` file). Those that
+        end by themselves within ``grace_seconds`` (their request failed with the connection)
+        are let end, so that each says why it stopped.
         """
+        if self._tasks and grace_seconds > 0:
+            await asyncio.wait(list(self._tasks), timeout=grace_seconds)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
