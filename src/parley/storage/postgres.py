@@ -449,20 +449,25 @@ class PostgresStorage(SqlStorage):
         committing: list[StoredMessage] = []
 
         async def append(db: asyncpg.Connection) -> list[StoredMessage]:
-            async with _transaction(db):
-                # The rows no other transaction holds, taken at once and never waited for:
-                # a busy conversation is left out instead of holding up the others. The
-                # lock is the one the numbering's UPDATE takes (not FOR UPDATE, which
-                # foreign key checks on the row would conflict with).
-                rows = await db.fetch(
-                    "SELECT id FROM conversations WHERE id = ANY($1::text[]) "
-                    "FOR NO KEY UPDATE SKIP LOCKED",
-                    sorted({message.conversation for message in batch}),
-                )
-                held = {row["id"] for row in rows}
-                mine[:] = [message for message in batch if message.conversation in held]
-                stored = await _append(db, mine, now_ms) if mine else []
-                committing[:] = stored
+            await db.execute("BEGIN")
+            # The rows no other transaction holds, taken at once and never waited for:
+            # a busy conversation is left out instead of holding up the others. The
+            # lock is the one the numbering's UPDATE takes (not FOR UPDATE, which
+            # foreign key checks on the row would conflict with).
+            rows = await db.fetch(
+                "SELECT id FROM conversations WHERE id = ANY($1::text[]) "
+                "FOR NO KEY UPDATE SKIP LOCKED",
+                sorted({message.conversation for message in batch}),
+            )
+            held = {row["id"] for row in rows}
+            mine[:] = [message for message in batch if message.conversation in held]
+            if not mine:
+                # Nothing to store: no COMMIT, so none whose answer could be lost.
+                await db.execute("ROLLBACK")
+                return []
+            stored = await _append(db, mine, now_ms)
+            committing[:] = stored
+            await db.execute("COMMIT")
             return stored
 
         try:
