@@ -2,9 +2,11 @@
 
 The database is the per-conversation sequencer: ``append`` takes a row lock on each
 conversation it writes (``UPDATE ... RETURNING``), so appends from any number of processes get
-numbers without gaps or duplicates. PostgreSQL text cannot hold NUL; the protocol never lets
-one through (messages, names and topics refuse control characters), and a NUL that reaches
-this layer anyway is refused with StorageUnavailable rather than altered.
+numbers without gaps or duplicates; ``append_free`` takes only the rows it can at once
+(``SKIP LOCKED``) and leaves the busy conversations to ``append``. PostgreSQL text cannot hold
+NUL; the protocol never lets one through (messages, names and topics refuse control
+characters), and a NUL that reaches this layer anyway is refused with StorageUnavailable
+rather than altered.
 
 Every wait is bounded (see Timeouts): a statement by the server's ``statement_timeout`` and
 ``lock_timeout`` and by asyncpg's ``command_timeout`` (a connection that stops answering), a
