@@ -80,16 +80,18 @@ class RecordingBus(LocalBus):
 
 
 class GatedStorage:
-    """A real storage whose ``append`` of a batch holding a gated conversation waits until the
-    test opens that conversation's gate; every batch appended is recorded. ``fail`` makes the
-    next appends raise what it holds, after (``after_commit``) or instead of storing.
+    """A real storage whose appends of a batch holding a gated conversation wait until the
+    test opens that conversation's gate; every batch appended is recorded, with the method
+    (``append_free`` for the shared transaction, ``append`` for a conversation alone).
+    ``fail`` makes the next appends raise what it holds, after (``after_commit``: the whole
+    batch stored) or instead of storing.
     """
 
-    def __init__(self, inner: Storage, *, serial_writes: bool) -> None:
+    def __init__(self, inner: Storage) -> None:
         self._inner = inner
-        self.serial_writes = serial_writes
         self.gates: dict[str, asyncio.Event] = {}
         self.batches: list[list[str]] = []
+        self.calls: list[tuple[str, list[str]]] = []
         self.fail: list[tuple[BaseException, bool]] = []
 
     def gate(self, conversation: str) -> asyncio.Event:
@@ -97,17 +99,25 @@ class GatedStorage:
         return gate
 
     async def append(self, batch: Sequence[NewMessage]) -> list[StoredMessage]:
+        await self._before("append", batch)
+        return await self._inner.append(batch)
+
+    async def append_free(self, batch: Sequence[NewMessage]) -> list[StoredMessage | None]:
+        await self._before("append_free", batch)
+        return await self._inner.append_free(batch)
+
+    async def _before(self, method: str, batch: Sequence[NewMessage]) -> None:
         for message in batch:
             gate = self.gates.get(message.conversation)
             if gate is not None:
                 await asyncio.wait_for(gate.wait(), 10)
         self.batches.append([message.text for message in batch])
+        self.calls.append((method, [message.text for message in batch]))
         if self.fail:
             exc, after_commit = self.fail.pop(0)
             if after_commit:
                 await self._inner.append(batch)
             raise exc
-        return await self._inner.append(batch)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)

@@ -7,11 +7,13 @@ doubt is published by the retry that finds it stored, and a storage bug spoils o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, cast
 
+import asyncpg
 import pytest
 
 from hub_parts import GatedStorage, RecordingBus, RecordingPeer
@@ -21,7 +23,7 @@ from parley.server.metrics import ServerMetrics
 from parley.server.read_markers import ReadMarkers
 from parley.server.tasks import TaskSet
 from parley.storage import CommitUncertain, NewMessage, Storage
-from parley.storage.postgres import PostgresStorage
+from parley.storage.postgres import PostgresStorage, Timeouts
 from parley.storage.sqlite import SqliteStorage
 from postgres_support import POSTGRES_URL, postgres_schema
 
@@ -69,8 +71,22 @@ async def lanes() -> AsyncIterator[Pipeline]:
     """A pipeline on PostgreSQL: one lane per conversation, committing side by side."""
     async for schema in postgres_schema():
         inner = await PostgresStorage.open(POSTGRES_URL, schema=schema)
-        pipeline = Pipeline(GatedStorage(inner, serial_writes=False))
+        pipeline = Pipeline(GatedStorage(inner))
         yield pipeline
+        await pipeline.tasks.wait(5)
+        await inner.close()
+
+
+@pytest.fixture
+async def locking() -> AsyncIterator[tuple[Pipeline, str]]:
+    """A pipeline on PostgreSQL with a short lock timeout, and its schema (for the session
+    that locks a row)."""
+    async for schema in postgres_schema():
+        inner = await PostgresStorage.open(
+            POSTGRES_URL, schema=schema, timeouts=Timeouts(lock_seconds=1.0)
+        )
+        pipeline = Pipeline(GatedStorage(inner))
+        yield pipeline, schema
         await pipeline.tasks.wait(5)
         await inner.close()
 
@@ -79,46 +95,101 @@ async def lanes() -> AsyncIterator[Pipeline]:
 async def pipeline(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Pipeline]:
     if request.param == "sqlite":
         inner: Storage = await SqliteStorage.open(tmp_path / "parley.sqlite3")
-        made = Pipeline(GatedStorage(inner, serial_writes=True))
+        made = Pipeline(GatedStorage(inner))
         yield made
         await made.tasks.wait(5)
         await inner.close()
     else:
         async for schema in postgres_schema():
             inner = await PostgresStorage.open(POSTGRES_URL, schema=schema)
-            made = Pipeline(GatedStorage(inner, serial_writes=False))
+            made = Pipeline(GatedStorage(inner))
             yield made
             await made.tasks.wait(5)
             await inner.close()
 
 
-async def test_each_conversation_keeps_its_order_and_a_held_one_does_not_hold_the_others(
-    lanes: Pipeline,
+@contextlib.asynccontextmanager
+async def _row_held(schema: str, conversation: str) -> AsyncIterator[None]:
+    """Another session (another node, an operator's psql) holds ``conversation``'s row."""
+    locker = await asyncpg.connect(POSTGRES_URL, server_settings={"search_path": schema})
+    try:
+        held = locker.transaction()
+        await held.start()
+        await locker.execute("SELECT * FROM conversations WHERE id = $1 FOR UPDATE", conversation)
+        yield
+        await held.rollback()
+    finally:
+        await locker.close()
+
+
+def _seqs(pipeline: Pipeline, conversation: str) -> list[tuple[str, int]]:
+    return [(e["text"], e["seq"]) for c, e in pipeline.bus.published if c == conversation]
+
+
+async def _first_messages(pipeline: Pipeline, *conversations: str) -> None:
+    """One message in each conversation, so that each has its row."""
+    for conversation in conversations:
+        pipeline.send(conversation, f"{conversation[1:]}0")
+    await _until(
+        lambda: all(_seqs(pipeline, c) for c in conversations), "the first messages were lost"
+    )
+
+
+async def test_free_conversations_commit_together_while_a_locked_one_waits_alone(
+    locking: tuple[Pipeline, str],
 ) -> None:
-    gate = lanes.storage.gate("#a")
-    lanes.send("#a", "a1")
-    await _idle()
-    for text in ("a2", "a3"):
-        lanes.send("#a", text)
-    lanes.send("#b", "b1")
-    await _until(lambda: lanes.bus.texts("#b") == ["b1"], "#b waited for #a's commit")
-    assert lanes.bus.texts("#a") == []
-    gate.set()
-    await _until(lambda: len(lanes.bus.texts("#a")) == 3, "#a's messages were not published")
-    published = [event for c, event in lanes.bus.published if c == "#a"]
-    assert [(e["text"], e["seq"]) for e in published] == [("a1", 1), ("a2", 2), ("a3", 3)]
-    # Group commit: what queued behind the held batch went in one batch of its own.
-    assert [b for b in lanes.storage.batches if b[0].startswith("a")] == [["a1"], ["a2", "a3"]]
-    acks = [(lanes.requests[r["id"]], r["type"], r["seq"]) for r in lanes.replies()]
-    assert acks == [("b1", "sent", 1), ("a1", "sent", 1), ("a2", "sent", 2), ("a3", "sent", 3)]
+    lanes, schema = locking
+    await _first_messages(lanes, "#a", "#b", "#c")
+    lanes.storage.calls.clear()
+    async with _row_held(schema, "#a"):
+        for text in ("a1", "b1", "a2", "c1", "b2"):
+            lanes.send(f"#{text[0]}", text)
+        await _until(lambda: len(_seqs(lanes, "#c")) == 2, "#c waited for #a's row")
+        assert _seqs(lanes, "#b") == [("b0", 1), ("b1", 2), ("b2", 3)]
+        assert _seqs(lanes, "#c") == [("c0", 1), ("c1", 2)]
+        # One transaction for all; #a was left out of it, and waits in one of its own.
+        assert lanes.storage.calls[0] == ("append_free", ["a1", "a2", "b1", "b2", "c1"])
+        assert lanes.storage.calls[1] == ("append", ["a1", "a2"])
+        # #a's messages queued meanwhile wait behind the held ones, in order.
+        lanes.send("#a", "a3")
+        lanes.send("#b", "b3")
+        await _until(lambda: len(_seqs(lanes, "#b")) == 4, "#b waited for #a's row")
+        await _idle()
+        assert _seqs(lanes, "#a") == [("a0", 1)]
+    await _until(lambda: len(_seqs(lanes, "#a")) == 4, "#a was not stored after the release")
+    assert _seqs(lanes, "#a") == [("a0", 1), ("a1", 2), ("a2", 3), ("a3", 4)]
+    replies = {lanes.requests[r["id"]]: r for r in lanes.replies()}
+    assert all(reply["type"] == "sent" for reply in replies.values())
+    assert [replies[t]["seq"] for t in ("a1", "a2", "a3")] == [2, 3, 4]
     assert lanes.commits.conversations_waiting == 0
+
+
+async def test_a_conversation_locked_past_the_lock_timeout_is_refused_alone(
+    locking: tuple[Pipeline, str],
+) -> None:
+    lanes, schema = locking
+    await _first_messages(lanes, "#a", "#b")
+    async with _row_held(schema, "#a"):
+        lanes.send("#a", "a1")
+        lanes.send("#b", "b1")
+        await _until(lambda: len(lanes.replies()) == 4, "#a's sender was not answered")
+        answers = {lanes.requests[r["id"]]: r for r in lanes.replies()}
+        assert answers["a1"]["code"] == "unavailable"
+        assert (answers["b1"]["type"], answers["b1"]["seq"]) == ("sent", 2)
+    # The row is free again: the retry is numbered right after, no gap.
+    lanes.send("#a", "a1")
+    lanes.send("#b", "b2")
+    await _until(lambda: len(lanes.replies()) == 6, "the retry was not answered")
+    assert _seqs(lanes, "#a") == [("a0", 1), ("a1", 2)]
+    assert _seqs(lanes, "#b") == [("b0", 1), ("b1", 2), ("b2", 3)]
+    assert lanes.storage.calls[-1] == ("append_free", ["a1", "b2"])
 
 
 async def test_serial_storage_stores_every_waiting_conversation_in_one_commit(
     tmp_path: Path,
 ) -> None:
     inner = await SqliteStorage.open(tmp_path / "parley.sqlite3")
-    together = Pipeline(GatedStorage(inner, serial_writes=True))
+    together = Pipeline(GatedStorage(inner))
     try:
         gate = together.storage.gate("#a")
         together.send("#a", "a1")

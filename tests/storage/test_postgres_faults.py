@@ -21,6 +21,7 @@ from e2e.processes import start_server
 from fault_proxy import FaultProxy
 from parley.config import ServerConfig
 from parley.server.app import ParleyServer
+from parley.storage import CommitUncertain, NewMessage, StorageUnavailable, StoredMessage
 from parley.storage.postgres import PostgresStorage, Timeouts
 from postgres_support import POSTGRES_URL, postgres_schema
 from support import RawClient, raw_user
@@ -160,6 +161,66 @@ async def test_a_commit_whose_outcome_could_not_be_checked_is_delivered_on_the_r
             assert (await bob.event("message"))["msg_id"] == "d2"
             await alice.close()
             await bob.close()
+
+
+async def test_a_shared_commit_cut_leaves_the_locked_conversation_out_and_settles_the_rest() -> (
+    None
+):
+    def message(text: str) -> NewMessage:
+        return NewMessage(f"#{text[0]}", "Alice", "alice", f"#{text[0]}", text, text)
+
+    def seqs(stored: list[StoredMessage | None]) -> list[tuple[int, bool] | None]:
+        return [None if r is None else (r.seq, r.duplicate) for r in stored]
+
+    async for schema in postgres_schema():
+        async with _proxy() as proxy:
+            storage = await PostgresStorage.open(proxy.url, schema=schema, timeouts=FAST)
+            try:
+                await storage.append([message(t) for t in ("a0", "b0", "c0")])
+                locker = await asyncpg.connect(
+                    POSTGRES_URL, server_settings={"search_path": schema}
+                )
+                held = locker.transaction()
+                await held.start()
+                await locker.execute("SELECT * FROM conversations WHERE id = '#a' FOR UPDATE")
+                try:
+                    # Committed, then the answer lost: found stored on another connection.
+                    proxy.cut_at_next_commit()
+                    batch = [message(t) for t in ("a1", "b1", "c1")]
+                    assert seqs(await storage.append_free(batch)) == [None, (2, False), (2, False)]
+                    assert proxy.commits_cut == 1
+                    # Committed, and the lookup gets no answer either: in doubt.
+                    proxy.cut_at_next_commit(then_black_hole=True)
+                    batch = [message(t) for t in ("a2", "b2", "c2")]
+                    with pytest.raises(CommitUncertain):
+                        await storage.append_free(batch)
+                    proxy.restore()
+                    # The retry settles it: stored once, as duplicates; #a still left out.
+                    retried = await _retry_free(storage, batch)
+                    assert seqs(retried) == [None, (3, True), (3, True)]
+                finally:
+                    await held.rollback()
+                    await locker.close()
+                # #a, alone once its row is free, numbered with no gap.
+                stored = await storage.append([message(t) for t in ("a1", "a2")])
+                assert [r.seq for r in stored] == [2, 3]
+                for conversation, last in (("#a", 3), ("#b", 3), ("#c", 3)):
+                    page = await storage.history(conversation, limit=10)
+                    assert [m.seq for m in page] == list(range(1, last + 1))
+            finally:
+                await storage.close()
+
+
+async def _retry_free(
+    storage: PostgresStorage, batch: list[NewMessage]
+) -> list[StoredMessage | None]:
+    """append_free until storage answers: it recovers by itself, a moment after the network."""
+    for _ in range(20):
+        try:
+            return await storage.append_free(batch)
+        except StorageUnavailable:
+            await asyncio.sleep(0.5)
+    raise AssertionError("storage did not recover")
 
 
 async def test_sigterm_with_the_database_stalled_stops_the_server_within_its_grace(

@@ -1,12 +1,15 @@
-"""The commit pipeline: every message goes to storage through one lane per conversation, and
-is published on the bus once it is stored.
+"""The commit pipeline: every message goes to storage through its conversation's lane, and is
+published on the bus once it is stored.
 
-Each lane commits its own batches one at a time, in the order they were queued, and lanes do
-not wait for one another. Group commit: whatever is queued in a conversation while its batch
-is being stored goes into its next batch, so one storage round trip serves many messages of a
-busy conversation. A lane's lock is held from storing a batch to its last publish, and a join
-takes the same lock (:meth:`Commits.in_order`) for its history read and the member's arrival:
-a joining member sees every message exactly once, in history or live.
+Group commit, across conversations: one task stores every conversation with messages waiting
+in one transaction (``Storage.append_free``), and whatever is queued meanwhile goes into the
+next one, so one storage round trip serves many messages of many conversations. A
+conversation the database cannot write at once (another session holds its row, or it is new)
+is left out of that transaction and goes alone, in a lane of its own (``Storage.append``,
+which waits for the row): it holds up only itself. A lane's lock is held from storing a batch
+to its last publish, and a join takes the same lock (:meth:`Commits.in_order`) for its history
+read and the member's arrival: a joining member sees every message exactly once, in history or
+live, and a conversation's batches are stored and published in the order they were queued.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import collections
 import contextlib
 import dataclasses
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from parley.bus import Bus
 from parley.protocol.errors import ErrorCode
@@ -27,13 +30,14 @@ from parley.server.metrics import ServerMetrics
 from parley.server.read_markers import Mark, ReadMarkers
 from parley.server.rooms import Peer
 from parley.server.tasks import TaskSet
-from parley.storage import CommitUncertain, NewMessage, Storage, StorageUnavailable
+from parley.storage import CommitUncertain, NewMessage, Storage, StorageUnavailable, StoredMessage
 
 # Logged under the hub's name, as before it was split: log lines and filters stay the same.
 log = logging.getLogger("parley.server.hub")
 
-# Conversations with a commit in flight at once. Below the PostgreSQL pool's size, so that
-# logins, joins and history reads always find a connection, whatever the commits wait on.
+# Transactions storing messages at once: the shared one and the conversations gone alone.
+# Below the PostgreSQL pool's size, so that logins, joins and history reads always find a
+# connection, whatever the commits wait on.
 _CONCURRENT_COMMITS = 4
 # Messages whose commit ended in doubt, remembered so that a retry finding them stored
 # publishes them (they were never delivered). Bounded: past it the oldest are forgotten.
@@ -58,14 +62,15 @@ class _Lane:
 
     pending: list[Pending] = dataclasses.field(default_factory=list)
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
-    # A task is storing what is pending (it takes what arrives meanwhile too).
-    draining: bool = False
-    # Holders (the draining task, joins): the lane is dropped when none is left.
+    # Left out of the shared transaction (its row was busy): a task of its own stores what
+    # is pending, then the lane goes back to the shared transaction.
+    alone: bool = False
+    # Holders (a task storing it, joins): the lane is dropped when none is left.
     users: int = 0
 
 
 class Commits:
-    """Store (batched per conversation), publish what is new, answer the senders."""
+    """Store (batched), publish what is new, answer the senders."""
 
     def __init__(
         self,
@@ -84,8 +89,8 @@ class Commits:
         self._metrics = metrics
         # Conversation -> its lane, while anything is queued or held in it.
         self._lanes: dict[str, _Lane] = {}
-        self._commit_slots = asyncio.Semaphore(_CONCURRENT_COMMITS)
-        # With storage that writes one transaction at a time, one task drains every lane.
+        # The shared transaction takes one; the lanes gone alone share the rest.
+        self._alone_slots = asyncio.Semaphore(_CONCURRENT_COMMITS - 1)
         self._draining_together = False
         # (conversation, sender key, msg_id) of messages whose commit ended in doubt.
         self._doubtful: collections.OrderedDict[tuple[str, str, str], bool] = (
@@ -104,14 +109,8 @@ class Commits:
         if lane is None:
             lane = self._lanes[conversation] = _Lane()
         lane.pending.append(item)
-        if self._storage.serial_writes:
-            if not self._draining_together:
-                self._draining_together = True
-                self._tasks.spawn(self._drain_together(), name="parley-commit")
-        elif not lane.draining:
-            lane.draining = True
-            lane.users += 1
-            self._tasks.spawn(self._drain(conversation, lane), name="parley-commit")
+        if not lane.alone:
+            self._drain_soon()
 
     @contextlib.asynccontextmanager
     async def in_order(self, conversation: str) -> AsyncIterator[None]:
@@ -126,35 +125,32 @@ class Commits:
         finally:
             self._release(conversation, lane)
 
-    async def _drain(self, conversation: str, lane: _Lane) -> None:
-        """Store a conversation's queued messages until none is left, a batch at a time."""
-        try:
-            while lane.pending:
-                async with lane.lock:
-                    batch, lane.pending = lane.pending, []
-                    async with self._commit_slots:
-                        await self._commit(batch)
-        finally:
-            lane.draining = False
-            self._release(conversation, lane)
+    def _drain_soon(self) -> None:
+        if not self._draining_together:
+            self._draining_together = True
+            self._tasks.spawn(self._drain_together(), name="parley-commit")
+
+    def _ready(self) -> list[tuple[str, _Lane]]:
+        """The lanes the shared transaction may take now: messages waiting, not gone alone,
+        not held (by a join: its release calls the drain again)."""
+        return [
+            (conversation, lane)
+            for conversation, lane in self._lanes.items()
+            if lane.pending and not lane.alone and not lane.lock.locked()
+        ]
 
     async def _drain_together(self) -> None:
-        """Like :meth:`_drain`, for storage that writes one transaction at a time anyway
-        (SQLite): every conversation with messages waiting goes into one batch, one commit,
-        as long as its lane is free (a join may hold it: then it waits for the next batch).
-        The first lane waiting is waited for, held or not, so that the task never spins: a
-        join holding it holds up this batch for the time of its history read.
+        """Store every ready lane's messages in one transaction, again and again until none
+        is ready. The conversations the storage left out go alone (:meth:`_drain_alone`).
         """
         try:
-            while waiting := [(c, lane) for c, lane in self._lanes.items() if lane.pending]:
+            while ready := self._ready():
                 held: list[tuple[str, _Lane]] = []
                 try:
-                    for index, (conversation, lane) in enumerate(waiting):
-                        if index and lane.lock.locked():
-                            continue
+                    for conversation, lane in ready:
                         lane.users += 1
                         try:
-                            await lane.lock.acquire()  # at once, but for the first one
+                            await lane.lock.acquire()  # free: at once
                         except BaseException:
                             self._release(conversation, lane)
                             raise
@@ -162,7 +158,17 @@ class Commits:
                     batch = [item for _, lane in held for item in lane.pending]
                     for _, lane in held:
                         lane.pending = []
-                    await self._commit(batch)
+                    left = await self._commit(batch, together=True)
+                    for conversation, lane in held:
+                        mine = [item for item in left if item.message.conversation == conversation]
+                        if mine:
+                            # Before what arrived meanwhile: the lane's order stays.
+                            lane.pending[:0] = mine
+                            lane.alone = True
+                            lane.users += 1
+                            self._tasks.spawn(
+                                self._drain_alone(conversation, lane), name="parley-commit"
+                            )
                 finally:
                     for conversation, lane in held:
                         lane.lock.release()
@@ -170,36 +176,66 @@ class Commits:
         finally:
             self._draining_together = False
 
+    async def _drain_alone(self, conversation: str, lane: _Lane) -> None:
+        """Store a lane left out of the shared transaction in one of its own, waiting for its
+        row as long as the storage does; then it goes back to the shared transaction.
+        """
+        try:
+            async with self._alone_slots, lane.lock:
+                batch, lane.pending = lane.pending, []
+                await self._commit(batch, together=False)
+        finally:
+            lane.alone = False
+            self._release(conversation, lane)
+
     def _release(self, conversation: str, lane: _Lane) -> None:
         lane.users -= 1
-        if not lane.users and not lane.pending:
+        if lane.pending:
+            if not lane.alone:
+                self._drain_soon()
+        elif not lane.users:
             del self._lanes[conversation]
 
-    async def _commit(self, batch: list[Pending]) -> None:
-        """Store one batch, publish what is new, answer the senders. Never raises but
-        CancelledError (its senders are then told ``unavailable``).
+    async def _commit(self, batch: list[Pending], *, together: bool) -> list[Pending]:
+        """Store one batch, publish what is new, answer the senders; return what the storage
+        left out (``together`` only). Never raises but CancelledError (its senders are then
+        told ``unavailable``).
         """
         try:
             with self._metrics.append_seconds.time():
-                stored = await self._storage.append([item.message for item in batch])
+                messages = [item.message for item in batch]
+                stored: Sequence[StoredMessage | None] = (
+                    await self._storage.append_free(messages)
+                    if together
+                    else await self._storage.append(messages)
+                )
         except StorageUnavailable as exc:
             if isinstance(exc, CommitUncertain):
                 for item in batch:
                     self._doubt(item.message)
             self._health.failed(exc, messages=len(batch))
             self._refuse(batch, ErrorCode.UNAVAILABLE)
-            return
+            return []
         except asyncio.CancelledError:
             self._refuse(batch, ErrorCode.UNAVAILABLE)
             raise
         except Exception:
             log.exception("Bug: storing %d messages failed", len(batch))
             self._refuse(batch, ErrorCode.INTERNAL_ERROR)
-            return
-        self._health.succeeded()
-        self._metrics.committed(len(batch), sum(not record.duplicate for record in stored))
+            return []
+        left = [item for item, record in zip(batch, stored, strict=True) if record is None]
+        done = [
+            (item, record) for item, record in zip(batch, stored, strict=True) if record is not None
+        ]
+        if done:
+            self._health.succeeded()
+            self._metrics.committed(len(done), sum(not record.duplicate for _, record in done))
+        self._publish(done)
+        return left
+
+    def _publish(self, done: list[tuple[Pending, StoredMessage]]) -> None:
         read: list[Mark] = []
-        for item, record in zip(batch, stored, strict=True):
+        for item, record in done:
             message = item.message
             # A retry of a message whose first commit ended in doubt was never published.
             identity = (message.conversation, message.sender_key, message.msg_id)

@@ -188,11 +188,6 @@ class Storage(Protocol):
     change does not exist (or, for create_*, already exists).
     """
 
-    # True when the backend runs one write transaction at a time whatever the caller does
-    # (SQLite): the hub then stores every conversation's waiting messages in one transaction,
-    # rather than in separate ones that would only queue behind each other.
-    serial_writes: bool
-
     # --- messages ------------------------------------------------------------------------
 
     async def append(self, batch: Sequence[NewMessage]) -> list[StoredMessage]:
@@ -201,6 +196,16 @@ class Storage(Protocol):
         Returns only once the batch is durably committed, so the caller may acknowledge it. A
         retry of an already stored message is returned with ``duplicate=True`` and stored
         nothing. One transaction per call: the caller batches (group commit).
+        """
+        ...
+
+    async def append_free(self, batch: Sequence[NewMessage]) -> list[StoredMessage | None]:
+        """Like :meth:`append`, for the messages of ``batch`` whose conversations can be
+        written without waiting; None for each of the others, which are not stored (their
+        conversation is being written by another transaction, or is new): the caller stores
+        those with :meth:`append`, which waits. One transaction, so one commit serves every
+        conversation that is free. A failure (StorageUnavailable) stored nothing, as for
+        :meth:`append`; CommitUncertain covers only the messages of free conversations.
         """
         ...
 

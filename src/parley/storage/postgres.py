@@ -2,9 +2,11 @@
 
 The database is the per-conversation sequencer: ``append`` takes a row lock on each
 conversation it writes (``UPDATE ... RETURNING``), so appends from any number of processes get
-numbers without gaps or duplicates. PostgreSQL text cannot hold NUL; the protocol never lets
-one through (messages, names and topics refuse control characters), and a NUL that reaches
-this layer anyway is refused with StorageUnavailable rather than altered.
+numbers without gaps or duplicates; ``append_free`` takes only the rows it can at once
+(``SKIP LOCKED``) and leaves the busy conversations to ``append``. PostgreSQL text cannot hold
+NUL; the protocol never lets one through (messages, names and topics refuse control
+characters), and a NUL that reaches this layer anyway is refused with StorageUnavailable
+rather than altered.
 
 Every wait is bounded (see Timeouts): a statement by the server's ``statement_timeout`` and
 ``lock_timeout`` and by asyncpg's ``command_timeout`` (a connection that stops answering), a
@@ -290,8 +292,6 @@ _CONNECTION_ERRORS = (
 class PostgresStorage(SqlStorage):
     """Storage in a PostgreSQL database. Create with :meth:`open`."""
 
-    # Transactions of different conversations run side by side on the pool.
-    serial_writes = False
     _dialect = POSTGRES
     _q = _Q
 
@@ -442,6 +442,48 @@ class PostgresStorage(SqlStorage):
             if not committing or not isinstance(exc.__cause__, _CONNECTION_ERRORS):
                 raise  # rolled back: nothing of it is stored
             return await self._settle(batch, committing, exc)
+
+    async def append_free(self, batch: Sequence[NewMessage]) -> list[StoredMessage | None]:
+        now_ms = self._clock.now_ms()
+        # The messages of the conversations whose rows this transaction holds, and what it
+        # stored of them once only its COMMIT is left.
+        mine: list[NewMessage] = []
+        committing: list[StoredMessage] = []
+
+        async def append(db: asyncpg.Connection) -> list[StoredMessage]:
+            await db.execute("BEGIN")
+            # The rows no other transaction holds, taken at once and never waited for:
+            # a busy conversation is left out instead of holding up the others. The
+            # lock is the one the numbering's UPDATE takes (not FOR UPDATE, which
+            # foreign key checks on the row would conflict with).
+            rows = await db.fetch(
+                "SELECT id FROM conversations WHERE id = ANY($1::text[]) "
+                "FOR NO KEY UPDATE SKIP LOCKED",
+                sorted({message.conversation for message in batch}),
+            )
+            held = {row["id"] for row in rows}
+            mine[:] = [message for message in batch if message.conversation in held]
+            if not mine:
+                # Nothing to store: no COMMIT, so none whose answer could be lost.
+                await db.execute("ROLLBACK")
+                return []
+            stored = await _append(db, mine, now_ms)
+            committing[:] = stored
+            await db.execute("COMMIT")
+            return stored
+
+        try:
+            stored = await self._run(append)
+        except StorageUnavailable as exc:
+            if not committing or not isinstance(exc.__cause__, _CONNECTION_ERRORS):
+                raise
+            stored = await self._settle(mine, committing, exc)
+        by_message = iter(stored)
+        held_conversations = {message.conversation for message in mine}
+        return [
+            next(by_message) if message.conversation in held_conversations else None
+            for message in batch
+        ]
 
     async def _settle(
         self, batch: Sequence[NewMessage], committing: list[StoredMessage], lost: Exception
