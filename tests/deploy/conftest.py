@@ -63,13 +63,16 @@ def podman() -> Iterator[Podman]:
 
 @pytest.fixture(scope="session")
 def parley_image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """The Containerfile built with wheels made on this machine (no network in the build)."""
+    """The Containerfile built with wheels made on this machine (no network in the build), in
+    podman's own default format (OCI), as `podman-compose up --build` builds it: that format
+    drops HEALTHCHECK, so the stack's health check must come from compose.yaml.
+    """
     try:
         wheels = image_wheels()
     except ToolingMissing as exc:
         unavailable(str(exc))
     context = build_context(tmp_path_factory.mktemp("image") / "context", wheels)
-    podman.build(PARLEY_IMAGE, context, build_args={"WHEELS": "wheels"})
+    podman.build(PARLEY_IMAGE, context, build_args={"WHEELS": "wheels"}, image_format="oci")
     return PARLEY_IMAGE
 
 

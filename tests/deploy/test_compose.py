@@ -214,3 +214,40 @@ async def test_the_stack_keeps_history_across_restarts_over_real_tls(
         ["Alice: Hello from the container", "Bob: Still here after a restart"],
         *trust,
     )
+
+    # A lost machine, restored as docs/deploy.md says: a fresh stack on empty volumes, then
+    # Parley stopped, the files put into its volume by the image's user, and the database.
+    stack.compose("down", "--volumes", "--timeout", "15")
+    stack.up()
+    wait_for_log(stack.podman, stack.parley, SERVING, timeout=60)
+    stack.podman("stop", "--time", "15", stack.parley, timeout=60)
+    image = stack.env["CHAT_IMAGE"]
+    run(
+        [
+            "sh",
+            "-c",
+            f"tar -C {backups / 'files'} -c . | podman run --rm -i"
+            f" -v {stack.project}_parley-data:/data --entrypoint sh {image}"
+            " -c 'mkdir /tmp/files && tar -x -C /tmp/files"
+            " && parley admin restore /tmp/files --data-dir /data --force'",
+        ],
+        env=stack.podman.env,
+        timeout=180,
+    )
+    run(
+        [
+            "sh",
+            "-c",
+            f"podman exec -i {stack.postgres} pg_restore -U parley --clean --if-exists"
+            f" --no-owner -d parley < {dump}",
+        ],
+        env=stack.podman.env,
+        timeout=120,
+    )
+    stack.podman("start", stack.parley, timeout=60)
+    wait_for_log(stack.podman, stack.parley, SERVING, count=2, timeout=60)
+    restored_cert = stack.podman("exec", stack.parley, "cat", "/data/cert.pem").stdout
+    assert restored_cert == renewed.cert_file.read_text()
+    await history_of(
+        tmp_path / "erin", stack.chat_port, "Erin", ["Alice: Hello from the container"], *trust
+    )
