@@ -18,6 +18,7 @@ from authority import Authority, make_authority
 from podman_lab import ROOT, Podman, ToolingMissing, build_context, image_wheels, require_tools
 
 PARLEY_IMAGE = "localhost/parley:test"
+COMPOSE_IMAGE = "localhost/parley-compose:test"
 POSTGRES_IMAGE = "localhost/parley-postgres:test"
 SYSTEMD_IMAGE = "localhost/parley-systemd:test"
 # Building the images the first time includes debootstrap and compiling PyICU.
@@ -71,6 +72,19 @@ def parley_image(podman: Podman, tmp_path_factory: pytest.TempPathFactory) -> st
     context = build_context(tmp_path_factory.mktemp("image") / "context", wheels)
     podman.build(PARLEY_IMAGE, context, build_args={"WHEELS": "wheels"})
     return PARLEY_IMAGE
+
+
+@pytest.fixture(scope="session")
+def compose_image(
+    podman: Podman, parley_image: str, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """The Containerfile built as `podman-compose up --build` builds it: in podman's default
+    format, OCI, which has no HEALTHCHECK, so the stack's health check must come from
+    compose.yaml. (After ``parley_image``, whose wheels and layers it reuses.)
+    """
+    context = build_context(tmp_path_factory.mktemp("compose-image") / "context", image_wheels())
+    podman.build(COMPOSE_IMAGE, context, build_args={"WHEELS": "wheels"}, image_format="oci")
+    return COMPOSE_IMAGE
 
 
 @pytest.fixture(scope="session")

@@ -238,9 +238,14 @@ class Podman:
         self("import", base_image_tarball(), BASE_IMAGE, timeout=300)
 
     def build(
-        self, tag: str, context: Path, *, build_args: Mapping[str, str] | None = None
+        self,
+        tag: str,
+        context: Path,
+        *,
+        build_args: Mapping[str, str] | None = None,
+        image_format: str = "docker",
     ) -> None:
-        args: list[str | Path] = ["build", "--network", "host", "--format", "docker", "-t", tag]
+        args: list[str | Path] = ["build", "--network", "host", "--format", image_format, "-t", tag]
         for name, value in (build_args or {}).items():
             args += ["--build-arg", f"{name}={value}"]
         self(*args, context, timeout=1200)

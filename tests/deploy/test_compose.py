@@ -5,6 +5,7 @@ port. History outlives a restart of the container and a re-creation of both.
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 from collections.abc import Iterator
@@ -86,7 +87,7 @@ def etc_dir(podman: Podman, folder: Path, authority: Authority) -> Path:
 @pytest.fixture
 def stack(
     podman: Podman,
-    parley_image: str,
+    compose_image: str,
     postgres_image: str,
     authority: Authority,
     tmp_path: Path,
@@ -97,7 +98,7 @@ def stack(
         podman=podman,
         project=f"parleytest{secrets.token_hex(4)}",
         env={
-            "CHAT_IMAGE": parley_image,
+            "CHAT_IMAGE": compose_image,
             "CHAT_POSTGRES_IMAGE": postgres_image,
             "CHAT_DB_PASSWORD": secrets.token_hex(16),
             "CHAT_ETC": str(etc_dir(podman, etc, authority)),
@@ -127,7 +128,10 @@ async def test_the_stack_keeps_history_across_restarts_over_real_tls(
     # The password given by the environment is never printed.
     assert stack.env["CHAT_DB_PASSWORD"] not in log
 
-    # Ready, by the image's HEALTHCHECK and by /readyz on the host's loopback.
+    # Ready, by compose.yaml's health check (the image, as podman builds it, has none) and by
+    # /readyz on the host's loopback.
+    image = json.loads(stack.podman("image", "inspect", stack.env["CHAT_IMAGE"]).stdout)[0]
+    assert image.get("Healthcheck") is None
     stack.podman.wait_healthy(stack.parley, timeout=60)
     assert http_get(stack.metrics_port, "/readyz") == (200, "ready")
     assert http_get(stack.metrics_port, "/healthz")[0] == 200
@@ -213,4 +217,40 @@ async def test_the_stack_keeps_history_across_restarts_over_real_tls(
         "Carol",
         ["Alice: Hello from the container", "Bob: Still here after a restart"],
         *trust,
+    )
+
+    # A lost machine, restored as docs/deploy.md says: a fresh stack on empty volumes, then
+    # Parley stopped, the files put into its volume by the image's user, and the database.
+    stack.compose("down", "--volumes", "--timeout", "15")
+    stack.up()
+    wait_for_log(stack.podman, stack.parley, SERVING, timeout=60)
+    stack.podman("stop", "--time", "15", stack.parley, timeout=60)
+    run(
+        [
+            "sh",
+            "-c",
+            f"tar -C {backups / 'files'} -c . | podman run --rm -i"
+            f" -v {stack.project}_parley-data:/data --entrypoint sh {stack.env['CHAT_IMAGE']}"
+            " -c 'mkdir /tmp/files && tar -x -C /tmp/files"
+            " && parley admin restore /tmp/files --data-dir /data --force'",
+        ],
+        env=stack.podman.env,
+        timeout=180,
+    )
+    run(
+        [
+            "sh",
+            "-c",
+            f"podman exec -i {stack.postgres} pg_restore -U parley --clean --if-exists"
+            f" --no-owner -d parley < {dump}",
+        ],
+        env=stack.podman.env,
+        timeout=120,
+    )
+    stack.podman("start", stack.parley, timeout=60)
+    wait_for_log(stack.podman, stack.parley, SERVING, count=2, timeout=60)
+    restored_cert = stack.podman("exec", stack.parley, "cat", "/data/cert.pem").stdout
+    assert restored_cert == renewed.cert_file.read_text()
+    await history_of(
+        tmp_path / "erin", stack.chat_port, "Erin", ["Alice: Hello from the container"], *trust
     )
