@@ -46,6 +46,7 @@ from parley.server.preflight import (
     check_database_file,
     keep_files_private,
 )
+from parley.server.proxy_protocol import trusted_proxies
 from parley.server.reload import reload
 from parley.server.request_limits import LocalRequestLimits
 from parley.server.revocation import RevocationWatch
@@ -206,6 +207,7 @@ class ParleyServer:
                         )
                     ),
                     nodelay=config.tcp_nodelay,
+                    proxies=trusted_proxies(config),
                 )
             except OSError as exc:
                 raise StartupRefused(
