@@ -1,19 +1,21 @@
 """The one-time tokens that open file connections: what each allows, and for how long.
 
-Every token lives the same time, so tokens expire in the order they were issued: one ordered
-mapping is both the index (token -> ticket) and the expiry queue (oldest first). Issuing,
-redeeming and expiring are each O(1) (expiry amortised: each token is dropped once), however
-many tokens are outstanding. Each token's holder (a principal) is kept with it, and how many
-each holds unused, so that a requester can be held to a number of them.
+The tokens live in storage, so that a token given on one node opens a file connection on any
+node sharing the database (behind a load balancer the file connection may land elsewhere).
+Storage keeps only each token's SHA-256: a copy of the database opens nothing. Issuing is one
+write (the holder's cap checked in it, on an index), redeeming one write by the primary key
+(deleted as it is read, so exactly one node redeems it), expiring one indexed range delete run
+by the file purge: each O(1) in the number of tokens outstanding.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
+import hashlib
 import secrets
 
 from parley.clock import SYSTEM_CLOCK, Clock
+from parley.storage import FileTicket, Storage
 
 # Random bits in a token: never guessed, even with millions outstanding.
 TOKEN_BYTES = 24
@@ -25,65 +27,49 @@ class Ticket:
 
     upload: bool
     file_id: str
-    expires: float  # on the book's clock
+    expires_ms: int
     holder: str = ""  # the principal it was issued to
 
 
-class TicketBook:
-    """Outstanding tokens, each good for one redemption within ``lifetime_seconds``.
+def token_hash(token: str) -> str:
+    """What storage keeps of ``token``."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
-    Not thread-safe, on purpose: it belongs to the chat loop, and the file connections reach
-    it through that loop (see :mod:`parley.server.transfer`).
+
+class TicketBook:
+    """Outstanding tokens, each good for one redemption within ``lifetime_seconds``. Every
+    method raises StorageUnavailable when storage does.
     """
 
-    def __init__(self, lifetime_seconds: float, clock: Clock = SYSTEM_CLOCK) -> None:
-        self._lifetime = lifetime_seconds
+    def __init__(self, storage: Storage, lifetime_seconds: float, clock: Clock = SYSTEM_CLOCK):
+        self._storage = storage
+        self._lifetime_ms = int(lifetime_seconds * 1000)
         self._clock = clock
-        self._tickets: collections.OrderedDict[str, Ticket] = collections.OrderedDict()
-        # Unused, unexpired tokens by holder; holders with none are not kept.
-        self._held: collections.Counter[str] = collections.Counter()
 
-    def __len__(self) -> int:
-        return len(self._tickets)
+    async def held(self, holder: str) -> int:
+        """How many unused, unexpired tokens ``holder`` has. One indexed read."""
+        return await self._storage.tickets_held(holder, self._clock.now_ms())
 
-    def held(self, holder: str) -> int:
-        """How many unused, unexpired tokens ``holder`` has. O(1) amortised."""
-        self._expire(self._clock.monotonic())
-        return self._held.get(holder, 0)
-
-    def issue(self, *, upload: bool, file_id: str, holder: str = "") -> str:
-        """A new token for one upload or download of ``file_id``, held by ``holder``. O(1)
-        amortised.
+    async def issue(self, *, upload: bool, file_id: str, holder: str, most_held: int) -> str | None:
+        """A new token for one upload or download of ``file_id``, held by ``holder``; None when
+        ``holder`` holds ``most_held`` unused ones already. One write.
         """
-        now = self._clock.monotonic()
-        self._expire(now)
+        now = self._clock.now_ms()
         token = secrets.token_urlsafe(TOKEN_BYTES)
-        self._tickets[token] = Ticket(upload, file_id, now + self._lifetime, holder)
-        self._held[holder] += 1
+        ticket = FileTicket(upload, file_id, holder, now + self._lifetime_ms)
+        if not await self._storage.add_ticket(token_hash(token), ticket, most_held, now):
+            return None
         return token
 
-    def redeem(self, token: str) -> Ticket | None:
-        """The ticket of ``token``, once; None when it is unknown, used or expired. O(1)."""
-        now = self._clock.monotonic()
-        self._expire(now)
-        ticket = self._tickets.pop(token, None)
-        if ticket is None:
+    async def redeem(self, token: str) -> Ticket | None:
+        """The ticket of ``token``, once, on whichever node; None when it is unknown, used or
+        expired. One write.
+        """
+        stored = await self._storage.take_ticket(token_hash(token), self._clock.now_ms())
+        if stored is None:
             return None
-        self._release(ticket.holder)
-        return ticket if ticket.expires > now else None
+        return Ticket(stored.upload, stored.file_id, stored.expires_ms, stored.holder)
 
-    def _expire(self, now: float) -> None:
-        tickets = self._tickets
-        while tickets:
-            oldest = next(iter(tickets.values()))
-            if oldest.expires > now:
-                return
-            tickets.popitem(last=False)
-            self._release(oldest.holder)
-
-    def _release(self, holder: str) -> None:
-        left = self._held[holder] - 1
-        if left > 0:
-            self._held[holder] = left
-        else:
-            del self._held[holder]
+    async def forget_expired(self) -> int:
+        """Delete the expired tokens; how many."""
+        return await self._storage.forget_tickets(self._clock.now_ms())

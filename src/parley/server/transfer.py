@@ -30,7 +30,7 @@ import logging
 import os
 import ssl
 import threading
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 from parley.config import ServerConfig
@@ -43,7 +43,7 @@ from parley.protocol.transfer import (
     decode_start,
     encode,
 )
-from parley.server.files import FileService
+from parley.server.files import CLAIM_RENEW_SECONDS, FileService
 from parley.server.metrics import ServerMetrics
 from parley.server.proxy_protocol import trusted_proxies
 from parley.server.tls_transport import TlsServer, start_tls_server
@@ -230,9 +230,13 @@ class TransferServer:
         """Release the upload's claim, on the chat loop; not awaited, so that it also runs
         when this connection is being cancelled.
         """
+        self._on_chat_loop_soon(self.files.end_upload, file_id)
+
+    def _on_chat_loop_soon(self, call: Callable[[str], None], file_id: str) -> None:
+        """Call ``call(file_id)`` on the chat loop, not waiting for it."""
         assert self._chat_loop is not None
-        with contextlib.suppress(RuntimeError):  # the chat loop is closed: nothing to release
-            self._chat_loop.call_soon_threadsafe(self.files.end_upload, file_id)
+        with contextlib.suppress(RuntimeError):  # the chat loop is closed: nothing to do
+            self._chat_loop.call_soon_threadsafe(call, file_id)
 
     async def _receive(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: FileRecord
@@ -248,6 +252,8 @@ class TransferServer:
         writer.write(encode(Ready(offset=received, size=record.size)))
         fd = blobs.open_partial(record.file_id)
         unsynced = 0
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
         # At most one write-out in flight, overlapping the next bytes' arrival.
         syncing: asyncio.Future[None] | None = None
         try:
@@ -276,6 +282,9 @@ class TransferServer:
                     raise
                 digest.update(chunk)
                 received += len(chunk)
+                if loop.time() - renewed >= CLAIM_RENEW_SECONDS:
+                    renewed = loop.time()
+                    self._on_chat_loop_soon(files.renew_upload, record.file_id)
                 self._metrics.file_received_bytes.inc(len(chunk))
                 unsynced += len(chunk)
                 if unsynced >= SYNC_EVERY_BYTES:
@@ -311,9 +320,8 @@ class TransferServer:
         if not record.complete or record.expires_ms <= self.files.clock.now_ms():
             raise _Refused(ErrorCode.NO_SUCH_FILE, ErrorCode.NO_SUCH_FILE.text)
         offset = min(offset, record.size)
-        path = self.files.blobs.blob_path(record.sha256)
         try:
-            file = path.open("rb")
+            file = self.files.blobs.open_blob(record.sha256)
         except FileNotFoundError:
             log.error("The bytes of file %s are missing", record.file_id)
             raise _Refused(ErrorCode.UNAVAILABLE, "The file's content is missing.") from None

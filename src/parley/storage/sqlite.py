@@ -257,6 +257,25 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     _keep_skeletons,
     # The column "by" (a keyword) is called by_name, as it always was in PostgreSQL.
     "ALTER TABLE sanctions RENAME COLUMN by TO by_name",
+    # File tokens and claims move from one process's memory to the database, for every node.
+    """
+    CREATE TABLE file_tickets (
+        token_hash TEXT NOT NULL,
+        upload INTEGER NOT NULL,
+        file_id TEXT NOT NULL,
+        holder TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        PRIMARY KEY (token_hash)
+    ) WITHOUT ROWID;
+    CREATE INDEX file_tickets_by_expiry ON file_tickets (expires_ms);
+    CREATE INDEX file_tickets_by_holder ON file_tickets (holder, expires_ms);
+    CREATE TABLE file_claims (
+        file_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        PRIMARY KEY (file_id)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 _Q = queries.for_dialect(SQLITE)
@@ -427,6 +446,11 @@ class SqliteStorage(SqlStorage):
 
     async def _change_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         await self._run(lambda db: db.executemany(sql, rows), write=True)
+
+    async def _change_row(self, sql: str, *args: Any) -> Row | None:
+        # Every row fetched before the COMMIT: a statement still stepping would hold it off.
+        rows = await self._run(lambda db: db.execute(sql, args).fetchall(), write=True)
+        return rows[0] if rows else None
 
     # --- several statements in one transaction -------------------------------------------
 
