@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from parley.server.tickets import TicketBook, token_hash
+from parley.server.tickets import FULL_MEMO_SECONDS, TicketBook, token_hash
 from parley.storage import Storage
 from parley.storage.sqlite import SqliteStorage
 from support import FakeClock
@@ -87,15 +87,37 @@ async def test_each_holder_s_unused_tokens_are_counted_until_used_or_expired(
     await book.issue(upload=True, file_id="g", holder="alice", most_held=2)
     assert await book.issue(upload=True, file_id="g", holder="alice", most_held=2) is None
     await book.issue(upload=False, file_id="f", holder="bob", most_held=2)
-    assert (await book.held("alice"), await book.held("bob"), await book.held("carol")) == (2, 1, 0)
+    assert (
+        await book.held("alice", 2),
+        await book.held("bob", 2),
+        await book.held("carol", 2),
+    ) == (2, 1, 0)
     assert first is not None and await book.redeem(first) is not None
-    assert await book.held("alice") == 1
+    assert await book.held("alice", 2) == 1
     assert await book.redeem(first) is None  # used: no count is given back twice
-    assert await book.held("alice") == 1
+    assert await book.held("alice", 2) == 1
     clock.advance(200.0)
     late = await book.issue(upload=False, file_id="f", holder="alice", most_held=2)
     clock.advance(100.0)  # the first ones expire
-    assert (await book.held("alice"), await book.held("bob")) == (1, 0)
+    assert (await book.held("alice", 2), await book.held("bob", 2)) == (1, 0)
     clock.advance(300.0)
     assert late is not None and await book.redeem(late) is None  # expired
-    assert await book.held("alice") == 0
+    assert await book.held("alice", 2) == 0
+
+
+async def test_a_holder_found_full_is_refused_from_memory_for_a_moment(storage: Storage) -> None:
+    clock = FakeClock()
+    book = TicketBook(storage, 300.0, clock)
+    first = await book.issue(upload=False, file_id="f", holder="alice", most_held=1)
+    assert not book.known_full("alice")
+    assert await book.issue(upload=False, file_id="f", holder="alice", most_held=1) is None
+    assert book.known_full("alice") and not book.known_full("bob")
+    # A token of hers redeemed here: she may ask again at once.
+    assert first is not None and await book.redeem(first) is not None
+    assert not book.known_full("alice")
+    # Found full by a count, then the moment passes (a token redeemed on another node).
+    await book.issue(upload=False, file_id="f", holder="alice", most_held=1)
+    assert await book.held("alice", 1) == 1
+    assert book.known_full("alice")
+    clock.advance(FULL_MEMO_SECONDS)
+    assert not book.known_full("alice")

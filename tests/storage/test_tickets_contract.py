@@ -6,8 +6,13 @@ node keep the purge on another away from its file.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from pathlib import Path
 
-from parley.storage import ClaimKind, FileTicket, Storage
+import pytest
+
+from parley.storage import ClaimKind, FileTicket, Storage, StorageUnavailable
+from parley.storage.sqlite import SqliteStorage
 
 NOW = 1_700_000_000_000
 MINUTE = 60_000
@@ -98,3 +103,26 @@ async def test_claims_taken_at_once_go_to_one(storage: Storage) -> None:
         *(storage.claim_file("f1", ClaimKind.UPLOAD, NOW, NOW + MINUTE) for _ in range(5))
     )
     assert results.count(None) == 1
+
+
+async def test_sqlite_token_writes_leave_every_other_write_durable(tmp_path: Path) -> None:
+    # Token and claim writes skip the wait for the disk; the messages' writes after them must
+    # not, even when a token write fails.
+    storage = await SqliteStorage.open(tmp_path / "parley.sqlite3")
+
+    def level(db: sqlite3.Connection) -> int:
+        value: int = db.execute("PRAGMA synchronous").fetchone()[0]
+        return value
+
+    try:
+        full = await storage._run(level, write=True)
+        assert full == 2  # FULL
+        await storage.add_ticket("h1", ticket(), 20, NOW)
+        await storage.take_ticket("h1", NOW)
+        await storage.claim_file("f1", ClaimKind.UPLOAD, NOW, NOW + MINUTE)
+        assert await storage._run(level, write=True) == full
+        with pytest.raises(StorageUnavailable):
+            await storage._change("INSERT INTO no_such_table VALUES (1)", durable=False)
+        assert await storage._run(level, write=True) == full
+    finally:
+        await storage.close()

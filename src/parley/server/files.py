@@ -150,11 +150,19 @@ class FileService:
                 f"{human_size(quota)}. Delete some with /rmfile.",
             )
 
+    def refuse_known_hoarder(self, peer: Peer) -> None:
+        """Refuse another token to ``peer`` when it was found at its cap a moment ago, from
+        memory (before any task or storage read: a hoarder's refusals cost next to nothing).
+        """
+        if self.tickets.known_full(peer.principal):
+            raise self._too_many_tokens()
+
     async def check_tokens_held(self, peer: Peer) -> None:
         """Refuse another token to ``peer`` while it holds its most unused, on any node
         (before the storage work of a share: one indexed read).
         """
-        if await self.tickets.held(peer.principal) >= self.config.max_tokens_per_principal:
+        most = self.config.max_tokens_per_principal
+        if await self.tickets.held(peer.principal, most) >= most:
             raise self._too_many_tokens()
 
     async def _issue(self, peer: Peer, *, upload: bool, file_id: str) -> str:

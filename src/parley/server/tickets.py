@@ -6,6 +6,11 @@ Storage keeps only each token's SHA-256: a copy of the database opens nothing. I
 write (the holder's cap checked in it, on an index), redeeming one write by the primary key
 (deleted as it is read, so exactly one node redeems it), expiring one indexed range delete run
 by the file purge: each O(1) in the number of tokens outstanding.
+
+A holder found at its cap is remembered on this node for FULL_MEMO_SECONDS: its further
+requests are refused from memory, before any task or storage read, so a hoarder asking again
+and again costs next to nothing. A token of its redeemed on this node ends that at once; one
+redeemed on another node is seen here within FULL_MEMO_SECONDS.
 """
 
 from __future__ import annotations
@@ -14,11 +19,14 @@ import dataclasses
 import hashlib
 import secrets
 
+from parley.accounts.throttle import KnownWaits
 from parley.clock import SYSTEM_CLOCK, Clock
 from parley.storage import FileTicket, Storage
 
 # Random bits in a token: never guessed, even with millions outstanding.
 TOKEN_BYTES = 24
+# How long a holder found at its cap is refused from memory (see the module's docstring).
+FULL_MEMO_SECONDS = 5.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -45,10 +53,26 @@ class TicketBook:
         self._storage = storage
         self._lifetime_ms = int(lifetime_seconds * 1000)
         self._clock = clock
+        # Holders found at their cap, until when (bounded in entries).
+        self._full = KnownWaits()
 
-    async def held(self, holder: str) -> int:
-        """How many unused, unexpired tokens ``holder`` has. One indexed read."""
-        return await self._storage.tickets_held(holder, self._clock.now_ms())
+    def known_full(self, holder: str) -> bool:
+        """Whether ``holder`` was found at its cap on this node in the last FULL_MEMO_SECONDS
+        (and none of its tokens was redeemed here since). O(1), no storage.
+        """
+        return self._full.wait((holder,), self._clock.monotonic()) > 0
+
+    async def held(self, holder: str, most_held: int) -> int:
+        """How many unused, unexpired tokens ``holder`` has (remembered as full when that is
+        ``most_held`` or more). One indexed read.
+        """
+        count = await self._storage.tickets_held(holder, self._clock.now_ms())
+        if count >= most_held:
+            self._note_full(holder)
+        return count
+
+    def _note_full(self, holder: str) -> None:
+        self._full.learn(holder, self._clock.monotonic() + FULL_MEMO_SECONDS)
 
     async def issue(self, *, upload: bool, file_id: str, holder: str, most_held: int) -> str | None:
         """A new token for one upload or download of ``file_id``, held by ``holder``; None when
@@ -58,6 +82,7 @@ class TicketBook:
         token = secrets.token_urlsafe(TOKEN_BYTES)
         ticket = FileTicket(upload, file_id, holder, now + self._lifetime_ms)
         if not await self._storage.add_ticket(token_hash(token), ticket, most_held, now):
+            self._note_full(holder)
             return None
         return token
 
@@ -68,6 +93,7 @@ class TicketBook:
         stored = await self._storage.take_ticket(token_hash(token), self._clock.now_ms())
         if stored is None:
             return None
+        self._full.forget(stored.holder)
         return Ticket(stored.upload, stored.file_id, stored.expires_ms, stored.holder)
 
     async def forget_expired(self) -> int:

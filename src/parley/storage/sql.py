@@ -50,17 +50,20 @@ class SqlStorage(abc.ABC):
         """The first row of one query (a read), or None."""
 
     @abc.abstractmethod
-    async def _change(self, sql: str, *args: Any) -> int:
-        """Run one changing statement in a transaction of its own; how many rows it changed."""
+    async def _change(self, sql: str, *args: Any, durable: bool = True) -> int:
+        """Run one changing statement in a transaction of its own; how many rows it changed.
+        Not ``durable``: a crash (power loss) may undo it, for rows that are worth nothing
+        after one (file tokens, claims), if the backend can make the commit cheaper so.
+        """
 
     @abc.abstractmethod
     async def _change_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Run one changing statement once per row of arguments, in one transaction."""
 
     @abc.abstractmethod
-    async def _change_row(self, sql: str, *args: Any) -> Row | None:
+    async def _change_row(self, sql: str, *args: Any, durable: bool = True) -> Row | None:
         """Run one changing statement (with RETURNING) in a transaction of its own; the first
-        row it returned, or None.
+        row it returned, or None. ``durable`` as for :meth:`_change`.
         """
 
     # --- messages ------------------------------------------------------------------------
@@ -154,6 +157,7 @@ class SqlStorage(abc.ABC):
             ticket.expires_ms,
             now_ms,
             most_held,
+            durable=False,
         )
         return bool(added)
 
@@ -162,7 +166,7 @@ class SqlStorage(abc.ABC):
         return int(row["count"]) if row else 0
 
     async def take_ticket(self, token_hash: str, now_ms: int) -> FileTicket | None:
-        row = await self._change_row(self._q.take_ticket, token_hash)
+        row = await self._change_row(self._q.take_ticket, token_hash, durable=False)
         if row is None or int(row["expires_ms"]) <= now_ms:
             return None
         return FileTicket(
@@ -170,22 +174,28 @@ class SqlStorage(abc.ABC):
         )
 
     async def forget_tickets(self, now_ms: int) -> int:
-        return await self._change(self._q.forget_tickets, now_ms)
+        return await self._change(self._q.forget_tickets, now_ms, durable=False)
 
     async def claim_file(
         self, file_id: str, kind: ClaimKind, now_ms: int, until_ms: int
     ) -> ClaimKind | None:
-        if await self._change(self._q.claim_file, file_id, kind.value, until_ms, now_ms):
+        claimed = await self._change(
+            self._q.claim_file, file_id, kind.value, until_ms, now_ms, durable=False
+        )
+        if claimed:
             return None
         row = await self._row(self._q.file_claim, file_id, now_ms)
         # Released between the two reads: say it is held, and the caller tries again later.
         return ClaimKind(row["kind"]) if row else kind
 
     async def renew_claim(self, file_id: str, kind: ClaimKind, until_ms: int) -> bool:
-        return bool(await self._change(self._q.renew_claim, until_ms, file_id, kind.value))
+        renewed = await self._change(
+            self._q.renew_claim, until_ms, file_id, kind.value, durable=False
+        )
+        return bool(renewed)
 
     async def release_claim(self, file_id: str, kind: ClaimKind) -> None:
-        await self._change(self._q.release_claim, file_id, kind.value)
+        await self._change(self._q.release_claim, file_id, kind.value, durable=False)
 
     # --- rooms ---------------------------------------------------------------------------
 
