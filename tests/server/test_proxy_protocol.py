@@ -240,3 +240,20 @@ def test_bad_networks_are_refused_naming_the_setting(value: tuple[str, ...], mes
     assert message in str(caught.value)
     config = ServerConfig.from_mapping({"proxy_protocol_from": ["10.0.0.5", " fd00::/64"]})
     assert config.proxy_protocol_from == ("10.0.0.5", "fd00::/64")
+
+
+def test_trusted_balancers_by_address_and_network() -> None:
+    from parley.config import parse_networks
+    from parley.server.proxy_protocol import TrustedProxies
+
+    proxies = TrustedProxies(parse_networks(("10.0.0.0/24", "192.0.2.5", "fd00:1::/64")))
+    assert proxies.trusts("10.0.0.77")
+    assert proxies.trusts("::ffff:10.0.0.77")  # a dual-stack socket's view of it
+    assert proxies.trusts("192.0.2.5")
+    assert not proxies.trusts("192.0.2.6")
+    assert proxies.trusts("fd00:1::abcd")
+    assert proxies.trusts("fd00:1::abcd%eth0")
+    assert not proxies.trusts("fd00:2::1")
+    assert not proxies.trusts("not an address")
+    assert not TrustedProxies(())
+    assert not TrustedProxies(()).trusts("10.0.0.77")
