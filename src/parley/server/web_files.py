@@ -34,10 +34,11 @@ from parley.protocol.files import human_size
 from parley.server.address_group import address_group
 from parley.server.file_streams import CHUNK_BYTES, FileStreams, Refused
 from parley.server.files import FileService
+from parley.server.http_errors import HttpError
 from parley.server.metrics import ServerMetrics
 from parley.server.request_limits import RequestLimits
 from parley.server.transfer import TransferServer
-from parley.storage import FileRecord
+from parley.storage import FileRecord, StorageUnavailable
 
 log = logging.getLogger("parley.transfer")
 T = TypeVar("T")
@@ -52,48 +53,6 @@ FILE_HEADERS = {
 _MAX_RANGE_HEADER_CHARS = 100
 _RANGE = re.compile(r"bytes=(\d{0,16})-(\d{0,16})")
 _CONTENT_RANGE = re.compile(r"bytes (?:(\d{1,16})-(\d{1,16})|\*)/(\d{1,16})")
-_STATUS = {
-    ErrorCode.NO_SUCH_FILE: 404,
-    ErrorCode.FILE_TOO_LARGE: 413,
-    ErrorCode.TOO_MANY_UPLOADS: 409,
-    ErrorCode.TOO_MANY_CONNECTIONS: 429,
-    ErrorCode.RATE_LIMITED: 429,
-    ErrorCode.TOO_MANY_ATTEMPTS: 429,
-    ErrorCode.UNAVAILABLE: 503,
-    ErrorCode.AUTH_FAILED: 401,
-    ErrorCode.SESSION_EXPIRED: 401,
-    ErrorCode.NOT_PERMITTED: 403,
-    ErrorCode.SERVER_SHUTDOWN: 503,
-    ErrorCode.ALREADY_REGISTERED: 409,
-    ErrorCode.NICK_TAKEN: 409,
-}
-
-
-class HttpError(Exception):
-    """A request refused: its HTTP status, the protocol's error code and what to tell."""
-
-    def __init__(
-        self,
-        status: int,
-        code: ErrorCode,
-        message: str,
-        headers: dict[str, str] | None = None,
-        **fields: Any,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message = status, code, message
-        self.headers = headers or {}
-        self.fields = fields
-
-    @classmethod
-    def of(cls, code: ErrorCode, message: str) -> HttpError:
-        return cls(_STATUS.get(code, 400), code, message)
-
-    def response(self, extra_headers: dict[str, str] | None = None) -> web.Response:
-        body = {"type": "error", "code": self.code.value, "message": self.message, **self.fields}
-        return web.json_response(
-            body, status=self.status, headers={**(extra_headers or {}), **self.headers}
-        )
 
 
 def content_disposition(name: str) -> str:
@@ -218,10 +177,14 @@ class WebFiles:
         app.router.add_post("/files/{token}", self._upload)
 
     async def _guarded(
-        self, request: web.Request, work: Coroutine[Any, Any, web.StreamResponse]
+        self,
+        request: web.Request,
+        work: Coroutine[Any, Any, web.StreamResponse],
+        *,
+        transfer: bool = True,
     ) -> web.StreamResponse:
-        """Run ``work`` within the address's request budget and the file port's connection
-        limits; an HttpError or Refused becomes its JSON answer.
+        """Run ``work`` within the address's request budget and, for a ``transfer``, the file
+        port's connection limits; an HttpError or Refused becomes its JSON answer.
         """
         group = address_group(request.remote or "")
         loop = asyncio.get_running_loop()
@@ -231,6 +194,8 @@ class WebFiles:
                     ErrorCode.RATE_LIMITED,
                     "Too many requests from your address on all its connections; slow down.",
                 )
+            if not transfer:
+                return await work
             if not await self._transfers.admit(group):
                 raise HttpError.of(
                     ErrorCode.TOO_MANY_CONNECTIONS,
@@ -245,6 +210,10 @@ class WebFiles:
             return exc.response(FILE_HEADERS)
         except Refused as exc:
             return HttpError.of(exc.code, exc.message).response(FILE_HEADERS)
+        except StorageUnavailable:
+            return HttpError.of(ErrorCode.UNAVAILABLE, ErrorCode.UNAVAILABLE.text).response(
+                FILE_HEADERS
+            )
         finally:
             work.close()  # not started when refused: never to be awaited
 
@@ -259,13 +228,16 @@ class WebFiles:
         return record
 
     async def _head(self, request: web.Request) -> web.StreamResponse:
+        return await self._guarded(request, self._describe(request), transfer=False)
+
+    async def _describe(self, request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
         ticket = self._files.tickets.peek(token)
         if ticket is None:
-            return _no_token(True).response(FILE_HEADERS)
+            raise _no_token(True)
         record = await self._files.storage.file(ticket.file_id)
         if record is None:
-            return _no_token(ticket.upload).response(FILE_HEADERS)
+            raise _no_token(ticket.upload)
         if ticket.upload:
             held = self._files.blobs.received(record.file_id) if not record.complete else 0
             headers = {"Upload-Offset": str(held), "Upload-Length": str(record.size)}
@@ -288,16 +260,16 @@ class WebFiles:
         held = self._files.blobs.received(record.file_id)
         if start != held and not record.complete:
             raise _offset_conflict(start, held, record.size)
+
+        def ready(offset: int) -> None:
+            if offset != start:
+                raise _offset_conflict(start, offset, record.size)
+
         try:
             _, record = await self._files.open_transfer(token)
         except PeerError as exc:
             raise HttpError.of(exc.code, exc.detail) from None
         try:
-
-            def ready(offset: int) -> None:
-                if offset != start:
-                    raise _offset_conflict(start, offset, record.size)
-
             done = await self._streams.receive(record, _reader(request), ready)
         finally:
             self._files.end_upload(record.file_id)

@@ -30,9 +30,9 @@ from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, PeerError
 from parley.server.address_group import address_group
 from parley.server.auth import Authenticator, Identity
+from parley.server.http_errors import HttpError
 from parley.server.hub import Hub
 from parley.server.request_limits import RequestLimits
-from parley.server.web_files import HttpError
 from parley.storage import StorageUnavailable
 
 log = logging.getLogger("parley.server")
@@ -132,6 +132,11 @@ class WebLogin:
         return response
 
     async def _session(self, request: web.Request) -> web.StreamResponse:
+        now = asyncio.get_running_loop().time()
+        if self._limits.charge(address_group(request.remote or ""), "", 1, now) is not None:
+            return HttpError.of(
+                ErrorCode.RATE_LIMITED, "Too many requests from your address; slow down."
+            ).response(_NO_STORE)
         token = request.cookies.get(SESSION_COOKIE, "")
         owner = ""
         if token and len(token) <= limits.MAX_TOKEN_CHARS:
