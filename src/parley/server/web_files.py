@@ -239,7 +239,7 @@ class WebFiles:
         if record is None:
             raise _no_token(ticket.upload)
         if ticket.upload:
-            held = self._files.blobs.received(record.file_id) if not record.complete else 0
+            held = record.size if record.complete else self._files.blobs.received(record.file_id)
             headers = {"Upload-Offset": str(held), "Upload-Length": str(record.size)}
         else:
             headers = {
