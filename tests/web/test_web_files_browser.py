@@ -154,7 +154,7 @@ def _give(page: Page, event: str, name: str, data: bytes) -> None:
             const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
             const transfer = new DataTransfer();
             transfer.items.add(new File([bytes], name, { type: "application/octet-stream" }));
-            const zone = document.querySelector(".drop-zone");
+            const zone = document.querySelector(".log");
             if (event === "drop") {
                 const how = { dataTransfer: transfer, bubbles: true, cancelable: true };
                 zone.dispatchEvent(new DragEvent("dragover", how));

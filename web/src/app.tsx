@@ -4,7 +4,7 @@
 import { useEffect, useReducer, useRef, useState } from "preact/hooks";
 import { Chat, Conversation, Line } from "./chat";
 import { runLine } from "./commands";
-import { FileDropZone, FileNoticeLine, ShareButton, SharedFiles, UploadList } from "./file_ui";
+import { FileNoticeLine } from "./file_ui";
 import { fileNotice } from "./files";
 import { LoginPanel, LogoutButton } from "./login";
 import { Status } from "./connection";
@@ -14,7 +14,7 @@ export function App({ chat }: { chat: Chat }) {
   useEffect(() => chat.subscribe(() => redraw(undefined)), [chat]);
   const status = chat.status;
   if (!chat.nick && status.kind !== "waiting" && status.kind !== "connecting") {
-    return <LoginPanel chat={chat} notice={status.kind === "closed" ? status.reason : ""} />;
+    return <LoginForm chat={chat} status={status} />;
   }
   if (!chat.nick) {
     return (
@@ -59,6 +59,10 @@ function StatusLine({ status }: { status: Status }) {
       {text}
     </p>
   );
+}
+
+function LoginForm({ chat, status }: { chat: Chat; status: Status }) {
+  return <LoginPanel chat={chat} notice={status.kind === "closed" ? status.reason : ""} />;
 }
 
 function Sidebar({ chat }: { chat: Chat }) {
@@ -132,84 +136,77 @@ function ConversationView({ chat, conversation }: { chat: Chat; conversation: Co
   });
   useEffect(() => input.current?.focus(), [conversation.name]);
   return (
-    <FileDropZone chat={chat} to={conversation.name}>
-      <div class="conversation">
-        <h2 class="title">
-          {conversation.name}
-          {conversation.topic ? <span class="topic">{conversation.topic}</span> : null}
-        </h2>
-        <ol
-          class="log"
-          role="log"
-          aria-live="polite"
-          aria-relevant="additions"
-          aria-label={`Messages in ${conversation.name}`}
-          tabIndex={0}
-          ref={log}
-          onScroll={(event) => {
-            const element = event.currentTarget;
-            atBottom.current = element.scrollHeight - element.scrollTop - element.clientHeight < 40;
-          }}
-        >
-          {conversation.lines.map((line) => (
-            <LineView key={line.key} line={line} chat={chat} />
-          ))}
-        </ol>
-        {conversation.room ? (
-          <aside aria-label="Members">
-            <h3>Members ({conversation.members.length})</h3>
-            <ul class="members">
-              {conversation.members.map((member) => (
-                <li key={member}>
-                  <button type="button" title={`Private conversation with ${member}`} onClick={() => chat.show(member)}>
-                    {member}
-                  </button>
-                </li>
-              ))}
-            </ul>
-          </aside>
-        ) : null}
-        <form
-          class="compose"
-          onSubmit={(event) => {
-            event.preventDefault();
-            const line = text;
-            if (!line.trim()) return;
-            setText("");
-            runLine(chat, line).catch((e: Error) => chat.info(e.message, true));
-          }}
-        >
-          <label class="visually-hidden" for="compose">
-            Message to {conversation.name}
-          </label>
-          <input
-            id="compose"
-            ref={input}
-            autoComplete="off"
-            maxLength={4000}
-            placeholder={`Message ${conversation.name} (or /help)`}
-            value={text}
-            onInput={(e) => setText(e.currentTarget.value)}
-          />
-          <button type="submit">Send</button>
-          <ShareButton chat={chat} to={conversation.name} />
-        </form>
-        <div class="file-panels">
-          <UploadList />
-          <SharedFiles chat={chat} />
-        </div>
-      </div>
-    </FileDropZone>
+    <div class="conversation">
+      <h2 class="title">
+        {conversation.name}
+        {conversation.topic ? <span class="topic">{conversation.topic}</span> : null}
+      </h2>
+      <ol
+        class="log"
+        role="log"
+        aria-live="polite"
+        aria-relevant="additions"
+        aria-label={`Messages in ${conversation.name}`}
+        tabIndex={0}
+        ref={log}
+        onScroll={(event) => {
+          const element = event.currentTarget;
+          atBottom.current = element.scrollHeight - element.scrollTop - element.clientHeight < 40;
+        }}
+      >
+        {conversation.lines.map((line) => (
+          <LineView key={line.key} line={line} />
+        ))}
+      </ol>
+      {conversation.room ? (
+        <aside aria-label="Members">
+          <h3>Members ({conversation.members.length})</h3>
+          <ul class="members">
+            {conversation.members.map((member) => (
+              <li key={member}>
+                <button type="button" title={`Private conversation with ${member}`} onClick={() => chat.show(member)}>
+                  {member}
+                </button>
+              </li>
+            ))}
+          </ul>
+        </aside>
+      ) : null}
+      <form
+        class="compose"
+        onSubmit={(event) => {
+          event.preventDefault();
+          const line = text;
+          if (!line.trim()) return;
+          setText("");
+          runLine(chat, line).catch((e: Error) => chat.info(e.message, true));
+        }}
+      >
+        <label class="visually-hidden" for="compose">
+          Message to {conversation.name}
+        </label>
+        <input
+          id="compose"
+          ref={input}
+          autoComplete="off"
+          maxLength={4000}
+          placeholder={`Message ${conversation.name} (or /help)`}
+          value={text}
+          onInput={(e) => setText(e.currentTarget.value)}
+        />
+        <button type="submit">Send</button>
+      </form>
+    </div>
   );
 }
 
-function LineView({ line, chat }: { line: Line; chat: Chat }) {
+function LineView({ line }: { line: Line }) {
+  const notice = line.kind === "message" ? fileNotice(line.text) : null;
+  if (notice && line.kind === "message") return <FileNoticeLine line={line} notice={notice} />;
   if (line.kind === "info") {
     return <li class={line.error ? "info error" : "info"}>{line.text}</li>;
   }
   const time = new Date(line.ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  const notice = fileNotice(line.text);
-  if (notice) return <FileNoticeLine chat={chat} sender={line.sender} time={time} notice={notice} />;
   if (line.text.startsWith("/me ")) {
     return (
       <li class="message action">

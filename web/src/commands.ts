@@ -1,7 +1,7 @@
 // The terminal client's slash commands (docs/commands.md) that map to protocol requests.
 
 import { Chat, Conversation, conversationKey } from "./chat";
-import { FILE_COMMANDS } from "./file_commands";
+import { WEB_COMMANDS } from "./web_commands";
 
 export type Command = { usage: string; help: string; run: (chat: Chat, args: string) => Promise<void> };
 
@@ -223,7 +223,7 @@ export const COMMANDS: Record<string, Command> = {
   },
   quit: { usage: "/quit", help: "leave", run: (chat) => chat.quit() },
   exit: { usage: "/exit", help: "leave", run: (chat) => chat.quit() },
-  ...FILE_COMMANDS,
+  ...WEB_COMMANDS,
   help: {
     usage: "/help [COMMAND]",
     help: "the list of commands, or how to use one",

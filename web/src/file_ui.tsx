@@ -1,11 +1,12 @@
-// Files in the page: drop or paste to share (with a progress bar per upload), a button and
-// file picker for the keyboard, download buttons on announcements and on the /files list.
-// Names come from other users: they go into the page as text only, isolated (<bdi>) so that
-// right-to-left marks cannot reorder what is around them.
+// Files in the page: drop or paste anywhere to share with the open conversation (with a progress
+// bar per upload), a button and file picker for the keyboard, download buttons on
+// announcements and on the /files list. The tray (uploads, the /files list, the button) is a
+// layer of its own over the page. Names come from other users: they go into the page as text
+// only, isolated (<bdi>) so that right-to-left marks cannot reorder what is around them.
 
-import { ComponentChildren } from "preact";
+import { render } from "preact";
 import { useEffect, useReducer, useRef, useState } from "preact/hooks";
-import { Chat } from "./chat";
+import { Chat, Line } from "./chat";
 import { FileNotice, downloadFile, humanSize, shareFile } from "./files";
 import "./files.css";
 
@@ -79,39 +80,7 @@ function shareAll(chat: Chat, to: string, files: FileList | null | undefined): b
   return true;
 }
 
-// Drop files anywhere on the conversation, or paste them into it, to share them there.
-export function FileDropZone({ chat, to, children }: { chat: Chat; to: string; children: ComponentChildren }) {
-  const [over, setOver] = useState(false);
-  return (
-    <div
-      class={over ? "drop-zone drop-over" : "drop-zone"}
-      data-drop-target={to}
-      onDragOver={(event) => {
-        if (!event.dataTransfer?.types.includes("Files")) return;
-        event.preventDefault();
-        event.dataTransfer.dropEffect = "copy";
-        setOver(true);
-      }}
-      onDragLeave={() => setOver(false)}
-      onDrop={(event) => {
-        setOver(false);
-        if (shareAll(chat, to, event.dataTransfer?.files)) event.preventDefault();
-      }}
-      onPaste={(event) => {
-        if (shareAll(chat, to, event.clipboardData?.files)) event.preventDefault();
-      }}
-    >
-      {children}
-      {over ? (
-        <p class="drop-hint" aria-hidden="true">
-          Drop to share with <bdi>{to}</bdi>
-        </p>
-      ) : null}
-    </div>
-  );
-}
-
-export function ShareButton({ chat, to }: { chat: Chat; to: string }) {
+function ShareButton({ chat, to }: { chat: Chat; to: string }) {
   const input = useRef<HTMLInputElement>(null);
   return (
     <>
@@ -134,7 +103,7 @@ export function ShareButton({ chat, to }: { chat: Chat; to: string }) {
   );
 }
 
-export function UploadList() {
+function UploadList() {
   useStore((listener) => uploads.subscribe(listener));
   if (uploads.items.length === 0) return null;
   return (
@@ -181,17 +150,22 @@ function DownloadButton({ chat, fileId, name }: { chat: Chat; fileId: string; na
   );
 }
 
+// The page's one chat, for the announcements' download buttons (set by attachFiles).
+let pageChat: Chat | null = null;
+
 // A line announcing a shared file: who, and a button that downloads it.
-export function FileNoticeLine({ chat, sender, time, notice }: { chat: Chat; sender: string; time: string; notice: FileNotice }) {
+export function FileNoticeLine({ line, notice }: { line: Extract<Line, { kind: "message" }>; notice: FileNotice }) {
+  const time = new Date(line.ts).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
   return (
-    <li class="message file">
-      <time>{time}</time> <span class="sender">{sender}</span> shared <DownloadButton chat={chat} fileId={notice.id} name={notice.name} /> (
+    <li class="message file" data-key={line.key}>
+      <time>{time}</time> <bdi class="sender">{line.sender}</bdi> shared{" "}
+      {pageChat ? <DownloadButton chat={pageChat} fileId={notice.id} name={notice.name} /> : <bdi>{notice.name}</bdi>} (
       {humanSize(notice.size)})
     </li>
   );
 }
 
-export function SharedFiles({ chat }: { chat: Chat }) {
+function SharedFiles({ chat }: { chat: Chat }) {
   useStore((listener) => {
     shelf.listeners.add(listener);
     return () => shelf.listeners.delete(listener);
@@ -214,4 +188,71 @@ export function SharedFiles({ chat }: { chat: Chat }) {
       </ul>
     </section>
   );
+}
+
+// The open conversation's name, or "" (nothing to share with).
+function openConversation(chat: Chat): string {
+  return chat.nick ? (chat.conversations.get(chat.current)?.name ?? "") : "";
+}
+
+function FileLayer({ chat }: { chat: Chat }) {
+  useStore((listener) => chat.subscribe(listener));
+  const [over, setOver] = useState(false);
+  const to = openConversation(chat);
+  useEffect(() => {
+    // Anywhere on the page: a drop or a paste of files shares them with the open conversation.
+    const hasFiles = (event: DragEvent) => event.dataTransfer?.types.includes("Files") ?? false;
+    const dragOver = (event: DragEvent) => {
+      if (!hasFiles(event) || !openConversation(chat)) return;
+      event.preventDefault();
+      if (event.dataTransfer) event.dataTransfer.dropEffect = "copy";
+      setOver(true);
+    };
+    const dragLeave = (event: DragEvent) => {
+      if (event.relatedTarget === null) setOver(false);
+    };
+    const drop = (event: DragEvent) => {
+      setOver(false);
+      const target = openConversation(chat);
+      if (target && shareAll(chat, target, event.dataTransfer?.files)) event.preventDefault();
+    };
+    const paste = (event: ClipboardEvent) => {
+      const target = openConversation(chat);
+      if (target && shareAll(chat, target, event.clipboardData?.files)) event.preventDefault();
+    };
+    window.addEventListener("dragover", dragOver);
+    window.addEventListener("dragleave", dragLeave);
+    window.addEventListener("drop", drop);
+    window.addEventListener("paste", paste);
+    return () => {
+      window.removeEventListener("dragover", dragOver);
+      window.removeEventListener("dragleave", dragLeave);
+      window.removeEventListener("drop", drop);
+      window.removeEventListener("paste", paste);
+    };
+  }, [chat]);
+  if (!to) return null;
+  return (
+    <>
+      {over ? (
+        <p class="drop-hint" aria-hidden="true">
+          Drop to share with <bdi>{to}</bdi>
+        </p>
+      ) : null}
+      <section class="file-tray" aria-label="Files">
+        <UploadList />
+        <SharedFiles chat={chat} />
+        <ShareButton chat={chat} to={to} />
+      </section>
+    </>
+  );
+}
+
+// Files for this page's chat: the tray, drops and pastes, and the announcements' buttons.
+export function attachFiles(chat: Chat): void {
+  pageChat = chat;
+  const layer = document.createElement("div");
+  layer.id = "files";
+  document.body.append(layer);
+  render(<FileLayer chat={chat} />, layer);
 }

@@ -84,17 +84,19 @@ export function LoginPanel({ chat, notice }: { chat: Chat; notice: string }) {
   );
 }
 
+// End this browser's session (on the server, and its cookie), then leave the chat.
+export async function logOutAndLeave(chat: Chat): Promise<void> {
+  try {
+    await logOut();
+  } catch {
+    // Leaving anyway; the session ends when it expires.
+  }
+  await chat.quit();
+}
+
 export function LogoutButton({ chat }: { chat: Chat }) {
   return (
-    <button
-      type="button"
-      class="logout"
-      onClick={() => {
-        logOut()
-          .catch(() => undefined) // leaving anyway; the session ends when it expires
-          .finally(() => void chat.quit());
-      }}
-    >
+    <button type="button" class="logout" onClick={() => void logOutAndLeave(chat)}>
       Log out
     </button>
   );

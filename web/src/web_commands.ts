@@ -1,12 +1,14 @@
-// Slash commands about files and the account that need the web port's HTTPS side.
+// The slash commands that need the web port's HTTPS side: files, and the account (whose
+// session is this browser's cookie).
 
 import type { Chat } from "./chat";
 import type { Command } from "./commands";
 import { SharedFile, shelf, uploads } from "./file_ui";
 import { downloadFile } from "./files";
+import { logOutAndLeave } from "./login";
 import { logIn } from "./session";
 
-export const FILE_COMMANDS: Record<string, Command> = {
+export const WEB_COMMANDS: Record<string, Command> = {
   files: {
     usage: "/files [#room|USER]",
     help: "the files shared with you (all, or in one conversation), to download",
@@ -41,6 +43,11 @@ export const FILE_COMMANDS: Record<string, Command> = {
       await logIn(chat.nick, password);
       chat.info(`${chat.nick} is now an account; this browser stays logged in.`);
     },
+  },
+  logout: {
+    usage: "/logout",
+    help: "end this browser's saved login and leave",
+    run: (chat) => logOutAndLeave(chat),
   },
   passwd: {
     usage: "/passwd OLD NEW",
