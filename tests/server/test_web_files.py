@@ -330,3 +330,27 @@ def test_ranges_parse_to_first_and_end() -> None:
     assert parse_range("bytes=-3", 10) == (7, 10)
     assert parse_range("bytes=-30", 10) == (0, 10)
     assert parse_range("bytes=8-30", 10) == (8, 10)
+
+
+async def test_a_stalled_upload_is_answered_and_its_bytes_kept(server_config: ServerConfig) -> None:
+    config = dataclasses.replace(server_config, web_port=0, upload_stall_seconds=0.5)
+    async with ParleyServer(config) as server:
+        alice = await raw_user(server.port, "Alice")
+        data = os.urandom(40_000)
+        slot = await _share(alice, data)
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", server.web_port, ssl=insecure_context()
+        )
+        head = (
+            f"PUT /files/{slot['token']} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n"
+        )
+        writer.write(head.encode() + data[:10_000])  # then nothing more
+        status = await asyncio.wait_for(reader.readline(), TIMEOUT_SECONDS)
+        assert status.startswith(b"HTTP/1.1 408"), status
+        answer = await asyncio.wait_for(reader.readuntil(b"}"), TIMEOUT_SECONDS)
+        assert b"upload_stall_seconds" in answer
+        writer.close()
+        again = await _share(alice, data)
+        assert (again["file_id"], again["offset"]) == (slot["file_id"], 10_000)
+        await alice.close()

@@ -214,6 +214,14 @@ class WebFiles:
             return HttpError.of(ErrorCode.UNAVAILABLE, ErrorCode.UNAVAILABLE.text).response(
                 FILE_HEADERS
             )
+        except TimeoutError:
+            seconds = self._files.config.upload_stall_seconds
+            return HttpError(
+                408,
+                ErrorCode.INVALID_FILE,
+                f"No bytes came for {seconds:g} s (upload_stall_seconds); those that came are "
+                "kept: share the file again to go on from there.",
+            ).response(FILE_HEADERS)
         finally:
             work.close()  # not started when refused: never to be awaited
 
