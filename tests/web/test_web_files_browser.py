@@ -12,6 +12,8 @@ from __future__ import annotations
 import base64
 import concurrent.futures
 import contextlib
+import hashlib
+import http.server
 import json
 import os
 import queue
@@ -23,6 +25,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
@@ -370,3 +373,64 @@ def test_password_guesses_on_the_tls_port_throttle_the_browsers_login(
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("alert")).to_contain_text("Too many failed attempts")
     assert page.context.cookies() == []
+
+
+class _OtherSite(http.server.BaseHTTPRequestHandler):
+    """Another site: one page, served from this machine."""
+
+    def do_GET(self) -> None:
+        body = b"<!doctype html><p>another site</p>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass  # quiet
+
+
+def test_another_sites_page_can_neither_log_in_nor_upload(
+    browser: Browser, contexts: list[BrowserContext], server: ServerProcess
+) -> None:
+    owner = TlsUser(server.port, "Alice")
+    assert owner.request("register", password=PASSWORD)["type"] == "ok"
+    data = b"planted by another site"
+    slot = owner.request(
+        "share",
+        to="#general",
+        name="x.txt",
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    assert slot["type"] == "upload", slot
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _OtherSite)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    try:
+        context = browser.new_context(ignore_https_errors=True)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{site.server_address[1]}/")
+        # The requests leave the browser (no-cors: the page may not read the answers).
+        sent = page.evaluate(
+            """async ([base, token, password, data]) => {
+                const opts = { mode: "no-cors", credentials: "include" };
+                const body = JSON.stringify({ nick: "Alice", password });
+                await fetch(base + "/login", { ...opts, method: "POST", body });
+                await fetch(base + "/files/" + token, { ...opts, method: "POST", body: data });
+                return "sent";
+            }""",
+            [server.url, slot["token"], PASSWORD, data.decode()],
+        )
+        assert sent == "sent"
+        server.expect(r"Refused a POST to /login from 127\.0\.0\.1: Origin 'http://127\.0\.0\.1:")
+        server.expect(r"Refused an upload from 127\.0\.0\.1: Origin 'http://127\.0\.0\.1:")
+        assert context.cookies() == []
+    finally:
+        site.shutdown()
+        site.server_close()
+    # The upload token was not used: the server's own page (or a program) still can.
+    own = _page(browser, contexts, server)
+    put = own.request.put(f"{server.url}/files/{slot['token']}", data=data)
+    assert put.status == 200, put.text()
+    owner.close()

@@ -331,6 +331,7 @@ class WebFiles:
         # is refused. Programs that are not browsers may send none; the token is the right.
         origin = request.headers.get("Origin")
         if origin is not None and origin.lower() != self._origin().lower():
+            log.info("Refused an upload from %s: Origin %r", request.remote, origin)
             raise HttpError(
                 403,
                 ErrorCode.NOT_PERMITTED,
