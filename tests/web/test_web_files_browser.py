@@ -2,9 +2,10 @@
 against the real ``parley server`` process and the real terminal client (``client.py``) as a
 process on pipes: a file dropped or pasted on the page reaches the terminal client byte for
 byte, one shared from the terminal is downloaded in the browser byte for byte, hostile file
-names show as text, an oversize file is refused with a clear message, the session cookie is
-out of the page script's reach and keeps the login across a reload, and password guesses on
-the TLS port throttle the browser's login too.
+names show as text, an oversize file is refused with a clear message, an upload cut short
+goes on from where it stopped, the session cookie is out of the page script's reach and keeps
+the login across a reload, another site's page can neither log in nor upload, and password
+guesses on the TLS port throttle the browser's login too.
 """
 
 from __future__ import annotations
@@ -434,3 +435,45 @@ def test_another_sites_page_can_neither_log_in_nor_upload(
     put = own.request.put(f"{server.url}/files/{slot['token']}", data=data)
     assert put.status == 200, put.text()
     owner.close()
+
+
+def test_an_upload_cut_short_goes_on_from_where_it_stopped_when_dropped_again(
+    browser: Browser, contexts: list[BrowserContext], server: ServerProcess, tmp_path: Path
+) -> None:
+    data = os.urandom(900_000)
+    bob = TlsUser(server.port, "Bob")  # in #general when the file is shared: may fetch it
+    alice = TlsUser(server.port, "Alice")
+    assert alice.request("register", password=PASSWORD)["type"] == "ok"
+    slot = alice.request(
+        "share",
+        to="#general",
+        name="big.bin",
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+    )
+    assert slot["type"] == "upload", slot
+    # The first 300,000 bytes over the file port, then the connection is lost.
+    raw = socket.create_connection(("127.0.0.1", slot["port"]), timeout=TIMEOUT_SECONDS)
+    with insecure_context().wrap_socket(raw) as sock, sock.makefile("rb") as lines:
+        sock.sendall(json.dumps({"type": "start", "token": slot["token"]}).encode() + b"\n")
+        assert json.loads(lines.readline())["type"] == "ready"
+        sock.sendall(data[:300_000])
+        partial = tmp_path / "server" / "data" / "parley" / "files" / "partial" / slot["file_id"]
+        deadline = time.monotonic() + TIMEOUT_SECONDS
+        while not (partial.exists() and partial.stat().st_size == 300_000):
+            assert time.monotonic() < deadline, "the bytes sent never reached the disk"
+            time.sleep(0.05)
+    alice.request("bye")
+    alice.close()
+    page = _page(browser, contexts, server)
+    log_in(page, "Alice", PASSWORD)
+    _give(page, "drop", "big.bin", data)
+    expect(page.locator(".upload", has_text="big.bin").locator(".upload-state")).to_have_text(
+        "Sent"
+    )
+    notice = bob.event("message", sender="Alice")
+    assert json.loads(notice["text"][len("/file ") :])["id"] == slot["file_id"]  # the same upload
+    ticket = bob.request("get", file_id=slot["file_id"])
+    got = page.request.get(f"{server.url}/files/{ticket['token']}")
+    assert got.body() == data
+    bob.close()
