@@ -121,3 +121,20 @@ async def test_a_holder_found_full_is_refused_from_memory_for_a_moment(storage: 
     assert book.known_full("alice")
     clock.advance(FULL_MEMO_SECONDS)
     assert not book.known_full("alice")
+
+
+async def test_looking_at_a_token_leaves_it_good_until_it_expires(storage: Storage) -> None:
+    clock = FakeClock()
+    book = TicketBook(storage, 300.0, clock)
+    token = await book.issue(upload=True, file_id="f1", holder="alice", most_held=MOST)
+    assert token is not None
+    seen = await book.peek(token)
+    assert seen is not None and (seen.upload, seen.file_id) == (True, "f1")
+    assert await book.held("alice", MOST) == 1  # still unused: it still counts
+    assert await book.redeem(token) == seen
+    assert await book.peek(token) is None  # used
+    late = await book.issue(upload=False, file_id="f2", holder="bob", most_held=MOST)
+    assert late is not None
+    clock.advance(300.0)
+    assert await book.peek(late) is None  # expired
+    assert await book.peek("not-a-token") is None

@@ -126,3 +126,13 @@ async def test_sqlite_token_writes_leave_every_other_write_durable(tmp_path: Pat
         assert await storage._run(level, write=True) == full
     finally:
         await storage.close()
+
+
+async def test_a_token_can_be_looked_at_without_taking_it(storage: Storage) -> None:
+    await storage.add_ticket("h1", ticket(upload=True), 20, NOW)
+    assert await storage.ticket("h1", NOW) == ticket(upload=True)
+    assert await storage.ticket("h1", NOW) == ticket(upload=True)
+    assert await storage.ticket("h1", NOW + 5 * MINUTE) is None  # expired
+    assert await storage.take_ticket("h1", NOW) == ticket(upload=True)
+    assert await storage.ticket("h1", NOW) is None
+    assert await storage.ticket("unknown", NOW) is None

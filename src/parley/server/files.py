@@ -76,7 +76,7 @@ class FileService:
         # The file connections' port, known once they listen.
         self.port = 0
         self.tickets = TicketBook(storage, TOKEN_SECONDS, hub.clock)
-        # Claims being renewed, or given back once an upload connection has ended.
+        # Claims being given back once an upload connection has ended.
         self._claim_work = TaskSet("parley-file-claims")
 
     # --- requests on the chat connection -------------------------------------------------
@@ -251,12 +251,10 @@ class FileService:
             raise
         return ticket, record
 
-    def renew_upload(self, file_id: str) -> None:
-        """The upload of ``file_id`` is still receiving: extend its claim, without waiting."""
-        self._claim_work.spawn(self._renew(file_id))
-
-    async def _renew(self, file_id: str) -> None:
-        # A failure is logged: the claim then lasts what is left of it.
+    async def renew_upload(self, file_id: str) -> None:
+        """The upload of ``file_id`` is still receiving: extend its claim. One storage write;
+        a failure is logged (the claim then lasts what is left of it).
+        """
         until = self.clock.now_ms() + int(upload_claim_seconds(self.config) * 1000)
         try:
             await self.storage.renew_claim(file_id, ClaimKind.UPLOAD, until)
@@ -276,9 +274,7 @@ class FileService:
             log.warning("Could not give back the claim on file %s (it runs out): %s", file_id, exc)
 
     async def stop(self) -> None:
-        """Let the claims being renewed or given back finish (briefly), before storage
-        closes.
-        """
+        """Let the claims being given back finish (briefly), before storage closes."""
         if not await self._claim_work.wait(1.0):
             await self._claim_work.cancel()
 

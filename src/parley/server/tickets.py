@@ -86,6 +86,15 @@ class TicketBook:
             return None
         return token
 
+    async def peek(self, token: str) -> Ticket | None:
+        """The ticket of ``token`` without using it up; None when unknown, used or expired.
+        One read by the primary key.
+        """
+        stored = await self._storage.ticket(token_hash(token), self._clock.now_ms())
+        if stored is None:
+            return None
+        return Ticket(stored.upload, stored.file_id, stored.expires_ms, stored.holder)
+
     async def redeem(self, token: str) -> Ticket | None:
         """The ticket of ``token``, once, on whichever node; None when it is unknown, used or
         expired. One write.

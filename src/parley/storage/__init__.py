@@ -497,6 +497,12 @@ class Storage(Protocol):
         """How many unexpired, unused tokens ``holder`` has. One indexed read."""
         ...
 
+    async def ticket(self, token_hash: str, now_ms: int) -> FileTicket | None:
+        """The token's ticket, left in place; None when it is unknown, used or expired. One
+        read by the primary key.
+        """
+        ...
+
     async def take_ticket(self, token_hash: str, now_ms: int) -> FileTicket | None:
         """The token's ticket, deleted as it is read (whichever node asks, once); None when
         it is unknown, used or expired. One write by the primary key.

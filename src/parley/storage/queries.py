@@ -114,6 +114,10 @@ class Queries:
         "DELETE FROM file_tickets WHERE token_hash = $1 "
         "RETURNING upload, file_id, holder, expires_ms"
     )
+    ticket: str = (
+        "SELECT upload, file_id, holder, expires_ms FROM file_tickets "
+        "WHERE token_hash = $1 AND expires_ms > $2"
+    )
     forget_tickets: str = "DELETE FROM file_tickets WHERE expires_ms <= $1"
     # Taken when free or when the claim in force has run out; no row changes otherwise.
     claim_file: str = (

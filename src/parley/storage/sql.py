@@ -165,6 +165,14 @@ class SqlStorage(abc.ABC):
         row = await self._row(self._q.tickets_held, holder, now_ms)
         return int(row["count"]) if row else 0
 
+    async def ticket(self, token_hash: str, now_ms: int) -> FileTicket | None:
+        row = await self._row(self._q.ticket, token_hash, now_ms)
+        if row is None:
+            return None
+        return FileTicket(
+            bool(row["upload"]), str(row["file_id"]), str(row["holder"]), int(row["expires_ms"])
+        )
+
     async def take_ticket(self, token_hash: str, now_ms: int) -> FileTicket | None:
         row = await self._change_row(self._q.take_ticket, token_hash, durable=False)
         if row is None or int(row["expires_ms"]) <= now_ms:
