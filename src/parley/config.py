@@ -467,13 +467,14 @@ def _coerce(annotation: object, value: Any) -> Any:
             if not isinstance(value, bool):
                 raise TypeError
             return value
+        # Numbers are numbers: int() and float() would also take "7000" (a quoted value in a
+        # TOML file, which is text) and int() would quietly truncate 8000.5 to 8000.
         if kind == "float":
-            if isinstance(value, bool):
+            if isinstance(value, bool | str):
                 raise TypeError
             return float(value)
         if kind == "int":
-            # int() would quietly truncate 8000.5 to 8000.
-            if isinstance(value, bool | float):
+            if isinstance(value, bool | float | str):
                 raise TypeError
             return int(value)
         if not isinstance(value, str):
