@@ -165,18 +165,23 @@ class ParleyServer:
         self.fingerprint = file_fingerprint(cert_file)
         if config.bus is not None and self._given_storage is None:
             _require_shared_database(config)
-        storage = self._given_storage or await open_storage(
-            config.database, config.data_dir, clock=self.clock
-        )
+        # The bus first: a node that cannot reach the others touches nothing.
+        bus, directory = self._open_bus()
+        await bus.start()
+        self._bus, self._directory = bus, directory
+        try:
+            storage = self._given_storage or await open_storage(
+                config.database, config.data_dir, clock=self.clock
+            )
+        except BaseException:
+            await self._stop_bus()
+            raise
         self._storage = storage
         try:
             auth = Authenticator(storage, config, self.clock)
             self.admin_password = await ensure_admin(
                 storage, auth.hasher, self.clock.now_ms(), force=config.init_admin
             )
-            bus, directory = self._open_bus()
-            await bus.start()
-            self._bus, self._directory = bus, directory
             self._hub = hub = Hub(storage, bus, config, self.metrics, self.clock, directory)
             await hub.start()
             await directory.start(hub.local_users)
