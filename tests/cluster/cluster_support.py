@@ -96,8 +96,6 @@ class Cluster:
         self.bus = bus
         self.nodes: dict[str, Node] = {}
         self.clients: list[RawClient] = []
-        # Nodes that had to be killed at the end (see stop).
-        self.unstopped: list[str] = []
         self.settings = root / "cluster.toml"
         self.settings.write_text(NODE_SETTINGS)
 
@@ -133,8 +131,7 @@ class Cluster:
 
     async def stop(self) -> dict[str, str]:
         """Stop every node still running (SIGTERM); returns what each printed. A node that
-        does not stop in time is killed: with a bus, a node's event loop sometimes misses the
-        SIGTERM (a known fault, not what these tests are about).
+        does not stop in time is killed, and the test fails.
         """
         outputs: dict[str, str] = {}
         for node in self.nodes.values():
@@ -160,7 +157,7 @@ class Cluster:
             outputs[name] = out + err
             if node.running and name not in stuck:
                 assert status == 0, err
-        self.unstopped = stuck
+        assert not stuck, f"nodes {stuck} did not stop on SIGTERM: {outputs}"
         return outputs
 
 

@@ -122,6 +122,7 @@ class Hub:
             storage, bus, config, self._presence, self._commits, self._listing, clock
         )
         self._link_down = False
+        self._stopping = False
         self._history = History(storage, self._presence, self._rooms, self._markers)
         self._outbox = Outbox(self._presence, self._rooms, self._commits)
         self._delivery = Delivery(
@@ -158,6 +159,9 @@ class Hub:
         (its senders are told ``unavailable``).
         """
         self._history.stop()
+        # From here on names are not released one by one: the node's lease, ended as it
+        # stops, frees them all at once.
+        self._stopping = True
         await self._releases.wait(min(within_seconds, 2.0))
         if not await self._tasks.wait(within_seconds):
             log.warning(
@@ -260,6 +264,8 @@ class Hub:
         )
 
     def _release_in_cluster(self, peer: Peer) -> None:
+        if self._stopping:
+            return
         self._releases.spawn(
             self._directory.release(
                 peer.nick_key, name_skeleton(peer.nick), peer.principal, peer.nick
