@@ -137,8 +137,7 @@ class Cluster:
         for node in self.nodes.values():
             if node.running:
                 with contextlib.suppress(ProcessLookupError):
-                    # Only to a node a test left stopped: a SIGCONT just before a SIGTERM
-                    # can cost the SIGTERM.
+                    # A node a test left stopped must run to act on the SIGTERM.
                     if node.paused:
                         node.process.signal(signal.SIGCONT)
                     node.process.signal(signal.SIGTERM)
