@@ -93,6 +93,9 @@ class ServerConfig:
     # Where accounts, rooms and history live: None for the SQLite file in data_dir, or a URL
     # (postgresql://user@host/db, sqlite:///path).
     database: str | None = None
+    # The cluster bus, redis://HOST:PORT/DB: nodes that share it (and one PostgreSQL
+    # database) serve one chat. None: this process alone, with its in-process bus.
+    bus: str | None = None
     # Guests chat under any free unregistered nickname; off, every user needs an account.
     allow_guests: bool = True
     # Who may create a room by joining it: "everyone", "accounts" or "moderators".
@@ -328,6 +331,19 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, number
 
 
+def _check_bus(value: str) -> str | None:
+    """A Redis URL, or None for "" (no bus: one process)."""
+    if not value.strip():
+        return None
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError("is not a Redis URL: use redis://HOST:PORT/DB")
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        raise ValueError("names a Redis database that is not a number: use redis://HOST:PORT/DB")
+    return value
+
+
 def _check_listen(value: str) -> str | None:
     """An address to listen on, or None for "" (off)."""
     if not value.strip():
@@ -392,6 +408,7 @@ def _check_networks(values: tuple[str, ...]) -> tuple[str, ...]:
 # Settings whose text has a form of its own: each function returns the value to keep, or
 # raises ValueError saying what is wrong with it.
 FORMATS: dict[str, Callable[[Any], Any]] = {
+    "bus": _check_bus,
     "metrics_listen": _check_listen,
     "web_public_url": _check_public_url,
     "proxy_protocol_from": _check_networks,

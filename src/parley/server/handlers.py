@@ -193,8 +193,8 @@ def send(connection: Connection, request: Send) -> Awaitable[None] | None:
 
 
 @handles(ListUsers)
-def list_users(connection: Connection, request: ListUsers) -> None:
-    users = connection.context.hub.online()
+async def list_users(connection: Connection, request: ListUsers) -> None:
+    users = await connection.context.hub.online()
     connection.reply(Users(id=request.id, users=users[: limits.MAX_LISTED_USERS], total=len(users)))
 
 
