@@ -19,6 +19,8 @@ NO_SHARED_BUDGETS: dict[str, Any] = {
     "request_rate_per_address": 1_000_000.0,
     "request_burst_per_principal": 1_000_000,
     "request_rate_per_principal": 1_000_000.0,
+    "request_burst_guests_per_address": 1_000_000,
+    "request_rate_guests_per_address": 1_000_000.0,
 }
 
 

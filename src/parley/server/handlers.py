@@ -10,6 +10,7 @@ checked that the request is allowed in the current state.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -105,6 +106,13 @@ async def nick(connection: Connection, request: Nick) -> None:
     identity = await context.auth.identify(
         request.nick, request.password, request.token, connection.host
     )
+    if identity.account and (left := context.limits.account_penalty_left(identity.principal)):
+        # A guest id is new at every login: only an account can be held back by name.
+        raise PeerError(
+            ErrorCode.FLOOD_PENALTY,
+            f"A connection of {identity.nick} was cut off for sending too fast; log in again "
+            f"in {math.ceil(round(left, 3))} s.",
+        )
     connection.nick, connection.nick_key = identity.nick, identity.nick_key
     connection.principal = identity.principal
     connection.role, connection.account = identity.role, identity.account
