@@ -57,6 +57,7 @@ from parley.protocol.messages import (
 )
 from parley.protocol.session import choose_version
 from parley.server.moderation import appoint, moderate
+from parley.server.name_pages import after_key
 
 if TYPE_CHECKING:
     from parley.server.connection import Connection
@@ -193,8 +194,9 @@ def send(connection: Connection, request: Send) -> Awaitable[None] | None:
 
 @handles(ListUsers)
 def list_users(connection: Connection, request: ListUsers) -> None:
-    users = connection.context.hub.online()
-    connection.reply(Users(id=request.id, users=users[: limits.MAX_LISTED_USERS], total=len(users)))
+    after = after_key(request.after)
+    users, following, total = connection.context.hub.online(after, request.limit)
+    connection.reply(Users(id=request.id, users=users, total=total, next=following))
 
 
 @handles(History)
@@ -222,8 +224,10 @@ async def read(connection: Connection, request: Read) -> None:
 async def unread(connection: Connection, request: GetUnread) -> None:
     if not connection.account:
         raise PeerError(ErrorCode.ACCOUNT_REQUIRED, "Read markers are kept for accounts.")
-    counts, more = await connection.context.hub.unread(connection)
-    connection.reply(Unread(id=request.id, conversations=counts, more=more))
+    counts, following = await connection.context.hub.unread(connection, request.after)
+    connection.reply(
+        Unread(id=request.id, conversations=counts, more=bool(following), next=following)
+    )
 
 
 # --- presence --------------------------------------------------------------------------------
@@ -274,10 +278,9 @@ async def topic(connection: Connection, request: Topic) -> None:
 
 @handles(Who)
 def who(connection: Connection, request: Who) -> None:
-    members = connection.context.hub.who(request.room)
-    connection.reply(
-        Users(id=request.id, users=members[: limits.MAX_LISTED_USERS], total=len(members))
-    )
+    after = after_key(request.after)
+    members, following, total = connection.context.hub.who(request.room, after, request.limit)
+    connection.reply(Users(id=request.id, users=members, total=total, next=following))
 
 
 # --- moderation ------------------------------------------------------------------------------

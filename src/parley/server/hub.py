@@ -207,8 +207,9 @@ class Hub:
         """Who is online under this nickname key."""
         return self._presence.user(key)
 
-    def online(self) -> list[str]:
-        return self._presence.online()
+    def online(self, after: str, limit: int) -> tuple[list[str], str, int]:
+        """A page of who is online (after the key ``after``), its ``next``, and the total."""
+        return self._presence.online_page(after, limit)
 
     def set_away(self, peer: Peer, text: str) -> None:
         self._presence.set_away(peer, text)
@@ -245,8 +246,9 @@ class Hub:
         total = await self._listing.total()
         return Rooms(id=request_id, rooms=page.rooms, total=total, next=page.next)
 
-    def who(self, raw_name: str) -> list[str]:
-        return self._rooms.who(raw_name)
+    def who(self, raw_name: str, after: str, limit: int) -> tuple[list[str], str, int]:
+        """A page of who is in a room (after the key ``after``), its ``next``, and the total."""
+        return self._rooms.who(raw_name, after, limit)
 
     async def room_named(self, raw_name: str) -> LiveRoom:
         return await self._rooms.named(raw_name)
@@ -294,11 +296,11 @@ class Hub:
             conversation, shown, request_id, after=after, before=before, limit=limit
         )
 
-    async def unread(self, peer: Peer) -> tuple[list[UnreadCount], bool]:
-        """The account's conversations with unread messages, rooms first, at most
-        MAX_LISTED_UNREAD of them, and whether there were more.
+    async def unread(self, peer: Peer, after: str) -> tuple[list[UnreadCount], str]:
+        """One page of the account's conversations with unread messages (see
+        History.unread) and the ``after`` of the next page ("" on the last).
         """
-        return await self._history.unread(peer)
+        return await self._history.unread(peer, after)
 
     async def mark_read(self, peer: Peer, to: str, seq: int) -> None:
         if is_room(to):

@@ -18,6 +18,7 @@ from parley.protocol.errors import ErrorCode, PeerError
 from parley.protocol.messages import Notice, UserInfo, encode
 from parley.protocol.names import name_skeleton, nick_key, normalize_nick
 from parley.protocol.text import check_away
+from parley.server.name_pages import name_page
 from parley.server.rooms import Peer
 from parley.storage import Role, Storage
 
@@ -67,6 +68,14 @@ class Presence:
     def online(self) -> list[str]:
         """Nicknames online, sorted case-insensitively. O(users log users)."""
         return sorted((peer.nick for peer in self._users.values()), key=str.casefold)
+
+    def online_page(self, after: str, limit: int) -> tuple[list[str], str, int]:
+        """One page of the nicknames online (see parley.server.name_pages), its ``next``, and
+        how many are online. O(users log limit).
+        """
+        users = self._users
+        page, following = name_page(((key, peer.nick) for key, peer in users.items()), after, limit)
+        return page, following, len(users)
 
     def find_online(self, nick: str) -> Peer | None:
         try:
