@@ -66,8 +66,10 @@ class ServerConfig:
     request_rate_per_principal: float = 30.0
     # One more bucket for all the guests of an address group together: a guest id is new at
     # every login, so a guest's own bucket alone would be full again after each reconnection.
-    request_burst_guests_per_address: int = 300
-    request_rate_guests_per_address: float = 60.0
+    # As shipped it holds guests to a smaller burst than the address's and the same rate (a
+    # NAT full of guests still chats); lower it where guests from one address misbehave.
+    request_burst_guests_per_address: int = 2000
+    request_rate_guests_per_address: float = 1000.0
     # A connection cut for flooding keeps its account from logging in again this long (0:
     # never), so that reconnecting does not buy a fresh burst; its address group gets a
     # strike, and a group with flood_penalty_strikes strikes, each within this long of the
