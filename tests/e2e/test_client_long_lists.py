@@ -36,7 +36,8 @@ async def _guest(port: int, nick: str, source: str, context: ssl.SSLContext) -> 
 
 
 async def test_list_shows_everyone_past_one_page(lab: Lab) -> None:
-    port = await lab.start_server()
+    await lab.start_server()
+    alice = await lab.guest("Alice")
     names = [f"G{n:04}" for n in range(GUESTS)]
     guests: list[RawClient] = []
     context = insecure_context()  # one for all: making one reads the system's CA bundle
@@ -44,11 +45,10 @@ async def test_list_shows_everyone_past_one_page(lab: Lab) -> None:
         batch = names[start : start + 50]
         guests += await asyncio.gather(
             *(
-                _guest(port, nick, SOURCES[n % len(SOURCES)], context)
+                _guest(lab.port, nick, SOURCES[n % len(SOURCES)], context)
                 for n, nick in enumerate(batch)
             )
         )
-    alice = await lab.guest("Alice")
     everyone = sorted(["Alice", *names], key=nick_key)
 
     alice.type("/list")

@@ -33,7 +33,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from support import insecure_context
+from support import allow_open_files, insecure_context
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/lib/chromium/chromium")
@@ -487,7 +487,16 @@ def test_reconnects_after_a_restart_and_says_so(
     assert violations.messages == []
 
 
+@pytest.fixture
+def many_open_files() -> None:
+    """Room for a connection per guest, in this process and in the server (which inherits
+    the limit: this fixture comes before ``server``).
+    """
+    allow_open_files(4096)
+
+
 def test_lists_longer_than_one_reply_are_shown_whole(
+    many_open_files: None,
     browser: Browser,
     contexts: list[BrowserContext],
     violations: Violations,
