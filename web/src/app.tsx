@@ -4,6 +4,9 @@
 import { useEffect, useReducer, useRef, useState } from "preact/hooks";
 import { Chat, Conversation, Line } from "./chat";
 import { runLine } from "./commands";
+import { FileNoticeLine } from "./file_ui";
+import { fileNotice } from "./files";
+import { LoginPanel, LogoutButton } from "./login";
 import { Status } from "./connection";
 
 export function App({ chat }: { chat: Chat }) {
@@ -27,6 +30,7 @@ export function App({ chat }: { chat: Chat }) {
         <h1>Parley</h1>
         <span class="me">{chat.nick}</span>
         <StatusLine status={status} />
+        <LogoutButton chat={chat} />
       </header>
       <Sidebar chat={chat} />
       <main>{current ? <ConversationView chat={chat} conversation={current} /> : <p>Join a room: /join #room</p>}</main>
@@ -58,36 +62,7 @@ function StatusLine({ status }: { status: Status }) {
 }
 
 function LoginForm({ chat, status }: { chat: Chat; status: Status }) {
-  const [nick, setNick] = useState("");
-  const [password, setPassword] = useState("");
-  return (
-    <main class="login">
-      <h1>Parley</h1>
-      <form
-        onSubmit={(event) => {
-          event.preventDefault();
-          if (nick.trim()) chat.connect({ nick: nick.trim(), password });
-        }}
-      >
-        <label>
-          Nickname
-          <input name="nick" autoFocus required value={nick} onInput={(e) => setNick(e.currentTarget.value)} />
-        </label>
-        <label>
-          Password (accounts only; leave empty to join as a guest)
-          <input
-            name="password"
-            type="password"
-            autoComplete="current-password"
-            value={password}
-            onInput={(e) => setPassword(e.currentTarget.value)}
-          />
-        </label>
-        <button type="submit">Log in</button>
-      </form>
-      {status.kind === "closed" && status.reason ? <StatusLine status={status} /> : null}
-    </main>
-  );
+  return <LoginPanel chat={chat} notice={status.kind === "closed" ? status.reason : ""} />;
 }
 
 function Sidebar({ chat }: { chat: Chat }) {
@@ -226,6 +201,8 @@ function ConversationView({ chat, conversation }: { chat: Chat; conversation: Co
 }
 
 function LineView({ line }: { line: Line }) {
+  const notice = line.kind === "message" ? fileNotice(line.text) : null;
+  if (notice && line.kind === "message") return <FileNoticeLine line={line} notice={notice} />;
   if (line.kind === "info") {
     return <li class={line.error ? "info error" : "info"}>{line.text}</li>;
   }

@@ -1,8 +1,9 @@
 // The terminal client's slash commands (docs/commands.md) that map to protocol requests.
 
 import { Chat, Conversation, conversationKey } from "./chat";
+import { WEB_COMMANDS } from "./web_commands";
 
-type Command = { usage: string; help: string; run: (chat: Chat, args: string) => Promise<void> };
+export type Command = { usage: string; help: string; run: (chat: Chat, args: string) => Promise<void> };
 
 function words(args: string, count: number): string[] {
   // The first count - 1 words, then the rest of the line as one.
@@ -222,6 +223,7 @@ export const COMMANDS: Record<string, Command> = {
   },
   quit: { usage: "/quit", help: "leave", run: (chat) => chat.quit() },
   exit: { usage: "/exit", help: "leave", run: (chat) => chat.quit() },
+  ...WEB_COMMANDS,
   help: {
     usage: "/help [COMMAND]",
     help: "the list of commands, or how to use one",
