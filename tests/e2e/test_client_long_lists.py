@@ -21,11 +21,12 @@ SOURCES = ("127.0.0.2", "127.0.0.3", "127.0.0.4")
 
 
 async def _guest(port: int, nick: str, source: str, context: ssl.SSLContext) -> RawClient:
+    # A loaded machine may take a while to answer many handshakes at once.
     reader, writer = await asyncio.wait_for(
         asyncio.open_connection(
             "127.0.0.1", port, ssl=context, local_addr=(source, 0), limit=2**22
         ),
-        TIMEOUT_SECONDS,
+        3 * TIMEOUT_SECONDS,
     )
     client = RawClient(reader, writer)
     await client.login(nick)
@@ -41,8 +42,8 @@ async def test_list_shows_everyone_past_one_page(lab: Lab) -> None:
     names = [f"G{n:04}" for n in range(GUESTS)]
     guests: list[RawClient] = []
     context = insecure_context()  # one for all: making one reads the system's CA bundle
-    for start in range(0, GUESTS, 50):
-        batch = names[start : start + 50]
+    for start in range(0, GUESTS, 10):
+        batch = names[start : start + 10]
         guests += await asyncio.gather(
             *(
                 _guest(lab.port, nick, SOURCES[n % len(SOURCES)], context)
