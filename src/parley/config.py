@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import math
 import tomllib
 import urllib.parse
@@ -92,6 +93,11 @@ class ServerConfig:
     # Counted from accept, TLS handshakes included, per address group (an IPv6 /64 is one).
     max_connections_per_address: int = 1000
     max_connections: int = 50_000
+    # TCP load balancers (addresses or CIDR networks) whose connections start with a PROXY
+    # protocol header (v2, or v1) naming the real client: from these, the header is required
+    # and the client it names is the one every per-address limit, ban and log line sees.
+    # From any other address a header is not honoured. On the chat and file ports.
+    proxy_protocol_from: tuple[str, ...] = ()
 
     # Where accounts, rooms and history live: None for the SQLite file in data_dir, or a URL
     # (postgresql://user@host/db, sqlite:///path).
@@ -370,11 +376,37 @@ def _check_public_url(value: str) -> str | None:
     return value.strip()
 
 
+def parse_networks(
+    values: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Addresses and CIDR networks (``10.0.0.5``, ``10.0.0.0/24``, ``fd00::/64``) as networks.
+    Raises ValueError saying which one is wrong.
+    """
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value.strip()))
+        except ValueError as exc:
+            if "has host bits set" in str(exc):
+                whole = ipaddress.ip_network(value.strip(), strict=False)
+                raise ValueError(
+                    f"has {value!r}, which has host bits set: did you mean {whole}?"
+                ) from None
+            raise ValueError(f"has {value!r}, which is not an address or a CIDR network") from None
+    return tuple(networks)
+
+
+def _check_networks(values: tuple[str, ...]) -> tuple[str, ...]:
+    parse_networks(values)
+    return tuple(value.strip() for value in values)
+
+
 # Settings whose text has a form of its own: each function returns the value to keep, or
 # raises ValueError saying what is wrong with it.
-FORMATS: dict[str, Callable[[str], str | None]] = {
+FORMATS: dict[str, Callable[[Any], Any]] = {
     "metrics_listen": _check_listen,
     "web_public_url": _check_public_url,
+    "proxy_protocol_from": _check_networks,
 }
 
 

@@ -88,6 +88,10 @@ class KnownWaits:
         while len(self._until) > self._max_entries:
             self._until.popitem(last=False)
 
+    def forget(self, key: str) -> None:
+        """The wait under ``key`` is over early (what it waited for has happened)."""
+        self._until.pop(key, None)
+
 
 class WindowLimiter:
     """At most ``limit`` events per key (an address, a principal) per ``window_seconds``:

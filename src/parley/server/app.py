@@ -32,7 +32,7 @@ from parley.protocol.messages import Closing, encode
 from parley.protocol.names import GENERAL_ROOM, room_key
 from parley.protocol.session import State
 from parley.server.auth import Authenticator
-from parley.server.blobs import BlobStore
+from parley.server.blob_directory import DirectoryBlobStore
 from parley.server.connection import Connection, ServerContext
 from parley.server.deadlines import Deadlines
 from parley.server.files import FileService
@@ -46,6 +46,7 @@ from parley.server.preflight import (
     check_database_file,
     keep_files_private,
 )
+from parley.server.proxy_protocol import trusted_proxies
 from parley.server.reload import reload
 from parley.server.request_limits import LocalRequestLimits
 from parley.server.revocation import RevocationWatch
@@ -172,7 +173,7 @@ class ParleyServer:
             revocations = RevocationWatch(storage, hub, config.revocation_poll_seconds)
             await revocations.start()
             self.files = files = FileService(
-                storage, hub, config, BlobStore(config.data_dir / "files")
+                storage, hub, config, DirectoryBlobStore(config.data_dir / "files")
             )
             context = ServerContext(
                 config=config,
@@ -210,6 +211,7 @@ class ParleyServer:
                         )
                     ),
                     nodelay=config.tcp_nodelay,
+                    proxies=trusted_proxies(config),
                 )
             except OSError as exc:
                 raise StartupRefused(
@@ -454,6 +456,8 @@ class ParleyServer:
             # Up until here, so that /readyz says "shutting down" while connections drain.
             await self._http.stop()
             self._http = None
+        if self.files is not None:
+            await self.files.stop()
         try:
             await asyncio.wait_for(self.storage.close(), _STORAGE_CLOSE_SECONDS)
         except TimeoutError:

@@ -360,15 +360,14 @@ async def op(connection: Connection, request: Op) -> None:
 @handles(ShareFile)
 def share_file(connection: Connection, request: ShareFile) -> Awaitable[None]:
     files = connection.context.files
-    # Before any task or storage read: a hoarder's refusals cost next to nothing.
-    files.check_tokens_held(connection)
+    files.refuse_known_hoarder(connection)
     return _reply_when_done(connection, lambda: files.share(connection, request))
 
 
 @handles(GetFile)
 def get_file(connection: Connection, request: GetFile) -> Awaitable[None]:
     files = connection.context.files
-    files.check_tokens_held(connection)
+    files.refuse_known_hoarder(connection)
     return _reply_when_done(connection, lambda: files.get(connection, request))
 
 

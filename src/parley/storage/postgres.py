@@ -250,6 +250,25 @@ MIGRATIONS: list[str | Callable[[asyncpg.Connection], Awaitable[None]]] = [
     _keep_skeletons,
     # The unique index on a message's identity has the name it has in SQLite.
     "ALTER INDEX messages_conversation_sender_key_msg_id_key RENAME TO messages_retry",
+    # File tokens and claims move from one process's memory to the database, for every node.
+    """
+    CREATE TABLE file_tickets (
+        token_hash TEXT NOT NULL,
+        upload BOOLEAN NOT NULL,
+        file_id TEXT NOT NULL,
+        holder TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        PRIMARY KEY (token_hash)
+    );
+    CREATE INDEX file_tickets_by_expiry ON file_tickets (expires_ms);
+    CREATE INDEX file_tickets_by_holder ON file_tickets (holder, expires_ms);
+    CREATE TABLE file_claims (
+        file_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        PRIMARY KEY (file_id)
+    );
+    """,
 ]
 
 _Q = queries.for_dialect(POSTGRES)
@@ -416,12 +435,17 @@ class PostgresStorage(SqlStorage):
     async def _row(self, sql: str, *args: Any) -> Row | None:
         return await self._run(lambda db: db.fetchrow(sql, *args))
 
-    async def _change(self, sql: str, *args: Any) -> int:
+    async def _change(self, sql: str, *args: Any, durable: bool = True) -> int:
+        # Always durable: asking for less costs more round trips than PostgreSQL's group
+        # commit saves.
         status: str = await self._run(lambda db: db.execute(sql, *args))
         return _changed(status)
 
     async def _change_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         await self._run(lambda db: db.executemany(sql, rows))
+
+    async def _change_row(self, sql: str, *args: Any, durable: bool = True) -> Row | None:
+        return await self._run(lambda db: db.fetchrow(sql, *args))
 
     # --- several statements in one transaction -------------------------------------------
 
