@@ -191,19 +191,25 @@ Load = Callable[["ParleyServer", int, Begin], Awaitable[dict[str, Any]]]
 
 
 async def _measured(
-    load: Callable[[Begin], Awaitable[dict[str, Any]]],
+    load: Callable[[Begin], Awaitable[dict[str, Any]]], server_pid: int
 ) -> tuple[dict[str, Any], float, float]:
     """Run ``load``; its figures, and the window of time from when it called its ``begin``
-    argument (its set-up done) to its end.
+    argument (its set-up done) to its end. The figures gain the server's CPU time in that
+    window (``server_cpu_seconds``): on a busy machine the round trips are noisy, what the
+    server spent is not.
     """
     began = time.monotonic()
+    cpu_began = proc.cpu_seconds(server_pid)
 
     def begin() -> None:
-        nonlocal began
+        nonlocal began, cpu_began
         began = time.monotonic()
+        cpu_began = proc.cpu_seconds(server_pid)
 
     figures = await load(begin)
-    return figures, began, time.monotonic()
+    ended = time.monotonic()
+    cpu = proc.cpu_seconds(server_pid) - cpu_began
+    return {**figures, "server_cpu_seconds": round(cpu, 2)}, began, ended
 
 
 # --- the phases ------------------------------------------------------------------------------
@@ -502,7 +508,9 @@ async def _run(
     for phase in phases:
         load = LOADS[phase]
         started = time.monotonic()
-        figures, began, ended = await _measured(functools.partial(load, server, files_port))
+        figures, began, ended = await _measured(
+            functools.partial(load, server, files_port), server.pid
+        )
         results[phase] = {**figures, "phase_seconds": round(ended - started, 1)}
         windows[phase] = (began, ended)
         await asyncio.sleep(2.0)  # what the phase left behind settles before the next

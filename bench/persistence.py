@@ -43,6 +43,8 @@ SERVER_SETTINGS = (
     "flood_debt_requests = 1000000\n"
     "request_burst_per_address = 1000000\nrequest_rate_per_address = 1000000.0\n"
     "request_burst_per_principal = 1000000\nrequest_rate_per_principal = 1000000.0\n"
+    "request_burst_guests_per_address = 1000000\n"
+    "request_rate_guests_per_address = 1000000.0\n"
 )
 
 

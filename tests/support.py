@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import resource
 import ssl
 from typing import Any
 
@@ -19,7 +20,19 @@ NO_SHARED_BUDGETS: dict[str, Any] = {
     "request_rate_per_address": 1_000_000.0,
     "request_burst_per_principal": 1_000_000,
     "request_rate_per_principal": 1_000_000.0,
+    "request_burst_guests_per_address": 1_000_000,
+    "request_rate_guests_per_address": 1_000_000.0,
 }
+
+
+def allow_open_files(count: int) -> None:
+    """Raise this process's soft limit of open files to at least ``count`` (within the hard
+    limit), for a test that holds many connections; servers it starts inherit it.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
 
 
 class FakeClock:

@@ -65,9 +65,18 @@ class ServerConfig:
     request_rate_per_address: float = 1000.0
     request_burst_per_principal: int = 150
     request_rate_per_principal: float = 30.0
-    # An address group with a connection cut for flooding is refused new ones this long
-    # (0: never), so that reconnecting does not buy a fresh burst.
+    # One more bucket for all the guests of an address group together: a guest id is new at
+    # every login, so a guest's own bucket alone would be full again after each reconnection.
+    # As shipped it holds guests to a smaller burst than the address's and the same rate (a
+    # NAT full of guests still chats); lower it where guests from one address misbehave.
+    request_burst_guests_per_address: int = 2000
+    request_rate_guests_per_address: float = 1000.0
+    # A connection cut for flooding keeps its account from logging in again this long (0:
+    # never), so that reconnecting does not buy a fresh burst; its address group gets a
+    # strike, and a group with flood_penalty_strikes strikes, each within this long of the
+    # last, is refused new connections this long. One flooder does not lock out a whole NAT.
     flood_penalty_seconds: float = 30.0
+    flood_penalty_strikes: int = 3
 
     # Bytes queued for a client that does not read. Past this it is disconnected, so one slow
     # reader never holds memory without bound or delays anyone else.
@@ -274,7 +283,10 @@ BOUNDS: dict[str, Bounds] = {
     "request_rate_per_address": _POSITIVE,
     "request_burst_per_principal": _COUNT,
     "request_rate_per_principal": _POSITIVE,
+    "request_burst_guests_per_address": _COUNT,
+    "request_rate_guests_per_address": _POSITIVE,
     "flood_penalty_seconds": Bounds(0, 86400),
+    "flood_penalty_strikes": Bounds(1, 1000),
     "max_tokens_per_principal": Bounds(1, 100_000),
     # Below a few frames' worth, every reader would count as slow.
     "send_buffer_limit_bytes": Bounds(64 * 1024),

@@ -86,6 +86,8 @@ async def test_a_backup_taken_under_load_restores_everything_acknowledged_before
         "flood_burst_requests = 100000\nflood_rate_per_second = 100000.0\n"
         "flood_debt_requests = 100000\n"
         "request_burst_per_principal = 100000\nrequest_rate_per_principal = 100000.0\n"
+        "request_burst_guests_per_address = 100000\n"
+        "request_rate_guests_per_address = 100000.0\n"
     )
     data = tmp_path / "server-data"
     server, port = await start_server(tmp_path, "--data-dir", str(data), "--config", str(config))

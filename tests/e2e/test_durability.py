@@ -23,6 +23,8 @@ async def test_every_acknowledged_message_survives_sigkill(tmp_path: Path) -> No
         "flood_debt_requests = 100000\n"
         "request_burst_per_address = 1000000\nrequest_rate_per_address = 1000000.0\n"
         "request_burst_per_principal = 1000000\nrequest_rate_per_principal = 1000000.0\n"
+        "request_burst_guests_per_address = 1000000\n"
+        "request_rate_guests_per_address = 1000000.0\n"
     )
     data = ["--data-dir", str(tmp_path / "server-data"), "--config", str(config)]
     server, port = await start_server(tmp_path, *data)

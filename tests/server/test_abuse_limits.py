@@ -15,7 +15,7 @@ from typing import Any
 from parley.config import ServerConfig
 from parley.protocol import transfer
 from parley.server.app import ParleyServer
-from support import TIMEOUT_SECONDS, RawClient, insecure_context
+from support import TIMEOUT_SECONDS, FakeClock, RawClient, insecure_context
 
 ELSEWHERE = "127.0.0.2"
 PASSWORD = "correct horse battery"
@@ -102,28 +102,124 @@ async def test_guests_flooding_from_one_address_cannot_come_back_and_others_chat
             await client.close()
 
 
-async def test_a_penalty_ends_and_can_be_turned_off(server_config: ServerConfig) -> None:
+async def test_a_flooding_account_is_held_back_and_its_neighbours_chat_on(
+    server_config: ServerConfig,
+) -> None:
+    # Behind one NAT: a registered flooder is held back by its account, not by the address.
+    clock = FakeClock()
     config = dataclasses.replace(
         server_config,
         flood_burst_requests=5,
         flood_rate_per_second=1.0,
         flood_debt_requests=10,
-        flood_penalty_seconds=0.5,
+        flood_penalty_seconds=60.0,
     )
+    async with ParleyServer(config, clock=clock) as server:
+        flooder = await _user(server.port, "Flooder")
+        assert (await flooder.request("register", password=PASSWORD))["type"] == "ok"
+        assert (await _flood_until_cut(flooder))["code"] == "flooding"
+        # Someone else at the same address comes in and chats.
+        neighbour = await _user(server.port, "Neighbour")
+        alice = await _user(server.port, "Alice", ELSEWHERE)
+        await _chats(server.port, neighbour, alice, "still here")
+        # The flooder may not log in again, from any address, and is told when it may.
+        for source in ("127.0.0.1", ELSEWHERE):
+            again = await _open(server.port, source)
+            again.send(type="hello", id=1, versions=[1])
+            await again.expect("welcome", id=1)
+            again.send(type="nick", id=2, nick="Flooder", password=PASSWORD)
+            refused = await again.frame()
+            assert refused["type"] == "closing" and refused["code"] == "flood-penalty", refused
+            assert refused["message"].endswith("log in again in 60 s."), refused
+            assert await again.closed()
+        clock.advance(61.0)
+        back = await _user(server.port, "Flooder", password=PASSWORD)
+        assert (await back.request("ping"))["type"] == "pong"
+        for client in (neighbour, alice, back):
+            await client.close()
+
+
+async def test_an_address_is_held_after_several_cuts_until_its_penalty_ends(
+    server_config: ServerConfig,
+) -> None:
+    clock = FakeClock()
+    config = dataclasses.replace(
+        server_config,
+        flood_burst_requests=5,
+        flood_rate_per_second=1.0,
+        flood_debt_requests=10,
+        flood_penalty_seconds=60.0,
+        flood_penalty_strikes=3,
+    )
+    async with ParleyServer(config, clock=clock) as server:
+        # Guests can come back under new names: two cuts still let the address in.
+        for number in range(3):
+            flooder = await _user(server.port, f"Guest{number}")
+            assert (await _flood_until_cut(flooder))["code"] == "flooding"
+        again = await _open(server.port)
+        again.send(type="hello", id=1, versions=[1])
+        refused = await again.frame()
+        assert refused["code"] == "flood-penalty" and "in 60 s" in refused["message"], refused
+        assert await again.closed()
+        clock.advance(61.0)
+        back = await _user(server.port, "Guest9")
+        assert (await back.request("ping"))["type"] == "pong"
+        await back.close()
+    config = dataclasses.replace(config, flood_penalty_seconds=0.0, flood_penalty_strikes=1)
     async with ParleyServer(config) as server:
         flooder = await _user(server.port, "Flooder")
         assert (await _flood_until_cut(flooder))["code"] == "flooding"
-        await asyncio.sleep(0.6)
         back = await _user(server.port, "Flooder")
         assert (await back.request("ping"))["type"] == "pong"
         await back.close()
-    config = dataclasses.replace(config, flood_penalty_seconds=0.0)
-    async with ParleyServer(config) as server:
-        flooder = await _user(server.port, "Flooder")
-        assert (await _flood_until_cut(flooder))["code"] == "flooding"
-        back = await _user(server.port, "Flooder")
-        assert (await back.request("ping"))["type"] == "pong"
-        await back.close()
+
+
+async def test_guests_at_one_address_share_one_budget_whatever_their_number(
+    server_config: ServerConfig,
+) -> None:
+    # Every guest login is a new guest id with a full budget of its own; together, the guests
+    # of one address get 60 requests (the clock stands still: nothing refills).
+    clock = FakeClock()
+    config = dataclasses.replace(
+        server_config,
+        flood_burst_requests=1000,
+        flood_debt_requests=2000,
+        request_burst_guests_per_address=60,
+        request_rate_guests_per_address=1.0,
+    )
+    async with ParleyServer(config, clock=clock) as server:
+
+        async def pings(client: RawClient) -> list[dict[str, Any]]:
+            for number in range(10):
+                client.send(type="ping", id=500 + number)
+            return await _replies(client, range(500, 510))
+
+        async def answered(clients: list[RawClient]) -> list[dict[str, Any]]:
+            replies = [each for some in await asyncio.gather(*map(pings, clients)) for each in some]
+            refused = [reply for reply in replies if reply["type"] == "error"]
+            assert all(
+                reply["code"] == "rate-limited" and "the guests at your address" in reply["message"]
+                for reply in refused
+            ), refused
+            return [reply for reply in replies if reply["type"] == "pong"]
+
+        guests = await asyncio.gather(*(_user(server.port, f"Guest{n}") for n in range(20)))
+        assert len(await answered(guests)) == 60
+        # Logging in again as new guests buys nothing.
+        await asyncio.gather(*(guest.close() for guest in guests))
+        guests = await asyncio.gather(*(_user(server.port, f"Again{n}") for n in range(20)))
+        assert await answered(guests) == []
+        # An account at the same address, and a guest elsewhere, have budgets of their own.
+        member = await _user(server.port, "Member", ELSEWHERE)
+        assert (await member.request("register", password=PASSWORD))["type"] == "ok"
+        await member.close()
+        member = await _user(server.port, "Member", password=PASSWORD)
+        elsewhere = await _user(server.port, "Elsewhere", ELSEWHERE)
+        assert len(await answered([member, elsewhere])) == 20
+        clock.advance(5.0)
+        assert len(await answered(guests[:1])) == 5
+        for client in (*guests, member, elsewhere):
+            await client.close()
 
 
 async def test_the_connections_of_one_address_share_one_budget(

@@ -168,12 +168,28 @@ async def test_unread_counts_rooms_and_private_conversations(storage: Storage) -
     conversation = f"dm:{alice}:{bob}"
     dm = NewMessage(conversation, "Alice", alice, "Bob", "psst", "p1", (alice, bob))
     await storage.append([message("#a", "1"), message("#a", "2"), dm, message("#other", "x")])
-    unread = await storage.unread("bob")
+    unread = await storage.unread("bob", "", 100)
     assert [(u.conversation, u.count) for u in unread] == [("#a", 2), (conversation, 1)]
     await storage.mark_read("bob", "#a", 2)
     await storage.mark_read("bob", "#a", 1)  # never back
-    unread = await storage.unread("bob")
+    unread = await storage.unread("bob", "", 100)
     assert [(u.conversation, u.read_seq, u.last_seq) for u in unread] == [(conversation, 0, 1)]
+
+
+async def test_unread_pages_after_a_conversation(storage: Storage) -> None:
+    await storage.create_account(Account("bob", "Bob", "h", Role.USER, 0, "b" * 32))
+    rooms = [f"#r{n:02}" for n in range(7)]
+    for room in rooms:
+        await storage.create_room(Room(key=room, name=room))
+        await storage.add_member(room, "bob")
+    await storage.append([message(room, f"m{room}") for room in rooms])
+    seen: list[str] = []
+    after = ""
+    while page := await storage.unread("bob", after, 3):
+        assert len(page) <= 3
+        seen += [entry.conversation for entry in page]
+        after = page[-1].conversation
+    assert seen == rooms
 
 
 async def test_a_new_account_of_a_deleted_name_gets_a_new_id(storage: Storage) -> None:
@@ -191,7 +207,7 @@ async def test_a_new_account_of_a_deleted_name_gets_a_new_id(storage: Storage) -
     dm = NewMessage(f"dm:{first.id}:{'c' * 32}", "Bob", first.id, "Carol", "hi", "1",
                     (first.id, "c" * 32))  # fmt: skip
     await storage.append([dm])
-    assert await storage.unread("bob") == []
+    assert await storage.unread("bob", "", 100) == []
 
 
 async def test_account_changes_are_recorded_in_order(storage: Storage) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from parley.storage import Account, FileRecord, Role, Storage, StorageUnavailable
+from parley.storage import FIRST_FILE, Account, FileRecord, Role, Storage, StorageUnavailable
 from parley.storage import postgres as postgres_backend
 from parley.storage import sqlite as sqlite_backend
 from parley.storage.postgres import PostgresStorage
@@ -158,6 +158,23 @@ async def test_readable_files_newest_first_within_a_limit(storage: Storage) -> N
     assert ids(await storage.readable_files("bob", None, NOW, 10)) == expected
     assert ids(await storage.readable_files("bob", None, NOW, 2)) == expected[:2]
     assert ids(await storage.readable_files("alice", None, NOW, 3)) == expected[:3]
+
+
+async def test_readable_files_page_after_the_last_one_seen(storage: Storage) -> None:
+    # Ties on the creation time are paged through by file_id, never repeated or skipped.
+    for n, created in [(1, NOW), (2, NOW + 2), (3, NOW + 2), (4, NOW + 1), (5, NOW + 3)]:
+        await storage.add_file(shared(n, complete=True, created_ms=created), ["bob"])
+    seen: list[str] = []
+    after = FIRST_FILE
+    while page := await storage.readable_files("bob", None, NOW, 2, after):
+        seen += ids(page)
+        after = (page[-1].created_ms, page[-1].file_id)
+    assert seen == [fid(5), fid(2), fid(3), fid(4), fid(1)]
+    assert ids(await storage.readable_files("bob", "#room", NOW, 10, (NOW + 2, fid(2)))) == [
+        fid(3),
+        fid(4),
+        fid(1),
+    ]
 
 
 async def test_readable_files_of_one_conversation(storage: Storage) -> None:

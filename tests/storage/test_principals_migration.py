@@ -68,7 +68,7 @@ async def _check_upgraded(storage: Storage) -> None:
     # The accounts' own conversation is theirs, whole, under their ids.
     theirs = private_conversation(alice.id, bob.id)
     assert [m.text for m in await storage.history(theirs, limit=10)] == ["hi bob", "hi alice"]
-    unread = await storage.unread("bob")
+    unread = await storage.unread("bob", "", 100)
     assert [(u.conversation, u.read_seq, u.last_seq) for u in unread] == [
         (theirs, 1, 2),
         (private_conversation(bob.id, "xeve"), 0, 1),

@@ -186,7 +186,9 @@ async def _exercise(storage: Storage) -> None:
     assert await storage.audit_log(1) == [AuditEntry(1, 5, "Alice", "ban", "#R", "Bob", "")]
     [stored] = await storage.append([NewMessage("#r", "Alice", alice.id, "#R", "hi", "m1")])
     assert await storage.history("#r", limit=5) == [stored]
-    assert [(u.conversation, u.count) for u in await storage.unread("alice")] == [("#r", 1)]
+    assert [(u.conversation, u.count) for u in await storage.unread("alice", "", 100)] == [
+        ("#r", 1)
+    ]
     record = FileRecord("f" * 32, "0" * 64, "a.txt", 3, alice.id, "Alice", "#r", "#R", 6, 10**15,
                         True, alice.id)  # fmt: skip
     await storage.add_file(record, ["c" * 32])

@@ -7,6 +7,7 @@ text, the CSP, another site's WebSocket, and reconnecting after a restart.
 from __future__ import annotations
 
 import contextlib
+import functools
 import http.server
 import json
 import os
@@ -32,7 +33,7 @@ from playwright.sync_api import (
     sync_playwright,
 )
 
-from support import insecure_context
+from support import allow_open_files, insecure_context
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/lib/chromium/chromium")
@@ -100,12 +101,20 @@ class ServerProcess:
         assert status == 0, self.lines
 
 
+@functools.cache
+def _client_context() -> ssl.SSLContext:
+    """One context for every TlsUser: making one reads the system's CA bundle (tens of ms)."""
+    return insecure_context()
+
+
 class TlsUser:
     """A terminal-protocol client on the TLS port: newline-delimited JSON frames."""
 
-    def __init__(self, port: int, nick: str, **credentials: str) -> None:
-        raw = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT_SECONDS)
-        self.sock: ssl.SSLSocket = insecure_context().wrap_socket(raw)
+    def __init__(self, port: int, nick: str, source: str = "127.0.0.1", **credentials: str) -> None:
+        raw = socket.create_connection(
+            ("127.0.0.1", port), timeout=TIMEOUT_SECONDS, source_address=(source, 0)
+        )
+        self.sock: ssl.SSLSocket = _client_context().wrap_socket(raw)
         self.file = self.sock.makefile("rb")
         self.last_id = 0
         self.events: list[dict[str, Any]] = []
@@ -475,4 +484,37 @@ def test_reconnects_after_a_restart_and_says_so(
         tom.close()
     finally:
         second.stop()
+    assert violations.messages == []
+
+
+@pytest.fixture
+def many_open_files() -> None:
+    """Room for a connection per guest, in this process and in the server (which inherits
+    the limit: this fixture comes before ``server``).
+    """
+    allow_open_files(4096)
+
+
+def test_lists_longer_than_one_reply_are_shown_whole(
+    many_open_files: None,
+    browser: Browser,
+    contexts: list[BrowserContext],
+    violations: Violations,
+    server: ServerProcess,
+) -> None:
+    # More users online than one `users` reply holds: the web client reads every page. (Each
+    # leaves #general, so that arrivals are not sent to all the others.)
+    count = 1010
+    guests = []
+    for n in range(count):
+        guest = TlsUser(server.port, f"G{n:04}", source=f"127.0.0.{1 + n % 3}")
+        assert guest.request("part", room="#general")["type"] == "ok"
+        guests.append(guest)
+    ann = open_page(browser, contexts, violations, server.url)
+    log_in(ann, "Ann")
+    say(ann, "/list")
+    names = ", ".join(sorted(["Ann", *(f"G{n:04}" for n in range(count))], key=str.lower))
+    expect(the_log(ann)).to_contain_text(f"Online ({count + 1}): {names}")
+    for guest in guests:
+        guest.close()
     assert violations.messages == []

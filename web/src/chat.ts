@@ -18,6 +18,9 @@ export type Conversation = {
 
 export type Login = { nick: string; password: string };
 
+// A server whose list pages never end is believed this far (a million users in pages of 1,000).
+const MOST_PAGES = 1000;
+
 let lineCounter = 0;
 const lineKey = (): string => `l${++lineCounter}`;
 
@@ -61,6 +64,22 @@ export class Chat {
 
   request(frame: Omit<Frame, "id">): Promise<Frame> {
     return this.connection.request(frame);
+  }
+
+  // A whole list the server sends in pages (who, list, unread): `field` of every page, asked
+  // after each page's `next` until it is "" (or does not move on, or after MOST_PAGES). The
+  // first reply comes back with every item in `field`.
+  async pages(frame: Omit<Frame, "id">, field: string): Promise<Frame> {
+    const first = await this.request(frame);
+    const items = [...((first[field] as unknown[]) ?? [])];
+    let after = typeof first.next === "string" ? first.next : "";
+    for (let page = 1; after && page < MOST_PAGES; page++) {
+      const reply = await this.request({ ...frame, after });
+      items.push(...((reply[field] as unknown[]) ?? []));
+      const next = typeof reply.next === "string" ? reply.next : "";
+      after = next === after ? "" : next;
+    }
+    return { ...first, [field]: items, next: "" };
   }
 
   async quit(): Promise<void> {
@@ -140,7 +159,7 @@ export class Chat {
 
   async loadMembers(room: string): Promise<void> {
     try {
-      const reply = await this.request({ type: "who", room });
+      const reply = await this.pages({ type: "who", room }, "users");
       this.conversation(room).members = reply.users as string[];
       this.changed();
     } catch {

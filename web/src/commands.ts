@@ -52,7 +52,7 @@ export const COMMANDS: Record<string, Command> = {
     usage: "/list",
     help: "who is online",
     run: async (chat) => {
-      const reply = await chat.request({ type: "list" });
+      const reply = await chat.pages({ type: "list" }, "users");
       chat.info(`Online (${String(reply.total)}): ${(reply.users as string[]).join(", ")}`);
     },
   },
@@ -128,7 +128,7 @@ export const COMMANDS: Record<string, Command> = {
     help: "who is in a room",
     run: async (chat, args) => {
       const room = currentRoom(chat, args.trim());
-      const reply = await chat.request({ type: "who", room });
+      const reply = await chat.pages({ type: "who", room }, "users");
       chat.info(`In ${room}: ${(reply.users as string[]).join(", ")}`);
     },
   },
@@ -185,7 +185,7 @@ export const COMMANDS: Record<string, Command> = {
     usage: "/unread",
     help: "rooms and conversations with unread messages (accounts)",
     run: async (chat) => {
-      const reply = await chat.request({ type: "unread" });
+      const reply = await chat.pages({ type: "unread" }, "conversations");
       const list = reply.conversations as { to: string; count: number }[];
       chat.info(list.length ? list.map((c) => `${c.to} (${c.count})`).join(", ") : "Nothing unread.");
     },

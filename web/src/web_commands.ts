@@ -14,7 +14,7 @@ export const WEB_COMMANDS: Record<string, Command> = {
     help: "the files shared with you (all, or in one conversation), to download",
     run: async (chat, args) => {
       const to = args.trim();
-      const reply = await chat.request({ type: "files", ...(to ? { to } : {}) });
+      const reply = await chat.pages({ type: "files", ...(to ? { to } : {}) }, "files");
       shelf.show(reply.files as SharedFile[]);
     },
   },

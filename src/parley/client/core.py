@@ -9,7 +9,7 @@ import contextlib
 import dataclasses
 import ssl
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import TypeVar, overload
 
@@ -27,6 +27,7 @@ from parley.protocol.messages import (
     DownloadTicket,
     Error,
     Event,
+    FileInfo,
     FileList,
     GetFile,
     GetUnread,
@@ -63,6 +64,7 @@ from parley.protocol.messages import (
     Unban,
     Unmute,
     Unread,
+    UnreadCount,
     UploadSlot,
     UserInfo,
     Users,
@@ -76,10 +78,14 @@ from parley.protocol.session import ClientSession
 from parley.tls import client_context, fingerprint
 
 ReplyT = TypeVar("ReplyT", bound=Reply)
+ItemT = TypeVar("ItemT")
 
 # A script piping many lines can outrun the server's flood control; the client then paces itself.
 # A request refused as rate-limited was not carried out, so sending it again is always safe.
 _RATE_LIMIT_RETRIES = 8
+# A whole list (who is online, a room's members, files, unread) is read page by page; a server
+# whose pages never end is believed this far (a million users in pages of 1,000).
+_MOST_PAGES = 1000
 _RATE_LIMIT_PAUSE_SECONDS = 0.25
 # A send the server could not store (`unavailable`) is sent again with the same msg_id after
 # these pauses: stored at most once, and a message stored after all comes back `duplicate`.
@@ -125,9 +131,11 @@ _REPLY_TYPES = (
     Rooms,
     HistoryPage,
     Unread,
+    UnreadCount,
     UserInfo,
     UploadSlot,
     DownloadTicket,
+    FileInfo,
     FileList,
     Error,
 )
@@ -333,8 +341,19 @@ class ChatClient:
             await asyncio.sleep(pause)
         raise AssertionError("unreachable")
 
-    async def list_users(self) -> Users:
-        return await self._request(lambda id: ListUsers(id=id), Users)
+    async def list_users(self, page_size: int = limits.MAX_LISTED_USERS) -> Users:
+        """Everyone online, in name order, and how many the server counts: all pages, one
+        request per ``page_size`` users.
+        """
+
+        async def page(after: str) -> tuple[Users, list[str], str]:
+            users = await self._request(
+                lambda id: ListUsers(id=id, after=after, limit=page_size), Users
+            )
+            return users, users.users, users.next
+
+        first, users = await self._every_page(page)
+        return Users(id=first.id, users=users, total=first.total)
 
     async def ping(self) -> None:
         await self._request(lambda id: Ping(id=id), Pong)
@@ -407,9 +426,19 @@ class ChatClient:
         await self._request(lambda id: Topic(id=id, room=room, text=text), Ok)
         return None
 
-    async def who(self, room: str) -> Users:
-        """Who is in ``room``. Raises RequestRefused: NO_SUCH_ROOM (nobody is in it)."""
-        return await self._request(lambda id: Who(id=id, room=room), Users)
+    async def who(self, room: str, page_size: int = limits.MAX_LISTED_USERS) -> Users:
+        """Who is in ``room``, in name order: all pages, one request per ``page_size``
+        members. Raises RequestRefused: NO_SUCH_ROOM (nobody is in it).
+        """
+
+        async def page(after: str) -> tuple[Users, list[str], str]:
+            users = await self._request(
+                lambda id: Who(id=id, room=room, after=after, limit=page_size), Users
+            )
+            return users, users.users, users.next
+
+        first, members = await self._every_page(page)
+        return Users(id=first.id, users=members, total=first.total)
 
     # --- history -------------------------------------------------------------------------
 
@@ -430,8 +459,16 @@ class ChatClient:
         await self._request(lambda id: Read(id=id, to=to, seq=seq), Ok)
 
     async def unread(self) -> Unread:
-        """Conversations with messages after the account's read marker (accounts only)."""
-        return await self._request(lambda id: GetUnread(id=id), Unread)
+        """Conversations with messages after the account's read marker (accounts only): all
+        pages, one request per MAX_LISTED_UNREAD conversations.
+        """
+
+        async def page(after: str) -> tuple[Unread, list[UnreadCount], str]:
+            unread = await self._request(lambda id: GetUnread(id=id, after=after), Unread)
+            return unread, unread.conversations, unread.next
+
+        first, conversations = await self._every_page(page)
+        return Unread(id=first.id, conversations=conversations)
 
     async def recent_history(self, limit: int = RECENT_HISTORY_MESSAGES) -> int:
         """Queue the latest ``limit`` messages of every room this connection is in but has not
@@ -556,9 +593,19 @@ class ChatClient:
         """Ask to download a file. Raises RequestRefused: NO_SUCH_FILE."""
         return await self._request(lambda id: GetFile(id=id, file_id=file_id), DownloadTicket)
 
-    async def files(self, to: str = "") -> FileList:
-        """The files this user may download, newest first (only those of ``to`` if given)."""
-        return await self._request(lambda id: ListFiles(id=id, to=to), FileList)
+    async def files(self, to: str = "", page_size: int = limits.MAX_LISTED_FILES) -> FileList:
+        """The files this user may download, newest first (only those of ``to`` if given):
+        all pages, one request per ``page_size`` files (or fewer, for long names).
+        """
+
+        async def page(after: str) -> tuple[FileList, list[FileInfo], str]:
+            listing = await self._request(
+                lambda id: ListFiles(id=id, to=to, after=after, limit=page_size), FileList
+            )
+            return listing, listing.files, listing.next
+
+        first, files = await self._every_page(page)
+        return FileList(id=first.id, files=files)
 
     async def delete_file(self, file_id: str) -> None:
         """Delete a file this user shared. Raises RequestRefused: NO_SUCH_FILE."""
@@ -595,6 +642,21 @@ class ChatClient:
         await self._request(lambda id: Op(id=id, room=room, nick=nick), Ok)
 
     # --- requests ------------------------------------------------------------------------
+
+    async def _every_page(
+        self, page: Callable[[str], Awaitable[tuple[ReplyT, list[ItemT], str]]]
+    ) -> tuple[ReplyT, list[ItemT]]:
+        """Ask ``page`` for the first page, then after each page's ``next`` until it is ""
+        (or does not move on, or _MOST_PAGES were read); the first reply and every item.
+        """
+        first, items, following = await page("")
+        for _ in range(_MOST_PAGES - 1):
+            if not following:
+                break
+            _, more, after = await page(following)
+            items += more
+            following = "" if after == following else after
+        return first, items
 
     async def _request(self, make: Callable[[int], Request], expect: type[ReplyT]) -> ReplyT:
         for attempt in range(1, _RATE_LIMIT_RETRIES + 1):

@@ -84,8 +84,7 @@ ERROR_TEXT: dict[ErrorCode, str] = {
     ErrorCode.NO_SUCH_ROOM: "There is no such room.",
     ErrorCode.RATE_LIMITED: "You are sending too fast; slow down.",
     ErrorCode.FLOODING: "Disconnected for sending too fast.",
-    ErrorCode.FLOOD_PENALTY: "Your address was disconnected for sending too fast; connect again "
-    "later.",
+    ErrorCode.FLOOD_PENALTY: "Disconnected for sending too fast not long ago; connect again later.",
     ErrorCode.NOT_READING: "Disconnected: the client did not read what the server sent.",
     ErrorCode.TOO_MANY_ERRORS: "Disconnected after too many invalid requests.",
     ErrorCode.TOO_MANY_CONNECTIONS: "The server has too many connections; try again later.",

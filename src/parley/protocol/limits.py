@@ -67,5 +67,12 @@ MAX_LISTED_UNREAD = 500
 
 # A shared file's name as the server keeps it (after cleaning), in characters.
 MAX_FILE_NAME_CHARS = 255
-# Files in one ``files`` reply.
+# Files in one ``files`` reply (each at most about 1.6 KB: a 255-character name of 4-byte
+# characters, nick, room, digest).
 MAX_LISTED_FILES = 200
+# The ``after`` of a ``files`` or ``unread`` page, as the server gave it in ``next``.
+MAX_CURSOR_CHARS = 200
+# Every list reply at its largest page (MAX_LISTED_* entries of the longest names) stays under
+# this: a quarter of MAX_SERVER_FRAME_BYTES and of the default slow-reader limit, so that no
+# reply can cut off the client that asked for it.
+MAX_LIST_REPLY_BYTES = 256 * 1024

@@ -65,10 +65,22 @@ class Send(_Frame, tag="send", frozen=True):
     msg_id: MsgId
 
 
+# The ``after`` of a page of names: the last name of the page before.
+PageAfterNick = Annotated[str, msgspec.Meta(max_length=limits.MAX_NICK_CHARS)]
+UsersLimit = Annotated[int, msgspec.Meta(ge=1, le=limits.MAX_LISTED_USERS)]
+# The ``after`` of a page of files or unread conversations: the ``next`` of the page before,
+# which the client does not read.
+Cursor = Annotated[str, msgspec.Meta(max_length=limits.MAX_CURSOR_CHARS)]
+
+
 class ListUsers(_Frame, tag="list", frozen=True):
-    """Ask who is online."""
+    """One page of who is online, in name order: those after the user named ``after`` (""
+    from the first), at most ``limit``.
+    """
 
     id: RequestId
+    after: PageAfterNick = ""
+    limit: UsersLimit = limits.MAX_LISTED_USERS
 
 
 class Ping(_Frame, tag="ping", frozen=True):
@@ -135,10 +147,12 @@ class Topic(_Frame, tag="topic", frozen=True):
 
 
 class Who(_Frame, tag="who", frozen=True):
-    """Who is in a room; answered with ``users``."""
+    """One page of who is in a room, like ``list``; answered with ``users``."""
 
     id: RequestId
     room: str
+    after: PageAfterNick = ""
+    limit: UsersLimit = limits.MAX_LISTED_USERS
 
 
 class History(_Frame, tag="history", frozen=True):
@@ -163,7 +177,12 @@ class Read(_Frame, tag="read", frozen=True):
 
 
 class GetUnread(_Frame, tag="unread", frozen=True):
+    """One page of the conversations with unread messages: from the first, or after the
+    ``next`` of the page before.
+    """
+
     id: RequestId
+    after: Cursor = ""
 
 
 Seconds = Annotated[int, msgspec.Meta(ge=1, le=10 * 365 * 86400)]
@@ -257,10 +276,15 @@ class GetFile(_Frame, tag="get", frozen=True):
 
 
 class ListFiles(_Frame, tag="files", frozen=True):
-    """The files this user may download, all or those of one conversation (``to``)."""
+    """One page of the files this user may download, all or those of one conversation
+    (``to``), newest first: from the first, or after the ``next`` of the page before; at most
+    ``limit``.
+    """
 
     id: RequestId
     to: str = ""
+    after: Cursor = ""
+    limit: Annotated[int, msgspec.Meta(ge=1, le=limits.MAX_LISTED_FILES)] = limits.MAX_LISTED_FILES
 
 
 class DeleteFile(_Frame, tag="rmfile", frozen=True):
@@ -347,11 +371,14 @@ class Sent(_Frame, tag="sent", frozen=True):
 
 
 class Users(_Frame, tag="users", frozen=True):
-    """Reply to ``list``: online nicknames (at most MAX_LISTED_USERS) and how many there are."""
+    """Reply to ``list`` and ``who``: one page of nicknames (at most MAX_LISTED_USERS), how
+    many there are in all, and the ``after`` of the next page ("" when this is the last).
+    """
 
     id: int
     users: list[str]
     total: int
+    next: str = ""
 
 
 class Pong(_Frame, tag="pong", frozen=True):
@@ -471,13 +498,15 @@ class UnreadCount(msgspec.Struct, frozen=True):
 
 
 class Unread(_Frame, tag="unread", frozen=True):
-    """Reply to ``unread``: conversations with messages after the account's read marker, at
-    most MAX_LISTED_UNREAD; ``more`` when some were left out.
+    """Reply to ``unread``: one page of the conversations with messages after the account's
+    read marker, at most MAX_LISTED_UNREAD; ``more`` when more follow, and ``next`` the
+    ``after`` to ask for them with ("" on the last page).
     """
 
     id: int
     conversations: list[UnreadCount]
     more: bool = False
+    next: str = ""
 
 
 class UserInfo(_Frame, tag="whois", frozen=True):
@@ -537,10 +566,13 @@ class FileInfo(msgspec.Struct, frozen=True, omit_defaults=True):
 
 
 class FileList(_Frame, tag="files", frozen=True):
-    """Reply to ``files``: newest first, at most MAX_LISTED_FILES."""
+    """Reply to ``files``: one page, newest first, at most MAX_LISTED_FILES, and the ``after``
+    of the next page ("" when this is the last).
+    """
 
     id: int
     files: list[FileInfo]
+    next: str = ""
 
 
 Reply = (

@@ -204,7 +204,11 @@ class ParleyServer:
                     address_rate_per_second=config.request_rate_per_address,
                     principal_burst=config.request_burst_per_principal,
                     principal_rate_per_second=config.request_rate_per_principal,
+                    guests_burst=config.request_burst_guests_per_address,
+                    guests_rate_per_second=config.request_rate_guests_per_address,
                     penalty_seconds=config.flood_penalty_seconds,
+                    penalty_strikes=config.flood_penalty_strikes,
+                    clock=self.clock,
                 ),
                 metrics=self.metrics,
             )

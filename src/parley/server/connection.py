@@ -30,7 +30,7 @@ from parley.server.flood import TokenBucket, Verdict
 from parley.server.handlers import HANDLERS
 from parley.server.hub import Hub
 from parley.server.metrics import ServerMetrics
-from parley.server.request_limits import RequestLimits, request_cost
+from parley.server.request_limits import Refusal, RequestLimits, request_cost
 from parley.server.tasks import TaskSet
 from parley.server.tracker import ConnectionTracker
 from parley.storage import Role, StorageUnavailable
@@ -150,7 +150,7 @@ class Connection(asyncio.Protocol):
         log.info("Connected with %s", self.address, extra=self.log_fields())
         self.write = transport.write
         transport.set_write_buffer_limits(high=self.context.config.send_buffer_limit_bytes)
-        if self.context.limits.penalty_left(self.group, asyncio.get_running_loop().time()) > 0:
+        if self.context.limits.penalty_left(self.group) > 0:
             # Held a while before it is told: a client reconnecting in a loop then costs the
             # server a handshake every few seconds, not as many as it can make.
             transport.pause_reading()
@@ -178,12 +178,14 @@ class Connection(asyncio.Protocol):
                     self.nick,
                     extra=self.log_fields(reason="flooding"),
                 )
-                context.limits.penalize(self.group, now)
+                context.limits.penalize(self.group, self.account and self.principal)
                 self.close(ErrorCode.FLOODING)
                 return
             if verdict is Verdict.REFUSE:
                 self._refuse(PeerError(ErrorCode.RATE_LIMITED, request_id=item.id))
-            elif refused_by := context.limits.charge(self.group, self.principal, cost, now):
+            elif refused_by := context.limits.charge(
+                self.group, self.principal, cost, guest=bool(self.principal and not self.account)
+            ):
                 self._refuse(_shared_limit(refused_by, item.id))
             elif self._busy is not None:
                 if self._backlog is None:
@@ -352,13 +354,13 @@ class Connection(asyncio.Protocol):
     def _held_for_penalty(self) -> None:
         """Refuse the connection if its address's flood penalty still runs, else let it in."""
         self._timer = None
-        left = self.context.limits.penalty_left(self.group, asyncio.get_running_loop().time())
+        left = self.context.limits.penalty_left(self.group)
         if left > 0.0:
             log.info("Refused %s: its address was cut off for flooding", self.address)
             self.close(
                 ErrorCode.FLOOD_PENALTY,
                 "A connection from your address was cut off for sending too fast; connect "
-                f"again in {math.ceil(left)} s.",
+                f"again in {math.ceil(round(left, 3))} s.",
             )
         elif self._transport is not None and not self._closed:
             self._transport.resume_reading()
@@ -388,9 +390,16 @@ class Connection(asyncio.Protocol):
                 self._transport.close()
 
 
-def _shared_limit(refused_by: str, request_id: int) -> PeerError:
-    """The refusal of a request over the budget of the address group or of the principal."""
-    whose = "your address" if refused_by == "address" else "your account or guest name"
+_WHOSE = {
+    Refusal.ADDRESS: "your address",
+    Refusal.GUESTS: "the guests at your address (log in to an account for a budget of its own)",
+    Refusal.PRINCIPAL: "your account or guest name",
+}
+
+
+def _shared_limit(refused_by: Refusal, request_id: int) -> PeerError:
+    """The refusal of a request over a budget shared by several connections."""
+    whose = _WHOSE[refused_by]
     return PeerError(
         ErrorCode.RATE_LIMITED,
         f"Too many requests from {whose} on all its connections together; slow down.",

@@ -24,6 +24,8 @@ import asyncio
 import logging
 import secrets
 
+import msgspec
+
 from parley.config import ServerConfig
 from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, PeerError
@@ -46,12 +48,21 @@ from parley.server.hub import Hub, conversation_principals
 from parley.server.rooms import Peer
 from parley.server.tasks import TaskSet
 from parley.server.tickets import Ticket, TicketBook
-from parley.storage import ClaimKind, FileRecord, NewMessage, Storage, StorageUnavailable
+from parley.storage import (
+    FIRST_FILE,
+    ClaimKind,
+    FileRecord,
+    NewMessage,
+    Storage,
+    StorageUnavailable,
+)
 
 log = logging.getLogger("parley.files")
 
 TOKEN_SECONDS = 300.0
 _DAY_MS = 86_400_000
+# A ``files`` page stays under this, however long the names in it (see MAX_LIST_REPLY_BYTES).
+_FILES_REPLY_BYTES = limits.MAX_LIST_REPLY_BYTES - 1024
 # An upload renews its claim at most this often while bytes arrive...
 CLAIM_RENEW_SECONDS = 10.0
 # ...and the purge's claim on one file lasts this long: far longer than deleting one takes.
@@ -200,11 +211,29 @@ class FileService:
         )
 
     async def list(self, peer: Peer, request: ListFiles) -> FileList:
+        """One page of the files ``peer`` may read: at most ``request.limit`` after the cursor
+        ``request.after``, cut further to stay under MAX_LIST_REPLY_BYTES, and the cursor of
+        the next page in ``next`` ("" on the last). One range read. Raises PeerError
+        (INVALID_MESSAGE) for a cursor the server did not give.
+        """
         conversation = await self.hub.conversation_of(peer, request.to) if request.to else None
+        after = _file_cursor(request.after) if request.after else FIRST_FILE
         records = await self.storage.readable_files(
-            peer.principal, conversation, self.clock.now_ms(), limits.MAX_LISTED_FILES
+            peer.principal, conversation, self.clock.now_ms(), request.limit + 1, after
         )
-        return FileList(id=request.id, files=[_info(record) for record in records])
+        files: list[FileInfo] = []
+        size = 0
+        more = len(records) > request.limit
+        for record in records[: request.limit]:
+            info = _info(record)
+            size += len(msgspec.json.encode(info)) + 1
+            if size > _FILES_REPLY_BYTES and files:
+                more = True
+                break
+            files.append(info)
+        last = records[len(files) - 1] if files else None
+        following = f"{last.created_ms}:{last.file_id}" if more and last is not None else ""
+        return FileList(id=request.id, files=files, next=following)
 
     async def delete(self, peer: Peer, request: DeleteFile) -> None:
         record = await self.storage.file(request.file_id)
@@ -354,6 +383,19 @@ def _upload_expired() -> PeerError:
         ErrorCode.NO_SUCH_FILE,
         "The upload was not finished in time and is deleted; share the file again.",
     )
+
+
+def _file_cursor(after: str) -> tuple[int, str]:
+    """The (created_ms, file_id) a ``files`` request's ``after`` names: the ``next`` the
+    server gave, "CREATED_MS:FILE_ID". Raises PeerError(INVALID_MESSAGE) for anything else.
+    """
+    created, _, file_id = after.partition(":")
+    if not (created.isascii() and created.isdigit() and len(created) <= 18 and file_id):
+        raise PeerError(
+            ErrorCode.INVALID_MESSAGE,
+            "The files request's after is not a next the server gave; ask from the first.",
+        )
+    return int(created), file_id
 
 
 def _info(record: FileRecord) -> FileInfo:

@@ -10,6 +10,7 @@ checked that the request is allowed in the current state.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -56,6 +57,7 @@ from parley.protocol.messages import (
 )
 from parley.protocol.session import choose_version
 from parley.server.moderation import appoint, moderate
+from parley.server.name_pages import after_key
 
 if TYPE_CHECKING:
     from parley.server.connection import Connection
@@ -105,6 +107,13 @@ async def nick(connection: Connection, request: Nick) -> None:
     identity = await context.auth.identify(
         request.nick, request.password, request.token, connection.host, connection.session_cookie
     )
+    if identity.account and (left := context.limits.account_penalty_left(identity.principal)):
+        # A guest id is new at every login: only an account can be held back by name.
+        raise PeerError(
+            ErrorCode.FLOOD_PENALTY,
+            f"A connection of {identity.nick} was cut off for sending too fast; log in again "
+            f"in {math.ceil(round(left, 3))} s.",
+        )
     connection.nick, connection.nick_key = identity.nick, identity.nick_key
     connection.principal = identity.principal
     connection.role, connection.account = identity.role, identity.account
@@ -194,8 +203,9 @@ def send(connection: Connection, request: Send) -> Awaitable[None] | None:
 
 @handles(ListUsers)
 async def list_users(connection: Connection, request: ListUsers) -> None:
-    users = await connection.context.hub.online()
-    connection.reply(Users(id=request.id, users=users[: limits.MAX_LISTED_USERS], total=len(users)))
+    after = after_key(request.after)
+    users, following, total = await connection.context.hub.online(after, request.limit)
+    connection.reply(Users(id=request.id, users=users, total=total, next=following))
 
 
 @handles(History)
@@ -223,8 +233,10 @@ async def read(connection: Connection, request: Read) -> None:
 async def unread(connection: Connection, request: GetUnread) -> None:
     if not connection.account:
         raise PeerError(ErrorCode.ACCOUNT_REQUIRED, "Read markers are kept for accounts.")
-    counts, more = await connection.context.hub.unread(connection)
-    connection.reply(Unread(id=request.id, conversations=counts, more=more))
+    counts, following = await connection.context.hub.unread(connection, request.after)
+    connection.reply(
+        Unread(id=request.id, conversations=counts, more=bool(following), next=following)
+    )
 
 
 # --- presence --------------------------------------------------------------------------------
@@ -275,10 +287,9 @@ async def topic(connection: Connection, request: Topic) -> None:
 
 @handles(Who)
 def who(connection: Connection, request: Who) -> None:
-    members = connection.context.hub.who(request.room)
-    connection.reply(
-        Users(id=request.id, users=members[: limits.MAX_LISTED_USERS], total=len(members))
-    )
+    after = after_key(request.after)
+    members, following, total = connection.context.hub.who(request.room, after, request.limit)
+    connection.reply(Users(id=request.id, users=members, total=total, next=following))
 
 
 # --- moderation ------------------------------------------------------------------------------

@@ -66,13 +66,16 @@ class History:
             more = True
         return HistoryPage(id=request_id, to=shown, messages=messages, more=more)
 
-    async def unread(self, peer: Peer) -> tuple[list[UnreadCount], bool]:
-        """The account's conversations with unread messages, rooms first, at most
-        MAX_LISTED_UNREAD of them, and whether there were more.
+    async def unread(self, peer: Peer, after: str) -> tuple[list[UnreadCount], str]:
+        """One page of the account's conversations with unread messages, rooms first: at most
+        MAX_LISTED_UNREAD of them after the conversation ``after`` ("" from the first), and the
+        ``after`` of the next page ("" on the last). One range read, and a name lookup for
+        each private conversation or room not loaded.
         """
         counts = []
-        entries = await self._storage.unread(peer.account)
-        for entry in entries[: limits.MAX_LISTED_UNREAD]:
+        entries = await self._storage.unread(peer.account, after, limits.MAX_LISTED_UNREAD + 1)
+        page = entries[: limits.MAX_LISTED_UNREAD]
+        for entry in page:
             if is_private(entry.conversation):
                 shown = await self._other_side(peer, entry.conversation)
             else:
@@ -80,7 +83,8 @@ class History:
                 record = room or await self._storage.room(entry.conversation)
                 shown = record.name if record is not None else entry.conversation
             counts.append(UnreadCount(to=shown, count=entry.count, last_seq=entry.last_seq))
-        return counts, len(entries) > limits.MAX_LISTED_UNREAD
+        more = len(entries) > limits.MAX_LISTED_UNREAD
+        return counts, page[-1].conversation if more else ""
 
     async def _other_side(self, peer: Peer, conversation: str) -> str:
         """The name of the other side of ``peer``'s private conversation: who is online with
@@ -101,12 +105,21 @@ class History:
     # --- what an account missed while offline ----------------------------------------------
 
     async def missed(self, peer: Peer) -> Missed:
-        """The private conversations with messages that arrived while an account was offline."""
-        return {
-            entry.conversation: (entry.read_seq, entry.last_seq)
-            for entry in await self._storage.unread(peer.account)
-            if is_private(entry.conversation)
-        }
+        """The private conversations with messages that arrived while an account was offline.
+        One range read per MAX_LISTED_UNREAD conversations with unread messages.
+        """
+        missed: Missed = {}
+        after = ""
+        while True:
+            entries = await self._storage.unread(peer.account, after, limits.MAX_LISTED_UNREAD)
+            missed.update(
+                (entry.conversation, (entry.read_seq, entry.last_seq))
+                for entry in entries
+                if is_private(entry.conversation)
+            )
+            if len(entries) < limits.MAX_LISTED_UNREAD:
+                return missed
+            after = entries[-1].conversation
 
     async def missed_page(self, missed: Missed) -> list[StoredMessage]:
         """The next page of what was missed, at most _MISSED_PAGE_BYTES (or one message),

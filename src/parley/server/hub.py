@@ -41,7 +41,14 @@ from parley.protocol.messages import (
     decode_server_frame,
     encode,
 )
-from parley.protocol.names import GENERAL_ROOM, is_room, name_skeleton, normalize_room, room_key
+from parley.protocol.names import (
+    GENERAL_ROOM,
+    is_room,
+    name_skeleton,
+    nick_key,
+    normalize_room,
+    room_key,
+)
 from parley.server.cluster_events import (
     ClusterEvent,
     MuteChanged,
@@ -64,6 +71,7 @@ from parley.server.health import StorageHealth
 from parley.server.history import History
 from parley.server.live_rooms import LiveRooms, guest_sanction_key, sanction_keys
 from parley.server.metrics import ServerMetrics
+from parley.server.name_pages import name_page
 from parley.server.outbox import Outbox
 from parley.server.presence import Presence
 from parley.server.read_markers import Mark, ReadMarkers
@@ -294,10 +302,15 @@ class Hub:
         """Who is online under this nickname key."""
         return self._presence.user(key)
 
-    async def online(self) -> list[str]:
-        """Nicknames online on every node, sorted case-insensitively."""
-        names = set(self._presence.online()) | set(await self._directory.online())
-        return sorted(names, key=str.casefold)
+    async def online(self, after: str, limit: int) -> tuple[list[str], str, int]:
+        """A page of who is online on every node (after the key ``after``), its ``next``, and
+        how many are online in all.
+        """
+        names = dict(self._presence.online_pairs())
+        for name in await self._directory.online():
+            names.setdefault(nick_key(name), name)
+        page, following = name_page(names.items(), after, limit)
+        return page, following, len(names)
 
     async def find_remote(self, key: str) -> RemoteUser | None:
         """Who is online under this nickname key on another node."""
@@ -342,8 +355,9 @@ class Hub:
         total = await self._listing.total()
         return Rooms(id=request_id, rooms=page.rooms, total=total, next=page.next)
 
-    def who(self, raw_name: str) -> list[str]:
-        return self._rooms.who(raw_name)
+    def who(self, raw_name: str, after: str, limit: int) -> tuple[list[str], str, int]:
+        """A page of who is in a room (after the key ``after``), its ``next``, and the total."""
+        return self._rooms.who(raw_name, after, limit)
 
     async def room_named(self, raw_name: str) -> LiveRoom:
         return await self._rooms.named(raw_name)
@@ -391,11 +405,11 @@ class Hub:
             conversation, shown, request_id, after=after, before=before, limit=limit
         )
 
-    async def unread(self, peer: Peer) -> tuple[list[UnreadCount], bool]:
-        """The account's conversations with unread messages, rooms first, at most
-        MAX_LISTED_UNREAD of them, and whether there were more.
+    async def unread(self, peer: Peer, after: str) -> tuple[list[UnreadCount], str]:
+        """One page of the account's conversations with unread messages (see
+        History.unread) and the ``after`` of the next page ("" on the last).
         """
-        return await self._history.unread(peer)
+        return await self._history.unread(peer, after)
 
     async def mark_read(self, peer: Peer, to: str, seq: int) -> None:
         if is_room(to):

@@ -20,6 +20,7 @@ from parley.server.address_group import address_group
 from parley.server.cluster_events import TopicSet, encode_event
 from parley.server.commits import Commits
 from parley.server.conversations import as_event
+from parley.server.name_pages import name_page
 from parley.server.presence import Presence
 from parley.server.room_listing import RoomListing
 from parley.server.rooms import LiveRoom, Peer, Write
@@ -230,12 +231,18 @@ class LiveRooms:
         self._bus.announce(encode_event(TopicSet(room=room.key, text=text, by=peer.nick)))
         self._bus.publish(room.key, encode(TopicChanged(room=room.name, text=text, by=peer.nick)))
 
-    def who(self, raw_name: str) -> list[str]:
+    def who(self, raw_name: str, after: str, limit: int) -> tuple[list[str], str, int]:
+        """One page of the members of the room (see parley.server.name_pages), its ``next``,
+        and how many members it has. O(members log limit). Raises PeerError(NO_SUCH_ROOM).
+        """
         key = room_key(normalize_room(raw_name))
         room = self._rooms.get(key)
         if room is None:
             raise PeerError(ErrorCode.NO_SUCH_ROOM, f"Nobody is in {raw_name}.")
-        return sorted((member.nick for member in room.members), key=str.casefold)
+        members = room.members
+        pairs = ((member.nick_key, member.nick) for member in members)
+        page, following = name_page(pairs, after, limit)
+        return page, following, len(members)
 
     def enter(self, peer: Peer, room: LiveRoom) -> None:
         room.members[peer] = peer.write

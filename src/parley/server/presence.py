@@ -83,6 +83,10 @@ class Presence:
         """Nicknames online, sorted case-insensitively. O(users log users)."""
         return sorted((peer.nick for peer in self._users.values()), key=str.casefold)
 
+    def online_pairs(self) -> Iterator[tuple[str, str]]:
+        """(nickname key, nickname) of everyone online on this node."""
+        return ((key, peer.nick) for key, peer in self._users.items())
+
     def find_online(self, nick: str) -> Peer | None:
         try:
             return self._users.get(nick_key(normalize_nick(nick)))

@@ -18,7 +18,6 @@ used, so a refused request leaves the token good for another try.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import re
@@ -187,9 +186,8 @@ class WebFiles:
         port's connection limits; an HttpError or Refused becomes its JSON answer.
         """
         group = address_group(request.remote or "")
-        loop = asyncio.get_running_loop()
         try:
-            if self._limits.charge(group, "", 1, loop.time()) is not None:
+            if self._limits.charge(group, "", 1, guest=False) is not None:
                 raise HttpError.of(
                     ErrorCode.RATE_LIMITED,
                     "Too many requests from your address on all its connections; slow down.",

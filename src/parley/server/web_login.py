@@ -18,7 +18,6 @@ most MAX_BODY_BYTES; errors are JSON, ``{"type":"error","code":…,"message":…
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated
@@ -132,8 +131,7 @@ class WebLogin:
         return response
 
     async def _session(self, request: web.Request) -> web.StreamResponse:
-        now = asyncio.get_running_loop().time()
-        if self._limits.charge(address_group(request.remote or ""), "", 1, now) is not None:
+        if self._limits.charge(address_group(request.remote or ""), "", 1, guest=False) is not None:
             return HttpError.of(
                 ErrorCode.RATE_LIMITED, "Too many requests from your address; slow down."
             ).response(_NO_STORE)
@@ -167,8 +165,7 @@ class WebLogin:
                 "requests from other sites are refused.",
             )
         address = request.remote or ""
-        now = asyncio.get_running_loop().time()
-        if self._limits.charge(address_group(address), "", _ATTEMPT_COST, now) is not None:
+        if self._limits.charge(address_group(address), "", _ATTEMPT_COST, guest=False) is not None:
             raise HttpError.of(
                 ErrorCode.RATE_LIMITED, "Too many requests from your address; slow down."
             )

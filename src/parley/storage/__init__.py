@@ -162,6 +162,11 @@ class Unread:
         return self.last_seq - self.read_seq
 
 
+# The place before the newest file in the order files are listed (newest first): a
+# ``created_ms`` after any real one (it fits a BIGINT), and the least ``file_id``.
+FIRST_FILE: tuple[int, str] = (2**62, "")
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class FileRecord:
     """A shared file's metadata. The bytes live in the data dir under their SHA-256."""
@@ -409,10 +414,10 @@ class Storage(Protocol):
         """Move the account's read marker forward to ``seq`` (never back)."""
         ...
 
-    async def unread(self, account_key: str) -> list[Unread]:
+    async def unread(self, account_key: str, after: str, limit: int) -> list[Unread]:
         """Conversations with messages after the account's read marker: the rooms it is a
         member of and the private conversations its principal id takes part in. Ordered by
-        conversation.
+        conversation, the first ``limit`` with an id after ``after`` ("" from the first).
         """
         ...
 
@@ -442,11 +447,17 @@ class Storage(Protocol):
         ...
 
     async def readable_files(
-        self, principal: str, conversation: str | None, now_ms: int, limit: int
+        self,
+        principal: str,
+        conversation: str | None,
+        now_ms: int,
+        limit: int,
+        after: tuple[int, str] = FIRST_FILE,
     ) -> list[FileRecord]:
         """Complete, unexpired files ``principal`` may read, only those of ``conversation``
         unless it is None; newest first (``created_ms`` descending, then ``file_id``), at most
-        ``limit``.
+        ``limit``, only those after ``after`` in that order (the ``(created_ms, file_id)`` of
+        the last one of the page before; FIRST_FILE from the first).
         """
         ...
 

@@ -190,7 +190,7 @@ class Queries:
         "        (SELECT id FROM accounts WHERE key = $1)) mine "
         "  ON mine.id = c.id "
         "LEFT JOIN read_markers r ON r.account_key = $1 AND r.conversation = c.id "
-        "WHERE c.last_seq > COALESCE(r.seq, 0) ORDER BY c.id"
+        "WHERE c.last_seq > COALESCE(r.seq, 0) AND c.id > $2 ORDER BY c.id LIMIT $3"
     )
 
     # --- shared files --------------------------------------------------------------------
@@ -216,6 +216,7 @@ class Queries:
         "(SELECT file_id FROM file_readers WHERE principal = $1 UNION ALL "
         " SELECT file_id FROM files WHERE sender_key = $1 AND expires_ms > $2) "
         "AND complete AND expires_ms > $2 AND (CAST($3 AS TEXT) IS NULL OR conversation = $3) "
+        "AND (created_ms < $5 OR (created_ms = $5 AND file_id > $6)) "
         "ORDER BY created_ms DESC, file_id LIMIT $4"
     )
     pending_upload: str = (

@@ -13,6 +13,7 @@ from typing import Any
 from parley.clock import Clock
 from parley.protocol.names import name_skeleton
 from parley.storage import (
+    FIRST_FILE,
     Account,
     AuditEntry,
     ClaimKind,
@@ -296,8 +297,9 @@ class SqlStorage(abc.ABC):
     async def mark_read(self, account_key: str, conversation: str, seq: int) -> None:
         await self._change(self._q.mark_read, account_key, conversation, seq)
 
-    async def unread(self, account_key: str) -> list[Unread]:
-        return [records.unread(row) for row in await self._rows(self._q.unread, account_key)]
+    async def unread(self, account_key: str, after: str, limit: int) -> list[Unread]:
+        rows = await self._rows(self._q.unread, account_key, after, limit)
+        return [records.unread(row) for row in rows]
 
     # --- shared files --------------------------------------------------------------------
 
@@ -316,9 +318,17 @@ class SqlStorage(abc.ABC):
         return records.file(row) if row else None
 
     async def readable_files(
-        self, principal: str, conversation: str | None, now_ms: int, limit: int
+        self,
+        principal: str,
+        conversation: str | None,
+        now_ms: int,
+        limit: int,
+        after: tuple[int, str] = FIRST_FILE,
     ) -> list[FileRecord]:
-        rows = await self._rows(self._q.readable_files, principal, now_ms, conversation, limit)
+        created_ms, file_id = after
+        rows = await self._rows(
+            self._q.readable_files, principal, now_ms, conversation, limit, created_ms, file_id
+        )
         return [records.file(row) for row in rows]
 
     async def pending_upload(
