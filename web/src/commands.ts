@@ -1,6 +1,6 @@
 // The terminal client's slash commands (docs/commands.md) that map to protocol requests.
 
-import { Chat, Conversation, conversationKey } from "./chat";
+import { Chat, Conversation } from "./chat";
 
 type Command = { usage: string; help: string; run: (chat: Chat, args: string) => Promise<void> };
 
@@ -75,7 +75,7 @@ export const COMMANDS: Record<string, Command> = {
     run: async (chat, args) => {
       const [to, text] = words(args, 2);
       if (!to || !text) throw new Error("Usage: /msg #room|USER MESSAGE");
-      await chat.send(to, text);
+      chat.send(to, text);
     },
   },
   pm: {
@@ -84,7 +84,7 @@ export const COMMANDS: Record<string, Command> = {
     run: async (chat, args) => {
       const [to, text] = words(args, 2);
       if (!to || !text || to.startsWith("#")) throw new Error("Usage: /pm USER MESSAGE");
-      await chat.send(to, text);
+      chat.send(to, text);
       chat.show(to);
     },
   },
@@ -107,7 +107,7 @@ export const COMMANDS: Record<string, Command> = {
     run: async (chat, args) => {
       const conversation = here(chat);
       if (!conversation || !args.trim()) throw new Error("Usage: /me ACTION");
-      await chat.send(conversation.name, `/me ${args.trim()}`);
+      chat.send(conversation.name, `/me ${args.trim()}`);
     },
   },
   rooms: {
@@ -148,13 +148,12 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
   history: {
-    usage: "/history [N]",
-    help: "earlier messages in this conversation",
+    usage: "/history",
+    help: "earlier messages in this conversation (again: further back; or scroll up)",
     run: async (chat) => {
       const conversation = here(chat);
       if (!conversation) throw new Error("Open a conversation first.");
-      const first = Math.min(...conversation.seqs);
-      const count = await chat.loadHistory(conversation.name, Number.isFinite(first) ? first : undefined);
+      const count = await chat.loadOlder(conversation.name);
       if (count === 0) chat.info("No earlier messages.");
     },
   },
@@ -163,6 +162,7 @@ export const COMMANDS: Record<string, Command> = {
     help: "say you are away (alone: back)",
     run: async (chat, args) => {
       await chat.request({ type: "away", text: args.trim() });
+      chat.away = args.trim();
       chat.info(args.trim() ? `You are away: ${args.trim()}` : "You are back.");
     },
   },
@@ -201,14 +201,49 @@ export const COMMANDS: Record<string, Command> = {
     run: async (chat) => {
       const conversation = here(chat);
       if (!conversation) return;
-      if (conversation.room) {
-        await chat.part(conversation.name);
-      } else {
-        chat.conversations.delete(conversationKey(conversation.name));
-        chat.current = chat.conversations.keys().next().value ?? "";
-        chat.changed();
-      }
+      if (conversation.room) await chat.part(conversation.name);
+      else chat.forget(conversation.name);
     },
+  },
+  win: {
+    usage: "/win N",
+    help: "show conversation N of the list (also /window; Alt+Up and Alt+Down step through them)",
+    run: async (chat, args) => {
+      const number = Number(args.trim());
+      const list = chat.ordered();
+      if (!Number.isInteger(number) || number < 1 || number > list.length) {
+        throw new Error(`Usage: /win N, with N from 1 to ${list.length}`);
+      }
+      chat.show(list[number - 1].name);
+    },
+  },
+  ignore: {
+    usage: "/ignore [USER]",
+    help: "hide USER's messages in this browser (alone: the list)",
+    run: async (chat, args) => {
+      const nick = args.trim();
+      if (!nick) {
+        chat.info(chat.ignored.size ? `Ignored: ${[...chat.ignored].join(", ")}` : "You ignore nobody.");
+        return;
+      }
+      chat.ignore(nick, true);
+      chat.info(`Ignoring ${nick}: their messages are hidden in this browser (/unignore ${nick} to undo).`);
+    },
+  },
+  unignore: {
+    usage: "/unignore USER",
+    help: "show USER's messages again",
+    run: async (chat, args) => {
+      const nick = args.trim();
+      if (!nick) throw new Error("Usage: /unignore USER");
+      chat.ignore(nick, false);
+      chat.info(`${nick}'s messages show again (earlier ones: reopen the conversation).`);
+    },
+  },
+  logout: {
+    usage: "/logout",
+    help: "end the saved login (the session token stops working) and leave",
+    run: async (chat) => chat.logout(),
   },
   clear: {
     usage: "/clear",
@@ -220,6 +255,7 @@ export const COMMANDS: Record<string, Command> = {
       chat.changed();
     },
   },
+  window: { usage: "/window N", help: "the same as /win N", run: (chat, args) => COMMANDS.win.run(chat, args) },
   quit: { usage: "/quit", help: "leave", run: (chat) => chat.quit() },
   exit: { usage: "/exit", help: "leave", run: (chat) => chat.quit() },
   help: {
@@ -251,5 +287,5 @@ export async function runLine(chat: Chat, line: string): Promise<void> {
   }
   const conversation = here(chat);
   if (!conversation) throw new Error("Join a room first: /join #room");
-  await chat.send(conversation.name, line.startsWith("//") ? line.slice(1) : line);
+  chat.send(conversation.name, line.startsWith("//") ? line.slice(1) : line);
 }
