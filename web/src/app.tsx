@@ -252,6 +252,11 @@ function presenceText(conversation: Conversation): string {
   return conversation.away ? `online, away: ${conversation.away}` : "online";
 }
 
+// Where ``line`` is from the top of the visible part of ``log``, in (fractional) pixels.
+function offsetIn(log: HTMLElement, line: HTMLElement): number {
+  return line.getBoundingClientRect().top - log.getBoundingClientRect().top;
+}
+
 function ConversationView({ chat, conversation }: { chat: Chat; conversation: Conversation }) {
   const log = useRef<HTMLOListElement>(null);
   const atBottom = useRef(true);
@@ -265,7 +270,7 @@ function ConversationView({ chat, conversation }: { chat: Chat; conversation: Co
     if (kept && !conversation.loadingOlder) {
       anchor.current = null;
       const line = element.querySelector<HTMLElement>(`[data-key="${kept.key}"]`);
-      if (line) element.scrollTop = line.offsetTop - kept.offset;
+      if (line) element.scrollTop += offsetIn(element, line) - kept.offset;
     } else if (!kept && atBottom.current) {
       element.scrollTop = element.scrollHeight;
     }
@@ -280,7 +285,7 @@ function ConversationView({ chat, conversation }: { chat: Chat; conversation: Co
     const element = log.current;
     if (!element || conversation.loadingOlder || conversation.olderDone) return;
     const first = element.querySelector<HTMLElement>("[data-key]");
-    if (first) anchor.current = { key: first.dataset.key ?? "", offset: first.offsetTop - element.scrollTop };
+    if (first) anchor.current = { key: first.dataset.key ?? "", offset: offsetIn(element, first) };
     chat.loadOlder(conversation.name).catch((e: Error) => chat.info(e.message, true));
   };
   const presence = presenceText(conversation);

@@ -562,7 +562,9 @@ export class Chat {
       conversation.mentions = 0;
       this.changed();
     }
-    this.scheduleMark();
+    // At once: a request sent after it (like /unread) then sees the marker moved.
+    window.clearTimeout(this.markTimer);
+    void this.sendMark();
   }
 
   // One `read` for a burst of messages, half a second after the last.

@@ -287,5 +287,7 @@ export async function runLine(chat: Chat, line: string): Promise<void> {
   }
   const conversation = here(chat);
   if (!conversation) throw new Error("Join a room first: /join #room");
-  chat.send(conversation.name, line.startsWith("//") ? line.slice(1) : line);
+  // Spaces at the end (a completion leaves one) are not part of the message.
+  const text = line.trimEnd();
+  chat.send(conversation.name, text.startsWith("//") ? text.slice(1) : text);
 }
