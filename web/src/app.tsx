@@ -172,6 +172,9 @@ function Sidebar({ chat, close }: { chat: Chat; close: () => void }) {
   const conversations = chat.ordered();
   return (
     <nav id="conversations" aria-label="Conversations">
+      <button type="button" class="drawer-close" onClick={close}>
+        Close
+      </button>
       <h2>Conversations</h2>
       <ul class="conversations">
         {conversations.map((conversation, index) => {
@@ -190,7 +193,7 @@ function Sidebar({ chat, close }: { chat: Chat; close: () => void }) {
                 }}
               >
                 {conversation.room ? null : (
-                  <span class={`presence ${conversation.presence}`} title={conversation.presence} aria-hidden="true" />
+                  <span class={`presence ${chat.presenceOf(conversation)}`} title={chat.presenceOf(conversation)} aria-hidden="true" />
                 )}
                 {conversation.name}
               </button>
@@ -246,9 +249,10 @@ function Sidebar({ chat, close }: { chat: Chat; close: () => void }) {
   );
 }
 
-function presenceText(conversation: Conversation): string {
-  if (conversation.presence === "unknown") return "";
-  if (conversation.presence === "offline") return "offline";
+function presenceText(chat: Chat, conversation: Conversation): string {
+  const presence = chat.presenceOf(conversation);
+  if (presence === "unknown") return "";
+  if (presence === "offline") return "offline";
   return conversation.away ? `online, away: ${conversation.away}` : "online";
 }
 
@@ -288,7 +292,7 @@ function ConversationView({ chat, conversation }: { chat: Chat; conversation: Co
     if (first) anchor.current = { key: first.dataset.key ?? "", offset: offsetIn(element, first) };
     chat.loadOlder(conversation.name).catch((e: Error) => chat.info(e.message, true));
   };
-  const presence = presenceText(conversation);
+  const presence = conversation.room ? "" : presenceText(chat, conversation);
   return (
     <div class={members ? "conversation members-open" : "conversation"}>
       <h2 class="title">

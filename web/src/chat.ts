@@ -220,6 +220,16 @@ export class Chat {
     }
   }
 
+  // The other user of a private conversation: online when in one of our rooms, else as the
+  // server last said (whois).
+  presenceOf(conversation: Conversation): Conversation["presence"] {
+    const key = conversationKey(conversation.name);
+    const inRoom = [...this.conversations.values()].some(
+      (c) => c.room && c.members.some((member) => conversationKey(member) === key),
+    );
+    return inRoom ? "online" : conversation.presence;
+  }
+
   totals(): { unread: number; mention: boolean } {
     let unread = 0;
     let mention = false;
@@ -525,6 +535,7 @@ export class Chat {
   // A message from someone else: unread unless being read; a notification when it matters.
   private arrived(conversation: Conversation, line: Line & { kind: "message" }, live: boolean): void {
     const named = !conversation.room || mentions(line.text, this.nick);
+    if (!conversation.room && live) conversation.presence = "online";
     if (this.reading(conversation)) {
       this.scheduleMark();
     } else {
