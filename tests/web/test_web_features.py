@@ -392,3 +392,62 @@ def test_the_phone_layout_fits_and_its_drawer_works(
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     tom.close()
     assert violations.all() == []
+
+
+def test_the_terminal_clients_commands_in_the_browser(
+    browser: Browser,
+    contexts: list[BrowserContext],
+    violations: Violations,
+    server: ServerProcess,
+) -> None:
+    tom = TlsUser(server.port, "Tom")
+    bea = TlsUser(server.port, "Bea")
+    page = open_page(browser, contexts, violations, server.url)
+    log_in(page, "Ann")
+    log = the_log(page)
+    # Moderation, with durations as the terminal client writes them.
+    say(page, "/join #mod")
+    expect(page.get_by_role("heading", name=re.compile("^#mod"))).to_be_visible()
+    tom.request("join", room="#mod")
+    say(page, "/ban #mod Tom 30 spam")
+    expect(log).to_contain_text("DURATION like 30m")
+    say(page, "/ban #mod Tom 30m spamming links")
+    expect(log).to_contain_text("Done: ban Tom in #mod.")
+    left = tom.event("left", room="#mod", nick="Tom")
+    assert (left["reason"], left["message"]) == ("banned", "spamming links")
+    assert tom.request("join", room="#mod")["code"] == "banned"
+    say(page, "/unban #mod Tom")
+    expect(log).to_contain_text("Done: unban Tom in #mod.")
+    assert tom.request("join", room="#mod")["type"] == "room"
+
+    # /win N opens the Nth conversation of the list; a wrong N says the range.
+    say(page, "/win 3")
+    expect(log).to_contain_text("Usage: /win N, with N from 1 to 2")
+    say(page, "/win 1")
+    expect(page.get_by_role("heading", name=re.compile("^#general"))).to_be_visible()
+
+    # /ignore hides a user's messages in this browser; /unignore shows them again.
+    say(page, "/ignore Tom")
+    expect(log).to_contain_text("Ignoring Tom")
+    tom.request("send", to="#general", text="you cannot see me", msg_id="i1")
+    bea.request("send", to="#general", text="but you see me", msg_id="i2")
+    expect(log).to_contain_text("Bea: but you see me")
+    assert "you cannot see me" not in log.inner_text()
+    say(page, "/unignore Tom")
+    tom.request("send", to="#general", text="visible again", msg_id="i3")
+    expect(log).to_contain_text("Tom: visible again")
+
+    # /away: the header says so, and others are told.
+    say(page, "/away lunch")
+    expect(page.locator("header .away-mark")).to_have_text("(away)")
+    assert tom.request("whois", nick="Ann")["away"] == "lunch"
+    say(page, "/away")
+    expect(page.locator("header .away-mark")).to_have_count(0)
+
+    # /logout ends the login: the form again.
+    say(page, "/logout")
+    expect(page.get_by_role("status")).to_have_text("You logged out.")
+    expect(page.get_by_label("Nickname")).to_be_visible()
+    tom.close()
+    bea.close()
+    assert violations.all() == []

@@ -29,17 +29,37 @@ function currentRoom(chat: Chat, given: string): string {
   throw new Error("Name a room, like #general.");
 }
 
-function moderation(type: string, timed: boolean): Command {
-  const usage = timed ? `/${type} #room USER [SECONDS] [REASON]` : `/${type} #room USER`;
+// "30m", "2h", "1h30m", "7d", "1w" in seconds, as the terminal client reads them; null when
+// it is not one, or outside 1 s to ten years (the protocol's bound).
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400 };
+const MAX_SECONDS = 10 * 365 * 86400;
+
+export function parseDuration(text: string): number | null {
+  if (text.length > 40 || !/^(?:[0-9]{1,9}[smhdw])+$/.test(text)) return null;
+  let seconds = 0;
+  for (const [, count, unit] of text.matchAll(/([0-9]{1,9})([smhdw])/g)) seconds += Number(count) * UNIT_SECONDS[unit];
+  return seconds >= 1 && seconds <= MAX_SECONDS ? seconds : null;
+}
+
+function moderation(type: string, help: string, options: { duration?: boolean; reason?: boolean }): Command {
+  const usage = `/${type} #room USER${options.duration ? " [DURATION]" : ""}${options.reason ? " [REASON]" : ""}`;
   return {
     usage,
-    help: `${type} USER in a room (operators and moderators)`,
+    help,
     run: async (chat, args) => {
       const [room, nick, ...rest] = args.trim().split(/\s+/);
       if (!room?.startsWith("#") || !nick) throw new Error(`Usage: ${usage}`);
       const frame: Record<string, unknown> = { type, room, nick };
-      if (timed && rest.length && /^\d+$/.test(rest[0])) frame.seconds = Number(rest.shift());
-      if (timed && type !== "mute" && rest.length) frame.reason = rest.join(" ");
+      // A word that starts with a digit is meant as a duration: a wrong one is refused, not
+      // taken as the reason's first word.
+      if (options.duration && rest.length && /^[0-9]/.test(rest[0])) {
+        const seconds = parseDuration(rest[0]);
+        if (seconds === null) throw new Error(`Usage: ${usage}; DURATION like 30m, 2h, 7d or 1h30m`);
+        frame.seconds = seconds;
+        rest.shift();
+      }
+      if (rest.length && !options.reason) throw new Error(`Usage: ${usage}`);
+      if (rest.length) frame.reason = rest.join(" ");
       await chat.request(frame as { type: string });
       chat.info(`Done: ${type} ${nick} in ${room}.`);
     },
@@ -189,12 +209,12 @@ export const COMMANDS: Record<string, Command> = {
       chat.info(list.length ? list.map((c) => `${c.to} (${c.count})`).join(", ") : "Nothing unread.");
     },
   },
-  kick: moderation("kick", true),
-  ban: moderation("ban", true),
-  unban: moderation("unban", false),
-  mute: moderation("mute", true),
-  unmute: moderation("unmute", false),
-  op: moderation("op", false),
+  kick: moderation("kick", "take USER out of a room (operators and moderators)", { reason: true }),
+  ban: moderation("ban", "keep USER out; DURATION like 30m, 2h, 7d (none: until /unban)", { duration: true, reason: true }),
+  unban: moderation("unban", "lift a ban", {}),
+  mute: moderation("mute", "USER may read but not write; DURATION like 30m (none: until /unmute)", { duration: true, reason: true }),
+  unmute: moderation("unmute", "lift a mute", {}),
+  op: moderation("op", "make the account USER an operator of the room (server moderators)", {}),
   close: {
     usage: "/close",
     help: "close this conversation (a room: leave it)",
