@@ -36,6 +36,7 @@ from bench import (
     persistence,
     proc,
     report,
+    room_setup,
     terminal,
 )
 from bench.outcome import Outcome
@@ -59,9 +60,10 @@ FAIRNESS = [
     "Parley also echoes every room message to its sender (in its server CPU, not in its "
     "deliveries); IRC does not echo. A Parley delivery is a larger JSON frame (see bytes "
     "received per delivery).",
-    "An idle IRC connection has registered (001-005, user statistics, MOTD); an idle Parley "
-    "connection has had its hello/welcome. ngIRCd walks its list of all clients to register one "
-    "(nickname search, user counts), so its CPU per handshake grows with N.",
+    "An idle IRC connection has registered (001-005, user statistics, MOTD) and joined nothing; "
+    "an idle Parley connection has logged in with a nickname, as the product does, which joins "
+    "#general and is announced to its members. ngIRCd walks its list of all clients to register "
+    "one (nickname search, user counts), so its CPU per registration grows with N.",
 ]
 
 
@@ -86,6 +88,7 @@ class Sizes:
     capacity_rates: list[int]
     capacity_seconds: float
     idle: list[int]  # connections
+    room_setup: list[int]  # members
     persistence_senders: list[int]
     persistence_seconds: float
     history_messages: int
@@ -104,6 +107,7 @@ FULL = Sizes(
     capacity_rates=capacity.doubling(200, 8),
     capacity_seconds=5.0,
     idle=[1000, 5000, 10000],
+    room_setup=[1000],
     persistence_senders=[1, 100],
     persistence_seconds=5.0,
     history_messages=1_000_000,
@@ -120,6 +124,7 @@ QUICK = Sizes(
     capacity_rates=capacity.doubling(200, 6),
     capacity_seconds=3.0,
     idle=[1000],
+    room_setup=[1000],
     persistence_senders=[1, 100],
     persistence_seconds=3.0,
     history_messages=100_000,
@@ -136,6 +141,7 @@ SMOKE = Sizes(
     capacity_rates=[20],
     capacity_seconds=1.0,
     idle=[20],
+    room_setup=[10],
     persistence_senders=[1],
     persistence_seconds=1.0,
     history_messages=1_000,
@@ -165,6 +171,10 @@ def plan(args: argparse.Namespace) -> list[Step]:
     if args.only in (None, "idle"):
         for count in sizes.idle:
             steps.append(Step("idle", f"idle N={count}", partial(idle.run, connections=count)))
+    if args.only in (None, "setup"):
+        for members in sizes.room_setup:
+            filling = room_setup.Load(members)
+            steps.append(Step("room-setup", filling.label, partial(room_setup.run, load=filling)))
     if args.only in (None, "persistence"):
         backends = ["sqlite"] if args.smoke or args.no_postgres else ["sqlite", "postgresql"]
         for backend in backends:
@@ -246,6 +256,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "fanout",
             "capacity",
             "idle",
+            "setup",
             "persistence",
             "history",
             "terminal",

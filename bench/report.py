@@ -83,9 +83,17 @@ SHOWN: dict[str, list[tuple[str, str, str]]] = {
         ("chat_p99_during_upload_ms", "chat p99 during the upload, ms", "ms"),
         ("chat_p99_rise_ms", "chat p99 rise, ms", "ms"),
     ],
+    "room-setup": [
+        ("setup_seconds", "first connect to a calm room, s", "s"),
+        ("server_cpu_ms_per_member", "server CPU ms per member", "ms"),
+        ("received_bytes_per_member", "bytes received per member", "count"),
+        ("connect_p50_ms", "connect and join p50, ms", "ms"),
+        ("connect_p99_ms", "connect and join p99, ms", "ms"),
+        ("clients_dropped", "clients dropped by the server", "count"),
+    ],
     "idle": [
         ("rss_per_connection_bytes", "server RSS per connection, KiB", "kib"),
-        ("server_cpu_ms_per_handshake", "server CPU ms per handshake", "ms"),
+        ("server_cpu_ms_per_handshake", "server CPU ms per login (IRC: registration)", "ms"),
         ("connect_p50_ms", "connect p50, ms", "ms"),
         ("connect_p99_ms", "connect p99, ms", "ms"),
         ("connection_failures", "connections failed", "count"),

@@ -159,6 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
     gui.add_argument("--host", help="the server to offer in the connect dialog")
     gui.add_argument("--port", type=int, help="its port (default: the last one used, or 7976)")
     gui.add_argument("--nick", help="the nickname to offer in the connect dialog")
+    gui.add_argument(
+        "--cafile", type=Path, help="verify the server against this CA bundle instead of pinning"
+    )
     return parser
 
 
@@ -242,7 +245,9 @@ def run_gui(args: argparse.Namespace) -> int:
     except client_settings.SettingsError as exc:
         print(f"parley gui: {exc}", file=sys.stderr)
         return 2
-    return run(args.theme, settings, host=args.host, port=args.port, nick=args.nick)
+    return run(
+        args.theme, settings, host=args.host, port=args.port, nick=args.nick, cafile=args.cafile
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

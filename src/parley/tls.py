@@ -79,12 +79,37 @@ def client_context(cafile: Path | None) -> ssl.SSLContext:
     its pin store before sending anything (trust on first use, see parley.client.pins).
     """
     if cafile is not None:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cafile))
+        try:
+            context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(cafile))
+        except FileNotFoundError:
+            raise CertificateProblem(
+                f"--cafile {cafile}: no such file. Give the PEM bundle of the CA that signed "
+                "the server's certificate."
+            ) from None
+        except ssl.SSLError:
+            raise CertificateProblem(
+                f"--cafile {cafile}: no PEM certificate in it. Give a bundle of CA "
+                "certificates in PEM form (-----BEGIN CERTIFICATE-----)."
+            ) from None
+        except OSError as exc:
+            raise CertificateProblem(
+                f"--cafile {cafile}: it cannot be read ({exc.strerror}): check its permissions."
+            ) from None
         return _harden(context)
     context = _harden(ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT))
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def explain_refusal(exc: ssl.SSLCertVerificationError, cafile: Path | None) -> str:
+    """What a user should read when the server's certificate fails CA verification."""
+    why = exc.verify_message or exc.reason or str(exc)
+    return (
+        f"the server's certificate is not accepted with --cafile {cafile} ({why}): check "
+        "that this bundle holds the CA that signed it, and connect by a name the certificate "
+        "lists (--host)."
+    )
 
 
 def _check_readable(path: Path, what: str) -> None:

@@ -43,6 +43,7 @@ def test_the_smoke_run_produces_every_figure(tmp_path: Path) -> None:
         "fan-out",
         "capacity",
         "idle",
+        "room-setup",
         "persistence",
         "terminal",
         "files",

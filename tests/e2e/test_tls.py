@@ -207,7 +207,23 @@ async def test_cafile_verifies_the_chain_and_refuses_a_stranger(
         stranger, _ = openssl_certificate
         status, out, err = await _chat_once(tmp_path, port, "Bob", "--cafile", str(stranger))
         assert status == 1 and "Welcome" not in out
-        assert "CERTIFICATE_VERIFY_FAILED" in err
+        assert f"not accepted with --cafile {stranger}" in err, err
+        assert "Traceback" not in err
+    finally:
+        await _stop(server)
+
+
+async def test_a_missing_or_unusable_cafile_is_named(tmp_path: Path) -> None:
+    server, port = await start_server(tmp_path)
+    await _fingerprint_of(server)
+    not_pem = tmp_path / "notes.txt"
+    not_pem.write_text("not a certificate\n")
+    try:
+        for bundle, why in ((tmp_path / "missing.pem", "no such file"), (not_pem, "no PEM")):
+            status, out, err = await _chat_once(tmp_path, port, "Alice", "--cafile", str(bundle))
+            assert status == 1 and "Welcome" not in out
+            assert f"--cafile {bundle}: {why}" in err, err
+            assert "Traceback" not in err
     finally:
         await _stop(server)
 

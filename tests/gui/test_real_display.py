@@ -17,6 +17,7 @@ from desktop_support import Peer, ServerProcess
 from xvfb_support import ROOT, Desktop, Xvfb, start_gui
 
 from parley.gui.dialogs import BUTTON_HEIGHT, BUTTON_WIDTH
+from parley.tls import ensure_certificate
 
 PASSWORD = "correct horse 42"
 
@@ -133,3 +134,41 @@ def test_no_display_is_one_line_and_exit_2(tmp_path: Path) -> None:
     assert done.returncode == 2, done
     assert done.stderr.count("\n") == 1 and "DISPLAY" in done.stderr, done.stderr
     assert done.stdout == ""
+
+
+def test_cafile_verifies_the_server_without_asking_on_a_real_display(
+    desktop: Desktop, server: ServerProcess, tmp_path: Path
+) -> None:
+    """With --cafile the chain is checked against that bundle: no fingerprint question and no
+    pin. A bundle that did not sign the server's certificate is a warning, and the connect
+    dialog comes back.
+    """
+    own = server.home / "data" / "parley" / "cert.pem"
+    stranger, _ = ensure_certificate(tmp_path / "stranger", ["127.0.0.1"])
+    for bundle, signs in ((stranger, False), (own, True)):
+        log = tmp_path / f"gui-{signs}.log"
+        gui = start_gui(
+            desktop.env["DISPLAY"], tmp_path / "user", "--host", "127.0.0.1",
+            "--port", str(server.port), "--nick", "Dave", "--cafile", str(bundle), log=log,
+        )  # fmt: skip
+        try:
+            connect = desktop.wait_window("^Connect to Parley$")
+            desktop.keys("Return")
+            desktop.wait_gone(connect)
+            if signs:
+                desktop.wait_window("Dave$")
+                carol = Peer(server.port, "Carol")
+                try:
+                    assert carol.call(carol.client.whois("Dave")).online
+                finally:
+                    carol.close()
+            else:
+                warning = desktop.wait_window("^Parley$")
+                desktop.keys("Escape")
+                desktop.wait_gone(warning)
+                desktop.wait_window("^Connect to Parley$")
+                assert gui.poll() is None, log.read_text()
+        finally:
+            _stop(gui)
+        assert "Traceback" not in log.read_text(), log.read_text()
+    assert not (tmp_path / "user" / "config" / "parley" / "known_servers").exists()

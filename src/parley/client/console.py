@@ -41,6 +41,7 @@ from parley.paths import default_config_dir, default_data_dir
 from parley.protocol.errors import ErrorCode, RequestRefused
 from parley.protocol.messages import Joined, Left, Message
 from parley.protocol.text import for_terminal
+from parley.tls import CertificateProblem, explain_refusal
 
 EXIT_OK = 0
 EXIT_DISCONNECTED = 1
@@ -234,6 +235,13 @@ async def run_client(options: ClientOptions) -> int:
     except CertificateChanged as changed:
         _warn(changed.explain())
         return EXIT_CERTIFICATE_CHANGED
+    except CertificateProblem as problem:
+        _warn(f"Cannot connect: {problem}")
+        return EXIT_DISCONNECTED
+    except ssl.SSLCertVerificationError as refused:
+        why = explain_refusal(refused, options.cafile)
+        _warn(f"Cannot connect to {options.host}:{options.port}: {why}")
+        return EXIT_DISCONNECTED
     except (OSError, ssl.SSLError, TimeoutError, ConnectionLost, RequestRefused) as exc:
         why = exc.message if isinstance(exc, RequestRefused) else str(exc) or type(exc).__name__
         _warn(f"Cannot connect to {options.host}:{options.port}: {why}")

@@ -45,6 +45,7 @@ from parley.gui import theme as themes
 from parley.gui.main_window import MainWindow
 from parley.paths import default_config_dir
 from parley.protocol.errors import ErrorCode, RequestRefused
+from parley.tls import CertificateProblem, explain_refusal
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CERTIFICATE_CHANGED = 0, 1, 2, 3
 REMEMBERED = "gui.json"
@@ -169,6 +170,17 @@ async def open_window(
     except CertificateChanged as changed:
         await warn_changed(parent, changed)
         return EXIT_CERTIFICATE_CHANGED
+    except CertificateProblem as problem:
+        await dialogs.warn(parent, "Parley", "Cannot connect.", str(problem))
+        return EXIT_FAILED
+    except ssl.SSLCertVerificationError as unverified:
+        await dialogs.warn(
+            parent,
+            "Parley",
+            f"Cannot connect to {session.host}:{session.port}.",
+            explain_refusal(unverified, session.cafile),
+        )
+        return EXIT_FAILED
     except (OSError, ssl.SSLError, TimeoutError, ConnectionLost, RequestRefused) as exc:
         await dialogs.warn(
             parent,
@@ -205,7 +217,7 @@ async def open_window(
 
 
 async def sign_in(
-    dialog: ConnectDialog, config_dir: Path, settings: ClientSettings
+    dialog: ConnectDialog, config_dir: Path, settings: ClientSettings, cafile: Path | None = None
 ) -> MainWindow | int:
     """The connect dialog until a sign-in works (a failure shows the dialog again), the user
     cancels (EXIT_OK), or the server's certificate changed (EXIT_CERTIFICATE_CHANGED).
@@ -217,7 +229,7 @@ async def sign_in(
         nick = dialog.nick.text().strip()
         if dialog.remember.isChecked():
             save_remembered(config_dir, host, port, nick)
-        session = Session(host, port, config_dir)
+        session = Session(host, port, config_dir, cafile)
         try:
             opened = await open_window(session, nick, dialog.password.text(), settings, dialog)
         except Exception as error:  # a bug: shown and logged, and the user may try again
@@ -234,12 +246,16 @@ async def sign_in(
 
 
 async def run_app(
-    app: QApplication, settings: ClientSettings, given: dict[str, object], reports: Reports
+    app: QApplication,
+    settings: ClientSettings,
+    given: dict[str, object],
+    reports: Reports,
+    cafile: Path | None = None,
 ) -> int:
     """Sign in, then keep the window until it is closed; the exit status."""
     config_dir = default_config_dir()
     dialog = ConnectDialog({**load_remembered(config_dir), **given})
-    opened = await sign_in(dialog, config_dir, settings)
+    opened = await sign_in(dialog, config_dir, settings, cafile)
     if isinstance(opened, int):
         return opened
     reports.window = opened
@@ -286,6 +302,7 @@ def run(
     host: str | None = None,
     port: int | None = None,
     nick: str | None = None,
+    cafile: Path | None = None,
 ) -> int:
     import qasync
 
@@ -311,5 +328,5 @@ def run(
     loop.set_exception_handler(reports.asyncio_error)
     sys.excepthook = reports.qt_error
     with loop:
-        status: int = loop.run_until_complete(run_app(app, settings, given, reports))
+        status: int = loop.run_until_complete(run_app(app, settings, given, reports, cafile))
         return status
