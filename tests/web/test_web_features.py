@@ -199,6 +199,11 @@ def test_messages_typed_offline_arrive_once_in_order_after_a_restart(
         expect(page.get_by_role("heading", name=re.compile("^#kept"))).to_be_visible()
         say(page, "before the restart")
         expect(the_log(page)).to_contain_text("Ann: before the restart")
+        # A private conversation with a guest, who will be gone after the restart.
+        gus = TlsUser(first.port, "Gus")
+        gus.request("send", to="Ann", text="from a guest", msg_id="g1")
+        expect(badge(page, "Gus")).to_contain_text("1 unread")
+        gus.close()
     finally:
         first.stop()
     status = page.get_by_role("status")
@@ -229,6 +234,10 @@ def test_messages_typed_offline_arrive_once_in_order_after_a_restart(
         assert [m["seq"] for m in history] == sorted(m["seq"] for m in history)
         expect(the_log(page).get_by_text("Ann: typed offline, first")).to_have_count(1)
         assert message_texts(page) == texts
+        # The conversation that could not be caught up says so; the others were.
+        conversation_button(page, "Gus").click()
+        expect(the_log(page)).to_contain_text("Could not fetch the messages of Gus")
+        expect(the_log(page)).to_contain_text("Gus: from a guest")
         tom.close()
     finally:
         second.stop()

@@ -189,7 +189,9 @@ export class Chat {
     this.changed();
     this.markRead();
     if (this.status.kind !== "open") return;
-    if (conversation.seqs.size === 0 && !conversation.olderDone) void this.loadHistory(conversation.name);
+    if (conversation.seqs.size === 0 && !conversation.olderDone) {
+      this.loadHistory(conversation.name).catch((error: Error) => this.info(error.message, true, conversationKey(name)));
+    }
     if (conversation.room) void this.loadMembers(conversation.name);
     else void this.lookUp(conversation.name);
   }
@@ -400,12 +402,18 @@ export class Chat {
     if (first && this.account) await this.loadUnread();
     if (!this.current && this.conversations.size > 0) this.current = conversationKey(this.ordered()[0].name);
     this.changed();
-    // What was said while away (or before the page opened).
+    // What was said while away (or before the page opened). One conversation that cannot be
+    // read (a guest who left) is said so in it, and the others go on.
     for (const conversation of [...this.conversations.values()]) {
-      if (conversation.seqs.size > 0) {
-        await this.resume(conversation);
-      } else {
-        await this.loadHistory(conversation.name);
+      try {
+        if (conversation.seqs.size > 0) {
+          await this.resume(conversation);
+        } else {
+          await this.loadHistory(conversation.name);
+        }
+      } catch (error) {
+        if (error instanceof RequestError && error.code === "not-connected") throw error;
+        this.info(`Could not fetch the messages of ${conversation.name}: ${(error as Error).message}`, true, conversationKey(conversation.name));
       }
       if (conversation.room) await this.loadMembers(conversation.name);
     }
