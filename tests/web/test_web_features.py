@@ -12,6 +12,7 @@ from typing import Any
 
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from web_lab import (
+    HoldingProxy,
     ServerProcess,
     TlsUser,
     Violations,
@@ -459,4 +460,46 @@ def test_the_terminal_clients_commands_in_the_browser(
     expect(page.get_by_label("Nickname")).to_be_visible()
     tom.close()
     bea.close()
+    assert violations.all() == []
+
+
+def test_after_the_network_drops_it_resumes_without_gap_or_duplicate(
+    browser: Browser,
+    contexts: list[BrowserContext],
+    violations: Violations,
+    tmp_path: Path,
+) -> None:
+    proxy = HoldingProxy()
+    server = ServerProcess(tmp_path / "server", settings={"PARLEY_WEB_PUBLIC_URL": proxy.url})
+    proxy.upstream_port = server.web_port
+    try:
+        tom = TlsUser(server.port, "Tom")
+        page = open_page(browser, contexts, violations, proxy.url)
+        log_in(page, "Ann")
+        say(page, "before the drop")
+        tom.event("message", sender="Ann", text="before the drop")
+        proxy.cut_browsers()
+        status = page.get_by_role("status")
+        expect(status).to_contain_text("Connection lost")
+        # Said while the page is away: the server still delivers to Ann's old connection.
+        for number in range(3):
+            tom.request("send", to="#general", text=f"while away {number}", msg_id=f"a{number}")
+        say(page, "typed during the drop")
+        # The server still holds the old login, so the name is taken: the page tries again.
+        expect(status).to_contain_text("(attempt 3)")
+        proxy.release()
+        expect(status).to_have_text("Connected", timeout=30_000)
+        tom.event("message", sender="Ann", text="typed during the drop")
+        expect(the_log(page)).to_contain_text("Ann: typed during the drop")
+        assert message_texts(page) == [
+            "before the drop",
+            "while away 0",
+            "while away 1",
+            "while away 2",
+            "typed during the drop",
+        ]
+        tom.close()
+    finally:
+        proxy.close()
+        server.stop()
     assert violations.all() == []

@@ -90,9 +90,12 @@ class OutputLines:
 class ServerProcess:
     """``server.py`` with its web port on, in a data dir of its own."""
 
-    def __init__(self, home: Path, port: int = 0, web_port: int = 0) -> None:
+    def __init__(
+        self, home: Path, port: int = 0, web_port: int = 0, settings: dict[str, str] | None = None
+    ) -> None:
         env = environment(home)
         env["PARLEY_WEB_PORT"] = str(web_port)
+        env.update(settings or {})
         self.process = subprocess.Popen(
             [sys.executable, "server.py", "--port", str(port)],
             cwd=ROOT,
@@ -103,9 +106,9 @@ class ServerProcess:
         )
         self.output = OutputLines(self.process)
         self.port = int(self.expect(r"Server is running on 127\.0\.0\.1:(\d+)").group(1))
-        match = self.expect(r"Web client on (https://127\.0\.0\.1:(\d+))/")
-        self.url = match.group(1)
-        self.web_port = int(match.group(2))
+        match = self.expect(r"Web client on (https://127\.0\.0\.1:\d+)/ \(port (\d+)\)")
+        self.url = match.group(1)  # web_public_url, as browsers are to open it
+        self.web_port = int(match.group(2))  # where it listens
 
     @property
     def lines(self) -> list[str]:
@@ -197,6 +200,84 @@ class TlsUser:
         with contextlib.suppress(OSError):
             self.file.close()
             self.sock.close()
+
+
+class HoldingProxy:
+    """A TCP relay on loopback in front of the web port, for a network that drops: it can cut
+    the browser's side of every connection while keeping the server's side open (the server
+    has not noticed yet, as after a phone loses its signal), and later let those go.
+    """
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.upstream_port = 0
+        self._lock = threading.Lock()
+        self._pairs: list[tuple[socket.socket, socket.socket]] = []
+        self._held: list[socket.socket] = []
+        self._cut: set[socket.socket] = set()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:
+                client.close()  # the server is gone: so is this connection
+                continue
+            with self._lock:
+                self._pairs.append((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            return
+        if source in self._cut:
+            return  # cut by the test: the other side is held open
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)  # an ordinary close passes on
+
+    def cut_browsers(self) -> None:
+        """Drop the browser's side of every connection; the server's side stays open."""
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for client, upstream in pairs:
+            self._cut.add(client)
+            self._held.append(upstream)
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
+            client.close()
+
+    def release(self) -> None:
+        """Close the server's side of the connections cut: now the server sees them go."""
+        held, self._held = self._held, []
+        for upstream in held:
+            with contextlib.suppress(OSError):
+                upstream.shutdown(socket.SHUT_RDWR)
+            upstream.close()
+
+    def close(self) -> None:
+        self.release()
+        self.listener.close()
+        with self._lock:
+            pairs, self._pairs = self._pairs, []
+        for client, upstream in pairs:
+            for end in (client, upstream):
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+                end.close()
 
 
 class Violations:

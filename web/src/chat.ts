@@ -377,7 +377,17 @@ export class Chat {
     if (login === null) return;
     await this.request({ type: "hello", versions: [1], client: "parley-web/0.1.0" });
     const credentials = this.token ? { token: this.token } : login.password ? { password: login.password } : {};
-    const reply = await this.request({ type: "nick", nick: login.nick, ...credentials });
+    let reply: Frame;
+    try {
+      reply = await this.request({ type: "nick", nick: login.nick, ...credentials });
+    } catch (error) {
+      // Back after the network dropped, the server may not have noticed the old connection
+      // go yet: the name is still its. Try again later rather than give up.
+      if (this.nick && error instanceof RequestError && error.code === "nick-taken") {
+        throw new RequestError("retry", error.message);
+      }
+      throw error;
+    }
     if (typeof reply.token === "string") {
       // The password is not kept: reconnecting uses the token.
       this.token = reply.token;
