@@ -264,6 +264,7 @@ function offsetIn(log: HTMLElement, line: HTMLElement): number {
 function ConversationView({ chat, conversation }: { chat: Chat; conversation: Conversation }) {
   const log = useRef<HTMLOListElement>(null);
   const atBottom = useRef(true);
+  const lastTop = useRef(0);
   // While older messages load: the first message shown and where it was, to keep it there.
   const anchor = useRef<{ key: string; offset: number } | null>(null);
   const [members, setMembers] = useState(false);
@@ -322,7 +323,10 @@ function ConversationView({ chat, conversation }: { chat: Chat; conversation: Co
         onScroll={(event) => {
           const element = event.currentTarget;
           atBottom.current = element.scrollHeight - element.scrollTop - element.clientHeight < 40;
-          if (element.scrollTop < 80) loadOlder();
+          // Only a scroll upwards near the top loads more: following new messages down does not.
+          const up = element.scrollTop < lastTop.current;
+          lastTop.current = element.scrollTop;
+          if (up && element.scrollTop < 80) loadOlder();
         }}
       >
         <li class="older">
