@@ -367,10 +367,10 @@ def test_the_phone_layout_fits_and_its_drawer_works(
     page.screenshot(path=str(shot), full_page=True)
     assert _png_size(shot)[0] == 390
     # Dark, as the system asks; the toggle picks light.
-    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(13, 17, 23)"
+    expect(page.locator("body")).to_have_css("background-color", "rgb(13, 17, 23)")
     page.get_by_role("button", name=re.compile("^Theme")).click()
     expect(page.get_by_role("button", name=re.compile("^Theme"))).to_have_text("Theme: light")
-    assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(250, 250, 250)"
+    expect(page.locator("body")).to_have_css("background-color", "rgb(250, 250, 250)")
 
     # The drawer: opened from the header, it lists the conversations and joins a room.
     menu = page.get_by_role("button", name="Conversations")

@@ -16,7 +16,7 @@ export function App({ chat }: { chat: Chat }) {
   const [drawer, setDrawer] = useState(false);
   const [theme, setTheme] = useState<Theme>(storedTheme);
   useEffect(() => chat.subscribe(() => redraw(undefined)), [chat]);
-  useEffect(() => applyTheme(theme), [theme]);
+  useLayoutEffect(() => applyTheme(theme), [theme]);
   const totals = chat.totals();
   useEffect(() => showBadge(totals.unread, totals.mention), [totals.unread, totals.mention]);
   useEffect(() => {
