@@ -115,6 +115,7 @@ def test_history_shows_when_a_room_opens_and_rooms_are_listed(
     ann.get_by_label("Join a room").press("Enter")
     expect(ann.get_by_role("heading", name=re.compile("^#second"))).to_be_visible()
     tom.close()
+    assert violations.all() == []
 
 
 def test_a_password_login_and_keyboard_only_use(
@@ -249,6 +250,7 @@ def test_another_sites_page_cannot_open_the_websocket(
     own = violations.watch(context.new_page())
     own.goto(server.url + "/")
     assert own.evaluate(opening, socket_url) == "open"
+    assert violations.all() == []
 
 
 class _OtherSite(http.server.BaseHTTPRequestHandler):
