@@ -430,6 +430,11 @@ def test_the_terminal_clients_commands_in_the_browser(
     expect(log).to_contain_text("Done: unban Tom in #mod.")
     assert tom.request("join", room="#mod")["type"] == "room"
 
+    # A message nobody can receive is refused where it was typed, and opens no conversation.
+    say(page, "/msg nobody are you there?")
+    expect(log).to_contain_text("Not sent to nobody (are you there?): No user named nobody")
+    expect(conversation_button(page, "nobody")).to_have_count(0)
+
     # /win N opens the Nth conversation of the list; a wrong N says the range.
     say(page, "/win 3")
     expect(log).to_contain_text("Usage: /win N, with N from 1 to 2")

@@ -35,6 +35,8 @@ const PAGE = 50;
 // retried after 0.5 s, 1 s, 1.5 s...; the bucket refills at 10 requests a second.
 const RETRIES = 8;
 const RETRY_CODES = new Set(["rate-limited", "unavailable", "internal-error"]);
+// Refusals that say the conversation is not there at all.
+const NO_SUCH = new Set(["no-such-user", "no-such-room", "not-in-room"]);
 
 let lineCounter = 0;
 const lineKey = (): string => `l${++lineCounter}`;
@@ -353,9 +355,17 @@ export class Chat {
       return "sent";
     } catch (error) {
       if (!(error instanceof RequestError)) throw error;
-      if (error.code === "not-connected" || RETRY_CODES.has(error.code)) return "later";
+      if (error.code === "not-connected") return "later"; // sent again once reconnected
+      if (RETRY_CODES.has(error.code)) {
+        // Still refused after the retries: the server is struggling; try again in a while.
+        window.setTimeout(() => void this.outbox.flush(), 10_000);
+        return "later";
+      }
       this.settle(item, 0);
-      this.info(`Not sent (${visible(item.text).slice(0, 40)}): ${error.message}`, true, conversationKey(item.to));
+      // A conversation opened only for this message, with nobody there, goes again.
+      const target = this.conversations.get(conversationKey(item.to));
+      if (target && target.seqs.size === 0 && NO_SUCH.has(error.code)) this.forget(target.name);
+      this.info(`Not sent to ${item.to} (${visible(item.text).slice(0, 40)}): ${error.message}`, true);
       return "refused";
     }
   }
