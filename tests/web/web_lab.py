@@ -210,33 +210,48 @@ class HoldingProxy:
 
     def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)  # to see ``close`` soon
         self.port: int = self.listener.getsockname()[1]
         self.upstream_port = 0
         self._lock = threading.Lock()
+        self._closed = False
+        self._sockets: list[socket.socket] = []  # every one made: all closed by ``close``
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self._held: list[socket.socket] = []
         self._cut: set[socket.socket] = set()
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._threads: list[threading.Thread] = []
+        self._start(self._accept)
 
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
+    def _start(self, target: Any, *args: Any) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
     def _accept(self) -> None:
-        while True:
+        while not self._closed:
             try:
                 client, _ = self.listener.accept()
+            except TimeoutError:
+                continue
             except OSError:
-                return  # closed
+                return
+            client.settimeout(None)
+            with self._lock:
+                self._sockets.append(client)
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
             except OSError:
-                client.close()  # the server is gone: so is this connection
+                _close(client)  # the server is gone: so is this connection
                 continue
             with self._lock:
+                self._sockets.append(upstream)
                 self._pairs.append((client, upstream))
-            for source, sink in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+            self._start(self._pipe, client, upstream)
+            self._start(self._pipe, upstream, client)
 
     def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
         try:
@@ -256,28 +271,28 @@ class HoldingProxy:
         for client, upstream in pairs:
             self._cut.add(client)
             self._held.append(upstream)
-            with contextlib.suppress(OSError):
-                client.shutdown(socket.SHUT_RDWR)
-            client.close()
+            _close(client)
 
     def release(self) -> None:
         """Close the server's side of the connections cut: now the server sees them go."""
         held, self._held = self._held, []
         for upstream in held:
-            with contextlib.suppress(OSError):
-                upstream.shutdown(socket.SHUT_RDWR)
-            upstream.close()
+            _close(upstream)
 
     def close(self) -> None:
-        self.release()
+        self._closed = True
+        self._threads[0].join(TIMEOUT_SECONDS)  # no more accepted after this
         self.listener.close()
-        with self._lock:
-            pairs, self._pairs = self._pairs, []
-        for client, upstream in pairs:
-            for end in (client, upstream):
-                with contextlib.suppress(OSError):
-                    end.shutdown(socket.SHUT_RDWR)
-                end.close()
+        for end in self._sockets:
+            _close(end)
+        for thread in self._threads[1:]:
+            thread.join(TIMEOUT_SECONDS)
+
+
+def _close(end: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        end.shutdown(socket.SHUT_RDWR)
+    end.close()
 
 
 class Violations:
