@@ -32,6 +32,19 @@ def test_lines_out_of_view_count_as_unread_and_mentions() -> None:
     assert (dev.unread, dev.mentions) == (0, 0)
 
 
+def test_ones_own_message_out_of_view_is_not_unread() -> None:
+    """The echo of a line the user sent can arrive after they switched windows (a slow
+    server, another device of theirs): it is theirs, so never unread and never a divider.
+    """
+    windows = Windows()
+    general, bob = windows.open("#general"), windows.open("Bob")
+    windows.select(general)
+    windows.add(bob, Line(0.0, "yes?", Style.MESSAGE, sender="Alice", own=True))
+    windows.add(bob, Line(0.0, "waves", Style.ACTION, sender="Alice", own=True))
+    assert (bob.unread, bob.mentions, windows.with_unread()) == (0, 0, [])
+    assert bob.divider_at is None
+
+
 def test_the_divider_marks_the_first_line_not_seen_until_the_window_is_left() -> None:
     windows = Windows()
     general, dev = windows.open("#general"), windows.open("#dev")

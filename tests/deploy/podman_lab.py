@@ -108,11 +108,12 @@ def free_port() -> int:
 
 
 def require_tools() -> None:
-    missing = [tool for tool in ("podman", "debootstrap", "runc") if shutil.which(tool) is None]
+    tools = ("podman", "debootstrap", "runc", "iptables")
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if missing:
         raise ToolingMissing(
             f"{', '.join(missing)} not found: install them (Debian: apt-get install podman "
-            "runc debootstrap netavark aardvark-dns), as .ci/run does"
+            "runc debootstrap netavark aardvark-dns iptables), as .ci/run does"
         )
     if os.geteuid() != 0:
         raise ToolingMissing("the deployment tests run podman as root (rootful podman)")

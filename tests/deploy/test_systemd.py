@@ -73,11 +73,11 @@ def machine(podman: Podman, systemd_image: str) -> Iterator[Machine]:
             *("run", "--detach", "--name", name, "--systemd=always", "--network", network),
             *("--publish", f"127.0.0.1:{port}:7976", systemd_image),
         )
-        try:
-            yield Machine(podman, name, port)
-        finally:
-            podman("rm", "--force", "--volumes", "--time", "15", name, timeout=60)
+        yield Machine(podman, name, port)
     finally:
+        # A run that failed to start may still have created the container: remove it either
+        # way, or the network cannot go and its error would hide the real one.
+        podman("rm", "--force", "--volumes", "--time", "15", name, timeout=60, check=False)
         podman("network", "rm", network)
 
 

@@ -76,12 +76,14 @@ class Window:
         return ""
 
     def add(self, line: Line, in_view: bool) -> None:
+        # The user's own lines are never news to them, even when their echo arrives late.
+        unseen = not in_view and not line.own
         after_history = bool(self.lines) and self.lines[-1].history and not line.history
-        if (not in_view or after_history) and self.divider_at is None:
+        if (unseen or after_history) and self.divider_at is None:
             self.divider_at = self.added
         self.lines.append(line)
         self.added += 1
-        if not in_view and line.style in (Style.MESSAGE, Style.ACTION):
+        if unseen and line.style in (Style.MESSAGE, Style.ACTION):
             self.unread += 1
             self.mentions += line.mention
 
