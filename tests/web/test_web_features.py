@@ -512,3 +512,36 @@ def test_after_the_network_drops_it_resumes_without_gap_or_duplicate(
         proxy.close()
         server.stop()
     assert violations.all() == []
+
+
+def test_leaving_forgets_what_waits_to_be_sent(
+    browser: Browser,
+    contexts: list[BrowserContext],
+    violations: Violations,
+    tmp_path: Path,
+) -> None:
+    port, web_port = free_port(), free_port()
+    first = ServerProcess(tmp_path / "server", port=port, web_port=web_port)
+    try:
+        page = open_page(browser, contexts, violations, first.url)
+        log_in(page, "Ann")
+    finally:
+        first.stop()
+    expect(page.get_by_role("status")).to_contain_text("Connection lost")
+    say(page, "typed by Ann, then she left")
+    expect(page.get_by_role("note")).to_have_text("1 message waiting to be sent")
+    say(page, "/quit")
+    expect(page.get_by_role("status")).to_have_text("You left.")
+    second = ServerProcess(tmp_path / "server", port=port, web_port=web_port)
+    try:
+        tom = TlsUser(second.port, "Tom")
+        # Someone else logs in on the same page: nothing of Ann's is sent under their name.
+        log_in(page, "Bob")
+        say(page, "hello from Bob")
+        tom.event("message", sender="Bob", text="hello from Bob")
+        history = tom.request("history", to="#general", limit=50)["messages"]
+        assert [m["text"] for m in history] == ["hello from Bob"], history
+        tom.close()
+    finally:
+        second.stop()
+    assert violations.all() == []

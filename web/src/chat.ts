@@ -148,6 +148,7 @@ export class Chat {
       // Leaving anyway.
     }
     this.connection.stop(reason);
+    this.outbox.clear();
     this.nick = "";
     this.token = "";
     this.conversations.clear();

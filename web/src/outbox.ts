@@ -22,6 +22,12 @@ export class Outbox {
     return this.queue;
   }
 
+  // Leaving (quit, logout): what waits was typed by this login, and goes with it.
+  clear(): void {
+    this.queue = [];
+    this.changed();
+  }
+
   add(item: Outgoing): void {
     this.queue.push(item);
     this.changed();
