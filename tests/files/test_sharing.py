@@ -297,7 +297,7 @@ async def test_a_full_disk_refuses_the_upload_and_frees_it(
 ) -> None:
     import errno
 
-    from parley.server import transfer as server_transfer
+    from parley.server import file_streams
 
     class FullDisk:
         """os, except that writing finds no space left."""
@@ -309,7 +309,7 @@ async def test_a_full_disk_refuses_the_upload_and_frees_it(
         def write(fd: int, data: bytes) -> int:
             raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(server_transfer, "os", FullDisk())
+    monkeypatch.setattr(file_streams, "os", FullDisk())
     alice = await _user(server, "Alice")
     source = _file(tmp_path / "a.bin", 300_000)
     with pytest.raises(TransferFailed, match="no room for the file"):

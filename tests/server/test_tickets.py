@@ -73,3 +73,18 @@ def test_each_holder_s_unused_tokens_are_counted_until_used_or_expired() -> None
     clock.now += 300.0
     assert book.redeem(late) is None  # expired: counted off once, at expiry
     assert book.held("alice") == 0
+
+
+def test_looking_at_a_token_leaves_it_good_until_it_expires() -> None:
+    clock = Clock()
+    book = TicketBook(300.0, clock)
+    token = book.issue(upload=True, file_id="f1", holder="alice")
+    seen = book.peek(token)
+    assert seen is not None and (seen.upload, seen.file_id) == (True, "f1")
+    assert book.held("alice") == 1  # still unused: it still counts
+    assert book.redeem(token) == seen
+    assert book.peek(token) is None  # used
+    late = book.issue(upload=False, file_id="f2")
+    clock.now += 300.0
+    assert book.peek(late) is None  # expired
+    assert book.peek("not-a-token") is None

@@ -130,8 +130,9 @@ def test_an_accounts_unread_counts_come_from_its_read_markers(
     # The browser moved the account's marker on the server (requests take effect in order).
     say(page, "/unread")
     expect(the_log(page)).to_contain_text("Nothing unread.")
+    # A reload logs in again with the browser's session, and the counts come from the marker.
     page.reload()
-    log_in(page, "Ann", PASSWORD)
+    expect(page.get_by_role("status")).to_have_text("Connected")
     expect(conversation_button(page, "#news")).to_be_visible()
     expect(badge(page, "#news")).to_have_count(0)
     tom.close()
@@ -465,7 +466,7 @@ def test_the_terminal_clients_commands_in_the_browser(
 
     # /logout ends the login: the form again.
     say(page, "/logout")
-    expect(page.get_by_role("status")).to_have_text("You logged out.")
+    expect(page.get_by_role("status")).to_have_text("You left.")
     expect(page.get_by_label("Nickname")).to_be_visible()
     tom.close()
     bea.close()

@@ -6,6 +6,7 @@ import { showBadge } from "./badge";
 import { Chat } from "./chat";
 import { Status } from "./connection";
 import { ConversationView } from "./conversation-view";
+import { LoginPanel, LogoutButton } from "./login";
 import { Permission, askPermission, permission } from "./notify";
 import { Sidebar } from "./sidebar";
 import { Theme, applyTheme, nextTheme, storedTheme } from "./theme";
@@ -71,6 +72,7 @@ export function App({ chat }: { chat: Chat }) {
         ) : null}
         <span class="tools">
           <NotificationButton />
+          <LogoutButton chat={chat} />
           <button
             type="button"
             class="theme"
@@ -121,34 +123,5 @@ function StatusLine({ status }: { status: Status }) {
 }
 
 function LoginForm({ chat, status }: { chat: Chat; status: Status }) {
-  const [nick, setNick] = useState("");
-  const [password, setPassword] = useState("");
-  return (
-    <main class="login">
-      <h1>Parley</h1>
-      <form
-        onSubmit={(event) => {
-          event.preventDefault();
-          if (nick.trim()) chat.connect({ nick: nick.trim(), password });
-        }}
-      >
-        <label>
-          Nickname
-          <input name="nick" autoFocus required value={nick} onInput={(e) => setNick(e.currentTarget.value)} />
-        </label>
-        <label>
-          Password (accounts only; leave empty to join as a guest)
-          <input
-            name="password"
-            type="password"
-            autoComplete="current-password"
-            value={password}
-            onInput={(e) => setPassword(e.currentTarget.value)}
-          />
-        </label>
-        <button type="submit">Log in</button>
-      </form>
-      {status.kind === "closed" && status.reason ? <StatusLine status={status} /> : null}
-    </main>
-  );
+  return <LoginPanel chat={chat} notice={status.kind === "closed" ? status.reason : ""} />;
 }

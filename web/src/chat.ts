@@ -136,12 +136,7 @@ export class Chat {
     await this.leave("bye", "You left.");
   }
 
-  // Like quit, and the session token stops working on the server too.
-  async logout(): Promise<void> {
-    await this.leave("logout", "You logged out.");
-  }
-
-  private async leave(type: "bye" | "logout", reason: string): Promise<void> {
+  private async leave(type: "bye", reason: string): Promise<void> {
     try {
       await this.request({ type });
     } catch {

@@ -1,8 +1,9 @@
 // The terminal client's slash commands (docs/commands.md) that map to protocol requests.
 
 import { Chat, Conversation } from "./chat";
+import { WEB_COMMANDS } from "./web_commands";
 
-type Command = { usage: string; help: string; run: (chat: Chat, args: string) => Promise<void> };
+export type Command = { usage: string; help: string; run: (chat: Chat, args: string) => Promise<void> };
 
 function words(args: string, count: number): string[] {
   // The first count - 1 words, then the rest of the line as one.
@@ -260,11 +261,6 @@ export const COMMANDS: Record<string, Command> = {
       chat.info(`${nick}'s messages show again (earlier ones: reopen the conversation).`);
     },
   },
-  logout: {
-    usage: "/logout",
-    help: "end the saved login (the session token stops working) and leave",
-    run: async (chat) => chat.logout(),
-  },
   clear: {
     usage: "/clear",
     help: "empty this conversation's window",
@@ -278,6 +274,7 @@ export const COMMANDS: Record<string, Command> = {
   window: { usage: "/window N", help: "the same as /win N", run: (chat, args) => COMMANDS.win.run(chat, args) },
   quit: { usage: "/quit", help: "leave", run: (chat) => chat.quit() },
   exit: { usage: "/exit", help: "leave", run: (chat) => chat.quit() },
+  ...WEB_COMMANDS,
   help: {
     usage: "/help [COMMAND]",
     help: "the list of commands, or how to use one",

@@ -6,6 +6,8 @@ import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
 import { Chat, Conversation, Line } from "./chat";
 import { COMMANDS, runLine } from "./commands";
 import { Cycle, complete } from "./completion";
+import { FileNoticeLine } from "./file_ui";
+import { fileNotice } from "./files";
 import { RichText } from "./richtext";
 
 function presenceText(chat: Chat, conversation: Conversation): string {
@@ -190,6 +192,8 @@ function Compose({ chat, conversation }: { chat: Chat; conversation: Conversatio
 }
 
 function LineView({ line }: { line: Line }) {
+  const notice = line.kind === "message" ? fileNotice(line.text) : null;
+  if (notice && line.kind === "message") return <FileNoticeLine line={line} notice={notice} />;
   if (line.kind === "info") {
     return <li class={line.error ? "info error" : "info"}>{line.text}</li>;
   }

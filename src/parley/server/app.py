@@ -339,7 +339,8 @@ class ParleyServer:
     async def _start_web(self, port: int, context: ServerContext) -> None:
         """Serve the web client and its WebSocket on ``host``:``port`` (web_port)."""
         public = self.config.web_public_url
-        web = WebListener(context)
+        assert self._transfers is not None
+        web = WebListener(context, self._transfers)
         # Its own context: a reloaded certificate is loaded into it in place.
         assert self.cert_file is not None
         assert self.key_file is not None

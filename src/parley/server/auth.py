@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Callable
 
 from parley.accounts import throttle
 from parley.accounts.passwords import PasswordHasher, check_password
@@ -63,8 +64,12 @@ class Authenticator:
     def hasher(self) -> PasswordHasher:
         return self._hasher
 
-    async def identify(self, raw_nick: str, password: str, token: str, address: str) -> Identity:
-        """Check a ``nick`` request. Raises PeerError: INVALID_NICK, PASSWORD_REQUIRED,
+    async def identify(
+        self, raw_nick: str, password: str, token: str, address: str, cookie: str = ""
+    ) -> Identity:
+        """Check a ``nick`` request. ``cookie`` is a browser's session cookie (web port): it
+        logs in the account it belongs to when the nick is that account's and the request has
+        neither password nor token. Raises PeerError: INVALID_NICK, PASSWORD_REQUIRED,
         AUTH_FAILED, SESSION_EXPIRED, TOO_MANY_ATTEMPTS, ACCOUNT_REQUIRED.
         """
         nick = normalize_nick(raw_nick)
@@ -72,6 +77,20 @@ class Authenticator:
         account = await self._storage.account(key)
         if token:
             return await self._resume(account, token)
+        if (
+            cookie
+            and not password
+            and account is not None
+            and await self.session_owner(cookie) == account.key
+        ):
+            return Identity(
+                account.name,
+                account.key,
+                account.id,
+                account.role,
+                account.key,
+                token_hash(cookie),
+            )
         if password:
             account = await self._verify(account, key, password, address)
             token, hashed = await self._new_session(account.key)
@@ -89,6 +108,71 @@ class Authenticator:
                 f"The nickname {nick} looks like {registered.name}, which is registered.",
             )
         return Identity(nick, key, new_principal(), Role.USER, "")
+
+    async def session_owner(self, token: str) -> str:
+        """The key of the account whose unexpired session ``token`` is, or "". One read."""
+        return await self._storage.session_account(token_hash(token), self._clock.now_ms()) or ""
+
+    async def password_login(self, raw_nick: str, password: str, address: str) -> Identity:
+        """Check an account's password (throttled as any login) and start a session: the web
+        port's login form. Raises PeerError: INVALID_NICK, AUTH_FAILED, TOO_MANY_ATTEMPTS.
+        """
+        key = nick_key(normalize_nick(raw_nick))
+        account = await self._verify(await self._storage.account(key), key, password, address)
+        token, hashed = await self._new_session(account.key)
+        return Identity(
+            account.name, account.key, account.id, account.role, account.key, hashed, token
+        )
+
+    async def register_name(
+        self, raw_nick: str, password: str, address: str, online: Callable[[str], bool]
+    ) -> Identity:
+        """Make a nickname nobody holds an account with a new principal, and start a session:
+        the web port's "create an account" (a guest already chatting uses ``register``, which
+        keeps its principal). ``online(nick_key)`` says whether someone online has the name.
+        Raises PeerError: INVALID_NICK, INVALID_PASSWORD, RATE_LIMITED, ALREADY_REGISTERED,
+        NICK_TAKEN.
+        """
+        nick = normalize_nick(raw_nick)
+        key = nick_key(nick)
+        check_password(password)
+        if not self._registrations.allow(address_group(address), self._clock.monotonic()):
+            raise PeerError(
+                ErrorCode.RATE_LIMITED, "Too many registrations from your address; try later."
+            )
+        if await self._storage.account(key) is not None:
+            raise PeerError(
+                ErrorCode.ALREADY_REGISTERED, f"{nick} is registered: log in with its password."
+            )
+        registered = await self._storage.account_like(nick)
+        if registered is not None:
+            raise PeerError(
+                ErrorCode.NICK_TAKEN,
+                f"The nickname {nick} looks like {registered.name}, which is registered.",
+            )
+        if online(key):
+            raise PeerError(
+                ErrorCode.NICK_TAKEN,
+                f"Someone online is called {nick}; if it is you, use /register in the chat.",
+            )
+        account = Account(
+            key,
+            nick,
+            await self._hasher.hash(password),
+            Role.USER,
+            self._clock.now_ms(),
+            new_principal(),
+        )
+        if not await self._storage.create_account(account):
+            raise PeerError(ErrorCode.ALREADY_REGISTERED)
+        await self._storage.record_audit(ts=self._clock.now_ms(), actor=nick, action="register")
+        log.info("%s registered", nick, extra={"nick_key": key, "event": "register"})
+        token, hashed = await self._new_session(key)
+        return Identity(nick, key, account.id, Role.USER, key, hashed, token)
+
+    async def end_session(self, token: str) -> None:
+        """Revoke the session of ``token`` (a browser logging out); harmless if none."""
+        await self._storage.revoke_session(token_hash(token))
 
     async def _resume(self, account: Account | None, token: str) -> Identity:
         hashed = token_hash(token)

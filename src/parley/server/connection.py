@@ -244,6 +244,22 @@ class Connection(asyncio.Protocol):
             return 0
         return self._transport.get_write_buffer_size()
 
+    @property
+    def session_cookie(self) -> str:
+        """The session token of the browser's cookie (a WebSocket on the web port), or ""."""
+        if self._transport is None:
+            return ""
+        cookie: str = self._transport.get_extra_info("session_cookie", "")
+        return cookie
+
+    def shown_token(self, token: str) -> str:
+        """``token`` as a reply may carry it: a browser's page never sees a session token
+        (its session is an HttpOnly cookie, set by the web port's login), so injected script
+        could not take one away.
+        """
+        browser = self._transport is not None and self._transport.get_extra_info("browser", False)
+        return "" if browser else token
+
     def forget_identity(self) -> None:
         """A login failed after the identity was set: back to nobody."""
         self.nick = self.nick_key = self.principal = self.account = self.token_hash = ""

@@ -103,7 +103,7 @@ def hello(connection: Connection, request: Hello) -> None:
 async def nick(connection: Connection, request: Nick) -> None:
     context = connection.context
     identity = await context.auth.identify(
-        request.nick, request.password, request.token, connection.host
+        request.nick, request.password, request.token, connection.host, connection.session_cookie
     )
     connection.nick, connection.nick_key = identity.nick, identity.nick_key
     connection.principal = identity.principal
@@ -111,7 +111,8 @@ async def nick(connection: Connection, request: Nick) -> None:
     connection.token_hash = identity.token_hash
     connection.rooms = set()
     connection.since_ms = context.hub.clock.now_ms()
-    method = "token" if request.token else "password" if request.password else "guest"
+    # An account without a password came in on a saved session: a token or a browser's cookie.
+    method = "password" if request.password else "token" if identity.account else "guest"
 
     def welcome(rooms: list[str]) -> None:
         # Online: the reply and the motd go out before anything the rooms bring.
@@ -120,7 +121,13 @@ async def nick(connection: Connection, request: Nick) -> None:
         connection.set_timer(None)
         role = identity.role.value if identity.account else ""
         connection.reply(
-            Ok(id=request.id, nick=identity.nick, role=role, token=identity.token, rooms=rooms)
+            Ok(
+                id=request.id,
+                nick=identity.nick,
+                role=role,
+                token=connection.shown_token(identity.token),
+                rooms=rooms,
+            )
         )
         for line in context.config.motd.splitlines():
             connection.reply(Notice(text=line))
@@ -144,13 +151,15 @@ async def register(connection: Connection, request: Register) -> None:
     identity = await connection.context.auth.register(connection, request.password)
     connection.account, connection.token_hash = identity.account, identity.token_hash
     await connection.context.hub.remember_rooms(connection)
-    connection.reply(Ok(id=request.id, role=identity.role.value, token=identity.token))
+    connection.reply(
+        Ok(id=request.id, role=identity.role.value, token=connection.shown_token(identity.token))
+    )
 
 
 @handles(Passwd)
 async def passwd(connection: Connection, request: Passwd) -> None:
     token = await connection.context.auth.change_password(connection, request.old, request.new)
-    connection.reply(Ok(id=request.id, token=token))
+    connection.reply(Ok(id=request.id, token=connection.shown_token(token)))
 
 
 @handles(Logout)

@@ -62,6 +62,13 @@ class TicketBook:
         self._held[holder] += 1
         return token
 
+    def peek(self, token: str) -> Ticket | None:
+        """The ticket of ``token`` without using it up; None when unknown, used or expired.
+        O(1) amortised.
+        """
+        self._expire(self._clock.monotonic())
+        return self._tickets.get(token)
+
     def redeem(self, token: str) -> Ticket | None:
         """The ticket of ``token``, once; None when it is unknown, used or expired. O(1)."""
         now = self._clock.monotonic()

@@ -5,7 +5,8 @@ loop it would hold up every chat frame behind it. OpenSSL, hashlib and file writ
 the GIL for large buffers, so the two loops really run side by side. What the transfers need
 of the chat side (storage, the hub) is run on the chat loop and awaited.
 
-An upload is checked as it arrives: a byte past the declared size cuts the connection and
+An upload is checked as it arrives (the rules are server/file_streams.py's, which the web
+port's HTTPS transfers share): a byte past the declared size cuts the connection and
 deletes what came; at the end the SHA-256 must match, else the same. A connection that stops
 sending for ``upload_stall_seconds`` is closed, its bytes kept so the client can resume, until
 the upload's record expires and the purge frees them.
@@ -17,7 +18,8 @@ system under the blob store, and a claim (taken on the chat loop) keeps an uploa
 file from the purge while this thread writes it. The file port has the chat port's listener:
 every socket counted from accept per address group, within ``max_file_connections_per_address``
 and ``max_file_connections``, and dropped if its TLS handshake is not done within
-``tls_handshake_timeout_seconds``.
+``tls_handshake_timeout_seconds``. Transfers over HTTPS count against the same limits
+(:meth:`TransferServer.admit`).
 """
 
 from __future__ import annotations
@@ -25,9 +27,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
-import errno
 import logging
-import os
 import ssl
 import threading
 from collections.abc import Coroutine
@@ -43,6 +43,7 @@ from parley.protocol.transfer import (
     decode_start,
     encode,
 )
+from parley.server.file_streams import FileStreams, Refused
 from parley.server.files import FileService
 from parley.server.metrics import ServerMetrics
 from parley.server.tls_transport import TlsServer, start_tls_server
@@ -51,20 +52,12 @@ from parley.storage import FileRecord
 
 log = logging.getLogger("parley.transfer")
 
-CHUNK_BYTES = 256 * 1024
 # What a connection may have received and not yet consumed before its reading pauses (the
 # stream pauses past twice this). With a small limit an upload pauses after every TLS record
 # (16 KiB), and two system calls and a task switch per record cut uploads to a third of their
 # speed; this one lets 8 records through per pause and bounds a connection's buffer at 128 KiB.
 READ_LIMIT_BYTES = 64 * 1024
-SYNC_EVERY_BYTES = 2 * 1024 * 1024
 T = TypeVar("T")
-
-
-class _Refused(Exception):
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        self.code, self.message = code, message
-        super().__init__(message)
 
 
 async def _start_line(reader: asyncio.StreamReader) -> bytes:
@@ -102,6 +95,7 @@ class TransferServer:
         self._chat_loop: asyncio.AbstractEventLoop | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
+        self._streams = FileStreams(files, config, metrics, self._on_chat_loop, offload=False)
 
     async def start(self, context: ssl.SSLContext, port: int) -> None:
         """Listen on ``port`` from a thread of its own. Raises OSError (address in use)."""
@@ -173,6 +167,27 @@ class TransferServer:
         if self._connections:
             await asyncio.gather(*self._connections, return_exceptions=True)
 
+    async def admit(self, group: str) -> bool:
+        """From the chat loop: count one file transfer over HTTPS from the address ``group``
+        against the file port's limits, with its own connections (False: over a limit, nothing
+        counted). Each True must be matched by one :meth:`release`.
+        """
+        loop = self._loop
+        if loop is None:
+            return False
+
+        async def admit() -> bool:
+            return self.tracker.admit(group)
+
+        return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(admit(), loop))
+
+    def release(self, group: str) -> None:
+        """From the chat loop: a transfer counted by :meth:`admit` has ended."""
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # this server's loop is closed: none left
+                loop.call_soon_threadsafe(self.tracker.release, group)
+
     def _new_connection(self) -> asyncio.Protocol:
         return asyncio.StreamReaderProtocol(
             asyncio.StreamReader(limit=READ_LIMIT_BYTES), self._serve
@@ -189,7 +204,7 @@ class TransferServer:
         self._connections.add(task)
         try:
             await self._one_transfer(reader, writer)
-        except _Refused as refused:
+        except Refused as refused:
             writer.write(encode(TransferError(code=refused.code, message=refused.message)))
         except (OSError, ssl.SSLError, asyncio.IncompleteReadError, TimeoutError):
             pass  # the client went away or stalled: nothing to tell it
@@ -208,13 +223,13 @@ class TransferServer:
             line = await asyncio.wait_for(_start_line(reader), self.config.hello_timeout_seconds)
             start = decode_start(line.rstrip(b"\n"))
         except ValueError:
-            raise _Refused(ErrorCode.BAD_FRAME, "The first line must be a 'start'.") from None
+            raise Refused(ErrorCode.BAD_FRAME, "The first line must be a 'start'.") from None
         except PeerError as exc:
-            raise _Refused(exc.code, exc.detail) from None
+            raise Refused(exc.code, exc.detail) from None
         try:
             ticket, record = await self._on_chat_loop(self.files.open_transfer(start.token))
         except PeerError as exc:
-            raise _Refused(exc.code, exc.detail) from None
+            raise Refused(exc.code, exc.detail) from None
         if not ticket.upload:
             await self._send(writer, record, start.offset)
             return
@@ -235,89 +250,20 @@ class TransferServer:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, record: FileRecord
     ) -> None:
         """Receive an upload's bytes; ``record``'s file is claimed by this connection."""
-        files, blobs = self.files, self.files.blobs
-        if record.complete:
-            raise _Refused(ErrorCode.INVALID_FILE, "That file is already complete.")
-        digest = await asyncio.to_thread(blobs.hash_received, record.file_id)
-        received = blobs.received(record.file_id)
-        if received > record.size:
-            await self._discard(record, "More bytes than the file's size were stored.")
-        writer.write(encode(Ready(offset=received, size=record.size)))
-        fd = blobs.open_partial(record.file_id)
-        unsynced = 0
-        # At most one write-out in flight, overlapping the next bytes' arrival.
-        syncing: asyncio.Future[None] | None = None
-        try:
-            while received < record.size:
-                chunk = await asyncio.wait_for(
-                    reader.read(CHUNK_BYTES), self.config.upload_stall_seconds
-                )
-                if not chunk:
-                    return  # closed early: kept, to resume
-                if received + len(chunk) > record.size:
-                    await self._discard(
-                        record,
-                        f"More bytes than the declared size ({record.size:,}) were sent; "
-                        "the upload was deleted.",
-                        ErrorCode.INVALID_FILE,
-                    )
-                try:
-                    os.write(fd, chunk)
-                except OSError as exc:
-                    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-                        await self._discard(
-                            record,
-                            "The server has no room for the file; the upload was deleted.",
-                            ErrorCode.UNAVAILABLE,
-                        )
-                    raise
-                digest.update(chunk)
-                received += len(chunk)
-                self._metrics.file_received_bytes.inc(len(chunk))
-                unsynced += len(chunk)
-                if unsynced >= SYNC_EVERY_BYTES:
-                    # Little dirty data at a time: a chat commit's fsync must not wait
-                    # for the kernel to write out a whole file first.
-                    if syncing is not None:
-                        await syncing
-                    syncing = asyncio.ensure_future(asyncio.to_thread(os.fdatasync, fd))
-                    unsynced = 0
-        finally:
-            if syncing is not None:
-                with contextlib.suppress(OSError):
-                    await syncing
-            os.close(fd)
-        if digest.hexdigest() != record.sha256:
-            await self._discard(
-                record,
-                "The bytes received do not have the SHA-256 declared; the upload was deleted.",
-                ErrorCode.INVALID_FILE,
-            )
-        await asyncio.to_thread(blobs.commit, record.file_id, record.sha256)
-        await self._on_chat_loop(files.finished(record))
-        writer.write(encode(Done(file_id=record.file_id, sha256=record.sha256)))
 
-    async def _discard(
-        self, record: FileRecord, why: str, code: ErrorCode = ErrorCode.INVALID_FILE
-    ) -> None:
-        """Delete a failed upload, record and bytes, and refuse with ``why``."""
-        await self._on_chat_loop(self.files.forget(record.file_id))
-        raise _Refused(code, why)
+        def ready(offset: int) -> None:
+            writer.write(encode(Ready(offset=offset, size=record.size)))
+
+        if await self._streams.receive(record, reader.read, ready):
+            writer.write(encode(Done(file_id=record.file_id, sha256=record.sha256)))
 
     async def _send(self, writer: asyncio.StreamWriter, record: FileRecord, offset: int) -> None:
-        if not record.complete or record.expires_ms <= self.files.clock.now_ms():
-            raise _Refused(ErrorCode.NO_SUCH_FILE, ErrorCode.NO_SUCH_FILE.text)
         offset = min(offset, record.size)
-        path = self.files.blobs.blob_path(record.sha256)
-        try:
-            file = path.open("rb")
-        except FileNotFoundError:
-            log.error("The bytes of file %s are missing", record.file_id)
-            raise _Refused(ErrorCode.UNAVAILABLE, "The file's content is missing.") from None
-        with file:
+
+        async def write(chunk: bytes) -> None:
+            writer.write(chunk)
+            await writer.drain()
+
+        with self._streams.open_blob(record) as file:
             writer.write(encode(Ready(offset=offset, size=record.size)))
-            file.seek(offset)
-            while chunk := file.read(CHUNK_BYTES):
-                writer.write(chunk)
-                await asyncio.wait_for(writer.drain(), self.config.upload_stall_seconds)
-                self._metrics.file_sent_bytes.inc(len(chunk))
+            await self._streams.send(file, offset, record.size, write)

@@ -8,7 +8,9 @@ runs behind it, counted by the same connection tracker and its per-address limit
 
 A browser sends cookies and opens WebSockets to any site a page asks for; the upgrade is
 refused (403) unless its ``Origin`` is the configured public address (``web_public_url``), so
-another site's page cannot speak the protocol with a visitor's connection.
+another site's page cannot speak the protocol with a visitor's connection. The upgrade hands
+the session cookie (server/web_login.py) to the connection; shared files travel over
+/files/<token> (server/web_files.py).
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ from parley.protocol.limits import MAX_CLIENT_FRAME_BYTES
 from parley.protocol.messages import Closing, encode
 from parley.server.address_group import address_group
 from parley.server.connection import Connection, ServerContext
+from parley.server.transfer import TransferServer
+from parley.server.web_files import WebFiles
+from parley.server.web_login import MAX_BODY_BYTES, SESSION_COOKIE, WebLogin
 
 log = logging.getLogger("parley.server")
 
@@ -65,9 +70,12 @@ class WebSocketTransport(asyncio.Transport):
     is cut off the same way.
     """
 
-    def __init__(self, ws: web.WebSocketResponse, protocol: asyncio.Protocol, peer: Any) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, protocol: asyncio.Protocol, peer: Any, cookie: str = ""
+    ) -> None:
         super().__init__()
         self._ws = ws
+        self._cookie = cookie
         self._protocol = protocol
         self._peer = peer
         self._queue: collections.deque[bytes] = collections.deque()
@@ -167,6 +175,10 @@ class WebSocketTransport(asyncio.Transport):
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         if name == "peername":
             return self._peer
+        if name == "session_cookie":
+            return self._cookie
+        if name == "browser":
+            return True
         return default
 
 
@@ -179,14 +191,27 @@ async def _add_security_headers(request: web.Request, response: web.StreamRespon
 class WebListener:
     """Serves the web client and its WebSocket; see :meth:`start` and :meth:`stop`."""
 
-    def __init__(self, context: ServerContext, static: Path | None = None) -> None:
+    def __init__(
+        self, context: ServerContext, transfers: TransferServer, static: Path | None = None
+    ) -> None:
         self._context = context
         self._static = static or static_dir()
         self._origin = ""
         self._sockets: set[web.WebSocketResponse] = set()
-        app = web.Application()
+        # Bodies read whole are small (a login's JSON); file uploads are streamed.
+        app = web.Application(client_max_size=MAX_BODY_BYTES)
         app.on_response_prepare.append(_add_security_headers)
         app.router.add_get("/ws", self._websocket)
+        WebFiles(
+            context.files, transfers, context.limits, context.metrics, lambda: self._origin
+        ).add_routes(app)
+        WebLogin(
+            context.auth,
+            context.hub,
+            context.limits,
+            context.config.session_days,
+            lambda: self._origin,
+        ).add_routes(app)
         app.router.add_get("/", self._index)
         app.router.add_static("/assets", self._static / "assets")
         self._runner = web.AppRunner(
@@ -268,14 +293,14 @@ class WebListener:
             await ws.close()
             return ws
         try:
-            await self._serve(ws, peer)
+            await self._serve(ws, peer, request.cookies.get(SESSION_COOKIE, ""))
         finally:
             tracker.release(group)
         return ws
 
-    async def _serve(self, ws: web.WebSocketResponse, peer: Any) -> None:
+    async def _serve(self, ws: web.WebSocketResponse, peer: Any, cookie: str) -> None:
         connection = Connection(self._context)
-        transport = WebSocketTransport(ws, connection, peer)
+        transport = WebSocketTransport(ws, connection, peer, cookie)
         connection.connection_made(transport)
         try:
             while True:
