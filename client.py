@@ -3,10 +3,10 @@
 import sys
 from pathlib import Path
 
-# Lets a plain checkout run after `pip install -r requirements.txt`, without installing Parley.
+# Lets a plain checkout run without installing Parley; parley.checkout finds its dependencies.
 sys.path.insert(0, str(Path(__file__).resolve().parent / "src"))
 
-from parley.cli import client_main
+from parley.checkout import run
 
 if __name__ == "__main__":
-    sys.exit(client_main())
+    sys.exit(run(Path(__file__).resolve(), "client_main"))

@@ -18,7 +18,8 @@ reports the round trips of the pings sent while it ran (after its set-up), p50/p
   TLS handshake, held 5 s. Also the server's resident memory before, at its peak and 5 s after.
 - tokens: 200 guests (each on an address of its own) in a room where a file was shared take 60
   download tokens each (12,000 outstanding; not measured), then one each every 0.5 s for 10 s,
-  never using them.
+  never using them. Also the round trips of those measured ``get`` requests, by answer
+  (a token, or ``too-many-tokens``): what one ``get`` costs with many tokens outstanding.
 - rooms: 10 clients repeat ``rooms`` for 10 s; a client cut off (for flooding, or a reply too
   large) reconnects at once, and again at once whenever it is refused.
 
@@ -318,6 +319,8 @@ async def tokens(
         members.append(member)
     file_id = await _share(sharer, files_port, b"shared with everyone\n")
     outcomes: list[str] = []
+    # Round trips (ms) of the measured requests, by answer.
+    round_trips: dict[str, list[float]] = {}
 
     async def ask(member: Line, count: int | None, gap: float) -> None:
         deadline = time.monotonic() + seconds
@@ -330,7 +333,10 @@ async def tokens(
             except (OSError, TimeoutError):
                 outcomes.append("cut")
                 return
-            outcomes.append(str(reply.get("code") or reply["type"]))
+            outcome = str(reply.get("code") or reply["type"])
+            outcomes.append(outcome)
+            if count is None:
+                round_trips.setdefault(outcome, []).append((time.monotonic() - started) * 1000)
             await asyncio.sleep(max(0.0, gap - (time.monotonic() - started)))
 
     await asyncio.gather(*(ask(member, held, 0.1) for member in members))
@@ -338,7 +344,16 @@ async def tokens(
     await asyncio.gather(*(ask(member, None, 0.5) for member in members))
     for line in [sharer, *members]:
         line.close()
-    return {"guests": guests, "tokens_held": guests * held, "requests": _tally(outcomes)}
+    get_ms = {
+        outcome: {"p50": percentile(sorted(times), 0.5), "p99": percentile(sorted(times), 0.99)}
+        for outcome, times in round_trips.items()
+    }
+    return {
+        "guests": guests,
+        "tokens_held": guests * held,
+        "requests": _tally(outcomes),
+        "get_ms": get_ms,
+    }
 
 
 async def _share(line: Line, files_port: int, data: bytes) -> str:

@@ -71,9 +71,9 @@ class RecordingBus(LocalBus):
         super().__init__()
         self.published: list[tuple[str, dict[str, Any]]] = []
 
-    def publish(self, conversation: str, frame: bytes) -> None:
+    def publish(self, conversation: str, frame: bytes, seq: int = 0) -> None:
         self.published.append((conversation, msgspec.json.decode(frame)))
-        super().publish(conversation, frame)
+        super().publish(conversation, frame, seq)
 
     def texts(self, conversation: str) -> list[str]:
         return [event["text"] for c, event in self.published if c == conversation]

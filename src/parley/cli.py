@@ -23,6 +23,7 @@ SERVER_FLAGS = {
     "key_file": "--key",
     "hostnames": "--hostname",
     "database": "--database",
+    "bus": "--bus",
     "log_level": "--log-level",
     "log_format": "--log-format",
     "log_file": "--log-file",
@@ -60,6 +61,10 @@ def _server_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--database",
         help="postgresql://USER@HOST/DB or sqlite:///PATH (default: SQLite in the data dir)",
+    )
+    parser.add_argument(
+        "--bus",
+        help="redis://HOST:PORT/DB: run as one node of a cluster (needs PostgreSQL --database)",
     )
     parser.add_argument(
         "--hostname",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 import math
 import tomllib
 import urllib.parse
@@ -83,10 +84,18 @@ class ServerConfig:
     # Counted from accept, TLS handshakes included, per address group (an IPv6 /64 is one).
     max_connections_per_address: int = 1000
     max_connections: int = 50_000
+    # TCP load balancers (addresses or CIDR networks) whose connections start with a PROXY
+    # protocol header (v2, or v1) naming the real client: from these, the header is required
+    # and the client it names is the one every per-address limit, ban and log line sees.
+    # From any other address a header is not honoured. On the chat and file ports.
+    proxy_protocol_from: tuple[str, ...] = ()
 
     # Where accounts, rooms and history live: None for the SQLite file in data_dir, or a URL
     # (postgresql://user@host/db, sqlite:///path).
     database: str | None = None
+    # The cluster bus, redis://HOST:PORT/DB: nodes that share it (and one PostgreSQL
+    # database) serve one chat. None: this process alone, with its in-process bus.
+    bus: str | None = None
     # Guests chat under any free unregistered nickname; off, every user needs an account.
     allow_guests: bool = True
     # Who may create a room by joining it: "everyone", "accounts" or "moderators".
@@ -322,6 +331,19 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, number
 
 
+def _check_bus(value: str) -> str | None:
+    """A Redis URL, or None for "" (no bus: one process)."""
+    if not value.strip():
+        return None
+    parts = urllib.parse.urlsplit(value)
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ValueError("is not a Redis URL: use redis://HOST:PORT/DB")
+    database = parts.path.strip("/")
+    if database and not database.isdigit():
+        raise ValueError("names a Redis database that is not a number: use redis://HOST:PORT/DB")
+    return value
+
+
 def _check_listen(value: str) -> str | None:
     """An address to listen on, or None for "" (off)."""
     if not value.strip():
@@ -358,11 +380,38 @@ def _check_public_url(value: str) -> str | None:
     return value.strip()
 
 
+def parse_networks(
+    values: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Addresses and CIDR networks (``10.0.0.5``, ``10.0.0.0/24``, ``fd00::/64``) as networks.
+    Raises ValueError saying which one is wrong.
+    """
+    networks = []
+    for value in values:
+        try:
+            networks.append(ipaddress.ip_network(value.strip()))
+        except ValueError as exc:
+            if "has host bits set" in str(exc):
+                whole = ipaddress.ip_network(value.strip(), strict=False)
+                raise ValueError(
+                    f"has {value!r}, which has host bits set: did you mean {whole}?"
+                ) from None
+            raise ValueError(f"has {value!r}, which is not an address or a CIDR network") from None
+    return tuple(networks)
+
+
+def _check_networks(values: tuple[str, ...]) -> tuple[str, ...]:
+    parse_networks(values)
+    return tuple(value.strip() for value in values)
+
+
 # Settings whose text has a form of its own: each function returns the value to keep, or
 # raises ValueError saying what is wrong with it.
-FORMATS: dict[str, Callable[[str], str | None]] = {
+FORMATS: dict[str, Callable[[Any], Any]] = {
+    "bus": _check_bus,
     "metrics_listen": _check_listen,
     "web_public_url": _check_public_url,
+    "proxy_protocol_from": _check_networks,
 }
 
 
@@ -435,13 +484,14 @@ def _coerce(annotation: object, value: Any) -> Any:
             if not isinstance(value, bool):
                 raise TypeError
             return value
+        # Numbers are numbers: int() and float() would also take "7000" (a quoted value in a
+        # TOML file, which is text) and int() would quietly truncate 8000.5 to 8000.
         if kind == "float":
-            if isinstance(value, bool):
+            if isinstance(value, bool | str):
                 raise TypeError
             return float(value)
         if kind == "int":
-            # int() would quietly truncate 8000.5 to 8000.
-            if isinstance(value, bool | float):
+            if isinstance(value, bool | float | str):
                 raise TypeError
             return int(value)
         if not isinstance(value, str):

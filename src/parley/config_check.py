@@ -14,7 +14,7 @@ from pathlib import Path
 
 from parley.config import ServerConfig
 from parley.config_sources import LoadedConfig, shown
-from parley.server.preflight import StartupRefused, check_database_file
+from parley.server.preflight import StartupRefused, check_database_file, exposure
 from parley.storage.factory import sqlite_path
 from parley.tls import CertificateProblem, server_context
 
@@ -90,7 +90,10 @@ def _data_dir_problem(data_dir: Path) -> str | None:
             return f"data_dir {data_dir} is a file, not a directory: give a directory."
         if not os.access(data_dir, os.W_OK | os.X_OK):
             return f"data_dir {data_dir}: this user may not write in it; check its owner."
-        return None
+        try:
+            return exposure(data_dir)  # the server refuses to start on an exposed data dir
+        except OSError as exc:
+            return f"data_dir {data_dir}: cannot be read ({exc.strerror}); check its owner."
     parent = _nearest_existing(data_dir)
     if not parent.is_dir():
         return (

@@ -125,6 +125,17 @@ def test_an_unreadable_key_and_a_data_dir_that_cannot_be_made(tmp_path: Path) ->
     assert "2 problem(s) found." in result.stderr
 
 
+def test_a_data_dir_other_users_can_read_is_refused_as_the_server_would(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data-dir"
+    data_dir.mkdir(mode=0o700)
+    assert check(tmp_path, "--data-dir", str(data_dir)).returncode == 0
+    data_dir.chmod(0o755)
+    result = check(tmp_path, "--data-dir", str(data_dir))
+    assert result.returncode == 1
+    assert f"{data_dir} can be read by other users (mode 0755)" in result.stderr
+    assert f"Run: chmod -R go-rwx {data_dir}" in result.stderr
+
+
 def test_a_data_dir_that_is_a_file(tmp_path: Path) -> None:
     in_the_way = tmp_path / "a-file"
     in_the_way.write_text("")
@@ -150,9 +161,14 @@ def test_a_log_file_in_a_missing_directory(tmp_path: Path) -> None:
 
 def test_a_wrong_type_in_the_file_is_named_in_plain_words(tmp_path: Path) -> None:
     settings = tmp_path / "server.toml"
-    settings.write_text('history_on_join = "lots"\nallow_guests = "no"\nmotd = 5\n')
+    settings.write_text(
+        'history_on_join = "lots"\nallow_guests = "no"\nmotd = 5\nport = "7000"\n'
+        'flood_rate_per_second = "2.5"\n'
+    )
     result = check(tmp_path, "--config", str(settings))
     assert result.returncode == 1
+    assert f"{settings}:port: '7000' is not a whole number." in result.stderr
+    assert f"{settings}:flood_rate_per_second: '2.5' is not a number." in result.stderr
     assert f"{settings}:history_on_join: 'lots' is not a whole number." in result.stderr
     assert f"{settings}:allow_guests: 'no' is not true or false." in result.stderr
     assert f"{settings}:motd: 5 is not text (in quotes in a TOML file)." in result.stderr

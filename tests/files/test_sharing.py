@@ -22,7 +22,7 @@ from parley.protocol.errors import RequestRefused
 from parley.protocol.files import parse_notice
 from parley.protocol.messages import Message
 from parley.server.app import ParleyServer
-from support import NO_SHARED_BUDGETS, TIMEOUT_SECONDS
+from support import NO_SHARED_BUDGETS, TIMEOUT_SECONDS, assert_still_serving
 
 
 @pytest.fixture
@@ -274,7 +274,7 @@ async def test_a_damaged_download_is_removed_not_kept(server: ParleyServer, tmp_
     file_id = await upload(alice, source, "#general")
     record = await server.storage.file(file_id)
     assert record is not None and server.files is not None
-    blob = server.files.blobs.blob_path(record.sha256)
+    blob = server.config.data_dir / "files" / "blobs" / record.sha256[:2] / record.sha256
     blob.write_bytes(b"tampered" + blob.read_bytes()[8:])
     folder = tmp_path / "out"
     folder.mkdir()
@@ -282,6 +282,28 @@ async def test_a_damaged_download_is_removed_not_kept(server: ParleyServer, tmp_
         await download(alice, file_id, folder)
     assert list(folder.iterdir()) == []
     await alice.close()
+
+
+async def test_a_blob_missing_from_the_store_is_refused_and_logged(
+    server: ParleyServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A shared file store that lost a file (a node that cannot see the mount, a restore that
+    # left it out): the download is refused, named in the log, and nothing else is disturbed.
+    alice = await _user(server, "Alice")
+    source = _file(tmp_path / "doc.txt", 5_000)
+    file_id = await upload(alice, source, "#general")
+    record = await server.storage.file(file_id)
+    assert record is not None
+    blob = server.config.data_dir / "files" / "blobs" / record.sha256[:2] / record.sha256
+    blob.unlink()
+    folder = tmp_path / "out"
+    folder.mkdir()
+    with pytest.raises(TransferFailed, match="content is missing"):
+        await download(alice, file_id, folder)
+    assert list(folder.iterdir()) == []
+    assert f"The bytes of file {file_id} are missing" in caplog.text
+    await alice.close()
+    await assert_still_serving(server.port)
 
 
 async def test_users_cannot_forge_a_file_announcement(server: ParleyServer) -> None:

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import ssl
 from collections import Counter
 from typing import Any
 
 from parley.config import ServerConfig
 from parley.server.app import ParleyServer
-from support import RawClient, insecure_context
+from support import FakeClock, RawClient, insecure_context
 
 PASSWORD = "correct horse battery"
 GUESSES = 200
@@ -93,6 +94,37 @@ async def test_the_counts_outlive_a_restart(server_config: ServerConfig) -> None
     async with ParleyServer(server_config) as again:
         assert await _guess(again.port, "Alice", PASSWORD) == "too-many-attempts"
         assert await _guess(again.port, "Alice", PASSWORD, "127.0.0.2") == "ok"
+
+
+async def test_retrying_after_the_wait_given_is_checked(server_config: ServerConfig) -> None:
+    """The wait a refusal names is the one that holds: the refused attempt counted too, so
+    retrying once it is over gets the password checked, not a longer wait.
+    """
+    clock = FakeClock()
+    async with ParleyServer(server_config, clock=clock) as server:
+        await _register(server.port, "Alice")
+        for n in range(FREE_ATTEMPTS):
+            assert (await _attempt(server.port, "Alice", f"guess {n}"))["code"] == "auth-failed"
+        reply = await _attempt(server.port, "Alice", "one too soon")
+        for _ in range(3):
+            assert reply.get("code") == "too-many-attempts", reply
+            told = int(re.search(r"try again in (\d+) seconds", reply["message"])[1])  # type: ignore[index]
+            clock.advance(told)
+            reply = await _attempt(server.port, "Alice", "still wrong")
+            assert reply.get("code") == "auth-failed", (told, reply)
+            reply = await _attempt(server.port, "Alice", "at once")
+        clock.advance(FIRST_DELAY_SECONDS * 2**10)
+        assert (await _attempt(server.port, "Alice", PASSWORD))["type"] == "ok"
+
+
+async def _attempt(port: int, nick: str, password: str) -> dict[str, Any]:
+    client = await _open_from(port, "127.0.0.1")
+    try:
+        reply: dict[str, Any] = await client.try_login(nick, password=password)
+        return reply
+    finally:
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await client.close()
 
 
 def test_the_waits_double_from_the_first_attempt_past_the_free_ones() -> None:

@@ -50,3 +50,39 @@ def test_generated_certificate_names_loopback_and_extra_hostnames(tmp_path: Path
         ipaddress.ip_address("::1"),
     ]
     assert (key_file.stat().st_mode & 0o777) == 0o600
+
+
+async def test_nodes_given_one_certificate_all_present_it(tmp_path: Path) -> None:
+    # A cluster behind one balancer: each node its own data dir, the same cert_file and
+    # key_file. A client pinning the certificate sees one identity whichever node it reaches,
+    # and no node makes a self-signed pair of its own.
+    import hashlib
+
+    from parley.config import ServerConfig
+    from parley.tls import file_fingerprint
+
+    cert_file, key_file = tmp_path / "chat.pem", tmp_path / "chat.key"
+    generate_self_signed(cert_file, key_file, ["chat.example"])
+    seen = []
+    for node in ("a", "b"):
+        config = ServerConfig(
+            port=0, data_dir=tmp_path / node, cert_file=cert_file, key_file=key_file
+        )
+        async with ParleyServer(config) as server:
+            assert server.fingerprint == file_fingerprint(cert_file)
+            _, writer = await asyncio.open_connection(
+                "127.0.0.1", server.port, ssl=insecure_context()
+            )
+            der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+            seen.append(hashlib.sha256(der).hexdigest())
+            writer.close()
+            assert server.files is not None
+            _, writer = await asyncio.open_connection(
+                "127.0.0.1", server.files.port, ssl=insecure_context()
+            )
+            der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+            seen.append(hashlib.sha256(der).hexdigest())
+            writer.close()
+        assert not (tmp_path / node / "cert.pem").exists()
+        assert not (tmp_path / node / "key.pem").exists()
+    assert len(set(seen)) == 1

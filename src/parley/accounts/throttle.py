@@ -41,16 +41,28 @@ def attempt_keys(account_key: str, address: str) -> tuple[str, str, str]:
     return f"address:{address}", f"account:{account_key}@{address}", f"account:{account_key}"
 
 
-def wait_seconds(count: int, previous_ms: int, now_ms: int) -> float:
-    """How long an attempt, the ``count``-th, made at ``now_ms`` came too early (0.0: it may be
-    checked), when the one before it was made at ``previous_ms``.
-    """
+def _delay(count: int) -> float:
+    """How long the ``count``-th attempt must come after the one before it."""
     if count <= FREE_ATTEMPTS:
         return 0.0
     # Capped before raising 2 to it: counts can run into the thousands.
     doublings = min(count - FREE_ATTEMPTS - 1, 32)
-    delay = min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2.0**doublings)
-    return max(0.0, previous_ms / 1000 + delay - now_ms / 1000)
+    return min(MAX_DELAY_SECONDS, BASE_DELAY_SECONDS * 2.0**doublings)
+
+
+def wait_seconds(count: int, previous_ms: int, now_ms: int) -> float:
+    """How long an attempt, the ``count``-th, made at ``now_ms`` came too early (0.0: it may be
+    checked), when the one before it was made at ``previous_ms``.
+    """
+    return max(0.0, previous_ms / 1000 + _delay(count) - now_ms / 1000)
+
+
+def retry_after_seconds(count: int) -> float:
+    """After the ``count``-th attempt was refused for coming too early: how long from now until
+    the next may be checked. The refused one counted, so the next is timed from it, with the
+    delay of the (``count`` + 1)-th: the wait a user is told, which retrying then honours.
+    """
+    return _delay(count + 1)
 
 
 def slow_down_seconds(account_count: int) -> float:
@@ -87,6 +99,10 @@ class KnownWaits:
         self._until[key] = until
         while len(self._until) > self._max_entries:
             self._until.popitem(last=False)
+
+    def forget(self, key: str) -> None:
+        """The wait under ``key`` is over early (what it waited for has happened)."""
+        self._until.pop(key, None)
 
 
 class WindowLimiter:

@@ -877,17 +877,21 @@ async def logout(chat: Chat, args: str) -> bool:
 
 
 async def _new_password(chat: Chat, prompt: str, again: str) -> str | None:
-    """Ask for a new password twice; None (having said why) unless both are the same valid one."""
+    """Ask for a new password twice; None (having said why) unless both are the same valid one.
+
+    Both are asked before either is judged: a user types the second entry at once, and after
+    an early refusal it would land on the chat line and be sent to the room.
+    """
     first = await chat.ask_secret(prompt)
     if first is None:
+        return None
+    second = await chat.ask_secret(again)
+    if second is None:
         return None
     if not limits.MIN_PASSWORD_CHARS <= len(first) <= limits.MAX_PASSWORD_CHARS or (
         not first.strip()
     ):
-        chat.out(f"*** {ErrorCode.INVALID_PASSWORD.text}")
-        return None
-    second = await chat.ask_secret(again)
-    if second is None:
+        chat.out(f"*** {ErrorCode.INVALID_PASSWORD.text} Nothing was changed.")
         return None
     if first != second:
         chat.out("*** The passwords do not match; nothing was changed.")

@@ -24,7 +24,8 @@ from types import TracebackType
 from parley import logs
 from parley.accounts import throttle
 from parley.accounts.bootstrap import AdminNameTaken, ensure_admin
-from parley.bus.local import LocalBus
+from parley.bus import Bus, BusUnavailable, Directory
+from parley.bus.local import LocalBus, LocalDirectory
 from parley.clock import SYSTEM_CLOCK, Clock
 from parley.config import ServerConfig, parse_listen, public_origin
 from parley.protocol.errors import ErrorCode
@@ -32,7 +33,7 @@ from parley.protocol.messages import Closing, encode
 from parley.protocol.names import GENERAL_ROOM, room_key
 from parley.protocol.session import State
 from parley.server.auth import Authenticator
-from parley.server.blobs import BlobStore
+from parley.server.blob_directory import DirectoryBlobStore
 from parley.server.connection import Connection, ServerContext
 from parley.server.deadlines import Deadlines
 from parley.server.files import FileService
@@ -46,6 +47,7 @@ from parley.server.preflight import (
     check_database_file,
     keep_files_private,
 )
+from parley.server.proxy_protocol import trusted_proxies
 from parley.server.reload import reload
 from parley.server.request_limits import LocalRequestLimits
 from parley.server.revocation import RevocationWatch
@@ -92,6 +94,10 @@ class ParleyServer:
         # The password of the admin account made on first start, to show once; else None.
         self.admin_password: str | None = None
         self._storage: Storage | None = None
+        self._bus: Bus | None = None
+        self._directory: Directory | None = None
+        # This node's id in the cluster ("" without a bus).
+        self.node = ""
         self._hub: Hub | None = None
         self._server: TlsServer | None = None
         # The long-lived tasks (purges), and the tasks of requests that need storage.
@@ -158,21 +164,32 @@ class ParleyServer:
         self._ssl_context = ssl_context
         self.cert_file, self.key_file = cert_file, key_file
         self.fingerprint = file_fingerprint(cert_file)
-        storage = self._given_storage or await open_storage(
-            config.database, config.data_dir, clock=self.clock
-        )
+        if config.bus is not None and self._given_storage is None:
+            _require_shared_database(config)
+        # The bus first: a node that cannot reach the others touches nothing.
+        bus, directory = self._open_bus()
+        await bus.start()
+        self._bus, self._directory = bus, directory
+        try:
+            storage = self._given_storage or await open_storage(
+                config.database, config.data_dir, clock=self.clock
+            )
+        except BaseException:
+            await self._stop_bus()
+            raise
         self._storage = storage
         try:
             auth = Authenticator(storage, config, self.clock)
             self.admin_password = await ensure_admin(
                 storage, auth.hasher, self.clock.now_ms(), force=config.init_admin
             )
-            self._hub = hub = Hub(storage, LocalBus(), config, self.metrics, self.clock)
+            self._hub = hub = Hub(storage, bus, config, self.metrics, self.clock, directory)
             await hub.start()
+            await directory.start(hub.local_users)
             revocations = RevocationWatch(storage, hub, config.revocation_poll_seconds)
             await revocations.start()
             self.files = files = FileService(
-                storage, hub, config, BlobStore(config.data_dir / "files")
+                storage, hub, config, DirectoryBlobStore(config.data_dir / "files")
             )
             context = ServerContext(
                 config=config,
@@ -206,6 +223,7 @@ class ParleyServer:
                         )
                     ),
                     nodelay=config.tcp_nodelay,
+                    proxies=trusted_proxies(config),
                 )
             except OSError as exc:
                 raise StartupRefused(
@@ -243,6 +261,7 @@ class ParleyServer:
                 await self._transfers.stop()
             if self._hub is not None:
                 await self._hub.stop(config.shutdown_grace_seconds)
+            await self._stop_bus()
             await storage.close()
             raise
         # A bug in one of these is logged and it starts again after its interval.
@@ -256,6 +275,26 @@ class ParleyServer:
         ]  # fmt: skip
         for what, name, run, restart in services:
             self._services.spawn(supervise(what, run, restart_seconds=restart), name=name)
+
+    def _open_bus(self) -> tuple[Bus, Directory]:
+        """The bus and directory the settings name: in-process without ``bus``, else Redis."""
+        if self.config.bus is None:
+            return LocalBus(), LocalDirectory()
+        from parley.bus.redis import RedisBus, describe, redis_client
+        from parley.bus.redis_directory import RedisDirectory
+
+        client, prefix = redis_client(self.config.bus)
+        bus = RedisBus(client, prefix, describe(self.config.bus))
+        self.node = bus.node
+        return bus, RedisDirectory(client, prefix, bus.node)
+
+    async def _stop_bus(self) -> None:
+        if self._directory is not None:
+            await self._directory.stop()
+            self._directory = None
+        if self._bus is not None:
+            await self._bus.stop()
+            self._bus = None
 
     @property
     def started(self) -> bool:
@@ -450,6 +489,9 @@ class ParleyServer:
             # Up until here, so that /readyz says "shutting down" while connections drain.
             await self._http.stop()
             self._http = None
+        if self.files is not None:
+            await self.files.stop()
+        await self._stop_bus()
         try:
             await asyncio.wait_for(self.storage.close(), _STORAGE_CLOSE_SECONDS)
         except TimeoutError:
@@ -467,6 +509,17 @@ class ParleyServer:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+def _require_shared_database(config: ServerConfig) -> None:
+    """Nodes of a cluster share one PostgreSQL database. Raises StartupRefused otherwise."""
+    if factory.sqlite_path(config.database, config.data_dir) is not None:
+        raise StartupRefused(
+            "The bus is set (--bus, PARLEY_BUS or bus in the settings file), but the database "
+            "is SQLite, which only one process can serve: set the database (--database, "
+            "PARLEY_DATABASE or database in the settings file) to the PostgreSQL database all "
+            "the nodes share, postgresql://USER@HOST/DB, or unset the bus to run one process."
+        )
 
 
 def _cannot_listen(exc: OSError, port: str, how: str) -> str:
@@ -511,6 +564,7 @@ async def serve(config: ServerConfig, load: Callable[[], ServerConfig] | None = 
         CertificateProblem,
         AdminNameTaken,
         StorageUnavailable,
+        BusUnavailable,
         ValueError,
     ) as exc:
         print(f"parley server: {exc}", file=sys.stderr)
@@ -527,6 +581,10 @@ async def serve(config: ServerConfig, load: Callable[[], ServerConfig] | None = 
     if server.web_origin is not None:
         print(f"Web client on {server.web_origin}/ (port {server.web_port})", flush=True)
     print(f"Database: {factory.describe(config.database, config.data_dir)}", flush=True)
+    if config.bus is not None:
+        from parley.bus.redis import describe
+
+        print(f"Bus: {describe(config.bus)}, node {server.node}", flush=True)
     if server.admin_password is not None:
         _show_admin_password(server.admin_password)
     await stop.wait()

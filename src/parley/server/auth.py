@@ -195,18 +195,23 @@ class Authenticator:
         counts = await self._storage.count_attempts(
             keys, now, now - int(throttle.FORGET_AFTER_SECONDS * 1000)
         )
-        waits = [throttle.wait_seconds(count, previous, now) for count, previous in counts[:2]]
-        if max(waits) > 0:
+        # Each key this attempt came too early for, and how long from now until its next one
+        # may be checked (the refused attempt counted too, so the wait grew with it).
+        retry_after = {
+            limited: throttle.retry_after_seconds(count)
+            for limited, (count, previous) in zip(keys, counts[:2], strict=False)
+            if throttle.wait_seconds(count, previous, now) > 0
+        }
+        if retry_after:
             log.info(
                 "Throttled login for %s from %s",
                 key,
                 address,
                 extra={"peer": address, "nick_key": key, "event": "login_throttled"},
             )
-            for limited, seconds in zip(keys, waits, strict=False):
-                if seconds > 0:
-                    self._known_waits.learn(limited, clock + seconds)
-            raise _too_many(max(waits))
+            for limited, seconds in retry_after.items():
+                self._known_waits.learn(limited, clock + seconds)
+            raise _too_many(max(retry_after.values()))
         slow_down = throttle.slow_down_seconds(counts[2][0])
         if slow_down:
             await asyncio.sleep(slow_down)

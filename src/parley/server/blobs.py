@@ -1,75 +1,49 @@
-"""Where shared files' bytes live: in the data dir, under their SHA-256, never under a name a
-user chose. Identical files are stored once.
+"""The seam where shared files' bytes live: a :class:`BlobStore`. Its first implementation is a
+directory that every node mounts (:mod:`parley.server.blob_directory`); the metadata, who may
+read a file, and which node may write an upload are in storage, not here.
 
-    files/blobs/ab/abcdef...   complete, verified content (read-only for the server's use)
-    files/partial/<file_id>    an upload in progress; resumable, and never a blob until its
-                               size and hash are checked
-
-All methods block (file system calls): the callers run them where that is acceptable, or in a
-worker thread for the long ones (hashing).
+Bytes are kept under their SHA-256 (identical files once), an upload in progress under its
+file id until its size and hash are checked. Every method blocks (file system or network
+calls): callers run the long ones (hashing) in a worker thread.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-from pathlib import Path
-
-_HASH_CHUNK_BYTES = 1 << 20
+from typing import BinaryIO, Protocol
 
 
-class BlobStore:
-    def __init__(self, root: Path) -> None:
-        self.blobs = root / "blobs"
-        self.partial = root / "partial"
-        self.blobs.mkdir(parents=True, exist_ok=True)
-        self.partial.mkdir(parents=True, exist_ok=True)
+class BlobStore(Protocol):
+    def open_blob(self, sha256: str) -> BinaryIO:
+        """The complete content, to read from the start or any offset. Raises
+        FileNotFoundError when it is missing (never stored, or lost: the caller says so).
+        """
+        ...
 
-    def blob_path(self, sha256: str) -> Path:
-        return self.blobs / sha256[:2] / sha256
-
-    def partial_path(self, file_id: str) -> Path:
-        return self.partial / file_id
-
-    def has_blob(self, sha256: str) -> bool:
-        return self.blob_path(sha256).is_file()
+    def has_blob(self, sha256: str) -> bool: ...
 
     def received(self, file_id: str) -> int:
-        """Bytes of an upload in progress already on disk."""
-        try:
-            return self.partial_path(file_id).stat().st_size
-        except FileNotFoundError:
-            return 0
+        """Bytes of an upload in progress already stored (0 when none)."""
+        ...
 
     def hash_received(self, file_id: str) -> hashlib._Hash:
         """A SHA-256 fed with the bytes already received, to carry on from (resuming)."""
-        digest = hashlib.sha256()
-        with contextlib.suppress(FileNotFoundError), self.partial_path(file_id).open("rb") as file:
-            while chunk := file.read(_HASH_CHUNK_BYTES):
-                digest.update(chunk)
-        return digest
+        ...
 
     def open_partial(self, file_id: str) -> int:
-        """A descriptor to append to the upload's partial file (created 0600)."""
-        return os.open(self.partial_path(file_id), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        """A descriptor to append to the upload's bytes (created private)."""
+        ...
 
     def commit(self, file_id: str, sha256: str) -> None:
-        """The partial file is complete and verified: make it the blob (or drop it when the
-        same content is stored already).
+        """The upload is complete and verified: make it the blob ``sha256`` (or drop it when
+        that content is stored already). Durable when it returns.
         """
-        partial = self.partial_path(file_id)
-        with partial.open("rb") as file:
-            os.fsync(file.fileno())
-        target = self.blob_path(sha256)
-        target.parent.mkdir(exist_ok=True)
-        if target.exists():
-            partial.unlink()
-        else:
-            os.replace(partial, target)
+        ...
 
     def drop_partial(self, file_id: str) -> None:
-        self.partial_path(file_id).unlink(missing_ok=True)
+        """Forget an upload's bytes (none is fine)."""
+        ...
 
     def drop_blob(self, sha256: str) -> None:
-        self.blob_path(sha256).unlink(missing_ok=True)
+        """Forget a blob (none is fine); the caller knows no file still has it."""
+        ...

@@ -241,7 +241,7 @@ class Commits:
             identity = (message.conversation, message.sender_key, message.msg_id)
             if not record.duplicate or self._doubtful.pop(identity, False):
                 try:
-                    self._bus.publish(record.conversation, encode(as_event(record)))
+                    self._bus.publish(record.conversation, encode(as_event(record)), record.seq)
                 except Exception:
                     log.exception("Bug: publishing to %s failed", record.conversation)
                 self._markers.shown(message.participants, record.conversation, record.seq, read)

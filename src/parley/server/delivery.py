@@ -77,6 +77,10 @@ class Delivery:
         finally:
             del self._arriving[principal]
 
+    def arriving(self, principal: str) -> bool:
+        """``principal`` is logging in here: its private frames are held for it."""
+        return principal in self._arriving
+
     def _deliver_now(self, conversation: str, frame: bytes) -> None:
         members = self._members(conversation)
         if members is not None:

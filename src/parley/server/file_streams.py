@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, Protocol, TypeVar
 
 from parley.config import ServerConfig
 from parley.protocol.errors import ErrorCode
-from parley.server.files import FileService
+from parley.server.files import CLAIM_RENEW_SECONDS, FileService
 from parley.server.metrics import ServerMetrics
 from parley.storage import FileRecord
 
@@ -94,6 +94,8 @@ class FileStreams:
         ready(received)
         fd = blobs.open_partial(record.file_id)
         unsynced = 0
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
         # At most one write-out in flight, overlapping the next bytes' arrival.
         syncing: asyncio.Future[None] | None = None
         try:
@@ -118,6 +120,10 @@ class FileStreams:
                         )
                     raise
                 received += len(chunk)
+                if loop.time() - renewed >= CLAIM_RENEW_SECONDS:
+                    # The upload's claim is a lease (parley.server.files): keep it.
+                    renewed = loop.time()
+                    await self._chat(self.files.renew_upload(record.file_id))
                 self._metrics.file_received_bytes.inc(len(chunk))
                 unsynced += len(chunk)
                 if unsynced >= SYNC_EVERY_BYTES:
@@ -155,7 +161,7 @@ class FileStreams:
         if not record.complete or record.expires_ms <= self.files.clock.now_ms():
             raise Refused(ErrorCode.NO_SUCH_FILE, ErrorCode.NO_SUCH_FILE.text)
         try:
-            return self.files.blobs.blob_path(record.sha256).open("rb")
+            return self.files.blobs.open_blob(record.sha256)
         except FileNotFoundError:
             log.error("The bytes of file %s are missing", record.file_id)
             raise Refused(ErrorCode.UNAVAILABLE, "The file's content is missing.") from None

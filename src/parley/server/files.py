@@ -10,15 +10,17 @@ per address group, so new guest names make no more room. Ids are 128 random bits
 192 random bits, good for one connection within TOKEN_SECONDS.
 
 Everything here runs on the chat loop, the file connections' thread included: it calls in
-through that loop (TransferServer._on_chat_loop), so the tokens and the claims on files have one
-owner and need no lock. A claim makes an upload and the purge exclusive: the purge never
-deletes a file whose bytes are arriving, and an upload never starts on a file being deleted.
+through that loop (TransferServer._on_chat_loop). The tokens and the claims on files live in
+storage, so that every node sharing the database sees them: a token given on one node opens a
+file connection on another. A claim makes an upload and the purge exclusive, whichever nodes
+they run on: the purge never deletes a file whose bytes are arriving, and an upload never starts
+on a file being deleted. A claim is a lease: an upload renews its own while bytes arrive, and
+one held by a node that died runs out by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import logging
 import secrets
 
@@ -42,18 +44,26 @@ from parley.server.address_group import address_group
 from parley.server.blobs import BlobStore
 from parley.server.hub import Hub, conversation_principals
 from parley.server.rooms import Peer
+from parley.server.tasks import TaskSet
 from parley.server.tickets import Ticket, TicketBook
-from parley.storage import FileRecord, NewMessage, Storage
+from parley.storage import ClaimKind, FileRecord, NewMessage, Storage, StorageUnavailable
 
 log = logging.getLogger("parley.files")
 
 TOKEN_SECONDS = 300.0
 _DAY_MS = 86_400_000
+# An upload renews its claim at most this often while bytes arrive...
+CLAIM_RENEW_SECONDS = 10.0
+# ...and the purge's claim on one file lasts this long: far longer than deleting one takes.
+_DELETE_CLAIM_SECONDS = 60.0
 
 
-class _Claim(enum.Enum):
-    UPLOAD = enum.auto()  # its bytes are arriving on a file connection
-    DELETE = enum.auto()  # the purge is deleting it
+def upload_claim_seconds(config: ServerConfig) -> float:
+    """How long an upload's claim lasts unless renewed: past the stall that closes a silent
+    connection, plus a renewal's interval, with room to spare. A node that dies holding one
+    lets the upload resume elsewhere after this.
+    """
+    return 2 * config.upload_stall_seconds + 3 * CLAIM_RENEW_SECONDS
 
 
 class FileService:
@@ -65,9 +75,9 @@ class FileService:
         self.blobs = blobs
         # The file connections' port, known once they listen.
         self.port = 0
-        self.tickets = TicketBook(TOKEN_SECONDS, hub.clock)
-        # Files in use by one upload or by the purge, by file id (see the module's docstring).
-        self._claims: dict[str, _Claim] = {}
+        self.tickets = TicketBook(storage, TOKEN_SECONDS, hub.clock)
+        # Claims being given back once an upload connection has ended.
+        self._claim_work = TaskSet("parley-file-claims")
 
     # --- requests on the chat connection -------------------------------------------------
 
@@ -83,7 +93,7 @@ class FileService:
                 ErrorCode.ACCOUNT_REQUIRED,
                 "Guests cannot share files on this server; /register to get an account.",
             )
-        self.check_tokens_held(peer)
+        await self.check_tokens_held(peer)
         conversation, shown, readers = await self.hub.file_audience(peer, request.to)
         now = self.clock.now_ms()
         pending = await self.storage.pending_upload(
@@ -108,7 +118,7 @@ class FileService:
                 quota_key=_quota_key(peer),
             )
             await self.storage.add_file(record, readers)
-        token = self.tickets.issue(upload=True, file_id=record.file_id, holder=peer.principal)
+        token = await self._issue(peer, upload=True, file_id=record.file_id)
         return UploadSlot(
             id=request.id,
             file_id=record.file_id,
@@ -140,26 +150,48 @@ class FileService:
                 f"{human_size(quota)}. Delete some with /rmfile.",
             )
 
-    def check_tokens_held(self, peer: Peer) -> None:
-        """Refuse another token to ``peer`` while it holds its most unused (checked before
-        any storage read: a refusal costs the server next to nothing).
+    def refuse_known_hoarder(self, peer: Peer) -> None:
+        """Refuse another token to ``peer`` when it was found at its cap a moment ago, from
+        memory (before any task or storage read: a hoarder's refusals cost next to nothing).
+        """
+        if self.tickets.known_full(peer.principal):
+            raise self._too_many_tokens()
+
+    async def check_tokens_held(self, peer: Peer) -> None:
+        """Refuse another token to ``peer`` while it holds its most unused, on any node
+        (before the storage work of a share: one indexed read).
         """
         most = self.config.max_tokens_per_principal
-        if self.tickets.held(peer.principal) >= most:
-            raise PeerError(
-                ErrorCode.TOO_MANY_TOKENS,
-                f"You hold {most} unused file tokens, the most allowed "
-                "(max_tokens_per_principal); use them, or wait: each expires "
-                f"{TOKEN_SECONDS / 60:.0f} minutes after it was given.",
-            )
+        if await self.tickets.held(peer.principal, most) >= most:
+            raise self._too_many_tokens()
+
+    async def _issue(self, peer: Peer, *, upload: bool, file_id: str) -> str:
+        """A token for ``peer``, within its cap (checked in the same write)."""
+        token = await self.tickets.issue(
+            upload=upload,
+            file_id=file_id,
+            holder=peer.principal,
+            most_held=self.config.max_tokens_per_principal,
+        )
+        if token is None:
+            raise self._too_many_tokens()
+        return token
+
+    def _too_many_tokens(self) -> PeerError:
+        most = self.config.max_tokens_per_principal
+        return PeerError(
+            ErrorCode.TOO_MANY_TOKENS,
+            f"You hold {most} unused file tokens, the most allowed "
+            "(max_tokens_per_principal); use them, or wait: each expires "
+            f"{TOKEN_SECONDS / 60:.0f} minutes after it was given.",
+        )
 
     async def get(self, peer: Peer, request: GetFile) -> DownloadTicket:
-        self.check_tokens_held(peer)
         record = await self._readable(peer, request.file_id)
         return DownloadTicket(
             id=request.id,
             file_id=record.file_id,
-            token=self.tickets.issue(upload=False, file_id=record.file_id, holder=peer.principal),
+            token=await self._issue(peer, upload=False, file_id=record.file_id),
             port=self.port,
             name=record.name,
             size=record.size,
@@ -193,7 +225,7 @@ class FileService:
         an upload, the file is claimed: the caller must call :meth:`end_upload` when the
         connection ends. Raises PeerError with what to tell the file connection.
         """
-        ticket = self.tickets.redeem(token)
+        ticket = await self.tickets.redeem(token)
         if ticket is None:
             raise PeerError(ErrorCode.NO_SUCH_FILE, "The token is unknown, used or expired.")
         if not ticket.upload:
@@ -201,12 +233,13 @@ class FileService:
             if record is None:
                 raise _no_such_file()
             return ticket, record
-        claim = self._claims.get(ticket.file_id)
-        if claim is _Claim.UPLOAD:
+        now = self.clock.now_ms()
+        until = now + int(upload_claim_seconds(self.config) * 1000)
+        claim = await self.storage.claim_file(ticket.file_id, ClaimKind.UPLOAD, now, until)
+        if claim is ClaimKind.UPLOAD:
             raise PeerError(ErrorCode.TOO_MANY_UPLOADS, "That file is being sent already.")
-        if claim is _Claim.DELETE:
+        if claim is ClaimKind.DELETE:
             raise _upload_expired()
-        self._claims[ticket.file_id] = _Claim.UPLOAD
         try:
             record = await self.storage.file(ticket.file_id)
             if record is None:
@@ -218,10 +251,32 @@ class FileService:
             raise
         return ticket, record
 
+    async def renew_upload(self, file_id: str) -> None:
+        """The upload of ``file_id`` is still receiving: extend its claim. One storage write;
+        a failure is logged (the claim then lasts what is left of it).
+        """
+        until = self.clock.now_ms() + int(upload_claim_seconds(self.config) * 1000)
+        try:
+            await self.storage.renew_claim(file_id, ClaimKind.UPLOAD, until)
+        except StorageUnavailable as exc:
+            log.warning("Could not renew the claim of upload %s: %s", file_id, exc)
+
     def end_upload(self, file_id: str) -> None:
-        """The upload connection of ``file_id`` has ended (whatever became of the file)."""
-        if self._claims.get(file_id) is _Claim.UPLOAD:
-            del self._claims[file_id]
+        """The upload connection of ``file_id`` has ended (whatever became of the file): give
+        its claim back, without waiting (the lease ends it anyway if storage fails).
+        """
+        self._claim_work.spawn(self._release(file_id, ClaimKind.UPLOAD))
+
+    async def _release(self, file_id: str, kind: ClaimKind) -> None:
+        try:
+            await self.storage.release_claim(file_id, kind)
+        except StorageUnavailable as exc:
+            log.warning("Could not give back the claim on file %s (it runs out): %s", file_id, exc)
+
+    async def stop(self) -> None:
+        """Let the claims being given back finish (briefly), before storage closes."""
+        if not await self._claim_work.wait(1.0):
+            await self._claim_work.cancel()
 
     async def finished(self, record: FileRecord) -> None:
         """An upload is complete and verified: keep it for its lifetime and announce it."""
@@ -257,6 +312,7 @@ class FileService:
         upload is under way is left for a later purge.
         """
         count = 0
+        await self.tickets.forget_expired()
         while True:
             expired = await self.storage.expired_files(self.clock.now_ms(), 500)
             deleted = 0
@@ -268,9 +324,10 @@ class FileService:
 
     async def _purge_one(self, file_id: str) -> bool:
         """Delete ``file_id`` if it is still expired and no upload holds it."""
-        if file_id in self._claims:
+        now = self.clock.now_ms()
+        until = now + int(_DELETE_CLAIM_SECONDS * 1000)
+        if await self.storage.claim_file(file_id, ClaimKind.DELETE, now, until) is not None:
             return False
-        self._claims[file_id] = _Claim.DELETE
         try:
             # Read again: the list may be stale (an upload may have finished since, and a
             # complete file has a new expiry).
@@ -280,7 +337,7 @@ class FileService:
             await self.forget(file_id)
             return True
         finally:
-            del self._claims[file_id]
+            await self.storage.release_claim(file_id, ClaimKind.DELETE)
 
 
 def _quota_key(peer: Peer) -> str:

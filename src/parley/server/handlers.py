@@ -193,8 +193,8 @@ def send(connection: Connection, request: Send) -> Awaitable[None] | None:
 
 
 @handles(ListUsers)
-def list_users(connection: Connection, request: ListUsers) -> None:
-    users = connection.context.hub.online()
+async def list_users(connection: Connection, request: ListUsers) -> None:
+    users = await connection.context.hub.online()
     connection.reply(Users(id=request.id, users=users[: limits.MAX_LISTED_USERS], total=len(users)))
 
 
@@ -349,15 +349,14 @@ async def op(connection: Connection, request: Op) -> None:
 @handles(ShareFile)
 def share_file(connection: Connection, request: ShareFile) -> Awaitable[None]:
     files = connection.context.files
-    # Before any task or storage read: a hoarder's refusals cost next to nothing.
-    files.check_tokens_held(connection)
+    files.refuse_known_hoarder(connection)
     return _reply_when_done(connection, lambda: files.share(connection, request))
 
 
 @handles(GetFile)
 def get_file(connection: Connection, request: GetFile) -> Awaitable[None]:
     files = connection.context.files
-    files.check_tokens_held(connection)
+    files.refuse_known_hoarder(connection)
     return _reply_when_done(connection, lambda: files.get(connection, request))
 
 

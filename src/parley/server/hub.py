@@ -11,7 +11,9 @@ connection runs one at a time, in order. Each part is a module of its own:
 - ``room_listing.py``: pages of the ``rooms`` listing, each read at most once a second;
 - ``outbox.py``: checking a ``send`` and naming the conversation a ``to`` stands for;
 - ``commits.py``: one lane per conversation to storage, then publishing on the bus;
+- ``sequencer.py``: each conversation's frames in ``seq`` order, gaps filled from storage;
 - ``delivery.py``: fan-out of each published frame to the members on this node;
+- ``cluster_events.py``: room state changed on one node, applied on the others;
 - ``history.py`` and ``read_markers.py``: reading back, unread counts, offline catch-up.
 """
 
@@ -20,13 +22,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from parley.bus import Bus
+import msgspec
+
+from parley.bus import Bus, Directory, RemoteUser
+from parley.bus.local import LocalDirectory
 from parley.clock import SYSTEM_CLOCK, Clock
 from parley.config import ServerConfig
+from parley.protocol.errors import ErrorCode, PeerError
 from parley.protocol.messages import (
     HistoryPage,
     Left,
     Message,
+    Notice,
     Rooms,
     Send,
     UnreadCount,
@@ -34,11 +41,22 @@ from parley.protocol.messages import (
     decode_server_frame,
     encode,
 )
-from parley.protocol.names import GENERAL_ROOM, is_room, normalize_room, room_key
+from parley.protocol.names import GENERAL_ROOM, is_room, name_skeleton, normalize_room, room_key
+from parley.server.cluster_events import (
+    ClusterEvent,
+    MuteChanged,
+    OperatorAdded,
+    Removed,
+    Told,
+    TopicSet,
+    decode_event,
+    encode_event,
+)
 from parley.server.commits import Commits
 from parley.server.conversations import (
     as_event,
     conversation_principals,
+    is_private,
     private_conversation,
 )
 from parley.server.delivery import Delivery
@@ -51,8 +69,9 @@ from parley.server.presence import Presence
 from parley.server.read_markers import Mark, ReadMarkers
 from parley.server.room_listing import RoomListing
 from parley.server.rooms import LiveRoom, Peer
+from parley.server.sequencer import Sequencer
 from parley.server.tasks import TaskSet
-from parley.storage import NewMessage, Room, Storage
+from parley.storage import NewMessage, Room, Storage, StoredMessage
 
 # Re-exported: the names other modules have long imported from here.
 __all__ = [
@@ -84,25 +103,43 @@ class Hub:
         config: ServerConfig,
         metrics: ServerMetrics,
         clock: Clock = SYSTEM_CLOCK,
+        directory: Directory | None = None,
     ) -> None:
         # Where every time the hub and its parts stamp or compare comes from.
         self.clock = clock
         self._storage = storage
+        self._bus = bus
+        self._directory: Directory = directory or LocalDirectory()
         self._tasks = TaskSet("parley-hub")
+        # Releasing names in the directory: off the logout path, bounded by the directory.
+        self._releases = TaskSet("parley-release")
         self.health = StorageHealth(clock)
-        self._presence = Presence(storage, clock)
+        self._presence = Presence(storage, clock, self._directory)
         self._markers = ReadMarkers(storage, self._tasks, self.health, self._presence.by_principal)
         self._commits = Commits(storage, bus, self._tasks, self.health, self._markers, metrics)
         self._listing = RoomListing(storage, lambda key: self._rooms.member_count(key), clock)
         self._rooms = LiveRooms(
             storage, bus, config, self._presence, self._commits, self._listing, clock
         )
+        self._link_down = False
+        self._stopping = False
         self._history = History(storage, self._presence, self._rooms, self._markers)
         self._outbox = Outbox(self._presence, self._rooms, self._commits)
         self._delivery = Delivery(
             self._rooms.members, self._presence.by_principal, self.logout, metrics
         )
-        bus.subscribe(self._delivery.deliver)
+        self._sequencer = Sequencer(
+            storage,
+            self._delivery.deliver,
+            self._has_audience,
+            lambda key: self._rooms.member_count(key) > 0,
+            self._tasks,
+            ordered=bus.ordered,
+        )
+        self._rooms.sequencer = self._sequencer
+        bus.subscribe(self._sequencer.deliver)
+        bus.on_event(self._on_event)
+        bus.on_link(self._on_link)
 
     async def start(self) -> None:
         """Make sure #general exists and is live. Raises StorageUnavailable."""
@@ -111,12 +148,21 @@ class Hub:
             Room(key=general, name=GENERAL_ROOM, created_ms=self.clock.now_ms())
         )
         await self._rooms.load(general)
+        await self._sequencer.catch_up(general, None)
+
+    def local_users(self) -> list[tuple[str, str, str, str]]:
+        """(nick_key, skeleton, principal, nick) of everyone online here, for the directory."""
+        return self._presence.entries()
 
     async def stop(self, within_seconds: float) -> None:
         """Store what is queued, waiting up to ``within_seconds``; then cancel what is left
         (its senders are told ``unavailable``).
         """
         self._history.stop()
+        # From here on names are not released one by one: the node's lease, ended as it
+        # stops, frees them all at once.
+        self._stopping = True
+        await self._releases.wait(min(within_seconds, 2.0))
         if not await self._tasks.wait(within_seconds):
             log.warning(
                 "Storage did not finish within %.1f s: %d conversations not stored",
@@ -151,22 +197,28 @@ class Hub:
             room = await self._rooms.load(key)
             if room is not None:
                 await self._rooms.load_mute(peer, room)
+                await self._sequencer.catch_up(key, None)
                 rooms.append(room)
         # Private messages published while what was missed is read are held, then sent after
         # the first page of it, less those the pages will bring: each comes once, and no
         # commit waits for a login.
         read: list[Mark] = []
         with self._presence.claim(peer), self._delivery.hold(peer.principal) as held:
-            missed = await self._history.missed(peer) if peer.account else {}
-            # What the pages will bring, per conversation: up to its last message now.
-            paged = {conversation: last for conversation, (_, last) in missed.items()}
-            first = await self._history.missed_page(missed) if missed else []
+            await self._claim_in_cluster(peer)
+            try:
+                first, paged, missed = await self._read_missed(peer)
+            except BaseException:
+                self._release_in_cluster(peer)
+                raise
             if peer.closed:
+                self._release_in_cluster(peer)
                 return  # gone while we waited
             # From here on nothing waits: the reply, the arrivals, what was missed, then live.
             self._presence.add(peer)
             welcome([room.name for room in rooms])
             for room in rooms:
+                # A room emptied while we waited was dropped: bring it back.
+                room = self._rooms.keep(room)
                 if operator_of.get(room.key) or peer.principal == room.created_by:
                     room.operators.add(peer.principal)
                 self._rooms.enter(peer, room)
@@ -187,12 +239,47 @@ class Hub:
         else:
             self._markers.mark(read)
 
+    async def _read_missed(
+        self, peer: Peer
+    ) -> tuple[list[StoredMessage], dict[str, int], dict[str, tuple[int, int]]]:
+        """The first page of what an account missed, the last seq the pages will bring per
+        conversation, and what was missed."""
+        missed = await self._history.missed(peer) if peer.account else {}
+        # What the pages will bring, per conversation: up to its last message now.
+        paged = {conversation: last for conversation, (_, last) in missed.items()}
+        first = await self._history.missed_page(missed) if missed else []
+        return first, paged, missed
+
+    async def _claim_in_cluster(self, peer: Peer) -> None:
+        """Hold ``peer``'s name on every node. Raises PeerError(NICK_TAKEN)."""
+        holder = await self._directory.claim(
+            peer.nick_key, name_skeleton(peer.nick), peer.principal, peer.nick
+        )
+        if holder is None:
+            return
+        if holder.casefold() == peer.nick.casefold():
+            raise PeerError(ErrorCode.NICK_TAKEN, f"The nickname {peer.nick} is already taken.")
+        raise PeerError(
+            ErrorCode.NICK_TAKEN, f"The nickname {peer.nick} looks like {holder}, who is online."
+        )
+
+    def _release_in_cluster(self, peer: Peer) -> None:
+        if self._stopping:
+            return
+        self._releases.spawn(
+            self._directory.release(
+                peer.nick_key, name_skeleton(peer.nick), peer.principal, peer.nick
+            ),
+            name="parley-release",
+        )
+
     def logout(self, peer: Peer) -> None:
         """Take ``peer`` offline and tell the rooms it was in. Safe to call more than once.
         Memberships of an account stay in storage: it is back in its rooms at its next login.
         """
         if not self._presence.remove(peer):
             return
+        self._release_in_cluster(peer)
         self._markers.release(peer)
         self._rooms.leave_all(peer)
 
@@ -207,8 +294,18 @@ class Hub:
         """Who is online under this nickname key."""
         return self._presence.user(key)
 
-    def online(self) -> list[str]:
-        return self._presence.online()
+    async def online(self) -> list[str]:
+        """Nicknames online on every node, sorted case-insensitively."""
+        names = set(self._presence.online()) | set(await self._directory.online())
+        return sorted(names, key=str.casefold)
+
+    async def find_remote(self, key: str) -> RemoteUser | None:
+        """Who is online under this nickname key on another node."""
+        return await self._directory.find(key)
+
+    def announce(self, event: ClusterEvent) -> None:
+        """Tell the other nodes about a change this node has applied itself."""
+        self._bus.announce(encode_event(event))
 
     def set_away(self, peer: Peer, text: str) -> None:
         self._presence.set_away(peer, text)
@@ -306,3 +403,72 @@ class Hub:
         else:
             conversation = await self.conversation_of(peer, to)
         await self._storage.mark_read(peer.account, conversation, seq)
+
+    # --- the other nodes -----------------------------------------------------------------
+
+    def _has_audience(self, conversation: str) -> bool:
+        """Someone here may receive ``conversation``'s frames: O(1)."""
+        if is_private(conversation):
+            return any(
+                self._presence.by_principal(principal) is not None
+                or self._delivery.arriving(principal)
+                for principal in conversation_principals(conversation)
+            )
+        return self._rooms.get(conversation) is not None
+
+    def _on_event(self, data: bytes) -> None:
+        """Apply a change another node made to what this node holds in memory."""
+        try:
+            event = decode_event(data)
+        except msgspec.MsgspecError:
+            log.warning("An event from another node could not be read; ignored")
+            return
+        if isinstance(event, Told):
+            user = self._presence.by_principal(event.principal)
+            if user is not None:
+                user.write(encode(Notice(text=event.text)))
+            return
+        room = self._rooms.get(event.room)
+        if room is None:
+            return
+        if isinstance(event, TopicSet):
+            room.topic, room.topic_by = event.text, event.by
+            self._listing.forget()
+        elif isinstance(event, MuteChanged):
+            for key in event.keys:
+                if event.lifted:
+                    room.muted.pop(key, None)
+                else:
+                    room.muted[key] = event.until_ms
+        elif isinstance(event, OperatorAdded):
+            room.operators.add(event.principal)
+        elif isinstance(event, Removed):
+            user = self._presence.by_principal(event.principal)
+            if user is not None and user in room.members:
+                left = Left(
+                    room=room.name, nick=user.nick, reason=event.reason, by=event.by,
+                    message=event.message,
+                )  # fmt: skip
+                self._rooms.leave(user, room, left)
+
+    def _on_link(self, up: bool, why: str) -> None:
+        """The link to the other nodes went down or came back: say so once to everyone
+        here; once back, read from storage what may have been missed meanwhile.
+        """
+        if not up:
+            if not self._link_down:
+                self._link_down = True
+                self._tell_everyone(
+                    "The link to the other servers of this chat is down: messages from people "
+                    "connected to them are late until it is back."
+                )
+            return
+        if self._link_down:
+            self._link_down = False
+            self._tell_everyone("The link to the other servers is back; nothing was lost.")
+        self._sequencer.repair_all()
+
+    def _tell_everyone(self, text: str) -> None:
+        frame = encode(Notice(text=text))
+        for peer in self._presence.everyone():
+            peer.write(frame)

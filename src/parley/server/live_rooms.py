@@ -17,11 +17,13 @@ from parley.protocol.messages import Joined, Left, RoomInfo, TopicChanged, encod
 from parley.protocol.names import GENERAL_ROOM, name_skeleton, normalize_room, room_key
 from parley.protocol.text import check_topic
 from parley.server.address_group import address_group
+from parley.server.cluster_events import TopicSet, encode_event
 from parley.server.commits import Commits
 from parley.server.conversations import as_event
 from parley.server.presence import Presence
 from parley.server.room_listing import RoomListing
 from parley.server.rooms import LiveRoom, Peer, Write
+from parley.server.sequencer import Sequencer
 from parley.storage import Role, Room, SanctionKind, Storage
 
 
@@ -63,11 +65,17 @@ class LiveRooms:
         # Pages of the ``rooms`` listing, read again once a room or topic changes here.
         self._listing = listing
         self._rooms: dict[str, LiveRoom] = {}
+        # Set by the hub: where a room's position in its messages is kept.
+        self.sequencer: Sequencer | None = None
         self._rooms_by_principal = WindowLimiter(config.rooms_per_principal_per_hour, 3600.0)
         self._rooms_by_address = WindowLimiter(config.rooms_per_address_per_hour, 3600.0)
 
     def get(self, key: str) -> LiveRoom | None:
         return self._rooms.get(key)
+
+    def keep(self, room: LiveRoom) -> LiveRoom:
+        """``room``, live again if it was dropped meanwhile (or the one loaded since)."""
+        return self._rooms.setdefault(room.key, room)
 
     def members(self, key: str) -> dict[Peer, Write] | None:
         """The members of the live room ``key`` with their writes; None when it is not live."""
@@ -170,6 +178,10 @@ class LiveRooms:
         await self.load_mute(peer, room)
         async with self._commits.in_order(key):
             records = await self._storage.history(key, limit=self._config.history_on_join)
+            if self.sequencer is not None:
+                # Members here see every message up to the last one the joiner is shown.
+                seen = records[-1].seq if records else None
+                await self.sequencer.catch_up(key, seen if self._config.history_on_join else None)
             if not self._presence.is_current(peer):
                 return  # gone while we waited
             # The last member may have left meanwhile, dropping the live room: bring it back
@@ -215,6 +227,7 @@ class LiveRooms:
         await self._storage.set_topic(room.key, text, peer.nick, self._clock.now_ms())
         room.topic, room.topic_by = text, peer.nick
         self._listing.forget()
+        self._bus.announce(encode_event(TopicSet(room=room.key, text=text, by=peer.nick)))
         self._bus.publish(room.key, encode(TopicChanged(room=room.name, text=text, by=peer.nick)))
 
     def who(self, raw_name: str) -> list[str]:
@@ -243,6 +256,8 @@ class LiveRooms:
             room.operators.discard(peer.principal)
         if not room.members and room.key != room_key(GENERAL_ROOM):
             del self._rooms[room.key]
+            if self.sequencer is not None:
+                self.sequencer.forget(room.key)
 
     def leave_all(self, peer: Peer) -> None:
         """``peer`` logged out: tell the rooms it was in."""

@@ -6,6 +6,9 @@ themselves. A sanction of an account is against its principal id, never its name
 account of the same name is not touched by it. A guest is a new principal at every login, so
 its sanction holds against its id and against guests using its name (hub.sanction_keys). Bans
 and mutes are stored (so they outlast reconnects and restarts) and every action is audited.
+
+With several nodes, the target may be connected to another one: the action is stored here and
+announced (cluster_events), and the node the target is on applies it to its connection.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from parley.protocol.errors import ErrorCode, PeerError
 from parley.protocol.messages import Left, Notice, encode
 from parley.protocol.names import nick_key, normalize_nick
 from parley.protocol.text import check_reason
+from parley.server.cluster_events import MuteChanged, OperatorAdded, Removed, Told
 from parley.server.hub import Hub, guest_sanction_key, sanction_keys
 from parley.server.rooms import RANK, Peer
 from parley.storage import Role, Sanction, SanctionKind
@@ -55,7 +59,17 @@ async def moderate(
     target_name = normalize_nick(raw_nick)
     target = hub.user(nick_key(target_name))
     account = await storage.account(nick_key(target_name))
-    if target is not None:
+    # Online on another node: its principal, to act on it there.
+    remote = await hub.find_remote(nick_key(target_name)) if target is None else None
+    if remote is not None:
+        if account is not None and account.id == remote.principal:
+            target_keys = [account.id]
+            target_role = account.role
+        else:
+            account = None
+            target_keys = [remote.principal, guest_sanction_key(remote.nick)]
+            target_role = Role.USER
+    elif target is not None:
         target_keys = sanction_keys(target)
         target_role = target.role
         if account is not None and account.id != target.principal:
@@ -72,7 +86,8 @@ async def moderate(
         raise PeerError(ErrorCode.NOT_PERMITTED, f"You cannot {action} {target_name}.")
     now = hub.clock.now_ms()
     if action == "kick":
-        if target is None or target not in room.members:
+        # One on another node is taken out there, if it is in the room.
+        if remote is None and (target is None or target not in room.members):
             raise PeerError(ErrorCode.NOT_IN_ROOM, f"{target_name} is not in {room.name}.")
     elif action in ("ban", "mute"):
         until = now + seconds * 1000 if seconds is not None else None
@@ -83,6 +98,8 @@ async def moderate(
             )
             if kind is SanctionKind.MUTE:
                 room.muted[key] = until
+        if kind is SanctionKind.MUTE:
+            hub.announce(MuteChanged(room.key, target_keys, until, lifted=False))
     else:
         kind = SanctionKind.BAN if action == "unban" else SanctionKind.MUTE
         lifted = False
@@ -90,6 +107,8 @@ async def moderate(
             lifted = await storage.remove_sanction(room.key, key, kind) or lifted
             if kind is SanctionKind.MUTE:
                 room.muted.pop(key, None)
+        if kind is SanctionKind.MUTE:
+            hub.announce(MuteChanged(room.key, target_keys, None, lifted=True))
         if not lifted:
             raise PeerError(
                 ErrorCode.NOT_PERMITTED, f"{target_name} is not {kind.value}ned in {room.name}."
@@ -120,9 +139,16 @@ async def moderate(
                 message=reason,
             )
             hub.remove(target, room, left)
-    elif target is not None:
+        elif remote is not None:
+            why = "kicked" if action == "kick" else "banned"
+            hub.announce(Removed(room.key, remote.principal, why, actor.nick, reason))
+    else:
         text = _NOTICES[action].format(room=room.name, by=actor.nick)
-        target.write(encode(Notice(text=text + (f" Reason: {reason}" if reason else ""))))
+        text += f" Reason: {reason}" if reason else ""
+        if target is not None:
+            target.write(encode(Notice(text=text)))
+        elif remote is not None:
+            hub.announce(Told(remote.principal, text))
 
 
 async def appoint(hub: Hub, actor: Peer, raw_room: str, raw_nick: str) -> str:
@@ -142,10 +168,13 @@ async def appoint(hub: Hub, actor: Peer, raw_room: str, raw_nick: str) -> str:
         )
     await hub.storage.add_member(room.key, account.key, operator=True)
     target = hub.user(account.key)
+    room.operators.add(account.id)
+    hub.announce(OperatorAdded(room.key, account.id))
+    text = f"You are now an operator of {room.name} (made so by {actor.nick})."
     if target is not None and target.principal == account.id:
-        room.operators.add(account.id)
-        text = f"You are now an operator of {room.name} (made so by {actor.nick})."
         target.write(encode(Notice(text=text)))
+    else:
+        hub.announce(Told(account.id, text))
     await hub.storage.record_audit(
         ts=hub.clock.now_ms(), actor=actor.nick, action="op", room=room.name, target=account.name
     )

@@ -2,7 +2,8 @@
 times, and whether a login still stands.
 
 Kept in memory and ended with each login. Nicknames are claimed here for the time a login
-takes to come online, so that two logins of look-alike names cannot both get in.
+takes to come online, so that two logins of look-alike names cannot both get in; the
+directory (:mod:`parley.bus`) holds them across nodes, and answers for users on other nodes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 
+from parley.bus import Directory
+from parley.bus.local import LocalDirectory
 from parley.clock import Clock
 from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, PeerError
@@ -37,9 +40,11 @@ class Activity:
 class Presence:
     """The users online here, by nickname key, by principal id and by name skeleton."""
 
-    def __init__(self, storage: Storage, clock: Clock) -> None:
+    def __init__(self, storage: Storage, clock: Clock, directory: Directory | None = None) -> None:
         self._storage = storage
         self._clock = clock
+        # Who is online on other nodes; nobody, with one node.
+        self._directory: Directory = directory or LocalDirectory()
         self._users: dict[str, Peer] = {}
         # The same users by principal id: private messages and rights go by this.
         self._principals: dict[str, Peer] = {}
@@ -63,6 +68,16 @@ class Presence:
 
     def by_principal(self, principal: str) -> Peer | None:
         return self._principals.get(principal)
+
+    def entries(self) -> list[tuple[str, str, str, str]]:
+        """(nick_key, skeleton, principal, nick) of everyone online here."""
+        return [
+            (peer.nick_key, name_skeleton(peer.nick), peer.principal, peer.nick)
+            for peer in self._users.values()
+        ]
+
+    def everyone(self) -> list[Peer]:
+        return list(self._users.values())
 
     def online(self) -> list[str]:
         """Nicknames online, sorted case-insensitively. O(users log users)."""
@@ -143,6 +158,9 @@ class Presence:
         peer = self._users.get(key)
         if peer is not None:
             return peer.principal, peer.nick
+        remote = await self._directory.find(key)
+        if remote is not None:
+            return remote.principal, remote.nick
         account = await self._storage.account(key)
         if account is None:
             return None
@@ -157,6 +175,12 @@ class Presence:
         """
         key = nick_key(normalize_nick(raw_nick))
         peer = self._users.get(key)
+        remote = await self._directory.find(key) if peer is None else None
+        if remote is not None:
+            # Online on another node: what this one knows of it.
+            account = await self._storage.account(key)
+            registered = account is not None and account.id == remote.principal
+            return UserInfo(id=request_id, nick=remote.nick, online=True, account=registered)
         if peer is None:
             account = await self._storage.account(key)
             if account is None:

@@ -12,7 +12,9 @@ the same client (a batch of room messages, a join storm) costs one encryption an
 call instead of one per frame.
 
 Every accepted socket is counted against the port's limits (per address group and in all)
-from ``accept`` to ``close``, handshake included: see :mod:`parley.server.tracker`.
+from ``accept`` to ``close``, handshake included: see :mod:`parley.server.tracker`. A socket from
+a trusted load balancer is counted once its PROXY header has named the client, as that client:
+see :mod:`parley.server.proxy_protocol`.
 
 The transports follow asyncio's Transport/Protocol contract (``connection_made`` after the
 handshake, ``data_received``, ``pause_writing`` above the high-water mark, ``connection_lost``
@@ -34,6 +36,7 @@ from typing import Any
 
 from parley.server.address_group import address_group
 from parley.server.deadlines import Deadline, DeadlineQueue
+from parley.server.proxy_protocol import HeaderReader, Peer, TrustedProxies
 from parley.server.tracker import ConnectionTracker
 
 log = logging.getLogger("parley.server")
@@ -99,6 +102,7 @@ class TlsTransport(asyncio.Transport):
         "_loop",
         "_low_water",
         "_on_drop",
+        "_peer",
         "_protocol",
         "_queued",
         "_queued_bytes",
@@ -122,10 +126,14 @@ class TlsTransport(asyncio.Transport):
         read_buffer: memoryview,
         handshake_deadlines: DeadlineQueue,
         on_drop: Callable[[], None] | None = None,
+        peer: Peer | None = None,
     ) -> None:
-        """``on_drop`` is called once, when the socket is closed (handshake failed or not)."""
+        """``on_drop`` is called once, when the socket is closed (handshake failed or not).
+        ``peer`` is the client a PROXY header named (None: the socket's own peer).
+        """
         super().__init__()
         self._on_drop = on_drop
+        self._peer = peer
         self._loop = loop
         self._sock = sock
         self._fd = sock.fileno()
@@ -463,7 +471,7 @@ class TlsTransport(asyncio.Transport):
         # Asked for once or twice per connection: not worth keeping in memory.
         try:
             if name == "peername":
-                return self._sock.getpeername()
+                return self._peer if self._peer is not None else self._sock.getpeername()
             if name == "sockname":
                 return self._sock.getsockname()
         except OSError:
@@ -503,8 +511,14 @@ class TlsServer:
         nodelay: bool,
         tracker: ConnectionTracker,
         refusal: bytes,
+        proxies: TrustedProxies | None = None,
+        port_name: str = "chat",
     ) -> None:
         self._loop = loop
+        self._proxies = proxies or TrustedProxies(())
+        self._port_name = port_name
+        # Sockets from a balancer whose PROXY header is being read (closed with the listener).
+        self._reading_headers: set[HeaderReader] = set()
         self.sockets = sockets
         self.tracker = tracker
         self._refusal = refusal
@@ -532,14 +546,37 @@ class TlsServer:
                     self._loop.call_later(_ACCEPT_BACKOFF_SECONDS, self._resume_accepting, listener)
                     return
                 raise
-            group = address_group(str(address[0])) if isinstance(address, tuple) else ""
-            if self.tracker.admit(group):
-                self._start_connection(conn, None, functools.partial(self.tracker.release, group))
-            elif self._refusals_in_flight < _MAX_REFUSALS_IN_FLIGHT:
-                self._refusals_in_flight += 1
-                self._start_connection(conn, _Refusal(self._refusal), self._refusal_ended)
-            else:
-                conn.close()
+            if self._proxies and isinstance(address, tuple) and self._proxies.trusts(address[0]):
+                reader = HeaderReader(
+                    self._loop,
+                    conn,
+                    address,
+                    self._handshake_deadlines,
+                    self._port_name,
+                    self._header_read,
+                    self._reading_headers.discard,
+                )
+                self._reading_headers.add(reader)
+                continue
+            self._admit(conn, address, None)
+
+    def _header_read(self, reader: HeaderReader, conn: socket.socket, client: Peer) -> None:
+        self._reading_headers.discard(reader)
+        self._admit(conn, client, client)
+
+    def _admit(self, conn: socket.socket, address: Any, proxied: Peer | None) -> None:
+        """Start ``conn`` if its address group is within the limits, else refuse it.
+        ``proxied``: the client a PROXY header named, when it did.
+        """
+        group = address_group(str(address[0])) if isinstance(address, tuple) else ""
+        if self.tracker.admit(group):
+            release = functools.partial(self.tracker.release, group)
+            self._start_connection(conn, None, release, proxied)
+        elif self._refusals_in_flight < _MAX_REFUSALS_IN_FLIGHT:
+            self._refusals_in_flight += 1
+            self._start_connection(conn, _Refusal(self._refusal), self._refusal_ended, proxied)
+        else:
+            conn.close()
 
     def _refusal_ended(self) -> None:
         self._refusals_in_flight -= 1
@@ -553,6 +590,7 @@ class TlsServer:
         conn: socket.socket,
         protocol: asyncio.Protocol | None,
         on_drop: Callable[[], None],
+        peer: Peer | None = None,
     ) -> None:
         """Start the handshake of ``conn``, for ``protocol`` (None: a new one from the
         factory). ``on_drop`` runs once, when the socket is closed.
@@ -578,6 +616,7 @@ class TlsServer:
             self._read_buffer,
             self._handshake_deadlines,
             on_drop,
+            peer,
         )
 
     def replace_context(self, ssl_context: ssl.SSLContext) -> None:
@@ -594,6 +633,8 @@ class TlsServer:
         for sock in self.sockets:
             self._loop.remove_reader(sock.fileno())
             sock.close()
+        for reader in list(self._reading_headers):
+            reader.close()
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
@@ -610,10 +651,13 @@ async def start_tls_server(
     refusal: bytes,
     nodelay: bool = False,
     backlog: int = 4096,
+    proxies: TrustedProxies | None = None,
+    port_name: str = "chat",
 ) -> TlsServer:
     """Listen on every address ``host`` resolves to, admitting connections within the limits
-    of ``tracker`` (``refusal``: what one over them is sent). Raises OSError if none can be
-    bound.
+    of ``tracker`` (``refusal``: what one over them is sent). A connection from ``proxies``
+    must start with a PROXY header, and is the client's it names. ``port_name`` names the port
+    in the log. Raises OSError if none can be bound.
     """
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -639,5 +683,14 @@ async def start_tls_server(
     if not sockets:
         raise OSError(f"cannot resolve {host!r}")
     return TlsServer(
-        loop, sockets, protocol_factory, ssl_context, handshake_timeout, nodelay, tracker, refusal
+        loop,
+        sockets,
+        protocol_factory,
+        ssl_context,
+        handshake_timeout,
+        nodelay,
+        tracker,
+        refusal,
+        proxies,
+        port_name,
     )

@@ -46,6 +46,7 @@ from parley.protocol.transfer import (
 from parley.server.file_streams import FileStreams, Refused
 from parley.server.files import FileService
 from parley.server.metrics import ServerMetrics
+from parley.server.proxy_protocol import trusted_proxies
 from parley.server.tls_transport import TlsServer, start_tls_server
 from parley.server.tracker import ConnectionTracker
 from parley.storage import FileRecord
@@ -127,6 +128,8 @@ class TransferServer:
                         )
                     ),
                     nodelay=True,
+                    proxies=trusted_proxies(self.config),
+                    port_name="file",
                 )
             )
         except BaseException as exc:

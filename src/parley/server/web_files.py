@@ -227,7 +227,7 @@ class WebFiles:
 
     async def _record(self, token: str, upload: bool) -> FileRecord:
         """The file of an unused ``token`` for an upload (or a download), token unused."""
-        ticket = self._files.tickets.peek(token)
+        ticket = await self._files.tickets.peek(token)
         if ticket is None or ticket.upload != upload:
             raise _no_token(upload)
         record = await self._files.storage.file(ticket.file_id)
@@ -240,7 +240,7 @@ class WebFiles:
 
     async def _describe(self, request: web.Request) -> web.StreamResponse:
         token = request.match_info["token"]
-        ticket = self._files.tickets.peek(token)
+        ticket = await self._files.tickets.peek(token)
         if ticket is None:
             raise _no_token(True)
         record = await self._files.storage.file(ticket.file_id)
@@ -304,7 +304,7 @@ class WebFiles:
         record = await self._record(token, upload=False)
         header = request.headers.get("Range")
         first, end = (0, record.size) if header is None else parse_range(header, record.size)
-        if self._files.tickets.redeem(token) is None:
+        if await self._files.tickets.redeem(token) is None:
             raise _no_token(False)
         with self._streams.open_blob(record) as file:
             response = web.StreamResponse(

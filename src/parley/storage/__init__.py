@@ -182,6 +182,25 @@ class FileRecord:
     quota_key: str = ""
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class FileTicket:
+    """What a file token allows: one upload or one download of ``file_id``, until
+    ``expires_ms``, for ``holder`` (the principal it was given to).
+    """
+
+    upload: bool
+    file_id: str
+    holder: str
+    expires_ms: int
+
+
+class ClaimKind(enum.StrEnum):
+    """Who holds a file for a while: an upload whose bytes are arriving, or the purge."""
+
+    UPLOAD = "upload"
+    DELETE = "delete"
+
+
 class Storage(Protocol):
     """Every method is one short transaction; every one raises StorageUnavailable (and nothing
     else) when the backend fails. Methods that return bool return False when the thing they
@@ -461,6 +480,53 @@ class Storage(Protocol):
         """Whether any file, complete or not, still has this content (identical uploads share
         one blob on disk, which may go only when the last of them does).
         """
+        ...
+
+    # --- file tokens and claims ----------------------------------------------------------
+
+    async def add_ticket(
+        self, token_hash: str, ticket: FileTicket, most_held: int, now_ms: int
+    ) -> bool:
+        """Store a token (by its hash) unless ``ticket.holder`` already holds ``most_held``
+        unexpired ones; whether it was stored. One write, the count on an index of the holder
+        (O(tokens held)). Two nodes adding at the same instant may each pass the count once.
+        """
+        ...
+
+    async def tickets_held(self, holder: str, now_ms: int) -> int:
+        """How many unexpired, unused tokens ``holder`` has. One indexed read."""
+        ...
+
+    async def ticket(self, token_hash: str, now_ms: int) -> FileTicket | None:
+        """The token's ticket, left in place; None when it is unknown, used or expired. One
+        read by the primary key.
+        """
+        ...
+
+    async def take_ticket(self, token_hash: str, now_ms: int) -> FileTicket | None:
+        """The token's ticket, deleted as it is read (whichever node asks, once); None when
+        it is unknown, used or expired. One write by the primary key.
+        """
+        ...
+
+    async def forget_tickets(self, now_ms: int) -> int:
+        """Delete every token expired by ``now_ms``; how many. An index range on expiry."""
+        ...
+
+    async def claim_file(
+        self, file_id: str, kind: ClaimKind, now_ms: int, until_ms: int
+    ) -> ClaimKind | None:
+        """Hold ``file_id`` for ``kind`` until ``until_ms``, unless an unexpired claim holds it
+        already: None when it is now held, else the kind of the claim in force.
+        """
+        ...
+
+    async def renew_claim(self, file_id: str, kind: ClaimKind, until_ms: int) -> bool:
+        """Extend a claim still held; whether it was."""
+        ...
+
+    async def release_claim(self, file_id: str, kind: ClaimKind) -> None:
+        """Let go of a claim of ``kind`` (another kind's claim is left alone)."""
         ...
 
     async def close(self) -> None:

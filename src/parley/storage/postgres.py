@@ -250,6 +250,25 @@ MIGRATIONS: list[str | Callable[[asyncpg.Connection], Awaitable[None]]] = [
     _keep_skeletons,
     # The unique index on a message's identity has the name it has in SQLite.
     "ALTER INDEX messages_conversation_sender_key_msg_id_key RENAME TO messages_retry",
+    # File tokens and claims move from one process's memory to the database, for every node.
+    """
+    CREATE TABLE file_tickets (
+        token_hash TEXT NOT NULL,
+        upload BOOLEAN NOT NULL,
+        file_id TEXT NOT NULL,
+        holder TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        PRIMARY KEY (token_hash)
+    );
+    CREATE INDEX file_tickets_by_expiry ON file_tickets (expires_ms);
+    CREATE INDEX file_tickets_by_holder ON file_tickets (holder, expires_ms);
+    CREATE TABLE file_claims (
+        file_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        expires_ms BIGINT NOT NULL,
+        PRIMARY KEY (file_id)
+    );
+    """,
 ]
 
 _Q = queries.for_dialect(POSTGRES)
@@ -416,12 +435,17 @@ class PostgresStorage(SqlStorage):
     async def _row(self, sql: str, *args: Any) -> Row | None:
         return await self._run(lambda db: db.fetchrow(sql, *args))
 
-    async def _change(self, sql: str, *args: Any) -> int:
+    async def _change(self, sql: str, *args: Any, durable: bool = True) -> int:
+        # Always durable: asking for less costs more round trips than PostgreSQL's group
+        # commit saves.
         status: str = await self._run(lambda db: db.execute(sql, *args))
         return _changed(status)
 
     async def _change_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         await self._run(lambda db: db.executemany(sql, rows))
+
+    async def _change_row(self, sql: str, *args: Any, durable: bool = True) -> Row | None:
+        return await self._run(lambda db: db.fetchrow(sql, *args))
 
     # --- several statements in one transaction -------------------------------------------
 
@@ -432,7 +456,7 @@ class PostgresStorage(SqlStorage):
 
         async def append(db: asyncpg.Connection) -> list[StoredMessage]:
             async with _transaction(db):
-                stored = await _append(db, batch, now_ms)
+                stored = await _append(db, batch, now_ms, locked=False)
                 committing[:] = stored
             return stored
 
@@ -467,7 +491,7 @@ class PostgresStorage(SqlStorage):
                 # Nothing to store: no COMMIT, so none whose answer could be lost.
                 await db.execute("ROLLBACK")
                 return []
-            stored = await _append(db, mine, now_ms)
+            stored = await _append(db, mine, now_ms, locked=True)
             committing[:] = stored
             await db.execute("COMMIT")
             return stored
@@ -648,8 +672,26 @@ async def _stored(
 
 
 async def _append(
-    db: asyncpg.Connection, batch: Sequence[NewMessage], now_ms: int
+    db: asyncpg.Connection, batch: Sequence[NewMessage], now_ms: int, *, locked: bool
 ) -> list[StoredMessage]:
+    """Number and store ``batch`` in the open transaction. ``locked``: the transaction holds
+    every conversation's row already.
+
+    Each conversation's row is locked before the batch is looked up for retries: another
+    node storing a retry of the same message at the same moment is waited for, and its
+    message then found stored (a duplicate), instead of both numbering it and one failing the
+    whole batch on the unique key. Times never go backwards within a conversation, whatever
+    the clocks of the nodes that stamp them.
+    """
+    conversations = sorted({message.conversation for message in batch})
+    if not locked:
+        # In a fixed order, so that two writers never wait on each other in a cycle.
+        for conversation in conversations:
+            await db.execute(
+                "INSERT INTO conversations (id, last_seq) VALUES ($1, 0) ON CONFLICT (id) "
+                "DO UPDATE SET last_seq = conversations.last_seq",
+                conversation,
+            )
     # Which of the batch were stored before (retries)? One query for the whole batch.
     identities = [(m.conversation, m.sender_key, m.msg_id) for m in batch]
     earlier = await _stored(db, identities)
@@ -672,6 +714,13 @@ async def _append(
             len(messages),
         )
         first = last - len(messages) + 1
+        stamp = now_ms
+        if first > 1:
+            latest = await db.fetchval(
+                "SELECT ts FROM messages WHERE conversation = $1 ORDER BY seq DESC LIMIT 1",
+                conversation,
+            )
+            stamp = max(now_ms, latest or 0)
         if first == 1 and messages[0].participants:
             await db.executemany(
                 _Q.insert_participant,
@@ -679,7 +728,7 @@ async def _append(
             )
         for offset, message in enumerate(messages):
             record = StoredMessage(
-                conversation, first + offset, now_ms, message.sender, message.to, message.text,
+                conversation, first + offset, stamp, message.sender, message.to, message.text,
                 message.msg_id,
             )  # fmt: skip
             numbered[(conversation, message.sender_key, message.msg_id)] = record

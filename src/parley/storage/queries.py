@@ -99,6 +99,36 @@ class Queries:
     )
     forget_attempts: str = "DELETE FROM login_attempts WHERE last_ms < $1"
 
+    # --- file tokens and claims ----------------------------------------------------------
+    # Stored only while the holder has fewer than $7 unexpired ones (the per-principal cap).
+    insert_ticket: str = (
+        "INSERT INTO file_tickets (token_hash, upload, file_id, holder, expires_ms) "
+        "SELECT $1, CAST($2 AS BOOLEAN), $3, $4, CAST($5 AS BIGINT) "
+        "WHERE (SELECT COUNT(*) FROM file_tickets WHERE holder = $4 AND expires_ms > $6) < $7"
+    )
+    tickets_held: str = (
+        "SELECT COUNT(*) AS count FROM file_tickets WHERE holder = $1 AND expires_ms > $2"
+    )
+    # Deleted as it is read: of two nodes redeeming the same token at once, one gets the row.
+    take_ticket: str = (
+        "DELETE FROM file_tickets WHERE token_hash = $1 "
+        "RETURNING upload, file_id, holder, expires_ms"
+    )
+    ticket: str = (
+        "SELECT upload, file_id, holder, expires_ms FROM file_tickets "
+        "WHERE token_hash = $1 AND expires_ms > $2"
+    )
+    forget_tickets: str = "DELETE FROM file_tickets WHERE expires_ms <= $1"
+    # Taken when free or when the claim in force has run out; no row changes otherwise.
+    claim_file: str = (
+        "INSERT INTO file_claims AS c (file_id, kind, expires_ms) VALUES ($1, $2, $3) "
+        "ON CONFLICT (file_id) DO UPDATE SET kind = excluded.kind, "
+        "expires_ms = excluded.expires_ms WHERE c.expires_ms <= $4"
+    )
+    file_claim: str = "SELECT kind FROM file_claims WHERE file_id = $1 AND expires_ms > $2"
+    renew_claim: str = "UPDATE file_claims SET expires_ms = $1 WHERE file_id = $2 AND kind = $3"
+    release_claim: str = "DELETE FROM file_claims WHERE file_id = $1 AND kind = $2"
+
     # --- rooms ---------------------------------------------------------------------------
     create_room: str = (
         "INSERT INTO rooms (key, name, topic, topic_by, topic_ms, created_by, created_ms, "

@@ -144,6 +144,23 @@ TABLES: tuple[Table, ...] = (
         primary_key=("file_id", "principal"),
         indexes=(Index("file_readers_by_nick", ("principal",)),),
     ),
+    # One-time tokens that open a file connection, by their SHA-256 (a stolen copy of the
+    # database opens nothing): any node redeems a token another issued.
+    Table(
+        "file_tickets",
+        (_text("token_hash"), Column("upload", "bool"), _text("file_id"), _text("holder"),
+         _bigint("expires_ms")),
+        primary_key=("token_hash",),
+        indexes=(Index("file_tickets_by_expiry", ("expires_ms",)),
+                 Index("file_tickets_by_holder", ("holder", "expires_ms"))),
+    ),
+    # Files in use by one upload or by a purge, on whichever node, until expires_ms (a lease:
+    # a node that dies holding one does not hold it for ever).
+    Table(
+        "file_claims",
+        (_text("file_id"), _text("kind"), _bigint("expires_ms")),
+        primary_key=("file_id",),
+    ),
     Table(
         "login_attempts",
         # previous_ms: the attempt before the last (0 when none); its time decides the next

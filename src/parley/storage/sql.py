@@ -15,7 +15,9 @@ from parley.protocol.names import name_skeleton
 from parley.storage import (
     Account,
     AuditEntry,
+    ClaimKind,
     FileRecord,
+    FileTicket,
     Room,
     Sanction,
     SanctionKind,
@@ -48,12 +50,21 @@ class SqlStorage(abc.ABC):
         """The first row of one query (a read), or None."""
 
     @abc.abstractmethod
-    async def _change(self, sql: str, *args: Any) -> int:
-        """Run one changing statement in a transaction of its own; how many rows it changed."""
+    async def _change(self, sql: str, *args: Any, durable: bool = True) -> int:
+        """Run one changing statement in a transaction of its own; how many rows it changed.
+        Not ``durable``: a crash (power loss) may undo it, for rows that are worth nothing
+        after one (file tokens, claims), if the backend can make the commit cheaper so.
+        """
 
     @abc.abstractmethod
     async def _change_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         """Run one changing statement once per row of arguments, in one transaction."""
+
+    @abc.abstractmethod
+    async def _change_row(self, sql: str, *args: Any, durable: bool = True) -> Row | None:
+        """Run one changing statement (with RETURNING) in a transaction of its own; the first
+        row it returned, or None. ``durable`` as for :meth:`_change`.
+        """
 
     # --- messages ------------------------------------------------------------------------
 
@@ -131,6 +142,68 @@ class SqlStorage(abc.ABC):
 
     async def forget_attempts(self, before_ms: int) -> int:
         return await self._change(self._q.forget_attempts, before_ms)
+
+    # --- file tokens and claims ----------------------------------------------------------
+
+    async def add_ticket(
+        self, token_hash: str, ticket: FileTicket, most_held: int, now_ms: int
+    ) -> bool:
+        added = await self._change(
+            self._q.insert_ticket,
+            token_hash,
+            ticket.upload,
+            ticket.file_id,
+            ticket.holder,
+            ticket.expires_ms,
+            now_ms,
+            most_held,
+            durable=False,
+        )
+        return bool(added)
+
+    async def tickets_held(self, holder: str, now_ms: int) -> int:
+        row = await self._row(self._q.tickets_held, holder, now_ms)
+        return int(row["count"]) if row else 0
+
+    async def ticket(self, token_hash: str, now_ms: int) -> FileTicket | None:
+        row = await self._row(self._q.ticket, token_hash, now_ms)
+        if row is None:
+            return None
+        return FileTicket(
+            bool(row["upload"]), str(row["file_id"]), str(row["holder"]), int(row["expires_ms"])
+        )
+
+    async def take_ticket(self, token_hash: str, now_ms: int) -> FileTicket | None:
+        row = await self._change_row(self._q.take_ticket, token_hash, durable=False)
+        if row is None or int(row["expires_ms"]) <= now_ms:
+            return None
+        return FileTicket(
+            bool(row["upload"]), str(row["file_id"]), str(row["holder"]), int(row["expires_ms"])
+        )
+
+    async def forget_tickets(self, now_ms: int) -> int:
+        return await self._change(self._q.forget_tickets, now_ms, durable=False)
+
+    async def claim_file(
+        self, file_id: str, kind: ClaimKind, now_ms: int, until_ms: int
+    ) -> ClaimKind | None:
+        claimed = await self._change(
+            self._q.claim_file, file_id, kind.value, until_ms, now_ms, durable=False
+        )
+        if claimed:
+            return None
+        row = await self._row(self._q.file_claim, file_id, now_ms)
+        # Released between the two reads: say it is held, and the caller tries again later.
+        return ClaimKind(row["kind"]) if row else kind
+
+    async def renew_claim(self, file_id: str, kind: ClaimKind, until_ms: int) -> bool:
+        renewed = await self._change(
+            self._q.renew_claim, until_ms, file_id, kind.value, durable=False
+        )
+        return bool(renewed)
+
+    async def release_claim(self, file_id: str, kind: ClaimKind) -> None:
+        await self._change(self._q.release_claim, file_id, kind.value, durable=False)
 
     # --- rooms ---------------------------------------------------------------------------
 

@@ -257,6 +257,25 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     _keep_skeletons,
     # The column "by" (a keyword) is called by_name, as it always was in PostgreSQL.
     "ALTER TABLE sanctions RENAME COLUMN by TO by_name",
+    # File tokens and claims move from one process's memory to the database, for every node.
+    """
+    CREATE TABLE file_tickets (
+        token_hash TEXT NOT NULL,
+        upload INTEGER NOT NULL,
+        file_id TEXT NOT NULL,
+        holder TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        PRIMARY KEY (token_hash)
+    ) WITHOUT ROWID;
+    CREATE INDEX file_tickets_by_expiry ON file_tickets (expires_ms);
+    CREATE INDEX file_tickets_by_holder ON file_tickets (holder, expires_ms);
+    CREATE TABLE file_claims (
+        file_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        PRIMARY KEY (file_id)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 _Q = queries.for_dialect(SQLITE)
@@ -364,9 +383,18 @@ class SqliteStorage(SqlStorage):
             raise
         self._db = db
 
-    async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+    async def _run(
+        self,
+        work: Callable[[sqlite3.Connection], T],
+        *,
+        write: bool = False,
+        durable: bool = True,
+    ) -> T:
         """Run ``work`` on the writing thread, in a transaction, when ``write``; else on the
-        reading thread (the writing one for an in-memory database)."""
+        reading thread (the writing one for an in-memory database). A write not ``durable``
+        commits without waiting for the disk (``synchronous = NORMAL`` in WAL mode: a power
+        loss may undo it, never corrupt anything; the next durable commit makes it durable).
+        """
         reader = None if write else self._read_executor
 
         def call() -> T:
@@ -376,14 +404,24 @@ class SqliteStorage(SqlStorage):
             try:
                 if not write:
                     return work(db)
-                db.execute("BEGIN IMMEDIATE")
+                if not durable:
+                    db.execute("PRAGMA synchronous = NORMAL")
                 try:
-                    result = work(db)
-                except BaseException:
-                    db.execute("ROLLBACK")
-                    raise
-                db.execute("COMMIT")
-                return result
+                    db.execute("BEGIN IMMEDIATE")
+                    try:
+                        result = work(db)
+                    except BaseException:
+                        db.execute("ROLLBACK")
+                        raise
+                    db.execute("COMMIT")
+                    return result
+                finally:
+                    if not durable:
+                        # The level cannot change inside a transaction (a COMMIT that failed
+                        # leaves one open), and every other write must be durable again.
+                        if db.in_transaction:
+                            db.execute("ROLLBACK")
+                        db.execute("PRAGMA synchronous = FULL")
             except (sqlite3.Error, OSError) as exc:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
@@ -422,11 +460,20 @@ class SqliteStorage(SqlStorage):
     async def _row(self, sql: str, *args: Any) -> Row | None:
         return await self._run(lambda db: db.execute(sql, args).fetchone())
 
-    async def _change(self, sql: str, *args: Any) -> int:
-        return await self._run(lambda db: db.execute(sql, args).rowcount, write=True)
+    async def _change(self, sql: str, *args: Any, durable: bool = True) -> int:
+        return await self._run(
+            lambda db: db.execute(sql, args).rowcount, write=True, durable=durable
+        )
 
     async def _change_many(self, sql: str, rows: Sequence[tuple[Any, ...]]) -> None:
         await self._run(lambda db: db.executemany(sql, rows), write=True)
+
+    async def _change_row(self, sql: str, *args: Any, durable: bool = True) -> Row | None:
+        # Every row fetched before the COMMIT: a statement still stepping would hold it off.
+        rows = await self._run(
+            lambda db: db.execute(sql, args).fetchall(), write=True, durable=durable
+        )
+        return rows[0] if rows else None
 
     # --- several statements in one transaction -------------------------------------------
 
