@@ -29,9 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
-from test_web_browser import (
-    CHROMIUM,
+from playwright.sync_api import Browser, BrowserContext, Page, expect
+from web_lab import (
     ROOT,
     TIMEOUT_SECONDS,
     ServerProcess,
@@ -108,33 +107,6 @@ class ClientProcess:
             if stream is not None:
                 with contextlib.suppress(OSError):
                     stream.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    assert CHROMIUM.exists(), f"no {CHROMIUM}: install Debian's Chromium (apt-get install chromium)"
-    expect.set_options(timeout=TIMEOUT_SECONDS * 1000)
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
-        )
-        yield launched
-        launched.close()
-
-
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[ServerProcess]:
-    running = ServerProcess(tmp_path / "server")
-    yield running
-    running.stop()
-
-
-@pytest.fixture
-def contexts(browser: Browser) -> Iterator[list[BrowserContext]]:
-    made: list[BrowserContext] = []
-    yield made
-    for context in made:
-        context.close()
 
 
 @pytest.fixture

@@ -1,43 +1,91 @@
-// What the web client knows: its conversations, their messages and members, and the login.
-// Everything from the server is kept as data; the view shows text as text only.
+// What the web client knows: its conversations, their messages, members and unread counts, the
+// outbox and the login. Everything from the server is kept as data; the view shows text as text.
 
 import { Connection, Frame, RequestError, Status, socketUrl } from "./connection";
+import { notify } from "./notify";
+import { Outbox, Attempt, Outgoing } from "./outbox";
+import { mentions, visible } from "./richtext";
 
 export type Line =
-  | { kind: "message"; key: string; sender: string; text: string; seq: number; ts: number }
+  | { kind: "message"; key: string; sender: string; text: string; seq: number; ts: number; msgId: string }
+  | { kind: "pending"; key: string; sender: string; text: string; msgId: string }
   | { kind: "info"; key: string; text: string; error?: boolean };
 
 export type Conversation = {
   name: string; // as the server spells it: "#general", or the other user's name
   room: boolean;
   lines: Line[];
-  seqs: Set<number>; // messages already shown: history and live copies come once
+  seqs: Map<number, string>; // seq -> msg_id of what is shown: history and live copies come once
   members: string[];
   topic: string;
+  unread: number;
+  mentions: number; // unread messages that name you (every unread private message counts)
+  readSeq: number; // the read marker: everything up to it has been seen
+  olderDone: boolean; // the first message is shown: nothing older to load
+  loadingOlder: boolean;
+  presence: "online" | "offline" | "unknown"; // the other user, for a private conversation
+  away: string;
 };
 
 export type Login = { nick: string; password: string };
 
 // A server whose list pages never end is believed this far (a million users in pages of 1,000).
 const MOST_PAGES = 1000;
+// How many messages a page of history asks for (the protocol allows up to 200).
+const PAGE = 50;
+// Requests the server answers "slow down" (rate-limited) or "try again" (unavailable) are
+// retried after 0.5 s, 1 s, 1.5 s...; the bucket refills at 10 requests a second.
+const RETRIES = 8;
+const RETRY_CODES = new Set(["rate-limited", "unavailable", "internal-error"]);
+// Refusals that say the conversation is not there at all.
+const NO_SUCH = new Set(["no-such-user", "no-such-room", "not-in-room"]);
 
 let lineCounter = 0;
 const lineKey = (): string => `l${++lineCounter}`;
+const sleep = (ms: number) => new Promise<void>((done) => window.setTimeout(done, ms));
 
 export function conversationKey(name: string): string {
   return name.toLowerCase();
 }
 
+export function compareNames(a: string, b: string): number {
+  return a.toLowerCase().localeCompare(b.toLowerCase());
+}
+
+function lastSeq(conversation: Conversation): number {
+  return conversation.seqs.size ? Math.max(...conversation.seqs.keys()) : 0;
+}
+
+function firstSeq(conversation: Conversation): number {
+  return conversation.seqs.size ? Math.min(...conversation.seqs.keys()) : 0;
+}
+
+const IGNORED_KEY = "parley.ignored";
+
+function loadIgnored(): string[] {
+  try {
+    const stored: unknown = JSON.parse(window.localStorage.getItem(IGNORED_KEY) ?? "[]");
+    return Array.isArray(stored) ? stored.filter((name): name is string => typeof name === "string") : [];
+  } catch {
+    return [];
+  }
+}
+
 export class Chat {
   status: Status = { kind: "closed", reason: "" };
   nick = "";
+  account = false; // logged in to an account: the server keeps read markers
+  away = "";
+  ignored = new Set<string>(loadIgnored()); // name keys whose messages are hidden here
   conversations = new Map<string, Conversation>();
   current = "";
   roomList: { room: string; members: number; topic: string }[] = [];
+  readonly outbox: Outbox;
   private login: Login | null = null;
   private token = ""; // a session token from a password login, kept in memory only
   private connection: Connection;
   private listeners = new Set<() => void>();
+  private markTimer: number | undefined;
 
   constructor(url = socketUrl(window.location)) {
     this.connection = new Connection(
@@ -46,9 +94,17 @@ export class Chat {
       (status) => {
         this.status = status;
         this.changed();
+        if (status.kind === "open") void this.outbox.flush();
       },
       () => this.greet(),
     );
+    this.outbox = new Outbox(
+      (item) => this.sendOne(item),
+      () => this.changed(),
+    );
+    document.addEventListener("visibilitychange", () => {
+      if (!document.hidden) this.markRead();
+    });
   }
 
   subscribe(listener: () => void): () => void {
@@ -70,11 +126,11 @@ export class Chat {
   // after each page's `next` until it is "" (or does not move on, or after MOST_PAGES). The
   // first reply comes back with every item in `field`.
   async pages(frame: Omit<Frame, "id">, field: string): Promise<Frame> {
-    const first = await this.request(frame);
+    const first = await this.patient(frame);
     const items = [...((first[field] as unknown[]) ?? [])];
     let after = typeof first.next === "string" ? first.next : "";
     for (let page = 1; after && page < MOST_PAGES; page++) {
-      const reply = await this.request({ ...frame, after });
+      const reply = await this.patient({ ...frame, after });
       items.push(...((reply[field] as unknown[]) ?? []));
       const next = typeof reply.next === "string" ? reply.next : "";
       after = next === after ? "" : next;
@@ -82,14 +138,32 @@ export class Chat {
     return { ...first, [field]: items, next: "" };
   }
 
+  // A request the user did not type: retried while the server asks to slow down.
+  private async patient(frame: Omit<Frame, "id">): Promise<Frame> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.request(frame);
+      } catch (error) {
+        if (!(error instanceof RequestError) || !RETRY_CODES.has(error.code) || attempt >= RETRIES) throw error;
+        await sleep(500 * attempt);
+      }
+    }
+  }
+
   async quit(): Promise<void> {
+    await this.leave("bye", "You left.");
+  }
+
+  private async leave(type: "bye", reason: string): Promise<void> {
     try {
-      await this.request({ type: "bye" });
+      await this.request({ type });
     } catch {
       // Leaving anyway.
     }
-    this.connection.stop("You left.");
+    this.connection.stop(reason);
+    this.outbox.clear();
     this.nick = "";
+    this.token = "";
     this.conversations.clear();
     this.current = "";
     this.changed();
@@ -99,20 +173,89 @@ export class Chat {
     const key = conversationKey(name);
     let found = this.conversations.get(key);
     if (found === undefined) {
-      found = { name, room: name.startsWith("#"), lines: [], seqs: new Set(), members: [], topic: "" };
+      found = {
+        name,
+        room: name.startsWith("#"),
+        lines: [],
+        seqs: new Map(),
+        members: [],
+        topic: "",
+        unread: 0,
+        mentions: 0,
+        readSeq: 0,
+        olderDone: false,
+        loadingOlder: false,
+        presence: "unknown",
+        away: "",
+      };
       this.conversations.set(key, found);
     }
     return found;
+  }
+
+  // The conversations in the order the side bar lists them: rooms, then private ones.
+  ordered(): Conversation[] {
+    const all = [...this.conversations.values()];
+    return [...all.filter((c) => c.room), ...all.filter((c) => !c.room)];
   }
 
   show(name: string): void {
     const conversation = this.conversation(name);
     this.current = conversationKey(name);
     this.changed();
-    if (conversation.lines.length === 0 && this.status.kind === "open") {
-      void this.loadHistory(conversation.name);
+    this.markRead();
+    if (this.status.kind !== "open") return;
+    if (conversation.seqs.size === 0 && !conversation.olderDone) {
+      this.loadHistory(conversation.name).catch((error: Error) => this.info(error.message, true, conversationKey(name)));
     }
     if (conversation.room) void this.loadMembers(conversation.name);
+    else void this.lookUp(conversation.name);
+  }
+
+  // Alt+Up / Alt+Down: the conversation above or below; with ``unreadOnly``, the next with news.
+  step(by: 1 | -1, unreadOnly = false): void {
+    const list = this.ordered();
+    if (list.length === 0) return;
+    const at = list.findIndex((c) => conversationKey(c.name) === this.current);
+    for (let n = 1; n <= list.length; n++) {
+      const next = list[(at + by * n + list.length * n) % list.length];
+      if (!unreadOnly || next.unread > 0) {
+        this.show(next.name);
+        return;
+      }
+    }
+  }
+
+  // /ignore and /unignore: hide a user's messages on this browser (kept across visits).
+  ignore(nick: string, on: boolean): void {
+    const key = conversationKey(nick);
+    if (on) this.ignored.add(key);
+    else this.ignored.delete(key);
+    try {
+      window.localStorage.setItem(IGNORED_KEY, JSON.stringify([...this.ignored]));
+    } catch {
+      // Storage refused (private mode): ignored for this visit only.
+    }
+  }
+
+  // The other user of a private conversation: online when in one of our rooms, else as the
+  // server last said (whois).
+  presenceOf(conversation: Conversation): Conversation["presence"] {
+    const key = conversationKey(conversation.name);
+    const inRoom = [...this.conversations.values()].some(
+      (c) => c.room && c.members.some((member) => conversationKey(member) === key),
+    );
+    return inRoom ? "online" : conversation.presence;
+  }
+
+  totals(): { unread: number; mention: boolean } {
+    let unread = 0;
+    let mention = false;
+    for (const conversation of this.conversations.values()) {
+      unread += conversation.unread;
+      mention ||= conversation.mentions > 0;
+    }
+    return { unread, mention };
   }
 
   info(text: string, error = false, where = this.current): void {
@@ -132,11 +275,13 @@ export class Chat {
 
   async part(room: string): Promise<void> {
     await this.request({ type: "part", room });
-    const key = conversationKey(room);
+    this.forget(room);
+  }
+
+  forget(name: string): void {
+    const key = conversationKey(name);
     this.conversations.delete(key);
-    if (this.current === key) {
-      this.current = this.conversations.keys().next().value ?? "";
-    }
+    if (this.current === key) this.current = this.ordered()[0] ? conversationKey(this.ordered()[0].name) : "";
     this.changed();
   }
 
@@ -150,11 +295,38 @@ export class Chat {
     this.changed();
   }
 
-  async loadHistory(name: string, before?: number): Promise<number> {
-    const reply = await this.request({ type: "history", to: name, limit: 50, ...(before ? { before } : {}) });
-    const messages = (reply.messages as Frame[]) ?? [];
-    for (const message of messages) this.addMessage(message);
-    return messages.length;
+  // The latest page of a conversation's history.
+  async loadHistory(name: string): Promise<void> {
+    const reply = await this.patient({ type: "history", to: name, limit: PAGE });
+    const conversation = this.conversation(name);
+    this.addMessages((reply.messages as Frame[]) ?? [], false);
+    if (!reply.more) conversation.olderDone = true;
+    this.countMentions(conversation);
+    this.changed();
+  }
+
+  // The page before the first message shown (scrolling up, /history). How many came.
+  async loadOlder(name: string): Promise<number> {
+    const conversation = this.conversation(name);
+    if (conversation.loadingOlder || conversation.olderDone) return 0;
+    const first = firstSeq(conversation);
+    if (first === 1) {
+      conversation.olderDone = true;
+      this.changed();
+      return 0;
+    }
+    conversation.loadingOlder = true;
+    this.changed();
+    try {
+      const reply = await this.patient({ type: "history", to: conversation.name, limit: PAGE, ...(first ? { before: first } : {}) });
+      const messages = (reply.messages as Frame[]) ?? [];
+      this.addMessages(messages, false);
+      if (!reply.more) conversation.olderDone = true;
+      return messages.length;
+    } finally {
+      conversation.loadingOlder = false;
+      this.changed();
+    }
   }
 
   async loadMembers(room: string): Promise<void> {
@@ -167,58 +339,151 @@ export class Chat {
     }
   }
 
-  async send(to: string, text: string): Promise<void> {
-    const reply = await this.request({ type: "send", to, text, msg_id: crypto.randomUUID() });
-    if (typeof reply.away === "string") this.info(`${to} is away: ${reply.away}`);
+  // Whether the other user of a private conversation is online, and away.
+  async lookUp(nick: string): Promise<void> {
+    try {
+      const reply = await this.request({ type: "whois", nick });
+      const conversation = this.conversation(nick);
+      conversation.presence = reply.online ? "online" : "offline";
+      conversation.away = typeof reply.away === "string" ? reply.away : "";
+    } catch (error) {
+      if (error instanceof RequestError && error.code === "no-such-user") this.conversation(nick).presence = "offline";
+    }
+    this.changed();
+  }
+
+  // A message into the outbox: shown at once as waiting, sent when connected, in order.
+  send(to: string, text: string): void {
+    const item: Outgoing = { msgId: crypto.randomUUID().replaceAll("-", ""), to, text };
+    const conversation = this.conversation(to);
+    conversation.lines = [...conversation.lines, { kind: "pending", key: lineKey(), sender: this.nick, text, msgId: item.msgId }];
+    this.outbox.add(item);
+  }
+
+  private async sendOne(item: Outgoing): Promise<Attempt> {
+    if (this.status.kind !== "open") return "later";
+    try {
+      const reply = await this.patient({ type: "send", to: item.to, text: item.text, msg_id: item.msgId });
+      this.settle(item, Number(reply.seq));
+      if (typeof reply.away === "string") this.info(`${item.to} is away: ${reply.away}`, false, conversationKey(item.to));
+      return "sent";
+    } catch (error) {
+      if (!(error instanceof RequestError)) throw error;
+      if (error.code === "not-connected") return "later"; // sent again once reconnected
+      if (RETRY_CODES.has(error.code)) {
+        // Still refused after the retries: the server is struggling; try again in a while.
+        window.setTimeout(() => void this.outbox.flush(), 10_000);
+        return "later";
+      }
+      this.settle(item, 0);
+      // A conversation opened only for this message, with nobody there, goes again.
+      const target = this.conversations.get(conversationKey(item.to));
+      if (target && target.seqs.size === 0 && NO_SUCH.has(error.code)) this.forget(target.name);
+      this.info(`Not sent to ${item.to} (${visible(item.text).slice(0, 40)}): ${error.message}`, true);
+      return "refused";
+    }
+  }
+
+  // The waiting line goes; the message itself comes as an event (before or after the reply).
+  private settle(item: Outgoing, seq: number): void {
+    for (const conversation of this.conversations.values()) {
+      const before = conversation.lines.length;
+      conversation.lines = conversation.lines.filter((line) => !(line.kind === "pending" && line.msgId === item.msgId));
+      if (conversation.lines.length !== before && seq > conversation.readSeq && this.reading(conversation)) {
+        this.scheduleMark();
+      }
+    }
+    this.changed();
   }
 
   private async greet(): Promise<void> {
     const login = this.login;
     if (login === null) return;
     await this.request({ type: "hello", versions: [1], client: "parley-web/0.1.0" });
-    const credentials = this.token
-      ? { token: this.token }
-      : login.password
-        ? { password: login.password }
-        : {};
-    const reply = await this.request({ type: "nick", nick: login.nick, ...credentials });
+    const credentials = this.token ? { token: this.token } : login.password ? { password: login.password } : {};
+    let reply: Frame;
+    try {
+      reply = await this.request({ type: "nick", nick: login.nick, ...credentials });
+    } catch (error) {
+      // Back after the network dropped, the server may not have noticed the old connection
+      // go yet: the name is still its. Try again later rather than give up.
+      if (this.nick && error instanceof RequestError && error.code === "nick-taken") {
+        throw new RequestError("retry", error.message);
+      }
+      throw error;
+    }
     if (typeof reply.token === "string") {
       // The password is not kept: reconnecting uses the token.
       this.token = reply.token;
       login.password = "";
     }
+    const first = !this.nick;
     this.nick = String(reply.nick);
+    this.account = typeof reply.role === "string";
+    this.away = "";
     const rooms = (reply.rooms as string[] | undefined) ?? [];
     // On a reconnect, guests rejoin the rooms they had open.
     for (const conversation of [...this.conversations.values()]) {
       if (conversation.room && !rooms.some((room) => conversationKey(room) === conversationKey(conversation.name))) {
         try {
-          await this.request({ type: "join", room: conversation.name });
+          await this.patient({ type: "join", room: conversation.name });
         } catch (error) {
-          this.info(`Could not rejoin ${conversation.name}: ${(error as Error).message}`, true);
+          this.info(`Could not rejoin ${conversation.name}: ${(error as Error).message}`, true, conversationKey(conversation.name));
         }
       }
     }
     for (const room of rooms) this.conversation(room);
-    if (!this.current && rooms.length > 0) this.current = conversationKey(rooms[0]);
+    if (first && this.account) await this.loadUnread();
+    if (!this.current && this.conversations.size > 0) this.current = conversationKey(this.ordered()[0].name);
     this.changed();
-    // What was said while away (or before the page opened).
+    // What was said while away (or before the page opened). One conversation that cannot be
+    // read (a guest who left) is said so in it, and the others go on.
     for (const conversation of [...this.conversations.values()]) {
-      const last = Math.max(0, ...conversation.seqs);
-      if (last > 0) {
-        const reply = await this.request({ type: "history", to: conversation.name, after: last, limit: 200 });
-        for (const message of reply.messages as Frame[]) this.addMessage(message);
-      } else {
-        await this.loadHistory(conversation.name);
+      try {
+        if (conversation.seqs.size > 0) {
+          await this.resume(conversation);
+        } else {
+          await this.loadHistory(conversation.name);
+        }
+      } catch (error) {
+        if (error instanceof RequestError && error.code === "not-connected") throw error;
+        this.info(`Could not fetch the messages of ${conversation.name}: ${(error as Error).message}`, true, conversationKey(conversation.name));
       }
       if (conversation.room) await this.loadMembers(conversation.name);
+    }
+    this.markRead();
+  }
+
+  // The server's read markers (accounts): unread counts for every conversation, at login.
+  private async loadUnread(): Promise<void> {
+    try {
+      const reply = await this.pages({ type: "unread" }, "conversations");
+      for (const entry of reply.conversations as { to: string; count: number; last_seq: number }[]) {
+        const conversation = this.conversation(entry.to);
+        conversation.unread = entry.count;
+        conversation.readSeq = entry.last_seq - entry.count;
+      }
+    } catch {
+      // Counts start at zero; live messages are still counted.
+    }
+  }
+
+  // Everything after the last message seen, page by page: no gap, and none twice.
+  private async resume(conversation: Conversation): Promise<void> {
+    for (;;) {
+      const after = lastSeq(conversation);
+      const reply = await this.patient({ type: "history", to: conversation.name, after, limit: 200 });
+      const messages = (reply.messages as Frame[]) ?? [];
+      this.addMessages(messages, true);
+      if (!reply.more || messages.length === 0) return;
     }
   }
 
   private onEvent(frame: Frame): void {
     switch (frame.type) {
       case "message":
-        this.addMessage(frame);
+        // Private messages kept for an account come as events at login: news, though history.
+        this.addMessages([frame], !frame.history || !String(frame.to).startsWith("#"), !frame.history);
         break;
       case "joined":
       case "left": {
@@ -228,6 +493,7 @@ export class Chat {
           const why = frame.reason ? ` (${String(frame.reason)} by ${String(frame.by)}${frame.message ? `: ${String(frame.message)}` : ""})` : "";
           this.info(`You left ${String(frame.room)}${why}.`, true, conversationKey(String(frame.room)));
         }
+        this.presenceChanged(nick, frame.type === "joined");
         if (room === undefined) break;
         const others = room.members.filter((member) => member !== nick);
         room.members = frame.type === "joined" ? [...others, nick].sort(compareNames) : others;
@@ -252,37 +518,131 @@ export class Chat {
     }
   }
 
-  private addMessage(frame: Frame): void {
-    const to = String(frame.to);
-    const sender = String(frame.sender);
-    const other = to.startsWith("#") ? to : conversationKey(sender) === conversationKey(this.nick) ? to : sender;
-    const conversation = this.conversation(other);
-    const seq = Number(frame.seq);
-    if (conversation.seqs.has(seq)) return;
-    conversation.seqs.add(seq);
-    const line: Line = { kind: "message", key: lineKey(), sender, text: String(frame.text), seq, ts: Number(frame.ts) };
-    // In seq order, whether it came live or from the record.
-    const lines = [...conversation.lines];
-    let at = lines.length;
-    while (at > 0) {
-      const before = lines[at - 1];
-      if (before.kind === "message" && before.seq < seq) break;
-      if (before.kind === "info" && !frame.history) break;
-      at -= 1;
+  // Someone came or went: a private conversation with them shows it.
+  private presenceChanged(nick: string, joined: boolean): void {
+    const conversation = this.conversations.get(conversationKey(nick));
+    if (conversation === undefined || conversation.room) return;
+    if (joined) {
+      conversation.presence = "online";
+    } else if (![...this.conversations.values()].some((c) => c.room && c.members.includes(nick))) {
+      // Gone from every room we share: whether still online, only the server knows.
+      void this.lookUp(nick);
     }
-    lines.splice(at, 0, line);
-    conversation.lines = lines;
-    if (!this.current) this.current = conversationKey(other);
+  }
+
+  private reading(conversation: Conversation): boolean {
+    return conversationKey(conversation.name) === this.current && !document.hidden && this.status.kind !== "closed";
+  }
+
+  // ``fresh``: news (live, or missed while away), counted unread when not being read.
+  // ``live``: as it happens: may notify.
+  private addMessages(frames: Frame[], fresh: boolean, live = false): void {
+    for (const frame of frames) {
+      const to = String(frame.to);
+      const sender = String(frame.sender);
+      const own = conversationKey(sender) === conversationKey(this.nick);
+      if (!own && this.ignored.has(conversationKey(sender))) continue;
+      const other = to.startsWith("#") ? to : own ? to : sender;
+      const conversation = this.conversation(other);
+      const seq = Number(frame.seq);
+      const msgId = String(frame.msg_id ?? "");
+      const seen = conversation.seqs.get(seq);
+      if (seen !== undefined) {
+        if (seen === msgId) continue;
+        // The same seq with another msg_id: a new conversation under the same name (the
+        // other side reconnected as a new guest). Count afresh.
+        conversation.seqs.clear();
+        conversation.readSeq = 0;
+      }
+      conversation.seqs.set(seq, msgId);
+      const text = String(frame.text);
+      const line: Line = { kind: "message", key: lineKey(), sender, text, seq, ts: Number(frame.ts), msgId };
+      const lines = conversation.lines.filter((l) => !(l.kind === "pending" && l.msgId === msgId && own));
+      // In seq order, whether it came live or from the record; waiting lines stay last.
+      let at = lines.length;
+      while (at > 0) {
+        const before = lines[at - 1];
+        if (before.kind === "message" && before.seq < seq) break;
+        if (before.kind === "info" && fresh) break;
+        at -= 1;
+      }
+      lines.splice(at, 0, line);
+      conversation.lines = lines;
+      if (fresh && !own && seq > conversation.readSeq) this.arrived(conversation, line, live);
+    }
+    if (!this.current && frames.length > 0) this.current = conversationKey(this.ordered()[0]?.name ?? "");
     this.changed();
+  }
+
+  // A message from someone else: unread unless being read; a notification when it matters.
+  private arrived(conversation: Conversation, line: Line & { kind: "message" }, live: boolean): void {
+    const named = !conversation.room || mentions(line.text, this.nick);
+    if (!conversation.room && live) conversation.presence = "online";
+    if (this.reading(conversation)) {
+      this.scheduleMark();
+    } else {
+      conversation.unread += 1;
+      if (named) conversation.mentions += 1;
+    }
+    const background = conversationKey(conversation.name) !== this.current;
+    if (live && (document.hidden || (named && background))) {
+      const where = conversation.room ? ` in ${conversation.name}` : " (private)";
+      const body = line.text.startsWith("/me ") ? `* ${line.sender} ${line.text.slice(4)}` : line.text;
+      notify(`${line.sender}${where}`, visible(body).slice(0, 200), conversationKey(conversation.name), () =>
+        this.show(conversation.name),
+      );
+    }
+  }
+
+  // After a page of history at login: how many of the unread messages name you.
+  private countMentions(conversation: Conversation): void {
+    if (conversation.unread === 0) return;
+    let named = 0;
+    for (const line of conversation.lines) {
+      if (line.kind !== "message" || line.seq <= conversation.readSeq) continue;
+      if (conversationKey(line.sender) === conversationKey(this.nick)) continue;
+      if (!conversation.room || mentions(line.text, this.nick)) named += 1;
+    }
+    conversation.mentions = Math.min(named, conversation.unread);
+  }
+
+  // The open conversation is read: counts to zero, and the server's marker moved (accounts).
+  markRead(): void {
+    const conversation = this.conversations.get(this.current);
+    if (conversation === undefined || !this.reading(conversation)) return;
+    if (conversation.unread || conversation.mentions) {
+      conversation.unread = 0;
+      conversation.mentions = 0;
+      this.changed();
+    }
+    // At once: a request sent after it (like /unread) then sees the marker moved.
+    window.clearTimeout(this.markTimer);
+    void this.sendMark();
+  }
+
+  // One `read` for a burst of messages, half a second after the last.
+  private scheduleMark(): void {
+    window.clearTimeout(this.markTimer);
+    this.markTimer = window.setTimeout(() => void this.sendMark(), 500);
+  }
+
+  private async sendMark(): Promise<void> {
+    const conversation = this.conversations.get(this.current);
+    if (conversation === undefined || !this.reading(conversation)) return;
+    const seq = lastSeq(conversation);
+    if (seq <= conversation.readSeq) return;
+    conversation.readSeq = seq;
+    if (!this.account || this.status.kind !== "open") return;
+    try {
+      await this.request({ type: "read", to: conversation.name, seq });
+    } catch {
+      // The marker moves with the next message read.
+    }
   }
 
   changed(): void {
     for (const listener of this.listeners) listener();
   }
-}
-
-export function compareNames(a: string, b: string): number {
-  return a.toLowerCase().localeCompare(b.toLowerCase());
 }
 
 export { RequestError };

@@ -1,6 +1,6 @@
 // The terminal client's slash commands (docs/commands.md) that map to protocol requests.
 
-import { Chat, Conversation, conversationKey } from "./chat";
+import { Chat, Conversation } from "./chat";
 import { WEB_COMMANDS } from "./web_commands";
 
 export type Command = { usage: string; help: string; run: (chat: Chat, args: string) => Promise<void> };
@@ -30,17 +30,37 @@ function currentRoom(chat: Chat, given: string): string {
   throw new Error("Name a room, like #general.");
 }
 
-function moderation(type: string, timed: boolean): Command {
-  const usage = timed ? `/${type} #room USER [SECONDS] [REASON]` : `/${type} #room USER`;
+// "30m", "2h", "1h30m", "7d", "1w" in seconds, as the terminal client reads them; null when
+// it is not one, or outside 1 s to ten years (the protocol's bound).
+const UNIT_SECONDS: Record<string, number> = { s: 1, m: 60, h: 3600, d: 86400, w: 7 * 86400 };
+const MAX_SECONDS = 10 * 365 * 86400;
+
+export function parseDuration(text: string): number | null {
+  if (text.length > 40 || !/^(?:[0-9]{1,9}[smhdw])+$/.test(text)) return null;
+  let seconds = 0;
+  for (const [, count, unit] of text.matchAll(/([0-9]{1,9})([smhdw])/g)) seconds += Number(count) * UNIT_SECONDS[unit];
+  return seconds >= 1 && seconds <= MAX_SECONDS ? seconds : null;
+}
+
+function moderation(type: string, help: string, options: { duration?: boolean; reason?: boolean }): Command {
+  const usage = `/${type} #room USER${options.duration ? " [DURATION]" : ""}${options.reason ? " [REASON]" : ""}`;
   return {
     usage,
-    help: `${type} USER in a room (operators and moderators)`,
+    help,
     run: async (chat, args) => {
       const [room, nick, ...rest] = args.trim().split(/\s+/);
       if (!room?.startsWith("#") || !nick) throw new Error(`Usage: ${usage}`);
       const frame: Record<string, unknown> = { type, room, nick };
-      if (timed && rest.length && /^\d+$/.test(rest[0])) frame.seconds = Number(rest.shift());
-      if (timed && type !== "mute" && rest.length) frame.reason = rest.join(" ");
+      // A word that starts with a digit is meant as a duration: a wrong one is refused, not
+      // taken as the reason's first word.
+      if (options.duration && rest.length && /^[0-9]/.test(rest[0])) {
+        const seconds = parseDuration(rest[0]);
+        if (seconds === null) throw new Error(`Usage: ${usage}; DURATION like 30m, 2h, 7d or 1h30m`);
+        frame.seconds = seconds;
+        rest.shift();
+      }
+      if (rest.length && !options.reason) throw new Error(`Usage: ${usage}`);
+      if (rest.length) frame.reason = rest.join(" ");
       await chat.request(frame as { type: string });
       chat.info(`Done: ${type} ${nick} in ${room}.`);
     },
@@ -76,7 +96,7 @@ export const COMMANDS: Record<string, Command> = {
     run: async (chat, args) => {
       const [to, text] = words(args, 2);
       if (!to || !text) throw new Error("Usage: /msg #room|USER MESSAGE");
-      await chat.send(to, text);
+      chat.send(to, text);
     },
   },
   pm: {
@@ -85,7 +105,7 @@ export const COMMANDS: Record<string, Command> = {
     run: async (chat, args) => {
       const [to, text] = words(args, 2);
       if (!to || !text || to.startsWith("#")) throw new Error("Usage: /pm USER MESSAGE");
-      await chat.send(to, text);
+      chat.send(to, text);
       chat.show(to);
     },
   },
@@ -108,7 +128,7 @@ export const COMMANDS: Record<string, Command> = {
     run: async (chat, args) => {
       const conversation = here(chat);
       if (!conversation || !args.trim()) throw new Error("Usage: /me ACTION");
-      await chat.send(conversation.name, `/me ${args.trim()}`);
+      chat.send(conversation.name, `/me ${args.trim()}`);
     },
   },
   rooms: {
@@ -149,13 +169,12 @@ export const COMMANDS: Record<string, Command> = {
     },
   },
   history: {
-    usage: "/history [N]",
-    help: "earlier messages in this conversation",
+    usage: "/history",
+    help: "earlier messages in this conversation (again: further back; or scroll up)",
     run: async (chat) => {
       const conversation = here(chat);
       if (!conversation) throw new Error("Open a conversation first.");
-      const first = Math.min(...conversation.seqs);
-      const count = await chat.loadHistory(conversation.name, Number.isFinite(first) ? first : undefined);
+      const count = await chat.loadOlder(conversation.name);
       if (count === 0) chat.info("No earlier messages.");
     },
   },
@@ -164,6 +183,7 @@ export const COMMANDS: Record<string, Command> = {
     help: "say you are away (alone: back)",
     run: async (chat, args) => {
       await chat.request({ type: "away", text: args.trim() });
+      chat.away = args.trim();
       chat.info(args.trim() ? `You are away: ${args.trim()}` : "You are back.");
     },
   },
@@ -190,25 +210,55 @@ export const COMMANDS: Record<string, Command> = {
       chat.info(list.length ? list.map((c) => `${c.to} (${c.count})`).join(", ") : "Nothing unread.");
     },
   },
-  kick: moderation("kick", true),
-  ban: moderation("ban", true),
-  unban: moderation("unban", false),
-  mute: moderation("mute", true),
-  unmute: moderation("unmute", false),
-  op: moderation("op", false),
+  kick: moderation("kick", "take USER out of a room (operators and moderators)", { reason: true }),
+  ban: moderation("ban", "keep USER out; DURATION like 30m, 2h, 7d (none: until /unban)", { duration: true, reason: true }),
+  unban: moderation("unban", "lift a ban", {}),
+  mute: moderation("mute", "USER may read but not write; DURATION like 30m (none: until /unmute)", { duration: true, reason: true }),
+  unmute: moderation("unmute", "lift a mute", {}),
+  op: moderation("op", "make the account USER an operator of the room (server moderators)", {}),
   close: {
     usage: "/close",
     help: "close this conversation (a room: leave it)",
     run: async (chat) => {
       const conversation = here(chat);
       if (!conversation) return;
-      if (conversation.room) {
-        await chat.part(conversation.name);
-      } else {
-        chat.conversations.delete(conversationKey(conversation.name));
-        chat.current = chat.conversations.keys().next().value ?? "";
-        chat.changed();
+      if (conversation.room) await chat.part(conversation.name);
+      else chat.forget(conversation.name);
+    },
+  },
+  win: {
+    usage: "/win N",
+    help: "show conversation N of the list (also /window; Alt+Up and Alt+Down step through them)",
+    run: async (chat, args) => {
+      const number = Number(args.trim());
+      const list = chat.ordered();
+      if (!Number.isInteger(number) || number < 1 || number > list.length) {
+        throw new Error(`Usage: /win N, with N from 1 to ${list.length}`);
       }
+      chat.show(list[number - 1].name);
+    },
+  },
+  ignore: {
+    usage: "/ignore [USER]",
+    help: "hide USER's messages in this browser (alone: the list)",
+    run: async (chat, args) => {
+      const nick = args.trim();
+      if (!nick) {
+        chat.info(chat.ignored.size ? `Ignored: ${[...chat.ignored].join(", ")}` : "You ignore nobody.");
+        return;
+      }
+      chat.ignore(nick, true);
+      chat.info(`Ignoring ${nick}: their messages are hidden in this browser (/unignore ${nick} to undo).`);
+    },
+  },
+  unignore: {
+    usage: "/unignore USER",
+    help: "show USER's messages again",
+    run: async (chat, args) => {
+      const nick = args.trim();
+      if (!nick) throw new Error("Usage: /unignore USER");
+      chat.ignore(nick, false);
+      chat.info(`${nick}'s messages show again (earlier ones: reopen the conversation).`);
     },
   },
   clear: {
@@ -221,6 +271,7 @@ export const COMMANDS: Record<string, Command> = {
       chat.changed();
     },
   },
+  window: { usage: "/window N", help: "the same as /win N", run: (chat, args) => COMMANDS.win.run(chat, args) },
   quit: { usage: "/quit", help: "leave", run: (chat) => chat.quit() },
   exit: { usage: "/exit", help: "leave", run: (chat) => chat.quit() },
   ...WEB_COMMANDS,
@@ -253,5 +304,7 @@ export async function runLine(chat: Chat, line: string): Promise<void> {
   }
   const conversation = here(chat);
   if (!conversation) throw new Error("Join a room first: /join #room");
-  await chat.send(conversation.name, line.startsWith("//") ? line.slice(1) : line);
+  // Spaces at the end (a completion leaves one) are not part of the message.
+  const text = line.trimEnd();
+  chat.send(conversation.name, text.startsWith("//") ? text.slice(1) : text);
 }

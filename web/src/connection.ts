@@ -84,9 +84,12 @@ export class Connection {
           this.onStatus({ kind: "open" });
         },
         (error: unknown) => {
-          if (error instanceof RequestError && error.code !== "not-connected") {
-            this.stop(error.message);
+          if (!(error instanceof RequestError) || error.code === "not-connected") return;
+          if (error.code === "retry") {
+            socket.close(); // the next attempt comes after the usual wait
+            return;
           }
+          this.stop(error.message);
         },
       );
     };
