@@ -17,7 +17,7 @@ import pytest
 
 from parley.config import ConfigError, ServerConfig, public_origin
 from parley.server.app import ParleyServer
-from parley.server.web import SECURITY_HEADERS
+from parley.server.web import HSTS, SECURITY_HEADERS
 from parley.tls import ensure_certificate, file_fingerprint, fingerprint
 from support import TIMEOUT_SECONDS, RawClient, insecure_context, raw_user
 
@@ -180,6 +180,21 @@ async def test_every_response_has_the_security_headers(
     async with http.get(_url(server, "/ws"), headers={"Origin": "https://evil.example"}) as bad:
         assert bad.status == 403
         assert bad.headers["X-Content-Type-Options"] == "nosniff"
+
+
+async def test_hsts_only_with_a_certificate_the_operator_gave(
+    server: ParleyServer, web_config: ServerConfig, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    async with http.get(_url(server, "/")) as page:
+        assert "Strict-Transport-Security" not in page.headers  # the server's self-signed one
+    cert, key = ensure_certificate(tmp_path / "given", ["127.0.0.1"])
+    given = dataclasses.replace(
+        web_config, data_dir=tmp_path / "other-data", cert_file=cert, key_file=key
+    )
+    async with ParleyServer(given) as served:
+        for path in ("/", "/nothing-here"):
+            async with http.get(_url(served, path)) as response:
+                assert response.headers["Strict-Transport-Security"] == HSTS, path
 
 
 async def _burst(send: Any, read: Any, count: int) -> list[str]:

@@ -383,7 +383,7 @@ class ParleyServer:
         """Serve the web client and its WebSocket on ``host``:``port`` (web_port)."""
         public = self.config.web_public_url
         assert self._transfers is not None
-        web = WebListener(context, self._transfers)
+        web = WebListener(context, self._transfers, hsts=self.config.cert_file is not None)
         # Its own context: a reloaded certificate is loaded into it in place.
         assert self.cert_file is not None
         assert self.key_file is not None

@@ -47,6 +47,10 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Content-Type-Options": "nosniff",
 }
+# With a certificate the operator gave (cert_file): browsers keep to HTTPS for a year. Never
+# with the self-signed one the server makes, which a browser only takes after a click-through
+# that HSTS would forbid.
+HSTS = "max-age=31536000"
 # A browser that stops answering pings for this long is gone.
 _HEARTBEAT_SECONDS = 30.0
 _SHUTDOWN_SECONDS = 1.0
@@ -182,25 +186,25 @@ class WebSocketTransport(asyncio.Transport):
         return default
 
 
-async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    # On every response prepared: pages, files, errors and WebSocket upgrades alike.
-    for name, value in SECURITY_HEADERS.items():
-        response.headers.setdefault(name, value)
-
-
 class WebListener:
     """Serves the web client and its WebSocket; see :meth:`start` and :meth:`stop`."""
 
     def __init__(
-        self, context: ServerContext, transfers: TransferServer, static: Path | None = None
+        self,
+        context: ServerContext,
+        transfers: TransferServer,
+        static: Path | None = None,
+        *,
+        hsts: bool = False,
     ) -> None:
         self._context = context
         self._static = static or static_dir()
+        self._hsts = hsts
         self._origin = ""
         self._sockets: set[web.WebSocketResponse] = set()
         # Bodies read whole are small (a login's JSON); file uploads are streamed.
         app = web.Application(client_max_size=MAX_BODY_BYTES)
-        app.on_response_prepare.append(_add_security_headers)
+        app.on_response_prepare.append(self._add_security_headers)
         app.router.add_get("/ws", self._websocket)
         WebFiles(
             context.files, transfers, context.limits, context.metrics, lambda: self._origin
@@ -247,6 +251,15 @@ class WebListener:
             shown = f"[{host}]" if ":" in host else host
             origin = f"https://{shown}" if self.port == 443 else f"https://{shown}:{self.port}"
         self._origin = origin
+
+    async def _add_security_headers(
+        self, request: web.Request, response: web.StreamResponse
+    ) -> None:
+        # On every response prepared: pages, files, errors and WebSocket upgrades alike.
+        for name, value in SECURITY_HEADERS.items():
+            response.headers.setdefault(name, value)
+        if self._hsts:
+            response.headers.setdefault("Strict-Transport-Security", HSTS)
 
     def refuse_new(self) -> None:
         """Shutdown has begun: no new chat connections (503); the open ones are let finish."""
