@@ -181,3 +181,21 @@ async def test_a_guest_is_not_the_account_it_is_named_like(server: ParleyServer)
     assert (await other.history("Bob")).messages == []
     await alice.close()
     await other.close()
+
+
+async def test_the_owner_logging_in_twice_is_told_it_is_their_own_session(
+    server: ParleyServer,
+) -> None:
+    alice = await _account(server, "Alice")
+    second = await ChatClient.connect("127.0.0.1", server.port, pins=None)
+    try:
+        with pytest.raises(RequestRefused) as refused:
+            await second.login("Alice", password=PASSWORD)
+        assert refused.value.code == "nick-taken"
+        assert "Alice is already logged in on another connection" in refused.value.message
+        with pytest.raises(RequestRefused) as stranger:
+            await second.login("ALICE", password="wrong password")
+        assert stranger.value.code == "auth-failed"
+    finally:
+        await second.close()
+        await alice.close()

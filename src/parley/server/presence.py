@@ -100,6 +100,14 @@ class Presence:
         """
         key = peer.nick_key
         skeleton = name_skeleton(peer.nick)
+        holder = self._users.get(key)
+        if holder is not None and peer.account and holder.principal == peer.principal:
+            # The owner, with the right password: not someone else's name, their own session.
+            raise PeerError(
+                ErrorCode.NICK_TAKEN,
+                f"{peer.nick} is already logged in on another connection (one per account): "
+                "/exit there, or wait for that connection to end, then log in again.",
+            )
         if key in self._users or key in self._claimed_names:
             raise PeerError(ErrorCode.NICK_TAKEN, f"The nickname {peer.nick} is already taken.")
         if skeleton in self._look_alikes:
