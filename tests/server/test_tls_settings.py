@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import ssl
 from pathlib import Path
@@ -75,14 +76,23 @@ async def test_nodes_given_one_certificate_all_present_it(tmp_path: Path) -> Non
             )
             der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
             seen.append(hashlib.sha256(der).hexdigest())
-            writer.close()
+            await _closed(writer)
             assert server.files is not None
             _, writer = await asyncio.open_connection(
                 "127.0.0.1", server.files.port, ssl=insecure_context()
             )
             der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
             seen.append(hashlib.sha256(der).hexdigest())
-            writer.close()
+            await _closed(writer)
         assert not (tmp_path / node / "cert.pem").exists()
         assert not (tmp_path / node / "key.pem").exists()
     assert len(set(seen)) == 1
+
+
+async def _closed(writer: asyncio.StreamWriter) -> None:
+    """Closed, and the server has seen it, before the server stops: a connection still open
+    on its side when it stops would be left to the garbage collector.
+    """
+    writer.close()
+    with contextlib.suppress(ssl.SSLError, ConnectionError):
+        await writer.wait_closed()
