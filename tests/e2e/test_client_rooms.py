@@ -84,6 +84,8 @@ async def test_two_users_in_a_room(lab: Lab) -> None:
         status, output, _ = await client.finish()
         assert status == 0
         assert "Traceback" not in output
+    # The line client has no windows: /help does not offer their commands and keys.
+    assert "show window N" not in output and "empty the window" not in output
 
 
 async def test_history_after_joining_then_paging_back(lab: Lab, tmp_path: Path) -> None:

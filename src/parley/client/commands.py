@@ -178,16 +178,18 @@ class Command:
     summary: str
     run: Handler
     aliases: tuple[str, ...] = ()
+    # Only a front end with windows (full screen, desktop) does it: not listed in the line client.
+    windows: bool = False
 
 
 COMMANDS: dict[str, Command] = {}
 
 
 def command(
-    name: str, usage: str, summary: str, aliases: tuple[str, ...] = ()
+    name: str, usage: str, summary: str, aliases: tuple[str, ...] = (), windows: bool = False
 ) -> Callable[[Handler], Handler]:
     def register(run: Handler) -> Handler:
-        entry = Command(name, usage, summary, run, aliases)
+        entry = Command(name, usage, summary, run, aliases, windows)
         for key in (name, *aliases):
             COMMANDS[key] = entry
         return run
@@ -492,7 +494,9 @@ async def close(chat: Chat, args: str) -> bool:
     return True
 
 
-@command("win", "/win N", "show window N (also Alt+N, Ctrl+N, Ctrl+P)", aliases=("window",))
+@command(
+    "win", "/win N", "show window N (also Alt+N, Ctrl+N, Ctrl+P)", aliases=("window",), windows=True
+)
 async def window(chat: Chat, args: str) -> bool:
     if chat.screen is None:
         chat.out(_NO_WINDOWS)
@@ -505,7 +509,7 @@ async def window(chat: Chat, args: str) -> bool:
     return True
 
 
-@command("clear", "/clear", "empty the window in view")
+@command("clear", "/clear", "empty the window in view", windows=True)
 async def clear(chat: Chat, args: str) -> bool:
     if chat.screen is None:
         chat.out(_NO_WINDOWS)
@@ -913,7 +917,11 @@ async def show_help(chat: Chat, args: str) -> bool:
         chat.out(f"{entry.usage}: {entry.summary}.{also}")
         return True
     chat.out("Commands:")
-    entries = [entry for name, entry in COMMANDS.items() if name == entry.name]
+    entries = [
+        entry
+        for name, entry in COMMANDS.items()
+        if name == entry.name and (chat.screen is not None or not entry.windows)
+    ]
     width = max(len(entry.usage) for entry in entries)
     for entry in entries:
         also = f" (or /{', /'.join(entry.aliases)})" if entry.aliases else ""
