@@ -42,7 +42,7 @@ from parley.protocol.names import (
     normalize_room,
     room_key,
 )
-from parley.protocol.text import ACTION_PREFIX, for_terminal
+from parley.protocol.text import ACTION_PREFIX, check_message_text, for_terminal
 
 Output = Callable[[str], None]
 # Asks for a line that must not be shown or kept (a password); None at end of input.
@@ -941,6 +941,25 @@ def _suggest(name: str) -> str:
 @command("exit", "/exit", "leave the chat", aliases=("quit",))
 async def leave(chat: Chat, args: str) -> bool:
     return False
+
+
+def unsendable(line: str) -> str | None:
+    """Why a typed message line (not a command) would be refused, to say so while the line is
+    still in the input field (nothing typed is lost); None when it can be sent.
+    """
+    if line.startswith("/") and not line.startswith("//"):
+        return None
+    text = line[1:] if line.startswith("//") else line
+    if len(text) > limits.MAX_TEXT_CHARS:
+        return (
+            f"A message is at most {limits.MAX_TEXT_CHARS:,} characters, and this one has "
+            f"{len(text):,}."
+        )
+    try:
+        check_message_text(text)
+    except PeerError as refused:
+        return refused.detail
+    return None
 
 
 async def execute(chat: Chat, line: str) -> bool:
