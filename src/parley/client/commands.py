@@ -334,7 +334,13 @@ async def history(chat: Chat, args: str) -> bool:
     if before != 1:
         page = await chat.client.history(room, before=before, limit=count)
     if page is None or not page.messages:
-        chat.out(f"No earlier messages in {for_terminal(room)}.")
+        if before is None:
+            chat.out(f"No messages in {for_terminal(room)} yet.")
+        else:
+            chat.out(
+                f"No earlier messages in {for_terminal(room)}: its history starts with the "
+                "first one shown."
+            )
         return True
     for entry in page.messages:
         line = describe(entry, chat.client.nick)
