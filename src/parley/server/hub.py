@@ -145,6 +145,8 @@ class Hub:
             ordered=bus.ordered,
         )
         self._rooms.sequencer = self._sequencer
+        # Summaries of a big room's joins and parts are this node's own: its members, its count.
+        self._rooms.deliver_here = self._delivery.deliver
         bus.subscribe(self._sequencer.deliver)
         bus.on_event(self._on_event)
         bus.on_link(self._on_link)

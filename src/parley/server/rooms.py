@@ -75,6 +75,11 @@ class LiveRoom:
     operators: set[str] = dataclasses.field(default_factory=set)
     # Principal id -> end of the mute in ms since the epoch (None: until lifted).
     muted: dict[str, int | None] = dataclasses.field(default_factory=dict)
+    # In a room past room_announce_limit: joins and parts since the last ``members`` summary,
+    # and whether that summary is scheduled.
+    joined_since: int = 0
+    left_since: int = 0
+    summary_due: bool = False
 
     def is_muted(self, key: str, now_ms: int) -> bool:
         if key not in self.muted:
