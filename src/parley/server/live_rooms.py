@@ -258,7 +258,7 @@ class LiveRooms:
 
     def enter(self, peer: Peer, room: LiveRoom) -> None:
         room.members[peer] = peer.write
-        peer.rooms.add(room.key)
+        peer.rooms = (*peer.rooms, room.key)
         joined = encode(Joined(room=room.name, nick=peer.nick))
         if self.quiet(len(room.members)):
             # The joiner alone hears of it at once (its client opens the room); the others
@@ -276,7 +276,7 @@ class LiveRooms:
         members_before = len(room.members)
         if room.members.pop(peer, None) is None:
             return
-        peer.rooms.discard(room.key)
+        peer.rooms = tuple(key for key in peer.rooms if key != room.key)
         # The one who left sees it too: its client knows it is out.
         peer.write(encode(left))
         if left.reason or not self.quiet(members_before):
