@@ -206,7 +206,7 @@ class Hub:
         for key in [general, *sorted(key for key in operator_of if key != general)]:
             room = await self._rooms.load(key)
             if room is not None:
-                await self._rooms.load_mute(peer, room)
+                await self._rooms.load_mute(peer, room, logging_in=True)
                 await self._sequencer.catch_up(key, None)
                 rooms.append(room)
         # Private messages published while what was missed is read are held, then sent after
