@@ -123,7 +123,12 @@ async def test_past_the_limit_members_get_a_summary_and_nothing_per_join(
         if not (after := page.get("next", "")):
             break
     assert sorted(names) == sorted(["Watcher", "Early0", "Early1", "Late2", "Late3"])
-    await _close_all([watcher, *early, *late])
+    # The first page is kept a second at most: a newcomer is listed after that.
+    first = await raw_user(server.port, "Aaron")
+    await asyncio.sleep(1.1)
+    page = await watcher.request("who", room="#general", limit=2)
+    assert page["users"] == ["Aaron", "Early0"] and page["total"] == 6
+    await _close_all([watcher, *early, *late, first])
 
 
 async def test_a_kick_in_a_big_room_is_still_announced_to_everyone(server: ParleyServer) -> None:

@@ -37,6 +37,9 @@ from parley.server.rooms import LiveRoom, Peer, Write
 from parley.server.sequencer import Sequencer
 from parley.storage import Role, Room, SanctionKind, Storage
 
+# How long the first page of a big room's ``who`` is kept (docs/protocol.md, "Big rooms").
+FIRST_PAGE_SECONDS = 1.0
+
 
 def guest_sanction_key(nick: str) -> str:
     """What a sanction of a guest by the nickname ``nick`` is stored under. A guest is a new
@@ -257,8 +260,21 @@ class LiveRooms:
         if room is None:
             raise PeerError(ErrorCode.NO_SUCH_ROOM, f"Nobody is in {raw_name}.")
         members = room.members
+        now = self._clock.monotonic()
+        kept = room.first_page
+        if (
+            not after
+            and kept is not None
+            and kept[1] == limit
+            and now - kept[0] < FIRST_PAGE_SECONDS
+        ):
+            # Everyone coming into a big room asks for its first page: one walk of the
+            # members a second serves them all, not one each.
+            return kept[2], kept[3], len(members)
         pairs = ((member.nick_key, member.nick) for member in members)
         page, following = name_page(pairs, after, limit)
+        if not after and self.quiet(len(members)):
+            room.first_page = (now, limit, page, following)
         return page, following, len(members)
 
     def enter(self, peer: Peer, room: LiveRoom) -> None:

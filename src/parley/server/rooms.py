@@ -81,6 +81,8 @@ class LiveRoom:
     joined_since: int = 0
     left_since: int = 0
     summary_due: bool = False
+    # The first page of ``who`` in a big room, kept a second: (when, limit, names, next).
+    first_page: tuple[float, int, list[str], str] | None = None
 
     def is_muted(self, key: str, now_ms: int) -> bool:
         if key not in self.muted:
