@@ -63,8 +63,8 @@ FAIRNESS = [
     "An idle IRC connection has registered (001-005, user statistics, MOTD) and joined nothing; "
     "an idle Parley connection has logged in with a nickname, as the product does, which joins "
     "#general and is announced to its members (one by one up to room_announce_limit, 300 as "
-    "shipped; past it in a members summary every 2 s). ngIRCd walks its list of all clients to register "
-    "one (nickname search, user counts), so its CPU per registration grows with N.",
+    "shipped; past it in a members summary every 2 s). ngIRCd walks its list of all clients "
+    "to register one (nickname search, user counts), so its CPU per registration grows with N.",
 ]
 
 

@@ -67,7 +67,13 @@ class DeadlineQueue:
             self._queue = collections.deque(d for d in self._queue if d.callback is not None)
             self._cancelled = 0
 
-    def _expire(self) -> None:
+    def expire_all(self) -> None:
+        """Call every pending callback now, in order (what they guard is ending)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._expire(everything=True)
+
+    def _expire(self, everything: bool = False) -> None:
         self._timer = None
         now = self._loop.time()
         while self._queue:
@@ -75,7 +81,7 @@ class DeadlineQueue:
             if head.callback is None:
                 self._queue.popleft()
                 self._cancelled -= 1
-            elif head.when <= now:
+            elif everything or head.when <= now:
                 self._queue.popleft()
                 callback, head.callback = head.callback, None
                 try:
