@@ -151,18 +151,18 @@ async def test_a_wrong_password_from_a_pipe_ends_the_client(lab: Lab) -> None:
     assert "message" not in seen
 
 
-async def test_a_server_without_guests_sends_people_back_to_the_nickname(
-    lab: Lab, tmp_path: Path
-) -> None:
+async def test_from_a_pipe_a_refused_nickname_ends_the_client(lab: Lab, tmp_path: Path) -> None:
+    # The script's next line is a message: it must not become a nickname, nor be sent as one.
     config = tmp_path / "server.toml"
     config.write_text("allow_guests = false\n")
     await lab.start_server("--config", str(config))
     client = await lab.client("guest", "--nick", "Guest")
     await client.expect(r"This server requires an account: log in with a registered ")
-    client.end_input()
-    status, output, _ = await client.finish()
-    assert status == 0
-    assert output.endswith("Enter your nickname: ")
+    client.type("my first message")
+    status, output, err = await client.finish()
+    assert status == 4
+    assert "requires an account" in err and "Not logged in." in err
+    assert "Enter your nickname" not in output and "Welcome" not in output
 
 
 async def test_registering_checks_the_password_before_sending_it(lab: Lab) -> None:

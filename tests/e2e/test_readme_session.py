@@ -34,14 +34,16 @@ async def test_three_users_chat_as_in_the_readme(tmp_path: Path) -> None:
         await alice.expect("carol has joined the chat!$")
         await bob.expect("carol has joined the chat!$")
 
-        # A nickname that differs only in case is taken; the client asks again.
+        # A nickname that differs only in case is taken. From a pipe the client stops there
+        # (status 4): the script's next line is a message, not another nickname.
         dave = await start_client(tmp_path, port)
         clients.append(dave)
         dave.type("ALICE")
+        dave.type("hello everyone")
         await dave.expect("Enter your nickname: ALICE$")
         await dave.expect("The nickname ALICE is already taken.$")
-        dave.end_input()
-        assert (await dave.finish())[0] == 0
+        status, output, _ = await dave.finish()
+        assert status == 4 and "Welcome" not in output
 
         bob.type("Hi Alice!")
         await alice.expect("Bob: Hi Alice!$")

@@ -414,7 +414,8 @@ async def _resume(chat: Chat, connect: Connect, lost: Disconnected) -> bool:
 
 async def _log_in(chat: Chat, lines: Lines, nick: str | None) -> bool:
     """Ask for a nickname (and its password, when it is registered and no saved login works)
-    until the server takes one. False when input ends first.
+    until the server takes one. False when input ends first. Raises NotLoggedIn when going on
+    could put a secret or a script's message where a nickname goes (see _log_in_as).
     """
     while True:
         if nick is None:
@@ -431,8 +432,15 @@ async def _log_in_as(chat: Chat, lines: Lines, nick: str) -> bool | None:
     """Log in as ``nick``: with the saved token if there is one, else as a guest, and with a
     password if the server asks for one. True when logged in, False when input ended, None to
     ask for another nickname.
+
+    The nickname prompt shows what is typed, so once a password was asked for it comes back
+    only when the user leaves the password empty on a terminal: after a refused password
+    (three wrong, throttled, ...) the client stops, as ssh does, rather than echo a next
+    attempt as a nickname and send it as a guest's name or message. From a pipe, any refusal
+    stops it: the script's next line is a message, not another nickname.
     """
     client, sessions, server = chat.client, chat.sessions, chat.client.identity.server
+    piped = isinstance(lines, PipeLines)
     token = sessions.token(server, nick) if sessions is not None else None
     try:
         await client.login(nick, token=token)
@@ -442,30 +450,30 @@ async def _log_in_as(chat: Chat, lines: Lines, nick: str) -> bool | None:
         if refusal.code == ErrorCode.SESSION_EXPIRED:
             chat.forget_token(nick)
         if refusal.code not in (ErrorCode.PASSWORD_REQUIRED, ErrorCode.SESSION_EXPIRED):
+            if piped:
+                raise NotLoggedIn(for_terminal(refusal.message)) from None
             return None
+    if not piped:
+        lines.write("(Leave the password empty to choose another nickname.)")
     # From a pipe there is one answer: a second one would be the script's next message.
-    tries = 1 if isinstance(lines, PipeLines) else PASSWORD_TRIES
-    for _ in range(tries):
+    for _ in range(1 if piped else PASSWORD_TRIES):
         password = await lines.read_secret(PASSWORD_PROMPT)
         if password is None:
             return False
         if not password:
-            lines.write(ErrorCode.PASSWORD_REQUIRED.text)
-            continue
+            if piped:
+                raise NotLoggedIn(ErrorCode.PASSWORD_REQUIRED.text)
+            return None
         try:
             ok = await client.login(nick, password=password)
         except RequestRefused as refusal:
             lines.write(for_terminal(refusal.message))
             if refusal.code != ErrorCode.AUTH_FAILED:
-                if isinstance(lines, PipeLines):
-                    raise NotLoggedIn(for_terminal(refusal.message)) from None
-                return None  # throttled, or not an account after all: start again
+                raise NotLoggedIn(for_terminal(refusal.message)) from None
             continue
         chat.save_token(ok.token)
         return True
-    if isinstance(lines, PipeLines):
-        raise NotLoggedIn(f"The password for {for_terminal(nick)} was refused.")
-    return None
+    raise NotLoggedIn(f"The password for {for_terminal(nick)} was refused.")
 
 
 async def _greet_account(chat: Chat) -> None:
