@@ -24,6 +24,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from e2e.processes import TIMEOUT_SECONDS, Process, environment
+from parley.tls import ensure_certificate
 from postgres_support import POSTGRES_URL
 from support import RawClient
 
@@ -37,6 +38,14 @@ NODE_SETTINGS = (
     "request_burst_per_principal = 1000000\nrequest_rate_per_principal = 1000000.0\n"
     "shutdown_grace_seconds = 3.0\n"
 )
+
+
+def shared_certificate(root: Path) -> list[str]:
+    """``--cert`` and ``--key`` of one certificate for every node of a cluster (a node with a
+    bus refuses to start without one).
+    """
+    cert_file, key_file = ensure_certificate(root / "certificate")
+    return ["--cert", str(cert_file), "--key", str(key_file)]
 
 
 async def require_redis(url: str) -> None:
@@ -108,6 +117,7 @@ class Cluster:
         self.clients: list[RawClient] = []
         self.settings = root / "cluster.toml"
         self.settings.write_text(NODE_SETTINGS)
+        self.certificate = shared_certificate(root)
 
     async def start_node(self, name: str, *args: str) -> Node:
         home = self.root / name
@@ -115,7 +125,8 @@ class Cluster:
         process = await Process.start(
             "server.py", "--port", "0", "--data-dir", str(home / "data"),
             "--config", str(self.settings), "--database", self.database, "--bus", self.bus,
-            "--log-file", str(home / "server.log"), *args, env=environment(home),
+            "--log-file", str(home / "server.log"), *self.certificate, *args,
+            env=environment(home),
         )  # fmt: skip
         match = await process.expect(r"Server is running on 127\.0\.0\.1:(\d+)\.\.\.$")
         await process.expect(r"Bus: Redis ")

@@ -156,6 +156,11 @@ class ParleyServer:
                 f"{given} was given without {missing}: give both (the certificate and its "
                 "private key), or neither to use a self-signed pair made in the data dir."
             )
+        if config.bus is not None:
+            if self._given_storage is None:
+                _require_shared_database(config)
+            # Before a self-signed pair is made: a node of a cluster must not make one.
+            _require_shared_certificate(config)
         if config.cert_file is not None and config.key_file is not None:
             cert_file, key_file = config.cert_file, config.key_file
         else:
@@ -164,8 +169,6 @@ class ParleyServer:
         self._ssl_context = ssl_context
         self.cert_file, self.key_file = cert_file, key_file
         self.fingerprint = file_fingerprint(cert_file)
-        if config.bus is not None and self._given_storage is None:
-            _require_shared_database(config)
         # The bus first: a node that cannot reach the others touches nothing.
         bus, directory = self._open_bus()
         await bus.start()
@@ -523,6 +526,20 @@ def _require_shared_database(config: ServerConfig) -> None:
             "is SQLite, which only one process can serve: set the database (--database, "
             "PARLEY_DATABASE or database in the settings file) to the PostgreSQL database all "
             "the nodes share, postgresql://USER@HOST/DB, or unset the bus to run one process."
+        )
+
+
+def _require_shared_certificate(config: ServerConfig) -> None:
+    """Nodes of a cluster present one certificate. Raises StartupRefused otherwise."""
+    if config.cert_file is None:
+        raise StartupRefused(
+            "The bus is set (--bus, PARLEY_BUS or bus in the settings file), but no certificate "
+            "is (cert_file and key_file in the settings file, --cert and --key, or "
+            "PARLEY_CERT_FILE and PARLEY_KEY_FILE): each node would make a self-signed one of "
+            "its own, and clients that trusted one node's would be told the certificate "
+            "changed whenever the load balancer sends them to another. Give every node the "
+            "same certificate and key (made with openssl, see docs/admin.md, Certificates; or "
+            "from your CA), or unset the bus to run one process."
         )
 
 
