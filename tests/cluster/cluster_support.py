@@ -106,6 +106,95 @@ class Node:
         return True
 
 
+# HAProxy's address towards the nodes: the one they trust for PROXY headers. Clients of the
+# tests connect from 127.0.0.1, so one that goes straight to a node is itself, never trusted.
+BALANCER_SOURCE = "127.0.0.9"
+
+
+def haproxy_binary() -> str:
+    found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
+    if not found:
+        pytest.fail("HAProxy is required for the cluster tests: apt-get install haproxy")
+    return found
+
+
+class Balancer:
+    """HAProxy (Debian's package) in TCP mode before the nodes' chat ports, telling each node
+    the client's address with a PROXY v2 header, checking the nodes every 200 ms. A node that
+    refuses a connection (stopped, or restarting) is skipped: the connection goes to another.
+    """
+
+    def __init__(self, root: Path, nodes: dict[str, int]) -> None:
+        self.root = root
+        self.nodes = nodes
+        self.port = spare_port()
+        self.process: asyncio.subprocess.Process | None = None
+
+    def config(self) -> str:
+        servers = "\n".join(
+            f"    server {name} 127.0.0.1:{port}" for name, port in self.nodes.items()
+        )
+        return f"""
+global
+    maxconn 1024
+
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 300s
+    timeout server 300s
+    retries 3
+    option redispatch
+
+frontend chat
+    bind 127.0.0.1:{self.port}
+    default_backend nodes
+
+backend nodes
+    balance roundrobin
+    default-server send-proxy-v2 source {BALANCER_SOURCE} check inter 200ms fall 1 rise 2
+{servers}
+"""
+
+    async def start(self) -> None:
+        binary = haproxy_binary()
+        path = self.root / "haproxy.cfg"
+        path.write_text(self.config())
+        check = await asyncio.create_subprocess_exec(
+            binary, "-c", "-f", str(path),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        output, _ = await asyncio.wait_for(check.communicate(), TIMEOUT_SECONDS)
+        assert check.returncode == 0, f"haproxy -c: {output.decode()}"
+        self.process = await asyncio.create_subprocess_exec(
+            binary, "-db", "-f", str(path),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TIMEOUT_SECONDS
+        while True:
+            assert self.process.returncode is None, "HAProxy exited while starting"
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                assert loop.time() < deadline, f"HAProxy did not listen on {self.port}"
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
+
+    async def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), TIMEOUT_SECONDS)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
+
 class Cluster:
     """Nodes of one test: started with :meth:`start_node`, all stopped by :meth:`stop`."""
 
@@ -118,12 +207,41 @@ class Cluster:
         self.settings = root / "cluster.toml"
         self.settings.write_text(NODE_SETTINGS)
         self.certificate = shared_certificate(root)
+        # Chat ports of nodes behind the balancer, kept across restarts.
+        self.ports: dict[str, int] = {}
+        self.balancer: Balancer | None = None
+
+    def balance(self, *names: str) -> Balancer:
+        """Put the nodes ``names`` (not started yet) behind HAProxy, started by
+        :meth:`start_balancer`: each gets a chat port of its own and trusts the balancer.
+        """
+        self.ports = {name: spare_port() for name in names}
+        # Any free file port: the chat port + 1 may be taken.
+        self.settings.write_text(
+            NODE_SETTINGS + f'proxy_protocol_from = ["{BALANCER_SOURCE}/32"]\nfiles_port = 0\n'
+        )
+        self.balancer = Balancer(self.root, self.ports)
+        return self.balancer
+
+    async def start_balancer(self) -> Balancer:
+        assert self.balancer is not None, "balance() first"
+        await self.balancer.start()
+        return self.balancer
+
+    def node_of(self, nick: str) -> Node:
+        """The running node ``nick`` logged in on last (from the nodes' logs)."""
+        found = [
+            node for node in self.nodes.values() if node.running and f") is {nick}\n" in node.log()
+        ]
+        assert len(found) == 1, f"{nick} is on {[node.name for node in found]}"
+        return found[0]
 
     async def start_node(self, name: str, *args: str) -> Node:
         home = self.root / name
         home.mkdir(parents=True, exist_ok=True)
+        port = self.ports.get(name, 0)
         process = await Process.start(
-            "server.py", "--port", "0", "--data-dir", str(home / "data"),
+            "server.py", "--port", str(port), "--data-dir", str(home / "data"),
             "--config", str(self.settings), "--database", self.database, "--bus", self.bus,
             "--log-file", str(home / "server.log"), *self.certificate, *args,
             env=environment(home),
@@ -156,6 +274,8 @@ class Cluster:
         its output can be shown).
         """
         outputs: dict[str, str] = {}
+        if self.balancer is not None:
+            await self.balancer.stop()
         for node in self.nodes.values():
             if node.running:
                 with contextlib.suppress(ProcessLookupError):
