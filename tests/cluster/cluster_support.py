@@ -24,6 +24,12 @@ import pytest
 import redis.asyncio as aioredis
 
 from e2e.processes import TIMEOUT_SECONDS, Process, environment
+from parley.client.conversations import Conversations
+from parley.client.core import ChatClient, ConnectionLost, Disconnected
+from parley.client.pins import PinStore
+from parley.client.reconnect import Attempt, Backoff, reconnect
+from parley.protocol.errors import ErrorCode, RequestRefused
+from parley.protocol.messages import GoingAway, Message
 from parley.tls import ensure_certificate
 from postgres_support import POSTGRES_URL
 from support import RawClient
@@ -263,6 +269,23 @@ class Cluster:
         self.clients.append(client)
         return client
 
+    async def restart(self, name: str) -> str:
+        """Stop node ``name`` as an operator would (SIGTERM), wait for it to exit 0, and start
+        it again on the same port; returns what it printed.
+        """
+        node = self.nodes[name]
+        node.process.signal(signal.SIGTERM)
+        # Its drain (up to shutdown_drain_seconds) comes before the usual shutdown.
+        exited = await node.exited(2 * TIMEOUT_SECONDS)
+        if not exited:
+            node.process.kill()
+        status, out, err = await node.process.finish()
+        node.running = False
+        assert exited, f"node {name} did not stop on SIGTERM: {out}{err}"
+        assert status == 0, f"node {name} exited with {status}: {out}{err}"
+        await self.start_node(name)
+        return out + err
+
     def kill(self, name: str) -> None:
         node = self.nodes[name]
         node.process.signal(signal.SIGKILL)
@@ -382,3 +405,87 @@ async def room_messages(client: RawClient, room: str, count: int) -> list[dict[s
         if frame["type"] == "message" and frame["to"] == room and not frame.get("history"):
             found.append(frame)
     return found
+
+
+# Reconnecting as the terminal and desktop clients do, sooner: the tests wait for it.
+QUICK = Backoff(first_seconds=0.2, most_seconds=2.0)
+# Refusals a send meets while its node stops: sent again, under its msg_id, once reconnected.
+_SEND_AGAIN = {ErrorCode.UNAVAILABLE, ErrorCode.SERVER_SHUTDOWN}
+
+
+class Member:
+    """A user of :class:`Balanced`: its connection of the moment, replaced as it reconnects."""
+
+    def __init__(self, client: ChatClient) -> None:
+        self.client = client
+
+    async def send(self, room: str, text: str) -> int:
+        """Send ``text`` (msg_id = text) until acknowledged, through reconnections: its seq."""
+        while True:
+            client = self.client
+            try:
+                return (await client.send(room, text, msg_id=text)).seq
+            except ConnectionLost:
+                pass
+            except RequestRefused as refusal:
+                if refusal.code not in _SEND_AGAIN:
+                    raise
+            # Wait for the follower of this member's events to have reconnected.
+            while self.client is client:
+                await asyncio.sleep(0.05)
+
+
+class Balanced:
+    """Clients of the cluster that connect through the balancer, pin its certificate on first
+    use as the terminal client does, and move and resume as the terminal and desktop clients
+    do (parley.client.front): on ``going-away`` they leave with nothing in flight, on a lost
+    connection they reconnect and resume.
+    """
+
+    def __init__(self, cluster: Cluster, pins: Path) -> None:
+        assert cluster.balancer is not None
+        self.port = cluster.balancer.port
+        self.pins = PinStore(pins)
+        self.clients: list[ChatClient] = []
+        self.attempts: list[Attempt] = []
+        # Going-away notices the users were given.
+        self.moves = 0
+
+    async def connect(self, conversations: Conversations | None = None) -> ChatClient:
+        client = await ChatClient.connect(
+            "127.0.0.1", self.port, pins=self.pins, conversations=conversations
+        )
+        self.clients.append(client)
+        return client
+
+    async def user(self, nick: str, room: str) -> Member:
+        client = await self.connect()
+        await client.login(nick)
+        await client.join(room)
+        return Member(client)
+
+    async def back(self, client: ChatClient, why: str) -> ChatClient:
+        """``client``'s connection was lost: connect again and resume where it stopped."""
+        again, refused = await reconnect(client, self.connect, why, self.attempts.append, QUICK)
+        assert not refused, refused
+        return again
+
+    async def follow(self, member: Member, room: str, last: str) -> list[Message]:
+        """Every message of ``room`` ``member`` is shown up to the one whose text is ``last``,
+        through as many moves and reconnections as it takes.
+        """
+        shown: list[Message] = []
+        while not shown or shown[-1].text != last:
+            event = await asyncio.wait_for(member.client.next_event(), 30)
+            if isinstance(event, GoingAway):
+                self.moves += 1
+                await member.client.move_on(event)
+            elif isinstance(event, Disconnected):
+                member.client = await self.back(member.client, event.reason)
+            elif isinstance(event, Message) and event.to == room:
+                shown.append(event)
+        return shown
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.close()

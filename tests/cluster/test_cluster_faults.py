@@ -9,13 +9,9 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from cluster_support import Cluster, OwnRedis, cluster_of, room_messages
+from cluster_support import Balanced, Cluster, OwnRedis, cluster_of, room_messages
 
-from parley.client.conversations import Conversations
-from parley.client.core import ChatClient, Disconnected
-from parley.client.pins import PinStore
-from parley.client.reconnect import Attempt, Backoff, reconnect
-from parley.protocol.messages import Message, Sent
+from parley.protocol.messages import Sent
 from support import RawClient
 
 # Messages sent in each phase of a test.
@@ -44,66 +40,13 @@ def assert_in_order(messages: list[dict[str, Any]], total: int) -> None:
     assert [message["seq"] for message in messages] == list(range(1, total + 1))
 
 
-# Reconnecting as the terminal and desktop clients do, sooner: the tests wait for it.
-QUICK = Backoff(first_seconds=0.2, most_seconds=2.0)
-
-
-class Balanced:
-    """Clients of the cluster that connect through the balancer, pin its certificate on first
-    use as the terminal client does, and reconnect and resume the way it does.
-    """
-
-    def __init__(self, cluster: Cluster, pins: Path) -> None:
-        assert cluster.balancer is not None
-        self.port = cluster.balancer.port
-        self.pins = PinStore(pins)
-        self.clients: list[ChatClient] = []
-        self.attempts: list[Attempt] = []
-
-    async def connect(self, conversations: Conversations | None = None) -> ChatClient:
-        client = await ChatClient.connect(
-            "127.0.0.1", self.port, pins=self.pins, conversations=conversations
-        )
-        self.clients.append(client)
-        return client
-
-    async def user(self, nick: str, room: str) -> ChatClient:
-        client = await self.connect()
-        await client.login(nick)
-        await client.join(room)
-        return client
-
-    async def back(self, client: ChatClient, why: str) -> ChatClient:
-        """``client``'s connection was lost: connect again and resume where it stopped."""
-        again, refused = await reconnect(client, self.connect, why, self.attempts.append, QUICK)
-        assert not refused, refused
-        return again
-
-    async def follow(self, client: ChatClient, room: str, until: int) -> list[Message]:
-        """Every message of ``room`` the user is shown up to seq ``until``, through as many
-        reconnections as it takes.
-        """
-        shown: list[Message] = []
-        while not shown or shown[-1].seq < until:
-            event = await asyncio.wait_for(client.next_event(), 30)
-            if isinstance(event, Disconnected):
-                client = await self.back(client, event.reason)
-            elif isinstance(event, Message) and event.to == room:
-                shown.append(event)
-        return shown
-
-    async def close(self) -> None:
-        for client in self.clients:
-            await client.close()
-
-
 async def test_clients_of_a_killed_node_resume_on_another(cluster: Cluster, tmp_path: Path) -> None:
     cluster.balance("a", "b", "c")
     await asyncio.gather(*(cluster.start_node(name) for name in "abc"))
     await cluster.start_balancer()
     users = Balanced(cluster, tmp_path / "pins")
     try:
-        writer = await users.user("Writer", "#flow")
+        writer = (await users.user("Writer", "#flow")).client
         # Round robin: one reader shares the writer's node, the others are on the other two.
         readers = [await users.user(f"Reader{i}", "#flow") for i in range(3)]
         victim = cluster.node_of("Writer")
@@ -113,7 +56,9 @@ async def test_clients_of_a_killed_node_resume_on_another(cluster: Cluster, tmp_
         watcher = await cluster.user(survivor.port, "Watcher")
         assert (await watcher.request("join", room="#flow"))["type"] == "room"
         total = 3 * PHASE
-        following = [asyncio.create_task(users.follow(r, "#flow", total)) for r in readers]
+        following = [
+            asyncio.create_task(users.follow(r, "#flow", f"m{total - 1}")) for r in readers
+        ]
 
         acked: dict[str, int] = {}
         for i in range(PHASE):
@@ -137,6 +82,7 @@ async def test_clients_of_a_killed_node_resume_on_another(cluster: Cluster, tmp_
         # What was not acknowledged is sent again under its msg_id: stored once whatever.
         for text in unacked:
             acked[text] = (await writer.send("#flow", text, msg_id=text)).seq
+        # The last one is sent last, once all the others are stored: it ends the following.
         for i in range(2 * PHASE, total):
             acked[f"m{i}"] = (await writer.send("#flow", f"m{i}", msg_id=f"m{i}")).seq
         assert sorted(acked.values()) == list(range(1, total + 1))
