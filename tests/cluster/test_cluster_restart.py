@@ -1,18 +1,22 @@
 """Stopping a node of a cluster with drain: it refuses new connections, tells its users it is
 going away (``going-away``), serves them until they leave, and exits 0. Behind HAProxy, every
-node restarted in turn under traffic: each member is shown every message once, in seq order.
+node restarted in turn under traffic: each member is shown every message once, in seq order;
+the terminal client, told to move, comes back on another node by itself.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import signal
+import sys
 from pathlib import Path
 
+import pexpect
 import pytest
 from cluster_support import NODE_SETTINGS, Balanced, Cluster, Member
 
-from e2e.processes import TIMEOUT_SECONDS
+from e2e.processes import ROOT, TIMEOUT_SECONDS, environment
 from support import RawClient
 
 
@@ -113,3 +117,54 @@ async def test_a_rolling_restart_loses_and_repeats_nothing(
         assert len(users.pins.path.read_text().split()) == 2
     finally:
         await users.close()
+
+
+async def test_the_terminal_client_moves_to_another_node_when_told(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    cluster.balance("a", "b")
+    await asyncio.gather(*(cluster.start_node(name) for name in "ab"))
+    balancer = await cluster.start_balancer()
+    child = pexpect.spawn(
+        sys.executable,
+        ["client.py", "--plain", "--trust-new", "--port", str(balancer.port), "--nick", "Reader"],
+        cwd=str(ROOT),
+        env=environment(tmp_path / "reader"),
+        dimensions=(40, 120),
+    )
+    printed = io.BytesIO()
+    child.logfile_read = printed
+
+    async def shown(text: str, seconds: float = 15.0) -> None:
+        await asyncio.to_thread(child.expect_exact, text, timeout=seconds)
+
+    users = Balanced(cluster, tmp_path / "pins")
+    try:
+        await shown("Welcome to the chat!")
+        writer = await users.user("Writer", "#general")
+        await writer.send("#general", "before")
+        await shown("Writer: before")
+        moving = cluster.node_of("Reader")
+        output = await cluster.restart(moving.name)
+        assert "Server stopped." in output, output
+        # Told, it left on its own (the drain did not run out) and came back elsewhere.
+        await shown("This server is going away")
+        await shown("Reconnected to", 40.0)
+        assert "Draining: told 1 connections" in moving.log(), moving.log()
+        assert "still open after" not in moving.log(), moving.log()
+        await writer.send("#general", "after")
+        await shown("Writer: after")
+        child.send("/exit\r")
+        await asyncio.to_thread(child.expect, pexpect.EOF, timeout=10)
+        child.close()
+        assert child.exitstatus == 0
+        # Each shown once: nothing missed, nothing repeated by the move; the certificate the
+        # client trusted at first is the one the other node presents.
+        text = printed.getvalue().decode(errors="replace")
+        assert text.count("Writer: before") == 1, text
+        assert text.count("Writer: after") == 1, text
+        assert "CHANGED" not in text, text
+    finally:
+        await users.close()
+        if child.isalive():
+            child.terminate(force=True)
