@@ -179,6 +179,9 @@ class ServerConfig:
 
     # On SIGTERM/SIGINT: how long connections get to flush and close before being cut.
     shutdown_grace_seconds: float = 5.0
+    # With a bus, before that: how long clients get to move to another node once told the
+    # node is going away (a rolling restart). 0: no such warning.
+    shutdown_drain_seconds: float = 10.0
 
     # The least severe log records written: "debug", "info", "warning" or "error".
     log_level: str = "info"
@@ -317,6 +320,7 @@ BOUNDS: dict[str, Bounds] = {
     "unfinished_upload_seconds": _POSITIVE,
     "file_purge_interval_seconds": _POSITIVE,
     "shutdown_grace_seconds": Bounds(0),
+    "shutdown_drain_seconds": Bounds(0),
     "revocation_poll_seconds": _POSITIVE,
     "rooms_per_principal_per_hour": Bounds(0),
     "rooms_per_address_per_hour": Bounds(0),

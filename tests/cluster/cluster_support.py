@@ -23,7 +23,14 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 
-from e2e.processes import Process, environment
+from e2e.processes import TIMEOUT_SECONDS, Process, environment
+from parley.client.conversations import Conversations
+from parley.client.core import ChatClient, ConnectionLost, Disconnected
+from parley.client.pins import PinStore
+from parley.client.reconnect import Attempt, Backoff, reconnect
+from parley.protocol.errors import ErrorCode, RequestRefused
+from parley.protocol.messages import GoingAway, Message
+from parley.tls import ensure_certificate
 from postgres_support import POSTGRES_URL
 from support import RawClient
 
@@ -37,6 +44,14 @@ NODE_SETTINGS = (
     "request_burst_per_principal = 1000000\nrequest_rate_per_principal = 1000000.0\n"
     "shutdown_grace_seconds = 3.0\n"
 )
+
+
+def shared_certificate(root: Path) -> list[str]:
+    """``--cert`` and ``--key`` of one certificate for every node of a cluster (a node with a
+    bus refuses to start without one).
+    """
+    cert_file, key_file = ensure_certificate(root / "certificate")
+    return ["--cert", str(cert_file), "--key", str(key_file)]
 
 
 async def require_redis(url: str) -> None:
@@ -86,6 +101,105 @@ class Node:
     def pid(self) -> int:
         return self.process.process.pid
 
+    async def exited(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the process to end; True if it did. Its output stays
+        readable (a :meth:`Process.finish` cut short by a timeout would lose what it read).
+        """
+        try:
+            await asyncio.wait_for(self.process.process.wait(), seconds)
+        except TimeoutError:
+            return False
+        return True
+
+
+# HAProxy's address towards the nodes: the one they trust for PROXY headers. Clients of the
+# tests connect from 127.0.0.1, so one that goes straight to a node is itself, never trusted.
+BALANCER_SOURCE = "127.0.0.9"
+
+
+def haproxy_binary() -> str:
+    found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
+    if not found:
+        pytest.fail("HAProxy is required for the cluster tests: apt-get install haproxy")
+    return found
+
+
+class Balancer:
+    """HAProxy (Debian's package) in TCP mode before the nodes' chat ports, telling each node
+    the client's address with a PROXY v2 header, checking the nodes every 200 ms. A node that
+    refuses a connection (stopped, or restarting) is skipped: the connection goes to another.
+    """
+
+    def __init__(self, root: Path, nodes: dict[str, int]) -> None:
+        self.root = root
+        self.nodes = nodes
+        self.port = spare_port()
+        self.process: asyncio.subprocess.Process | None = None
+
+    def config(self) -> str:
+        servers = "\n".join(
+            f"    server {name} 127.0.0.1:{port}" for name, port in self.nodes.items()
+        )
+        return f"""
+global
+    maxconn 1024
+
+defaults
+    mode tcp
+    timeout connect 2s
+    timeout client 300s
+    timeout server 300s
+    retries 3
+    option redispatch
+
+frontend chat
+    bind 127.0.0.1:{self.port}
+    default_backend nodes
+
+backend nodes
+    balance roundrobin
+    default-server send-proxy-v2 source {BALANCER_SOURCE} check inter 200ms fall 1 rise 2
+{servers}
+"""
+
+    async def start(self) -> None:
+        binary = haproxy_binary()
+        path = self.root / "haproxy.cfg"
+        path.write_text(self.config())
+        check = await asyncio.create_subprocess_exec(
+            binary, "-c", "-f", str(path),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        output, _ = await asyncio.wait_for(check.communicate(), TIMEOUT_SECONDS)
+        assert check.returncode == 0, f"haproxy -c: {output.decode()}"
+        self.process = await asyncio.create_subprocess_exec(
+            binary, "-db", "-f", str(path),
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+        )  # fmt: skip
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + TIMEOUT_SECONDS
+        while True:
+            assert self.process.returncode is None, "HAProxy exited while starting"
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
+            except OSError:
+                assert loop.time() < deadline, f"HAProxy did not listen on {self.port}"
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            return
+
+    async def stop(self) -> None:
+        process, self.process = self.process, None
+        if process is None or process.returncode is not None:
+            return
+        process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(process.wait(), TIMEOUT_SECONDS)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+
 
 class Cluster:
     """Nodes of one test: started with :meth:`start_node`, all stopped by :meth:`stop`."""
@@ -96,18 +210,47 @@ class Cluster:
         self.bus = bus
         self.nodes: dict[str, Node] = {}
         self.clients: list[RawClient] = []
-        # Nodes that had to be killed at the end (see stop).
-        self.unstopped: list[str] = []
         self.settings = root / "cluster.toml"
         self.settings.write_text(NODE_SETTINGS)
+        self.certificate = shared_certificate(root)
+        # Chat ports of nodes behind the balancer, kept across restarts.
+        self.ports: dict[str, int] = {}
+        self.balancer: Balancer | None = None
+
+    def balance(self, *names: str) -> Balancer:
+        """Put the nodes ``names`` (not started yet) behind HAProxy, started by
+        :meth:`start_balancer`: each gets a chat port of its own and trusts the balancer.
+        """
+        self.ports = {name: spare_port() for name in names}
+        # Any free file port: the chat port + 1 may be taken.
+        self.settings.write_text(
+            NODE_SETTINGS + f'proxy_protocol_from = ["{BALANCER_SOURCE}/32"]\nfiles_port = 0\n'
+        )
+        self.balancer = Balancer(self.root, self.ports)
+        return self.balancer
+
+    async def start_balancer(self) -> Balancer:
+        assert self.balancer is not None, "balance() first"
+        await self.balancer.start()
+        return self.balancer
+
+    def node_of(self, nick: str) -> Node:
+        """The running node ``nick`` logged in on last (from the nodes' logs)."""
+        found = [
+            node for node in self.nodes.values() if node.running and f") is {nick}\n" in node.log()
+        ]
+        assert len(found) == 1, f"{nick} is on {[node.name for node in found]}"
+        return found[0]
 
     async def start_node(self, name: str, *args: str) -> Node:
         home = self.root / name
         home.mkdir(parents=True, exist_ok=True)
+        port = self.ports.get(name, 0)
         process = await Process.start(
-            "server.py", "--port", "0", "--data-dir", str(home / "data"),
+            "server.py", "--port", str(port), "--data-dir", str(home / "data"),
             "--config", str(self.settings), "--database", self.database, "--bus", self.bus,
-            "--log-file", str(home / "server.log"), *args, env=environment(home),
+            "--log-file", str(home / "server.log"), *self.certificate, *args,
+            env=environment(home),
         )  # fmt: skip
         match = await process.expect(r"Server is running on 127\.0\.0\.1:(\d+)\.\.\.$")
         await process.expect(r"Bus: Redis ")
@@ -126,6 +269,23 @@ class Cluster:
         self.clients.append(client)
         return client
 
+    async def restart(self, name: str) -> str:
+        """Stop node ``name`` as an operator would (SIGTERM), wait for it to exit 0, and start
+        it again on the same port; returns what it printed.
+        """
+        node = self.nodes[name]
+        node.process.signal(signal.SIGTERM)
+        # Its drain (up to shutdown_drain_seconds) comes before the usual shutdown.
+        exited = await node.exited(2 * TIMEOUT_SECONDS)
+        if not exited:
+            node.process.kill()
+        status, out, err = await node.process.finish()
+        node.running = False
+        assert exited, f"node {name} did not stop on SIGTERM: {out}{err}"
+        assert status == 0, f"node {name} exited with {status}: {out}{err}"
+        await self.start_node(name)
+        return out + err
+
     def kill(self, name: str) -> None:
         node = self.nodes[name]
         node.process.signal(signal.SIGKILL)
@@ -133,11 +293,12 @@ class Cluster:
 
     async def stop(self) -> dict[str, str]:
         """Stop every node still running (SIGTERM); returns what each printed. A node that
-        does not stop in time is killed and named in ``unstopped``: a node with a bus
-        sometimes does not act on SIGTERM (a known fault, docs/cluster.md; not what these
-        tests are about).
+        does not exit 0 within TIMEOUT_SECONDS fails the test (it is killed first, so that
+        its output can be shown).
         """
         outputs: dict[str, str] = {}
+        if self.balancer is not None:
+            await self.balancer.stop()
         for node in self.nodes.values():
             if node.running:
                 with contextlib.suppress(ProcessLookupError):
@@ -149,18 +310,19 @@ class Cluster:
             # A TLS close waits for the server's answer: the server may be gone.
             with contextlib.suppress(TimeoutError, ConnectionError, OSError):
                 await asyncio.wait_for(client.close(), 5)
-        stuck = []
+        problems = []
         for name, node in self.nodes.items():
-            try:
-                status, out, err = await node.process.finish()
-            except TimeoutError:
+            stuck = not await node.exited(TIMEOUT_SECONDS)
+            if stuck:
                 node.process.kill()
-                stuck.append(name)
-                status, out, err = await node.process.finish()
+            status, out, err = await node.process.finish()
             outputs[name] = out + err
-            if node.running and name not in stuck:
-                assert status == 0, err
-        self.unstopped = stuck
+            if stuck:
+                problems.append(f"node {name} did not stop on SIGTERM: {out}{err}")
+            elif node.running and status != 0:
+                problems.append(f"node {name} exited with {status}: {out}{err}")
+            node.running = False
+        assert not problems, "\n".join(problems)
         return outputs
 
 
@@ -243,3 +405,87 @@ async def room_messages(client: RawClient, room: str, count: int) -> list[dict[s
         if frame["type"] == "message" and frame["to"] == room and not frame.get("history"):
             found.append(frame)
     return found
+
+
+# Reconnecting as the terminal and desktop clients do, sooner: the tests wait for it.
+QUICK = Backoff(first_seconds=0.2, most_seconds=2.0)
+# Refusals a send meets while its node stops: sent again, under its msg_id, once reconnected.
+_SEND_AGAIN = {ErrorCode.UNAVAILABLE, ErrorCode.SERVER_SHUTDOWN}
+
+
+class Member:
+    """A user of :class:`Balanced`: its connection of the moment, replaced as it reconnects."""
+
+    def __init__(self, client: ChatClient) -> None:
+        self.client = client
+
+    async def send(self, room: str, text: str) -> int:
+        """Send ``text`` (msg_id = text) until acknowledged, through reconnections: its seq."""
+        while True:
+            client = self.client
+            try:
+                return (await client.send(room, text, msg_id=text)).seq
+            except ConnectionLost:
+                pass
+            except RequestRefused as refusal:
+                if refusal.code not in _SEND_AGAIN:
+                    raise
+            # Wait for the follower of this member's events to have reconnected.
+            while self.client is client:
+                await asyncio.sleep(0.05)
+
+
+class Balanced:
+    """Clients of the cluster that connect through the balancer, pin its certificate on first
+    use as the terminal client does, and move and resume as the terminal and desktop clients
+    do (parley.client.front): on ``going-away`` they leave with nothing in flight, on a lost
+    connection they reconnect and resume.
+    """
+
+    def __init__(self, cluster: Cluster, pins: Path) -> None:
+        assert cluster.balancer is not None
+        self.port = cluster.balancer.port
+        self.pins = PinStore(pins)
+        self.clients: list[ChatClient] = []
+        self.attempts: list[Attempt] = []
+        # Going-away notices the users were given.
+        self.moves = 0
+
+    async def connect(self, conversations: Conversations | None = None) -> ChatClient:
+        client = await ChatClient.connect(
+            "127.0.0.1", self.port, pins=self.pins, conversations=conversations
+        )
+        self.clients.append(client)
+        return client
+
+    async def user(self, nick: str, room: str) -> Member:
+        client = await self.connect()
+        await client.login(nick)
+        await client.join(room)
+        return Member(client)
+
+    async def back(self, client: ChatClient, why: str) -> ChatClient:
+        """``client``'s connection was lost: connect again and resume where it stopped."""
+        again, refused = await reconnect(client, self.connect, why, self.attempts.append, QUICK)
+        assert not refused, refused
+        return again
+
+    async def follow(self, member: Member, room: str, last: str) -> list[Message]:
+        """Every message of ``room`` ``member`` is shown up to the one whose text is ``last``,
+        through as many moves and reconnections as it takes.
+        """
+        shown: list[Message] = []
+        while not shown or shown[-1].text != last:
+            event = await asyncio.wait_for(member.client.next_event(), 30)
+            if isinstance(event, GoingAway):
+                self.moves += 1
+                await member.client.move_on(event)
+            elif isinstance(event, Disconnected):
+                member.client = await self.back(member.client, event.reason)
+            elif isinstance(event, Message) and event.to == room:
+                shown.append(event)
+        return shown
+
+    async def close(self) -> None:
+        for client in self.clients:
+            await client.close()

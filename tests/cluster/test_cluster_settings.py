@@ -1,10 +1,15 @@
-"""The bus setting: a cluster needs PostgreSQL, and a bus that is not Redis is refused."""
+"""The bus setting: a cluster needs PostgreSQL and one certificate, and a bus that is not Redis
+is refused.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from cluster_support import REDIS_URL, shared_certificate
+
 from e2e.processes import Process, environment
+from postgres_support import POSTGRES_URL
 
 
 async def run_server(tmp_path: Path, *args: str) -> tuple[int, str]:
@@ -31,11 +36,44 @@ async def test_a_bus_that_is_not_redis_is_refused(tmp_path: Path) -> None:
 
 
 async def test_an_unreachable_bus_is_named_at_start(tmp_path: Path) -> None:
-    from postgres_support import POSTGRES_URL
-
     status, output = await run_server(
-        tmp_path, "--database", POSTGRES_URL, "--bus", "redis://127.0.0.1:1/0"
-    )
+        tmp_path, "--database", POSTGRES_URL, "--bus", "redis://127.0.0.1:1/0",
+        *shared_certificate(tmp_path),
+    )  # fmt: skip
     assert status == 2, output
     assert "Cannot reach the bus (Redis 127.0.0.1:1/0)" in output, output
     assert "Traceback" not in output
+
+
+async def test_a_node_with_a_bus_starts_with_the_certificate_it_is_given(tmp_path: Path) -> None:
+    certificate = shared_certificate(tmp_path)
+    server = await Process.start(
+        "server.py", "--port", "0", "--data-dir", str(tmp_path / "data"),
+        "--database", POSTGRES_URL, "--bus", REDIS_URL, *certificate,
+        env=environment(tmp_path),
+    )  # fmt: skip
+    try:
+        await server.expect(r"Server is running on")
+        await server.expect(r"Bus: Redis ")
+    finally:
+        server.signal()
+        status, output, err = await server.finish()
+    assert status == 0, output + err
+    # Its own pair was never made: the one given is the one every node presents.
+    assert not (tmp_path / "data" / "cert.pem").exists()
+    assert not (tmp_path / "data" / "key.pem").exists()
+
+
+async def test_a_bus_without_a_certificate_is_refused_naming_the_settings(
+    tmp_path: Path,
+) -> None:
+    status, output = await run_server(tmp_path, "--database", POSTGRES_URL, "--bus", REDIS_URL)
+    assert status == 2, output
+    for setting in ("--bus", "cert_file", "key_file", "--cert", "--key", "PARLEY_CERT_FILE"):
+        assert setting in output, (setting, output)
+    assert "certificate changed" in output or "the certificate changed" in output, output
+    assert "same certificate and key" in output, output
+    assert "Server is running" not in output
+    # Refused before a self-signed pair of this node's own was made.
+    assert not (tmp_path / "data" / "cert.pem").exists()
+    assert not (tmp_path / "data" / "key.pem").exists()

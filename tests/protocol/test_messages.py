@@ -10,6 +10,7 @@ from parley.protocol.messages import (
     Bye,
     Closing,
     Error,
+    GoingAway,
     Hello,
     Joined,
     Left,
@@ -58,6 +59,7 @@ SERVER_FRAMES: list[ServerFrame] = [
     Joined(room="#general", nick="alice"),
     Left(room="#general", nick="alice"),
     Notice(text="Welcome to Parley."),
+    GoingAway(seconds=10.0, message="This server is restarting: carry on elsewhere."),
     Closing(code="server-shutdown", message="The server is shutting down."),
 ]
 
@@ -97,6 +99,7 @@ def test_every_request_and_server_frame_type_is_covered() -> None:
         Joined,
         Left,
         Notice,
+        GoingAway,
         Closing,
     }
 

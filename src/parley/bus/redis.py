@@ -15,6 +15,12 @@ Each payload is ``[node, kind, conversation, seq, body]`` in msgpack; a node ign
 Every wait on Redis is bounded: a publish gives up after _COMMAND_SECONDS, a read wakes every
 _POLL_SECONDS. When the link goes, it is logged once and the link handlers are told once;
 when it comes back the same, and the handlers start the repair from storage.
+
+The loops bound their waits with ``asyncio.timeout``, never ``asyncio.wait_for``: on Python
+3.11, a ``wait_for`` cancelled in the instant its awaitable finishes returns the result and
+drops the cancellation, so a loop around it (a read that finishes every second, or at every
+frame) would go on for ever and the node would never stop. They also end on ``_closing``, so
+that a cancellation lost anywhere below still cannot keep them running.
 """
 
 from __future__ import annotations
@@ -45,6 +51,8 @@ _RETRY_SECONDS = 0.5
 _MAX_QUEUED = 100_000
 # Frames sent in one pipeline: one round trip for many.
 _BATCH = 1000
+# At stop, how long the reader and the sender get to end once told to.
+_STOP_SECONDS = _POLL_SECONDS + _COMMAND_SECONDS
 
 _FRAME = "f"
 _EVENT = "e"
@@ -103,6 +111,8 @@ class RedisBus:
         self._dropped: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._link_up = True
+        # Set by stop: the loops end at their next turn.
+        self._closing = False
 
     @property
     def ordered(self) -> bool:
@@ -133,6 +143,7 @@ class RedisBus:
         self._queue.put_nowait(_encoder.encode((self.node, kind, conversation, seq, body)))
 
     async def start(self) -> None:
+        self._closing = False
         try:
             await asyncio.wait_for(self._client.ping(), _COMMAND_SECONDS)
         except (RedisError, OSError, TimeoutError) as exc:
@@ -156,11 +167,14 @@ class RedisBus:
         # anyway, but later.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), _COMMAND_SECONDS)
+        self._closing = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            _, running = await asyncio.wait(self._tasks, timeout=_STOP_SECONDS)
+            for task in running:
+                # Not awaited again: stopping must not depend on it.
+                log.error("Bug: %s did not stop within %g s", task.get_name(), _STOP_SECONDS)
         self._tasks = []
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             await asyncio.wait_for(self._client.aclose(), _COMMAND_SECONDS)
@@ -189,7 +203,7 @@ class RedisBus:
         """Publish what is queued, a pipeline per batch; a batch Redis does not take is
         dropped (it is in storage) and its conversations named once the link is back.
         """
-        while True:
+        while not self._closing:
             first = await self._queue.get()
             batch = [first]
             while len(batch) < _BATCH and not self._queue.empty():
@@ -202,7 +216,8 @@ class RedisBus:
                             (self.node, _STALE, "", 0, _encoder.encode(stale))))  # fmt: skip
                     for payload in batch:
                         pipe.publish(self._channel, payload)
-                    await asyncio.wait_for(pipe.execute(), _COMMAND_SECONDS)
+                    async with asyncio.timeout(_COMMAND_SECONDS):
+                        await pipe.execute()
                 self._dropped.clear()
             except (RedisError, OSError, TimeoutError) as exc:
                 self._fault(exc)
@@ -219,24 +234,26 @@ class RedisBus:
         """Subscribe, and deliver what other nodes publish; after a fault, subscribe again
         and tell the link handlers (they read what was missed from storage).
         """
-        while True:
+        while not self._closing:
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
-                await asyncio.wait_for(pubsub.subscribe(self._channel), _COMMAND_SECONDS)
+                async with asyncio.timeout(_COMMAND_SECONDS):
+                    await pubsub.subscribe(self._channel)
                 ready.set()
                 self._recovered()
-                while True:
-                    message = await asyncio.wait_for(
-                        pubsub.get_message(timeout=_POLL_SECONDS), _POLL_SECONDS + _COMMAND_SECONDS
-                    )
+                while not self._closing:
+                    async with asyncio.timeout(_POLL_SECONDS + _COMMAND_SECONDS):
+                        message = await pubsub.get_message(timeout=_POLL_SECONDS)
                     if message is not None:
                         self._received(message)
             except (RedisError, OSError, TimeoutError) as exc:
                 self._fault(exc)
             finally:
                 with contextlib.suppress(RedisError, OSError, TimeoutError):
-                    await asyncio.wait_for(pubsub.aclose(), _COMMAND_SECONDS)
-            await asyncio.sleep(_RETRY_SECONDS)
+                    async with asyncio.timeout(_COMMAND_SECONDS):
+                        await pubsub.aclose()
+            if not self._closing:
+                await asyncio.sleep(_RETRY_SECONDS)
 
     def _received(self, message: dict[str, Any]) -> None:
         data = message.get("data")

@@ -11,6 +11,9 @@ Keys (under the bus's prefix):
 Claims are one Lua script, so two nodes claiming at once cannot both win. When Redis cannot
 be reached, claims are allowed (logins go on; the fault is logged once) and every name held
 here is written again when it comes back.
+
+Commands are bounded with ``asyncio.timeout``, not ``asyncio.wait_for`` (see
+:mod:`parley.bus.redis` on why), and the lease's loop ends on ``_closing`` too.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
@@ -31,6 +35,10 @@ log = logging.getLogger("parley.server.bus")
 LEASE_SECONDS = 10.0
 _RENEW_SECONDS = 2.0
 _COMMAND_SECONDS = 2.0
+# At stop, how long the renewal gets to end once told to.
+_STOP_SECONDS = _RENEW_SECONDS + _COMMAND_SECONDS
+
+T = TypeVar("T")
 
 # KEYS: nick key, skeleton key, this node's users set. ARGV: value, node key prefix, node, nick.
 # Returns the holder's value when the name is held on another live node, else sets it.
@@ -74,6 +82,8 @@ class RedisDirectory:
         self._release = client.register_script(_RELEASE)
         self._lease: asyncio.Task[None] | None = None
         self._failing = False
+        # Set by stop: the lease's loop ends at its next turn.
+        self._closing = False
 
     @property
     def node(self) -> str:
@@ -92,12 +102,11 @@ class RedisDirectory:
     async def claim(self, nick_key: str, skeleton: str, principal: str, nick: str) -> str | None:
         value = f"{self._node}\t{principal}\t{nick}"
         try:
-            held = await asyncio.wait_for(
+            held = await _bounded(
                 self._claim(
                     keys=self._keys(nick_key, skeleton),
                     args=[value, f"{self._prefix}:node:", self._node, nick],
-                ),
-                _COMMAND_SECONDS,
+                )
             )
         except (RedisError, OSError, TimeoutError) as exc:
             self._fault(exc)
@@ -110,28 +119,23 @@ class RedisDirectory:
 
     async def release(self, nick_key: str, skeleton: str, principal: str, nick: str) -> None:
         try:
-            await asyncio.wait_for(
+            await _bounded(
                 self._release(
                     keys=self._keys(nick_key, skeleton), args=[self._node, principal, nick]
-                ),
-                _COMMAND_SECONDS,
+                )
             )
         except (RedisError, OSError, TimeoutError) as exc:
             self._fault(exc)
 
     async def find(self, nick_key: str) -> RemoteUser | None:
         try:
-            held = await asyncio.wait_for(
-                self._client.get(f"{self._prefix}:nick:{nick_key}"), _COMMAND_SECONDS
-            )
+            held = await _bounded(self._client.get(f"{self._prefix}:nick:{nick_key}"))
             if not held:
                 return None
             node, principal, nick = _text(held).split("\t", 2)
             if node == self._node:
                 return None
-            alive = await asyncio.wait_for(
-                self._client.exists(self._node_key(node)), _COMMAND_SECONDS
-            )
+            alive = await _bounded(self._client.exists(self._node_key(node)))
         except (RedisError, OSError, TimeoutError) as exc:
             self._fault(exc)
             return None
@@ -139,25 +143,17 @@ class RedisDirectory:
 
     async def online(self) -> list[str]:
         try:
-            nodes = await asyncio.wait_for(
-                self._client.smembers(f"{self._prefix}:nodes"), _COMMAND_SECONDS
-            )
+            nodes = await _bounded(self._client.smembers(f"{self._prefix}:nodes"))
             names: list[str] = []
             for raw in nodes:
                 node = _text(raw)
                 if node == self._node:
                     continue
-                if not await asyncio.wait_for(
-                    self._client.exists(self._node_key(node)), _COMMAND_SECONDS
-                ):
+                if not await _bounded(self._client.exists(self._node_key(node))):
                     # Lapsed: forget it, so the set stays the size of the live cluster.
-                    await asyncio.wait_for(
-                        self._client.srem(f"{self._prefix}:nodes", node), _COMMAND_SECONDS
-                    )
+                    await _bounded(self._client.srem(f"{self._prefix}:nodes", node))
                     continue
-                members = await asyncio.wait_for(
-                    self._client.smembers(f"{self._prefix}:users:{node}"), _COMMAND_SECONDS
-                )
+                members = await _bounded(self._client.smembers(f"{self._prefix}:users:{node}"))
                 names.extend(_text(member) for member in members)
         except (RedisError, OSError, TimeoutError) as exc:
             self._fault(exc)
@@ -165,32 +161,34 @@ class RedisDirectory:
         return names
 
     async def start(self, local_users: LocalUsers) -> None:
+        self._closing = False
         await self._renew()
         self._lease = asyncio.create_task(self._renew_forever(local_users), name="parley-lease")
 
     async def stop(self) -> None:
+        self._closing = True
         if self._lease is not None:
             self._lease.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._lease
+            _, running = await asyncio.wait({self._lease}, timeout=_STOP_SECONDS)
+            if running:
+                log.error("Bug: the lease's renewal did not stop within %g s", _STOP_SECONDS)
             self._lease = None
         # The lease ends now rather than when it lapses: this node's names are free at once.
         with contextlib.suppress(RedisError, OSError, TimeoutError):
-            await asyncio.wait_for(
+            await _bounded(
                 self._client.delete(
                     self._node_key(self._node), f"{self._prefix}:users:{self._node}"
-                ),
-                _COMMAND_SECONDS,
+                )
             )
 
     async def _renew(self) -> None:
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.set(self._node_key(self._node), b"1", px=int(LEASE_SECONDS * 1000))
             pipe.sadd(f"{self._prefix}:nodes", self._node)
-            await asyncio.wait_for(pipe.execute(), _COMMAND_SECONDS)
+            await _bounded(pipe.execute())
 
     async def _renew_forever(self, local_users: LocalUsers) -> None:
-        while True:
+        while not self._closing:
             await asyncio.sleep(_RENEW_SECONDS)
             was_failing = self._failing
             try:
@@ -213,6 +211,12 @@ class RedisDirectory:
 
     def _works(self) -> None:
         self._failing = False
+
+
+async def _bounded(command: Awaitable[T]) -> T:
+    """``command``, given up (TimeoutError) after _COMMAND_SECONDS."""
+    async with asyncio.timeout(_COMMAND_SECONDS):
+        return await command
 
 
 def _text(value: bytes | str) -> str:

@@ -39,7 +39,7 @@ from parley.client.render import describe, describe_unread
 from parley.client.settings import ClientSettings
 from parley.paths import default_config_dir, default_data_dir
 from parley.protocol.errors import ErrorCode, RequestRefused
-from parley.protocol.messages import Joined, Left, Message
+from parley.protocol.messages import GoingAway, Joined, Left, Message
 from parley.protocol.text import for_terminal
 from parley.tls import CertificateProblem, explain_refusal
 
@@ -334,7 +334,9 @@ async def _chat(chat: Chat, lines: Lines, nick: str | None, connect: Connect | N
     greet = chat.client.is_account
     while True:
         markers = ReadMarkers(chat.client)
-        shown = asyncio.create_task(_show_events(chat, markers), name="show-events")
+        shown = asyncio.create_task(
+            _show_events(chat, markers, moves=connect is not None), name="show-events"
+        )
         # The rooms the user is in show their recent messages, as a /join does.
         with contextlib.suppress(RequestRefused, ConnectionLost):
             await chat.client.recent_history()
@@ -487,8 +489,11 @@ async def _greet_account(chat: Chat) -> None:
             chat.out(describe_unread(unread))
 
 
-async def _show_events(chat: Chat, markers: ReadMarkers) -> Disconnected:
-    """Print the events of the connection until it ends; returns how it ended."""
+async def _show_events(chat: Chat, markers: ReadMarkers, *, moves: bool) -> Disconnected:
+    """Print the events of the connection until it ends; returns how it ended. When it
+    ``moves`` (it reconnects), a ``going-away`` makes it leave with nothing in flight, to be
+    resumed on another server.
+    """
     client = chat.client
     while True:
         event = await client.next_event()
@@ -503,6 +508,8 @@ async def _show_events(chat: Chat, markers: ReadMarkers) -> Disconnected:
         if isinstance(event, Message):
             markers.shown(event)
         chat.follow(event)
+        if isinstance(event, GoingAway) and moves:
+            await client.move_on(event)
         if isinstance(event, Disconnected):
             return event
 

@@ -31,6 +31,7 @@ from parley.protocol.messages import (
     FileList,
     GetFile,
     GetUnread,
+    GoingAway,
     Hello,
     History,
     HistoryPage,
@@ -192,6 +193,8 @@ class ChatClient:
         # so that they are shown after them, in order.
         self._holding: dict[str, list[Message]] = {}
         self._leaving = False
+        # Why this connection is being left for another, once the server said it goes away.
+        self._moving = ""
         self._lost: ConnectionLost | None = None
         # Where this connection went, for the file connections beside it.
         self.host = ""
@@ -364,6 +367,21 @@ class ChatClient:
         with contextlib.suppress(ConnectionLost, RequestRefused):
             await asyncio.wait_for(self._request(lambda id: Bye(id=id), Ok), 5.0)
         await self.close()
+
+    async def move_on(self, notice: GoingAway) -> None:
+        """The server is going away (``going-away``): let the requests already sent be
+        answered (for up to half the time the server gives), then leave with ``bye``. The
+        Disconnected event that follows is not ``expected``: reconnect (the address leads to
+        another server) and :meth:`resume`. Requests made meanwhile raise ConnectionLost.
+        """
+        self._moving = notice.message
+        pending = [future for future in self._pending.values() if not future.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=max(0.0, notice.seconds / 2))
+        with contextlib.suppress(ConnectionLost, RequestRefused, TimeoutError):
+            async with asyncio.timeout(max(1.0, notice.seconds / 2)):
+                await self._request_once(lambda id: Bye(id=id), Ok, leaving=True)
+        self._writer.close()
 
     async def away(self, text: str = "") -> None:
         """Mark this user away with ``text``, which a private message's sender is shown; empty
@@ -678,9 +696,13 @@ class ChatClient:
             await asyncio.sleep(_RATE_LIMIT_PAUSE_SECONDS * attempt)
         raise AssertionError("unreachable")
 
-    async def _request_once(self, make: Callable[[int], Request], expect: type[ReplyT]) -> ReplyT:
+    async def _request_once(
+        self, make: Callable[[int], Request], expect: type[ReplyT], *, leaving: bool = False
+    ) -> ReplyT:
         if self._lost is not None:
             raise self._lost
+        if self._moving and not leaving:
+            raise ConnectionLost(self._moving)
         request_id = self._session.next_request_id()
         frame = encode(make(request_id))
         if len(frame) > limits.MAX_CLIENT_FRAME_BYTES:
@@ -782,6 +804,9 @@ class ChatClient:
         except (OSError, ssl.SSLError) as exc:
             reason = f"The connection to the server was lost: {exc}"
         finally:
+            if self._moving and code is None:
+                # Left for another server on purpose: say so, not "lost".
+                reason = self._moving
             self._lost = ConnectionLost(reason, code)
             for future in self._pending.values():
                 if not future.done():

@@ -25,7 +25,14 @@ from parley.client.pins import CertificateChanged
 from parley.client.reconnect import Attempt, Connect, GaveUp, reconnect
 from parley.client.timeline import place
 from parley.protocol.errors import RequestRefused
-from parley.protocol.messages import Joined, Left, MembersChanged, Message, TopicChanged
+from parley.protocol.messages import (
+    GoingAway,
+    Joined,
+    Left,
+    MembersChanged,
+    Message,
+    TopicChanged,
+)
 from parley.protocol.names import nick_key, room_key
 from parley.protocol.text import for_terminal
 
@@ -85,6 +92,11 @@ class WindowedFront:
                 if not await self._reconnect(event.reason):
                     self.gave_up = True
                     await asyncio.get_running_loop().create_future()
+                continue
+            if isinstance(event, GoingAway):
+                # Leave now, with nothing in flight: the Disconnected that follows reconnects.
+                self.note(for_terminal(event.message))
+                await self.chat.client.move_on(event)
                 continue
             self.show_event(event)
 

@@ -15,6 +15,7 @@ from parley.client.core import ClientEvent, Disconnected
 from parley.protocol.files import FileNotice, human_size, parse_notice
 from parley.protocol.messages import (
     Error,
+    GoingAway,
     Joined,
     Left,
     Message,
@@ -66,7 +67,12 @@ def describe(event: ClientEvent, me: str, now: float | None = None) -> str | Non
             return f"{_prefix(room)}{safe(by)} cleared the topic."
         case Disconnected(expected=True):
             return None
-        case Notice(text=text) | Error(message=text) | Disconnected(reason=text):
+        case (
+            Notice(text=text)
+            | Error(message=text)
+            | GoingAway(message=text)
+            | Disconnected(reason=text)
+        ):
             return f"*** {safe(text)}"
     return None
 

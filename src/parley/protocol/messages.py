@@ -494,6 +494,16 @@ class Closing(_Frame, tag="closing", frozen=True):
     message: str
 
 
+class GoingAway(_Frame, tag="going-away", frozen=True):
+    """This server is stopping and the chat goes on elsewhere (another node behind the same
+    address): finish what is in flight, leave with ``bye``, connect again and resume. The
+    server closes the connection itself after ``seconds``.
+    """
+
+    seconds: float
+    message: str
+
+
 class HistoryPage(_Frame, tag="history", frozen=True):
     """Reply to ``history``, in ``seq`` order. ``more`` is true when the page was cut short
     (by ``limit`` or the frame size) and asking again would give more.
@@ -605,7 +615,7 @@ Reply = (
     | FileList
     | Error
 )
-Event = Message | Joined | Left | MembersChanged | TopicChanged | Notice | Closing
+Event = Message | Joined | Left | MembersChanged | TopicChanged | Notice | GoingAway | Closing
 ServerFrame = Reply | Event
 
 _encoder = msgspec.json.Encoder()

@@ -29,7 +29,7 @@ from parley.bus.local import LocalBus, LocalDirectory
 from parley.clock import SYSTEM_CLOCK, Clock
 from parley.config import ServerConfig, parse_listen, public_origin
 from parley.protocol.errors import ErrorCode
-from parley.protocol.messages import Closing, encode
+from parley.protocol.messages import Closing, GoingAway, encode
 from parley.protocol.names import GENERAL_ROOM, room_key
 from parley.protocol.session import State
 from parley.server.auth import Authenticator
@@ -69,6 +69,9 @@ _STATE_NAMES = {
     "active": State.ACTIVE,
     "closing": State.CLOSED,
 }
+
+# What a client that is told to move to another node is told.
+_GOING_AWAY = "This server is going away (a restart): connect again to carry on, on another server."
 
 # At shutdown, what storage gets to close after the connections' grace period: a database that
 # does not answer must not keep the process from exiting.
@@ -156,6 +159,11 @@ class ParleyServer:
                 f"{given} was given without {missing}: give both (the certificate and its "
                 "private key), or neither to use a self-signed pair made in the data dir."
             )
+        if config.bus is not None:
+            if self._given_storage is None:
+                _require_shared_database(config)
+            # Before a self-signed pair is made: a node of a cluster must not make one.
+            _require_shared_certificate(config)
         if config.cert_file is not None and config.key_file is not None:
             cert_file, key_file = config.cert_file, config.key_file
         else:
@@ -164,8 +172,6 @@ class ParleyServer:
         self._ssl_context = ssl_context
         self.cert_file, self.key_file = cert_file, key_file
         self.fingerprint = file_fingerprint(cert_file)
-        if config.bus is not None and self._given_storage is None:
-            _require_shared_database(config)
         # The bus first: a node that cannot reach the others touches nothing.
         bus, directory = self._open_bus()
         await bus.start()
@@ -459,6 +465,7 @@ class ParleyServer:
         self._server.close()
         if self._web is not None:
             self._web.refuse_new()
+        await self._drain()
         if self._transfers is not None:
             await self._transfers.stop()  # a transfer cut short resumes on the next start
         connections = [c for c in self.tracker.live if isinstance(c, Connection)]
@@ -502,6 +509,35 @@ class ParleyServer:
             log.warning("Storage did not close within %g s; leaving it", _STORAGE_CLOSE_SECONDS)
         self._server = None
 
+    async def _drain(self) -> None:
+        """With a bus, before shutting down: tell every logged-in client that this node is
+        going away, and give them up to shutdown_drain_seconds to finish what is in flight and
+        leave, to carry on on another node (new connections are refused already, so the
+        balancer sends them elsewhere). Meanwhile everything works as before. A connection
+        that is not logged in has nothing to carry over: it is closed at once.
+        """
+        seconds = self.config.shutdown_drain_seconds
+        if self.config.bus is None or seconds <= 0:
+            return
+        notice = encode(GoingAway(seconds=seconds, message=_GOING_AWAY))
+        told = 0
+        for connection in [c for c in self.tracker.live if isinstance(c, Connection)]:
+            if connection.session.state is State.ACTIVE:
+                connection.write(notice)
+                told += 1
+            else:
+                connection.close(ErrorCode.SERVER_SHUTDOWN)
+        log.info("Draining: told %d connections to move to another node", told)
+        try:
+            async with asyncio.timeout(seconds):
+                await self.tracker.wait_empty()
+        except TimeoutError:
+            log.info(
+                "Draining: %d connections still open after %g s are closed",
+                len(self.tracker.live),
+                seconds,
+            )
+
     async def __aenter__(self) -> ParleyServer:
         await self.start()
         return self
@@ -523,6 +559,20 @@ def _require_shared_database(config: ServerConfig) -> None:
             "is SQLite, which only one process can serve: set the database (--database, "
             "PARLEY_DATABASE or database in the settings file) to the PostgreSQL database all "
             "the nodes share, postgresql://USER@HOST/DB, or unset the bus to run one process."
+        )
+
+
+def _require_shared_certificate(config: ServerConfig) -> None:
+    """Nodes of a cluster present one certificate. Raises StartupRefused otherwise."""
+    if config.cert_file is None:
+        raise StartupRefused(
+            "The bus is set (--bus, PARLEY_BUS or bus in the settings file), but no certificate "
+            "is (cert_file and key_file in the settings file, --cert and --key, or "
+            "PARLEY_CERT_FILE and PARLEY_KEY_FILE): each node would make a self-signed one of "
+            "its own, and clients that trusted one node's would be told the certificate "
+            "changed whenever the load balancer sends them to another. Give every node the "
+            "same certificate and key (made with openssl, see docs/admin.md, Certificates; or "
+            "from your CA), or unset the bus to run one process."
         )
 
 

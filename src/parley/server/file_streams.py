@@ -100,7 +100,10 @@ class FileStreams:
         syncing: asyncio.Future[None] | None = None
         try:
             while received < record.size:
-                chunk = await asyncio.wait_for(read(CHUNK_BYTES), self.config.upload_stall_seconds)
+                # Not wait_for: on Python 3.11 it drops a cancellation that comes as a read
+                # finishes, and the upload would go on through a shutdown.
+                async with asyncio.timeout(self.config.upload_stall_seconds):
+                    chunk = await read(CHUNK_BYTES)
                 if not chunk:
                     return False  # ended early: kept, to resume
                 if received + len(chunk) > record.size:
@@ -179,7 +182,8 @@ class FileStreams:
             chunk = await self._blocking(file.read, min(CHUNK_BYTES, left))
             if not chunk:
                 raise Refused(ErrorCode.UNAVAILABLE, "The file's content is shorter than its size.")
-            await asyncio.wait_for(write(chunk), self.config.upload_stall_seconds)
+            async with asyncio.timeout(self.config.upload_stall_seconds):  # see receive
+                await write(chunk)
             left -= len(chunk)
             self._metrics.file_sent_bytes.inc(len(chunk))
 

@@ -68,6 +68,7 @@ LIVE_SETTINGS = frozenset(
         "upload_stall_seconds",
         "unfinished_upload_seconds",
         "shutdown_grace_seconds",
+        "shutdown_drain_seconds",
     }
 )
 
