@@ -239,7 +239,8 @@ def plan(args: argparse.Namespace) -> list[Step]:
                 database="postgresql",
             )
         )
-    if args.only in (None, "cluster") and not (args.smoke or args.no_postgres):
+    # Not in the plain smoke run (it needs PostgreSQL and Redis): `--smoke --only cluster`.
+    if (args.only == "cluster" or (args.only is None and not args.smoke)) and not args.no_postgres:
         root = args.parley_root.resolve()
         spread = sizes.cluster_fan_out
         steps.append(
