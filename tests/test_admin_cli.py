@@ -130,3 +130,15 @@ def test_the_options_may_come_after_the_action(tmp_path: Path) -> None:
     both = admin(elsewhere, "users", "--data-dir", str(tmp_path))
     assert "Carol" in both.stdout
     assert not (elsewhere / "parley.sqlite3").exists()
+
+
+def test_an_empty_standard_input_is_named_not_taken_for_a_short_password(tmp_path: Path) -> None:
+    assert admin(tmp_path, "create", "Frank", stdin=PASSWORD + "\n").returncode == 0
+    for command in (("create", "Grace"), ("reset", "Frank")):
+        done = admin(tmp_path, *command, stdin="")
+        assert done.returncode != 0
+        assert "standard input was empty" in done.stderr, done.stderr
+        assert "--random-password" in done.stderr
+    # An empty line is a password, and a too short one.
+    done = admin(tmp_path, "reset", "Frank", stdin="\n")
+    assert "8-256 characters" in done.stderr, done.stderr

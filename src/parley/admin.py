@@ -190,7 +190,14 @@ def _new_password(args: argparse.Namespace, name: str) -> str:
         if getpass.getpass("Again: ") != password:
             raise AdminError("The two passwords differ.")
     else:
-        password = sys.stdin.readline().rstrip("\r\n")
+        line = sys.stdin.readline()
+        if not line:
+            raise AdminError(
+                f"No password given for {name}: standard input was empty. Run this on a "
+                "terminal to be asked, pipe the password in as one line, or use "
+                "--random-password."
+            )
+        password = line.rstrip("\r\n")
     try:
         check_password(password)
     except PeerError as exc:

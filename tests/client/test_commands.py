@@ -17,6 +17,7 @@ from parley.client.commands import (
     parse_count,
     parse_duration,
     parse_target,
+    unsendable,
 )
 from parley.client.core import ChatClient, ServerIdentity
 from parley.protocol.messages import FileInfo, FileList, ListFiles, decode_request, encode
@@ -153,3 +154,25 @@ async def test_files_prints_what_the_server_sent_inertly() -> None:
         await client.close()
     assert len(printed) == 2
     assert not any(char in line for line in printed for char in "\x1b\x07")
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("hello", None),
+        ("/me waves", None),  # a command: checked where it is run
+        ("//not a command", None),
+        ("x" * 4_001, "A message is at most 4,000 characters, and this one has 4,001."),
+        ("//" + "x" * 4_000, "A message is at most 4,000 characters, and this one has 4,001."),
+        ("bell\x07", "Messages must be 1-4000 characters on one line, without control characters."),
+        ("\u200b\u200b", "The message shows nothing"),
+    ],
+)
+def test_a_line_that_would_be_refused_is_named_before_it_leaves_the_input(
+    line: str, problem: str | None
+) -> None:
+    found = unsendable(line)
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None and found.startswith(problem)

@@ -164,7 +164,10 @@ async def test_a_backup_taken_under_load_restores_everything_acknowledged_before
     finally:
         await storage.close()
 
-    server, port = await start_server(tmp_path, "--data-dir", str(restored))
+    # The same limits: reading back thousands of messages is more than a user's request budget.
+    server, port = await start_server(
+        tmp_path, "--data-dir", str(restored), "--config", str(config)
+    )
     try:
         assert (await server.expect(r"Certificate SHA-256 fingerprint: (\S+)")).group(1) == (
             fingerprint.group(1)
@@ -175,6 +178,7 @@ async def test_a_backup_taken_under_load_restores_everything_acknowledged_before
         after_seq = 0
         while True:
             page = await reader.request("history", to="#general", after=after_seq, limit=200)
+            assert page["type"] == "history", page
             for message in page["messages"]:
                 stored[message["msg_id"]] = message["seq"]
                 after_seq = message["seq"]

@@ -84,6 +84,8 @@ async def test_two_users_in_a_room(lab: Lab) -> None:
         status, output, _ = await client.finish()
         assert status == 0
         assert "Traceback" not in output
+    # The line client has no windows: /help does not offer their commands and keys.
+    assert "show window N" not in output and "empty the window" not in output
 
 
 async def test_history_after_joining_then_paging_back(lab: Lab, tmp_path: Path) -> None:
@@ -113,7 +115,11 @@ async def test_history_after_joining_then_paging_back(lab: Lab, tmp_path: Path) 
         await alice.expect(f"{STAMP}\\[#log\\] Writer: line {n}$")
     await alice.expect(r"The history of #log starts here\.$")
     alice.type("/history")
-    await alice.expect(r"No earlier messages in #log\.$")
+    await alice.expect(r"No earlier messages in #log: its history starts with the first one shown")
+    alice.type("/join #empty")
+    await alice.expect(r"You joined #empty")
+    alice.type("/history")
+    await alice.expect(r"No messages in #empty yet\.$")
     alice.type("/exit")
     status, output, _ = await alice.finish()
     assert status == 0

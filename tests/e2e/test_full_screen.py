@@ -652,7 +652,11 @@ async def test_a_pasted_line_past_the_frame_limit_is_refused_and_the_client_stay
     try:
         terminal.child.send("\x1b[200~" + "x" * 70_000 + "\x1b[201~")
         terminal.child.send("\r")
-        await terminal.await_text("Not sent: a message is at most 4,000 characters", seconds=30)
+        await terminal.await_text(
+            "Not sent, your line is kept: A message is at most 4,000 characters", seconds=30
+        )
+        # Still there to shorten or copy: nothing typed is lost.
+        assert set(terminal.cursor_line()) == {"x"}  # the line scrolled to its end
         terminal.child.send("\x15still here\r")
         assert (await _sent_by(bob, "Alice")).text == "still here"
         assert "reconnecting" not in terminal.status_bar()

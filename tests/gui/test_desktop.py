@@ -40,6 +40,13 @@ def test_sign_in_chat_privately_and_see_unread_badges(
 
         _type(qtbot, window, "hi bob")
         wait_until(qt_loop, lambda: any(m.text == "hi bob" for m in bob.messages), "sent")
+        # A line the server would refuse stays in the input field, with the reason.
+        _type(qtbot, window, "y" * 4_001)
+        assert window.input.text() == "y" * 4_001
+        assert "Not sent, your line is kept: A message is at most 4,000 characters" in (
+            window.view.toPlainText()
+        )
+        window.input.clear()
 
         # A private conversation opens from the member list.
         names = [window.members.item(i).text() for i in range(window.members.count())]

@@ -184,6 +184,21 @@ async def test_a_handshake_that_never_completes_is_dropped_at_the_deadline(
         assert server._transfers.tracker.total == 0
 
 
+async def test_handshakes_under_way_are_dropped_when_the_server_stops(
+    server_config: ServerConfig,
+) -> None:
+    # A socket still in its handshake when the server stops is closed by the stop, not left
+    # open until the garbage collector finds it (the default handshake deadline is 10 s).
+    streams = []
+    async with ParleyServer(server_config) as server:
+        for port in (server.port, files_port(server)):
+            streams.append(await asyncio.open_connection("127.0.0.1", port))
+        await asyncio.sleep(0.2)  # accepted, in the handshake
+    for reader, writer in streams:
+        assert await asyncio.wait_for(reader.read(), 2.0) == b""
+        writer.close()
+
+
 def _ipv6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6) as sock:

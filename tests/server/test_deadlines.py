@@ -66,3 +66,17 @@ async def test_deadlines_keeps_one_queue_per_delay() -> None:
     deadlines.after(0.01, lambda: fired.append("short"))
     await asyncio.sleep(0.15)
     assert fired == ["short", "long"]
+
+
+async def test_expire_all_calls_every_pending_callback_at_once_in_order() -> None:
+    queue = DeadlineQueue(asyncio.get_running_loop(), 60.0)
+    fired: list[int] = []
+    queue.add(lambda: fired.append(1))
+    cancelled = queue.add(lambda: fired.append(2))
+    queue.add(lambda: fired.append(3))
+    cancelled.cancel()
+    queue.expire_all()
+    assert fired == [1, 3]
+    assert len(queue) == 0
+    queue.add(lambda: fired.append(4))  # the queue still works after
+    assert fired == [1, 3]

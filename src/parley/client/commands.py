@@ -42,7 +42,7 @@ from parley.protocol.names import (
     normalize_room,
     room_key,
 )
-from parley.protocol.text import ACTION_PREFIX, for_terminal
+from parley.protocol.text import ACTION_PREFIX, check_message_text, for_terminal
 
 Output = Callable[[str], None]
 # Asks for a line that must not be shown or kept (a password); None at end of input.
@@ -178,16 +178,18 @@ class Command:
     summary: str
     run: Handler
     aliases: tuple[str, ...] = ()
+    # Only a front end with windows (full screen, desktop) does it: not listed in the line client.
+    windows: bool = False
 
 
 COMMANDS: dict[str, Command] = {}
 
 
 def command(
-    name: str, usage: str, summary: str, aliases: tuple[str, ...] = ()
+    name: str, usage: str, summary: str, aliases: tuple[str, ...] = (), windows: bool = False
 ) -> Callable[[Handler], Handler]:
     def register(run: Handler) -> Handler:
-        entry = Command(name, usage, summary, run, aliases)
+        entry = Command(name, usage, summary, run, aliases, windows)
         for key in (name, *aliases):
             COMMANDS[key] = entry
         return run
@@ -332,7 +334,13 @@ async def history(chat: Chat, args: str) -> bool:
     if before != 1:
         page = await chat.client.history(room, before=before, limit=count)
     if page is None or not page.messages:
-        chat.out(f"No earlier messages in {for_terminal(room)}.")
+        if before is None:
+            chat.out(f"No messages in {for_terminal(room)} yet.")
+        else:
+            chat.out(
+                f"No earlier messages in {for_terminal(room)}: its history starts with the "
+                "first one shown."
+            )
         return True
     for entry in page.messages:
         line = describe(entry, chat.client.nick)
@@ -492,7 +500,9 @@ async def close(chat: Chat, args: str) -> bool:
     return True
 
 
-@command("win", "/win N", "show window N (also Alt+N, Ctrl+N, Ctrl+P)", aliases=("window",))
+@command(
+    "win", "/win N", "show window N (also Alt+N, Ctrl+N, Ctrl+P)", aliases=("window",), windows=True
+)
 async def window(chat: Chat, args: str) -> bool:
     if chat.screen is None:
         chat.out(_NO_WINDOWS)
@@ -505,7 +515,7 @@ async def window(chat: Chat, args: str) -> bool:
     return True
 
 
-@command("clear", "/clear", "empty the window in view")
+@command("clear", "/clear", "empty the window in view", windows=True)
 async def clear(chat: Chat, args: str) -> bool:
     if chat.screen is None:
         chat.out(_NO_WINDOWS)
@@ -913,7 +923,11 @@ async def show_help(chat: Chat, args: str) -> bool:
         chat.out(f"{entry.usage}: {entry.summary}.{also}")
         return True
     chat.out("Commands:")
-    entries = [entry for name, entry in COMMANDS.items() if name == entry.name]
+    entries = [
+        entry
+        for name, entry in COMMANDS.items()
+        if name == entry.name and (chat.screen is not None or not entry.windows)
+    ]
     width = max(len(entry.usage) for entry in entries)
     for entry in entries:
         also = f" (or /{', /'.join(entry.aliases)})" if entry.aliases else ""
@@ -933,6 +947,25 @@ def _suggest(name: str) -> str:
 @command("exit", "/exit", "leave the chat", aliases=("quit",))
 async def leave(chat: Chat, args: str) -> bool:
     return False
+
+
+def unsendable(line: str) -> str | None:
+    """Why a typed message line (not a command) would be refused, to say so while the line is
+    still in the input field (nothing typed is lost); None when it can be sent.
+    """
+    if line.startswith("/") and not line.startswith("//"):
+        return None
+    text = line[1:] if line.startswith("//") else line
+    if len(text) > limits.MAX_TEXT_CHARS:
+        return (
+            f"A message is at most {limits.MAX_TEXT_CHARS:,} characters, and this one has "
+            f"{len(text):,}."
+        )
+    try:
+        check_message_text(text)
+    except PeerError as refused:
+        return refused.detail
+    return None
 
 
 async def execute(chat: Chat, line: str) -> bool:

@@ -55,7 +55,7 @@ from PySide6.QtWidgets import (
 
 from parley.client import transfer
 from parley.client import windows as model
-from parley.client.commands import COMMANDS, Chat, execute
+from parley.client.commands import COMMANDS, Chat, execute, unsendable
 from parley.client.core import ClientEvent, ConnectionLost
 from parley.client.front import CONNECTED, WindowedFront
 from parley.client.reconnect import Connect
@@ -421,6 +421,10 @@ class MainWindow(WindowedFront, QMainWindow):
             return
         if self.state != "connected" and not line.startswith("/"):
             self.out("*** Not connected: your line is kept; press Enter again once reconnected.")
+            return
+        problem = unsendable(line)
+        if problem is not None:
+            self.out(f"*** Not sent, your line is kept: {problem}")
             return
         self.input.remember(line)
         self.input.clear()

@@ -58,7 +58,13 @@ class DeadlineQueue:
             self._timer = self._loop.call_at(deadline.when, self._expire)
         return deadline
 
-    def _expire(self) -> None:
+    def expire_all(self) -> None:
+        """Call every pending callback now, in order (what they guard is ending)."""
+        if self._timer is not None:
+            self._timer.cancel()
+        self._expire(everything=True)
+
+    def _expire(self, everything: bool = False) -> None:
         self._timer = None
         now = self._loop.time()
         while self._queue:
@@ -66,7 +72,7 @@ class DeadlineQueue:
             if head.callback is None:
                 self._queue.popleft()
                 self._cancelled -= 1
-            elif head.when <= now:
+            elif everything or head.when <= now:
                 self._queue.popleft()
                 callback, head.callback = head.callback, None
                 try:

@@ -626,7 +626,9 @@ class TlsServer:
         self._ssl_context = ssl_context
 
     def close(self) -> None:
-        """Stop accepting. Connections already open are not touched."""
+        """Stop accepting, and drop the sockets still in their TLS handshake or PROXY header
+        (no one would serve them). Connections already open are not touched.
+        """
         if self._closed.is_set():
             return
         self._closed.set()
@@ -635,6 +637,7 @@ class TlsServer:
             sock.close()
         for reader in list(self._reading_headers):
             reader.close()
+        self._handshake_deadlines.expire_all()
 
     async def wait_closed(self) -> None:
         await self._closed.wait()

@@ -42,7 +42,14 @@ from prompt_toolkit.output import ColorDepth
 from prompt_toolkit.utils import get_cwidth
 
 from parley.client import windows as model
-from parley.client.commands import COMMANDS, HISTORY_PAGE, Chat, execute, parse_count
+from parley.client.commands import (
+    COMMANDS,
+    HISTORY_PAGE,
+    Chat,
+    execute,
+    parse_count,
+    unsendable,
+)
 from parley.client.core import ChatClient, ClientEvent, ConnectionLost
 from parley.client.front import WindowedFront, cancel_and_wait
 from parley.client.read_markers import ReadMarkers
@@ -414,6 +421,10 @@ class FullScreen(WindowedFront):
             not name or line.startswith("//") or name not in _OFFLINE_COMMANDS
         ):
             self.out("*** Not connected: your line is kept; press Enter again once reconnected.")
+            return True
+        problem = unsendable(line)
+        if problem is not None:
+            self.out(f"*** Not sent, your line is kept: {problem}")
             return True
         self._typed.put_nowait((line, False))
         return False
