@@ -96,6 +96,23 @@ def test_a_chat_port_in_use_is_named(tmp_path: Path) -> None:
     assert f"Port {port} (chat) is in use by another program" in done.stderr, done.stderr
 
 
+def test_a_chat_port_other_workers_listen_on_is_named(tmp_path: Path) -> None:
+    # Another set of workers shares its port with SO_REUSEPORT: joining it would split the
+    # users between two servers that know nothing of each other.
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "server.py", "--port", str(port), "--workers", "2",
+             "--data-dir", str(tmp_path / "data"), "--database", POSTGRES, "--bus", REDIS],
+            cwd=ROOT, env=environment(tmp_path), capture_output=True, text=True, timeout=30,
+        )  # fmt: skip
+    assert done.returncode == 2
+    assert f"Port {port} (chat) is in use by another program" in done.stderr, done.stderr
+
+
 def test_each_worker_shares_the_ports_and_has_a_metrics_port_of_its_own() -> None:
     config = ServerConfig(port=0, metrics_listen="[::1]:9976", database=POSTGRES, bus=REDIS)
     ports = Ports(chat=7000, files=7001, web=8443)

@@ -446,6 +446,8 @@ class Supervisor:
             if (family, address[0]) in seen:
                 continue
             seen.add((family, address[0]))
+            if port:
+                _probe(family, kind, proto, (address[0], port, *address[2:]), which, how)
             sock = socket.socket(family, kind, proto)
             self._held.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -459,6 +461,24 @@ class Supervisor:
             # Port 0 on the first address: the other addresses take the same port.
             port = sock.getsockname()[1]
         return port
+
+
+def _probe(
+    family: int, kind: int, proto: int, address: tuple[object, ...], which: str, how: str
+) -> None:
+    """Bind once without SO_REUSEPORT: a port that another program listens on, another set
+    of workers included (which would otherwise share it with these), is refused.
+    """
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            probe.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            port = address[1]
+            assert isinstance(port, int)
+            raise OSError(_cannot_hold(exc, port, which, how)) from None
 
 
 def _cannot_hold(exc: OSError, port: int, which: str, how: str) -> str:
