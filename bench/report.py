@@ -85,6 +85,7 @@ SHOWN: dict[str, list[tuple[str, str, str]]] = {
     ],
     "room-setup": [
         ("setup_seconds", "first connect to a calm room, s", "s"),
+        ("all_in_seconds", "first connect to the last member in, s", "s"),
         ("server_cpu_ms_per_member", "server CPU ms per member", "ms"),
         ("received_bytes_per_member", "bytes received per member", "count"),
         ("connect_p50_ms", "connect and join p50, ms", "ms"),

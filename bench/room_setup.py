@@ -5,7 +5,10 @@ and JOIN ``#bench``. Every member is told of every later join, so filling a room
 about C²/2 announcements on both servers; what differs is how each server sends them.
 
 - set-up time: from the first connect to the moment no client has received anything for half
-  a second (waited for at most two minutes), so it includes the last announcement delivered;
+  a second (waited for at most two minutes), so it includes the last announcement delivered
+  (in a Parley room past ``room_announce_limit``, the last ``members`` summary, which comes up
+  to ``room_summary_seconds`` after the last join);
+- all in: from the first connect until every member is in the room (its join answered);
 - server CPU per member: the server's CPU over that span, over C;
 - bytes received per member: everything the server sent during set-up, over C (member lists,
   join announcements, history);
@@ -42,6 +45,7 @@ def run(pool: WorkerPool, server: Server, load: Load) -> Outcome:
     started = time.monotonic()
     try:
         sessions = open_sessions(pool, server, load.members, room=True)
+        all_in = time.monotonic() - started
         quiet = pool.ask("quiet", {"seconds": QUIET_SECONDS, "timeout": QUIET_TIMEOUT_SECONDS})
         # The quiet wait ends QUIET_SECONDS after the last byte arrived.
         seconds = time.monotonic() - started - QUIET_SECONDS
@@ -63,6 +67,7 @@ def run(pool: WorkerPool, server: Server, load: Load) -> Outcome:
         "members": load.members,
         "members_joined": joined,
         "setup_seconds": seconds,
+        "all_in_seconds": all_in,
         "server_cpu_ms_per_member": cpu * 1000 / joined if joined else None,
         "received_bytes_per_member": (
             sum(answer["received_bytes"] for answer in collected) / joined if joined else None

@@ -27,7 +27,7 @@ class RecordingPeer:
     token_hash: str = ""
     host: str = "127.0.0.1"
     since_ms: int = 0
-    rooms: set[str] = dataclasses.field(default_factory=set)
+    rooms: tuple[str, ...] = ()
     frames: list[bytes] = dataclasses.field(default_factory=list)
     aborted: int = 0
     closed: bool = False

@@ -130,6 +130,11 @@ class ServerConfig:
     retention_days: int | None = None
     # Messages of a room's history sent to someone joining it.
     history_on_join: int = 50
+    # A room with more members than this on the server is told of joins and parts as a
+    # summary ("members": how many came and went) every room_summary_seconds, not one by one:
+    # one by one, filling a room of N costs N^2/2 deliveries.
+    room_announce_limit: int = 300
+    room_summary_seconds: float = 2.0
     # How often the retention purge runs.
     purge_interval_seconds: float = 3600.0
 
@@ -305,6 +310,10 @@ BOUNDS: dict[str, Bounds] = {
     "session_days": _POSITIVE,
     "retention_days": Bounds(0),
     "history_on_join": Bounds(0, MAX_HISTORY_MESSAGES),
+    "room_announce_limit": Bounds(0),
+    # At least a tenth of a second: a summary per member and room is no cheaper than the
+    # announcements it replaces when it comes with every join.
+    "room_summary_seconds": Bounds(0.1, 3600),
     "purge_interval_seconds": _POSITIVE,
     "max_file_bytes": _COUNT,
     "file_quota_bytes": _COUNT,

@@ -330,7 +330,7 @@ async def _chat(chat: Chat, lines: Lines, nick: str | None, connect: Connect | N
         await chat.client.bye()
         return EXIT_OK
     lines.write("Welcome to the chat!")
-    typed = asyncio.create_task(_run_input(chat, lines, connect is not None), name="read-input")
+    typed: asyncio.Task[bool] | None = None
     greet = chat.client.is_account
     while True:
         markers = ReadMarkers(chat.client)
@@ -339,8 +339,14 @@ async def _chat(chat: Chat, lines: Lines, nick: str | None, connect: Connect | N
         with contextlib.suppress(RequestRefused, ConnectionLost):
             await chat.client.recent_history()
         if greet:
-            await _greet_account(chat)
+            with contextlib.suppress(ConnectionLost):
+                await _greet_account(chat)
             greet = False
+        if typed is None:
+            # Only now: a script's first lines are run after the greeting, not during it.
+            typed = asyncio.create_task(
+                _run_input(chat, lines, connect is not None), name="read-input"
+            )
         marking = asyncio.create_task(markers.run(), name="read-markers")
         try:
             done, _ = await asyncio.wait({shown, typed}, return_when=asyncio.FIRST_COMPLETED)

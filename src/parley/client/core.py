@@ -426,6 +426,14 @@ class ChatClient:
         await self._request(lambda id: Topic(id=id, room=room, text=text), Ok)
         return None
 
+    async def who_page(self, room: str, after: str = "", limit: int = 100) -> Users:
+        """One page of who is in ``room``, in name order, after the name ``after``. Raises
+        RequestRefused: NO_SUCH_ROOM (nobody is in it).
+        """
+        return await self._request(
+            lambda id: Who(id=id, room=room, after=after, limit=limit), Users
+        )
+
     async def who(self, room: str, page_size: int = limits.MAX_LISTED_USERS) -> Users:
         """Who is in ``room``, in name order: all pages, one request per ``page_size``
         members. Raises RequestRefused: NO_SUCH_ROOM (nobody is in it).

@@ -25,11 +25,13 @@ from parley.client.pins import CertificateChanged
 from parley.client.reconnect import Attempt, Connect, GaveUp, reconnect
 from parley.client.timeline import place
 from parley.protocol.errors import RequestRefused
-from parley.protocol.messages import Joined, Left, Message, TopicChanged
+from parley.protocol.messages import Joined, Left, MembersChanged, Message, TopicChanged
 from parley.protocol.names import nick_key, room_key
 from parley.protocol.text import for_terminal
 
 CONNECTED = "connected"
+# Names listed for a quiet room (one the server summarises): one page, not all of them.
+QUIET_ROOM_NAMES = 200
 
 
 class WindowedFront:
@@ -119,14 +121,21 @@ class WindowedFront:
             case Message(sender=sender) if self.chat.hides(sender):
                 return
             case Joined(room=room, nick=nick):
+                self._count(room, nick, +1)
                 self._members(room)[nick_key(nick)] = nick
                 if self.chat.hides(nick):
                     return
             case Left(room=room, nick=nick):
+                self._count(room, nick, -1)
                 self._members(room).pop(nick_key(nick), None)
                 self.chat.follow(event)
                 if self.chat.hides(nick) and not event.reason:
                     return
+            case MembersChanged(room=room, members=count):
+                window = self.windows.find(room)
+                if window is not None:
+                    window.quiet, window.total = True, count
+                    self.refreshed(window)
             case TopicChanged(room=room, text=text):
                 window = self.windows.find(room)
                 if window is not None:
@@ -141,20 +150,36 @@ class WindowedFront:
             window.divider_at = window.added  # at the account's read marker
         self.add(window, line, event)
 
+    def _count(self, room: str, nick: str, change: int) -> None:
+        """Someone else's join or part in a quiet room: a kick, or the room announcing again
+        since it shrank. The count follows it until the next summary.
+        """
+        window = self.windows.find(room)
+        if window is None or not window.quiet or nick_key(nick) == nick_key(self.chat.client.nick):
+            return
+        if change > 0 and nick_key(nick) in window.members:
+            return
+        window.total = max(0, window.total + change)
+
     def _members(self, room: str) -> dict[str, str]:
         window = self.windows.find(room)
         return window.members if window is not None else {}
 
     async def refresh_room(self, room: str) -> None:
-        """Who is in ``room`` and its topic, asked of the server."""
+        """Who is in ``room`` and its topic, asked of the server: every name, or in a quiet
+        room (too big to announce each join) the first page and the count.
+        """
         with contextlib.suppress(RequestRefused, ConnectionLost):
-            users = await self.chat.client.who(room)
+            info = await self.chat.client.topic(room)
+            if info.quiet:
+                users = await self.chat.client.who_page(room, limit=QUIET_ROOM_NAMES)
+            else:
+                users = await self.chat.client.who(room)
             window = self.windows.find(room)
             if window is not None:
                 # Merged, not replaced: a join the events task showed meanwhile is newer.
                 window.members.update({nick_key(nick): nick for nick in users.users})
-            info = await self.chat.client.topic(room)
-            if window is not None:
+                window.quiet, window.total = info.quiet, users.total
                 window.topic = for_terminal(info.topic)
                 self.refreshed(window)
 

@@ -63,9 +63,18 @@ class Window:
         self.mentions = 0
         # Position (in ``added`` terms) of the first line not seen; None when none.
         self.divider_at: int | None = None
-        # Rooms: who is in it, key -> nickname as spelt, kept up to date by events.
+        # Rooms: who is in it, key -> nickname as spelt, kept up to date by events. In a quiet
+        # room (too big for the server to announce each join) only the first page of names.
         self.members: dict[str, str] = {}
+        self.quiet = False
+        # How many are in a quiet room, as the server last said.
+        self.total = 0
         self.topic = ""
+
+    @property
+    def member_count(self) -> int:
+        """How many are in the room: counted by the server in a quiet room, else listed."""
+        return self.total if self.quiet else len(self.members)
 
     @property
     def key(self) -> str:

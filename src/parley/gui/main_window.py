@@ -355,7 +355,7 @@ class MainWindow(WindowedFront, QMainWindow):
     def _show_header(self, window: model.Window) -> None:
         room = window.kind is model.Kind.ROOM
         self.header.show_conversation(
-            label(window), len(window.members) if room else None, window.topic if room else ""
+            label(window), window.member_count if room else None, window.topic if room else ""
         )
         self.header.show_state(self.state, self.state == CONNECTED, self.theme)
 
@@ -363,7 +363,9 @@ class MainWindow(WindowedFront, QMainWindow):
         shown = window.kind is model.Kind.ROOM and bool(window.members)
         self.members_pane.setVisible(shown)
         if shown:
-            self.members_pane.show_members(window.members, self.presence, self.theme)
+            self.members_pane.show_members(
+                window.members, self.presence, self.theme, window.member_count
+            )
         self.members_pane.setEnabled(self.state == CONNECTED)
 
     async def _ask_presence(self, window: model.Window) -> None:

@@ -54,10 +54,15 @@ class MembersPane(QWidget):
         column.addWidget(self.list, 1)
 
     def show_members(
-        self, members: dict[str, str], presence: dict[str, Presence], theme: Theme
+        self,
+        members: dict[str, str],
+        presence: dict[str, Presence],
+        theme: Theme,
+        count: int | None = None,
     ) -> None:
         """``members`` key -> nickname; ``presence`` by the same keys (missing: not asked yet,
-        shown online without a role).
+        shown online without a role). ``count``: how many are in the room, when the names are
+        only the first of them (a room too big for the server to announce each join).
         """
         self.list.clear()
 
@@ -75,7 +80,7 @@ class MembersPane(QWidget):
             state = f"away: {known.away}" if known.away else "online"
             item.setToolTip(tooltip(f"{nick}: {state}" + (f", {known.role}" if known.role else "")))
             self.list.addItem(item)
-        self.heading.setText(f"Members — {len(members)}")
+        self.heading.setText(f"Members — {len(members) if count is None else count}")
 
     def nicks(self) -> list[str]:
         """The nicknames in the order shown."""

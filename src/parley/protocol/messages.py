@@ -395,6 +395,9 @@ class RoomInfo(_Frame, tag="room", frozen=True):
     topic: str
     topic_by: str
     members: int
+    # The room is past the server's room_announce_limit: joins and parts come as ``members``
+    # summaries, not one by one.
+    quiet: bool = False
 
 
 class RoomSummary(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -459,6 +462,17 @@ class Left(_Frame, tag="left", frozen=True):
     reason: str = ""
     by: str = ""
     message: str = ""
+
+
+class MembersChanged(_Frame, tag="members", frozen=True):
+    """In a room too big to announce each join and part (``quiet`` in its ``room`` reply):
+    how many joined and left since the last such event, and how many are in it now.
+    """
+
+    room: str
+    members: int
+    joined: int
+    left: int
 
 
 class TopicChanged(_Frame, tag="topic", frozen=True):
@@ -591,7 +605,7 @@ Reply = (
     | FileList
     | Error
 )
-Event = Message | Joined | Left | TopicChanged | Notice | Closing
+Event = Message | Joined | Left | MembersChanged | TopicChanged | Notice | Closing
 ServerFrame = Reply | Event
 
 _encoder = msgspec.json.Encoder()

@@ -68,10 +68,6 @@ class ServerContext:
     metrics: ServerMetrics
 
 
-# Shared by connections not logged in; never added to (login gives each its own set).
-_NO_ROOMS: set[str] = set()
-
-
 def _discard(frame: bytes) -> None:
     """The write function of a connection that is not open: frames go nowhere."""
 
@@ -111,8 +107,7 @@ class Connection(asyncio.Protocol):
         self.account = ""
         self.token_hash = ""
         self.since_ms = 0
-        # Made at login: thousands of idle connections should not each carry an empty set.
-        self.rooms: set[str] = _NO_ROOMS
+        self.rooms: tuple[str, ...] = ()
         self.host = ""
         self.group = ""
         self.address = ""

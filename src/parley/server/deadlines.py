@@ -3,7 +3,9 @@
 Every deadline of one kind is "now + the same delay", so they expire in the order they were
 set: a FIFO queue and one loop timer per delay serve any number of connections. A loop timer
 costs about 600 bytes and a system-level timer operation per connection; an entry here costs
-one small object. Cancelling marks the entry; the sweep skips it.
+one small object. Cancelling marks the entry; the sweep skips it, and once cancelled entries
+are most of a queue they are dropped at once (each connection cancels its handshake, hello and
+login deadlines: kept until their time, those would be ~200 bytes on every idle connection).
 """
 
 from __future__ import annotations
@@ -14,6 +16,9 @@ import logging
 from collections.abc import Callable
 
 log = logging.getLogger(__name__)
+
+# Cancelled entries a queue may keep before it drops them.
+_FEW = 64
 
 
 class Deadline:
@@ -30,6 +35,7 @@ class Deadline:
         if self.callback is not None:
             self.callback = None
             self.queue._cancelled += 1
+            self.queue._compact_if_mostly_cancelled()
 
 
 class DeadlineQueue:
@@ -49,14 +55,17 @@ class DeadlineQueue:
         """Call ``callback`` once ``delay`` seconds from now, unless cancelled first."""
         deadline = Deadline(self, self._loop.time() + self._delay, callback)
         self._queue.append(deadline)
-        # Cancelled entries wait for their time to pass; under heavy connection churn with a
-        # long delay, drop them early rather than let them pile up.
-        if self._cancelled > 1024 and self._cancelled * 2 > len(self._queue):
-            self._queue = collections.deque(d for d in self._queue if d.callback is not None)
-            self._cancelled = 0
         if self._timer is None:
             self._timer = self._loop.call_at(deadline.when, self._expire)
         return deadline
+
+    def _compact_if_mostly_cancelled(self) -> None:
+        """Drop the cancelled entries once they are more than half the queue (and more than a
+        few): each drop at least halves the queue, so this costs O(1) per entry, amortised.
+        """
+        if self._cancelled > _FEW and self._cancelled * 2 > len(self._queue):
+            self._queue = collections.deque(d for d in self._queue if d.callback is not None)
+            self._cancelled = 0
 
     def expire_all(self) -> None:
         """Call every pending callback now, in order (what they guard is ending)."""

@@ -118,7 +118,7 @@ async def nick(connection: Connection, request: Nick) -> None:
     connection.principal = identity.principal
     connection.role, connection.account = identity.role, identity.account
     connection.token_hash = identity.token_hash
-    connection.rooms = set()
+    connection.rooms = ()
     connection.since_ms = context.hub.clock.now_ms()
     # An account without a password came in on a saved session: a token or a browser's cookie.
     method = "password" if request.password else "token" if identity.account else "guest"

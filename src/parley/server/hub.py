@@ -145,6 +145,8 @@ class Hub:
             ordered=bus.ordered,
         )
         self._rooms.sequencer = self._sequencer
+        # Summaries of a big room's joins and parts are this node's own: its members, its count.
+        self._rooms.deliver_here = self._delivery.deliver
         bus.subscribe(self._sequencer.deliver)
         bus.on_event(self._on_event)
         bus.on_link(self._on_link)
@@ -204,7 +206,7 @@ class Hub:
         for key in [general, *sorted(key for key in operator_of if key != general)]:
             room = await self._rooms.load(key)
             if room is not None:
-                await self._rooms.load_mute(peer, room)
+                await self._rooms.load_mute(peer, room, logging_in=True)
                 await self._sequencer.catch_up(key, None)
                 rooms.append(room)
         # Private messages published while what was missed is read are held, then sent after

@@ -7,13 +7,23 @@ what one node needs to deliver and to check a ``send`` without a storage round t
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Callable
+
 from parley.accounts.throttle import WindowLimiter
 from parley.bus import Bus
 from parley.clock import Clock
 from parley.config import ServerConfig
 from parley.protocol import limits
 from parley.protocol.errors import ErrorCode, PeerError
-from parley.protocol.messages import Joined, Left, RoomInfo, TopicChanged, encode
+from parley.protocol.messages import (
+    Joined,
+    Left,
+    MembersChanged,
+    RoomInfo,
+    TopicChanged,
+    encode,
+)
 from parley.protocol.names import GENERAL_ROOM, name_skeleton, normalize_room, room_key
 from parley.protocol.text import check_topic
 from parley.server.address_group import address_group
@@ -26,6 +36,9 @@ from parley.server.room_listing import RoomListing
 from parley.server.rooms import LiveRoom, Peer, Write
 from parley.server.sequencer import Sequencer
 from parley.storage import Role, Room, SanctionKind, Storage
+
+# How long the first page of a big room's ``who`` is kept (docs/protocol.md, "Big rooms").
+FIRST_PAGE_SECONDS = 1.0
 
 
 def guest_sanction_key(nick: str) -> str:
@@ -68,6 +81,8 @@ class LiveRooms:
         self._rooms: dict[str, LiveRoom] = {}
         # Set by the hub: where a room's position in its messages is kept.
         self.sequencer: Sequencer | None = None
+        # Set by the hub: a frame to a conversation's members on this node alone.
+        self.deliver_here: Callable[[str, bytes], None] | None = None
         self._rooms_by_principal = WindowLimiter(config.rooms_per_principal_per_hour, 3600.0)
         self._rooms_by_address = WindowLimiter(config.rooms_per_address_per_hour, 3600.0)
 
@@ -144,8 +159,13 @@ class LiveRooms:
         ):
             raise PeerError(ErrorCode.MUTED, f"You are muted in {room.name}.")
 
-    async def load_mute(self, peer: Peer, room: LiveRoom) -> None:
-        for key in sanction_keys(peer):
+    async def load_mute(self, peer: Peer, room: LiveRoom, *, logging_in: bool = False) -> None:
+        keys = sanction_keys(peer)
+        if logging_in and not peer.account:
+            # A guest's principal id is minted for this login: nothing can be held against it
+            # yet, only against its name. One storage round trip less per guest login.
+            keys = [guest_sanction_key(peer.nick)]
+        for key in keys:
             mute = await self._storage.sanction(
                 room.key, key, SanctionKind.MUTE, self._clock.now_ms()
             )
@@ -240,23 +260,52 @@ class LiveRooms:
         if room is None:
             raise PeerError(ErrorCode.NO_SUCH_ROOM, f"Nobody is in {raw_name}.")
         members = room.members
+        now = self._clock.monotonic()
+        kept = room.first_page
+        if (
+            not after
+            and kept is not None
+            and kept[1] == limit
+            and now - kept[0] < FIRST_PAGE_SECONDS
+        ):
+            # Everyone coming into a big room asks for its first page: one walk of the
+            # members a second serves them all, not one each.
+            return kept[2], kept[3], len(members)
         pairs = ((member.nick_key, member.nick) for member in members)
         page, following = name_page(pairs, after, limit)
+        if not after and self.quiet(len(members)):
+            room.first_page = (now, limit, page, following)
         return page, following, len(members)
 
     def enter(self, peer: Peer, room: LiveRoom) -> None:
         room.members[peer] = peer.write
-        peer.rooms.add(room.key)
-        self._bus.publish(room.key, encode(Joined(room=room.name, nick=peer.nick)))
+        peer.rooms = (*peer.rooms, room.key)
+        joined = encode(Joined(room=room.name, nick=peer.nick))
+        if self.quiet(len(room.members)):
+            # The joiner alone hears of it at once (its client opens the room); the others
+            # in the next summary. O(1) per join, not O(members).
+            peer.write(joined)
+            room.joined_since += 1
+            self._summarize_later(room)
+        else:
+            self._bus.publish(room.key, joined)
 
     def leave(self, peer: Peer, room: LiveRoom, left: Left) -> None:
-        """Take ``peer`` out of ``room``, telling it and the room with ``left``."""
+        """Take ``peer`` out of ``room``, telling it and the room with ``left`` (a big room
+        without a reason: in the next summary).
+        """
+        members_before = len(room.members)
         if room.members.pop(peer, None) is None:
             return
-        peer.rooms.discard(room.key)
+        peer.rooms = tuple(key for key in peer.rooms if key != room.key)
         # The one who left sees it too: its client knows it is out.
         peer.write(encode(left))
-        self._bus.publish(room.key, encode(left))
+        if left.reason or not self.quiet(members_before):
+            # A kick or ban is news however big the room: moderators act one at a time.
+            self._bus.publish(room.key, encode(left))
+        else:
+            room.left_since += 1
+            self._summarize_later(room)
         if not peer.account:
             # A guest's rights end with it: the room it made has no operator until a server
             # moderator appoints one (``op``).
@@ -266,6 +315,34 @@ class LiveRooms:
             if self.sequencer is not None:
                 self.sequencer.forget(room.key)
 
+    def quiet(self, members: int) -> bool:
+        """A room of ``members`` here hears of joins and parts as summaries."""
+        return members > self._config.room_announce_limit
+
+    def _summarize_later(self, room: LiveRoom) -> None:
+        """Send ``room`` its ``members`` summary in room_summary_seconds, once for every join
+        and part until then: a storm of them costs each member one frame per period.
+        """
+        if room.summary_due:
+            return
+        room.summary_due = True
+        asyncio.get_running_loop().call_later(
+            self._config.room_summary_seconds, self._summarize, room
+        )
+
+    def _summarize(self, room: LiveRoom) -> None:
+        room.summary_due = False
+        joined, left = room.joined_since, room.left_since
+        room.joined_since = room.left_since = 0
+        if self._rooms.get(room.key) is not room or not room.members:
+            return  # dropped meanwhile: nobody to tell
+        if self.deliver_here is None:
+            return
+        summary = MembersChanged(
+            room=room.name, members=len(room.members), joined=joined, left=left
+        )
+        self.deliver_here(room.key, encode(summary))
+
     def leave_all(self, peer: Peer) -> None:
         """``peer`` logged out: tell the rooms it was in."""
         for key in list(peer.rooms):
@@ -274,13 +351,15 @@ class LiveRooms:
                 self.leave(peer, room, Left(room=room.name, nick=peer.nick))
 
     def _reply(self, peer: Peer, room: LiveRoom, request_id: int, *, joining: bool = False) -> None:
+        # Sent just before the joiner is added: count it already.
+        members = len(room.members) + joining
         info = RoomInfo(
             id=request_id,
             room=room.name,
             topic=room.topic,
             topic_by=room.topic_by,
-            # Sent just before the joiner is added: count it already.
-            members=len(room.members) + joining,
+            members=members,
+            quiet=self.quiet(members),
         )
         peer.write(encode(info))
 

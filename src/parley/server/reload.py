@@ -41,6 +41,8 @@ LIVE_SETTINGS = frozenset(
         "allow_guests",
         "room_creation",
         "history_on_join",
+        "room_announce_limit",
+        "room_summary_seconds",
         "session_days",
         "hello_timeout_seconds",
         "login_timeout_seconds",

@@ -34,8 +34,9 @@ class Peer(Protocol):
     host: str
     # When this login began, in ms since the epoch.
     since_ms: int
-    # Keys of the rooms this peer is in.
-    rooms: set[str]
+    # Keys of the rooms this peer is in: a tuple, replaced on each join and part (at most
+    # 100, and usually one: a set is 216 bytes, a tuple of one 48, on every connection).
+    rooms: tuple[str, ...]
 
     @property
     def closed(self) -> bool:
@@ -75,6 +76,13 @@ class LiveRoom:
     operators: set[str] = dataclasses.field(default_factory=set)
     # Principal id -> end of the mute in ms since the epoch (None: until lifted).
     muted: dict[str, int | None] = dataclasses.field(default_factory=dict)
+    # In a room past room_announce_limit: joins and parts since the last ``members`` summary,
+    # and whether that summary is scheduled.
+    joined_since: int = 0
+    left_since: int = 0
+    summary_due: bool = False
+    # The first page of ``who`` in a big room, kept a second: (when, limit, names, next).
+    first_page: tuple[float, int, list[str], str] | None = None
 
     def is_muted(self, key: str, now_ms: int) -> bool:
         if key not in self.muted:

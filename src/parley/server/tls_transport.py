@@ -27,7 +27,6 @@ import asyncio
 import contextlib
 import enum
 import errno
-import functools
 import logging
 import socket
 import ssl
@@ -62,6 +61,24 @@ _ACCEPT_BACKOFF_SECONDS = 0.1
 _MAX_REFUSALS_IN_FLIGHT = 64
 
 _FD_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
+
+# The base class's per-transport dict of extra info; never written to.
+_NO_EXTRA: dict[str, Any] = {}
+
+
+class _Release:
+    """Gives a connection's place back to its address group's count: a callable of one slot,
+    smaller than a functools.partial of a bound method, on every connection.
+    """
+
+    __slots__ = ("group", "tracker")
+
+    def __init__(self, tracker: ConnectionTracker, group: str) -> None:
+        self.tracker = tracker
+        self.group = group
+
+    def __call__(self) -> None:
+        self.tracker.release(self.group)
 
 
 class _State(enum.Enum):
@@ -131,7 +148,8 @@ class TlsTransport(asyncio.Transport):
         """``on_drop`` is called once, when the socket is closed (handshake failed or not).
         ``peer`` is the client a PROXY header named (None: the socket's own peer).
         """
-        super().__init__()
+        # get_extra_info below answers without it: one shared empty dict, not one each.
+        super().__init__(extra=_NO_EXTRA)
         self._on_drop = on_drop
         self._peer = peer
         self._loop = loop
@@ -570,8 +588,7 @@ class TlsServer:
         """
         group = address_group(str(address[0])) if isinstance(address, tuple) else ""
         if self.tracker.admit(group):
-            release = functools.partial(self.tracker.release, group)
-            self._start_connection(conn, None, release, proxied)
+            self._start_connection(conn, None, _Release(self.tracker, group), proxied)
         elif self._refusals_in_flight < _MAX_REFUSALS_IN_FLIGHT:
             self._refusals_in_flight += 1
             self._start_connection(conn, _Refusal(self._refusal), self._refusal_ended, proxied)

@@ -177,7 +177,9 @@ def sidebar_fragments(windows: Windows, width: int) -> StyleAndTextTuples:
         fragments += [(tone, label[:width]), ("", "\n")]
     current = windows.current
     if current.kind is Kind.ROOM and current.members:
-        fragments += [("", "\n"), ("class:sidebar.heading", f"Members ({len(current.members)})")]
+        fragments += [("", "\n"), ("class:sidebar.heading", f"Members ({current.member_count})")]
         for nick in sorted(current.members.values(), key=str.casefold):
             fragments += [("", "\n"), (nick_class(nick), nick[:width])]
+        if current.member_count > len(current.members):
+            fragments += [("", "\n"), ("class:sidebar", "...")]
     return fragments
