@@ -28,6 +28,7 @@ from typing import Any
 
 from bench import (
     capacity,
+    cluster,
     fanout,
     files,
     history,
@@ -79,6 +80,8 @@ class Step:
     settings: str = ""
     database: str | None = None
     prefill: Callable[[str | None, Path], None] | None = None
+    # The workload starts (and stops) its own servers: several nodes, PostgreSQL and Redis.
+    own_servers: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -98,6 +101,8 @@ class Sizes:
     terminal_seconds: float
     file_megabytes: int
     locked_row_seconds: float
+    cluster_fan_out: cluster.FanOut
+    cluster_failover: cluster.Failover
 
 
 FAN_OUT = [(100, 20), (1000, 20), (1000, 200)]
@@ -117,6 +122,8 @@ FULL = Sizes(
     terminal_seconds=10.0,
     file_megabytes=1024,
     locked_row_seconds=20.0,
+    cluster_fan_out=cluster.FanOut(clients=100, speakers=10, rate=200, seconds=5.0),
+    cluster_failover=cluster.Failover(clients=150),
 )
 QUICK = Sizes(
     fan_out=FAN_OUT,
@@ -134,6 +141,8 @@ QUICK = Sizes(
     terminal_seconds=5.0,
     file_megabytes=256,
     locked_row_seconds=10.0,
+    cluster_fan_out=cluster.FanOut(clients=100, speakers=10, rate=200, seconds=3.0),
+    cluster_failover=cluster.Failover(clients=90),
 )
 SMOKE = Sizes(
     fan_out=[(10, 20)],
@@ -151,6 +160,8 @@ SMOKE = Sizes(
     terminal_seconds=1.0,
     file_megabytes=4,
     locked_row_seconds=2.0,
+    cluster_fan_out=cluster.FanOut(clients=9, speakers=2, rate=20, seconds=1.0),
+    cluster_failover=cluster.Failover(clients=9),
 )
 
 
@@ -231,6 +242,29 @@ def plan(args: argparse.Namespace) -> list[Step]:
                 database="postgresql",
             )
         )
+    # Not in the plain smoke run (it needs PostgreSQL and Redis): `--smoke --only cluster`.
+    if (args.only == "cluster" or (args.only is None and not args.smoke)) and not args.no_postgres:
+        root = args.parley_root.resolve()
+        spread = sizes.cluster_fan_out
+        steps.append(
+            Step(
+                "cluster",
+                spread.label,
+                partial(cluster.run_fanout, load=spread, root=root),
+                parley_only=True,
+                own_servers=True,
+            )
+        )
+        failing = sizes.cluster_failover
+        steps.append(
+            Step(
+                "cluster-failover",
+                failing.label,
+                partial(cluster.run_failover, load=failing, root=root),
+                parley_only=True,
+                own_servers=True,
+            )
+        )
     if args.only in (None, "files"):
         moving = files.Load(sizes.file_megabytes)
         steps.append(
@@ -265,6 +299,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "terminal",
             "files",
             "locked-row",
+            "cluster",
         ],
         help="one workload",
     )
@@ -348,7 +383,14 @@ def main(argv: list[str] | None = None) -> int:
     proc.raise_open_file_limit()
     root = args.parley_root.resolve()
     factories: list[tuple[str, Callable[[Step], Server]]] = [
-        ("Parley", lambda step: ParleyServer(root, step.settings, step.database, step.prefill))
+        (
+            "Parley",
+            lambda step: (
+                cluster.Unused()
+                if step.own_servers
+                else ParleyServer(root, step.settings, step.database, step.prefill)
+            ),
+        )
     ]
     ngircd = None
     if not (args.smoke or args.no_ngircd):

@@ -133,8 +133,17 @@ class Worker:
     def count(self) -> dict[str, Any]:
         return {"received": sum(client.received for client in self.clients)}
 
-    def collect(self) -> dict[str, Any]:
+    def collect(self, by_client: bool = False) -> dict[str, Any]:
         latencies: list[bytes] = [client.latencies_ns.tobytes() for client in self.clients]
+        if by_client:  # each sampled receiver's apart (the cluster workload: which node)
+            return {
+                "received": sum(client.received for client in self.clients),
+                "latencies_by_client": {
+                    client.index: client.latencies_ns.tobytes()
+                    for client in self.clients
+                    if client.sampled
+                },
+            }
         return {
             "received": sum(client.received for client in self.clients),
             "received_bytes": sum(client.received_bytes for client in self.clients),

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from parley import __version__, config_sources
-from parley.config import LOG_FORMATS, LOG_LEVELS, ServerConfig
+from parley.config import LOG_FORMATS, LOG_LEVELS, MAX_WORKERS, ServerConfig
 
 # The server's options, by the setting each one sets (for error messages).
 SERVER_FLAGS = {
@@ -24,6 +24,7 @@ SERVER_FLAGS = {
     "hostnames": "--hostname",
     "database": "--database",
     "bus": "--bus",
+    "workers": "--workers",
     "log_level": "--log-level",
     "log_format": "--log-format",
     "log_file": "--log-file",
@@ -40,6 +41,17 @@ def port_number(text: str) -> int:
     if not 1 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"{port} is not a port number (1 to 65535)")
     return port
+
+
+def whole_number(text: str) -> int:
+    """A count from the command line; its range is checked with the setting's."""
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a whole number: give how many server processes to run "
+            f"(1 to {MAX_WORKERS})"
+        ) from None
 
 
 def _server_parser(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +77,12 @@ def _server_parser(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--bus",
         help="redis://HOST:PORT/DB: run as one node of a cluster (needs PostgreSQL --database)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=whole_number,
+        metavar="N",
+        help="server processes sharing the ports, to use N cores (default 1; needs --bus)",
     )
     parser.add_argument(
         "--hostname",
@@ -197,6 +215,10 @@ def run_server(args: argparse.Namespace) -> int:
             print(f"parley server: {line}", file=sys.stderr)
         return 2
     # SIGHUP reads the file and the environment again; the command line stays as given.
+    if config.workers > 1:
+        from parley.server.workers import supervise
+
+        return supervise(config, lambda: server_config(args))
     return run(config, lambda: server_config(args))
 
 

@@ -105,6 +105,10 @@ class ServerConfig:
     # The cluster bus, redis://HOST:PORT/DB: nodes that share it (and one PostgreSQL
     # database) serve one chat. None: this process alone, with its in-process bus.
     bus: str | None = None
+    # Server processes on this machine, sharing the chat, file and web ports (SO_REUSEPORT),
+    # the bus and the database, so that one machine uses all its cores. More than one needs
+    # a bus and PostgreSQL; a parent process starts and restarts them (server/workers.py).
+    workers: int = 1
     # Guests chat under any free unregistered nickname; off, every user needs an account.
     allow_guests: bool = True
     # Who may create a room by joining it: "everyone", "accounts" or "moderators".
@@ -275,6 +279,8 @@ def _number(value: float) -> str:
 _PORT = Bounds(0, 65535)
 _POSITIVE = Bounds(0, above=True)
 _COUNT = Bounds(1)
+# More processes than this on one machine is a mistake (a typed 1000 for 10), not a plan.
+MAX_WORKERS = 256
 # Every numeric setting has bounds; test_config checks that none is left out.
 BOUNDS: dict[str, Bounds] = {
     "port": _PORT,
@@ -327,6 +333,7 @@ BOUNDS: dict[str, Bounds] = {
     "guest_file_quota_bytes_per_address": Bounds(0),
     "max_file_connections_per_address": _COUNT,
     "max_file_connections": _COUNT,
+    "workers": Bounds(1, MAX_WORKERS),
 }
 CHOICES: dict[str, tuple[str, ...]] = {
     "room_creation": ROOM_CREATION,

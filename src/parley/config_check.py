@@ -15,6 +15,7 @@ from pathlib import Path
 from parley.config import ServerConfig
 from parley.config_sources import LoadedConfig, shown
 from parley.server.preflight import StartupRefused, check_database_file, exposure
+from parley.server.workers import problem as workers_problem
 from parley.storage.factory import sqlite_path
 from parley.tls import CertificateProblem, server_context
 
@@ -59,6 +60,9 @@ def find_problems(config: ServerConfig) -> list[str]:
         check_database_file(config.database, config.data_dir)
     except (ValueError, StartupRefused) as exc:
         problems.append(str(exc))
+    workers = workers_problem(config)
+    if workers is not None:
+        problems.append(workers)
     if config.log_file is not None:
         log_problem = _writable_file_problem(config.log_file)
         if log_problem:

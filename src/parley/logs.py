@@ -24,6 +24,28 @@ from typing import Any, TextIO
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 DATE_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# In each process of ``workers``, its number: on every line, so that the lines of processes
+# sharing one log can be told apart.
+_worker: int | None = None
+
+
+def set_worker(number: int | None) -> None:
+    """Mark every record of this process from now on as worker ``number`` (None: none)."""
+    global _worker
+    _worker = number
+
+
+class _WorkerTag(logging.Filter):
+    """Puts the worker's number on each record: JSON shows it as ``worker``."""
+
+    def __init__(self, number: int) -> None:
+        super().__init__()
+        self.number = number
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.worker = self.number
+        return True
+
 
 # What every LogRecord has; anything else on a record came from ``extra=``.
 _STANDARD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
@@ -83,10 +105,13 @@ def handler(
     if log_format == "json":
         result.setFormatter(JsonFormatter())
     else:
-        formatter = logging.Formatter(FORMAT, DATE_FORMAT)
+        line = FORMAT if _worker is None else FORMAT.replace(": ", f" [worker {_worker}]: ", 1)
+        formatter = logging.Formatter(line, DATE_FORMAT)
         formatter.converter = time.gmtime
         result.setFormatter(formatter)
     result.addFilter(RetryOnOneLine())
+    if _worker is not None:
+        result.addFilter(_WorkerTag(_worker))
     return result
 
 

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from parley import logs
 from parley.accounts import throttle
@@ -59,6 +60,9 @@ from parley.server.web import WebListener
 from parley.storage import Storage, StorageUnavailable, factory
 from parley.storage.factory import open_storage
 from parley.tls import CertificateProblem, ensure_certificate, file_fingerprint, server_context
+
+if TYPE_CHECKING:
+    from parley.server.workers import Worker
 
 log = logging.getLogger("parley.server")
 
@@ -234,6 +238,7 @@ class ParleyServer:
                     ),
                     nodelay=config.tcp_nodelay,
                     proxies=trusted_proxies(config),
+                    reuse_port=config.workers > 1,
                 )
             except OSError as exc:
                 raise StartupRefused(
@@ -396,7 +401,11 @@ class ParleyServer:
         ssl_context = server_context(self.cert_file, self.key_file)
         try:
             await web.start(
-                self.config.host, port, ssl_context, public_origin(public) if public else ""
+                self.config.host,
+                port,
+                ssl_context,
+                public_origin(public) if public else "",
+                reuse_port=self.config.workers > 1,
             )
         except OSError as exc:
             raise StartupRefused(
@@ -596,9 +605,14 @@ def _quiet_handshake_errors(loop: asyncio.AbstractEventLoop, context: dict[str, 
     loop.default_exception_handler(context)
 
 
-async def serve(config: ServerConfig, load: Callable[[], ServerConfig] | None = None) -> int:
+async def serve(
+    config: ServerConfig,
+    load: Callable[[], ServerConfig] | None = None,
+    worker: Worker | None = None,
+) -> int:
     """Run a server until SIGTERM or SIGINT, then shut down gracefully. Returns the exit status.
     On SIGHUP, ``load`` (when given) reads the settings again and the live ones are applied.
+    ``worker``: this process is one of several (``workers``), told once it serves.
     """
     loop = asyncio.get_running_loop()
     loop.set_exception_handler(_quiet_handshake_errors)
@@ -623,6 +637,8 @@ async def serve(config: ServerConfig, load: Callable[[], ServerConfig] | None = 
     ) as exc:
         print(f"parley server: {exc}", file=sys.stderr)
         return 2
+    if worker is not None:
+        worker.serving(server)
     host = f"[{config.host}]" if ":" in config.host else config.host
     print(f"Server is running on {host}:{server.port}...", flush=True)
     print(f"Certificate SHA-256 fingerprint: {server.fingerprint}", flush=True)
@@ -677,9 +693,13 @@ def _raise_file_limit() -> None:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 
 
-def run(config: ServerConfig, load: Callable[[], ServerConfig] | None = None) -> int:
+def run(
+    config: ServerConfig,
+    load: Callable[[], ServerConfig] | None = None,
+    worker: Worker | None = None,
+) -> int:
     """Run :func:`serve` on uvloop when it is installed, else on asyncio's own loop. ``load``
-    reads the settings again on SIGHUP.
+    reads the settings again on SIGHUP; ``worker``: this process is one of several.
     """
     try:
         logs.configure(config.log_level, log_format=config.log_format, log_file=config.log_file)
@@ -697,6 +717,6 @@ def run(config: ServerConfig, load: Callable[[], ServerConfig] | None = None) ->
     except ImportError:
         # The TLS transport needs add_reader/add_writer, which only selector loops have.
         with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
-            return runner.run(serve(config, load))
-    result: int = uvloop.run(serve(config, load))
+            return runner.run(serve(config, load, worker))
+    result: int = uvloop.run(serve(config, load, worker))
     return result

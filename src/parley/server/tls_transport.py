@@ -673,11 +673,14 @@ async def start_tls_server(
     backlog: int = 4096,
     proxies: TrustedProxies | None = None,
     port_name: str = "chat",
+    reuse_port: bool = False,
 ) -> TlsServer:
     """Listen on every address ``host`` resolves to, admitting connections within the limits
     of ``tracker`` (``refusal``: what one over them is sent). A connection from ``proxies``
     must start with a PROXY header, and is the client's it names. ``port_name`` names the port
-    in the log. Raises OSError if none can be bound.
+    in the log. With ``reuse_port``, other processes of this user may listen on the same port
+    (workers: the kernel spreads new connections over them). Raises OSError if none can be
+    bound.
     """
     loop = asyncio.get_running_loop()
     infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
@@ -691,6 +694,8 @@ async def start_tls_server(
             sock = socket.socket(family, kind, proto)
             sockets.append(sock)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if reuse_port:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
             if family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
             sock.bind(address)

@@ -130,6 +130,7 @@ class TransferServer:
                     nodelay=True,
                     proxies=trusted_proxies(self.config),
                     port_name="file",
+                    reuse_port=self.config.workers > 1,
                 )
             )
         except BaseException as exc:

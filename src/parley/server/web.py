@@ -235,14 +235,24 @@ class WebListener:
         """The only ``Origin`` whose WebSocket upgrades are accepted."""
         return self._origin
 
-    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext, origin: str) -> None:
+    async def start(
+        self,
+        host: str,
+        port: int,
+        ssl_context: ssl.SSLContext,
+        origin: str,
+        reuse_port: bool = False,
+    ) -> None:
         """Listen on ``host``:``port``; ``origin`` is the public address's origin, or "" for
-        ``https://<host>:<bound port>``. Raises OSError when the port cannot be bound.
+        ``https://<host>:<bound port>``. With ``reuse_port``, other workers share the port.
+        Raises OSError when the port cannot be bound.
         """
         await self._runner.setup()
         self._started = True
         try:
-            site = web.TCPSite(self._runner, host, port, ssl_context=ssl_context)
+            site = web.TCPSite(
+                self._runner, host, port, ssl_context=ssl_context, reuse_port=reuse_port or None
+            )
             await site.start()
         except BaseException:
             await self.stop()
