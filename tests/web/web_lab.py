@@ -356,12 +356,30 @@ def open_page(
     return page
 
 
-def log_in(page: Page, nick: str, password: str = "") -> None:
+def log_in(page: Page, nick: str, password: str = "", *, create: bool = False) -> None:
+    """Log in on the page's form: a guest without ``password``; with ``create``, a new account."""
     page.get_by_label("Nickname").fill(nick)
     if password:
         page.get_by_label(re.compile("^Password")).fill(password)
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Create account" if create else "Log in").click()
     expect(page.get_by_role("status")).to_have_text("Connected")
+
+
+def logged_in(
+    browser: Browser,
+    contexts: list[BrowserContext],
+    violations: Violations,
+    url: str,
+    nick: str,
+    password: str = "",
+    *,
+    create: bool = False,
+    **options: Any,
+) -> Page:
+    """The web client in a new browser context, logged in (see ``log_in``)."""
+    page = open_page(browser, contexts, violations, url, **options)
+    log_in(page, nick, password, create=create)
+    return page
 
 
 def say(page: Page, text: str) -> None:
