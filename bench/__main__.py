@@ -38,6 +38,7 @@ from bench import (
     report,
     room_setup,
     terminal,
+    web,
 )
 from bench.outcome import Outcome
 from bench.pool import WorkerPool
@@ -97,6 +98,8 @@ class Sizes:
     terminal_seconds: float
     file_megabytes: int
     locked_row_seconds: float
+    web_path: list[tuple[int, int]]  # (members, messages/s)
+    web_seconds: float
 
 
 FAN_OUT = [(100, 20), (1000, 20), (1000, 200)]
@@ -116,6 +119,8 @@ FULL = Sizes(
     terminal_seconds=10.0,
     file_megabytes=1024,
     locked_row_seconds=20.0,
+    web_path=[(300, 20)],
+    web_seconds=10.0,
 )
 QUICK = Sizes(
     fan_out=FAN_OUT,
@@ -133,6 +138,8 @@ QUICK = Sizes(
     terminal_seconds=5.0,
     file_megabytes=256,
     locked_row_seconds=10.0,
+    web_path=[(300, 20)],
+    web_seconds=5.0,
 )
 SMOKE = Sizes(
     fan_out=[(10, 20)],
@@ -150,6 +157,8 @@ SMOKE = Sizes(
     terminal_seconds=1.0,
     file_megabytes=4,
     locked_row_seconds=2.0,
+    web_path=[(10, 10)],
+    web_seconds=1.0,
 )
 
 
@@ -239,6 +248,20 @@ def plan(args: argparse.Namespace) -> list[Step]:
                 settings=files.SERVER_SETTINGS,
             )
         )
+    if args.only in (None, "web"):
+        for members, rate in sizes.web_path:
+            # The two transports alternate, each on a fresh server with its web port on.
+            for transport in web.TRANSPORTS:
+                path = web.Load(members, rate, sizes.web_seconds, transport)
+                steps.append(
+                    Step(
+                        "web-path",
+                        path.label,
+                        partial(web.run, load=path),
+                        parley_only=True,
+                        settings=web.SERVER_SETTINGS,
+                    )
+                )
     return steps
 
 
@@ -262,6 +285,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "terminal",
             "files",
             "locked-row",
+            "web",
         ],
         help="one workload",
     )
@@ -377,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     ratio = f"; ratios are {names[0]}/{names[1]}" if len(names) == 2 else ""
     print(f"Medians of {args.repeat} interleaved repetition(s){ratio}. Wall time {wall:.0f} s.")
-    lines = report.notes(runs) + (FAIRNESS if len(names) > 1 else [])
+    lines = report.web_ratios(summary) + report.notes(runs) + (FAIRNESS if len(names) > 1 else [])
     if lines:
         print()
         print("Notes:")
