@@ -15,12 +15,14 @@ $(RUNTIME): pyproject.toml requirements.txt
 		echo "PyICU (which compares names) is built against ICU: install libicu-dev, pkg-config"; \
 		echo "and g++ (Debian/Ubuntu: apt-get install libicu-dev pkg-config g++), then run make again."; \
 		exit 2; }
+	@echo "Setting up $(VENV) with Parley's dependencies (the first time a few minutes: PyICU is compiled)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt -e .
 	touch $(RUNTIME)
 
 $(DEV): $(RUNTIME) requirements-gui.txt requirements-dev.txt
+	@echo "Adding the desktop app's, test and lint dependencies to $(VENV)"
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(DEV)
 

@@ -17,11 +17,33 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from desktop_support import ServerProcess
 
 
-@pytest.fixture
-def qt_loop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
+def desktop_loop_class() -> type[asyncio.AbstractEventLoop]:
+    """qasync's loop, for a test that runs it many times (``run_until_complete`` per step).
+
+    qasync's ``run_until_complete`` runs Qt's events once more after its loop stopped, when
+    asyncio no longer sees a running loop: a task step taken there fails on the first asyncio
+    queue or lock it waits on ("bound to a different event loop"). The app runs its loop once,
+    so only a test meets this; here that last pass still counts as the loop running.
+    """
     import qasync
 
-    loop = qasync.QEventLoop(qapp, already_running=False)
+    class TestLoop(qasync.QEventLoop):  # type: ignore[misc]
+        def _after_run_forever(self) -> None:
+            super()._after_run_forever()
+            asyncio.events._set_running_loop(self)
+
+        def run_until_complete(self, future: Any) -> Any:
+            try:
+                return super().run_until_complete(future)
+            finally:
+                asyncio.events._set_running_loop(None)
+
+    return TestLoop
+
+
+@pytest.fixture
+def qt_loop(qapp: Any) -> Iterator[asyncio.AbstractEventLoop]:
+    loop = desktop_loop_class()(qapp, already_running=False)
     asyncio.set_event_loop(loop)
     yield loop
     # Let closed windows say goodbye, then stop what is left, then close the loop while Qt's

@@ -34,7 +34,7 @@ from parley.client.ignores import IgnoreList
 from parley.client.ignores import default_path as default_ignores_path
 from parley.client.pins import CertificateChanged, PinStatus, PinStore, server_name
 from parley.client.read_markers import ReadMarkers
-from parley.client.reconnect import Connect
+from parley.client.reconnect import Attempt, Connect, GaveUp, reconnect
 from parley.client.render import describe, describe_unread
 from parley.client.settings import ClientSettings
 from parley.paths import default_config_dir, default_data_dir
@@ -265,7 +265,7 @@ async def run_client(options: ClientOptions) -> int:
         if interactive and not options.plain:
             return await _full_screen(chat, options, connect)
         async with lines:
-            return await _chat(chat, lines, options.nick)
+            return await _chat(chat, lines, options.nick, connect if interactive else None)
     except NotLoggedIn as refused:
         _warn(f"parley client: {refused} Not logged in.")
         return EXIT_NOT_LOGGED_IN
@@ -322,46 +322,88 @@ async def _full_screen(chat: Chat, options: ClientOptions, connect: Connect) -> 
     return EXIT_DISCONNECTED if screen.gave_up else EXIT_OK
 
 
-async def _chat(chat: Chat, lines: Lines, nick: str | None) -> int:
-    client = chat.client
+async def _chat(chat: Chat, lines: Lines, nick: str | None, connect: Connect | None) -> int:
+    """Log in, then chat until the user leaves. With ``connect`` (a terminal), a lost connection
+    is resumed as the full-screen client does; from a pipe, it ends the client.
+    """
     if not await _log_in(chat, lines, nick):
-        await client.bye()
+        await chat.client.bye()
         return EXIT_OK
     lines.write("Welcome to the chat!")
-    markers = ReadMarkers(client)
-    shown = asyncio.create_task(_show_events(chat, markers), name="show-events")
-    # The rooms the user was put in show their recent messages, as a /join does.
-    with contextlib.suppress(RequestRefused, ConnectionLost):
-        await client.recent_history()
-    if client.is_account:
-        await _greet_account(chat)
-    typed = asyncio.create_task(_run_input(chat, lines), name="read-input")
-    marking = asyncio.create_task(markers.run(), name="read-markers")
+    typed = asyncio.create_task(_run_input(chat, lines, connect is not None), name="read-input")
+    greet = chat.client.is_account
+    while True:
+        markers = ReadMarkers(chat.client)
+        shown = asyncio.create_task(_show_events(chat, markers), name="show-events")
+        # The rooms the user is in show their recent messages, as a /join does.
+        with contextlib.suppress(RequestRefused, ConnectionLost):
+            await chat.client.recent_history()
+        if greet:
+            await _greet_account(chat)
+            greet = False
+        marking = asyncio.create_task(markers.run(), name="read-markers")
+        try:
+            done, _ = await asyncio.wait({shown, typed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            marking.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await marking
+        if typed in done and typed.result():
+            if chat.transfers:
+                # A script that shares a file and ends its input means the file to arrive.
+                chat.out(f"Waiting for {len(chat.transfers)} transfer(s) to finish...")
+                await chat.transfers.finish()
+            with contextlib.suppress(ConnectionLost, TimeoutError):
+                await asyncio.wait_for(markers.flush(), 5.0)
+            shown.cancel()
+            await chat.client.bye()
+            return EXIT_OK
+        # The connection ended: let the reason be printed first.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(shown), 5.0)
+        # A transfer whose request was in flight learns of the loss at once: let it say so.
+        await chat.transfers.cancel(grace_seconds=_TRANSFER_GRACE_SECONDS)
+        lost = shown.result() if shown.done() and not shown.cancelled() else None
+        if (
+            connect is None
+            or lost is None
+            or lost.expected
+            or not await _resume(chat, connect, lost)
+        ):
+            shown.cancel()
+            typed.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionLost):
+                await typed
+            return EXIT_DISCONNECTED
+
+
+async def _resume(chat: Chat, connect: Connect, lost: Disconnected) -> bool:
+    """Connect again and carry on where the lost connection stopped, saying so line by line.
+    False when that cannot be (the login is refused for good, the certificate changed).
+    """
+
+    def attempting(attempt: Attempt) -> None:
+        if attempt.number == 1:
+            chat.out(f"Reconnecting in {attempt.delay_seconds:.0f} s...")
+        else:
+            chat.out(
+                f"Reconnecting (try {attempt.number}, in {attempt.delay_seconds:.0f} s): "
+                f"{for_terminal(attempt.reason)}"
+            )
+
     try:
-        done, _ = await asyncio.wait({shown, typed}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        marking.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await marking
-    if typed in done and typed.result():
-        if chat.transfers:
-            # A script that shares a file and ends its input means the file to arrive.
-            chat.out(f"Waiting for {len(chat.transfers)} transfer(s) to finish...")
-            await chat.transfers.finish()
-        with contextlib.suppress(ConnectionLost, TimeoutError):
-            await asyncio.wait_for(markers.flush(), 5.0)
-        shown.cancel()
-        await client.bye()
-        return EXIT_OK
-    typed.cancel()
-    # The connection ended: let the reason be printed before leaving.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(shown, 5.0)
-    # A transfer whose request was in flight learns of the loss at once: let it say so.
-    await chat.transfers.cancel(grace_seconds=_TRANSFER_GRACE_SECONDS)
-    with contextlib.suppress(asyncio.CancelledError, ConnectionLost):
-        await typed
-    return EXIT_DISCONNECTED
+        client, refused = await reconnect(chat.client, connect, lost.reason, attempting)
+    except GaveUp as stop:
+        chat.out(f"Not reconnecting: {for_terminal(stop.reason)}")
+        return False
+    except CertificateChanged as changed:
+        _warn(changed.explain())
+        return False
+    chat.client = client
+    chat.out(f"Reconnected to {client.identity.server}.")
+    for room, refusal in refused:
+        chat.out(f"Could not rejoin {for_terminal(room)}: {for_terminal(refusal.message)}")
+    return True
 
 
 async def _log_in(chat: Chat, lines: Lines, nick: str | None) -> bool:
@@ -431,7 +473,8 @@ async def _greet_account(chat: Chat) -> None:
             chat.out(describe_unread(unread))
 
 
-async def _show_events(chat: Chat, markers: ReadMarkers) -> None:
+async def _show_events(chat: Chat, markers: ReadMarkers) -> Disconnected:
+    """Print the events of the connection until it ends; returns how it ended."""
     client = chat.client
     while True:
         event = await client.next_event()
@@ -447,7 +490,7 @@ async def _show_events(chat: Chat, markers: ReadMarkers) -> None:
             markers.shown(event)
         chat.follow(event)
         if isinstance(event, Disconnected):
-            return
+            return event
 
 
 def _hidden(chat: Chat, event: Message | Joined | Left) -> bool:
@@ -457,8 +500,10 @@ def _hidden(chat: Chat, event: Message | Joined | Left) -> bool:
     return not (isinstance(event, Left) and event.reason) and chat.hides(event.nick)
 
 
-async def _run_input(chat: Chat, lines: Lines) -> bool:
-    """Run what the user types. True when the user leaves, False when the connection ends."""
+async def _run_input(chat: Chat, lines: Lines, reconnects: bool) -> bool:
+    """Run what the user types. True when the user leaves; False when the connection ends,
+    unless it ``reconnects``: then a line typed meanwhile is refused and reading goes on.
+    """
     while True:
         line = await lines.read("")
         if line is None:
@@ -467,4 +512,6 @@ async def _run_input(chat: Chat, lines: Lines) -> bool:
             if not await execute(chat, line):
                 return True
         except ConnectionLost:
-            return False
+            if not reconnects:
+                return False
+            lines.write("Not sent: the connection is lost. Send it again once reconnected.")
