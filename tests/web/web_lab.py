@@ -96,6 +96,9 @@ class ServerProcess:
     ) -> None:
         env = environment(home)
         env["PARLEY_WEB_PORT"] = str(web_port)
+        # Files on any free port: the default, the chat port + 1, may be another program's
+        # when the chat port is a fixed one (a server restarted on the same ports).
+        env["PARLEY_FILES_PORT"] = "0"
         env.update(settings or {})
         self.process = subprocess.Popen(
             [sys.executable, "server.py", "--port", str(port)],

@@ -101,7 +101,7 @@ class WebSocketTransport(asyncio.Transport):
 
     ``write`` frames the protocol's bytes as WebSocket text messages and hands them straight
     to the connection's own transport, as aiohttp's writer would without compression: no task
-    and no copy per message, so a room message costs about what it does on the TLS port.
+    switch per message, so a room message costs about what it does on the TLS port.
     aiohttp still writes its pings and the closing handshake, each a whole message, so the
     two never interleave inside one. Past the high-water mark of what waits to leave, the
     protocol's ``pause_writing`` is called, as on the TLS port: a browser that does not read
