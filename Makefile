@@ -8,7 +8,7 @@ RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 ARGS ?=
 
-.PHONY: run client test lint typecheck unit deploy-test bench clean
+.PHONY: run client test lint typecheck unit deploy-test bench screenshots clean
 
 $(RUNTIME): pyproject.toml requirements.txt
 	@pkg-config --exists icu-i18n 2>/dev/null && command -v c++ >/dev/null 2>&1 || { \
@@ -58,6 +58,9 @@ bench: $(DEV)  ## Parley next to ngIRCd (installs ngIRCd if missing); ARGS="--qu
 				exit 1; }; }; \
 	esac
 	$(BIN)/python -m bench $(ARGS)
+
+screenshots: $(DEV)  ## the web client's pictures in docs/screenshots (needs Debian's chromium; pngquant shrinks them)
+	$(BIN)/python scripts/screenshot_web.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

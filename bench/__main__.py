@@ -39,6 +39,7 @@ from bench import (
     report,
     room_setup,
     terminal,
+    web,
 )
 from bench.outcome import Outcome
 from bench.pool import WorkerPool
@@ -103,6 +104,8 @@ class Sizes:
     locked_row_seconds: float
     cluster_fan_out: cluster.FanOut
     cluster_failover: cluster.Failover
+    web_path: list[tuple[int, int]]  # (members, messages/s)
+    web_seconds: float
 
 
 FAN_OUT = [(100, 20), (1000, 20), (1000, 200)]
@@ -124,6 +127,8 @@ FULL = Sizes(
     locked_row_seconds=20.0,
     cluster_fan_out=cluster.FanOut(clients=100, speakers=10, rate=200, seconds=5.0),
     cluster_failover=cluster.Failover(clients=150),
+    web_path=[(300, 20)],
+    web_seconds=10.0,
 )
 QUICK = Sizes(
     fan_out=FAN_OUT,
@@ -143,6 +148,8 @@ QUICK = Sizes(
     locked_row_seconds=10.0,
     cluster_fan_out=cluster.FanOut(clients=100, speakers=10, rate=200, seconds=3.0),
     cluster_failover=cluster.Failover(clients=90),
+    web_path=[(300, 20)],
+    web_seconds=5.0,
 )
 SMOKE = Sizes(
     fan_out=[(10, 20)],
@@ -162,6 +169,8 @@ SMOKE = Sizes(
     locked_row_seconds=2.0,
     cluster_fan_out=cluster.FanOut(clients=9, speakers=2, rate=20, seconds=1.0),
     cluster_failover=cluster.Failover(clients=9),
+    web_path=[(10, 10)],
+    web_seconds=1.0,
 )
 
 
@@ -276,6 +285,20 @@ def plan(args: argparse.Namespace) -> list[Step]:
                 settings=files.SERVER_SETTINGS,
             )
         )
+    if args.only in (None, "web"):
+        for members, rate in sizes.web_path:
+            # The two transports alternate, each on a fresh server with its web port on.
+            for transport in web.TRANSPORTS:
+                path = web.Load(members, rate, sizes.web_seconds, transport)
+                steps.append(
+                    Step(
+                        "web-path",
+                        path.label,
+                        partial(web.run, load=path),
+                        parley_only=True,
+                        settings=web.SERVER_SETTINGS,
+                    )
+                )
     return steps
 
 
@@ -300,6 +323,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
             "files",
             "locked-row",
             "cluster",
+            "web",
         ],
         help="one workload",
     )
@@ -431,7 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     ratio = f"; ratios are {names[0]}/{names[1]}" if len(names) == 2 else ""
     print(f"Medians of {args.repeat} interleaved repetition(s){ratio}. Wall time {wall:.0f} s.")
-    lines = report.notes(runs) + (FAIRNESS if len(names) > 1 else [])
+    lines = report.web_ratios(summary) + report.notes(runs) + (FAIRNESS if len(names) > 1 else [])
     if lines:
         print()
         print("Notes:")

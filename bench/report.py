@@ -120,6 +120,12 @@ SHOWN: dict[str, list[tuple[str, str, str]]] = {
         ("lost_messages", "acknowledged, missing at a member (goal 0)", "count"),
         ("duplicated_messages", "a msg_id under two seq (goal 0)", "count"),
     ],
+    "web-path": [
+        ("rss_per_connection_bytes", "server RSS per idle connection, KiB", "kib"),
+        ("server_cpu_seconds_per_million_deliveries", "server CPU s per 1M deliveries", "s"),
+        ("server_cores_busy", "server CPU, share of a core", "share"),
+        ("lost_deliveries", "lost deliveries", "count"),
+    ],
     "idle": [
         ("rss_per_connection_bytes", "server RSS per connection, KiB", "kib"),
         ("server_cpu_ms_per_handshake", "server CPU ms per login (IRC: registration)", "ms"),
@@ -218,6 +224,34 @@ def table(summary: Summary, servers: list[str]) -> str:
         if number == 0:
             lines.append("  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+# The web path's goal: a WebSocket member costs the server at most this many times a TLS one.
+WEB_GOAL = 1.5
+
+
+def web_ratios(summary: Summary) -> list[str]:
+    """For each web-path load, WebSocket/TLS of the medians of memory and CPU, against the goal."""
+    lines: list[str] = []
+    for workload, by_server in summary.items():
+        if not workload.startswith("web-path ") or not workload.endswith(" tls"):
+            continue
+        load = workload.removesuffix(" tls")
+        tls = by_server.get("Parley", {})
+        websocket = summary.get(f"{load} websocket", {}).get("Parley", {})
+        parts = []
+        for key, label in (
+            ("rss_per_connection_bytes", "memory per idle connection"),
+            ("server_cpu_seconds_per_million_deliveries", "server CPU per delivery"),
+        ):
+            first, second = websocket.get(key), tls.get(key)
+            ratio = _ratio(first, second)
+            verdict = ""
+            if ratio != "—":
+                verdict = " (within the goal)" if float(ratio) <= WEB_GOAL else " (over the goal)"
+            parts.append(f"{label} {ratio}x{verdict}")
+        lines.append(f"{load}, WebSocket/TLS (goal {WEB_GOAL}x or less): " + "; ".join(parts))
+    return lines
 
 
 def _step_line(step: dict[str, Any]) -> str:

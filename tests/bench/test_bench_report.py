@@ -79,3 +79,29 @@ def test_capacity_shows_the_median_run_whole() -> None:
         "peak_rate": 200,
         "first_failing_rate": 400,
     }
+
+
+def test_the_web_path_is_put_next_to_the_tls_port_as_ratios_of_medians() -> None:
+    def web_run(transport: str, repetition: int, rss: float, cpu: float) -> dict[str, Any]:
+        figures = {
+            "rss_per_connection_bytes": rss,
+            "server_cpu_seconds_per_million_deliveries": cpu,
+        }
+        return {
+            **run("Parley", repetition, figures),
+            "workload": f"web-path C=300 R=20 {transport}",
+            "kind": "web-path",
+        }
+
+    runs = []
+    for repetition, (tls_cpu, ws_cpu) in enumerate([(2.0, 3.0), (4.0, 100.0), (3.0, 3.9)]):
+        runs.append(web_run("tls", repetition, 20_000, tls_cpu))
+        runs.append(web_run("websocket", repetition, 40_000, ws_cpu))
+    (line,) = report.web_ratios(report.medians(runs))
+    # Medians first (TLS 3.0, WebSocket 3.9), then the ratio: one noisy run does not swing it.
+    assert line == (
+        "web-path C=300 R=20, WebSocket/TLS (goal 1.5x or less): memory per idle connection "
+        "2.00x (over the goal); server CPU per delivery 1.30x (within the goal)"
+    )
+    # A transport that failed every run has no ratio.
+    assert "—x" in report.web_ratios(report.medians(runs[::2]))[0]

@@ -36,6 +36,7 @@ def test_the_smoke_run_produces_every_figure(tmp_path: Path) -> None:
     )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "deliveries/s" in run.stdout
+    assert "WebSocket/TLS (goal 1.5x or less)" in run.stdout
     data = json.loads(results.read_text())
 
     assert data["meta"]["servers"] == ["Parley"]
@@ -48,6 +49,7 @@ def test_the_smoke_run_produces_every_figure(tmp_path: Path) -> None:
         "terminal",
         "files",
         "history",
+        "web-path",
     }
     for each in data["runs"]:
         assert each["server"] == "Parley"

@@ -19,6 +19,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
 from processes import TIMEOUT_SECONDS, Process, environment
 
 from support import insecure_context
@@ -41,26 +43,32 @@ def free_port() -> int:
 
 
 class Stack:
-    def __init__(self, server: Process, haproxy: asyncio.subprocess.Process, chat: int, files: int):
+    def __init__(
+        self, server: Process, haproxy: asyncio.subprocess.Process, chat: int, files: int, web: int
+    ):
         self.server = server
         self.haproxy = haproxy
         self.chat_port = chat
         self.files_port = files
+        self.web_port = web
         self.admin_password = ""
 
 
 @contextlib.asynccontextmanager
 async def behind_haproxy(tmp_path: Path, *settings: str) -> AsyncIterator[Stack]:
     """A server trusting 127.0.0.1 (HAProxy's source address towards it) for PROXY headers,
-    and HAProxy relaying a chat and a file port to it.
+    and HAProxy relaying a chat, a file and a web port to it.
     """
-    server_chat, server_files = free_port(), free_port()
+    server_chat, server_files, server_web = free_port(), free_port(), free_port()
+    chat, files, web = free_port(), free_port(), free_port()
     config = tmp_path / "server.toml"
     config.write_text(
         "\n".join(
             [
                 f"port = {server_chat}",
                 f"files_port = {server_files}",
+                f"web_port = {server_web}",
+                f'web_public_url = "https://127.0.0.1:{web}"',
                 f'data_dir = "{tmp_path / "data"}"',
                 'proxy_protocol_from = ["127.0.0.1/32"]',
                 *settings,
@@ -77,7 +85,6 @@ async def behind_haproxy(tmp_path: Path, *settings: str) -> AsyncIterator[Stack]
         password = (await server.expect(r"Created the account 'admin' with password (\S+)")).group(
             1
         )
-        chat, files = free_port(), free_port()
         haproxy_config = tmp_path / "haproxy.cfg"
         haproxy_config.write_text(
             f"""
@@ -103,6 +110,13 @@ frontend files
 
 backend parley_files
     server node1 127.0.0.1:{server_files} send-proxy-v2
+
+frontend web
+    bind 127.0.0.1:{web}
+    default_backend parley_web
+
+backend parley_web
+    server node1 127.0.0.1:{server_web} send-proxy-v2
 """
         )
         binary = haproxy_binary()
@@ -118,7 +132,8 @@ backend parley_files
         )  # fmt: skip
         await _listening(chat, haproxy)
         await _listening(files, haproxy)
-        stack = Stack(server, haproxy, chat, files)
+        await _listening(web, haproxy)
+        stack = Stack(server, haproxy, chat, files, web)
         stack.admin_password = password
         yield stack
     finally:
@@ -245,6 +260,47 @@ async def test_the_file_port_behind_haproxy_sees_the_client(tmp_path: Path) -> N
         assert refusal["code"] == "too-many-connections"
         for client in (held, other, second):
             client.close()
+
+
+async def test_browsers_behind_haproxy_get_limits_of_their_own(tmp_path: Path) -> None:
+    async with behind_haproxy(tmp_path, "max_connections_per_address = 2") as stack:
+        origin = f"https://127.0.0.1:{stack.web_port}"
+        sessions = {
+            source: aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(local_addr=(source, 0), force_close=True)
+            )
+            for source in (CLIENT_A, CLIENT_B)
+        }
+        try:
+
+            async def websocket(source: str) -> aiohttp.ClientWebSocketResponse:
+                return await sessions[source].ws_connect(
+                    f"{origin}/ws", ssl=insecure_context(), origin=origin
+                )
+
+            a = [await websocket(CLIENT_A) for _ in range(2)]
+            for number, socket_a in enumerate(a):
+                await socket_a.send_str(json.dumps({"type": "hello", "id": 1, "versions": [1]}))
+                await socket_a.send_str(json.dumps({"type": "nick", "id": 2, "nick": f"A{number}"}))
+            await stack.server.expect_all(
+                rf"^.*\('{re.escape(CLIENT_A)}', \d+\) is A0",
+                rf"^.*\('{re.escape(CLIENT_A)}', \d+\) is A1",
+            )
+            # A third socket from A is over A's limit on the web port...
+            with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+                await websocket(CLIENT_A)
+            assert refused.value.status == 503
+            # ...while B, through the same balancer, is not.
+            b = await websocket(CLIENT_B)
+            await b.send_str(json.dumps({"type": "hello", "id": 1, "versions": [1]}))
+            await b.send_str(json.dumps({"type": "nick", "id": 2, "nick": "B"}))
+            await stack.server.expect(rf"^.*\('{re.escape(CLIENT_B)}', \d+\) is B")
+            for each in [*a, b]:
+                await each.close()
+        finally:
+            for session in sessions.values():
+                await session.close()
+    assert not any("('127.0.0.1'" in line for line in stack.server.lines)
 
 
 async def test_a_client_going_around_the_balancer_is_itself(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from web_lab import (
     conversation_button,
     free_port,
     log_in,
+    logged_in,
     new_context,
     open_page,
     say,
@@ -43,10 +44,8 @@ def test_browsers_and_a_terminal_client_chat_in_rooms_and_privately(
     tmp_path: Path,
 ) -> None:
     tom = ClientProcess(tmp_path / "tom", server.port, "Tom")
-    ann = open_page(browser, contexts, violations, server.url)
-    ben = open_page(browser, contexts, violations, server.url)
-    log_in(ann, "Ann")
-    log_in(ben, "Ben")
+    ann = logged_in(browser, contexts, violations, server.url, "Ann")
+    ben = logged_in(browser, contexts, violations, server.url, "Ben")
     members = ann.get_by_role("complementary", name="Members")
     for nick in ("Ann", "Ben", "Tom"):
         expect(members.get_by_role("button", name=nick, exact=True)).to_be_visible()
@@ -102,8 +101,7 @@ def test_history_shows_when_a_room_opens_and_rooms_are_listed(
     tom.request("topic", room="#lobby", text="the lobby")
     for number in range(3):
         tom.request("send", to="#lobby", text=f"earlier {number}", msg_id=f"e{number}")
-    ann = open_page(browser, contexts, violations, server.url)
-    log_in(ann, "Ann")
+    ann = logged_in(browser, contexts, violations, server.url, "Ann")
     ann.get_by_role("button", name="Show rooms").click()
     ann.get_by_role("list", name="Rooms on the server").get_by_role(
         "button", name=re.compile(r"^#lobby \(1\)")
@@ -163,8 +161,7 @@ def test_hostile_text_shows_as_text(
     server: ServerProcess,
 ) -> None:
     tom = TlsUser(server.port, "Tom")
-    page = open_page(browser, contexts, violations, server.url)
-    log_in(page, "Ann")
+    page = logged_in(browser, contexts, violations, server.url, "Ann")
     tom.request("send", to="#general", text=XSS, msg_id="x1")
     tom.request("join", room="#x")
     say(page, XSS)
@@ -278,8 +275,7 @@ def test_reconnects_after_a_restart_and_says_so(
     port, web_port = free_port(), free_port()
     first = ServerProcess(tmp_path / "server", port=port, web_port=web_port)
     try:
-        page = open_page(browser, contexts, violations, first.url)
-        log_in(page, "Ann")
+        page = logged_in(browser, contexts, violations, first.url, "Ann")
         say(page, "/join #kept")
         expect(page.get_by_role("heading", name=re.compile("^#kept"))).to_be_visible()
         say(page, "before the restart")
@@ -326,8 +322,7 @@ def test_lists_longer_than_one_reply_are_shown_whole(
         guest = TlsUser(server.port, f"G{n:04}", source=f"127.0.0.{1 + n % 3}")
         assert guest.request("part", room="#general")["type"] == "ok"
         guests.append(guest)
-    ann = open_page(browser, contexts, violations, server.url)
-    log_in(ann, "Ann")
+    ann = logged_in(browser, contexts, violations, server.url, "Ann")
     say(ann, "/list")
     names = ", ".join(sorted(["Ann", *(f"G{n:04}" for n in range(count))], key=str.lower))
     expect(the_log(ann)).to_contain_text(f"Online ({count + 1}): {names}")

@@ -5,12 +5,15 @@ server restart, completion and keyboard navigation, hostile text, and the phone 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import re
 import struct
 from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Browser, BrowserContext, Page, expect
+from playwright.sync_api import Error as PlaywrightError
 from web_lab import (
     HoldingProxy,
     ServerProcess,
@@ -19,8 +22,8 @@ from web_lab import (
     conversation_button,
     free_port,
     log_in,
+    logged_in,
     new_context,
-    open_page,
     say,
     the_log,
 )
@@ -120,8 +123,7 @@ def test_an_accounts_unread_counts_come_from_its_read_markers(
     for number in range(3):
         tom.request("send", to="#news", text=f"news {number} for ann", msg_id=f"n{number}")
 
-    page = open_page(browser, contexts, violations, server.url)
-    log_in(page, "Ann", PASSWORD)
+    page = logged_in(browser, contexts, violations, server.url, "Ann", PASSWORD)
     expect(badge(page, "#news")).to_contain_text("3 unread, 3 for you")
     conversation_button(page, "#news").click()
     expect(badge(page, "#news")).to_have_count(0)
@@ -154,10 +156,9 @@ def test_scrolling_up_loads_older_history_once_and_keeps_the_place(
             number += 1
             reply = writer.request("send", to="#long", text=f"line {number:03}", msg_id=str(number))
             assert reply["type"] == "sent", reply
-    page = open_page(
-        browser, contexts, violations, server.url, viewport={"width": 1000, "height": 600}
+    page = logged_in(
+        browser, contexts, violations, server.url, "Ann", viewport={"width": 1000, "height": 600}
     )
-    log_in(page, "Ann")
     say(page, "/join #long")
     log = the_log(page)
     expect(log).to_contain_text("line 120")
@@ -199,8 +200,7 @@ def test_messages_typed_offline_arrive_once_in_order_after_a_restart(
     port, web_port = free_port(), free_port()
     first = ServerProcess(tmp_path / "server", port=port, web_port=web_port)
     try:
-        page = open_page(browser, contexts, violations, first.url)
-        log_in(page, "Ann")
+        page = logged_in(browser, contexts, violations, first.url, "Ann")
         say(page, "/join #kept")
         expect(page.get_by_role("heading", name=re.compile("^#kept"))).to_be_visible()
         say(page, "before the restart")
@@ -250,6 +250,70 @@ def test_messages_typed_offline_arrive_once_in_order_after_a_restart(
     assert violations.all() == []
 
 
+def test_messages_typed_offline_are_sent_once_after_a_reload(
+    browser: Browser,
+    contexts: list[BrowserContext],
+    violations: Violations,
+    tmp_path: Path,
+) -> None:
+    port, web_port = free_port(), free_port()
+    first = ServerProcess(tmp_path / "server", port=port, web_port=web_port)
+    try:
+        page = logged_in(browser, contexts, violations, first.url, "Ann", PASSWORD, create=True)
+        say(page, "/join #kept")
+        expect(page.get_by_role("heading", name=re.compile("^#kept"))).to_be_visible()
+        say(page, "before the restart")
+        expect(the_log(page)).to_contain_text("Ann: before the restart")
+    finally:
+        first.stop()
+    expect(page.get_by_role("status")).to_contain_text("Connection lost; trying again")
+    say(page, "typed offline, first")
+    say(page, "typed offline, second")
+    expect(page.get_by_role("note")).to_have_text("2 messages waiting to be sent")
+    # Reloaded while the server is down: the page is gone, what it had to send is not.
+    with contextlib.suppress(PlaywrightError):
+        page.reload()
+    second = ServerProcess(tmp_path / "server", port=port, web_port=web_port)
+    try:
+        tom = TlsUser(second.port, "Tom")
+        tom.request("join", room="#kept")
+        page.goto(second.url + "/")  # the cookie logs Ann in again
+        expect(page.get_by_role("status")).to_have_text("Connected")
+        expect(the_log(page).locator("li.pending")).to_have_count(0)
+        expect(page.get_by_role("note")).to_have_count(0)
+        tom.event("message", sender="Ann", text="typed offline, second")
+        history = tom.request("history", to="#kept", limit=50)["messages"]
+        texts = [message["text"] for message in history if message["sender"] == "Ann"]
+        assert texts == ["before the restart", "typed offline, first", "typed offline, second"]
+        expect(the_log(page).get_by_text("Ann: typed offline, first")).to_have_count(1)
+        assert page.evaluate("Object.keys(sessionStorage)") == []
+        # A send that reached the server before the page went (its reply lost) and is sent
+        # again after a reload, with its msg_id, is stored once; a kept outbox that is not
+        # one is ignored.
+        sent = next(m for m in history if m["text"] == "typed offline, first")
+        again = {"msgId": sent["msg_id"], "to": "#kept", "text": "typed offline, first"}
+        for kept in (json.dumps([again, {"to": 5}]), "{not json"):
+            page.evaluate("kept => sessionStorage.setItem('parley.outbox.ann', kept)", kept)
+            page.reload()
+            expect(page.get_by_role("status")).to_have_text("Connected")
+            expect(the_log(page).locator("li.pending")).to_have_count(0)
+        conversation_button(page, "#kept").click()
+        say(page, "after the reloads")
+        tom.event("message", to="#kept", sender="Ann", text="after the reloads")
+        history = tom.request("history", to="#kept", limit=50)["messages"]
+        texts = [message["text"] for message in history if message["sender"] == "Ann"]
+        assert texts == [
+            "before the restart",
+            "typed offline, first",
+            "typed offline, second",
+            "after the reloads",
+        ], texts
+        tom.close()
+    finally:
+        second.stop()
+    assert violations.all() == []
+
+
 def test_completion_and_moving_between_conversations_by_keyboard(
     browser: Browser,
     contexts: list[BrowserContext],
@@ -257,8 +321,7 @@ def test_completion_and_moving_between_conversations_by_keyboard(
     server: ServerProcess,
 ) -> None:
     bart = TlsUser(server.port, "Bartholomew")
-    page = open_page(browser, contexts, violations, server.url)
-    log_in(page, "Ann")
+    page = logged_in(browser, contexts, violations, server.url, "Ann")
     members = page.get_by_role("complementary", name="Members")
     expect(members.get_by_role("button", name="Bartholomew")).to_be_visible()
     box = compose(page)
@@ -306,8 +369,7 @@ def test_hostile_links_scripts_and_bidi_show_as_text(
     server: ServerProcess,
 ) -> None:
     tom = TlsUser(server.port, "Tom")
-    page = open_page(browser, contexts, violations, server.url)
-    log_in(page, "Ann")
+    page = logged_in(browser, contexts, violations, server.url, "Ann")
     hostile = [
         "javascript:window.__pwned=1",
         '<a href="javascript:window.__pwned=1">click</a>',
@@ -351,16 +413,16 @@ def test_the_phone_layout_fits_and_its_drawer_works(
     tmp_path: Path,
 ) -> None:
     tom = TlsUser(server.port, "Tom")
-    page = open_page(
+    page = logged_in(
         browser,
         contexts,
         violations,
         server.url,
+        "Ann",
         viewport={"width": 390, "height": 844},
         device_scale_factor=1,
         color_scheme="dark",
     )
-    log_in(page, "Ann")
     nav = page.get_by_role("navigation", include_hidden=True)
     expect(nav).to_be_hidden()
     # Long words, a long address and a long topic wrap instead of widening the page.
@@ -417,8 +479,7 @@ def test_the_terminal_clients_commands_in_the_browser(
 ) -> None:
     tom = TlsUser(server.port, "Tom")
     bea = TlsUser(server.port, "Bea")
-    page = open_page(browser, contexts, violations, server.url)
-    log_in(page, "Ann")
+    page = logged_in(browser, contexts, violations, server.url, "Ann")
     log = the_log(page)
     # Moderation, with durations as the terminal client writes them.
     say(page, "/join #mod")
@@ -484,8 +545,7 @@ def test_after_the_network_drops_it_resumes_without_gap_or_duplicate(
     proxy.upstream_port = server.web_port
     try:
         tom = TlsUser(server.port, "Tom")
-        page = open_page(browser, contexts, violations, proxy.url)
-        log_in(page, "Ann")
+        page = logged_in(browser, contexts, violations, proxy.url, "Ann")
         say(page, "before the drop")
         tom.event("message", sender="Ann", text="before the drop")
         proxy.cut_browsers()
@@ -524,8 +584,7 @@ def test_leaving_forgets_what_waits_to_be_sent(
     port, web_port = free_port(), free_port()
     first = ServerProcess(tmp_path / "server", port=port, web_port=web_port)
     try:
-        page = open_page(browser, contexts, violations, first.url)
-        log_in(page, "Ann")
+        page = logged_in(browser, contexts, violations, first.url, "Ann")
     finally:
         first.stop()
     expect(page.get_by_role("status")).to_contain_text("Connection lost")

@@ -12,16 +12,12 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
-import contextlib
 import hashlib
 import http.server
 import json
 import os
-import queue
 import re
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -31,12 +27,13 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from web_lab import (
-    ROOT,
     TIMEOUT_SECONDS,
+    ClientProcess,
     ServerProcess,
     TlsUser,
     Violations,
     log_in,
+    logged_in,
     open_page,
     the_log,
 )
@@ -47,78 +44,12 @@ from support import insecure_context
 PASSWORD = "correct horse battery"
 
 
-class ClientProcess:
-    """``client.py --nick NICK``, the terminal client, on pipes, in a home of its own."""
-
-    def __init__(self, home: Path, port: int, nick: str) -> None:
-        env = dict(os.environ)
-        env.update(
-            XDG_DATA_HOME=str(home / "data"),
-            XDG_CONFIG_HOME=str(home / "config"),
-            PYTHONUNBUFFERED="1",
-        )
-        self.process = subprocess.Popen(
-            [sys.executable, "client.py", "--port", str(port), "--nick", nick],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: list[str] = []
-        self._output: queue.Queue[str] = queue.Queue()
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-        self.expect("Welcome to the chat!$")
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self._output.put(line.rstrip("\n"))
-        self._output.put("")
-
-    def expect(self, pattern: str) -> re.Match[str]:
-        """The next line of output that matches ``pattern``; fails after TIMEOUT_SECONDS."""
-        regex = re.compile(pattern)
-        deadline = time.monotonic() + TIMEOUT_SECONDS
-        while (left := deadline - time.monotonic()) > 0:
-            try:
-                line = self._output.get(timeout=left)
-            except queue.Empty:
-                break
-            assert line, f"client output ended waiting for {pattern!r}: {self.lines}"
-            self.lines.append(line)
-            if match := regex.search(line):
-                return match
-        raise AssertionError(f"no {pattern!r} in time: {self.lines}")
-
-    def type(self, line: str) -> None:
-        assert self.process.stdin is not None
-        self.process.stdin.write(line + "\n")
-        self.process.stdin.flush()
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait(timeout=TIMEOUT_SECONDS)
-        self._reader.join(TIMEOUT_SECONDS)
-        for stream in (self.process.stdin, self.process.stdout):
-            if stream is not None:
-                with contextlib.suppress(OSError):
-                    stream.close()
-
-
 @pytest.fixture
 def clients() -> Iterator[list[ClientProcess]]:
     made: list[ClientProcess] = []
     yield made
     for client in made:
-        client.stop()
-
-
-def _page(browser: Browser, contexts: list[BrowserContext], server: ServerProcess) -> Page:
-    return open_page(browser, contexts, Violations(), server.url)
+        client.quit()
 
 
 def _give(page: Page, event: str, name: str, data: bytes) -> None:
@@ -157,8 +88,7 @@ def test_a_file_dropped_or_pasted_on_the_page_reaches_the_terminal_client(
 ) -> None:
     terminal = ClientProcess(tmp_path / "term", server.port, "Term")
     clients.append(terminal)
-    page = _page(browser, contexts, server)
-    log_in(page, "Webby")
+    page = logged_in(browser, contexts, Violations(), server.url, "Webby")
     dropped = os.urandom(1_500_000)
     _give(page, "drop", "holiday photos.zip", dropped)
     upload = page.locator(".upload", has_text="holiday photos.zip")
@@ -193,8 +123,7 @@ def test_a_file_shared_from_the_terminal_downloads_in_the_browser(
     clients: list[ClientProcess],
     tmp_path: Path,
 ) -> None:
-    page = _page(browser, contexts, server)
-    log_in(page, "Webby")
+    page = logged_in(browser, contexts, Violations(), server.url, "Webby")
     terminal = ClientProcess(tmp_path / "term", server.port, "Term")
     clients.append(terminal)
     report = tmp_path / "outbox" / "report.pdf"
@@ -226,8 +155,7 @@ def test_hostile_file_names_show_as_text_and_run_nothing(
     clients: list[ClientProcess],
     tmp_path: Path,
 ) -> None:
-    page = _page(browser, contexts, server)
-    log_in(page, "Webby")
+    page = logged_in(browser, contexts, Violations(), server.url, "Webby")
     terminal = ClientProcess(tmp_path / "term", server.port, "Term")
     clients.append(terminal)
     hostile = "<img src=x onerror=window.__pwned=1> javascript alert(1) '&amp;\u202egnp.exe"
@@ -264,8 +192,7 @@ def test_a_file_over_the_size_limit_is_refused_with_the_reason(
     server = ServerProcess(tmp_path / "server")
     monkeypatch.undo()
     try:
-        page = _page(browser, contexts, server)
-        log_in(page, "Webby")
+        page = logged_in(browser, contexts, Violations(), server.url, "Webby")
         _give(page, "drop", "big.bin", os.urandom(100_001))
         expect(page.locator(".upload.error")).to_contain_text("Files are at most")
         _give(page, "drop", "fits.bin", os.urandom(100_000))
@@ -279,11 +206,7 @@ def test_a_file_over_the_size_limit_is_refused_with_the_reason(
 def test_the_session_cookie_is_out_of_scripts_reach_and_keeps_the_login(
     browser: Browser, contexts: list[BrowserContext], server: ServerProcess
 ) -> None:
-    page = _page(browser, contexts, server)
-    page.get_by_label("Nickname").fill("Alice")
-    page.get_by_label(re.compile("^Password")).fill(PASSWORD)
-    page.get_by_role("button", name="Create account").click()
-    expect(page.get_by_role("status")).to_have_text("Connected")
+    page = logged_in(browser, contexts, Violations(), server.url, "Alice", PASSWORD, create=True)
     assert page.evaluate("document.cookie") == ""
     (cookie,) = page.context.cookies()
     assert cookie["name"] == "__Host-parley-session"
@@ -308,8 +231,7 @@ def test_the_session_cookie_is_out_of_scripts_reach_and_keeps_the_login(
 def test_a_guest_registers_in_the_browser_and_stays_logged_in(
     browser: Browser, contexts: list[BrowserContext], server: ServerProcess
 ) -> None:
-    page = _page(browser, contexts, server)
-    log_in(page, "Guesty")
+    page = logged_in(browser, contexts, Violations(), server.url, "Guesty")
     box = page.get_by_role("textbox", name=re.compile("^Message to"))
     box.fill(f"/register {PASSWORD}")
     box.press("Enter")
@@ -340,7 +262,7 @@ def test_password_guesses_on_the_tls_port_throttle_the_browsers_login(
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         outcomes = list(pool.map(guess, range(16)))
     assert set(outcomes) == {"auth-failed", "too-many-attempts"}, outcomes
-    page = _page(browser, contexts, server)
+    page = open_page(browser, contexts, Violations(), server.url)
     page.get_by_label("Nickname").fill("Alice")
     page.get_by_label(re.compile("^Password")).fill(PASSWORD)
     page.get_by_role("button", name="Log in").click()
@@ -403,7 +325,7 @@ def test_another_sites_page_can_neither_log_in_nor_upload(
         site.shutdown()
         site.server_close()
     # The upload token was not used: the server's own page (or a program) still can.
-    own = _page(browser, contexts, server)
+    own = open_page(browser, contexts, Violations(), server.url)
     put = own.request.put(f"{server.url}/files/{slot['token']}", data=data)
     assert put.status == 200, put.text()
     owner.close()
@@ -437,8 +359,7 @@ def test_an_upload_cut_short_goes_on_from_where_it_stopped_when_dropped_again(
             time.sleep(0.05)
     alice.request("bye")
     alice.close()
-    page = _page(browser, contexts, server)
-    log_in(page, "Alice", PASSWORD)
+    page = logged_in(browser, contexts, Violations(), server.url, "Alice", PASSWORD)
     _give(page, "drop", "big.bin", data)
     expect(page.locator(".upload", has_text="big.bin").locator(".upload-state")).to_have_text(
         "Sent"

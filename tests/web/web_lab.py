@@ -96,6 +96,9 @@ class ServerProcess:
     ) -> None:
         env = environment(home)
         env["PARLEY_WEB_PORT"] = str(web_port)
+        # Files on any free port: the default, the chat port + 1, may be another program's
+        # when the chat port is a fixed one (a server restarted on the same ports).
+        env["PARLEY_FILES_PORT"] = "0"
         env.update(settings or {})
         self.process = subprocess.Popen(
             [sys.executable, "server.py", "--port", str(port)],
@@ -356,12 +359,30 @@ def open_page(
     return page
 
 
-def log_in(page: Page, nick: str, password: str = "") -> None:
+def log_in(page: Page, nick: str, password: str = "", *, create: bool = False) -> None:
+    """Log in on the page's form: a guest without ``password``; with ``create``, a new account."""
     page.get_by_label("Nickname").fill(nick)
     if password:
         page.get_by_label(re.compile("^Password")).fill(password)
-    page.get_by_role("button", name="Log in").click()
+    page.get_by_role("button", name="Create account" if create else "Log in").click()
     expect(page.get_by_role("status")).to_have_text("Connected")
+
+
+def logged_in(
+    browser: Browser,
+    contexts: list[BrowserContext],
+    violations: Violations,
+    url: str,
+    nick: str,
+    password: str = "",
+    *,
+    create: bool = False,
+    **options: Any,
+) -> Page:
+    """The web client in a new browser context, logged in (see ``log_in``)."""
+    page = open_page(browser, contexts, violations, url, **options)
+    log_in(page, nick, password, create=create)
+    return page
 
 
 def say(page: Page, text: str) -> None:

@@ -3,7 +3,7 @@
 
 import { Connection, Frame, RequestError, Status, socketUrl } from "./connection";
 import { notify } from "./notify";
-import { Outbox, Attempt, Outgoing } from "./outbox";
+import { Outbox, Attempt, Outgoing, keepOutbox, storedOutbox } from "./outbox";
 import { mentions, visible } from "./richtext";
 
 export type Line =
@@ -101,6 +101,9 @@ export class Chat {
     this.outbox = new Outbox(
       (item) => this.sendOne(item),
       () => this.changed(),
+      (waiting) => {
+        if (this.nick) keepOutbox(this.nick, waiting);
+      },
     );
     document.addEventListener("visibilitychange", () => {
       if (!document.hidden) this.markRead();
@@ -354,9 +357,15 @@ export class Chat {
 
   // A message into the outbox: shown at once as waiting, sent when connected, in order.
   send(to: string, text: string): void {
-    const item: Outgoing = { msgId: crypto.randomUUID().replaceAll("-", ""), to, text };
-    const conversation = this.conversation(to);
-    conversation.lines = [...conversation.lines, { kind: "pending", key: lineKey(), sender: this.nick, text, msgId: item.msgId }];
+    this.wait({ msgId: crypto.randomUUID().replaceAll("-", ""), to, text });
+  }
+
+  private wait(item: Outgoing): void {
+    const conversation = this.conversation(item.to);
+    conversation.lines = [
+      ...conversation.lines,
+      { kind: "pending", key: lineKey(), sender: this.nick, text: item.text, msgId: item.msgId },
+    ];
     this.outbox.add(item);
   }
 
@@ -419,6 +428,9 @@ export class Chat {
     }
     const first = !this.nick;
     this.nick = String(reply.nick);
+    // What this tab had not sent yet when it was last closed or reloaded: sent now, in order,
+    // with the same msg_ids (one that had reached the server is answered "duplicate").
+    if (first) for (const item of storedOutbox(this.nick)) this.wait(item);
     this.account = typeof reply.role === "string";
     this.away = "";
     const rooms = (reply.rooms as string[] | undefined) ?? [];

@@ -20,8 +20,15 @@ export class RequestError extends Error {
   }
 }
 
-// Delays between attempts, in seconds: quick at first, then at most every 10 s.
+// Delays between attempts, in seconds: quick at first, then at most every 10 s. Each is drawn
+// between half and all of that, so that the pages a server restart cut off do not all come
+// back in the same instant.
 const BACKOFF = [1, 2, 4, 8, 10];
+
+export function backoffSeconds(attempt: number, random: () => number = Math.random): number {
+  const most = BACKOFF[Math.min(Math.max(attempt, 1), BACKOFF.length) - 1];
+  return most * (0.5 + random() / 2);
+}
 
 export class Connection {
   private socket: WebSocket | null = null;
@@ -120,8 +127,8 @@ export class Connection {
       this.socket = null;
       this.failPending("The connection was lost.");
       if (this.stopped) return;
-      const seconds = BACKOFF[Math.min(this.attempt, BACKOFF.length) - 1];
-      this.onStatus({ kind: "waiting", attempt: this.attempt, seconds });
+      const seconds = backoffSeconds(this.attempt);
+      this.onStatus({ kind: "waiting", attempt: this.attempt, seconds: Math.ceil(seconds) });
       this.timer = window.setTimeout(() => this.open(), seconds * 1000);
     };
   }

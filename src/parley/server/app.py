@@ -94,6 +94,11 @@ class ParleyServer:
         self.clock = clock
         self._given_storage = storage
         self.tracker = ConnectionTracker(config.max_connections_per_address, config.max_connections)
+        # The web port's sockets (pages, files, WebSockets) within the same limits, apart from
+        # the chat's: a browser opens a few at once. Its WebSockets count in ``tracker`` too.
+        self.web_tracker = ConnectionTracker(
+            config.max_connections_per_address, config.max_connections, port_name="web"
+        )
         self.fingerprint = ""
         self.cert_file: Path | None = None
         self.key_file: Path | None = None
@@ -343,6 +348,7 @@ class ParleyServer:
         """Hand the connection limits of ``config`` (changed by a reload) to both ports."""
         config = self.config
         self.tracker.set_limits(config.max_connections_per_address, config.max_connections)
+        self.web_tracker.set_limits(config.max_connections_per_address, config.max_connections)
         if self._transfers is not None and self._ssl_context is not None:
             self._transfers.reconfigure(self._ssl_context)
 
@@ -405,6 +411,10 @@ class ParleyServer:
                 port,
                 ssl_context,
                 public_origin(public) if public else "",
+                tracker=self.web_tracker,
+                handshake_timeout=self.config.tls_handshake_timeout_seconds,
+                nodelay=self.config.tcp_nodelay,
+                proxies=trusted_proxies(self.config),
                 reuse_port=self.config.workers > 1,
             )
         except OSError as exc:

@@ -23,6 +23,16 @@ _SHUTDOWN_SECONDS = 1.0
 _STOP_SECONDS = 3.0
 
 
+async def stop_runner(runner: web.AppRunner, what: str, seconds: float = _STOP_SECONDS) -> None:
+    """Close ``runner``'s ports and the requests under way within ``seconds``: a request that
+    will not end must not keep the server from stopping. ``what`` names it in the warning.
+    """
+    try:
+        await asyncio.wait_for(runner.cleanup(), seconds)
+    except TimeoutError:
+        log.warning("The %s did not stop within %g s; leaving it", what, seconds)
+
+
 class HttpListener:
     """Serves health and metrics on one address; see :meth:`start` and :meth:`stop`."""
 
@@ -61,10 +71,7 @@ class HttpListener:
         if not self._started:
             return
         self._started = False
-        try:
-            await asyncio.wait_for(self._runner.cleanup(), _STOP_SECONDS)
-        except TimeoutError:
-            log.warning("The HTTP listener did not stop within %g s; leaving it", _STOP_SECONDS)
+        await stop_runner(self._runner, "HTTP listener")
 
     async def _healthz(self, request: web.Request) -> web.Response:
         # The loop answered: the process is up. Whether it can serve is /readyz's question.

@@ -16,7 +16,7 @@ the session cookie (server/web_login.py) to the connection; shared files travel 
 from __future__ import annotations
 
 import asyncio
-import collections
+import contextlib
 import logging
 import ssl
 from importlib import resources
@@ -30,6 +30,10 @@ from parley.protocol.limits import MAX_CLIENT_FRAME_BYTES
 from parley.protocol.messages import Closing, encode
 from parley.server.address_group import address_group
 from parley.server.connection import Connection, ServerContext
+from parley.server.http_server import stop_runner
+from parley.server.proxy_protocol import TrustedProxies
+from parley.server.tls_transport import TlsServer, start_tls_server
+from parley.server.tracker import ConnectionTracker
 from parley.server.transfer import TransferServer
 from parley.server.web_files import WebFiles
 from parley.server.web_login import MAX_BODY_BYTES, SESSION_COOKIE, WebLogin
@@ -55,6 +59,14 @@ HSTS = "max-age=31536000"
 _HEARTBEAT_SECONDS = 30.0
 _SHUTDOWN_SECONDS = 1.0
 _STOP_SECONDS = 3.0
+# While a browser's writes are paused, how often to look whether they have left.
+_DRAIN_POLL_SECONDS = 0.05
+# To a socket over the web port's connection limits, after its TLS handshake.
+_HTTP_REFUSAL = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 57\r\nConnection: close\r\n\r\n"
+    b"Too many connections from your address; try again later.\n"
+)
 _REFUSAL = encode(
     Closing(code=ErrorCode.TOO_MANY_CONNECTIONS, message=ErrorCode.TOO_MANY_CONNECTIONS.text)
 )
@@ -65,87 +77,106 @@ def static_dir() -> Path:
     return Path(str(resources.files("parley.web"))) / "static"
 
 
+def text_frames(data: bytes) -> bytes:
+    """Each newline-ended frame of ``data`` as one WebSocket text message (RFC 6455 section 5.2:
+    a server's messages are not masked), ready for the connection's transport.
+    """
+    out = bytearray()
+    for line in data.split(b"\n"):
+        if not line:
+            continue
+        size = len(line)
+        if size < 126:
+            out += bytes((0x81, size))
+        elif size < 65536:
+            out += b"\x81\x7e" + size.to_bytes(2, "big")
+        else:
+            out += b"\x81\x7f" + size.to_bytes(8, "big")
+        out += line
+    return bytes(out)
+
+
 class WebSocketTransport(asyncio.Transport):
     """The asyncio Transport a :class:`Connection` writes to, over one aiohttp WebSocket.
 
-    ``write`` queues (the protocol is synchronous, a WebSocket send is not) and a sender task
-    sends each queued frame as one text message, in order. Past the high-water mark the
+    ``write`` frames the protocol's bytes as WebSocket text messages and hands them straight
+    to the connection's own transport, as aiohttp's writer would without compression: no task
+    switch per message, so a room message costs about what it does on the TLS port.
+    aiohttp still writes its pings and the closing handshake, each a whole message, so the
+    two never interleave inside one. Past the high-water mark of what waits to leave, the
     protocol's ``pause_writing`` is called, as on the TLS port: a browser that does not read
     is cut off the same way.
     """
 
     def __init__(
-        self, ws: web.WebSocketResponse, protocol: asyncio.Protocol, peer: Any, cookie: str = ""
+        self,
+        ws: web.WebSocketResponse,
+        raw: asyncio.Transport,
+        protocol: asyncio.Protocol,
+        peer: Any,
+        cookie: str = "",
     ) -> None:
         super().__init__()
         self._ws = ws
+        self._raw = raw
         self._cookie = cookie
         self._protocol = protocol
         self._peer = peer
-        self._queue: collections.deque[bytes] = collections.deque()
-        self._queued_bytes = 0
         self._high_water = 64 * 1024
         self._write_paused = False
         self._closing = False
-        self._wake = asyncio.Event()
+        self._closed: asyncio.Task[None] | None = None
         self._reading = asyncio.Event()
         self._reading.set()
-        self._sender = asyncio.get_running_loop().create_task(self._send_forever())
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if self._closing:
+        if self._closing or self._raw.is_closing():
             return
-        # Frames end in a newline on the TLS port; here the message boundary is the frame's.
-        for line in bytes(data).split(b"\n"):
-            if line:
-                self._queue.append(line)
-                self._queued_bytes += len(line)
-        self._wake.set()
-        if self._queued_bytes > self._high_water and not self._write_paused:
+        self._raw.write(text_frames(bytes(data)))
+        if not self._write_paused and self.get_write_buffer_size() > self._high_water:
             self._write_paused = True
             self._protocol.pause_writing()
+            asyncio.get_running_loop().call_later(_DRAIN_POLL_SECONDS, self._check_drained)
 
-    async def _send_forever(self) -> None:
-        ws = self._ws
-        try:
-            while True:
-                while self._queue:
-                    frame = self._queue.popleft()
-                    self._queued_bytes -= len(frame)
-                    await ws.send_str(frame.decode())
-                if self._closing:
-                    break
-                self._wake.clear()
-                await self._wake.wait()
-        except (ConnectionError, RuntimeError):
-            pass  # the browser went away; the reader sees it too
-        finally:
-            self._queue.clear()
-            self._queued_bytes = 0
-            if not ws.closed:
-                await ws.close()
+    def _check_drained(self) -> None:
+        """While paused: resume the protocol once what waited has left (a quarter remains)."""
+        if not self._write_paused or self._closing:
+            return
+        if self.get_write_buffer_size() <= self._high_water // 4:
+            self._write_paused = False
+            self._protocol.resume_writing()
+        else:
+            asyncio.get_running_loop().call_later(_DRAIN_POLL_SECONDS, self._check_drained)
+
+    async def _close_ws(self) -> None:
+        with contextlib.suppress(ConnectionError, RuntimeError):
+            if not self._ws.closed:
+                await self._ws.close()
 
     async def finished(self) -> None:
-        """Wait until everything queued before close() is sent and the WebSocket is closed."""
-        await asyncio.shield(self._sender)
+        """Wait until the WebSocket is closed (its closing handshake done, or given up)."""
+        if self._closed is None:
+            self._closed = asyncio.get_running_loop().create_task(self._close_ws())
+        await asyncio.shield(self._closed)
 
     async def wait_reading(self) -> None:
         """Return when reading is not paused."""
         await self._reading.wait()
 
     def close(self) -> None:
-        self._closing = True
-        self._wake.set()
+        # What was written is with the connection's transport already; the closing message
+        # goes after it.
+        if not self._closing:
+            self._closing = True
+            self._closed = asyncio.get_running_loop().create_task(self._close_ws())
         self._reading.set()  # the reader loop then sees the connection closed
 
     def abort(self) -> None:
         self._closing = True
         self._reading.set()
-        self._queue.clear()
-        self._queued_bytes = 0
-        self._sender.cancel()
-        if not self._ws.closed:
-            asyncio.get_running_loop().create_task(self._ws.close())
+        if self._closed is not None:
+            self._closed.cancel()
+        self._raw.abort()
 
     def is_closing(self) -> bool:
         return self._closing
@@ -164,7 +195,7 @@ class WebSocketTransport(asyncio.Transport):
             self._high_water = high
 
     def get_write_buffer_size(self) -> int:
-        return self._queued_bytes
+        return self._raw.get_write_buffer_size()
 
     def get_write_buffer_limits(self) -> tuple[int, int]:
         return (0, self._high_water)
@@ -223,11 +254,12 @@ class WebListener:
         )
         self._started = False
         self._refusing = False
+        self._listener: TlsServer | None = None
 
     @property
     def port(self) -> int:
-        assert self._started, "web listener not started"
-        port: int = self._runner.addresses[0][1]
+        assert self._listener is not None, "web listener not started"
+        port: int = self._listener.sockets[0].getsockname()[1]
         return port
 
     @property
@@ -241,19 +273,41 @@ class WebListener:
         port: int,
         ssl_context: ssl.SSLContext,
         origin: str,
+        *,
+        tracker: ConnectionTracker,
+        handshake_timeout: float,
+        nodelay: bool = False,
+        proxies: TrustedProxies | None = None,
         reuse_port: bool = False,
     ) -> None:
         """Listen on ``host``:``port``; ``origin`` is the public address's origin, or "" for
         ``https://<host>:<bound port>``. With ``reuse_port``, other workers share the port.
         Raises OSError when the port cannot be bound.
+
+        The port's TLS is the chat port's own (:mod:`parley.server.tls_transport`), not
+        aiohttp's: OpenSSL on the socket, writes coalesced per loop iteration, no buffers per
+        idle connection, and a PROXY header from ``proxies`` names the client. ``tracker``
+        counts its sockets (pages, files and WebSockets); a WebSocket also counts as a chat
+        connection in the chat port's tracker.
         """
         await self._runner.setup()
         self._started = True
+        server = self._runner.server
+        assert server is not None
         try:
-            site = web.TCPSite(
-                self._runner, host, port, ssl_context=ssl_context, reuse_port=reuse_port or None
+            self._listener = await start_tls_server(
+                server,
+                host,
+                port,
+                ssl_context,
+                handshake_timeout=handshake_timeout,
+                tracker=tracker,
+                refusal=_HTTP_REFUSAL,
+                nodelay=nodelay,
+                proxies=proxies,
+                port_name="web",
+                reuse_port=reuse_port,
             )
-            await site.start()
         except BaseException:
             await self.stop()
             raise
@@ -280,10 +334,9 @@ class WebListener:
         if not self._started:
             return
         self._started = False
-        try:
-            await asyncio.wait_for(self._runner.cleanup(), _STOP_SECONDS)
-        except TimeoutError:
-            log.warning("The web listener did not stop within %g s; leaving it", _STOP_SECONDS)
+        if self._listener is not None:
+            self._listener.close()
+        await stop_runner(self._runner, "web listener", _STOP_SECONDS)
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
         return web.FileResponse(self._static / "index.html", headers={"Cache-Control": "no-cache"})
@@ -302,8 +355,9 @@ class WebListener:
             )
         if self._refusing:
             raise web.HTTPServiceUnavailable(text="The server is shutting down.\n")
-        peer = request.transport.get_extra_info("peername") if request.transport else None
-        if peer is None:
+        raw = request.transport
+        peer = raw.get_extra_info("peername") if raw is not None else None
+        if raw is None or peer is None:
             raise web.HTTPBadRequest()
         tracker = self._context.tracker
         group = address_group(str(peer[0]))
@@ -316,14 +370,16 @@ class WebListener:
             await ws.close()
             return ws
         try:
-            await self._serve(ws, peer, request.cookies.get(SESSION_COOKIE, ""))
+            await self._serve(ws, raw, peer, request.cookies.get(SESSION_COOKIE, ""))
         finally:
             tracker.release(group)
         return ws
 
-    async def _serve(self, ws: web.WebSocketResponse, peer: Any, cookie: str) -> None:
+    async def _serve(
+        self, ws: web.WebSocketResponse, raw: asyncio.Transport, peer: Any, cookie: str
+    ) -> None:
         connection = Connection(self._context)
-        transport = WebSocketTransport(ws, connection, peer, cookie)
+        transport = WebSocketTransport(ws, raw, connection, peer, cookie)
         connection.connection_made(transport)
         try:
             while True:
