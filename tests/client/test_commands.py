@@ -84,6 +84,8 @@ def test_moderation_arguments() -> None:
         ("#dev Bob extra", False, False),  # /unban takes no reason
         ("#dev Bob 0m", True, True),
         ("#dev Bob 30 spam", True, True),  # a number without its unit
+        ("#dev Bob 30min being loud", True, True),  # not a unit: not a reason either
+        ("#dev Bob 5x", True, True),
         ("#dev Bob 9999d", True, True),
         ("#dev Bob 99999999999m spam", True, True),
     ],

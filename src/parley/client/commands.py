@@ -207,8 +207,11 @@ def _usage(chat: Chat, name: str) -> bool:
 # Nine digits at most per number: int() of thousands of digits is slow, then refused.
 _DURATION = re.compile(r"(?:[0-9]{1,9}[smhdw])+")
 _DURATION_PART = re.compile(r"([0-9]{1,9})([smhdw])")
-# A word meant as a duration, right or wrong: a reason does not start with one.
-_DURATION_LIKE = re.compile(r"[0-9][0-9smhdw]*")
+# A word meant as a duration, right or wrong (30m, 30min, 5x): one not understood is refused,
+# never taken for the start of a reason (and the sanction for one without end). A reason may
+# start with an ordinal ("3rd warning").
+_DURATION_LIKE = re.compile(r"[0-9]\S*")
+_ORDINAL = re.compile(r"[0-9]+(?:st|nd|rd|th)", re.IGNORECASE)
 _NUMBER = re.compile(r"[0-9]{1,9}")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 # The protocol's bound on a ban or mute (messages.Seconds): ten years.
@@ -260,7 +263,7 @@ def parse_target(args: str, *, duration: bool = False, reason: bool = False) -> 
     seconds = None
     if duration and rest:
         first, _, after = rest.partition(" ")
-        if _DURATION_LIKE.fullmatch(first):
+        if _DURATION_LIKE.fullmatch(first) and not _ORDINAL.fullmatch(first):
             seconds = parse_duration(first)
             if seconds is None:
                 return None  # 0m, ten years and more, or a number without its unit
