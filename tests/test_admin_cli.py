@@ -142,3 +142,16 @@ def test_an_empty_standard_input_is_named_not_taken_for_a_short_password(tmp_pat
     # An empty line is a password, and a too short one.
     done = admin(tmp_path, "reset", "Frank", stdin="\n")
     assert "8-256 characters" in done.stderr, done.stderr
+
+
+def test_a_data_dir_without_a_database_is_named_not_taken_for_an_empty_server(
+    tmp_path: Path,
+) -> None:
+    mistyped = tmp_path / "typo"
+    for command in (("users",), ("audit",), ("reset", "Frank"), ("role", "Frank", "moderator")):
+        done = admin(mistyped, *command, stdin=PASSWORD + "\n")
+        assert done.returncode != 0
+        assert f"There is no Parley database at {mistyped}" in done.stderr, done.stderr
+    assert not mistyped.exists()  # nothing was made there
+    assert admin(mistyped, "create", "Frank", stdin=PASSWORD + "\n").returncode == 0
+    assert "Frank" in admin(mistyped, "users").stdout

@@ -29,7 +29,7 @@ from parley.protocol.names import nick_key, normalize_nick, normalize_room, room
 from parley.protocol.text import for_terminal
 from parley.server.preflight import keep_files_private
 from parley.storage import Account, Role, Storage, StorageUnavailable
-from parley.storage.factory import open_storage
+from parley.storage.factory import open_storage, sqlite_path
 
 ACTOR = "admin-cli"
 
@@ -148,6 +148,14 @@ def _backup_or_restore(args: argparse.Namespace, config: ServerConfig) -> int:
 
 async def _run(args: argparse.Namespace, config: ServerConfig) -> int:
     keep_files_private()
+    path = sqlite_path(config.database, config.data_dir)
+    if args.action != "create" and isinstance(path, Path) and not path.exists():
+        # A mistyped --data-dir must not look like an empty server (and leave a database there).
+        raise AdminError(
+            f"There is no Parley database at {path}: check --data-dir (or data_dir or database "
+            "in the settings). The server makes it on its first start; so does 'parley admin "
+            "create'."
+        )
     storage = await open_storage(config.database, config.data_dir)
     hasher = PasswordHasher(
         config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism
