@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -164,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     admin_parser(commands.add_parser("admin", help="manage accounts, roles and the audit log"))
     config = commands.add_parser("config", help="the server's settings")
-    config_commands = config.add_subparsers(dest="config_command", required=True)
+    config_commands = config.add_subparsers(dest="config_command", required=True, metavar="check")
     _server_parser(
         config_commands.add_parser(
             "check",
@@ -278,6 +279,16 @@ def run_gui(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _run(argv)
+    except BrokenPipeError:
+        # Whoever read the output stopped (``parley config check | head``): not a fault to
+        # report. Python would meet the closed pipe again flushing stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _run(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "server":
         return run_server(args)

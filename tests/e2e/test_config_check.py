@@ -179,3 +179,22 @@ def test_a_count_named_after_tokens_is_shown_not_masked(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     lines = setting_lines(result.stdout)
     assert lines["max_tokens_per_principal"] == ("7", "PARLEY_MAX_TOKENS_PER_PRINCIPAL")
+
+
+def test_a_reader_that_stops_early_is_no_error(tmp_path: Path) -> None:
+    # As `parley config check | head -3`: the pipe closes while the table is written.
+    process = subprocess.Popen(
+        [sys.executable, "-m", "parley", "config", "check", "--data-dir", str(tmp_path / "d")],
+        cwd=ROOT,
+        env=environment(tmp_path),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        bufsize=0,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.readline()
+    process.stdout.close()
+    errors = process.stderr.read().decode()
+    process.stderr.close()
+    process.wait(60)
+    assert "Traceback" not in errors and "BrokenPipeError" not in errors, errors
