@@ -18,6 +18,9 @@ from parley.client.core import ChatClient
 from parley.protocol.messages import Message
 from support import logged_in, next_of
 
+# A terminal's bracketed paste: what comes between is pasted, not typed.
+PASTE_START, PASTE_END = "\x1b[200~", "\x1b[201~"
+
 
 def _plain_client(home: Path, port: int, nick: str) -> tuple[pexpect.spawn, Terminal]:
     """``client.py --plain`` as ``nick``, on a pseudo-terminal of its own."""
@@ -112,4 +115,26 @@ async def test_a_server_restart_is_resumed_line_by_line(tmp_path: Path) -> None:
     finally:
         if other is not None:
             await other.close()
+        await _stop(child, server)
+
+
+async def test_a_pasted_block_is_sent_line_by_line(tmp_path: Path) -> None:
+    server, port = await start_server(tmp_path)
+    child, terminal = _plain_client(tmp_path, port, "Paster")
+    try:
+        await asyncio.to_thread(terminal.wait_for, "Welcome to the chat!")
+        other = await logged_in(port, "Other")
+        child.send(PASTE_START + "first line\nsecond line" + PASTE_END + "\r")
+        assert await _said_by(other, "Paster") == "first line"
+        assert await _said_by(other, "Paster") == "second line"
+        # More than a few lines: asked first, and nothing is sent on a no.
+        child.send(PASTE_START + "a\nb\nc\nd" + PASTE_END + "\r")
+        await asyncio.to_thread(terminal.wait_for, "Send 4 pasted lines one by one? [y/N]")
+        child.send("n\r")
+        await asyncio.to_thread(terminal.wait_for, "The 4 pasted lines were not sent.")
+        child.send("after\r")
+        assert await _said_by(other, "Paster") == "after"
+        await _exits_cleanly(child)
+        await other.close()
+    finally:
         await _stop(child, server)

@@ -218,6 +218,8 @@ _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 MAX_DURATION_SECONDS = 10 * 365 * 86400
 # /history without N.
 HISTORY_PAGE = 20
+# A paste of more lines than this asks before sending them one by one.
+PASTE_CONFIRM_LINES = 3
 
 
 def parse_duration(text: str) -> int | None:

@@ -25,7 +25,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Protocol
 
-from parley.client.commands import Chat, execute
+from parley.client.commands import PASTE_CONFIRM_LINES, Chat, execute
 from parley.client.conversations import Conversations
 from parley.client.core import ChatClient, ConnectionLost, Disconnected
 from parley.client.credentials import SessionStore
@@ -530,9 +530,27 @@ async def _run_input(chat: Chat, lines: Lines, reconnects: bool) -> bool:
         if line is None:
             return True
         try:
-            if not await execute(chat, line):
-                return True
+            for one in await _lines_of(line, lines):
+                if not await execute(chat, one):
+                    return True
         except ConnectionLost:
             if not reconnects:
                 return False
             lines.write("Not sent: the connection is lost. Send it again once reconnected.")
+
+
+async def _lines_of(typed: str, lines: Lines) -> list[str]:
+    """What a terminal gave as one entry: a paste of several lines is sent one line each, as
+    in the full-screen client (more than PASTE_CONFIRM_LINES after asking), never refused whole
+    for its line breaks.
+    """
+    if "\n" not in typed and "\r" not in typed:
+        return [typed]
+    text = typed.replace("\r\n", "\n").replace("\r", "\n")
+    parts = [part for part in text.split("\n") if part.strip()]
+    if len(parts) > PASTE_CONFIRM_LINES:
+        answer = await lines.read(f"Send {len(parts)} pasted lines one by one? [y/N] ")
+        if (answer or "").strip().lower() not in ("y", "yes"):
+            lines.write(f"The {len(parts)} pasted lines were not sent.")
+            return []
+    return parts

@@ -45,6 +45,7 @@ from parley.client import windows as model
 from parley.client.commands import (
     COMMANDS,
     HISTORY_PAGE,
+    PASTE_CONFIRM_LINES,
     Chat,
     execute,
     parse_count,
@@ -71,8 +72,6 @@ from parley.protocol.messages import Message
 from parley.protocol.names import nick_key
 from parley.protocol.text import for_terminal
 
-# A paste of more lines than this asks before sending them one by one.
-PASTE_CONFIRM_LINES = 3
 # The room and member list shows from this width up.
 SIDEBAR_MIN_COLUMNS = 100
 SIDEBAR_COLUMNS = 22
