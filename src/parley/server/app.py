@@ -582,8 +582,10 @@ def _require_shared_database(config: ServerConfig) -> None:
 
 
 def _require_shared_certificate(config: ServerConfig) -> None:
-    """Nodes of a cluster present one certificate. Raises StartupRefused otherwise."""
-    if config.cert_file is None:
+    """Nodes of a cluster present one certificate. Raises StartupRefused otherwise. Workers on
+    one machine (``workers`` above 1) share their data dir's, made by the first to start.
+    """
+    if config.cert_file is None and config.workers <= 1:
         raise StartupRefused(
             "The bus is set (--bus, PARLEY_BUS or bus in the settings file), but no certificate "
             "is (cert_file and key_file in the settings file, --cert and --key, or "
