@@ -121,6 +121,41 @@ async def test_a_room_file_reaches_its_members_and_is_stored_once(
     await bob.close()
 
 
+async def test_a_room_file_is_for_its_account_members_also_those_offline(
+    server: ParleyServer, tmp_path: Path
+) -> None:
+    # Carol (an account) is a member of #dev but offline when Alice shares into it: as with
+    # the room's history, the file is hers to fetch once back. Dave, an account that is not a
+    # member, and a guest who joins later, get nothing.
+    password = "correct horse battery"
+    carol = await _user(server, "Carol")
+    await carol.register(password)
+    await carol.join("#dev")
+    dave = await _user(server, "Dave")
+    await dave.register(password)
+    await carol.close()
+    alice = await _user(server, "Alice")
+    await alice.join("#dev")
+    file_id = await upload(alice, _file(tmp_path / "plan.txt", 1000), "#dev")
+
+    carol = await ChatClient.connect("127.0.0.1", server.port, pins=None)
+    await carol.login("Carol", password=password)
+    assert [entry.file_id for entry in (await carol.files("#dev")).files] == [file_id]
+    saved = await download(carol, file_id, tmp_path / "carol")
+    assert saved.read_bytes() == (tmp_path / "plan.txt").read_bytes()
+    late = await _user(server, "Late")
+    await late.join("#dev")
+    for outsider in (dave, late):
+        assert not (await outsider.files()).files
+        with pytest.raises(RequestRefused, match="no such file"):
+            await download(outsider, file_id, tmp_path / "outsider")
+    # Carol leaves the room: its files are no longer hers.
+    await carol.part("#dev")
+    assert not (await carol.files()).files
+    for client in (alice, carol, dave, late):
+        await client.close()
+
+
 @pytest.mark.parametrize(
     ("offered", "kept"),
     [

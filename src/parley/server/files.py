@@ -3,8 +3,9 @@ one-time tokens that let a file connection (server/transfer.py) carry the bytes,
 deleting, and the purge of expired files.
 
 A file may be read by its sender and by those it was shared with: the other user of a private
-conversation, or the room's members when it was shared, each by principal id (never by name:
-whoever takes a guest's name later gets none of its files). Anyone else asking for it is told
+conversation, or the room's members when it was shared and the accounts that are members of
+the room now (as its history is theirs), each by principal id (never by name: whoever takes a
+guest's name later gets none of its files). Anyone else asking for it is told
 it does not exist. An account's files count against its own quota; guests' against one pool
 per address group, so new guest names make no more room. Ids are 128 random bits; tokens are
 192 random bits, good for one connection within TOKEN_SECONDS.

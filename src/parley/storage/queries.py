@@ -24,6 +24,13 @@ _MESSAGES = f"SELECT {MESSAGE_COLUMNS} FROM messages "  # noqa: S608 (constants)
 _ACCOUNTS = f"SELECT {ACCOUNT_COLUMNS} FROM accounts "  # noqa: S608
 _ROOMS = f"SELECT {ROOM_COLUMNS} FROM rooms "  # noqa: S608
 _FILES = f"SELECT {FILE_COLUMNS} FROM files "  # noqa: S608
+# Whether the principal $2 is an account that is a member of the room a file (of the outer
+# query's ``files``) was shared in: a room's files are its members', as its history is, also
+# for those offline when it was shared.
+_ROOM_ACCOUNT_MEMBER = (
+    "(SELECT 1 FROM accounts a JOIN members m ON m.account_key = a.key "
+    "WHERE a.id = $2 AND m.room_key = files.conversation)"
+)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -202,19 +209,23 @@ class Queries:
     delete_file: str = "DELETE FROM files WHERE file_id = $1"
     complete_file: str = "UPDATE files SET complete = TRUE, expires_ms = $1 WHERE file_id = $2"
     may_read_file: str = (
-        "SELECT 1 FROM files WHERE file_id = $1 AND (sender_key = $2 OR EXISTS "
-        "(SELECT 1 FROM file_readers WHERE file_id = $1 AND principal = $2))"
+        "SELECT 1 FROM files WHERE file_id = $1 AND (sender_key = $2 OR EXISTS "  # noqa: S608
+        "(SELECT 1 FROM file_readers WHERE file_id = $1 AND principal = $2) OR EXISTS "
+        f"{_ROOM_ACCOUNT_MEMBER})"
     )
     readable_file: str = (
         _FILES + "WHERE file_id = $1 AND complete AND expires_ms > $3 "  # noqa: S608 (constants)
         "AND (sender_key = $2 OR EXISTS "
-        "(SELECT 1 FROM file_readers WHERE file_id = $1 AND principal = $2))"
+        "(SELECT 1 FROM file_readers WHERE file_id = $1 AND principal = $2) OR EXISTS "
+        f"{_ROOM_ACCOUNT_MEMBER})"
     )
-    # Driven by the reader and sender indexes: only this user's files are looked at.
+    # Driven by the reader, sender and room member indexes: only this user's files are looked at.
     readable_files: str = (
         _FILES + "WHERE file_id IN "  # noqa: S608 (constants)
         "(SELECT file_id FROM file_readers WHERE principal = $1 UNION ALL "
-        " SELECT file_id FROM files WHERE sender_key = $1 AND expires_ms > $2) "
+        " SELECT file_id FROM files WHERE sender_key = $1 AND expires_ms > $2 UNION ALL "
+        " SELECT f.file_id FROM accounts a JOIN members m ON m.account_key = a.key "
+        " JOIN files f ON f.conversation = m.room_key WHERE a.id = $1 AND f.expires_ms > $2) "
         "AND complete AND expires_ms > $2 AND (CAST($3 AS TEXT) IS NULL OR conversation = $3) "
         "AND (created_ms < $5 OR (created_ms = $5 AND file_id > $6)) "
         "ORDER BY created_ms DESC, file_id LIMIT $4"
