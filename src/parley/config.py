@@ -126,6 +126,8 @@ class ServerConfig:
     # Rooms a user (not a moderator) may create per hour, and all users of one address together.
     rooms_per_principal_per_hour: int = 10
     rooms_per_address_per_hour: int = 30
+    # Accounts one address group may register per hour.
+    registrations_per_address_per_hour: int = 3
     # Messages older than this are deleted (None: kept forever); rooms may set their own.
     retention_days: int | None = None
     # Messages of a room's history sent to someone joining it.
@@ -330,6 +332,7 @@ BOUNDS: dict[str, Bounds] = {
     "revocation_poll_seconds": _POSITIVE,
     "rooms_per_principal_per_hour": Bounds(0),
     "rooms_per_address_per_hour": Bounds(0),
+    "registrations_per_address_per_hour": Bounds(0),
     "guest_file_quota_bytes_per_address": Bounds(0),
     "max_file_connections_per_address": _COUNT,
     "max_file_connections": _COUNT,

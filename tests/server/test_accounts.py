@@ -124,6 +124,18 @@ async def test_registrations_are_rate_limited_per_address(server: ParleyServer) 
     assert replies == ["ok", "ok", "ok", "error"]
 
 
+async def test_the_registration_limit_is_a_setting(server_config: ServerConfig) -> None:
+    # A classroom behind one NAT: the operator raises it.
+    config = dataclasses.replace(server_config, registrations_per_address_per_hour=5)
+    async with ParleyServer(config) as server:
+        replies = []
+        for n in range(6):
+            client = await raw_user(server.port, f"Pupil{n}")
+            replies.append((await client.request("register", password=PASSWORD))["type"])
+            await client.close()
+    assert replies == ["ok"] * 5 + ["error"]
+
+
 async def test_guests_can_be_switched_off(server_config: ServerConfig) -> None:
     config = dataclasses.replace(server_config, allow_guests=False)
     async with ParleyServer(config) as server:

@@ -57,7 +57,7 @@ class Authenticator:
         self._hasher = PasswordHasher(
             config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism
         )
-        self._registrations = WindowLimiter()
+        self._registrations = WindowLimiter(config.registrations_per_address_per_hour, 3600.0)
         self._known_waits = throttle.KnownWaits()
 
     @property
