@@ -374,12 +374,14 @@ async def join(chat: Chat, args: str) -> bool:
     name = _room_arg(chat, args) if args else None
     if name is None:
         return _usage(chat, "join")
+    already = room_key(name) in chat.client.rooms
     info = await chat.client.join(name)
+    said = f"You are in {describe_room(info)}" if already else f"You joined {describe_room(info)}"
     if chat.screen is not None:
         chat.switch_to(info.room)  # its window first, so that the line lands in it
-        chat.out(f"You joined {describe_room(info)}")
+        chat.out(said)
     else:
-        chat.out(f"You joined {describe_room(info)}")
+        chat.out(said)
         chat.switch_to(info.room)
     return True
 

@@ -147,9 +147,14 @@ class LiveRooms:
             raise PeerError(ErrorCode.NO_SUCH_ROOM, f"There is no room {raw_name}.") from None
         room = self._rooms.get(key)
         if room is None:
-            raise PeerError(ErrorCode.NO_SUCH_ROOM, f"There is no room {raw_name} open.")
+            # Nobody is in it here, so neither is the user: say what to do about it.
+            raise PeerError(
+                ErrorCode.NO_SUCH_ROOM, f"You are not in {raw_name}: join it first (/join)."
+            )
         if peer not in room.members:
-            raise PeerError(ErrorCode.NOT_IN_ROOM, f"You are not in {room.name}.")
+            raise PeerError(
+                ErrorCode.NOT_IN_ROOM, f"You are not in {room.name}: join it first (/join)."
+            )
         return room
 
     def check_not_muted(self, peer: Peer, room: LiveRoom) -> None:
