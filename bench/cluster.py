@@ -31,15 +31,18 @@ import dataclasses
 import json
 import os
 import random
+import shutil
 import signal
 import ssl
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
 
 from bench import proc, stats
+from bench.certs import write_self_signed
 from bench.outcome import Figure, Outcome
 from bench.persistence import SERVER_SETTINGS
 from bench.pool import WorkerPool
@@ -93,11 +96,15 @@ class Node(Server):
     protocol = "parley"
     slow_reader_log_line = b"not reading"
 
-    def __init__(self, root: Path, database: str, bus: str | None) -> None:
+    def __init__(
+        self, root: Path, database: str, bus: str | None, certificate: tuple[Path, Path]
+    ) -> None:
         super().__init__()
         self.root = root
         self.database = database
         self.bus = bus
+        # The nodes of a cluster present one certificate (a node with a bus refuses without).
+        self.certificate = certificate
 
     def command(self) -> tuple[list[str], dict[str, str] | None]:
         env = {**os.environ, "PYTHONPATH": str(self.root / "src")}
@@ -106,6 +113,7 @@ class Node(Server):
         command = [sys.executable, "-m", "parley", "server", "--host", "127.0.0.1"]
         command += ["--port", str(self.port), "--data-dir", str(self.workdir / "data")]
         command += ["--config", str(config), "--database", self.database]
+        command += ["--cert", str(self.certificate[0]), "--key", str(self.certificate[1])]
         if self.bus is not None:
             command += ["--bus", self.bus]
         return command, env
@@ -125,7 +133,10 @@ class Nodes:
         separator = "&" if "?" in POSTGRES_URL else "?"
         database = f"{POSTGRES_URL}{separator}search_path={self.schema}"
         bus_url = f"{REDIS_URL}?prefix={self.prefix}" if bus else None
-        self.nodes = [Node(root, database, bus_url) for _ in range(count)]
+        self.secrets = Path(tempfile.mkdtemp(prefix="parley-bench-cert-"))
+        certificate = (self.secrets / "cert.pem", self.secrets / "key.pem")
+        write_self_signed(*certificate)
+        self.nodes = [Node(root, database, bus_url, certificate) for _ in range(count)]
         self.with_bus = bus
 
     def __enter__(self) -> Nodes:
@@ -146,6 +157,7 @@ class Nodes:
         asyncio.run(_postgres(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE'))
         if self.with_bus:
             asyncio.run(_forget_redis_prefix(self.prefix))
+        shutil.rmtree(self.secrets, ignore_errors=True)
 
     def cpu_seconds(self) -> float:
         return sum(node.cpu_seconds() for node in self.nodes if _running(node))
