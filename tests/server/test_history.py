@@ -128,6 +128,14 @@ async def test_unread_counts_follow_read_markers(server: ParleyServer) -> None:
     assert counts["#dev"] == 1
     # Guests have no markers to keep.
     assert (await alice.request("unread"))["code"] == "account-required"
+    # Writing in a room reads it up to there: Bob's own message leaves nothing unread.
+    assert (await bob.request("send", to="#dev", text="mine", msg_id="own"))["type"] == "sent"
+    for _ in range(50):
+        after = await bob.request("unread")
+        if "#dev" not in {entry["to"] for entry in after["conversations"]}:
+            break
+        await asyncio.sleep(0.05)  # the marker is written off the commit path
+    assert "#dev" not in {entry["to"] for entry in after["conversations"]}, after
     await alice.close()
     await bob.close()
 

@@ -247,6 +247,9 @@ class Commits:
                 self._markers.shown(message.participants, record.conversation, record.seq, read)
             if item.sender is None:
                 continue
+            if item.sender.account and not message.participants:
+                # Whoever writes in a room has read it up to there (private: done above).
+                read.append((item.sender.account, record.conversation, record.seq))
             item.sender.write(
                 encode(
                     Sent(
@@ -258,7 +261,8 @@ class Commits:
                     )
                 )
             )
-        # A private message shown to an online account counts as read. Off the commit path.
+        # A private message shown to an online account, and a room message to its sender, count
+        # as read. Off the commit path.
         self._markers.mark(read)
 
     def _doubt(self, message: NewMessage) -> None:

@@ -50,9 +50,15 @@ class ReadMarkers:
                 (held if held is not None else read).append(mark)
 
     def mark(self, read: list[Mark]) -> None:
-        """Store ``read`` in the background; markers only move forward."""
+        """Store ``read`` in the background; markers only move forward, so of one account's
+        marks in one conversation only the highest is written.
+        """
         if read:
-            self.spawn(self.store(read))
+            highest: dict[tuple[str, str], int] = {}
+            for account, conversation, seq in read:
+                key = (account, conversation)
+                highest[key] = max(seq, highest.get(key, 0))
+            self.spawn(self.store([(a, c, seq) for (a, c), seq in highest.items()]))
 
     async def store(self, read: list[Mark]) -> None:
         for account, conversation, seq in read:
