@@ -235,7 +235,7 @@ async def test_limits_size_quota_and_uploads_in_progress(server: ParleyServer) -
         await bob.share("#general", "b.bin", 6 * 1024 * 1024, "c" * 64)
     with pytest.raises(RequestRefused, match="No user named"):
         await bob.share("nobody", "c.bin", 10, "d" * 64)
-    with pytest.raises(RequestRefused, match="no room"):
+    with pytest.raises(RequestRefused, match="not in #elsewhere: join it first"):
         await bob.share("#elsewhere", "c.bin", 10, "d" * 64)
     await alice.close()
     await bob.close()
