@@ -70,6 +70,8 @@ class RawClient:
         # Frames that came while waiting for a reply, for event() to look at.
         self.events: list[dict[str, Any]] = []
         self.last_id = 100
+        # How long a frame may take before the test fails.
+        self.timeout = TIMEOUT_SECONDS
 
     @classmethod
     async def open(cls, port: int) -> RawClient:
@@ -86,7 +88,7 @@ class RawClient:
 
     async def frame(self) -> dict[str, Any]:
         """The next frame; fails the test if none comes in time or the connection closes."""
-        line = await asyncio.wait_for(self.reader.readline(), TIMEOUT_SECONDS)
+        line = await asyncio.wait_for(self.reader.readline(), self.timeout)
         assert line, "connection closed while a frame was expected"
         result: dict[str, Any] = json.loads(line)
         return result
