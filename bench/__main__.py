@@ -178,6 +178,8 @@ def plan(args: argparse.Namespace) -> list[Step]:
     sizes = SMOKE if args.smoke else QUICK if args.quick else FULL
     if args.idle:
         sizes = dataclasses.replace(sizes, idle=args.idle)
+    if args.fan_out:
+        sizes = dataclasses.replace(sizes, fan_out=args.fan_out)
     steps: list[Step] = []
     if args.only in (None, "fanout"):
         for clients, rate in sizes.fan_out:
@@ -339,6 +341,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="idle workload with N connections instead of the usual sizes (repeatable)",
     )
     parser.add_argument(
+        "--fan-out",
+        type=_fan_out_size,
+        action="append",
+        metavar="C:R",
+        help="fan-out with C clients at R messages/s instead of the usual sizes (repeatable)",
+    )
+    parser.add_argument(
+        "--parley-setting",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a server setting (TOML value) for every Parley run, e.g. sqlite_synchronous='normal'",
+    )
+    parser.add_argument(
         "--json", type=Path, default=DEFAULT_JSON, help=f"results file (default {DEFAULT_JSON})"
     )
     parser.add_argument("--no-ngircd", action="store_true", help="measure Parley alone")
@@ -365,6 +381,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def _fan_out_size(text: str) -> tuple[int, int]:
+    clients, _, rate = text.partition(":")
+    try:
+        size = int(clients), int(rate)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: expected CLIENTS:RATE, e.g. 1000:200"
+        ) from None
+    if min(size) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: clients and rate must be at least 1")
+    return size
+
+
 def _command_output(command: list[str], env: dict[str, str] | None = None) -> str:
     """The first line a short command prints when it succeeds, else "" (for the record only)."""
     try:
@@ -387,6 +416,7 @@ def _meta(args: argparse.Namespace, ngircd: str | None, servers: list[str]) -> d
         "smoke": args.smoke,
         "only": args.only,
         "workers": args.workers,
+        "parley_settings": args.parley_setting,
         "parley_root": str(root),
         "parley_commit": commit,
         "parley_package": _command_output(
@@ -406,13 +436,14 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     proc.raise_open_file_limit()
     root = args.parley_root.resolve()
+    extra_settings = "".join(f"\n{line}\n" for line in args.parley_setting)
     factories: list[tuple[str, Callable[[Step], Server]]] = [
         (
             "Parley",
             lambda step: (
                 cluster.Unused()
                 if step.own_servers
-                else ParleyServer(root, step.settings, step.database, step.prefill)
+                else ParleyServer(root, step.settings + extra_settings, step.database, step.prefill)
             ),
         )
     ]

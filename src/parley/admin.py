@@ -156,7 +156,9 @@ async def _run(args: argparse.Namespace, config: ServerConfig) -> int:
             "in the settings). The server makes it on its first start; so does 'parley admin "
             "create'."
         )
-    storage = await open_storage(config.database, config.data_dir)
+    storage = await open_storage(
+        config.database, config.data_dir, sqlite_synchronous=config.sqlite_synchronous
+    )
     hasher = PasswordHasher(
         config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism
     )

@@ -24,6 +24,7 @@ from parley.protocol.limits import MAX_HISTORY_MESSAGES
 ROOM_CREATION = ("everyone", "accounts", "moderators")
 LOG_LEVELS = ("debug", "info", "warning", "error")
 LOG_FORMATS = ("text", "json")
+SQLITE_SYNCHRONOUS = ("full", "normal")
 # Where the settings are described, for error messages.
 SETTINGS_DOC = "docs/server-settings.md"
 
@@ -102,6 +103,10 @@ class ServerConfig:
     # Where accounts, rooms and history live: None for the SQLite file in data_dir, or a URL
     # (postgresql://user@host/db, sqlite:///path).
     database: str | None = None
+    # SQLite only: "full" waits for the disk at every commit (an acknowledged message survives
+    # a power cut); "normal" leaves that to the WAL checkpoint (it survives the process being
+    # killed, not a power cut or an operating system crash), for lower latency under load.
+    sqlite_synchronous: str = "full"
     # The cluster bus, redis://HOST:PORT/DB: nodes that share it (and one PostgreSQL
     # database) serve one chat. None: this process alone, with its in-process bus.
     bus: str | None = None
@@ -342,6 +347,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "room_creation": ROOM_CREATION,
     "log_level": LOG_LEVELS,
     "log_format": LOG_FORMATS,
+    "sqlite_synchronous": SQLITE_SYNCHRONOUS,
 }
 
 

@@ -77,6 +77,26 @@ def test_parley_config_names_the_file(tmp_path: Path) -> None:
     )
 
 
+def test_the_sqlite_durability_is_shown_and_a_bad_one_refused(tmp_path: Path) -> None:
+    settings = tmp_path / "server.toml"
+    settings.write_text('sqlite_synchronous = "normal"\n')
+    result = check(tmp_path, "--config", str(settings))
+    assert result.returncode == 0, result.stderr
+    assert setting_lines(result.stdout)["sqlite_synchronous"] == (
+        '"normal"',
+        f"{settings}:sqlite_synchronous",
+    )
+    settings.write_text('sqlite_synchronous = "off"\n')
+    result = check(tmp_path, "--config", str(settings))
+    assert result.returncode == 1
+    assert (
+        f"parley config: {settings}:sqlite_synchronous: 'off' is not one of 'full', 'normal'."
+        in result.stderr
+    )
+    default = check(tmp_path)
+    assert setting_lines(default.stdout)["sqlite_synchronous"] == ('"full"', "default")
+
+
 def test_every_problem_is_a_line_and_the_status_is_1(tmp_path: Path) -> None:
     settings = tmp_path / "server.toml"
     settings.write_text("port = 70000\nalow_guests = false\n")

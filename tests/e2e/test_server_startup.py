@@ -106,6 +106,8 @@ def test_a_wrong_option_is_refused(tmp_path: Path, args: list[str], expected: st
         ("hello_timeout_seconds = 0\n", "{}:hello_timeout_seconds: 0 is out of range; it "
          "must be more than 0"),
         ('log_level = "verbose"\n', "{}:log_level: 'verbose' is not one of"),
+        ('sqlite_synchronous = "off"\n', "{}:sqlite_synchronous: 'off' is not one of "
+         "'full', 'normal'."),
         ("port = = 1\n", "{}: not valid TOML"),
     ],
 )  # fmt: skip
@@ -297,6 +299,51 @@ async def test_sqlite_urls_follow_the_three_and_four_slash_convention(tmp_path: 
     await server.expect(f"Database: SQLite {re.escape(str(absolute))}$")
     await stopped(server)
     assert absolute.is_file()
+
+
+@pytest.mark.parametrize(
+    ("setting", "line"),
+    [
+        ("", r'SQLite commits wait for the disk \(sqlite_synchronous = "full"\)\.$'),
+        ('sqlite_synchronous = "full"\n', r'SQLite commits wait for the disk \(sqlite_synchronous = "full"\)\.$'),
+        ('sqlite_synchronous = "normal"\n', r'SQLite commits do not wait for the disk \(sqlite_synchronous = "normal"\): a killed server loses no acknowledged message'),
+    ],
+)  # fmt: skip
+async def test_the_sqlite_durability_is_read_back_from_the_database(
+    tmp_path: Path, setting: str, line: str
+) -> None:
+    # The line comes from PRAGMA synchronous on the server's own writing connection: the level
+    # belongs to a connection, not to the file, so no other process could read it.
+    settings = tmp_path / "parley.toml"
+    settings.write_text(setting)
+    server, _ = await start_server(tmp_path, "--config", str(settings))
+    await server.expect(line)
+    await stopped(server)
+
+
+async def test_the_sqlite_durability_setting_comes_from_the_environment(tmp_path: Path) -> None:
+    server = await Process.start(
+        str(ROOT / "server.py"),
+        "--port",
+        "0",
+        env={**environment(tmp_path), "PARLEY_SQLITE_SYNCHRONOUS": "normal"},
+    )
+    _started.append(server)
+    await server.expect(r'SQLite commits do not wait for the disk \(sqlite_synchronous = "normal"\)')
+    await stopped(server)
+
+
+def test_a_bad_sqlite_durability_from_the_environment_is_refused(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "server.py"), "--port", "0"],
+        env={**environment(tmp_path), "PARLEY_SQLITE_SYNCHRONOUS": "fsync"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2, result.stdout
+    assert "PARLEY_SQLITE_SYNCHRONOUS: 'fsync' is not one of 'full', 'normal'." in result.stderr
 
 
 def test_an_unreachable_postgresql_is_explained(tmp_path: Path) -> None:

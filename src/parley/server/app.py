@@ -59,6 +59,7 @@ from parley.server.transfer import TransferServer
 from parley.server.web import WebListener
 from parley.storage import Storage, StorageUnavailable, factory
 from parley.storage.factory import open_storage
+from parley.storage.sqlite import SqliteStorage
 from parley.tls import CertificateProblem, ensure_certificate, file_fingerprint, server_context
 
 if TYPE_CHECKING:
@@ -187,7 +188,10 @@ class ParleyServer:
         self._bus, self._directory = bus, directory
         try:
             storage = self._given_storage or await open_storage(
-                config.database, config.data_dir, clock=self.clock
+                config.database,
+                config.data_dir,
+                clock=self.clock,
+                sqlite_synchronous=config.sqlite_synchronous,
             )
         except BaseException:
             await self._stop_bus()
@@ -663,6 +667,8 @@ async def serve(
     if server.web_origin is not None:
         print(f"Web client on {server.web_origin}/ (port {server.web_port})", flush=True)
     print(f"Database: {factory.describe(config.database, config.data_dir)}", flush=True)
+    if isinstance(server.storage, SqliteStorage) and not server.storage.in_memory:
+        print(_sqlite_durability(await server.storage.synchronous()), flush=True)
     if config.bus is not None:
         from parley.bus.redis import describe
 
@@ -681,6 +687,16 @@ def _on_hangup(server: ParleyServer, load: Callable[[], ServerConfig]) -> None:
         log.warning("Reload: the server is not serving (starting or stopping); nothing reloaded")
         return
     reload(server, load)
+
+
+def _sqlite_durability(level: str) -> str:
+    """The start-up line saying what a SQLite commit survives, from the level read back."""
+    if level == "normal":
+        return (
+            'SQLite commits do not wait for the disk (sqlite_synchronous = "normal"): a killed '
+            "server loses no acknowledged message; a power cut may lose the last ones."
+        )
+    return f'SQLite commits wait for the disk (sqlite_synchronous = "{level}").'
 
 
 def _show_admin_password(password: str) -> None:

@@ -58,11 +58,17 @@ def describe(database: str | None, data_dir: Path) -> str:
 
 
 async def open_storage(
-    database: str | None, data_dir: Path, *, clock: Clock = SYSTEM_CLOCK
+    database: str | None,
+    data_dir: Path,
+    *,
+    clock: Clock = SYSTEM_CLOCK,
+    sqlite_synchronous: str = "full",
 ) -> Storage:
     """Open and migrate the storage named by ``database`` (see :func:`sqlite_path`); None is
-    the SQLite file in ``data_dir``, which is made (mode 0700) if missing. Raises ValueError for
-    a URL that is not a database's, StorageUnavailable when it cannot be opened.
+    the SQLite file in ``data_dir``, which is made (mode 0700) if missing. A SQLite database
+    commits with ``sqlite_synchronous`` ("full" or "normal"; PostgreSQL has its own
+    ``synchronous_commit``). Raises ValueError for a URL that is not a database's, or another
+    ``sqlite_synchronous``; StorageUnavailable when it cannot be opened.
     """
     path = sqlite_path(database, data_dir)
     if database is None:
@@ -70,7 +76,7 @@ async def open_storage(
     if isinstance(path, Path):
         await asyncio.to_thread(_create_private, path)
     if path is not None:
-        return await SqliteStorage.open(path, clock=clock)
+        return await SqliteStorage.open(path, clock=clock, synchronous=sqlite_synchronous)
     assert database is not None
     from parley.storage.postgres import PostgresStorage
 

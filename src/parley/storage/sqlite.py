@@ -5,9 +5,12 @@ waits on the disk and SQLite never sees two threads on a connection. Reads of a 
 run on a second thread with a read-only connection of their own: WAL lets them go on while a
 write waits for a lock (held by another process), so logins and joins never queue behind it.
 WAL mode also lets other readers (``parley admin``, another process) work while the server
-writes; ``synchronous=FULL`` makes each commit durable before
-``append`` returns, so an acknowledged message survives a crash or a power cut. Text is stored
-as given (NUL and all): only parameterised queries touch the database.
+writes. With ``synchronous = "full"`` (the default) each commit reaches the disk before
+``append`` returns, so an acknowledged message survives a crash or a power cut; with
+``"normal"`` it is in the WAL file, in the operating system's hands, before ``append`` returns:
+it survives the process being killed at any point, and a power cut may undo the last commits
+(never corrupt the file). Text is stored as given (NUL and all): only parameterised queries
+touch the database.
 
 The queries and row mapping it shares with PostgreSQL are in parley.storage.sql, queries and
 records; the schema in parley.storage.schema. This module keeps the threads, the transactions
@@ -43,6 +46,11 @@ from parley.storage.records import Row
 from parley.storage.sql import DAY_MS, SqlStorage
 
 T = TypeVar("T")
+
+# ``sqlite_synchronous`` values and the PRAGMA level each sets.
+SYNCHRONOUS_LEVELS = {"full": "FULL", "normal": "NORMAL"}
+# What ``PRAGMA synchronous`` answers.
+_PRAGMA_LEVELS = {0: "off", 1: "normal", 2: "full", 3: "extra"}
 
 
 def _keep_skeletons(db: sqlite3.Connection) -> None:
@@ -287,9 +295,16 @@ class SqliteStorage(SqlStorage):
     _dialect = SQLITE
     _q = _Q
 
-    def __init__(self, executor: concurrent.futures.ThreadPoolExecutor, clock: Clock) -> None:
+    def __init__(
+        self,
+        executor: concurrent.futures.ThreadPoolExecutor,
+        clock: Clock,
+        synchronous: str = "full",
+    ) -> None:
         self._executor = executor
         self._clock = clock
+        # The PRAGMA level every durable write commits with.
+        self._synchronous = SYNCHRONOUS_LEVELS[synchronous]
         self._db: sqlite3.Connection | None = None
         # Reads of a database file: their own thread and connection (None: reads share the
         # writer's, as an in-memory database must).
@@ -298,13 +313,25 @@ class SqliteStorage(SqlStorage):
 
     @classmethod
     async def open(
-        cls, path: Path | str, *, busy_timeout_ms: int = 5000, clock: Clock = SYSTEM_CLOCK
+        cls,
+        path: Path | str,
+        *,
+        busy_timeout_ms: int = 5000,
+        clock: Clock = SYSTEM_CLOCK,
+        synchronous: str = "full",
     ) -> SqliteStorage:
         """Open (creating if needed) and migrate the database at ``path`` (":memory:" for one
-        that lives as long as this object). Raises StorageUnavailable.
+        that lives as long as this object). ``synchronous`` ("full" or "normal") is how far a
+        commit goes before it returns (see the module's description). Raises
+        StorageUnavailable; ValueError for any other ``synchronous``.
         """
+        if synchronous not in SYNCHRONOUS_LEVELS:
+            raise ValueError(
+                f"sqlite_synchronous {synchronous!r} is not one of "
+                + ", ".join(repr(level) for level in SYNCHRONOUS_LEVELS)
+            )
         executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="parley-sqlite")
-        storage = cls(executor, clock)
+        storage = cls(executor, clock, synchronous)
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(executor, storage._connect, str(path), busy_timeout_ms)
@@ -342,7 +369,7 @@ class SqliteStorage(SqlStorage):
         try:
             db.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             _use_wal(db, busy_timeout_ms)
-            db.execute("PRAGMA synchronous = FULL")
+            db.execute(f"PRAGMA synchronous = {self._synchronous}")
             db.execute("PRAGMA foreign_keys = ON")
             db.row_factory = sqlite3.Row
             version: int = db.execute("PRAGMA user_version").fetchone()[0]
@@ -396,6 +423,8 @@ class SqliteStorage(SqlStorage):
         loss may undo it, never corrupt anything; the next durable commit makes it durable).
         """
         reader = None if write else self._read_executor
+        # Already NORMAL: nothing to switch.
+        durable = durable or self._synchronous == "NORMAL"
 
         def call() -> T:
             db = self._read_db if reader is not None else self._db
@@ -421,7 +450,7 @@ class SqliteStorage(SqlStorage):
                         # leaves one open), and every other write must be durable again.
                         if db.in_transaction:
                             db.execute("ROLLBACK")
-                        db.execute("PRAGMA synchronous = FULL")
+                        db.execute(f"PRAGMA synchronous = {self._synchronous}")
             except (sqlite3.Error, OSError) as exc:
                 if db.in_transaction:
                     db.execute("ROLLBACK")
@@ -431,6 +460,25 @@ class SqliteStorage(SqlStorage):
             return await asyncio.get_running_loop().run_in_executor(reader or self._executor, call)
         except RuntimeError as exc:  # the executor is shut down
             raise StorageUnavailable("The database is closed.") from exc
+
+    @property
+    def in_memory(self) -> bool:
+        """An in-memory database (nothing to make durable; reads share the writer)."""
+        return self._read_executor is None
+
+    async def synchronous(self) -> str:
+        """The ``synchronous`` level the writing connection commits with, read back from
+        SQLite: "off", "normal", "full" or "extra".
+        """
+
+        def read() -> int:
+            if self._db is None:
+                raise StorageUnavailable("The database is closed.")
+            return int(self._db.execute("PRAGMA synchronous").fetchone()[0])
+
+        # On the writing thread: the level belongs to its connection, not to the file.
+        level = await asyncio.get_running_loop().run_in_executor(self._executor, read)
+        return _PRAGMA_LEVELS.get(level, str(level))
 
     async def close(self) -> None:
         def close() -> None:
