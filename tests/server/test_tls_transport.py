@@ -111,6 +111,44 @@ async def test_writes_in_one_loop_iteration_leave_in_one_tls_write(
     assert sends == [14]
 
 
+async def test_a_write_queued_while_many_are_flushed_joins_the_sends_to_come(
+    tls: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 150 connections: the flusher sends to 100, lets the loop run (here: a second fan-out,
+    # as a batch committed meanwhile would be), then sends to the rest.
+    sends: list[bytes] = []
+    real_send = ssl.SSLSocket.send
+
+    def counting_send(self: ssl.SSLSocket, data: bytes, flags: int = 0) -> int:
+        sends.append(bytes(data))
+        return real_send(self, data, flags)
+
+    async with serve(tls, lambda protocol, data: None) as (server, protocols):
+        clients = [await connect(server) for _ in range(150)]
+        for _ in range(100):
+            if len(protocols) == 150 and all(p.transport is not None for p in protocols):
+                break
+            await asyncio.sleep(0.05)
+        monkeypatch.setattr(ssl.SSLSocket, "send", counting_send)
+
+        def write_all(data: bytes) -> None:
+            for protocol in protocols:
+                assert protocol.transport is not None
+                protocol.transport.write(data)
+
+        def first() -> None:
+            write_all(b"a")
+            asyncio.get_running_loop().call_soon(write_all, b"b")
+
+        asyncio.get_running_loop().call_soon(first)
+        for reader, _ in clients:
+            assert await asyncio.wait_for(reader.readexactly(2), 10) == b"ab"
+        for _, writer in clients:
+            writer.close()
+    # 100 got "a" alone and then "b"; the other 50 got both in one send.
+    assert sorted(sends) == sorted([b"a"] * 100 + [b"b"] * 100 + [b"ab"] * 50)
+
+
 async def test_a_large_burst_reaches_a_slow_reader_intact(tls: ssl.SSLContext) -> None:
     chunks = [bytes([i]) * 65536 for i in range(64)]  # 4 MiB, far more than socket buffers
 

@@ -6,8 +6,9 @@ so every write is copied into a BIO and out again, and each connection carries i
 reads and writes the socket directly: one ``SSL_write`` (one system call) per connection per
 loop iteration, and the only read buffer is one shared by every connection.
 
-Writes are coalesced: :meth:`TlsTransport.write` only queues bytes, and one callback at the end
-of the loop iteration flushes every connection that has something queued. A burst of frames to
+Writes are coalesced: :meth:`TlsTransport.write` only queues bytes, and a callback after the
+loop iteration flushes the connections that have something queued (a hundred at a time, see
+:class:`WriteFlusher`). A burst of frames to
 the same client (a batch of room messages, a join storm) costs one encryption and one system
 call instead of one per frame.
 
@@ -24,6 +25,7 @@ once), so :class:`parley.server.connection.Connection` does not know which trans
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import enum
 import errno
@@ -44,6 +46,8 @@ log = logging.getLogger("parley.server")
 _READ_BUFFER_BYTES = 256 * 1024
 # How many reads one connection gets per readiness callback before others get a turn.
 _READS_PER_CALLBACK = 8
+# How many connections one loop iteration flushes before the loop polls and runs other work.
+_FLUSHES_PER_CALLBACK = 100
 # How many connections one readiness callback of the listener accepts.
 _ACCEPTS_PER_CALLBACK = 128
 # After closing our side, how long to keep reading (and discarding) before dropping the socket:
@@ -90,21 +94,29 @@ class _State(enum.Enum):
 
 
 class WriteFlusher:
-    """Flushes, once per loop iteration, every transport that queued bytes during it."""
+    """Flushes every transport that queued bytes, in the order they queued them, at most
+    ``_FLUSHES_PER_CALLBACK`` per loop iteration.
+
+    Sending to a room of thousands takes milliseconds (a system call each). In slices, the loop
+    reads and finishes other work between them: a batch of messages committed meanwhile is
+    published at once, and joins the sends still to come, instead of waiting for the last one.
+    """
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
-        self._dirty: list[TlsTransport] = []
+        self._dirty: collections.deque[TlsTransport] = collections.deque()
 
     def mark(self, transport: TlsTransport) -> None:
         if not self._dirty:
-            self._loop.call_soon(self._flush_all)
+            self._loop.call_soon(self._flush_some)
         self._dirty.append(transport)
 
-    def _flush_all(self) -> None:
-        dirty, self._dirty = self._dirty, []
-        for transport in dirty:
-            transport._flush()
+    def _flush_some(self) -> None:
+        dirty = self._dirty
+        for _ in range(min(len(dirty), _FLUSHES_PER_CALLBACK)):
+            dirty.popleft()._flush()
+        if dirty:
+            self._loop.call_soon(self._flush_some)
 
 
 class TlsTransport(asyncio.Transport):
