@@ -301,14 +301,21 @@ async def test_sqlite_urls_follow_the_three_and_four_slash_convention(tmp_path: 
     assert absolute.is_file()
 
 
+WAITS = r'SQLite commits wait for the disk \(sqlite_synchronous = "full"\)\.$'
+DOES_NOT_WAIT = (
+    r'SQLite commits do not wait for the disk \(sqlite_synchronous = "normal"\): a killed server '
+    "loses no acknowledged message"
+)
+
+
 @pytest.mark.parametrize(
     ("setting", "line"),
     [
-        ("", r'SQLite commits wait for the disk \(sqlite_synchronous = "full"\)\.$'),
-        ('sqlite_synchronous = "full"\n', r'SQLite commits wait for the disk \(sqlite_synchronous = "full"\)\.$'),
-        ('sqlite_synchronous = "normal"\n', r'SQLite commits do not wait for the disk \(sqlite_synchronous = "normal"\): a killed server loses no acknowledged message'),
+        ("", WAITS),
+        ('sqlite_synchronous = "full"\n', WAITS),
+        ('sqlite_synchronous = "normal"\n', DOES_NOT_WAIT),
     ],
-)  # fmt: skip
+)
 async def test_the_sqlite_durability_is_read_back_from_the_database(
     tmp_path: Path, setting: str, line: str
 ) -> None:
@@ -329,7 +336,7 @@ async def test_the_sqlite_durability_setting_comes_from_the_environment(tmp_path
         env={**environment(tmp_path), "PARLEY_SQLITE_SYNCHRONOUS": "normal"},
     )
     _started.append(server)
-    await server.expect(r'SQLite commits do not wait for the disk \(sqlite_synchronous = "normal"\)')
+    await server.expect(DOES_NOT_WAIT)
     await stopped(server)
 
 
