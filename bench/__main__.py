@@ -381,6 +381,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def parley_settings(step: Step, args: argparse.Namespace) -> str:
+    """The settings file of a Parley run: the workload's, then each ``--parley-setting``."""
+    return step.settings + "".join(f"\n{line}\n" for line in args.parley_setting)
+
+
 def _fan_out_size(text: str) -> tuple[int, int]:
     clients, _, rate = text.partition(":")
     try:
@@ -436,14 +441,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     proc.raise_open_file_limit()
     root = args.parley_root.resolve()
-    extra_settings = "".join(f"\n{line}\n" for line in args.parley_setting)
     factories: list[tuple[str, Callable[[Step], Server]]] = [
         (
             "Parley",
             lambda step: (
                 cluster.Unused()
                 if step.own_servers
-                else ParleyServer(root, step.settings + extra_settings, step.database, step.prefill)
+                else ParleyServer(root, parley_settings(step, args), step.database, step.prefill)
             ),
         )
     ]
