@@ -439,10 +439,12 @@ async def who(chat: Chat, args: str) -> bool:
 
 
 async def send(chat: Chat, to: str, text: str) -> None:
-    """Send, and say so when a private message went to someone who is away."""
+    """Send, and say so when a private message went to someone who is away or offline."""
     sent = await chat.client.send(to, text)
     if sent.away:
         chat.out(f"{for_terminal(to)} is away: {for_terminal(sent.away)}")
+    if sent.offline:
+        chat.out(f"{for_terminal(to)} is offline: they get it when they next log in.")
 
 
 @command("away", "/away [TEXT]", "say you are away (alone: you are back)")

@@ -37,7 +37,8 @@ _GENERAL = room_key("#general")
 def describe(event: ClientEvent, me: str, now: float | None = None) -> str | None:
     """The line to show for ``event`` as seen by the user ``me``, or None to show nothing.
 
-    The user's own live messages and own joins and parts are not repeated: they typed them.
+    The user's own live messages and own joins and parts are not repeated: they typed them
+    (a private message to oneself is shown: it is what it was sent to).
     A ``closing`` event shows nothing: the Disconnected event after it carries its reason.
     ``now`` (seconds since the epoch, default the clock) decides whether a message from the
     record is from today.
@@ -45,6 +46,9 @@ def describe(event: ClientEvent, me: str, now: float | None = None) -> str | Non
     match event:
         case Message(history=True):
             return f"{_stamp(event.ts, now)}{describe_message(event, me)}"
+        case Message(sender=sender, to=to) if _is_me(sender, me) and _is_me(to, me):
+            # A note to oneself: the only copy there is to show.
+            return describe_message(event, me)
         case Message(sender=sender) | Joined(nick=sender) if _is_me(sender, me):
             return None
         case Message():
