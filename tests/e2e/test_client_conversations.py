@@ -110,3 +110,16 @@ async def test_a_note_to_oneself_is_shown_and_an_offline_account_is_said_to_be_o
 
     bob = await lab.client("bob", "--nick", "Bob")
     await bob.expect(r".*\(private\) Alice: see you tomorrow$")
+
+
+async def test_history_lines_follow_the_timestamp_format_setting(lab: Lab) -> None:
+    await lab.start_server()
+    alice = await lab.guest("Alice")
+    alice.type("said before bob came")
+    alice.type("/whois alice")  # answered once the line before it is stored
+    await alice.expect(r"^Alice is a guest")
+    settings = lab.home("bob") / "client.toml"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text('timestamp_format = "%H.%M.%S"\n')
+    bob = await lab.client("bob", "--nick", "Bob", "--config", str(settings))
+    await bob.expect(r"^\[\d\d\.\d\d\.\d\d\] Alice: said before bob came$")

@@ -94,6 +94,8 @@ class Chat:
     screen: Screen | None = None
     # Where /get saves files.
     downloads: Path = dataclasses.field(default_factory=Path.cwd)
+    # How lines from the record are stamped (the ``timestamp_format`` setting).
+    time_format: str = "%H:%M"
     # Transfers running in the background: chat goes on meanwhile.
     transfers: transfer.Transfers = dataclasses.field(default_factory=transfer.Transfers)
 
@@ -348,7 +350,7 @@ async def history(chat: Chat, args: str) -> bool:
             )
         return True
     for entry in page.messages:
-        line = describe(entry, chat.client.nick)
+        line = describe(entry, chat.client.nick, time_format=chat.time_format)
         if line is not None:
             chat.out(line)
     chat.history_cursor[key] = page.messages[0].seq
