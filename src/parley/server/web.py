@@ -72,6 +72,18 @@ _REFUSAL = encode(
 )
 
 
+def plain_http_answer(origin: str) -> bytes:
+    """What a request in plain HTTP (``http://`` typed for ``https://``) is answered: a 400
+    that says where the page is, not an empty reply.
+    """
+    body = f"This port speaks HTTPS only: open {origin}/ (https://, not http://).\n".encode()
+    head = (
+        "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode() + body
+
+
 def static_dir() -> Path:
     """Where the built web client is (``web/`` builds into it; it is committed)."""
     return Path(str(resources.files("parley.web"))) / "static"
@@ -315,6 +327,7 @@ class WebListener:
             shown = f"[{host}]" if ":" in host else host
             origin = f"https://{shown}" if self.port == 443 else f"https://{shown}:{self.port}"
         self._origin = origin
+        self._listener.plain_http_answer = plain_http_answer(origin)
 
     async def _add_security_headers(
         self, request: web.Request, response: web.StreamResponse
