@@ -109,7 +109,7 @@ function StatusLine({ status }: { status: Status }) {
       text = status.attempt > 1 ? `Reconnecting (attempt ${status.attempt})…` : "Connecting…";
       break;
     case "moving":
-      text = "The server is restarting: finishing what was sent, then moving to another server…";
+      text = "This server is going away: finishing what was sent, then moving to another server…";
       break;
     case "waiting":
       text = status.moving
