@@ -669,3 +669,47 @@ async def test_a_pasted_line_past_the_frame_limit_is_refused_and_the_client_stay
     finally:
         terminal.stop()
         await bob.close()
+
+
+async def test_history_already_read_is_not_counted_unread_at_login(
+    tmp_path: Path, server: tuple[Process, int]
+) -> None:
+    _, port = server
+    writer = await raw_user(port, "Writer")
+    assert (await writer.request("join", room="#dev"))["type"] == "room"
+    terminal = await _start(tmp_path, port, "Alice")
+    try:
+        terminal.child.send("/register\r")
+        await terminal.await_text("Password:")
+        terminal.child.send("correct horse battery\r")
+        await terminal.await_text("Password again:")
+        terminal.child.send("correct horse battery\r")
+        await terminal.await_text("Registered Alice.")
+        terminal.child.send("/join #dev\r")
+        await terminal.await_text("[#dev]")
+        for n in (1, 2):
+            await writer.request("send", to="#dev", text=f"read {n}", msg_id=f"r{n}")
+        await terminal.await_text("<Writer> read 2")
+        terminal.child.send("my own line, read up to here\r")
+        await terminal.await_text("<Alice> my own line, read up to here")
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+        terminal.stop()
+
+        # Back with the saved login: #dev's history is shown, none of it counted unread.
+        terminal = await _start(tmp_path, port, "Alice")
+        terminal.child.send(ALT + "1")
+        await terminal.await_text("Connected to")
+        await terminal.settle(1.0)
+        assert "Act:" not in terminal.status_bar(), terminal.status_bar()
+        # History comes before live lines: counted wrongly, it would be in this count too.
+        await writer.request("send", to="#dev", text="news", msg_id="news")
+        await terminal.await_true(
+            lambda: re.search(r"Act: \d:#dev\(1\)", terminal.status_bar()) is not None,
+            "#dev counted unread once",
+        )
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+        await writer.close()

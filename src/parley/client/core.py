@@ -74,7 +74,7 @@ from parley.protocol.messages import (
     Whois,
     encode,
 )
-from parley.protocol.names import GENERAL_ROOM, nick_key, room_key
+from parley.protocol.names import GENERAL_ROOM, is_room, nick_key, room_key
 from parley.protocol.session import ClientSession
 from parley.tls import client_context, fingerprint
 
@@ -184,6 +184,9 @@ class ChatClient:
         # For an account, room key -> the seq of the first message it has not read, as learnt
         # by :meth:`recent_history`: where a front end puts its "new messages" divider.
         self.first_unread: dict[str, int] = {}
+        # Room key -> the seq from which the messages :meth:`recent_history` queued are unread:
+        # those before it were shown for context (read already, or from before the user came).
+        self._context_before: dict[str, int] = {}
         self._reader = reader
         self._writer = writer
         self._session = ClientSession()
@@ -520,12 +523,24 @@ class ChatClient:
                     page = await self.history(name, limit=limit)
                 except RequestRefused:
                     continue  # left or removed meanwhile
+                if page.messages:
+                    self._context_before[key] = self.first_unread.get(
+                        key, page.messages[-1].seq + 1
+                    )
                 # A message that also arrived live meanwhile is shown as live, not as history.
                 live = {message.seq for message in self._holding.get(key, [])}
                 for message in page.messages:
                     if message.seq not in live:
                         queued += self._accept(message)
         return queued
+
+    def is_context(self, message: Message) -> bool:
+        """True for a message :meth:`recent_history` queued that is not news: the account had
+        read it, or (a guest) it was said before the user came. Unread counts leave it out.
+        """
+        if not message.history or not is_room(message.to):
+            return False
+        return message.seq < self._context_before.get(room_key(message.to), 0)
 
     def starts_unread(self, message: Message) -> bool:
         """True for the first message of a room shown after :meth:`recent_history` that the

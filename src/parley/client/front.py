@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Coroutine
@@ -157,6 +158,8 @@ class WindowedFront:
         if placed is None:
             return
         target, line = placed
+        if isinstance(event, Message) and self.chat.client.is_context(event):
+            line = dataclasses.replace(line, context=True)
         window = self.windows.current if target is None else self.windows.open(target)
         if isinstance(event, Message) and self.chat.client.starts_unread(event):
             window.divider_at = window.added  # at the account's read marker

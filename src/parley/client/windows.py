@@ -48,6 +48,8 @@ class Line:
     own: bool = False
     mention: bool = False
     history: bool = False
+    # From the record, shown for context (read already): never counted as unread.
+    context: bool = False
     # A shared file's id, when the line announces one (a windowed client can offer it).
     file_id: str = ""
 
@@ -86,7 +88,7 @@ class Window:
 
     def add(self, line: Line, in_view: bool) -> None:
         # The user's own lines are never news to them, even when their echo arrives late.
-        unseen = not in_view and not line.own
+        unseen = not in_view and not line.own and not line.context
         # Speaking first after the history means it was read: no divider above one's own line.
         after_history = (
             bool(self.lines) and self.lines[-1].history and not line.history and not line.own
