@@ -112,6 +112,7 @@ def test_a_big_room_shows_its_count_a_summary_and_its_members_a_page_at_a_time(
 
         # A storm of departures: every list follows, without a line for each.
         for user in users[3:]:
+            assert user.request("part", room="#big")["type"] == "ok"
             user.close()
         del users[3:]
         left = ["Ann", "Bob", "User000", "User001", "User002"]
