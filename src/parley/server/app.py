@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 from parley import logs
 from parley.accounts import throttle
 from parley.accounts.bootstrap import AdminNameTaken, ensure_admin
-from parley.bus import Bus, BusUnavailable, Directory
-from parley.bus.local import LocalBus, LocalDirectory
+from parley.bus import Bus, BusUnavailable, Directory, Roster
+from parley.bus.local import LocalBus, LocalDirectory, LocalRoster
 from parley.clock import SYSTEM_CLOCK, Clock
 from parley.config import ServerConfig, parse_listen, public_origin
 from parley.protocol.errors import ErrorCode
@@ -108,6 +108,7 @@ class ParleyServer:
         self._storage: Storage | None = None
         self._bus: Bus | None = None
         self._directory: Directory | None = None
+        self._roster: Roster | None = None
         # This node's id in the cluster ("" without a bus).
         self.node = ""
         self._hub: Hub | None = None
@@ -182,9 +183,9 @@ class ParleyServer:
         self.cert_file, self.key_file = cert_file, key_file
         self.fingerprint = file_fingerprint(cert_file)
         # The bus first: a node that cannot reach the others touches nothing.
-        bus, directory = self._open_bus()
+        bus, directory, roster = self._open_bus()
         await bus.start()
-        self._bus, self._directory = bus, directory
+        self._bus, self._directory, self._roster = bus, directory, roster
         try:
             storage = self._given_storage or await open_storage(
                 config.database, config.data_dir, clock=self.clock
@@ -198,9 +199,10 @@ class ParleyServer:
             self.admin_password = await ensure_admin(
                 storage, auth.hasher, self.clock.now_ms(), force=config.init_admin
             )
-            self._hub = hub = Hub(storage, bus, config, self.metrics, self.clock, directory)
+            self._hub = hub = Hub(storage, bus, config, self.metrics, self.clock, directory, roster)
             await hub.start()
             await directory.start(hub.local_users)
+            await roster.start(hub.local_rooms)
             revocations = RevocationWatch(storage, hub, config.revocation_poll_seconds)
             await revocations.start()
             self.files = files = FileService(
@@ -296,19 +298,26 @@ class ParleyServer:
         for what, name, run, restart in services:
             self._services.spawn(supervise(what, run, restart_seconds=restart), name=name)
 
-    def _open_bus(self) -> tuple[Bus, Directory]:
-        """The bus and directory the settings name: in-process without ``bus``, else Redis."""
+    def _open_bus(self) -> tuple[Bus, Directory, Roster]:
+        """The bus, directory and roster the settings name: in-process without ``bus``, else
+        Redis.
+        """
         if self.config.bus is None:
-            return LocalBus(), LocalDirectory()
+            return LocalBus(), LocalDirectory(), LocalRoster()
         from parley.bus.redis import RedisBus, describe, redis_client
         from parley.bus.redis_directory import RedisDirectory
+        from parley.bus.redis_roster import RedisRoster
 
         client, prefix = redis_client(self.config.bus)
         bus = RedisBus(client, prefix, describe(self.config.bus))
         self.node = bus.node
-        return bus, RedisDirectory(client, prefix, bus.node)
+        return bus, RedisDirectory(client, prefix, bus.node), RedisRoster(client, prefix, bus.node)
 
     async def _stop_bus(self) -> None:
+        # The roster before the directory, whose lease its members count under.
+        if self._roster is not None:
+            await self._roster.stop()
+            self._roster = None
         if self._directory is not None:
             await self._directory.stop()
             self._directory = None
