@@ -461,12 +461,13 @@ class ParleyServer:
 
     async def _purge_forever(self) -> None:
         """Apply the retention settings now and every purge_interval_seconds; forget login
-        attempts and account changes too old to matter.
+        attempts, limited events and account changes too old to matter.
         """
         while True:
             try:
                 now = self.clock.now_ms()
                 await self.storage.forget_attempts(now - int(throttle.FORGET_AFTER_SECONDS * 1000))
+                await self.storage.forget_window_slots(now - throttle.LIMIT_WINDOW_MS)
                 # Far longer than any poll interval: every node has long read them.
                 await self.storage.forget_account_changes(now - 86_400_000)
                 deleted = await self.storage.purge(now, self.config.retention_days)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from parley.accounts.throttle import WindowLimiter
+from parley.accounts import throttle
 from parley.bus import Bus, Roster
 from parley.clock import Clock
 from parley.config import ServerConfig
@@ -87,8 +87,6 @@ class LiveRooms:
         self.sequencer: Sequencer | None = None
         # Set by the hub: a frame to a conversation's members on this node alone.
         self.deliver_here: Callable[[str, bytes], None] | None = None
-        self._rooms_by_principal = WindowLimiter(config.rooms_per_principal_per_hour, 3600.0)
-        self._rooms_by_address = WindowLimiter(config.rooms_per_address_per_hour, 3600.0)
 
     def get(self, key: str) -> LiveRoom | None:
         return self._rooms.get(key)
@@ -420,10 +418,16 @@ class LiveRooms:
         ):
             raise PeerError(ErrorCode.NOT_PERMITTED, f"You may not create rooms; {name} is new.")
         if peer.role is Role.USER:
-            now = self._clock.monotonic()
-            # Both counted only when both allow: a refusal by one does not use up the other.
-            if not self._rooms_by_principal.would_allow(peer.principal, now) or not (
-                self._rooms_by_address.allow(address_group(peer.host), now)
+            now = self._clock.now_ms()
+            by, from_address = throttle.room_keys(peer.principal, address_group(peer.host))
+            # Counted in storage, for every node; both only when both allow: a refusal by one
+            # does not use up the other.
+            limits = [
+                (by, self._config.rooms_per_principal_per_hour),
+                (from_address, self._config.rooms_per_address_per_hour),
+            ]
+            if not await self._storage.take_window_slots(
+                limits, now, now - throttle.LIMIT_WINDOW_MS
             ):
                 # Not rate-limited: that tells a client to retry shortly, and this lasts.
                 raise PeerError(
@@ -431,7 +435,6 @@ class LiveRooms:
                     f"Too many new rooms from you or your address; {name} was not created. "
                     "Join an existing room, or try again in an hour.",
                 )
-            self._rooms_by_principal.allow(peer.principal, now)
         key = room_key(name)
         created = await self._storage.create_room(
             Room(key=key, name=name, created_by=peer.principal, created_ms=self._clock.now_ms())
