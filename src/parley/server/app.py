@@ -47,6 +47,8 @@ from parley.server.preflight import (
     check_data_dir,
     check_database_file,
     keep_files_private,
+    require_shared_certificate,
+    require_shared_database,
 )
 from parley.server.proxy_protocol import trusted_proxies
 from parley.server.reload import reload
@@ -171,9 +173,9 @@ class ParleyServer:
             )
         if config.bus is not None:
             if self._given_storage is None:
-                _require_shared_database(config)
+                require_shared_database(config)
             # Before a self-signed pair is made: a node of a cluster must not make one.
-            _require_shared_certificate(config)
+            require_shared_certificate(config)
         if config.cert_file is not None and config.key_file is not None:
             cert_file, key_file = config.cert_file, config.key_file
         else:
@@ -578,33 +580,6 @@ class ParleyServer:
         traceback: TracebackType | None,
     ) -> None:
         await self.stop()
-
-
-def _require_shared_database(config: ServerConfig) -> None:
-    """Nodes of a cluster share one PostgreSQL database. Raises StartupRefused otherwise."""
-    if factory.sqlite_path(config.database, config.data_dir) is not None:
-        raise StartupRefused(
-            "The bus is set (--bus, PARLEY_BUS or bus in the settings file), but the database "
-            "is SQLite, which only one process can serve: set the database (--database, "
-            "PARLEY_DATABASE or database in the settings file) to the PostgreSQL database all "
-            "the nodes share, postgresql://USER@HOST/DB, or unset the bus to run one process."
-        )
-
-
-def _require_shared_certificate(config: ServerConfig) -> None:
-    """Nodes of a cluster present one certificate. Raises StartupRefused otherwise. Workers on
-    one machine (``workers`` above 1) share their data dir's, made by the first to start.
-    """
-    if config.cert_file is None and config.workers <= 1:
-        raise StartupRefused(
-            "The bus is set (--bus, PARLEY_BUS or bus in the settings file), but no certificate "
-            "is (cert_file and key_file in the settings file, --cert and --key, or "
-            "PARLEY_CERT_FILE and PARLEY_KEY_FILE): each node would make a self-signed one of "
-            "its own, and clients that trusted one node's would be told the certificate "
-            "changed whenever the load balancer sends them to another. Give every node the "
-            "same certificate and key (made with openssl, see docs/admin.md, Certificates; or "
-            "from your CA), or unset the bus to run one process."
-        )
 
 
 def _cannot_listen(exc: OSError, port: str, how: str) -> str:
