@@ -636,15 +636,26 @@ async def serve(
         return 2
     if worker is not None:
         worker.serving(server)
+    if worker is None or worker.number == 1:
+        _show_banner(config, server)
+    elif server.metrics_port is not None:
+        # The first worker printed the banner; the others only their own metrics port.
+        print(f"Worker {worker.number}: {_metrics_line(config, server.metrics_port)}", flush=True)
+    await stop.wait()
+    print("Shutting down...", flush=True)
+    await server.stop()
+    print("Server stopped.", flush=True)
+    return 0
+
+
+def _show_banner(config: ServerConfig, server: ParleyServer) -> None:
     host = f"[{config.host}]" if ":" in config.host else config.host
     print(f"Server is running on {host}:{server.port}...", flush=True)
     print(f"Certificate SHA-256 fingerprint: {server.fingerprint}", flush=True)
     if server.files is not None:
         print(f"Files travel on port {server.files.port}.", flush=True)
-    if config.metrics_listen is not None and server.metrics_port is not None:
-        where, _ = parse_listen(config.metrics_listen)
-        where = f"[{where}]" if ":" in where else where
-        print(f"Health and metrics on http://{where}:{server.metrics_port}/metrics", flush=True)
+    if server.metrics_port is not None:
+        print(_metrics_line(config, server.metrics_port), flush=True)
     if server.web_origin is not None:
         print(f"Web client on {server.web_origin}/ (port {server.web_port})", flush=True)
     print(f"Database: {factory.describe(config.database, config.data_dir)}", flush=True)
@@ -654,11 +665,12 @@ async def serve(
         print(f"Bus: {describe(config.bus)}, node {server.node}", flush=True)
     if server.admin_password is not None:
         _show_admin_password(server.admin_password)
-    await stop.wait()
-    print("Shutting down...", flush=True)
-    await server.stop()
-    print("Server stopped.", flush=True)
-    return 0
+
+
+def _metrics_line(config: ServerConfig, port: int) -> str:
+    where = parse_listen(config.metrics_listen)[0] if config.metrics_listen else "127.0.0.1"
+    where = f"[{where}]" if ":" in where else where
+    return f"Health and metrics on http://{where}:{port}/metrics"
 
 
 def _on_hangup(server: ParleyServer, load: Callable[[], ServerConfig]) -> None:
