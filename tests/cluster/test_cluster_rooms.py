@@ -6,6 +6,7 @@ killed node's members drop out once its lease lapses.
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from typing import Any
 
@@ -87,8 +88,7 @@ async def test_who_and_member_counts_cover_every_node(cluster: Cluster) -> None:
     assert first["users"] + rest["users"] == ["Alice", "Bob", "Carol", "Dave"], (first, rest)
     assert not rest.get("next"), rest
 
-    # A node that stops cleanly takes its members out at once; one that is killed, once its
-    # lease lapses.
+    # A node that is killed: its members are out once its lease lapses.
     cluster.kill("c")
     started = time.monotonic()
     await asyncio.sleep(1.0)
@@ -99,6 +99,30 @@ async def test_who_and_member_counts_cover_every_node(cluster: Cluster) -> None:
         await asyncio.sleep(0.2)
     await until_all_see([alice, bob], "#den", {"Alice", "Bob"})
     assert time.monotonic() - started < GONE_WITHIN_SECONDS
+
+
+async def test_a_node_that_stops_cleanly_frees_its_names_and_members_at_once(
+    cluster: Cluster,
+) -> None:
+    # No drain: the member on the stopping node is still there when it stops.
+    cluster.settings.write_text(NODE_SETTINGS + "shutdown_drain_seconds = 0\n")
+    a, b = await asyncio.gather(cluster.start_node("a"), cluster.start_node("b"))
+    alice = await cluster.user(a.port, "Alice")
+    bob = await cluster.user(b.port, "Bob")
+    for client in (alice, bob):
+        assert (await client.request("join", room="#den"))["type"] == "room"
+    await until_all_see([alice, bob], "#den", {"Alice", "Bob"})
+
+    b.process.signal(signal.SIGTERM)
+    assert await b.exited(30), "node b did not stop on SIGTERM"
+    status, out, err = await b.process.finish()
+    b.running = False
+    assert status == 0, out + err
+    # At once: no waiting for a lease to lapse.
+    reply = await who(alice, "#den")
+    assert (reply["users"], reply["total"]) == (["Alice"], 1), reply
+    again = await cluster.connect(a.port)
+    assert (await again.try_login("Bob"))["type"] == "ok"
 
 
 async def test_a_big_room_summarizes_joins_on_every_node(cluster: Cluster) -> None:
