@@ -6,12 +6,20 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from cluster_support import REDIS_URL, shared_certificate
 
 from e2e.processes import ROOT, Process, environment
-from postgres_support import POSTGRES_URL
+from postgres_support import postgres_database
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[str]:
+    async for url in postgres_database():
+        yield url
 
 
 async def run_server(tmp_path: Path, *args: str) -> tuple[int, str]:
@@ -56,9 +64,9 @@ async def test_a_bus_that_is_not_redis_is_refused(tmp_path: Path) -> None:
     assert "--bus" in output and "redis://HOST:PORT/DB" in output, output
 
 
-async def test_an_unreachable_bus_is_named_at_start(tmp_path: Path) -> None:
+async def test_an_unreachable_bus_is_named_at_start(tmp_path: Path, database: str) -> None:
     status, output = await run_server(
-        tmp_path, "--database", POSTGRES_URL, "--bus", "redis://127.0.0.1:1/0",
+        tmp_path, "--database", database, "--bus", "redis://127.0.0.1:1/0",
         *shared_certificate(tmp_path),
     )  # fmt: skip
     assert status == 2, output
@@ -66,11 +74,13 @@ async def test_an_unreachable_bus_is_named_at_start(tmp_path: Path) -> None:
     assert "Traceback" not in output
 
 
-async def test_a_node_with_a_bus_starts_with_the_certificate_it_is_given(tmp_path: Path) -> None:
+async def test_a_node_with_a_bus_starts_with_the_certificate_it_is_given(
+    tmp_path: Path, database: str
+) -> None:
     certificate = shared_certificate(tmp_path)
     server = await Process.start(
         "server.py", "--port", "0", "--data-dir", str(tmp_path / "data"),
-        "--database", POSTGRES_URL, "--bus", REDIS_URL, *certificate,
+        "--database", database, "--bus", REDIS_URL, *certificate,
         env=environment(tmp_path),
     )  # fmt: skip
     try:
@@ -86,9 +96,9 @@ async def test_a_node_with_a_bus_starts_with_the_certificate_it_is_given(tmp_pat
 
 
 async def test_a_bus_without_a_certificate_is_refused_naming_the_settings(
-    tmp_path: Path,
+    tmp_path: Path, database: str
 ) -> None:
-    status, output = await run_server(tmp_path, "--database", POSTGRES_URL, "--bus", REDIS_URL)
+    status, output = await run_server(tmp_path, "--database", database, "--bus", REDIS_URL)
     assert status == 2, output
     for setting in ("--bus", "cert_file", "key_file", "--cert", "--key", "PARLEY_CERT_FILE"):
         assert setting in output, (setting, output)
@@ -101,7 +111,7 @@ async def test_a_bus_without_a_certificate_is_refused_naming_the_settings(
 
 
 async def test_config_check_reports_a_bus_with_sqlite_and_without_a_certificate(
-    tmp_path: Path,
+    tmp_path: Path, database: str
 ) -> None:
     status, problems = config_check(tmp_path, "--bus", REDIS_URL)
     assert status == 1, problems
@@ -110,11 +120,11 @@ async def test_config_check_reports_a_bus_with_sqlite_and_without_a_certificate(
     status, output = await run_server(tmp_path, "--bus", REDIS_URL)
     assert status == 2 and refusal(output) == problems[0], (output, problems)
     assert "SQLite" in problems[0] and "PARLEY_DATABASE" in problems[0]
-    status, output = await run_server(tmp_path, "--database", POSTGRES_URL, "--bus", REDIS_URL)
+    status, output = await run_server(tmp_path, "--database", database, "--bus", REDIS_URL)
     assert status == 2 and refusal(output) == problems[1], (output, problems)
 
     # PostgreSQL and a certificate given: nothing to report about the bus.
     status, problems = config_check(
-        tmp_path, "--database", POSTGRES_URL, "--bus", REDIS_URL, *shared_certificate(tmp_path)
+        tmp_path, "--database", database, "--bus", REDIS_URL, *shared_certificate(tmp_path)
     )
     assert (status, problems) == (0, []), problems
