@@ -253,8 +253,10 @@ class WebSocket(asyncio.Protocol, asyncio.Transport):
     # --- pinged by WebSockets ------------------------------------------------------------
 
     def heartbeat(self) -> None:
-        """Ping; drop the connection if nothing arrived since the last ping."""
-        if self._closing or self._raw is None:
+        """Ping; drop the connection if nothing arrived since the last ping (unless reading is
+        paused: then the silence is the server's own doing).
+        """
+        if self._closing or self._paused or self._raw is None:
             return
         if not self._heard:
             log.info("Dropping a WebSocket that stopped answering pings")
