@@ -19,6 +19,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+from wsproto.connection import Connection as FrameParser
+from wsproto.connection import ConnectionType
+from wsproto.events import TextMessage
 
 from parley.config import ServerConfig
 from parley.server import websocket
@@ -471,3 +474,17 @@ async def test_a_browser_that_does_not_read_is_cut_off(server_config: ServerConf
             sloth.close()
         await alice.close()
         await assert_still_serving(server.port)
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [[1], [125], [126], [65535], [65536], [70_000], [3, 200, 70_000, 1]],
+    ids=["1", "125", "126", "65535", "65536", "70000", "several"],
+)
+def test_what_the_server_writes_is_one_text_message_per_frame(lines: list[int]) -> None:
+    frames = [(str(n % 10) * size).encode() for n, size in enumerate(lines)]
+    browser = FrameParser(ConnectionType.CLIENT)
+    browser.receive_data(websocket.text_frames(b"".join(f + b"\n" for f in frames)))
+    messages = list(browser.events())
+    assert all(isinstance(m, TextMessage) and m.message_finished for m in messages)
+    assert [m.data.encode() for m in messages if isinstance(m, TextMessage)] == frames

@@ -42,6 +42,8 @@ log = logging.getLogger("parley.server")
 PING_SECONDS = 30.0
 _PING = b"\x89\x00"
 _NORMAL_CLOSE = b"\x88\x02\x03\xe8"  # close code 1000, no reason
+# A text message's header by payload length, for payloads under 126 bytes.
+_SHORT_HEADERS = [bytes((0x81, size)) for size in range(126)]
 # The base class's per-transport dict of extra info; never written to.
 _NO_EXTRA: dict[str, Any] = {}
 
@@ -90,6 +92,12 @@ def text_frames(data: bytes) -> bytes:
     """Each newline-ended frame of ``data`` as one WebSocket text message (RFC 6455 section 5.2:
     a server's messages are not masked), ready for the TLS transport.
     """
+    last = len(data) - 1
+    if 0 <= last < 65536 and data.find(b"\n") == last:
+        # The usual case, once per member per message of a room: one frame.
+        if last < 126:
+            return _SHORT_HEADERS[last] + data[:last]
+        return b"\x81\x7e" + last.to_bytes(2, "big") + data[:last]
     out = bytearray()
     for line in data.split(b"\n"):
         if not line:
