@@ -74,15 +74,16 @@ FAIRNESS = [
 class Step:
     kind: str
     label: str
-    run: Callable[[WorkerPool, Server], Outcome]
+    # The workload, given the step's server; None when ``alone`` runs instead.
+    run: Callable[[WorkerPool, Server], Outcome] | None
     # Parley alone, with these settings (TOML) and this --database (None: the default SQLite),
     # its database filled by ``prefill`` first.
     parley_only: bool = False
     settings: str = ""
     database: str | None = None
     prefill: Callable[[str | None, Path], None] | None = None
-    # The workload starts (and stops) its own servers: several nodes, PostgreSQL and Redis.
-    own_servers: bool = False
+    # A workload that starts (and stops) its own servers: several nodes, PostgreSQL and Redis.
+    alone: Callable[[WorkerPool], Outcome] | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -259,9 +260,9 @@ def plan(args: argparse.Namespace) -> list[Step]:
             Step(
                 "cluster",
                 spread.label,
-                partial(cluster.run_fanout, load=spread, root=root),
+                None,
                 parley_only=True,
-                own_servers=True,
+                alone=partial(cluster.run_fanout, load=spread, root=root),
             )
         )
         failing = sizes.cluster_failover
@@ -269,9 +270,9 @@ def plan(args: argparse.Namespace) -> list[Step]:
             Step(
                 "cluster-failover",
                 failing.label,
-                partial(cluster.run_failover, load=failing, root=root),
+                None,
                 parley_only=True,
-                own_servers=True,
+                alone=partial(cluster.run_failover, load=failing, root=root),
             )
         )
     if args.only in (None, "files"):
@@ -407,14 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     proc.raise_open_file_limit()
     root = args.parley_root.resolve()
     factories: list[tuple[str, Callable[[Step], Server]]] = [
-        (
-            "Parley",
-            lambda step: (
-                cluster.Unused()
-                if step.own_servers
-                else ParleyServer(root, step.settings, step.database, step.prefill)
-            ),
-        )
+        ("Parley", lambda step: ParleyServer(root, step.settings, step.database, step.prefill))
     ]
     ngircd = None
     if not (args.smoke or args.no_ngircd):
@@ -484,9 +478,13 @@ def _run_one(
     }
     began = time.monotonic()
     try:
-        with make_server(step) as server:
-            outcome = step.run(pool, server)
-            tail = server.log_tail()
+        if step.alone is not None:
+            outcome, tail = step.alone(pool), ""
+        else:
+            assert step.run is not None, "a step has a workload"
+            with make_server(step) as server:
+                outcome = step.run(pool, server)
+                tail = server.log_tail()
     except Exception as exc:
         record["error"] = f"{type(exc).__name__}: {exc}"
     else:

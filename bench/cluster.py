@@ -202,24 +202,10 @@ def redis_pid() -> int | None:
     return None
 
 
-class Unused(Server):
-    """This workload starts its own nodes; the step's server does nothing."""
-
-    name = "Parley"
-    protocol = "parley"
-    slow_reader_log_line = b"not reading"
-
-    def command(self) -> tuple[list[str], dict[str, str] | None]:
-        raise NotImplementedError
-
-    def start(self) -> None:
-        return None
-
-
 # --- bus cost -----------------------------------------------------------------------------------
 
 
-def run_fanout(pool: WorkerPool, server: Server, load: FanOut, root: Path) -> Outcome:
+def run_fanout(pool: WorkerPool, load: FanOut, root: Path) -> Outcome:
     single = _one_fanout(pool, root, load, 1)
     spread = _one_fanout(pool, root, load, CLUSTER_NODES)
     figures: dict[str, Figure] = {
@@ -368,7 +354,7 @@ def _burst(pool: WorkerPool, nodes: Nodes, load: FanOut) -> dict[str, Any]:
 # --- failover -----------------------------------------------------------------------------------
 
 
-def run_failover(pool: WorkerPool, server: Server, load: Failover, root: Path) -> Outcome:
+def run_failover(pool: WorkerPool, load: Failover, root: Path) -> Outcome:
     with Nodes(root, CLUSTER_NODES, bus=True) as nodes:
         result = asyncio.run(_failover(nodes, load.clients))
     figures: dict[str, Figure] = {

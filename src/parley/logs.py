@@ -134,3 +134,17 @@ def configure(
     for previous in old:
         if isinstance(previous, logging.FileHandler):
             previous.close()
+
+
+def start(level: str, log_format: str, log_file: Path | None) -> str | None:
+    """:func:`configure` at start-up: None when logging is set up, else what the operator must
+    fix (the file named, the reason, the remedy).
+    """
+    try:
+        configure(level, log_format=log_format, log_file=log_file)
+    except OSError as exc:
+        return (
+            f"log_file {log_file}: cannot be opened for writing ({exc.strerror}): "
+            "check the directory exists and the server's user may write it."
+        )
+    return None

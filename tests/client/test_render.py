@@ -122,6 +122,13 @@ def test_history_from_another_day_shows_the_date() -> None:
     assert line == "[2026-11-25 14:02] [#dev] Bob: old"
 
 
+def test_history_is_stamped_with_the_timestamp_format_setting() -> None:
+    event = _message("#dev", "Bob", "old", True)
+    assert describe(event, "Alice", now=NOW, time_format="%I:%M %p") == "[02:02 PM] [#dev] Bob: old"
+    other_day = describe(event, "Alice", now=NOW + 86400, time_format="%H:%M:%S")
+    assert other_day is not None and other_day.startswith("[2026-11-25 14:02:")
+
+
 def test_a_hostile_server_cannot_inject_escapes_either() -> None:
     # The server refuses such text, but a client must not rely on its server being honest.
     evil = "\x1b]0;title\x07\x1b[2J\r\u009b1m\u202e"

@@ -69,6 +69,16 @@ def test_history_ends_with_a_divider_above_the_first_live_line() -> None:
     assert dev.divider_index() == 1
 
 
+def test_speaking_right_after_the_history_puts_no_divider_above_ones_own_line() -> None:
+    windows = Windows()
+    dev = windows.open("#dev")
+    windows.select(dev)
+    windows.add(dev, _message("old", history=True))
+    windows.add(dev, Line(0.0, "hello all", Style.MESSAGE, sender="Alice", own=True))
+    windows.add(dev, _message("hi Alice"))
+    assert dev.divider_index() is None
+
+
 def test_the_divider_scrolls_out_with_its_line() -> None:
     windows = Windows(scrollback=100)
     dev = windows.open("#dev")

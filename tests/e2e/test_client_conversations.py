@@ -83,3 +83,43 @@ async def test_ignore_over_pipes_and_the_window_commands(lab: Lab) -> None:
     status, output, _ = await alice.finish()
     assert status == 0
     assert "hidden from alice" not in output
+
+
+async def test_a_note_to_oneself_is_shown_and_an_offline_account_is_said_to_be_offline(
+    lab: Lab,
+) -> None:
+    await lab.start_server()
+    bob = await lab.client("bob", "--nick", "Bob")
+    await bob.expect("Welcome to the chat!$")
+    bob.type("/register")
+    await bob.expect("Password: $")
+    bob.type("tulip anchor 9 quietly")
+    await bob.expect("Password again: $")
+    bob.type("tulip anchor 9 quietly")
+    await bob.expect(r"^Registered Bob\.")
+    bob.type("/exit")
+    assert (await bob.finish())[0] == 0
+
+    alice = await lab.guest("Alice")
+    alice.type("/pm alice remember the milk")
+    await alice.expect(r"^\(private\) Alice: remember the milk$")
+    alice.type("/pm BOB see you tomorrow")
+    await alice.expect(r"^BOB is offline: they get it when they next log in\.$")
+    alice.type("/pm nobody-at-all hello")  # neither online nor an account: refused, as before
+    await alice.expect(r"^\*\*\* No user named nobody-at-all is online\.$")
+
+    bob = await lab.client("bob", "--nick", "Bob")
+    await bob.expect(r".*\(private\) Alice: see you tomorrow$")
+
+
+async def test_history_lines_follow_the_timestamp_format_setting(lab: Lab) -> None:
+    await lab.start_server()
+    alice = await lab.guest("Alice")
+    alice.type("said before bob came")
+    alice.type("/whois alice")  # answered once the line before it is stored
+    await alice.expect(r"^Alice is a guest")
+    settings = lab.home("bob") / "client.toml"
+    settings.parent.mkdir(parents=True, exist_ok=True)
+    settings.write_text('timestamp_format = "%H.%M.%S"\n')
+    bob = await lab.client("bob", "--nick", "Bob", "--config", str(settings))
+    await bob.expect(r"^\[\d\d\.\d\d\.\d\d\] Alice: said before bob came$")

@@ -580,6 +580,10 @@ async def test_history_goes_above_in_order_as_messages_once(tmp_path: Path) -> N
         await terminal.await_text("<Writer> old 01")
         terminal.child.send("/history\r")
         await terminal.await_text("The history of #general starts here.")
+        # Saying something brings the view back down to the newest lines.
+        terminal.child.send("back to the present\r")
+        await terminal.await_text("<Alice> back to the present")
+        assert "starts here" not in terminal.text()
         terminal.child.send("/clear\r")
         await writer.request("send", to="#general", text="newest", msg_id="newest")
         await terminal.await_text("<Writer> newest")

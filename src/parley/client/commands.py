@@ -94,6 +94,8 @@ class Chat:
     screen: Screen | None = None
     # Where /get saves files.
     downloads: Path = dataclasses.field(default_factory=Path.cwd)
+    # How lines from the record are stamped (the ``timestamp_format`` setting).
+    time_format: str = "%H:%M"
     # Transfers running in the background: chat goes on meanwhile.
     transfers: transfer.Transfers = dataclasses.field(default_factory=transfer.Transfers)
 
@@ -348,7 +350,7 @@ async def history(chat: Chat, args: str) -> bool:
             )
         return True
     for entry in page.messages:
-        line = describe(entry, chat.client.nick)
+        line = describe(entry, chat.client.nick, time_format=chat.time_format)
         if line is not None:
             chat.out(line)
     chat.history_cursor[key] = page.messages[0].seq
@@ -439,10 +441,12 @@ async def who(chat: Chat, args: str) -> bool:
 
 
 async def send(chat: Chat, to: str, text: str) -> None:
-    """Send, and say so when a private message went to someone who is away."""
+    """Send, and say so when a private message went to someone who is away or offline."""
     sent = await chat.client.send(to, text)
     if sent.away:
         chat.out(f"{for_terminal(to)} is away: {for_terminal(sent.away)}")
+    if sent.offline:
+        chat.out(f"{for_terminal(to)} is offline: they get it when they next log in.")
 
 
 @command("away", "/away [TEXT]", "say you are away (alone: you are back)")

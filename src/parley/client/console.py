@@ -260,6 +260,7 @@ async def run_client(options: ClientOptions) -> int:
         SessionStore(default_sessions_path()),
         ignores=IgnoreList(default_ignores_path()),
         downloads=options.settings.downloads(),
+        time_format=options.settings.timestamp_format,
     )
     try:
         if interactive and not options.plain:
@@ -500,7 +501,7 @@ async def _show_events(chat: Chat, markers: ReadMarkers, *, moves: bool) -> Disc
         if isinstance(event, Message | Joined | Left) and _hidden(chat, event):
             chat.follow(event)
             continue
-        line = describe(event, client.nick)
+        line = describe(event, client.nick, time_format=chat.time_format)
         if isinstance(event, Message) and client.starts_unread(event):
             chat.out(NEW_MESSAGES)
         if line is not None:

@@ -34,17 +34,24 @@ from parley.protocol.text import for_terminal as safe
 _GENERAL = room_key("#general")
 
 
-def describe(event: ClientEvent, me: str, now: float | None = None) -> str | None:
+def describe(
+    event: ClientEvent, me: str, now: float | None = None, time_format: str = "%H:%M"
+) -> str | None:
     """The line to show for ``event`` as seen by the user ``me``, or None to show nothing.
 
-    The user's own live messages and own joins and parts are not repeated: they typed them.
+    The user's own live messages and own joins and parts are not repeated: they typed them
+    (a private message to oneself is shown: it is what it was sent to).
     A ``closing`` event shows nothing: the Disconnected event after it carries its reason.
     ``now`` (seconds since the epoch, default the clock) decides whether a message from the
-    record is from today.
+    record is from today; ``time_format`` (the ``timestamp_format`` setting) stamps it, with the
+    date before it when it is from another day.
     """
     match event:
         case Message(history=True):
-            return f"{_stamp(event.ts, now)}{describe_message(event, me)}"
+            return f"{_stamp(event.ts, now, time_format)}{describe_message(event, me)}"
+        case Message(sender=sender, to=to) if _is_me(sender, me) and _is_me(to, me):
+            # A note to oneself: the only copy there is to show.
+            return describe_message(event, me)
         case Message(sender=sender) | Joined(nick=sender) if _is_me(sender, me):
             return None
         case Message():
@@ -107,12 +114,12 @@ def _describe_removal(left: Left, me: str) -> str:
     return f"{_prefix(left.room)}{who} {left.reason}{where}{by}{why}"
 
 
-def _stamp(ts_ms: int, now: float | None) -> str:
+def _stamp(ts_ms: int, now: float | None, time_format: str) -> str:
     when = time.localtime(ts_ms / 1000)
     today = time.localtime(time.time() if now is None else now)
     if (when.tm_year, when.tm_yday) == (today.tm_year, today.tm_yday):
-        return time.strftime("[%H:%M] ", when)
-    return time.strftime("[%Y-%m-%d %H:%M] ", when)
+        return time.strftime(f"[{time_format}] ", when)
+    return time.strftime(f"[%Y-%m-%d {time_format}] ", when)
 
 
 def _prefix(room: str) -> str:

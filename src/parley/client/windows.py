@@ -87,7 +87,10 @@ class Window:
     def add(self, line: Line, in_view: bool) -> None:
         # The user's own lines are never news to them, even when their echo arrives late.
         unseen = not in_view and not line.own
-        after_history = bool(self.lines) and self.lines[-1].history and not line.history
+        # Speaking first after the history means it was read: no divider above one's own line.
+        after_history = (
+            bool(self.lines) and self.lines[-1].history and not line.history and not line.own
+        )
         if (unseen or after_history) and self.divider_at is None:
             self.divider_at = self.added
         self.lines.append(line)

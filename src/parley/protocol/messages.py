@@ -360,7 +360,8 @@ class Sent(_Frame, tag="sent", frozen=True):
 
     ``duplicate`` is true when this ``msg_id`` had been stored before (a retry): nothing new was
     stored or delivered. ``away`` is the recipient's away text when a private message went to
-    someone who is away.
+    someone who is away; ``offline`` is true when it went to an account that is not online (it
+    gets it at its next login).
     """
 
     id: int
@@ -368,6 +369,7 @@ class Sent(_Frame, tag="sent", frozen=True):
     ts: int
     duplicate: bool = False
     away: str = ""
+    offline: bool = False
 
 
 class Users(_Frame, tag="users", frozen=True):

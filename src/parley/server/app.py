@@ -713,14 +713,9 @@ def run(
     """Run :func:`serve` on uvloop when it is installed, else on asyncio's own loop. ``load``
     reads the settings again on SIGHUP; ``worker``: this process is one of several.
     """
-    try:
-        logs.configure(config.log_level, log_format=config.log_format, log_file=config.log_file)
-    except OSError as exc:
-        print(
-            f"parley server: log_file {config.log_file}: cannot be opened for writing "
-            f"({exc.strerror}): check the directory exists and the server's user may write it.",
-            file=sys.stderr,
-        )
+    refused = logs.start(config.log_level, config.log_format, config.log_file)
+    if refused is not None:
+        print(f"parley server: {refused}", file=sys.stderr)
         return 2
     keep_files_private()
     _raise_file_limit()

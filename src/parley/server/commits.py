@@ -52,6 +52,8 @@ class Pending:
     request_id: int
     # The recipient's away text, for the sender's ``sent``.
     away: str = ""
+    # A private message to an account that is not online: the sender's ``sent`` says so.
+    offline: bool = False
 
 
 @dataclasses.dataclass(slots=True, eq=False)
@@ -258,6 +260,7 @@ class Commits:
                         ts=record.ts,
                         duplicate=record.duplicate,
                         away=item.away,
+                        offline=item.offline,
                     )
                 )
             )

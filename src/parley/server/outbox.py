@@ -55,15 +55,22 @@ class Outbox:
 
     async def _submit_offline(self, sender: Peer, request: Send) -> None:
         try:
-            found = await self._presence.resolve_user(request.to)
+            found = await self._presence.resolve_recipient(request.to)
         except PeerError:
             found = None
         if found is None:
             raise PeerError(ErrorCode.NO_SUCH_USER, f"No user named {request.to} is online.")
-        self._queue_private(sender, *found, request)
+        self._queue_private(sender, found.principal, found.nick, request, offline=not found.online)
 
     def _queue_private(
-        self, sender: Peer, principal: str, name: str, request: Send, away: str = ""
+        self,
+        sender: Peer,
+        principal: str,
+        name: str,
+        request: Send,
+        away: str = "",
+        *,
+        offline: bool = False,
     ) -> None:
         conversation = private_conversation(sender.principal, principal)
         message = NewMessage(
@@ -75,11 +82,19 @@ class Outbox:
             request.msg_id,
             participants=tuple(sorted({sender.principal, principal})),
         )
-        self._queue(message, sender, request.id, away)
+        self._queue(message, sender, request.id, away, offline=offline)
 
-    def _queue(self, message: NewMessage, sender: Peer, request_id: int, away: str = "") -> None:
+    def _queue(
+        self,
+        message: NewMessage,
+        sender: Peer,
+        request_id: int,
+        away: str = "",
+        *,
+        offline: bool = False,
+    ) -> None:
         self._presence.spoke(sender)
-        self._commits.submit(Pending(message, sender, request_id, away))
+        self._commits.submit(Pending(message, sender, request_id, away, offline))
 
     def post(self, message: NewMessage) -> None:
         """Store and deliver a message the server writes itself (a file's announcement), in

@@ -28,6 +28,17 @@ from parley.storage import Role, Storage
 log = logging.getLogger("parley.server.hub")
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class Recipient:
+    """Whom a nickname stands for: its principal id, the name as spelt, and whether it is
+    online (an offline account gets private messages at its next login).
+    """
+
+    principal: str
+    nick: str
+    online: bool
+
+
 @dataclasses.dataclass(slots=True)
 class Activity:
     """What ``whois`` tells of an online user beyond its connection."""
@@ -166,17 +177,22 @@ class Presence:
         online under it, else the account of that name. None when neither: a guest who has
         left is no one, and its id is never anyone's again. Raises PeerError(INVALID_NICK).
         """
+        found = await self.resolve_recipient(raw_nick)
+        return None if found is None else (found.principal, found.nick)
+
+    async def resolve_recipient(self, raw_nick: str) -> Recipient | None:
+        """Like :meth:`resolve_user`, also telling whether the user is online (on any node)."""
         key = nick_key(normalize_nick(raw_nick))
         peer = self._users.get(key)
         if peer is not None:
-            return peer.principal, peer.nick
+            return Recipient(peer.principal, peer.nick, online=True)
         remote = await self._directory.find(key)
         if remote is not None:
-            return remote.principal, remote.nick
+            return Recipient(remote.principal, remote.nick, online=True)
         account = await self._storage.account(key)
         if account is None:
             return None
-        return account.id, account.name
+        return Recipient(account.id, account.name, online=False)
 
     async def whois(
         self, asker: Peer, raw_nick: str, request_id: int, rooms_of: Callable[[Peer], list[str]]

@@ -530,17 +530,8 @@ def whole_lines() -> None:
 def supervise(config: ServerConfig, load: Callable[[], ServerConfig] | None = None) -> int:
     """Run ``config.workers`` server processes under this one; returns the exit status."""
     whole_lines()
-    refused = problem(config)
+    refused = problem(config) or logs.start(config.log_level, config.log_format, config.log_file)
     if refused is not None:
         print(f"parley server: {refused}", file=sys.stderr)
-        return 2
-    try:
-        logs.configure(config.log_level, log_format=config.log_format, log_file=config.log_file)
-    except OSError as exc:
-        print(
-            f"parley server: log_file {config.log_file}: cannot be opened for writing "
-            f"({exc.strerror}): check the directory exists and the server's user may write it.",
-            file=sys.stderr,
-        )
         return 2
     return Supervisor(config, load).run()

@@ -480,6 +480,10 @@ class FullScreen(WindowedFront):
                     "/join #room or /query USER opens one."
                 )
                 continue
+            if is_text and self._scroll:
+                # Saying something brings the view back to the newest lines, where it appears.
+                self._scroll = 0
+                self.app.invalidate()
             try:
                 if not await execute(self.chat, line):
                     return
