@@ -2,7 +2,7 @@
 
 aiohttp parses the requests (pages, logins, files, and the WebSocket upgrade with its Origin and
 cookie), but an aiohttp WebSocket keeps the request, its headers, its parser, writer, handler
-task and heartbeat for as long as it is open: about 12 KB of objects on every idle browser.
+task and heartbeat for as long as it is open: about 14 KB of objects on every idle browser.
 Here aiohttp's request handler sees a :class:`HandOffTransport` in front of the TLS transport;
 :meth:`HandOffTransport.hand_over` gives the TLS transport to another protocol (the WebSocket
 layer, :mod:`parley.server.websocket`) and tells aiohttp that its connection is gone, so that
