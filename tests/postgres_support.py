@@ -30,3 +30,18 @@ async def postgres_schema() -> AsyncIterator[str]:
     finally:
         await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
         await admin.close()
+
+
+async def postgres_database() -> AsyncIterator[str]:
+    """A ``--database`` URL whose tables go in a fresh schema of their own (made here, dropped
+    afterwards): a server started on it cannot meet another test's tables, or another
+    version's.
+    """
+    async for schema in postgres_schema():
+        admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
+        try:
+            await admin.execute(f'CREATE SCHEMA "{schema}"')
+        finally:
+            await admin.close()
+        separator = "&" if "?" in POSTGRES_URL else "?"
+        yield f"{POSTGRES_URL}{separator}search_path={schema}"

@@ -4,12 +4,20 @@ is refused.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
+import pytest
 from cluster_support import REDIS_URL, shared_certificate
 
 from e2e.processes import Process, environment
-from postgres_support import POSTGRES_URL
+from postgres_support import postgres_database
+
+
+@pytest.fixture
+async def database() -> AsyncIterator[str]:
+    async for url in postgres_database():
+        yield url
 
 
 async def run_server(tmp_path: Path, *args: str) -> tuple[int, str]:
@@ -35,9 +43,9 @@ async def test_a_bus_that_is_not_redis_is_refused(tmp_path: Path) -> None:
     assert "--bus" in output and "redis://HOST:PORT/DB" in output, output
 
 
-async def test_an_unreachable_bus_is_named_at_start(tmp_path: Path) -> None:
+async def test_an_unreachable_bus_is_named_at_start(tmp_path: Path, database: str) -> None:
     status, output = await run_server(
-        tmp_path, "--database", POSTGRES_URL, "--bus", "redis://127.0.0.1:1/0",
+        tmp_path, "--database", database, "--bus", "redis://127.0.0.1:1/0",
         *shared_certificate(tmp_path),
     )  # fmt: skip
     assert status == 2, output
@@ -45,11 +53,13 @@ async def test_an_unreachable_bus_is_named_at_start(tmp_path: Path) -> None:
     assert "Traceback" not in output
 
 
-async def test_a_node_with_a_bus_starts_with_the_certificate_it_is_given(tmp_path: Path) -> None:
+async def test_a_node_with_a_bus_starts_with_the_certificate_it_is_given(
+    tmp_path: Path, database: str
+) -> None:
     certificate = shared_certificate(tmp_path)
     server = await Process.start(
         "server.py", "--port", "0", "--data-dir", str(tmp_path / "data"),
-        "--database", POSTGRES_URL, "--bus", REDIS_URL, *certificate,
+        "--database", database, "--bus", REDIS_URL, *certificate,
         env=environment(tmp_path),
     )  # fmt: skip
     try:
@@ -65,9 +75,9 @@ async def test_a_node_with_a_bus_starts_with_the_certificate_it_is_given(tmp_pat
 
 
 async def test_a_bus_without_a_certificate_is_refused_naming_the_settings(
-    tmp_path: Path,
+    tmp_path: Path, database: str
 ) -> None:
-    status, output = await run_server(tmp_path, "--database", POSTGRES_URL, "--bus", REDIS_URL)
+    status, output = await run_server(tmp_path, "--database", database, "--bus", REDIS_URL)
     assert status == 2, output
     for setting in ("--bus", "cert_file", "key_file", "--cert", "--key", "PARLEY_CERT_FILE"):
         assert setting in output, (setting, output)

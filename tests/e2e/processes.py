@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import signal
@@ -50,7 +51,10 @@ class Process:
                     return match
             assert self.process.stdout is not None
             raw = await asyncio.wait_for(self.process.stdout.readline(), TIMEOUT_SECONDS)
-            assert raw, f"output ended while waiting for {pattern!r}; got {self.lines}"
+            assert raw, (
+                f"output ended while waiting for {pattern!r}; got {self.lines}"
+                f"{await self._stderr_tail()}"
+            )
             self.lines.append(raw.decode().rstrip("\n"))
 
     async def expect_all(self, *patterns: str) -> None:
@@ -66,8 +70,20 @@ class Process:
             if waiting:
                 assert self.process.stdout is not None
                 raw = await asyncio.wait_for(self.process.stdout.readline(), TIMEOUT_SECONDS)
-                assert raw, f"output ended while waiting for {patterns!r}; got {self.lines}"
+                assert raw, (
+                    f"output ended while waiting for {patterns!r}; got {self.lines}"
+                    f"{await self._stderr_tail()}"
+                )
                 self.lines.append(raw.decode().rstrip("\n"))
+
+    async def _stderr_tail(self) -> str:
+        """What the process wrote on stderr (its last 2,000 characters), when it has ended."""
+        if self.process.stderr is None:
+            return ""
+        with contextlib.suppress(TimeoutError):
+            err = await asyncio.wait_for(self.process.stderr.read(), 5)
+            return f"; stderr: {err.decode(errors='replace')[-2000:]}"
+        return ""
 
     def type(self, line: str) -> None:
         assert self.process.stdin is not None
@@ -84,7 +100,9 @@ class Process:
         return self.process.returncode or 0, "\n".join(self.lines), err.decode()
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
-        self.process.send_signal(signum)
+        # A process that already ended is left for finish() to report, with its output.
+        with contextlib.suppress(ProcessLookupError):
+            self.process.send_signal(signum)
 
     def kill(self) -> None:
         if self.process.returncode is None:

@@ -61,6 +61,7 @@ from parley.client.tui.cells import ClusterCells, cells, install, terminal_outpu
 from parley.client.tui.completion import ChatCompleter
 from parley.client.tui.history import InputHistory
 from parley.client.tui.render import (
+    most_scroll,
     pane_fragments,
     sidebar_fragments,
     status_fragments,
@@ -228,11 +229,17 @@ class FullScreen(WindowedFront):
         window = self.windows.current
         return [("class:question", f"[{window.name}] ")]
 
+    def _pane_width(self) -> int:
+        columns = self.app.output.get_size().columns
+        return columns - (SIDEBAR_COLUMNS + 1 if columns >= SIDEBAR_MIN_COLUMNS else 0)
+
     def pane_text(self) -> StyleAndTextTuples:
-        size = self.app.output.get_size()
-        width = size.columns - (SIDEBAR_COLUMNS + 1 if size.columns >= SIDEBAR_MIN_COLUMNS else 0)
         fragments, self._pane_anchor = pane_fragments(
-            self.windows.current, size.rows, self._scroll, self.settings.timestamp_format, width
+            self.windows.current,
+            self.app.output.get_size().rows,
+            self._scroll,
+            self.settings.timestamp_format,
+            self._pane_width(),
         )
         return cells(fragments)
 
@@ -366,7 +373,12 @@ class FullScreen(WindowedFront):
         self.app.invalidate()
 
     def scroll_by(self, rows: int) -> None:
-        most = max(len(self.windows.current.lines) - 1, 0)
+        # Never past the first line at the top of the pane: a page up in a short window
+        # would otherwise leave it nearly empty.
+        size = self.app.output.get_size()
+        most = most_scroll(
+            self.windows.current, size.rows - 3, self.settings.timestamp_format, self._pane_width()
+        )
         self._scroll = min(max(self._scroll + rows, 0), most)
         self.app.invalidate()
 

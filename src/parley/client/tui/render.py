@@ -9,6 +9,7 @@ import time
 import zlib
 
 from prompt_toolkit.formatted_text import StyleAndTextTuples
+from prompt_toolkit.formatted_text.utils import fragment_list_width
 from prompt_toolkit.styles import Style as StyleSheet
 
 from parley.client.windows import Kind, Line, Style, Window, Windows
@@ -135,6 +136,19 @@ def pane_fragments(
     if fragments:
         fragments.pop()  # no newline after the last line
     return fragments, max(count - 1, 0)
+
+
+def most_scroll(window: Window, rows: int, time_format: str, width: int) -> int:
+    """How far up ``window`` can scroll with ``rows`` rows ``width`` columns wide still full:
+    its first line at the top. 0 when all its lines fit.
+    """
+    filled = 0
+    for index, line in enumerate(window.lines):
+        columns = fragment_list_width(line_fragments(line, time_format))
+        filled += max(1, -(-columns // max(width, 1)))
+        if filled >= rows:
+            return len(window.lines) - index - 1
+    return 0
 
 
 def window_label(windows: Windows, window: Window) -> str:
