@@ -66,7 +66,7 @@ _FD_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _NO_EXTRA: dict[str, Any] = {}
 
 
-class _Release:
+class Release:
     """Gives a connection's place back to its address group's count: a callable of one slot,
     smaller than a functools.partial of a bound method, on every connection.
     """
@@ -516,7 +516,7 @@ class TlsTransport(asyncio.Transport):
         return default
 
 
-class _Refusal(asyncio.Protocol):
+class Refusal(asyncio.Protocol):
     """Says why the connection is refused, then closes it."""
 
     def __init__(self, message: bytes) -> None:
@@ -605,10 +605,10 @@ class TlsServer:
         """
         group = address_group(str(address[0])) if isinstance(address, tuple) else ""
         if self.tracker.admit(group):
-            self._start_connection(conn, None, _Release(self.tracker, group), proxied)
+            self._start_connection(conn, None, Release(self.tracker, group), proxied)
         elif self._refusals_in_flight < _MAX_REFUSALS_IN_FLIGHT:
             self._refusals_in_flight += 1
-            self._start_connection(conn, _Refusal(self._refusal), self._refusal_ended, proxied)
+            self._start_connection(conn, Refusal(self._refusal), self._refusal_ended, proxied)
         else:
             conn.close()
 
