@@ -480,16 +480,18 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.monotonic() - started
     meta["wall_seconds"] = wall
     meta["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    meta["fairness_notes"] = FAIRNESS if len(names) > 1 else []
+    # Only the servers that ran something get a column (--only web: Parley's alone).
+    shown = report.servers_that_ran(runs, names)
+    meta["fairness_notes"] = FAIRNESS if len(shown) > 1 else []
     summary = report.medians(runs)
     # The file first: a closed stdout must not cost the results.
     report.write_json(args.json, meta, runs, summary)
     print()
-    print(report.table(summary, names))
+    print(report.table(summary, shown))
     print()
-    ratio = f"; ratios are {names[0]}/{names[1]}" if len(names) == 2 else ""
+    ratio = f"; ratios are {shown[0]}/{shown[1]}" if len(shown) == 2 else ""
     print(f"Medians of {args.repeat} interleaved repetition(s){ratio}. Wall time {wall:.0f} s.")
-    lines = report.web_ratios(summary) + report.notes(runs) + (FAIRNESS if len(names) > 1 else [])
+    lines = report.web_ratios(summary) + report.notes(runs) + (FAIRNESS if len(shown) > 1 else [])
     if lines:
         print()
         print("Notes:")

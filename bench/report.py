@@ -197,6 +197,14 @@ def _ratio(first: float | None, second: float | None) -> str:
     return f"{first / second:.2f}"
 
 
+def servers_that_ran(runs: list[dict[str, Any]], servers: list[str]) -> list[str]:
+    """``servers`` that ran at least one workload (failed runs count): a table's columns.
+    A run of Parley's own workloads only (``--only web``) has no ngIRCd column to leave empty.
+    """
+    ran = {run["server"] for run in runs}
+    return [name for name in servers if name in ran] or servers[:1]
+
+
 def table(summary: Summary, servers: list[str]) -> str:
     """One table: each workload's figures, a column per server, and the first ÷ the second."""
     header = ["workload", "figure", *servers]

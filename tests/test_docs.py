@@ -109,3 +109,14 @@ def test_the_readme_is_a_short_front_page() -> None:
     words = len(_page("README.md").split())
     assert words < 700, words
     assert "docs/screenshots/gui-light.png" in _page("README.md")
+
+
+def test_service_managers_wait_longer_than_a_node_takes_to_stop() -> None:
+    # A node with a bus drains, then shuts down, then closes the database (2 s): compose and
+    # systemd must not kill it before, or its users' last messages may go unacknowledged.
+    defaults = ServerConfig()
+    needed = defaults.shutdown_drain_seconds + defaults.shutdown_grace_seconds + 2.0
+    compose = re.search(r"^\s*stop_grace_period: (\d+)s$", _page("compose.yaml"), re.MULTILINE)
+    service = re.search(r"^TimeoutStopSec=(\d+)$", _page("deploy/parley.service"), re.MULTILINE)
+    assert compose is not None and service is not None
+    assert int(compose.group(1)) > needed and int(service.group(1)) > needed

@@ -1,7 +1,8 @@
 """``parley config check``: every effective server setting, its value and where it came from
 (secrets masked), then the checks a start would make, without starting anything or changing a
 file: the certificate and key load, the data dir is writable (or can be made), the database
-file is not an empty one, the log file can be written. Exit status 1 on any problem, each one
+file is not an empty one, the log file can be written, a node with a bus has a shared
+database and certificate. Exit status 1 on any problem, each one
 line on stderr.
 """
 
@@ -14,7 +15,13 @@ from pathlib import Path
 
 from parley.config import ServerConfig
 from parley.config_sources import LoadedConfig, shown
-from parley.server.preflight import StartupRefused, check_database_file, exposure
+from parley.server.preflight import (
+    StartupRefused,
+    check_database_file,
+    exposure,
+    require_shared_certificate,
+    require_shared_database,
+)
 from parley.server.workers import problem as workers_problem
 from parley.storage.factory import sqlite_path
 from parley.tls import CertificateProblem, server_context
@@ -60,6 +67,13 @@ def find_problems(config: ServerConfig) -> list[str]:
         check_database_file(config.database, config.data_dir)
     except (ValueError, StartupRefused) as exc:
         problems.append(str(exc))
+    if config.bus is not None:
+        # What a node of a cluster refuses to start without, in the same words.
+        for require in (require_shared_database, require_shared_certificate):
+            try:
+                require(config)
+            except (ValueError, StartupRefused) as exc:
+                problems.append(str(exc))
     workers = workers_problem(config)
     if workers is not None:
         problems.append(workers)

@@ -47,6 +47,27 @@ def test_the_table_shows_both_servers_and_their_ratio() -> None:
     assert row.split()[-3:] == ["3.00", "2.00", "1.50"]
 
 
+def test_a_server_that_ran_no_workload_gets_no_column() -> None:
+    # --only web with ngIRCd installed: every workload is Parley's own.
+    runs = [run("Parley", 0, {"connect_p50_ms": 3.0})]
+    shown = report.servers_that_ran(runs, ["Parley", "ngIRCd"])
+    assert shown == ["Parley"]
+    lines = report.table(report.medians(runs), shown).splitlines()
+    assert lines[0].split() == ["workload", "figure", "Parley"]
+    row = next(line for line in lines if "connect p50" in line)
+    assert row.endswith(" 3.00"), row
+    # One that ran, if only to fail, keeps its column (its cells say there is no figure).
+    failed = [*runs, run("ngIRCd", 0, {}, error="it did not start")]
+    shown = report.servers_that_ran(failed, ["Parley", "ngIRCd"])
+    assert shown == ["Parley", "ngIRCd"]
+    row = next(
+        line
+        for line in report.table(report.medians(failed), shown).splitlines()
+        if "connect p50" in line
+    )
+    assert row.split()[-3:] == ["3.00", "—", "—"]
+
+
 def test_the_json_file_has_no_nan(tmp_path: Path) -> None:
     path = tmp_path / "out" / "results.json"
     runs = [run("Parley", 0, {"connect_p50_ms": math.nan})]

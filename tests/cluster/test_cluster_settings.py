@@ -1,16 +1,18 @@
 """The bus setting: a cluster needs PostgreSQL and one certificate, and a bus that is not Redis
-is refused.
+is refused; ``parley config check`` reports the same refusals in the same words.
 """
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from cluster_support import REDIS_URL, shared_certificate
 
-from e2e.processes import Process, environment
+from e2e.processes import ROOT, Process, environment
 from postgres_support import postgres_database
 
 
@@ -27,6 +29,25 @@ async def run_server(tmp_path: Path, *args: str) -> tuple[int, str]:
     )  # fmt: skip
     status, out, err = await server.finish()
     return status, out + err
+
+
+def config_check(tmp_path: Path, *args: str) -> tuple[int, list[str]]:
+    """``parley config check`` with the server's arguments: its status and problem lines."""
+    result = subprocess.run(
+        [sys.executable, "-m", "parley", "config", "check", "--data-dir", str(tmp_path / "data"),
+         *args],
+        cwd=ROOT, env=environment(tmp_path), capture_output=True, text=True, timeout=60,
+        check=False,
+    )  # fmt: skip
+    prefix = "parley config: "
+    problems = [line[len(prefix) :] for line in result.stderr.splitlines() if prefix in line]
+    return result.returncode, problems
+
+
+def refusal(output: str) -> str:
+    """The server's one line of refusal, without its ``parley server: ``."""
+    [line] = [line for line in output.splitlines() if line.startswith("parley server: ")]
+    return line.removeprefix("parley server: ")
 
 
 async def test_a_bus_with_sqlite_is_refused_naming_the_settings(tmp_path: Path) -> None:
@@ -87,3 +108,23 @@ async def test_a_bus_without_a_certificate_is_refused_naming_the_settings(
     # Refused before a self-signed pair of this node's own was made.
     assert not (tmp_path / "data" / "cert.pem").exists()
     assert not (tmp_path / "data" / "key.pem").exists()
+
+
+async def test_config_check_reports_a_bus_with_sqlite_and_without_a_certificate(
+    tmp_path: Path, database: str
+) -> None:
+    status, problems = config_check(tmp_path, "--bus", REDIS_URL)
+    assert status == 1, problems
+    # Both at once (a start stops at the first), each as the server words it.
+    assert len(problems) == 2, problems
+    status, output = await run_server(tmp_path, "--bus", REDIS_URL)
+    assert status == 2 and refusal(output) == problems[0], (output, problems)
+    assert "SQLite" in problems[0] and "PARLEY_DATABASE" in problems[0]
+    status, output = await run_server(tmp_path, "--database", database, "--bus", REDIS_URL)
+    assert status == 2 and refusal(output) == problems[1], (output, problems)
+
+    # PostgreSQL and a certificate given: nothing to report about the bus.
+    status, problems = config_check(
+        tmp_path, "--database", database, "--bus", REDIS_URL, *shared_certificate(tmp_path)
+    )
+    assert (status, problems) == (0, []), problems

@@ -75,17 +75,21 @@ async def _started(process: Process, home: Path, count: int) -> Workers:
     match = await process.expect(r"Starting (\d+) workers on port (\d+) \(supervised by pid")
     assert int(match.group(1)) == count
     workers = Workers(process, home, int(match.group(2)))
-    # Each worker prints its metrics port; the parent says when all serve (in any order).
-    while len(workers.metrics_ports) < count or not workers.pids:
+    # Each worker prints its metrics port (the first in the banner, the others on a line of
+    # their own); the parent says when all serve (in any order).
+    ports: dict[int, int] = {}
+    while len(ports) < count or not workers.pids:
         found = await process.expect(
-            r"Health and metrics on http://127\.0\.0\.1:(\d+)/metrics$"
+            r"(?:Worker (\d+): )?Health and metrics on http://127\.0\.0\.1:(\d+)/metrics$"
             r"|(\d+) workers serve \(pids ([\d, ]+)\)\.$"
         )
-        if found.group(1):
-            workers.metrics_ports.append(int(found.group(1)))
+        if found.group(2):
+            ports[int(found.group(1) or 1)] = int(found.group(2))
         else:
-            assert int(found.group(2)) == count
-            workers.pids = [int(pid) for pid in found.group(3).split(", ")]
+            assert int(found.group(3)) == count
+            workers.pids = [int(pid) for pid in found.group(4).split(", ")]
+    workers.metrics_ports = [ports[number] for number in sorted(ports)]
+    assert sorted(ports) == list(range(1, count + 1)), ports
     return workers
 
 
@@ -174,7 +178,7 @@ async def test_a_killed_worker_is_started_again(cluster: Cluster) -> None:
         assert replacement != victim and alive(replacement)
         assert not alive(victim) and alive(workers.pids[0])
         found = await workers.process.expect(
-            r"Health and metrics on http://127\.0\.0\.1:(\d+)/metrics"
+            r"Worker 2: Health and metrics on http://127\.0\.0\.1:(\d+)/metrics"
         )
         workers.metrics_ports[1] = int(found.group(1))
         # The replacement takes its share of new connections.
@@ -194,6 +198,9 @@ async def test_sigterm_to_the_parent_stops_every_worker(cluster: Cluster) -> Non
         await cluster.user(workers.port, f"stay{number}")
     status, out, err = await stop(workers, cluster)
     assert status == 0, err
+    # The banner once (the first worker's), each worker's stop.
+    for line in ("Server is running on", "Certificate SHA-256 fingerprint", "Database: ", "Bus: "):
+        assert out.count(line) == 1, (line, out)
     assert out.count("Shutting down...") == 3, out
     assert out.count("Server stopped.") == 3, out
     assert not any(alive(pid) for pid in workers.pids)

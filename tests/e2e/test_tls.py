@@ -116,12 +116,18 @@ async def test_a_changed_certificate_is_refused_before_anything_is_sent(tmp_path
     # Same address, new certificate: what an attacker in the middle would present.
     impostor_home = tmp_path / "impostor"
     (impostor_home / "config").mkdir(parents=True)
+    # Only the chat port must be the same; the file port the first server had may be taken
+    # by another program meanwhile.
+    settings = impostor_home / "server.toml"
+    settings.write_text("files_port = 0\n")
     server = await Process.start(
         "server.py",
         "--port",
         str(port),
         "--data-dir",
         str(impostor_home / "data"),
+        "--config",
+        str(settings),
         env=_env(tmp_path),
     )
     new = await _fingerprint_of(server)

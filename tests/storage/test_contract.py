@@ -294,3 +294,28 @@ async def test_a_nul_is_kept_exactly_or_refused_never_altered(storage: Storage) 
         assert stored.text == "before\x00after"
     [next_one] = await storage.append([message("#a", "ok", "fine")])
     assert next_one.text == "fine"
+
+
+async def test_window_slots_are_counted_only_when_every_key_allows(storage: Storage) -> None:
+    user, address = ("room-by:u1", 2), ("room-from:1.2.3.4", 3)
+    assert await storage.take_window_slots([user, address], 1000, 0)
+    assert await storage.take_window_slots([user, address], 1000, 0)  # the same millisecond
+    # The user is at its limit: refused, and the address's count is not used up.
+    assert not await storage.take_window_slots([user, address], 2000, 0)
+    other = ("room-by:u2", 2)
+    assert await storage.take_window_slots([other, address], 2000, 0)
+    assert not await storage.take_window_slots([other, address], 2000, 0)
+    # Events before the window's start no longer count; forgotten ones are deleted.
+    assert await storage.take_window_slots([user, address], 3000, 1500)
+    assert await storage.forget_window_slots(1500) == 2
+    # The address's two left (at 2000 and 3000) and one more make its three.
+    assert await storage.take_window_slots([address], 3000, 0)
+    assert not await storage.take_window_slots([address], 3000, 0)
+    assert await storage.take_window_slots([("register:x", 0)], 3000, 0) is False
+
+
+async def test_concurrent_window_slots_never_pass_the_limit(storage: Storage) -> None:
+    results = await asyncio.gather(
+        *(storage.take_window_slots([("register:::1", 3)], 1000 + n, 0) for n in range(30))
+    )
+    assert sorted(results) == [False] * 27 + [True] * 3

@@ -84,3 +84,18 @@ async def test_times_never_go_backwards_within_a_conversation_across_nodes() -> 
         finally:
             for node in nodes:
                 await node.close()
+
+
+async def test_nodes_counting_one_limit_at_once_allow_it_once_in_all() -> None:
+    async for schema in postgres_schema():
+        nodes = [await PostgresStorage.open(POSTGRES_URL, schema=schema) for _ in range(3)]
+        try:
+            for round_ in range(5):
+                limits = [(f"room-by:u{round_}", 4), (f"room-from:10.0.0.{round_}", 2)]
+                results = await asyncio.gather(
+                    *(nodes[n % 3].take_window_slots(limits, 1000, 0) for n in range(30))
+                )
+                assert sorted(results) == [False] * 28 + [True] * 2, round_
+        finally:
+            for node in nodes:
+                await node.close()

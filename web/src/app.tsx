@@ -108,8 +108,13 @@ function StatusLine({ status }: { status: Status }) {
     case "connecting":
       text = status.attempt > 1 ? `Reconnecting (attempt ${status.attempt})…` : "Connecting…";
       break;
+    case "moving":
+      text = "This server is going away: finishing what was sent, then moving to another server…";
+      break;
     case "waiting":
-      text = `Connection lost; trying again in ${status.seconds} s (attempt ${status.attempt + 1})`;
+      text = status.moving
+        ? `Moving to another server in ${status.seconds} s`
+        : `Connection lost; trying again in ${status.seconds} s (attempt ${status.attempt + 1})`;
       break;
     case "closed":
       text = status.reason || "Not connected";

@@ -16,7 +16,11 @@ export type Conversation = {
   room: boolean;
   lines: Line[];
   seqs: Map<number, string>; // seq -> msg_id of what is shown: history and live copies come once
-  members: string[];
+  members: string[]; // in a quiet room, the first page and the joins since
+  total: number; // how many are in the room, as the server last counted (room, who, members)
+  quiet: boolean; // a big room: joins and parts come as periodic `members` summaries
+  summary: string; // the last summary, as summaryText says it
+  allMembers: boolean; // every page of a quiet room's members was read (asked for)
   topic: string;
   unread: number;
   mentions: number; // unread messages that name you (every unread private message counts)
@@ -33,6 +37,13 @@ export type Login = { nick: string; password: string };
 const MOST_PAGES = 1000;
 // How many messages a page of history asks for (the protocol allows up to 200).
 const PAGE = 50;
+// Names listed for a quiet room (one the server summarises): one page, until all are asked for.
+const QUIET_ROOM_NAMES = 200;
+// A quiet room's joins and parts come as counts, not names: the room in view reads its list
+// again after a summary, at most this often, and no sooner than the server's first page of
+// `who` of a big room (up to a second old) has caught up with the summary.
+const MEMBERS_REFRESH_MS = 5000;
+const FIRST_PAGE_AGE_MS = 1100;
 // Requests the server answers "slow down" (rate-limited) or "try again" (unavailable) are
 // retried after 0.5 s, 1 s, 1.5 s...; the bucket refills at 10 requests a second.
 const RETRIES = 8;
@@ -86,6 +97,9 @@ export class Chat {
   private connection: Connection;
   private listeners = new Set<() => void>();
   private markTimer: number | undefined;
+  // Room key -> when its members were last read again after a summary, and the read to come.
+  private membersRead = new Map<string, number>();
+  private membersDue = new Map<string, number>();
 
   constructor(url = socketUrl(window.location)) {
     this.connection = new Connection(
@@ -182,6 +196,10 @@ export class Chat {
         lines: [],
         seqs: new Map(),
         members: [],
+        total: 0,
+        quiet: false,
+        summary: "",
+        allMembers: false,
         topic: "",
         unread: 0,
         mentions: 0,
@@ -272,7 +290,7 @@ export class Chat {
     const reply = await this.request({ type: "join", room });
     const name = String(reply.room);
     const conversation = this.conversation(name);
-    conversation.topic = String(reply.topic ?? "");
+    this.roomState(conversation, reply);
     this.show(name);
   }
 
@@ -332,14 +350,48 @@ export class Chat {
     }
   }
 
-  async loadMembers(room: string): Promise<void> {
+  // The room's count, topic and members: every name, or in a quiet room (too big to announce
+  // each join) the first page, unless ``all`` (the user asked for the whole list; by default
+  // as last read).
+  async loadMembers(room: string, all?: boolean): Promise<void> {
     try {
-      const reply = await this.pages({ type: "who", room }, "users");
-      this.conversation(room).members = reply.users as string[];
+      const conversation = this.conversation(room);
+      this.roomState(conversation, await this.patient({ type: "topic", room }));
+      const whole = !conversation.quiet || (all ?? conversation.allMembers);
+      const reply = whole
+        ? await this.pages({ type: "who", room, limit: 1000 }, "users")
+        : await this.patient({ type: "who", room, limit: QUIET_ROOM_NAMES });
+      const names = reply.users as string[];
+      // The count stays the room reply's: a first page's total may be a second old.
+      conversation.members = names;
+      // Every name of a room that grew big stays asked for only if the user asked.
+      conversation.allMembers = conversation.quiet && whole;
       this.changed();
     } catch {
       // Not in it (any more): the list stays as it was.
     }
+  }
+
+  // After a summary: the names of the room in view, read again soon (a room opened later is
+  // read when it is shown).
+  private readMembersAgain(room: Conversation): void {
+    const key = conversationKey(room.name);
+    if (!this.reading(room) || this.membersDue.has(key)) return;
+    const wait = Math.max(FIRST_PAGE_AGE_MS, (this.membersRead.get(key) ?? 0) + MEMBERS_REFRESH_MS - Date.now());
+    const timer = window.setTimeout(() => {
+      this.membersDue.delete(key);
+      this.membersRead.set(key, Date.now());
+      const now = this.conversations.get(key);
+      if (now !== undefined && this.reading(now)) void this.loadMembers(now.name);
+    }, wait);
+    this.membersDue.set(key, timer);
+  }
+
+  // What a `room` reply says of a room: its topic, how many are in it, whether it is quiet.
+  private roomState(conversation: Conversation, reply: Frame): void {
+    conversation.topic = String(reply.topic ?? "");
+    if (typeof reply.members === "number") conversation.total = reply.members;
+    conversation.quiet = reply.quiet === true;
   }
 
   // Whether the other user of a private conversation is online, and away.
@@ -508,6 +560,13 @@ export class Chat {
         this.presenceChanged(nick, frame.type === "joined");
         if (room === undefined) break;
         const others = room.members.filter((member) => member !== nick);
+        // In a quiet room only a kick, or a room announcing again once smaller, comes one by
+        // one: the count follows it until the next summary.
+        if (room.quiet && conversationKey(nick) !== conversationKey(this.nick)) {
+          const listed = others.length !== room.members.length;
+          if (frame.type === "left") room.total = Math.max(0, room.total - 1);
+          else if (!listed) room.total += 1;
+        }
         room.members = frame.type === "joined" ? [...others, nick].sort(compareNames) : others;
         if (nick !== this.nick) {
           this.info(frame.type === "joined" ? `${nick} joined.` : `${nick} left.`, false, conversationKey(room.name));
@@ -515,6 +574,22 @@ export class Chat {
         this.changed();
         break;
       }
+      case "members": {
+        const room = this.conversations.get(conversationKey(String(frame.room)));
+        if (room === undefined) break;
+        room.quiet = true;
+        room.total = Number(frame.members);
+        room.summary = summaryText(Number(frame.joined), Number(frame.left));
+        this.readMembersAgain(room);
+        this.changed();
+        break;
+      }
+      case "going-away":
+        // The server restarts: finish what is under way, leave, and come back (on another
+        // server at the same address) where we were.
+        this.info(`Server: ${String(frame.message)}`);
+        void this.connection.moveOn(Number(frame.seconds));
+        break;
       case "topic": {
         const room = this.conversation(String(frame.room));
         room.topic = String(frame.text);
@@ -655,6 +730,17 @@ export class Chat {
   changed(): void {
     for (const listener of this.listeners) listener();
   }
+}
+
+// How a room's members count reads: the server's count in a quiet room, else the names listed.
+export function memberCount(conversation: Conversation): number {
+  return conversation.quiet ? conversation.total : conversation.members.length;
+}
+
+// "12 joined and 3 left since the count before": a `members` summary, as a line.
+export function summaryText(joined: number, left: number): string {
+  const parts = [joined ? `${joined} joined` : "", left ? `${left} left` : ""].filter(Boolean);
+  return parts.length ? `${parts.join(" and ")} since the count before.` : "";
 }
 
 export { RequestError };

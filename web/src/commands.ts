@@ -148,8 +148,9 @@ export const COMMANDS: Record<string, Command> = {
     help: "who is in a room",
     run: async (chat, args) => {
       const room = currentRoom(chat, args.trim());
-      const reply = await chat.pages({ type: "who", room }, "users");
-      chat.info(`In ${room}: ${(reply.users as string[]).join(", ")}`);
+      const reply = await chat.pages({ type: "who", room, limit: 1000 }, "users");
+      const users = reply.users as string[];
+      chat.info(`In ${room} (${Number(reply.total ?? users.length)}): ${users.join(", ")}`);
     },
   },
   topic: {

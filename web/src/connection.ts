@@ -5,7 +5,8 @@ export type Frame = { type: string; id?: number; [field: string]: unknown };
 
 export type Status =
   | { kind: "connecting"; attempt: number }
-  | { kind: "waiting"; attempt: number; seconds: number }
+  | { kind: "waiting"; attempt: number; seconds: number; moving: boolean }
+  | { kind: "moving" }
   | { kind: "open" }
   | { kind: "closed"; reason: string };
 
@@ -25,6 +26,8 @@ export class RequestError extends Error {
 // back in the same instant.
 const BACKOFF = [1, 2, 4, 8, 10];
 
+const sleep = (ms: number) => new Promise<void>((done) => window.setTimeout(done, ms));
+
 export function backoffSeconds(attempt: number, random: () => number = Math.random): number {
   const most = BACKOFF[Math.min(Math.max(attempt, 1), BACKOFF.length) - 1];
   return most * (0.5 + random() / 2);
@@ -37,6 +40,8 @@ export class Connection {
   private attempt = 0;
   private timer: number | undefined;
   private stopped = true;
+  // The server said it is going away: nothing new is sent, and the socket is left for another.
+  private moving = false;
 
   constructor(
     private readonly url: string,
@@ -55,6 +60,7 @@ export class Connection {
   // No more reconnecting: the user left, or the server said not to come back.
   stop(reason: string): void {
     this.stopped = true;
+    this.moving = false;
     window.clearTimeout(this.timer);
     this.socket?.close();
     this.socket = null;
@@ -64,9 +70,30 @@ export class Connection {
 
   request(frame: Omit<Frame, "id">): Promise<Frame> {
     const socket = this.socket;
-    if (socket === null || socket.readyState !== WebSocket.OPEN) {
+    if (socket === null || socket.readyState !== WebSocket.OPEN || this.moving) {
       return Promise.reject(new RequestError("not-connected", "Not connected; wait for the reconnect."));
     }
+    return this.send(socket, frame);
+  }
+
+  // The server is going away (`going-away`): send nothing new, let the requests already sent
+  // be answered (for up to half the time it gives), leave with `bye`, and connect again after
+  // the usual drawn wait: the address leads to another server, where the login resumes.
+  async moveOn(seconds: number): Promise<void> {
+    const socket = this.socket;
+    if (socket === null || this.moving) return;
+    this.moving = true;
+    this.onStatus({ kind: "moving" });
+    const half = Number.isFinite(seconds) ? Math.max(0, seconds / 2) * 1000 : 0;
+    const deadline = Date.now() + half;
+    while (this.pending.size > 0 && this.socket === socket && Date.now() < deadline) await sleep(50);
+    if (this.socket !== socket) return; // gone already: reconnecting as after any loss
+    const bye = this.send(socket, { type: "bye" }).catch(() => undefined);
+    await Promise.race([bye, sleep(Math.max(1000, half))]);
+    if (this.socket === socket) socket.close();
+  }
+
+  private send(socket: WebSocket, frame: Omit<Frame, "id">): Promise<Frame> {
     const id = this.nextId++;
     return new Promise<Frame>((resolve, reject) => {
       this.pending.set(id, {
@@ -125,10 +152,12 @@ export class Connection {
     socket.onclose = () => {
       if (this.socket !== socket) return;
       this.socket = null;
-      this.failPending("The connection was lost.");
+      const moving = this.moving;
+      this.moving = false;
+      this.failPending(moving ? "Moved to another server." : "The connection was lost.");
       if (this.stopped) return;
       const seconds = backoffSeconds(this.attempt);
-      this.onStatus({ kind: "waiting", attempt: this.attempt, seconds: Math.ceil(seconds) });
+      this.onStatus({ kind: "waiting", attempt: this.attempt, seconds: Math.ceil(seconds), moving });
       this.timer = window.setTimeout(() => this.open(), seconds * 1000);
     };
   }

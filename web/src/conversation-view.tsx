@@ -3,7 +3,7 @@
 // Text from the server goes into the page only as text nodes, never as HTML.
 
 import { useEffect, useLayoutEffect, useRef, useState } from "preact/hooks";
-import { Chat, Conversation, Line } from "./chat";
+import { Chat, Conversation, Line, memberCount } from "./chat";
 import { COMMANDS, runLine } from "./commands";
 import { Cycle, complete } from "./completion";
 import { FileNoticeLine } from "./file_ui";
@@ -55,10 +55,13 @@ export function ConversationView({ chat, conversation }: { chat: Chat; conversat
     chat.loadOlder(conversation.name).catch((e: Error) => chat.info(e.message, true));
   };
   const presence = conversation.room ? "" : presenceText(chat, conversation);
+  const count = memberCount(conversation);
+  const unlisted = count - conversation.members.length;
   return (
     <div class={members ? "conversation members-open" : "conversation"}>
       <h2 class="title">
         <bdi>{conversation.name}</bdi>
+        {conversation.room ? <span class="topic member-count">{count === 1 ? "1 member" : `${count} members`}</span> : null}
         {conversation.topic ? <span class="topic">{conversation.topic}</span> : null}
         {presence ? <span class="topic presence-text">{presence}</span> : null}
       </h2>
@@ -70,7 +73,7 @@ export function ConversationView({ chat, conversation }: { chat: Chat; conversat
           aria-controls="members"
           onClick={() => setMembers(!members)}
         >
-          Members ({conversation.members.length})
+          Members ({count})
         </button>
       ) : null}
       <ol
@@ -107,7 +110,8 @@ export function ConversationView({ chat, conversation }: { chat: Chat; conversat
       </ol>
       {conversation.room ? (
         <aside id="members" aria-label="Members">
-          <h3>Members ({conversation.members.length})</h3>
+          <h3>Members ({count})</h3>
+          {conversation.quiet && conversation.summary ? <p class="summary">{conversation.summary}</p> : null}
           <ul class="members">
             {conversation.members.map((member) => (
               <li key={member}>
@@ -126,6 +130,14 @@ export function ConversationView({ chat, conversation }: { chat: Chat; conversat
               </li>
             ))}
           </ul>
+          {conversation.quiet && !conversation.allMembers && unlisted > 0 ? (
+            <p class="more-members">
+              and {unlisted} more{" "}
+              <button type="button" onClick={() => void chat.loadMembers(conversation.name, true)}>
+                Show all {count}
+              </button>
+            </p>
+          ) : null}
         </aside>
       ) : null}
       <Compose chat={chat} conversation={conversation} />

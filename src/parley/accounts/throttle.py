@@ -1,4 +1,4 @@
-"""Login throttling and registration limits: pure bookkeeping, the time passed in.
+"""Login throttling and the limits per hour: pure bookkeeping, the time passed in.
 
 Login attempts are counted in storage (:meth:`parley.storage.Storage.count_attempts`), so the
 counts hold across concurrent requests, restarts and, later, several nodes. Every attempt is
@@ -17,6 +17,11 @@ counted *before* its password is checked, under three keys:
 
 A check that succeeds gives back its own attempt on its keys, and touches no other count: a
 guesser who owns an account cannot clear its address's count by logging in to it.
+
+Registrations and rooms created are limited per address (and rooms per user) in any
+LIMIT_WINDOW_MS, counted in storage too (:meth:`parley.storage.Storage.take_window_slots`):
+every node counts the same events, and a burst of requests through several nodes at once gets
+no more than the limit between them.
 """
 
 from __future__ import annotations
@@ -30,8 +35,20 @@ MAX_DELAY_SECONDS = 900.0
 FORGET_AFTER_SECONDS = MAX_DELAY_SECONDS
 GLOBAL_FREE_ATTEMPTS = 50
 GLOBAL_DELAY_SECONDS = 1.0
-# Window limits are kept in memory: this many keys at most; the oldest go first.
+# Known waits are kept in memory: this many keys at most; the oldest go first.
 MAX_ENTRIES = 100_000
+# Registrations and rooms created are limited per this window (an hour).
+LIMIT_WINDOW_MS = 3_600_000
+
+
+def registration_key(address_group: str) -> str:
+    """The window key of registrations from an address (its group: an IPv6 /64)."""
+    return f"register:{address_group}"
+
+
+def room_keys(principal: str, address_group: str) -> tuple[str, str]:
+    """The window keys of rooms created by a user, and by every user of its address."""
+    return f"room-by:{principal}", f"room-from:{address_group}"
 
 
 def attempt_keys(account_key: str, address: str) -> tuple[str, str, str]:
@@ -103,33 +120,3 @@ class KnownWaits:
     def forget(self, key: str) -> None:
         """The wait under ``key`` is over early (what it waited for has happened)."""
         self._until.pop(key, None)
-
-
-class WindowLimiter:
-    """At most ``limit`` events per key (an address, a principal) per ``window_seconds``:
-    registrations, rooms created.
-    """
-
-    def __init__(
-        self, limit: int = 3, window_seconds: float = 3600.0, max_entries: int = MAX_ENTRIES
-    ) -> None:
-        self._limit = limit
-        self._window = window_seconds
-        self._max_entries = max_entries
-        self._recent: collections.OrderedDict[str, list[float]] = collections.OrderedDict()
-
-    def would_allow(self, key: str, now: float) -> bool:
-        """Whether an event for ``key`` would be allowed now, without counting one."""
-        times = self._recent.get(key, [])
-        return sum(1 for t in times if now - t < self._window) < self._limit
-
-    def allow(self, key: str, now: float) -> bool:
-        """Count an event for ``key`` and say whether it may go ahead."""
-        times = [t for t in self._recent.pop(key, []) if now - t < self._window]
-        allowed = len(times) < self._limit
-        if allowed:
-            times.append(now)
-        self._recent[key] = times
-        while len(self._recent) > self._max_entries:
-            self._recent.popitem(last=False)
-        return allowed

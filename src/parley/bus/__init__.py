@@ -8,8 +8,11 @@ state that changed on one node (a topic, a mute, a kick) travels to the others a
 :class:`Directory`: who is online on any node, so that a nickname is held once in the whole
 cluster and a private message finds its recipient wherever it is connected.
 
+:class:`Roster`: who is in which room on the other nodes, so that ``who``, a room's member
+count and a big room's summaries count the whole cluster.
+
 One module per implementation: in-process (``local.py``) and Redis (``redis.py``,
-``redis_directory.py``).
+``redis_directory.py``, ``redis_roster.py``).
 """
 
 from __future__ import annotations
@@ -111,6 +114,46 @@ class Directory(Protocol):
         ...
 
     async def stop(self) -> None: ...
+
+
+# The members of each room live on this node: room key -> their nicknames.
+LocalRooms = Callable[[], dict[str, list[str]]]
+
+
+class Roster(Protocol):
+    """The members of each room on the other live nodes. This node tells it of its own
+    members' joins and parts; the others' are read from it.
+    """
+
+    def joined(self, room: str, nick: str) -> None:
+        """``nick`` joined ``room`` on this node. Never blocks: written from a task."""
+        ...
+
+    def left(self, room: str, nick: str) -> None:
+        """``nick`` left ``room`` on this node. Never blocks."""
+        ...
+
+    def elsewhere(self, room: str) -> int:
+        """How many members ``room`` has on the other live nodes, as last read (at most
+        about a second old). O(1).
+        """
+        ...
+
+    async def members_elsewhere(self, room: str) -> list[str]:
+        """The nicknames in ``room`` on the other live nodes, read now (unsorted); empty when
+        the roster cannot be reached. Bounded.
+        """
+        ...
+
+    async def start(self, local_rooms: LocalRooms) -> None:
+        """Begin; ``local_rooms`` gives this node's members, written again when the link
+        comes back (Redis may have lost them).
+        """
+        ...
+
+    async def stop(self) -> None:
+        """Forget this node's members at once: the others stop counting them."""
+        ...
 
 
 class BusUnavailable(Exception):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from parley.bus import Delivery, EventHandler, LinkHandler, RemoteUser
+from parley.bus import Delivery, EventHandler, LinkHandler, LocalRooms, RemoteUser
 
 
 class LocalBus:
@@ -62,6 +62,28 @@ class LocalDirectory:
         return []
 
     async def start(self, local_users: Callable[[], list[tuple[str, str, str, str]]]) -> None:
+        pass
+
+    async def stop(self) -> None:
+        pass
+
+
+class LocalRoster:
+    """One node: the live rooms' own members are every member there is."""
+
+    def joined(self, room: str, nick: str) -> None:
+        pass
+
+    def left(self, room: str, nick: str) -> None:
+        pass
+
+    def elsewhere(self, room: str) -> int:
+        return 0
+
+    async def members_elsewhere(self, room: str) -> list[str]:
+        return []
+
+    async def start(self, local_rooms: LocalRooms) -> None:
         pass
 
     async def stop(self) -> None:

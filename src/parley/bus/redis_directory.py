@@ -102,7 +102,7 @@ class RedisDirectory:
     async def claim(self, nick_key: str, skeleton: str, principal: str, nick: str) -> str | None:
         value = f"{self._node}\t{principal}\t{nick}"
         try:
-            held = await _bounded(
+            held = await bounded(
                 self._claim(
                     keys=self._keys(nick_key, skeleton),
                     args=[value, f"{self._prefix}:node:", self._node, nick],
@@ -114,12 +114,11 @@ class RedisDirectory:
         self._works()
         if not held:
             return None
-        text = held.decode() if isinstance(held, bytes) else str(held)
-        return text.split("\t", 2)[2]
+        return text(held).split("\t", 2)[2]
 
     async def release(self, nick_key: str, skeleton: str, principal: str, nick: str) -> None:
         try:
-            await _bounded(
+            await bounded(
                 self._release(
                     keys=self._keys(nick_key, skeleton), args=[self._node, principal, nick]
                 )
@@ -129,13 +128,13 @@ class RedisDirectory:
 
     async def find(self, nick_key: str) -> RemoteUser | None:
         try:
-            held = await _bounded(self._client.get(f"{self._prefix}:nick:{nick_key}"))
+            held = await bounded(self._client.get(f"{self._prefix}:nick:{nick_key}"))
             if not held:
                 return None
-            node, principal, nick = _text(held).split("\t", 2)
+            node, principal, nick = text(held).split("\t", 2)
             if node == self._node:
                 return None
-            alive = await _bounded(self._client.exists(self._node_key(node)))
+            alive = await bounded(self._client.exists(self._node_key(node)))
         except (RedisError, OSError, TimeoutError) as exc:
             self._fault(exc)
             return None
@@ -143,18 +142,18 @@ class RedisDirectory:
 
     async def online(self) -> list[str]:
         try:
-            nodes = await _bounded(self._client.smembers(f"{self._prefix}:nodes"))
+            nodes = await bounded(self._client.smembers(f"{self._prefix}:nodes"))
             names: list[str] = []
             for raw in nodes:
-                node = _text(raw)
+                node = text(raw)
                 if node == self._node:
                     continue
-                if not await _bounded(self._client.exists(self._node_key(node))):
+                if not await bounded(self._client.exists(self._node_key(node))):
                     # Lapsed: forget it, so the set stays the size of the live cluster.
-                    await _bounded(self._client.srem(f"{self._prefix}:nodes", node))
+                    await bounded(self._client.srem(f"{self._prefix}:nodes", node))
                     continue
-                members = await _bounded(self._client.smembers(f"{self._prefix}:users:{node}"))
-                names.extend(_text(member) for member in members)
+                members = await bounded(self._client.smembers(f"{self._prefix}:users:{node}"))
+                names.extend(text(member) for member in members)
         except (RedisError, OSError, TimeoutError) as exc:
             self._fault(exc)
             return []
@@ -175,7 +174,7 @@ class RedisDirectory:
             self._lease = None
         # The lease ends now rather than when it lapses: this node's names are free at once.
         with contextlib.suppress(RedisError, OSError, TimeoutError):
-            await _bounded(
+            await bounded(
                 self._client.delete(
                     self._node_key(self._node), f"{self._prefix}:users:{self._node}"
                 )
@@ -185,7 +184,7 @@ class RedisDirectory:
         async with self._client.pipeline(transaction=False) as pipe:
             pipe.set(self._node_key(self._node), b"1", px=int(LEASE_SECONDS * 1000))
             pipe.sadd(f"{self._prefix}:nodes", self._node)
-            await _bounded(pipe.execute())
+            await bounded(pipe.execute())
 
     async def _renew_forever(self, local_users: LocalUsers) -> None:
         while not self._closing:
@@ -213,11 +212,11 @@ class RedisDirectory:
         self._failing = False
 
 
-async def _bounded(command: Awaitable[T]) -> T:
-    """``command``, given up (TimeoutError) after _COMMAND_SECONDS."""
+async def bounded(command: Awaitable[T]) -> T:
+    """``command``, given up (TimeoutError) after _COMMAND_SECONDS (the roster's too)."""
     async with asyncio.timeout(_COMMAND_SECONDS):
         return await command
 
 
-def _text(value: bytes | str) -> str:
+def text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value

@@ -802,11 +802,16 @@ class ChatClient:
 
     async def _read_loop(self) -> None:
         reason, code = "The connection to the server was lost.", None
+        first = True
         try:
             while True:
                 data = await self._reader.read(_READ_CHUNK_BYTES)
                 if not data:
                     break
+                if first and data.startswith(b"HTTP/"):
+                    reason, code = self._web_port_reason(), None
+                    break
+                first = False
                 for frame in self._session.receive_data(data):
                     if isinstance(frame, Closing):
                         reason, code = frame.message, frame.code
@@ -828,6 +833,16 @@ class ChatClient:
                     future.set_exception(self._lost)
             self._events.put_nowait(Disconnected(reason, code, self._leaving))
             self._writer.close()
+
+    def _web_port_reason(self) -> str:
+        """The server answered in HTTP: this is a web port (Parley's, or any HTTPS server's),
+        not a chat port. Say which is which, not "broke the protocol".
+        """
+        return (
+            "This port speaks HTTPS (web pages for a browser, such as Parley's web client), "
+            "not Parley's chat protocol: connect to the server's chat port instead "
+            f"({limits.DEFAULT_PORT} unless the server's settings name another port)."
+        )
 
     async def close(self) -> None:
         """Close the connection and stop reading. Idempotent."""

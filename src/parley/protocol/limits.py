@@ -4,6 +4,8 @@ Each number is part of the protocol (docs/protocol.md) and says why it is what i
 """
 
 PROTOCOL_VERSION = 1
+# The chat port a server listens on unless its settings name another.
+DEFAULT_PORT = 7976
 SUPPORTED_VERSIONS = frozenset({1})
 
 # 64 KiB: a whole chat line in the worst UTF-8 encoding (4,000 characters x 4 bytes, JSON-escaped

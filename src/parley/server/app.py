@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 from parley import logs
 from parley.accounts import throttle
 from parley.accounts.bootstrap import AdminNameTaken, ensure_admin
-from parley.bus import Bus, BusUnavailable, Directory
-from parley.bus.local import LocalBus, LocalDirectory
+from parley.bus import Bus, BusUnavailable, Directory, Roster
+from parley.bus.local import LocalBus, LocalDirectory, LocalRoster
 from parley.clock import SYSTEM_CLOCK, Clock
 from parley.config import ServerConfig, parse_listen, public_origin
 from parley.protocol.errors import ErrorCode
@@ -47,6 +47,8 @@ from parley.server.preflight import (
     check_data_dir,
     check_database_file,
     keep_files_private,
+    require_shared_certificate,
+    require_shared_database,
 )
 from parley.server.proxy_protocol import trusted_proxies
 from parley.server.reload import reload
@@ -109,6 +111,7 @@ class ParleyServer:
         self._storage: Storage | None = None
         self._bus: Bus | None = None
         self._directory: Directory | None = None
+        self._roster: Roster | None = None
         # This node's id in the cluster ("" without a bus).
         self.node = ""
         self._hub: Hub | None = None
@@ -171,9 +174,9 @@ class ParleyServer:
             )
         if config.bus is not None:
             if self._given_storage is None:
-                _require_shared_database(config)
+                require_shared_database(config)
             # Before a self-signed pair is made: a node of a cluster must not make one.
-            _require_shared_certificate(config)
+            require_shared_certificate(config)
         if config.cert_file is not None and config.key_file is not None:
             cert_file, key_file = config.cert_file, config.key_file
         else:
@@ -183,9 +186,9 @@ class ParleyServer:
         self.cert_file, self.key_file = cert_file, key_file
         self.fingerprint = file_fingerprint(cert_file)
         # The bus first: a node that cannot reach the others touches nothing.
-        bus, directory = self._open_bus()
+        bus, directory, roster = self._open_bus()
         await bus.start()
-        self._bus, self._directory = bus, directory
+        self._bus, self._directory, self._roster = bus, directory, roster
         try:
             storage = self._given_storage or await open_storage(
                 config.database,
@@ -202,9 +205,10 @@ class ParleyServer:
             self.admin_password = await ensure_admin(
                 storage, auth.hasher, self.clock.now_ms(), force=config.init_admin
             )
-            self._hub = hub = Hub(storage, bus, config, self.metrics, self.clock, directory)
+            self._hub = hub = Hub(storage, bus, config, self.metrics, self.clock, directory, roster)
             await hub.start()
             await directory.start(hub.local_users)
+            await roster.start(hub.local_rooms)
             revocations = RevocationWatch(storage, hub, config.revocation_poll_seconds)
             await revocations.start()
             self.files = files = FileService(
@@ -300,19 +304,26 @@ class ParleyServer:
         for what, name, run, restart in services:
             self._services.spawn(supervise(what, run, restart_seconds=restart), name=name)
 
-    def _open_bus(self) -> tuple[Bus, Directory]:
-        """The bus and directory the settings name: in-process without ``bus``, else Redis."""
+    def _open_bus(self) -> tuple[Bus, Directory, Roster]:
+        """The bus, directory and roster the settings name: in-process without ``bus``, else
+        Redis.
+        """
         if self.config.bus is None:
-            return LocalBus(), LocalDirectory()
+            return LocalBus(), LocalDirectory(), LocalRoster()
         from parley.bus.redis import RedisBus, describe, redis_client
         from parley.bus.redis_directory import RedisDirectory
+        from parley.bus.redis_roster import RedisRoster
 
         client, prefix = redis_client(self.config.bus)
         bus = RedisBus(client, prefix, describe(self.config.bus))
         self.node = bus.node
-        return bus, RedisDirectory(client, prefix, bus.node)
+        return bus, RedisDirectory(client, prefix, bus.node), RedisRoster(client, prefix, bus.node)
 
     async def _stop_bus(self) -> None:
+        # The roster before the directory, whose lease its members count under.
+        if self._roster is not None:
+            await self._roster.stop()
+            self._roster = None
         if self._directory is not None:
             await self._directory.stop()
             self._directory = None
@@ -456,12 +467,13 @@ class ParleyServer:
 
     async def _purge_forever(self) -> None:
         """Apply the retention settings now and every purge_interval_seconds; forget login
-        attempts and account changes too old to matter.
+        attempts, limited events and account changes too old to matter.
         """
         while True:
             try:
                 now = self.clock.now_ms()
                 await self.storage.forget_attempts(now - int(throttle.FORGET_AFTER_SECONDS * 1000))
+                await self.storage.forget_window_slots(now - throttle.LIMIT_WINDOW_MS)
                 # Far longer than any poll interval: every node has long read them.
                 await self.storage.forget_account_changes(now - 86_400_000)
                 deleted = await self.storage.purge(now, self.config.retention_days)
@@ -574,33 +586,6 @@ class ParleyServer:
         await self.stop()
 
 
-def _require_shared_database(config: ServerConfig) -> None:
-    """Nodes of a cluster share one PostgreSQL database. Raises StartupRefused otherwise."""
-    if factory.sqlite_path(config.database, config.data_dir) is not None:
-        raise StartupRefused(
-            "The bus is set (--bus, PARLEY_BUS or bus in the settings file), but the database "
-            "is SQLite, which only one process can serve: set the database (--database, "
-            "PARLEY_DATABASE or database in the settings file) to the PostgreSQL database all "
-            "the nodes share, postgresql://USER@HOST/DB, or unset the bus to run one process."
-        )
-
-
-def _require_shared_certificate(config: ServerConfig) -> None:
-    """Nodes of a cluster present one certificate. Raises StartupRefused otherwise. Workers on
-    one machine (``workers`` above 1) share their data dir's, made by the first to start.
-    """
-    if config.cert_file is None and config.workers <= 1:
-        raise StartupRefused(
-            "The bus is set (--bus, PARLEY_BUS or bus in the settings file), but no certificate "
-            "is (cert_file and key_file in the settings file, --cert and --key, or "
-            "PARLEY_CERT_FILE and PARLEY_KEY_FILE): each node would make a self-signed one of "
-            "its own, and clients that trusted one node's would be told the certificate "
-            "changed whenever the load balancer sends them to another. Give every node the "
-            "same certificate and key (made with openssl, see docs/admin.md, Certificates; or "
-            "from your CA), or unset the bus to run one process."
-        )
-
-
 def _cannot_listen(exc: OSError, port: str, how: str) -> str:
     """Why a port cannot be listened on, in one line naming it and how to choose another."""
     if exc.errno == errno.EADDRINUSE:
@@ -655,15 +640,26 @@ async def serve(
         return 2
     if worker is not None:
         worker.serving(server)
+    if worker is None or worker.number == 1:
+        _show_banner(config, server)
+    elif server.metrics_port is not None:
+        # The first worker printed the banner; the others only their own metrics port.
+        print(f"Worker {worker.number}: {_metrics_line(config, server.metrics_port)}", flush=True)
+    await stop.wait()
+    print("Shutting down...", flush=True)
+    await server.stop()
+    print("Server stopped.", flush=True)
+    return 0
+
+
+def _show_banner(config: ServerConfig, server: ParleyServer) -> None:
     host = f"[{config.host}]" if ":" in config.host else config.host
     print(f"Server is running on {host}:{server.port}...", flush=True)
     print(f"Certificate SHA-256 fingerprint: {server.fingerprint}", flush=True)
     if server.files is not None:
         print(f"Files travel on port {server.files.port}.", flush=True)
-    if config.metrics_listen is not None and server.metrics_port is not None:
-        where, _ = parse_listen(config.metrics_listen)
-        where = f"[{where}]" if ":" in where else where
-        print(f"Health and metrics on http://{where}:{server.metrics_port}/metrics", flush=True)
+    if server.metrics_port is not None:
+        print(_metrics_line(config, server.metrics_port), flush=True)
     if server.web_origin is not None:
         print(f"Web client on {server.web_origin}/ (port {server.web_port})", flush=True)
     print(f"Database: {factory.describe(config.database, config.data_dir)}", flush=True)
@@ -675,11 +671,12 @@ async def serve(
         print(f"Bus: {describe(config.bus)}, node {server.node}", flush=True)
     if server.admin_password is not None:
         _show_admin_password(server.admin_password)
-    await stop.wait()
-    print("Shutting down...", flush=True)
-    await server.stop()
-    print("Server stopped.", flush=True)
-    return 0
+
+
+def _metrics_line(config: ServerConfig, port: int) -> str:
+    where = parse_listen(config.metrics_listen)[0] if config.metrics_listen else "127.0.0.1"
+    where = f"[{where}]" if ":" in where else where
+    return f"Health and metrics on http://{where}:{port}/metrics"
 
 
 def _on_hangup(server: ParleyServer, load: Callable[[], ServerConfig]) -> None:

@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 from parley.accounts import throttle
 from parley.accounts.passwords import PasswordHasher, check_password
-from parley.accounts.throttle import WindowLimiter
 from parley.accounts.tokens import new_token, token_hash
 from parley.clock import SYSTEM_CLOCK, Clock
 from parley.config import ServerConfig
@@ -57,12 +56,25 @@ class Authenticator:
         self._hasher = PasswordHasher(
             config.argon2_time_cost, config.argon2_memory_kib, config.argon2_parallelism
         )
-        self._registrations = WindowLimiter(config.registrations_per_address_per_hour, 3600.0)
         self._known_waits = throttle.KnownWaits()
 
     @property
     def hasher(self) -> PasswordHasher:
         return self._hasher
+
+    async def _count_registration(self, address: str) -> None:
+        """Count a registration from ``address`` in storage, shared by every node. Raises
+        PeerError(RATE_LIMITED) past registrations_per_address_per_hour.
+        """
+        now = self._clock.now_ms()
+        limit = (
+            throttle.registration_key(address_group(address)),
+            self._config.registrations_per_address_per_hour,
+        )
+        if not await self._storage.take_window_slots([limit], now, now - throttle.LIMIT_WINDOW_MS):
+            raise PeerError(
+                ErrorCode.RATE_LIMITED, "Too many registrations from your address; try later."
+            )
 
     async def identify(
         self, raw_nick: str, password: str, token: str, address: str, cookie: str = ""
@@ -136,10 +148,7 @@ class Authenticator:
         nick = normalize_nick(raw_nick)
         key = nick_key(nick)
         check_password(password)
-        if not self._registrations.allow(address_group(address), self._clock.monotonic()):
-            raise PeerError(
-                ErrorCode.RATE_LIMITED, "Too many registrations from your address; try later."
-            )
+        await self._count_registration(address)
         if await self._storage.account(key) is not None:
             raise PeerError(
                 ErrorCode.ALREADY_REGISTERED, f"{nick} is registered: log in with its password."
@@ -248,10 +257,7 @@ class Authenticator:
         if peer.account:
             raise PeerError(ErrorCode.ALREADY_REGISTERED, "You are already logged in to it.")
         check_password(password)
-        if not self._registrations.allow(address_group(peer.host), self._clock.monotonic()):
-            raise PeerError(
-                ErrorCode.RATE_LIMITED, "Too many registrations from your address; try later."
-            )
+        await self._count_registration(peer.host)
         password_hash = await self._hasher.hash(password)
         # The guest's own id becomes the account's: what it did in this login (rooms it made,
         # files, private messages) stays its own, and the id was never anyone else's.

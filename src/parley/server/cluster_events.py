@@ -52,7 +52,17 @@ class Told(msgspec.Struct, tag="tell", frozen=True):
     text: str
 
 
-ClusterEvent = TopicSet | MuteChanged | Removed | OperatorAdded | Told
+class MembersCame(msgspec.Struct, tag="members", frozen=True):
+    """In the big room ``room``, ``joined`` members came and ``left`` went on the sending node
+    since its last summary: every node's next summary counts them.
+    """
+
+    room: str
+    joined: int
+    left: int
+
+
+ClusterEvent = TopicSet | MuteChanged | Removed | OperatorAdded | Told | MembersCame
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(ClusterEvent)

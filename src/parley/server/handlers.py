@@ -286,9 +286,10 @@ async def topic(connection: Connection, request: Topic) -> None:
 
 
 @handles(Who)
-def who(connection: Connection, request: Who) -> None:
+async def who(connection: Connection, request: Who) -> None:
     after = after_key(request.after)
-    members, following, total = connection.context.hub.who(request.room, after, request.limit)
+    hub = connection.context.hub
+    members, following, total = await hub.who(request.room, after, request.limit)
     connection.reply(Users(id=request.id, users=members, total=total, next=following))
 
 

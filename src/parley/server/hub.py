@@ -24,8 +24,8 @@ from collections.abc import Awaitable, Callable
 
 import msgspec
 
-from parley.bus import Bus, Directory, RemoteUser
-from parley.bus.local import LocalDirectory
+from parley.bus import Bus, Directory, RemoteUser, Roster
+from parley.bus.local import LocalDirectory, LocalRoster
 from parley.clock import SYSTEM_CLOCK, Clock
 from parley.config import ServerConfig
 from parley.protocol.errors import ErrorCode, PeerError
@@ -51,6 +51,7 @@ from parley.protocol.names import (
 )
 from parley.server.cluster_events import (
     ClusterEvent,
+    MembersCame,
     MuteChanged,
     OperatorAdded,
     Removed,
@@ -112,6 +113,7 @@ class Hub:
         metrics: ServerMetrics,
         clock: Clock = SYSTEM_CLOCK,
         directory: Directory | None = None,
+        roster: Roster | None = None,
     ) -> None:
         # Where every time the hub and its parts stamp or compare comes from.
         self.clock = clock
@@ -125,9 +127,16 @@ class Hub:
         self._presence = Presence(storage, clock, self._directory)
         self._markers = ReadMarkers(storage, self._tasks, self.health, self._presence.by_principal)
         self._commits = Commits(storage, bus, self._tasks, self.health, self._markers, metrics)
-        self._listing = RoomListing(storage, lambda key: self._rooms.member_count(key), clock)
+        self._listing = RoomListing(storage, lambda key: self._rooms.members_in_cluster(key), clock)
         self._rooms = LiveRooms(
-            storage, bus, config, self._presence, self._commits, self._listing, clock
+            storage,
+            bus,
+            config,
+            self._presence,
+            self._commits,
+            self._listing,
+            clock,
+            roster or LocalRoster(),
         )
         self._link_down = False
         self._stopping = False
@@ -145,7 +154,7 @@ class Hub:
             ordered=bus.ordered,
         )
         self._rooms.sequencer = self._sequencer
-        # Summaries of a big room's joins and parts are this node's own: its members, its count.
+        # Each node sends its own members a big room's summaries (counting every node's).
         self._rooms.deliver_here = self._delivery.deliver
         bus.subscribe(self._sequencer.deliver)
         bus.on_event(self._on_event)
@@ -163,6 +172,10 @@ class Hub:
     def local_users(self) -> list[tuple[str, str, str, str]]:
         """(nick_key, skeleton, principal, nick) of everyone online here, for the directory."""
         return self._presence.entries()
+
+    def local_rooms(self) -> dict[str, list[str]]:
+        """Room key -> the nicknames in it here, for the roster."""
+        return self._rooms.local_members()
 
     async def stop(self, within_seconds: float) -> None:
         """Store what is queued, waiting up to ``within_seconds``; then cancel what is left
@@ -357,9 +370,11 @@ class Hub:
         total = await self._listing.total()
         return Rooms(id=request_id, rooms=page.rooms, total=total, next=page.next)
 
-    def who(self, raw_name: str, after: str, limit: int) -> tuple[list[str], str, int]:
-        """A page of who is in a room (after the key ``after``), its ``next``, and the total."""
-        return self._rooms.who(raw_name, after, limit)
+    async def who(self, raw_name: str, after: str, limit: int) -> tuple[list[str], str, int]:
+        """A page of who is in a room on every node (after the key ``after``), its ``next``,
+        and the total.
+        """
+        return await self._rooms.who(raw_name, after, limit)
 
     async def room_named(self, raw_name: str) -> LiveRoom:
         return await self._rooms.named(raw_name)
@@ -458,6 +473,8 @@ class Hub:
                     room.muted[key] = event.until_ms
         elif isinstance(event, OperatorAdded):
             room.operators.add(event.principal)
+        elif isinstance(event, MembersCame):
+            self._rooms.came_elsewhere(room, event.joined, event.left)
         elif isinstance(event, Removed):
             user = self._presence.by_principal(event.principal)
             if user is not None and user in room.members:

@@ -2,7 +2,9 @@
 empties, creating rooms, joining and leaving, topics, and the mutes held in memory.
 
 The record of each room and its memberships and sanctions are in storage; what is here is
-what one node needs to deliver and to check a ``send`` without a storage round trip.
+what one node needs to deliver and to check a ``send`` without a storage round trip. Who is in
+a room on the other nodes is in the roster (:class:`parley.bus.Roster`): ``who``, member
+counts and big rooms' summaries add them.
 """
 
 from __future__ import annotations
@@ -10,8 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
-from parley.accounts.throttle import WindowLimiter
-from parley.bus import Bus
+from parley.accounts import throttle
+from parley.bus import Bus, Roster
 from parley.clock import Clock
 from parley.config import ServerConfig
 from parley.protocol import limits
@@ -24,10 +26,10 @@ from parley.protocol.messages import (
     TopicChanged,
     encode,
 )
-from parley.protocol.names import GENERAL_ROOM, name_skeleton, normalize_room, room_key
+from parley.protocol.names import GENERAL_ROOM, name_skeleton, nick_key, normalize_room, room_key
 from parley.protocol.text import check_topic
 from parley.server.address_group import address_group
-from parley.server.cluster_events import TopicSet, encode_event
+from parley.server.cluster_events import MembersCame, TopicSet, encode_event
 from parley.server.commits import Commits
 from parley.server.conversations import as_event
 from parley.server.name_pages import name_page
@@ -69,8 +71,10 @@ class LiveRooms:
         commits: Commits,
         listing: RoomListing,
         clock: Clock,
+        roster: Roster,
     ) -> None:
         self._storage = storage
+        self._roster = roster
         self._clock = clock
         self._bus = bus
         self._config = config
@@ -83,8 +87,6 @@ class LiveRooms:
         self.sequencer: Sequencer | None = None
         # Set by the hub: a frame to a conversation's members on this node alone.
         self.deliver_here: Callable[[str, bytes], None] | None = None
-        self._rooms_by_principal = WindowLimiter(config.rooms_per_principal_per_hour, 3600.0)
-        self._rooms_by_address = WindowLimiter(config.rooms_per_address_per_hour, 3600.0)
 
     def get(self, key: str) -> LiveRoom | None:
         return self._rooms.get(key)
@@ -102,6 +104,20 @@ class LiveRooms:
         """The number of members of room ``key`` on this node."""
         room = self._rooms.get(key)
         return len(room.members) if room is not None else 0
+
+    def members_in_cluster(self, key: str) -> int:
+        """The number of members of room ``key`` on every node (the others' about a second
+        old). O(1).
+        """
+        return self.member_count(key) + self._roster.elsewhere(key)
+
+    def count(self, room: LiveRoom) -> int:
+        """The number of members of ``room`` on every node. O(1)."""
+        return len(room.members) + self._roster.elsewhere(room.key)
+
+    def local_members(self) -> dict[str, list[str]]:
+        """Room key -> the nicknames in it on this node, for the roster."""
+        return {key: [peer.nick for peer in room.members] for key, room in self._rooms.items()}
 
     def names_of(self, peer: Peer) -> list[str]:
         """The names of the rooms ``peer`` is in."""
@@ -241,7 +257,11 @@ class LiveRooms:
         if record is None:
             raise PeerError(ErrorCode.NO_SUCH_ROOM, f"There is no room {raw_name}.")
         info = RoomInfo(
-            id=request_id, room=record.name, topic=record.topic, topic_by=record.topic_by, members=0
+            id=request_id,
+            room=record.name,
+            topic=record.topic,
+            topic_by=record.topic_by,
+            members=self._roster.elsewhere(key),
         )
         peer.write(encode(info))
 
@@ -256,37 +276,50 @@ class LiveRooms:
         self._bus.announce(encode_event(TopicSet(room=room.key, text=text, by=peer.nick)))
         self._bus.publish(room.key, encode(TopicChanged(room=room.name, text=text, by=peer.nick)))
 
-    def who(self, raw_name: str, after: str, limit: int) -> tuple[list[str], str, int]:
-        """One page of the members of the room (see parley.server.name_pages), its ``next``,
-        and how many members it has. O(members log limit). Raises PeerError(NO_SUCH_ROOM).
+    async def who(self, raw_name: str, after: str, limit: int) -> tuple[list[str], str, int]:
+        """One page of the members of the room on every node (see parley.server.name_pages),
+        its ``next``, and how many members it has. O(members log limit), and one read of the
+        roster. Raises PeerError(NO_SUCH_ROOM).
         """
         key = room_key(normalize_room(raw_name))
         room = self._rooms.get(key)
-        if room is None:
-            raise PeerError(ErrorCode.NO_SUCH_ROOM, f"Nobody is in {raw_name}.")
-        members = room.members
         now = self._clock.monotonic()
-        kept = room.first_page
+        kept = room.first_page if room is not None else None
         if (
-            not after
+            room is not None
+            and not after
             and kept is not None
             and kept[1] == limit
             and now - kept[0] < FIRST_PAGE_SECONDS
         ):
             # Everyone coming into a big room asks for its first page: one walk of the
             # members a second serves them all, not one each.
-            return kept[2], kept[3], len(members)
-        pairs = ((member.nick_key, member.nick) for member in members)
-        page, following = name_page(pairs, after, limit)
-        if not after and self.quiet(len(members)):
+            return kept[2], kept[3], self.count(room)
+        elsewhere = await self._roster.members_elsewhere(key)
+        room = self._rooms.get(key)
+        if room is None and not elsewhere:
+            raise PeerError(ErrorCode.NO_SUCH_ROOM, f"Nobody is in {raw_name}.")
+        members = room.members if room is not None else {}
+        if elsewhere:
+            names = {member.nick_key: member.nick for member in members}
+            for nick in elsewhere:
+                names.setdefault(nick_key(nick), nick)
+            page, following = name_page(names.items(), after, limit)
+            total = len(names)
+        else:
+            pairs = ((member.nick_key, member.nick) for member in members)
+            page, following = name_page(pairs, after, limit)
+            total = len(members)
+        if room is not None and not after and self.quiet(total):
             room.first_page = (now, limit, page, following)
-        return page, following, len(members)
+        return page, following, total
 
     def enter(self, peer: Peer, room: LiveRoom) -> None:
         room.members[peer] = peer.write
         peer.rooms = (*peer.rooms, room.key)
+        self._roster.joined(room.key, peer.nick)
         joined = encode(Joined(room=room.name, nick=peer.nick))
-        if self.quiet(len(room.members)):
+        if self.quiet(self.count(room)):
             # The joiner alone hears of it at once (its client opens the room); the others
             # in the next summary. O(1) per join, not O(members).
             peer.write(joined)
@@ -299,9 +332,10 @@ class LiveRooms:
         """Take ``peer`` out of ``room``, telling it and the room with ``left`` (a big room
         without a reason: in the next summary).
         """
-        members_before = len(room.members)
+        members_before = self.count(room)
         if room.members.pop(peer, None) is None:
             return
+        self._roster.left(room.key, peer.nick)
         peer.rooms = tuple(key for key in peer.rooms if key != room.key)
         # The one who left sees it too: its client knows it is out.
         peer.write(encode(left))
@@ -335,17 +369,26 @@ class LiveRooms:
             self._config.room_summary_seconds, self._summarize, room
         )
 
+    def came_elsewhere(self, room: LiveRoom, joined: int, left: int) -> None:
+        """Another node's summary of ``room``: its members here hear of it in the next one."""
+        room.joined_elsewhere += joined
+        room.left_elsewhere += left
+        self._summarize_later(room)
+
     def _summarize(self, room: LiveRoom) -> None:
         room.summary_due = False
         joined, left = room.joined_since, room.left_since
-        room.joined_since = room.left_since = 0
+        if joined or left:
+            # The other nodes' members count them in their next summaries.
+            self._bus.announce(encode_event(MembersCame(room=room.key, joined=joined, left=left)))
+        joined += room.joined_elsewhere
+        left += room.left_elsewhere
+        room.joined_since = room.left_since = room.joined_elsewhere = room.left_elsewhere = 0
         if self._rooms.get(room.key) is not room or not room.members:
             return  # dropped meanwhile: nobody to tell
         if self.deliver_here is None:
             return
-        summary = MembersChanged(
-            room=room.name, members=len(room.members), joined=joined, left=left
-        )
+        summary = MembersChanged(room=room.name, members=self.count(room), joined=joined, left=left)
         self.deliver_here(room.key, encode(summary))
 
     def leave_all(self, peer: Peer) -> None:
@@ -357,7 +400,7 @@ class LiveRooms:
 
     def _reply(self, peer: Peer, room: LiveRoom, request_id: int, *, joining: bool = False) -> None:
         # Sent just before the joiner is added: count it already.
-        members = len(room.members) + joining
+        members = self.count(room) + joining
         info = RoomInfo(
             id=request_id,
             room=room.name,
@@ -375,10 +418,16 @@ class LiveRooms:
         ):
             raise PeerError(ErrorCode.NOT_PERMITTED, f"You may not create rooms; {name} is new.")
         if peer.role is Role.USER:
-            now = self._clock.monotonic()
-            # Both counted only when both allow: a refusal by one does not use up the other.
-            if not self._rooms_by_principal.would_allow(peer.principal, now) or not (
-                self._rooms_by_address.allow(address_group(peer.host), now)
+            now = self._clock.now_ms()
+            by, from_address = throttle.room_keys(peer.principal, address_group(peer.host))
+            # Counted in storage, for every node; both only when both allow: a refusal by one
+            # does not use up the other.
+            limits = [
+                (by, self._config.rooms_per_principal_per_hour),
+                (from_address, self._config.rooms_per_address_per_hour),
+            ]
+            if not await self._storage.take_window_slots(
+                limits, now, now - throttle.LIMIT_WINDOW_MS
             ):
                 # Not rate-limited: that tells a client to retry shortly, and this lasts.
                 raise PeerError(
@@ -386,7 +435,6 @@ class LiveRooms:
                     f"Too many new rooms from you or your address; {name} was not created. "
                     "Join an existing room, or try again in an hour.",
                 )
-            self._rooms_by_principal.allow(peer.principal, now)
         key = room_key(name)
         created = await self._storage.create_room(
             Room(key=key, name=name, created_by=peer.principal, created_ms=self._clock.now_ms())

@@ -1,6 +1,7 @@
 """What is checked before the server touches its data: the data dir (a directory, private to
-the server's user) and the SQLite file (a database, not an empty file). Each refusal is one
-line naming the file, what is wrong and what to do.
+the server's user), the SQLite file (a database, not an empty file), and what a node of a
+cluster needs (a shared database and certificate). Each refusal is one line naming the file or
+setting, what is wrong and what to do; ``parley config check`` reports the same ones.
 
 The data is private from the first start: the process creates files with mode 0600 and
 directories with 0700 (:func:`keep_files_private`), and every start checks that nothing in the
@@ -12,8 +13,12 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from parley.storage.factory import sqlite_path
+
+if TYPE_CHECKING:
+    from parley.config import ServerConfig
 
 
 class StartupRefused(Exception):
@@ -72,4 +77,31 @@ def check_database_file(database: str | None, data_dir: Path) -> None:
         raise StartupRefused(
             f"{path} is empty (0 bytes), so it holds no accounts or rooms. If it was meant to "
             "be a new server, delete it; otherwise restore it from a backup."
+        )
+
+
+def require_shared_database(config: ServerConfig) -> None:
+    """Nodes of a cluster share one PostgreSQL database. Raises StartupRefused otherwise."""
+    if sqlite_path(config.database, config.data_dir) is not None:
+        raise StartupRefused(
+            "The bus is set (--bus, PARLEY_BUS or bus in the settings file), but the database "
+            "is SQLite, which only one process can serve: set the database (--database, "
+            "PARLEY_DATABASE or database in the settings file) to the PostgreSQL database all "
+            "the nodes share, postgresql://USER@HOST/DB, or unset the bus to run one process."
+        )
+
+
+def require_shared_certificate(config: ServerConfig) -> None:
+    """Nodes of a cluster present one certificate. Raises StartupRefused otherwise. Workers on
+    one machine (``workers`` above 1) share their data dir's, made by the first to start.
+    """
+    if config.cert_file is None and config.workers <= 1:
+        raise StartupRefused(
+            "The bus is set (--bus, PARLEY_BUS or bus in the settings file), but no certificate "
+            "is (cert_file and key_file in the settings file, --cert and --key, or "
+            "PARLEY_CERT_FILE and PARLEY_KEY_FILE): each node would make a self-signed one of "
+            "its own, and clients that trusted one node's would be told the certificate "
+            "changed whenever the load balancer sends them to another. Give every node the "
+            "same certificate and key (made with openssl, see docs/admin.md, Certificates; or "
+            "from your CA), or unset the bus to run one process."
         )

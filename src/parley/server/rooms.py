@@ -80,6 +80,9 @@ class LiveRoom:
     # and whether that summary is scheduled.
     joined_since: int = 0
     left_since: int = 0
+    # The same on the other nodes, as they announced them.
+    joined_elsewhere: int = 0
+    left_elsewhere: int = 0
     summary_due: bool = False
     # The first page of ``who`` in a big room, kept a second: (when, limit, names, next).
     first_page: tuple[float, int, list[str], str] | None = None

@@ -70,7 +70,7 @@ _FD_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 _NO_EXTRA: dict[str, Any] = {}
 
 
-class _Release:
+class Release:
     """Gives a connection's place back to its address group's count: a callable of one slot,
     smaller than a functools.partial of a bound method, on every connection.
     """
@@ -132,6 +132,7 @@ class TlsTransport(asyncio.Transport):
         "_low_water",
         "_on_drop",
         "_peer",
+        "_plain_http_answer",
         "_protocol",
         "_queued",
         "_queued_bytes",
@@ -156,14 +157,18 @@ class TlsTransport(asyncio.Transport):
         handshake_deadlines: DeadlineQueue,
         on_drop: Callable[[], None] | None = None,
         peer: Peer | None = None,
+        plain_http_answer: bytes | None = None,
     ) -> None:
         """``on_drop`` is called once, when the socket is closed (handshake failed or not).
         ``peer`` is the client a PROXY header named (None: the socket's own peer).
+        ``plain_http_answer``: sent unencrypted to a client that began with a plain-HTTP
+        request instead of a TLS handshake (None: it is closed without a word).
         """
         # get_extra_info below answers without it: one shared empty dict, not one each.
         super().__init__(extra=_NO_EXTRA)
         self._on_drop = on_drop
         self._peer = peer
+        self._plain_http_answer = plain_http_answer
         self._loop = loop
         self._sock = sock
         self._fd = sock.fileno()
@@ -202,6 +207,8 @@ class TlsTransport(asyncio.Transport):
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             log.debug("TLS handshake failed: %s", exc)
             self._connected = False
+            if self._plain_http_answer and getattr(exc, "reason", "") == "HTTP_REQUEST":
+                self._answer_plain_http(self._plain_http_answer)
             self._linger()
             return
         self._cancel_timer()
@@ -212,6 +219,14 @@ class TlsTransport(asyncio.Transport):
         self._protocol.connection_made(self)
         if self._state is _State.OPEN and not self._read_paused:
             self._start_reading()
+
+    def _answer_plain_http(self, answer: bytes) -> None:
+        """Below TLS, as the request came: a browser or curl shown http:// gets a readable
+        answer rather than an empty reply. A few hundred bytes fit the socket's send buffer;
+        if they do not, the answer is dropped with the connection.
+        """
+        with contextlib.suppress(OSError):
+            socket.socket.send(self._sock, answer)
 
     def _handshake_timed_out(self) -> None:
         self._timer = None
@@ -513,7 +528,7 @@ class TlsTransport(asyncio.Transport):
         return default
 
 
-class _Refusal(asyncio.Protocol):
+class Refusal(asyncio.Protocol):
     """Says why the connection is refused, then closes it."""
 
     def __init__(self, message: bytes) -> None:
@@ -553,6 +568,8 @@ class TlsServer:
         self.tracker = tracker
         self._refusal = refusal
         self._refusals_in_flight = 0
+        # What a plain-HTTP request gets instead of a TLS handshake (see TlsTransport).
+        self.plain_http_answer: bytes | None = None
         self._nodelay = nodelay
         self._protocol_factory = protocol_factory
         self._ssl_context = ssl_context
@@ -600,10 +617,10 @@ class TlsServer:
         """
         group = address_group(str(address[0])) if isinstance(address, tuple) else ""
         if self.tracker.admit(group):
-            self._start_connection(conn, None, _Release(self.tracker, group), proxied)
+            self._start_connection(conn, None, Release(self.tracker, group), proxied)
         elif self._refusals_in_flight < _MAX_REFUSALS_IN_FLIGHT:
             self._refusals_in_flight += 1
-            self._start_connection(conn, _Refusal(self._refusal), self._refusal_ended, proxied)
+            self._start_connection(conn, Refusal(self._refusal), self._refusal_ended, proxied)
         else:
             conn.close()
 
@@ -646,6 +663,7 @@ class TlsServer:
             self._handshake_deadlines,
             on_drop,
             peer,
+            self.plain_http_answer,
         )
 
     def replace_context(self, ssl_context: ssl.SSLContext) -> None:

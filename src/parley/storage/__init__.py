@@ -341,6 +341,22 @@ class Storage(Protocol):
         """Delete counts last touched before ``before_ms``; how many."""
         ...
 
+    # --- limits per window (registrations, rooms created) ---------------------------------
+
+    async def take_window_slots(
+        self, limits: Sequence[tuple[str, int]], now_ms: int, since_ms: int
+    ) -> bool:
+        """Count one event at ``now_ms`` under each key of ``limits`` (key, most allowed)
+        when every key has had fewer than its most since ``since_ms``: True. Otherwise count
+        none: False. Atomic: calls from any number of tasks or processes are counted one
+        after another, so a burst of them never gets more than the limits between them.
+        """
+        ...
+
+    async def forget_window_slots(self, before_ms: int) -> int:
+        """Delete events counted before ``before_ms``; how many."""
+        ...
+
     # --- rooms ---------------------------------------------------------------------------
 
     async def create_room(self, room: Room) -> bool:

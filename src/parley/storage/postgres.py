@@ -269,11 +269,25 @@ MIGRATIONS: list[str | Callable[[asyncpg.Connection], Awaitable[None]]] = [
         PRIMARY KEY (file_id)
     );
     """,
+    # Registration and room-creation limits move from one process's memory to the database.
+    """
+    CREATE TABLE window_events (
+        key TEXT NOT NULL,
+        at_ms BIGINT NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (key, at_ms)
+    );
+    CREATE INDEX window_events_by_time ON window_events (at_ms);
+    """,
 ]
 
 _Q = queries.for_dialect(POSTGRES)
 # Migrations from two processes at once take turns on this advisory lock.
 _MIGRATION_LOCK = 0x7061726C6579  # "parley"
+# Counting under a limited key takes this transaction lock, in a key space of its own (two
+# 32-bit numbers: never the migration's one 64-bit number).
+_WINDOW_LOCK = "SELECT pg_advisory_xact_lock($1, hashtext($2))"
+_WINDOW_LOCK_CLASS = 0x706C6779  # "plgy"
 # Closing waits this long for the connections to end politely.
 _CLOSE_SECONDS = 2.0
 
@@ -612,6 +626,26 @@ class PostgresStorage(SqlStorage):
             return [counts[key] for key in keys]
 
         return await self._run(count)
+
+    async def take_window_slots(
+        self, limits: Sequence[tuple[str, int]], now_ms: int, since_ms: int
+    ) -> bool:
+        async def take(db: asyncpg.Connection) -> bool:
+            keys = sorted({key for key, _ in limits})
+            async with db.transaction():
+                # A key's counting waits for another's on the same key (in sorted order: never
+                # in a cycle), so each sees the events of those before it. A lock, not a row:
+                # a key with no events yet has no row to lock.
+                for key in keys:
+                    await db.execute(_WINDOW_LOCK, _WINDOW_LOCK_CLASS, key)
+                for key, most in limits:
+                    if await db.fetchval(_Q.window_taken, key, since_ms) >= most:
+                        return False
+                for key in keys:
+                    await db.execute(_Q.take_window_slot, key, now_ms)
+            return True
+
+        return await self._run(take)
 
     async def add_file(self, record: FileRecord, readers: Sequence[str]) -> None:
         async def add(db: asyncpg.Connection) -> None:

@@ -106,6 +106,17 @@ class Queries:
     )
     forget_attempts: str = "DELETE FROM login_attempts WHERE last_ms < $1"
 
+    # --- limits per window ---------------------------------------------------------------
+    # Run by the backends in one transaction per call, one key after another in sorted order.
+    window_taken: str = (
+        "SELECT COALESCE(SUM(count), 0) AS taken FROM window_events WHERE key = $1 AND at_ms > $2"
+    )
+    take_window_slot: str = (
+        "INSERT INTO window_events AS w (key, at_ms, count) VALUES ($1, $2, 1) "
+        "ON CONFLICT (key, at_ms) DO UPDATE SET count = w.count + 1"
+    )
+    forget_window_slots: str = "DELETE FROM window_events WHERE at_ms < $1"
+
     # --- file tokens and claims ----------------------------------------------------------
     # Stored only while the holder has fewer than $7 unexpired ones (the per-principal cap).
     insert_ticket: str = (

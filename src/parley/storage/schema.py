@@ -169,6 +169,14 @@ TABLES: tuple[Table, ...] = (
         primary_key=("key",),
         indexes=(Index("login_attempts_by_time", ("last_ms",)),),
     ),
+    # Events limited per key and window (registrations, rooms created), one row per key and
+    # millisecond: every node counts the same ones.
+    Table(
+        "window_events",
+        (_text("key"), _bigint("at_ms"), Column("count", "int")),
+        primary_key=("key", "at_ms"),
+        indexes=(Index("window_events_by_time", ("at_ms",)),),
+    ),
     Table(
         "account_changes",
         (Column("seq", "serial"), _text("account_key"), _bigint("ts")),

@@ -144,6 +144,9 @@ class SqlStorage(abc.ABC):
     async def forget_attempts(self, before_ms: int) -> int:
         return await self._change(self._q.forget_attempts, before_ms)
 
+    async def forget_window_slots(self, before_ms: int) -> int:
+        return await self._change(self._q.forget_window_slots, before_ms)
+
     # --- file tokens and claims ----------------------------------------------------------
 
     async def add_ticket(

@@ -284,6 +284,16 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
         PRIMARY KEY (file_id)
     ) WITHOUT ROWID;
     """,
+    # Registration and room-creation limits move from one process's memory to the database.
+    """
+    CREATE TABLE window_events (
+        key TEXT NOT NULL,
+        at_ms INTEGER NOT NULL,
+        count INTEGER NOT NULL,
+        PRIMARY KEY (key, at_ms)
+    ) WITHOUT ROWID;
+    CREATE INDEX window_events_by_time ON window_events (at_ms);
+    """,
 ]
 
 _Q = queries.for_dialect(SQLITE)
@@ -599,6 +609,21 @@ class SqliteStorage(SqlStorage):
         # One thread runs every call, in a transaction: no two attempts see the same count.
         counts = await self._run(count, write=True)
         return [counts[key] for key in keys]
+
+    async def take_window_slots(
+        self, limits: Sequence[tuple[str, int]], now_ms: int, since_ms: int
+    ) -> bool:
+        def take(db: sqlite3.Connection) -> bool:
+            for key, most in limits:
+                row = db.execute(_Q.window_taken, (key, since_ms)).fetchone()
+                if int(row["taken"]) >= most:
+                    return False
+            for key in sorted({key for key, _ in limits}):
+                db.execute(_Q.take_window_slot, (key, now_ms))
+            return True
+
+        # One thread runs every call, in a transaction: no two see the same counts.
+        return await self._run(take, write=True)
 
     async def add_file(self, record: FileRecord, readers: Sequence[str]) -> None:
         def add(db: sqlite3.Connection) -> None:
