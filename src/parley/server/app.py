@@ -641,7 +641,7 @@ async def serve(
     if worker is not None:
         worker.serving(server)
     if worker is None or worker.number == 1:
-        _show_banner(config, server)
+        await _show_banner(config, server)
     elif server.metrics_port is not None:
         # The first worker printed the banner; the others only their own metrics port.
         print(f"Worker {worker.number}: {_metrics_line(config, server.metrics_port)}", flush=True)
@@ -652,7 +652,7 @@ async def serve(
     return 0
 
 
-def _show_banner(config: ServerConfig, server: ParleyServer) -> None:
+async def _show_banner(config: ServerConfig, server: ParleyServer) -> None:
     host = f"[{config.host}]" if ":" in config.host else config.host
     print(f"Server is running on {host}:{server.port}...", flush=True)
     print(f"Certificate SHA-256 fingerprint: {server.fingerprint}", flush=True)
