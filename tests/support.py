@@ -188,3 +188,27 @@ async def assert_still_serving(port: int) -> None:
     finally:
         await first.close()
         await second.close()
+
+
+# Linux routes all of 127.0.0.0/8 to loopback: guests spread over these addresses stay far below
+# each address's limits (guests at one address share one request budget).
+GUEST_SOURCES = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
+
+
+async def guests_come_and_go(port: int, count: int, batch: int = 20) -> None:
+    """``count`` guests log in and leave, ``batch`` at a time; fails the test if the server
+    does not answer one of them in time."""
+    context = insecure_context()  # one for all: making one reads the system's CA bundle
+
+    async def guest(number: int) -> None:
+        source = GUEST_SOURCES[number % len(GUEST_SOURCES)]
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection("127.0.0.1", port, ssl=context, local_addr=(source, 0)),
+            3 * TIMEOUT_SECONDS,
+        )
+        client = RawClient(reader, writer)
+        await client.login(f"G{number:04}")
+        await client.close()
+
+    for start in range(0, count, batch):
+        await asyncio.gather(*(guest(n) for n in range(start, min(count, start + batch))))

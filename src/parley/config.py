@@ -200,6 +200,8 @@ class ServerConfig:
     log_format: str = "text"
     # The log's file (appended to; reopened when logrotate moves it), or None for stdout.
     log_file: Path | None = None
+    # Log lines waiting for an output that is slow to take them; beyond, they are dropped.
+    log_queue_lines: int = 10_000
     # Make the account 'admin' when no administrator exists, even in a database that is not new
     # (after the last administrator was deleted). A new database always gets one.
     init_admin: bool = False
@@ -312,6 +314,7 @@ BOUNDS: dict[str, Bounds] = {
     # Below a few frames' worth, every reader would count as slow.
     "send_buffer_limit_bytes": Bounds(64 * 1024),
     "max_connections_per_address": _COUNT,
+    "log_queue_lines": Bounds(100, 1_000_000),
     "max_connections": _COUNT,
     "argon2_time_cost": _COUNT,
     # argon2 needs 8 KiB per lane.

@@ -16,7 +16,7 @@ from pathlib import Path
 from cluster_support import Cluster
 
 from e2e.processes import Process, environment
-from support import RawClient
+from support import RawClient, guests_come_and_go
 
 SPREAD_CONNECTIONS = 40
 WAIT_SECONDS = 20.0
@@ -226,3 +226,36 @@ async def test_a_worker_that_cannot_start_stops_them_all(tmp_path: Path) -> None
     assert status == 2, (out, err)
     assert "127.0.0.1:1" in err, err
     assert "Worker 1" in out and "before serving" in out, out
+
+
+async def test_workers_whose_output_is_not_read_keep_serving(cluster: Cluster) -> None:
+    """Each worker drops the log lines its unread stdout cannot take, rather than waiting for
+    it; it says so once the output drains, and writes its last lines when stopped."""
+    home = cluster.root / "workers"
+    home.mkdir(parents=True, exist_ok=True)
+    env = environment(home) | {"PARLEY_LOG_QUEUE_LINES": "1000"}
+    process = await Process.start(
+        "server.py", "--port", "0", "--workers", "2", "--data-dir", str(home / "data"),
+        "--config", str(cluster.settings), "--database", cluster.database, "--bus", cluster.bus,
+        "--log-level", "debug", env=env,
+    )  # fmt: skip
+    try:
+        port = int((await process.expect(r"Starting 2 workers on port (\d+) ")).group(1))
+        await process.expect(r"2 workers serve \(pids ")
+        # Nobody reads the output while some 8,000 debug lines are logged.
+        await guests_come_and_go(port, 2000)
+        alice = await cluster.user(port, "Alice")
+        assert (await alice.request("ping"))["type"] == "pong"
+        await alice.close()
+        told = await process.expect(
+            r".* WARNING parley\.logs \[worker \d\]: (\d+) log lines dropped: stdout "
+        )
+        assert int(told.group(1)) > 0
+        process.signal(signal.SIGTERM)
+        status, out, err = await asyncio.wait_for(process.finish(), 30)
+    finally:
+        process.kill()
+    assert status == 0, err
+    assert out.count("Server stopped.") == 2, out[-3000:]
+    # Once per worker at most (a worker with fewer connections may have kept up).
+    assert 1 <= out.count("log lines dropped") <= 2

@@ -9,9 +9,11 @@ import asyncio
 import contextlib
 import dataclasses
 import hashlib
+import logging
 import os
 import socket
 import ssl
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -21,6 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from fault_proxy import FaultProxy
+from parley import logs
 from parley.client.core import ChatClient
 from parley.client.transfer import download, upload
 from parley.config import ServerConfig
@@ -207,6 +210,38 @@ async def test_counters_move_by_what_users_do(server: ParleyServer, tmp_path: Pa
                 assert value in allowed[key], (key, value)
     for client in (alice, bob, carol):
         await client.close()
+
+
+async def test_log_lines_the_output_does_not_take_are_counted(server: ParleyServer) -> None:
+    """A log on a pipe nobody reads: the lines beyond the queue are dropped, and counted."""
+    read_end, write_end = os.pipe()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    stream = os.fdopen(write_end, "w", encoding="utf-8")
+    try:
+        before = (await _scrape(server))("parley_log_lines_dropped_total")
+        logs.configure("info", stream, queue_lines=100)
+        log = logging.getLogger("parley.test")
+        # Far more than the pipe (64 KiB) and the queue hold: logging goes on regardless.
+        for number in range(5000):
+            log.info("line %d of a log nobody reads, long enough to fill the pipe soon", number)
+        after = (await _scrape(server))("parley_log_lines_dropped_total")
+        assert after - before == logs.dropped_lines() > 0
+    finally:
+
+        def drain() -> None:
+            while os.read(read_end, 65536):
+                pass
+
+        reading = threading.Thread(target=drain, daemon=True)
+        reading.start()
+        stopped = logs.shutdown(TIMEOUT_SECONDS)
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        stream.close()
+        reading.join(TIMEOUT_SECONDS)
+        os.close(read_end)
+    assert stopped
 
 
 async def test_connections_are_counted_by_state(server: ParleyServer) -> None:

@@ -644,31 +644,31 @@ async def serve(
         await _show_banner(config, server)
     elif server.metrics_port is not None:
         # The first worker printed the banner; the others only their own metrics port.
-        print(f"Worker {worker.number}: {_metrics_line(config, server.metrics_port)}", flush=True)
+        logs.say(f"Worker {worker.number}: {_metrics_line(config, server.metrics_port)}")
     await stop.wait()
-    print("Shutting down...", flush=True)
+    logs.say("Shutting down...")
     await server.stop()
-    print("Server stopped.", flush=True)
+    logs.say("Server stopped.")
     return 0
 
 
 async def _show_banner(config: ServerConfig, server: ParleyServer) -> None:
     host = f"[{config.host}]" if ":" in config.host else config.host
-    print(f"Server is running on {host}:{server.port}...", flush=True)
-    print(f"Certificate SHA-256 fingerprint: {server.fingerprint}", flush=True)
+    logs.say(f"Server is running on {host}:{server.port}...")
+    logs.say(f"Certificate SHA-256 fingerprint: {server.fingerprint}")
     if server.files is not None:
-        print(f"Files travel on port {server.files.port}.", flush=True)
+        logs.say(f"Files travel on port {server.files.port}.")
     if server.metrics_port is not None:
-        print(_metrics_line(config, server.metrics_port), flush=True)
+        logs.say(_metrics_line(config, server.metrics_port))
     if server.web_origin is not None:
-        print(f"Web client on {server.web_origin}/ (port {server.web_port})", flush=True)
-    print(f"Database: {factory.describe(config.database, config.data_dir)}", flush=True)
+        logs.say(f"Web client on {server.web_origin}/ (port {server.web_port})")
+    logs.say(f"Database: {factory.describe(config.database, config.data_dir)}")
     if isinstance(server.storage, SqliteStorage) and not server.storage.in_memory:
-        print(_sqlite_durability(await server.storage.synchronous()), flush=True)
+        logs.say(_sqlite_durability(await server.storage.synchronous()))
     if config.bus is not None:
         from parley.bus.redis import describe
 
-        print(f"Bus: {describe(config.bus)}, node {server.node}", flush=True)
+        logs.say(f"Bus: {describe(config.bus)}, node {server.node}")
     if server.admin_password is not None:
         _show_admin_password(server.admin_password)
 
@@ -697,17 +697,15 @@ def _sqlite_durability(level: str) -> str:
 
 
 def _show_admin_password(password: str) -> None:
-    print(
+    logs.say(
         f"Created the account 'admin' with password {password}\n"
         "  It is shown only this once: log in as admin and change it with /passwd,\n"
-        "  or set another with 'parley admin reset admin'.",
-        flush=True,
+        "  or set another with 'parley admin reset admin'."
     )
     if not sys.stdout.isatty():
-        print(
+        logs.say(
             "  This output is not a terminal: the password is now also in whatever keeps it\n"
-            "  (a log file, the service manager's journal). Change it after logging in.",
-            flush=True,
+            "  (a log file, the service manager's journal). Change it after logging in."
         )
 
 
@@ -726,17 +724,25 @@ def run(
     """Run :func:`serve` on uvloop when it is installed, else on asyncio's own loop. ``load``
     reads the settings again on SIGHUP; ``worker``: this process is one of several.
     """
-    refused = logs.start(config.log_level, config.log_format, config.log_file)
+    refused = logs.start(
+        config.log_level, config.log_format, config.log_file, config.log_queue_lines
+    )
     if refused is not None:
         print(f"parley server: {refused}", file=sys.stderr)
         return 2
-    keep_files_private()
-    _raise_file_limit()
+    status = 1
     try:
-        import uvloop
-    except ImportError:
-        # The TLS transport needs add_reader/add_writer, which only selector loops have.
-        with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
-            return runner.run(serve(config, load, worker))
-    result: int = uvloop.run(serve(config, load, worker))
-    return result
+        keep_files_private()
+        _raise_file_limit()
+        try:
+            import uvloop
+        except ImportError:
+            # The TLS transport needs add_reader/add_writer, which only selector loops have.
+            with asyncio.Runner(loop_factory=asyncio.SelectorEventLoop) as runner:
+                status = runner.run(serve(config, load, worker))
+        else:
+            status = uvloop.run(serve(config, load, worker))
+    finally:
+        # The last lines (a traceback too) are written before the process ends.
+        status = logs.finish(status)
+    return status

@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from parley import logs
 from parley.server.tracker import ConnectionTracker
 
 # How a login proved who it is; a guest proves nothing.
@@ -141,6 +142,7 @@ class _LiveCollector(Collector):
             GaugeMetricFamily("parley_file_connections", ""),
             CounterMetricFamily("parley_connections_refused", "", labels=["port", "limit"]),
             GaugeMetricFamily("parley_storage_degraded", ""),
+            CounterMetricFamily("parley_log_lines_dropped", ""),
         ]
 
     def collect(self) -> Iterable[Metric]:
@@ -179,4 +181,10 @@ class _LiveCollector(Collector):
             "parley_storage_degraded",
             "1 while storage is failing (since a call failed, until one works again), else 0.",
             value=1 if self._storage_degraded() else 0,
+        )
+        yield CounterMetricFamily(
+            "parley_log_lines_dropped",
+            "Log lines this process dropped because its output (stdout or log_file) did not "
+            "take them as fast as they came.",
+            value=logs.dropped_lines(),
         )

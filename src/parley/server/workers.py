@@ -344,7 +344,7 @@ class Supervisor:
             self._all_served = True
             pids = ", ".join(str(each.pid) for each in self.slots)
             log.info("All %d workers serve (pids %s)", len(self.slots), pids)
-            print(f"{len(self.slots)} workers serve (pids {pids}).", flush=True)
+            logs.say(f"{len(self.slots)} workers serve (pids {pids}).")
 
     def _reap(self) -> None:
         while True:
@@ -530,8 +530,15 @@ def whole_lines() -> None:
 def supervise(config: ServerConfig, load: Callable[[], ServerConfig] | None = None) -> int:
     """Run ``config.workers`` server processes under this one; returns the exit status."""
     whole_lines()
-    refused = problem(config) or logs.start(config.log_level, config.log_format, config.log_file)
+    refused = problem(config) or logs.start(
+        config.log_level, config.log_format, config.log_file, config.log_queue_lines
+    )
     if refused is not None:
         print(f"parley server: {refused}", file=sys.stderr)
         return 2
-    return Supervisor(config, load).run()
+    status = 1
+    try:
+        status = Supervisor(config, load).run()
+    finally:
+        status = logs.finish(status)
+    return status
