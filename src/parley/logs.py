@@ -384,7 +384,7 @@ def shutdown(timeout: float = STOP_WAIT_SECONDS) -> bool:
         return True
     deadline = time.monotonic() + timeout
     if writer.stop_mark is None:
-        mark = _Stop()
+        mark = _Stop(writer.target[2])
         try:
             writer.queue.put(mark, timeout=timeout)
         except queue.Full:
