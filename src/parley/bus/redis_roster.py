@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 
 from parley.bus import LocalRooms
 from parley.bus.redis_directory import bounded, text
+from parley.server.tasks import cancel_and_wait
 
 log = logging.getLogger("parley.server.bus")
 
@@ -148,12 +149,7 @@ class RedisRoster:
     async def stop(self) -> None:
         self._closing = True
         self._wake.set()
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            _, running = await asyncio.wait(self._tasks, timeout=_STOP_SECONDS)
-            for task in running:
-                log.error("Bug: %s did not stop within %g s", task.get_name(), _STOP_SECONDS)
+        await cancel_and_wait(self._tasks, _STOP_SECONDS, "the roster")
         self._tasks = []
         # This node's members are gone now rather than when its lease lapses.
         with contextlib.suppress(RedisError, OSError, TimeoutError):
