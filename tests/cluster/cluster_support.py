@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import shutil
 import signal
@@ -326,26 +327,58 @@ class Cluster:
         return outputs
 
 
+@dataclasses.dataclass(frozen=True)
+class ClusterStorage:
+    """What the nodes of one test share: a PostgreSQL schema and a Redis prefix of their own.
+    Made by :meth:`make`, dropped with their keys by :meth:`drop`; no connection is held in
+    between, so the two may run on different event loops.
+    """
+
+    schema: str
+    prefix: str
+    redis_url: str
+
+    @classmethod
+    async def make(cls, redis_url: str = REDIS_URL) -> ClusterStorage:
+        await require_redis(redis_url)
+        schema = f"parley_test_{uuid.uuid4().hex[:12]}"
+        admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
+        try:
+            await admin.execute(f'CREATE SCHEMA "{schema}"')
+        finally:
+            await admin.close()
+        return cls(schema, f"parleytest-{uuid.uuid4().hex[:12]}", redis_url)
+
+    @property
+    def database(self) -> str:
+        separator = "&" if "?" in POSTGRES_URL else "?"
+        return f"{POSTGRES_URL}{separator}search_path={self.schema}"
+
+    @property
+    def bus(self) -> str:
+        return f"{self.redis_url}?prefix={self.prefix}"
+
+    async def drop(self) -> None:
+        admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
+        try:
+            await admin.execute(f'DROP SCHEMA IF EXISTS "{self.schema}" CASCADE')
+        finally:
+            await admin.close()
+        database_number = self.redis_url.rstrip("/").rsplit("/", 1)[-1] or "0"
+        await forget_prefix(self.redis_url, f"{self.prefix}:{database_number}")
+
+
 async def cluster_of(tmp_path: Path, redis_url: str = REDIS_URL) -> AsyncIterator[Cluster]:
     """A Cluster on a fresh schema and Redis prefix; the schema and keys are dropped after."""
-    await require_redis(redis_url)
-    admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
-    schema = f"parley_test_{uuid.uuid4().hex[:12]}"
-    prefix = f"parleytest-{uuid.uuid4().hex[:12]}"
-    await admin.execute(f'CREATE SCHEMA "{schema}"')
-    separator = "&" if "?" in POSTGRES_URL else "?"
-    database = f"{POSTGRES_URL}{separator}search_path={schema}"
-    cluster = Cluster(tmp_path, database, f"{redis_url}?prefix={prefix}")
+    storage = await ClusterStorage.make(redis_url)
+    cluster = Cluster(tmp_path, storage.database, storage.bus)
     try:
         yield cluster
     finally:
         try:
             await cluster.stop()
         finally:
-            await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-            await admin.close()
-            database_number = redis_url.rstrip("/").rsplit("/", 1)[-1] or "0"
-            await forget_prefix(redis_url, f"{prefix}:{database_number}")
+            await storage.drop()
 
 
 def spare_port() -> int:

@@ -13,6 +13,7 @@ from typing import Any
 from cluster_support import NODE_SETTINGS, Cluster
 
 from parley.bus.redis_directory import LEASE_SECONDS
+from parley.bus.redis_roster import MEMBERS_SECONDS
 from support import RawClient
 
 # A killed node's members are gone from ``who`` once its lease lapses, and from member
@@ -149,3 +150,45 @@ async def test_a_big_room_summarizes_joins_on_every_node(cluster: Cluster) -> No
     for member in (first[0], first[2]):
         summary = await member.event("members", room="#big", members=3)
         assert (summary["joined"], summary["left"]) == (0, 1), summary
+
+
+async def every_page(client: RawClient, room: str, limit: int) -> tuple[list[str], set[int]]:
+    """``who`` of ``room`` read page by page: the names in order, and the totals the pages
+    gave.
+    """
+    names: list[str] = []
+    totals: set[int] = set()
+    after = ""
+    while True:
+        reply = await client.request("who", room=room, limit=limit, after=after)
+        assert reply["type"] == "users", reply
+        names += reply["users"]
+        totals.add(reply["total"])
+        after = reply.get("next", "")
+        if not after:
+            return names, totals
+
+
+async def test_paging_through_members_on_another_node(cluster: Cluster) -> None:
+    a, b = await asyncio.gather(cluster.start_node("a"), cluster.start_node("b"))
+    nicks = [f"Member{number:02}" for number in range(12)]
+    for nick in nicks:
+        client = await cluster.user(a.port, nick)
+        assert (await client.request("join", room="#hall"))["type"] == "room"
+    dave = await cluster.user(b.port, "Dave")
+    await until_all_see([dave], "#hall", set(nicks))
+
+    # Every name once, in order, over pages that (after the first) share one read.
+    assert await every_page(dave, "#hall", 5) == (nicks, {len(nicks)})
+
+    # A join on node a reaches the pages within the roster's delay (a second), and the
+    # first page at once; a margin for a busy machine.
+    zed = await cluster.user(a.port, "Zed")
+    assert (await zed.request("join", room="#hall"))["type"] == "room"
+    started = time.monotonic()
+    while time.monotonic() - started < MEMBERS_SECONDS + 5.0:
+        names, totals = await every_page(dave, "#hall", 5)
+        if "Zed" in names:
+            break
+        await asyncio.sleep(0.1)
+    assert (names, totals) == ([*nicks, "Zed"], {len(nicks) + 1})

@@ -54,6 +54,18 @@ async def _start(tmp_path: Path, port: int, nick: str, *args: str, **size: int) 
     return terminal
 
 
+async def _register(terminal: Terminal, nick: str) -> None:
+    """Register the logged-in ``nick`` with ``/register``, typing the password twice."""
+    password = "correct horse battery"
+    terminal.child.send("/register\r")
+    await terminal.await_text("Password:")
+    terminal.child.send(password + "\r")
+    await terminal.await_text("Password again:")
+    assert "correct" not in terminal.text()  # typed blind: not even its first word shows
+    terminal.child.send(password + "\r")
+    await terminal.await_text(f"Registered {nick}.")
+
+
 async def test_a_half_typed_line_survives_a_flood_and_is_sent_whole(
     tmp_path: Path, server: tuple[Process, int]
 ) -> None:
@@ -446,13 +458,7 @@ async def test_register_in_the_screen_then_a_revoked_login_stops_reconnecting(
     server, port = await start_server(home)
     terminal = await _start(tmp_path, port, "Alice")
     try:
-        terminal.child.send("/register\r")
-        await terminal.await_text("Password:")
-        terminal.child.send("correct horse battery\r")
-        await terminal.await_text("Password again:")
-        assert "correct" not in terminal.text()  # typed blind
-        terminal.child.send("correct horse battery\r")
-        await terminal.await_text("Registered Alice.")
+        await _register(terminal, "Alice")
 
         server.signal(signal.SIGTERM)
         assert (await server.finish())[0] == 0
@@ -679,12 +685,7 @@ async def test_history_already_read_is_not_counted_unread_at_login(
     assert (await writer.request("join", room="#dev"))["type"] == "room"
     terminal = await _start(tmp_path, port, "Alice")
     try:
-        terminal.child.send("/register\r")
-        await terminal.await_text("Password:")
-        terminal.child.send("correct horse battery\r")
-        await terminal.await_text("Password again:")
-        terminal.child.send("correct horse battery\r")
-        await terminal.await_text("Registered Alice.")
+        await _register(terminal, "Alice")
         terminal.child.send("/join #dev\r")
         await terminal.await_text("[#dev]")
         for n in (1, 2):

@@ -7,17 +7,13 @@ nothing missing or shown twice).
 from __future__ import annotations
 
 import asyncio
-import os
 import re
-import uuid
 from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import pytest
-import redis.asyncio as aioredis
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from web_lab import (
     HoldingProxy,
@@ -29,12 +25,10 @@ from web_lab import (
     the_log,
 )
 
+from cluster.cluster_support import ClusterStorage
 from parley.tls import ensure_certificate
-from postgres_support import POSTGRES_URL
 
 T = TypeVar("T")
-
-REDIS_URL = os.environ.get("PARLEY_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 # Rooms of more than five are big here, summarised every 0.2 s.
 BIG_ROOMS = {"PARLEY_ROOM_ANNOUNCE_LIMIT": "5", "PARLEY_ROOM_SUMMARY_SECONDS": "0.2"}
@@ -131,41 +125,6 @@ def test_a_big_room_shows_its_count_a_summary_and_its_members_a_page_at_a_time(
     assert violations.all() == []
 
 
-async def _make_schema() -> str:
-    admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
-    try:
-        schema = f"parley_test_{uuid.uuid4().hex[:12]}"
-        await admin.execute(f'CREATE SCHEMA "{schema}"')
-        return schema
-    finally:
-        await admin.close()
-
-
-async def _drop(schema: str, prefix: str) -> None:
-    admin = await asyncpg.connect(POSTGRES_URL, timeout=5)
-    try:
-        await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-    finally:
-        await admin.close()
-    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=5, socket_timeout=5)
-    try:
-        keys = [key async for key in client.scan_iter(match=f"{prefix}:*", count=1000)]
-        if keys:
-            await client.delete(*keys)
-    finally:
-        await client.aclose()
-
-
-async def _check_redis() -> None:
-    client = aioredis.Redis.from_url(REDIS_URL, socket_connect_timeout=5, socket_timeout=5)
-    try:
-        await client.ping()
-    except Exception as exc:
-        pytest.fail(f"Redis is required for this test and unreachable at {REDIS_URL}: {exc}")
-    finally:
-        await client.aclose()
-
-
 def _run(work: Coroutine[Any, Any, T]) -> T:
     """``work`` to its end on an event loop of its own, in a thread: Playwright's synchronous
     API keeps a loop running on this one.
@@ -179,22 +138,18 @@ def cluster_settings(tmp_path: Path) -> Iterator[dict[str, str]]:
     """The settings two nodes of one cluster share: a PostgreSQL schema and a Redis prefix of
     the test's own, one certificate, and a drain of 10 s.
     """
-    _run(_check_redis())
-    schema = _run(_make_schema())
-    prefix = f"parleytest-{uuid.uuid4().hex[:12]}"
+    storage = _run(ClusterStorage.make())
     cert_file, key_file = ensure_certificate(tmp_path / "certificate")
-    separator = "&" if "?" in POSTGRES_URL else "?"
     try:
         yield {
-            "PARLEY_DATABASE": f"{POSTGRES_URL}{separator}search_path={schema}",
-            "PARLEY_BUS": f"{REDIS_URL}?prefix={prefix}",
+            "PARLEY_DATABASE": storage.database,
+            "PARLEY_BUS": storage.bus,
             "PARLEY_CERT_FILE": str(cert_file),
             "PARLEY_KEY_FILE": str(key_file),
             "PARLEY_SHUTDOWN_DRAIN_SECONDS": "10",
         }
     finally:
-        database_number = REDIS_URL.rstrip("/").rsplit("/", 1)[-1] or "0"
-        _run(_drop(schema, f"{prefix}:{database_number}"))
+        _run(storage.drop())
 
 
 def test_a_node_going_away_moves_the_page_to_another_without_gap_or_duplicate(

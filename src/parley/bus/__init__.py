@@ -139,9 +139,10 @@ class Roster(Protocol):
         """
         ...
 
-    async def members_elsewhere(self, room: str) -> list[str]:
-        """The nicknames in ``room`` on the other live nodes, read now (unsorted); empty when
-        the roster cannot be reached. Bounded.
+    async def members_elsewhere(self, room: str, *, fresh: bool = True) -> list[str]:
+        """The nicknames in ``room`` on the other live nodes (unsorted; not to be changed);
+        empty when the roster cannot be reached. Bounded. Read now when ``fresh``, else
+        possibly as read up to about a second ago (for the pages of ``who`` after the first).
         """
         ...
 

@@ -80,7 +80,7 @@ class LocalRoster:
     def elsewhere(self, room: str) -> int:
         return 0
 
-    async def members_elsewhere(self, room: str) -> list[str]:
+    async def members_elsewhere(self, room: str, *, fresh: bool = True) -> list[str]:
         return []
 
     async def start(self, local_rooms: LocalRooms) -> None:

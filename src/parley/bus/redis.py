@@ -37,6 +37,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from parley.bus import BusUnavailable, Delivery, EventHandler, LinkHandler
+from parley.server.tasks import cancel_and_wait
 
 log = logging.getLogger("parley.server.bus")
 
@@ -168,13 +169,7 @@ class RedisBus:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), _COMMAND_SECONDS)
         self._closing = True
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            _, running = await asyncio.wait(self._tasks, timeout=_STOP_SECONDS)
-            for task in running:
-                # Not awaited again: stopping must not depend on it.
-                log.error("Bug: %s did not stop within %g s", task.get_name(), _STOP_SECONDS)
+        await cancel_and_wait(self._tasks, _STOP_SECONDS, "the bus")
         self._tasks = []
         with contextlib.suppress(RedisError, OSError, TimeoutError):
             await asyncio.wait_for(self._client.aclose(), _COMMAND_SECONDS)

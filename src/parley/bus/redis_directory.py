@@ -28,6 +28,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from parley.bus import RemoteUser
+from parley.server.tasks import cancel_and_wait
 
 log = logging.getLogger("parley.server.bus")
 
@@ -167,10 +168,7 @@ class RedisDirectory:
     async def stop(self) -> None:
         self._closing = True
         if self._lease is not None:
-            self._lease.cancel()
-            _, running = await asyncio.wait({self._lease}, timeout=_STOP_SECONDS)
-            if running:
-                log.error("Bug: the lease's renewal did not stop within %g s", _STOP_SECONDS)
+            await cancel_and_wait([self._lease], _STOP_SECONDS, "the lease's renewal")
             self._lease = None
         # The lease ends now rather than when it lapses: this node's names are free at once.
         with contextlib.suppress(RedisError, OSError, TimeoutError):

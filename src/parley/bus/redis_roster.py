@@ -32,6 +32,8 @@ from redis.exceptions import RedisError
 
 from parley.bus import LocalRooms
 from parley.bus.redis_directory import bounded, text
+from parley.clock import SYSTEM_CLOCK, Clock
+from parley.server.tasks import cancel_and_wait
 
 log = logging.getLogger("parley.server.bus")
 
@@ -45,11 +47,18 @@ _BATCH = 1000
 _MAX_QUEUED = 100_000
 # At stop, how long the tasks get to end once told to.
 _STOP_SECONDS = 4.0
+# How long the other nodes' members of a room, once read, serve the pages of ``who`` after the
+# first (the same staleness as the counts): paging through a big room reads every node's set
+# about once a second, not once a page.
+MEMBERS_SECONDS = 1.0
 
 
 class RedisRoster:
-    def __init__(self, client: aioredis.Redis, prefix: str, node: str) -> None:
+    def __init__(
+        self, client: aioredis.Redis, prefix: str, node: str, clock: Clock = SYSTEM_CLOCK
+    ) -> None:
         self._client = client
+        self._clock = clock
         self._prefix = prefix
         self._node = node
         # Room key -> members on this node, as told by joined and left.
@@ -60,6 +69,9 @@ class RedisRoster:
         self._wake = asyncio.Event()
         # Room key -> members on the other live nodes, as last read.
         self._counts: dict[str, int] = {}
+        # Room key -> (when read, its members on the other live nodes then), for pages.
+        self._members_read: dict[str, tuple[float, list[str]]] = {}
+        self._members_pruned = 0.0
         self._local_rooms: LocalRooms = dict
         self._tasks: list[asyncio.Task[None]] = []
         self._failing = False
@@ -110,7 +122,31 @@ class RedisRoster:
     def elsewhere(self, room: str) -> int:
         return self._counts.get(room, 0)
 
-    async def members_elsewhere(self, room: str) -> list[str]:
+    async def members_elsewhere(self, room: str, *, fresh: bool = True) -> list[str]:
+        now = self._clock.monotonic()
+        if not fresh:
+            kept = self._members_read.get(room)
+            if kept is not None and now - kept[0] < MEMBERS_SECONDS:
+                return kept[1]
+        names = await self._read_members(room)
+        if names is None:
+            return []  # not kept: the next request tries Redis again
+        self._keep_members(now, room, names)
+        return names
+
+    def _keep_members(self, now: float, room: str, names: list[str]) -> None:
+        if now - self._members_pruned >= MEMBERS_SECONDS:
+            # Only the rooms read within the last second stay.
+            self._members_pruned = now
+            self._members_read = {
+                key: kept
+                for key, kept in self._members_read.items()
+                if now - kept[0] < MEMBERS_SECONDS
+            }
+        self._members_read[room] = (now, names)
+
+    async def _read_members(self, room: str) -> list[str] | None:
+        """The nicknames in ``room`` on the other live nodes, read now; None on a fault."""
         try:
             nodes = await self._other_nodes()
             if not nodes:
@@ -122,7 +158,7 @@ class RedisRoster:
                 replies = await bounded(pipe.execute())
         except (RedisError, OSError, TimeoutError) as exc:
             self._fault(exc)
-            return []
+            return None
         names: list[str] = []
         for alive, members in zip(replies[::2], replies[1::2], strict=True):
             if alive:
@@ -148,12 +184,7 @@ class RedisRoster:
     async def stop(self) -> None:
         self._closing = True
         self._wake.set()
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            _, running = await asyncio.wait(self._tasks, timeout=_STOP_SECONDS)
-            for task in running:
-                log.error("Bug: %s did not stop within %g s", task.get_name(), _STOP_SECONDS)
+        await cancel_and_wait(self._tasks, _STOP_SECONDS, "the roster")
         self._tasks = []
         # This node's members are gone now rather than when its lease lapses.
         with contextlib.suppress(RedisError, OSError, TimeoutError):

@@ -640,15 +640,20 @@ async def serve(
         return 2
     if worker is not None:
         worker.serving(server)
-    if worker is None or worker.number == 1:
+    # With workers, the first speaks for them all (their log lines carry their numbers).
+    speaks_for_all = worker is None or worker.number == 1
+    if speaks_for_all:
         await _show_banner(config, server)
-    elif server.metrics_port is not None:
+    elif worker is not None and server.metrics_port is not None:
         # The first worker printed the banner; the others only their own metrics port.
         logs.say(f"Worker {worker.number}: {_metrics_line(config, server.metrics_port)}")
     await stop.wait()
-    logs.say("Shutting down...")
+    if speaks_for_all:
+        logs.say("Shutting down...")
     await server.stop()
-    logs.say("Server stopped.")
+    if worker is None:
+        # With workers, the supervisor says it once every worker has stopped.
+        logs.say("Server stopped.")
     return 0
 
 

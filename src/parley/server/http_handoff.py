@@ -15,23 +15,21 @@ import asyncio
 from collections.abc import Callable
 from typing import Any
 
-# The base class's per-transport dict of extra info; never written to.
-_NO_EXTRA: dict[str, Any] = {}
+from parley.server.layered_transport import LayeredTransport
 
 
-class HandOffTransport(asyncio.Protocol, asyncio.Transport):
+class HandOffTransport(asyncio.Protocol, LayeredTransport):
     """Started as the TLS transport's protocol, it puts a new aiohttp request handler on the
     connection, with itself as that handler's transport: every call passes through to the TLS
     transport until :meth:`hand_over`, after which the handler's writes and closes go nowhere.
     """
 
-    __slots__ = ("_handler", "_handler_factory", "_raw")
+    __slots__ = ("_handler", "_handler_factory")
 
     def __init__(self, handler_factory: Callable[[], asyncio.Protocol]) -> None:
-        super().__init__(extra=_NO_EXTRA)
+        super().__init__()
         self._handler_factory: Callable[[], asyncio.Protocol] | None = handler_factory
         self._handler: asyncio.Protocol | None = None
-        self._raw: asyncio.Transport | None = None
 
     # --- as the TLS transport's first protocol -------------------------------------------
 
@@ -99,16 +97,6 @@ class HandOffTransport(asyncio.Protocol, asyncio.Transport):
 
     def is_reading(self) -> bool:
         return self._raw is not None and self._raw.is_reading()
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if self._raw is not None:
-            self._raw.set_write_buffer_limits(high, low)
-
-    def get_write_buffer_size(self) -> int:
-        return self._raw.get_write_buffer_size() if self._raw is not None else 0
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._raw.get_write_buffer_limits() if self._raw is not None else (0, 0)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         if self._raw is not None:

@@ -295,7 +295,8 @@ class LiveRooms:
             # Everyone coming into a big room asks for its first page: one walk of the
             # members a second serves them all, not one each.
             return kept[2], kept[3], self.count(room)
-        elsewhere = await self._roster.members_elsewhere(key)
+        # The pages after the first may share a read of the other nodes (a second old at most).
+        elsewhere = await self._roster.members_elsewhere(key, fresh=not after)
         room = self._rooms.get(key)
         if room is None and not elsewhere:
             raise PeerError(ErrorCode.NO_SUCH_ROOM, f"Nobody is in {raw_name}.")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -56,6 +56,23 @@ class TaskSet:
             for task in tasks:
                 task.cancel()
             await asyncio.wait(tasks)
+
+
+async def cancel_and_wait(tasks: Iterable[asyncio.Task[Any]], seconds: float, what: str) -> None:
+    """Cancel ``tasks`` and wait up to ``seconds`` for them to end. One that has not ended by
+    then is named as a bug and left behind: stopping must not hang on it.
+
+    ``asyncio.wait`` with a timeout, not ``asyncio.wait_for``: it never awaits the tasks
+    themselves, so a cancellation the tasks swallow cannot make this wait for ever.
+    """
+    pending = set(tasks)
+    for task in pending:
+        task.cancel()
+    if not pending:
+        return
+    _, running = await asyncio.wait(pending, timeout=seconds)
+    for task in running:
+        log.error("Bug: %s (task %s) did not stop within %g s", what, task.get_name(), seconds)
 
 
 async def supervise(

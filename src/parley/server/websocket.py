@@ -34,6 +34,7 @@ from wsproto.utilities import LocalProtocolError, generate_accept_token
 from parley.protocol.errors import ErrorCode
 from parley.protocol.limits import MAX_CLIENT_FRAME_BYTES
 from parley.server.connection import Connection
+from parley.server.layered_transport import LayeredTransport
 
 log = logging.getLogger("parley.server")
 
@@ -44,8 +45,6 @@ _PING = b"\x89\x00"
 _NORMAL_CLOSE = b"\x88\x02\x03\xe8"  # close code 1000, no reason
 # A text message's header by payload length, for payloads under 126 bytes.
 _SHORT_HEADERS = [bytes((0x81, size)) for size in range(126)]
-# The base class's per-transport dict of extra info; never written to.
-_NO_EXTRA: dict[str, Any] = {}
 
 
 def handshake_problem(method: str, version: tuple[int, int], headers: Mapping[str, str]) -> str:
@@ -118,7 +117,7 @@ def closing_frames(text: bytes) -> bytes:
     return text_frames(text) + _NORMAL_CLOSE
 
 
-class WebSocket(asyncio.Protocol, asyncio.Transport):
+class WebSocket(asyncio.Protocol, LayeredTransport):
     """One open WebSocket: the TLS transport's protocol, and the chat connection's transport.
 
     A text message goes to the connection as one frame; a binary one closes the connection
@@ -135,7 +134,6 @@ class WebSocket(asyncio.Protocol, asyncio.Transport):
         "_heard",
         "_partial",
         "_paused",
-        "_raw",
         "_release",
         "_sockets",
     )
@@ -146,13 +144,12 @@ class WebSocket(asyncio.Protocol, asyncio.Transport):
         """``cookie``: the session cookie of the upgrade request (for a login without a
         password); ``release`` is called once, when the connection is gone.
         """
-        super().__init__(extra=_NO_EXTRA)
+        super().__init__()
         self._chat = chat
         self._cookie = cookie
         self._sockets = sockets
         self._release: Callable[[], None] | None = release
         self._frames = FrameParser(ConnectionType.SERVER)
-        self._raw: asyncio.Transport | None = None
         # A text message whose fragments are still arriving.
         self._partial: bytearray | None = None
         self._closing = False
@@ -314,16 +311,6 @@ class WebSocket(asyncio.Protocol, asyncio.Transport):
 
     def is_reading(self) -> bool:
         return not self._paused
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        if self._raw is not None:
-            self._raw.set_write_buffer_limits(high, low)
-
-    def get_write_buffer_size(self) -> int:
-        return self._raw.get_write_buffer_size() if self._raw is not None else 0
-
-    def get_write_buffer_limits(self) -> tuple[int, int]:
-        return self._raw.get_write_buffer_limits() if self._raw is not None else (0, 0)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._chat

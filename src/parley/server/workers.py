@@ -188,6 +188,9 @@ class Supervisor:
             self._step()
         for sock in self._held:
             sock.close()
+        if self._all_served and self._status == 0:
+            # Once for all the workers (the first said "Shutting down...").
+            logs.say("Server stopped.")
         return self._status
 
     def _step(self) -> None:
