@@ -72,6 +72,12 @@ class Conversations:
             seen.recent = {n: m for n, m in seen.recent.items() if n > floor}
         return True
 
+    def forget(self) -> None:
+        """Forget every seq seen: the server's numbering cannot be trusted any more (its
+        history epoch changed).
+        """
+        self._seen.clear()
+
     def last_seq(self, key: str) -> int:
         """The highest seq seen in ``key``; 0 when none."""
         seen = self._seen.get(key)
