@@ -65,9 +65,10 @@ async def test_a_normal_run_that_did_not_stop_cleanly_raises_the_epoch(tmp_path:
         assert RAISED not in await _killed(server)
 
         server, port = await start_server(tmp_path, *args)
-        await server.expect(
-            rf"The previous run did not stop cleanly .*sqlite_synchronous = \"normal\".*{RAISED} 1:"
-        )
+        # Said at length in the log (a warning, while starting), and in the banner.
+        warned = [line for line in server.lines if "WARNING" in line and RAISED in line]
+        assert len(warned) == 1 and 'sqlite_synchronous = "normal"' in warned[0], server.lines
+        await server.expect(rf"{RAISED} 1: the previous run did not stop cleanly")
         assert await _welcome_epoch(port) == 1
         assert await _welcome_epoch(port) == 1  # once per start, not per connection
 
@@ -190,6 +191,46 @@ async def test_a_client_shows_the_stored_history_after_the_server_lost_messages(
             < screen.index("<Writer> kept one")
             < screen.index("<Writer> new two")
         ), screen
+        terminal.child.send("/exit\r")
+        assert await terminal.exit_status() == 0
+    finally:
+        terminal.stop()
+        if writer is not None:
+            await writer.close()
+        if server.process.returncode is None:
+            await _stopped(server)
+
+
+async def test_the_line_by_line_client_says_so_and_prints_the_stored_history(
+    tmp_path: Path,
+) -> None:
+    home = tmp_path / "server"
+    args = _settings(home, "normal")
+    server, port = await start_server(home, *args)
+    terminal = spawn_client(tmp_path / "reader", port, "--plain", "--nick", "Reader")
+    writer = None
+    try:
+        await terminal.await_text("Welcome to the chat!")
+        writer = await logged_in(port, "Writer")
+        for text in ("kept one", "lost two"):
+            await writer.send("#general", text)
+        await terminal.await_text("Writer: lost two")
+        await writer.close()
+        writer = None
+
+        await _killed(server)
+        await terminal.await_text("Reconnecting")
+        _lose_last_messages(home / "data" / "parley.sqlite3", "#general", keep=1)
+        server = await Process.start("server.py", "--port", str(port), *args, env=environment(home))
+        await terminal.await_text(RELOADED, seconds=40)
+        writer = await logged_in(port, "Writer")
+        await writer.send("#general", "new two")
+        await terminal.await_text("Writer: new two")
+        await terminal.settle()
+        # Printed lines cannot be taken back: after the notice comes what the server has.
+        after = terminal.text().split(RELOADED, 1)[1]
+        assert "Writer: kept one" in after and "lost two" not in after, after
+        assert after.index("Writer: kept one") < after.index("Writer: new two"), after
         terminal.child.send("/exit\r")
         assert await terminal.exit_status() == 0
     finally:

@@ -689,7 +689,13 @@ async def _show_banner(config: ServerConfig, server: ParleyServer) -> None:
     if isinstance(server.storage, SqliteStorage) and not server.storage.in_memory:
         print(_sqlite_durability(await server.storage.synchronous()), flush=True)
     if server.history_epoch.raised:
-        print(_epoch_raised(server.history_epoch.history_epoch), flush=True)
+        # The log says why at length (a warning); this line is for whoever watches the start.
+        print(
+            f"History epoch raised to {server.history_epoch.history_epoch}: the previous run "
+            'did not stop cleanly with sqlite_synchronous = "normal", so clients reload their '
+            "history.",
+            flush=True,
+        )
     if config.bus is not None:
         from parley.bus.redis import describe
 
