@@ -609,8 +609,8 @@ class ChatClient:
 
         When the server's history epoch differs from the one ``previous`` was told, the seqs
         seen before may since have been given to other messages: none is trusted. Each known
-        conversation is announced with a :class:`HistoryReloaded` and its latest
-        RECENT_HISTORY_MESSAGES are queued, as a first look at it would show them.
+        conversation that can still be read is announced with a :class:`HistoryReloaded`,
+        followed by its latest RECENT_HISTORY_MESSAGES, as a first look at it would show them.
         """
         known = self.conversations.known()
         reload = self.history_epoch != previous.history_epoch
@@ -618,11 +618,7 @@ class ChatClient:
             for key, _, _ in known:
                 holding.enter_context(self._hold(key))
             if reload:
-                self.conversations.forget()
-                for key, target, last in known:
-                    self._events.put_nowait(HistoryReloaded(target))
-                    # Unread counts leave out what was probably shown already.
-                    self._context_before[key] = last + 1
+                self.conversations.forget_seqs()
             await self.login(previous.nick, token=previous.token or None)
             refused: list[tuple[str, RequestRefused]] = []
             rejoined: set[str] = set()
@@ -634,19 +630,26 @@ class ChatClient:
                     rejoined.add(key)
                 except RequestRefused as refusal:
                     refused.append((name, refusal))
-            for key, target, _ in known:
+            for key, target, last in known:
                 if key.startswith("#") and key not in self.rooms:
                     continue
                 with contextlib.suppress(RequestRefused):
                     if reload:
-                        await self._fetch_latest(target)
+                        await self._reload(key, target, last)
                     elif key not in rejoined:
                         await self._fetch_missed(key, target)
         return refused
 
-    async def _fetch_latest(self, target: str) -> int:
+    async def _reload(self, key: str, target: str, last: int) -> None:
+        """Queue a HistoryReloaded for ``target``, then its latest messages. A conversation
+        that cannot be read any more (a guest's, gone) keeps what it showed.
+        """
         page = await self.history(target, limit=RECENT_HISTORY_MESSAGES)
-        return sum(self._accept(message) for message in page.messages)
+        self._events.put_nowait(HistoryReloaded(target))
+        # Unread counts leave out what was probably shown already.
+        self._context_before[key] = last + 1
+        for message in page.messages:
+            self._accept(message)
 
     async def _fetch_missed(self, key: str, target: str) -> int:
         queued = 0
