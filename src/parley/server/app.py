@@ -112,6 +112,8 @@ class ParleyServer:
         # What this run tells clients at hello (see Storage.start_run), and whether it was
         # raised at this start.
         self.history_epoch = RunStart(0)
+        # This run is recorded in storage: its clean stop is to be recorded too.
+        self._running = False
         self._bus: Bus | None = None
         self._directory: Directory | None = None
         self._roster: Roster | None = None
@@ -206,6 +208,7 @@ class ParleyServer:
         try:
             # Before anyone is served: a client must never be told an epoch that then changes.
             self.history_epoch = await storage.start_run()
+            self._running = True
             if self.history_epoch.raised:
                 log.warning("%s", _epoch_raised(self.history_epoch.history_epoch))
             auth = Authenticator(storage, config, self.clock)
@@ -556,8 +559,12 @@ class ParleyServer:
 
     async def _end_run(self, storage: Storage) -> None:
         """Record the clean stop, after the last write; not recorded, the next start takes the
-        stop for a crash (on SQLite with "normal" it then raises the history epoch).
+        stop for a crash (on SQLite with "normal" it then raises the history epoch). Only for
+        a run that was recorded: an unclean one before it must not pass for clean.
         """
+        if not self._running:
+            return
+        self._running = False
         try:
             await asyncio.wait_for(storage.end_run(), _STORAGE_CLOSE_SECONDS)
         except (StorageUnavailable, TimeoutError) as exc:
@@ -728,7 +735,7 @@ def _sqlite_durability(level: str) -> str:
 
 
 def _epoch_raised(epoch: int) -> str:
-    """What a raised history epoch means, for the log and the banner."""
+    """What a raised history epoch means, for the log."""
     return (
         "The previous run did not stop cleanly while its SQLite commits did not wait for the "
         'disk (sqlite_synchronous = "normal"): a power cut or a system crash may have taken '

@@ -448,8 +448,7 @@ class SqliteStorage(SqlStorage):
         """
         reader = None if write else self._read_executor
         level = "FULL" if synced else self._synchronous if durable else "NORMAL"
-        # Already at that level: nothing to switch.
-        durable = level == self._synchronous
+        switch = level != self._synchronous
 
         def call() -> T:
             db = self._read_db if reader is not None else self._db
@@ -458,7 +457,7 @@ class SqliteStorage(SqlStorage):
             try:
                 if not write:
                     return work(db)
-                if not durable:
+                if switch:
                     db.execute(f"PRAGMA synchronous = {level}")
                 try:
                     db.execute("BEGIN IMMEDIATE")
@@ -470,7 +469,7 @@ class SqliteStorage(SqlStorage):
                     db.execute("COMMIT")
                     return result
                 finally:
-                    if not durable:
+                    if switch:
                         # The level cannot change inside a transaction (a COMMIT that failed
                         # leaves one open), and every other write must be durable again.
                         if db.in_transaction:
