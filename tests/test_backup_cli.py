@@ -17,8 +17,9 @@ import pytest
 
 from parley.config import ServerConfig
 from parley.server.app import ParleyServer
+from parley.storage import RunStart
 from parley.storage.factory import DEFAULT_FILE
-from parley.storage.sqlite import MIGRATIONS
+from parley.storage.sqlite import MIGRATIONS, SqliteStorage
 from support import raw_user
 
 PASSWORD = "correct horse battery"
@@ -64,6 +65,23 @@ def test_a_backup_restores_into_a_new_data_dir(backup: Path, tmp_path: Path) -> 
     assert restored.returncode == 0, restored.stderr
     assert (tmp_path / "new" / "key.pem").read_text() == "private key\n"
     assert "Carol" in admin("users", "--data-dir", tmp_path / "new").stdout
+
+
+async def test_a_restore_raises_the_history_epoch(backup: Path, tmp_path: Path) -> None:
+    """Clients were shown messages after the backup; its seqs will be given out again."""
+    assert admin("restore", backup, "--data-dir", tmp_path / "new").returncode == 0
+    storage = await SqliteStorage.open(tmp_path / "new" / DEFAULT_FILE)
+    try:
+        # Raised by the restore, not by the start: no unclean run is recorded.
+        assert await storage.start_run() == RunStart(1, raised=False)
+    finally:
+        await storage.close()
+    # The backup itself is left as it was.
+    source = await SqliteStorage.open(backup / DEFAULT_FILE)
+    try:
+        assert await source.start_run() == RunStart(0)
+    finally:
+        await source.close()
 
 
 def test_a_destination_that_is_not_empty_is_refused(data: Path, tmp_path: Path) -> None:
@@ -128,7 +146,10 @@ def test_what_is_not_a_backup_is_refused(backup: Path, tmp_path: Path) -> None:
 def test_a_damaged_database_is_refused(backup: Path, tmp_path: Path) -> None:
     database = backup / DEFAULT_FILE
     raw = bytearray(database.read_bytes())
-    raw[len(raw) // 2 : len(raw) // 2 + 64] = b"\xff" * 64
+    # The header of the second page, a table's root: its structure, which SQLite checks (the
+    # middle of the file may be a row's text, which no check can tell from any other).
+    page = int.from_bytes(raw[16:18], "big")
+    raw[page : page + 64] = b"\xff" * 64
     database.write_bytes(bytes(raw))
     new = tmp_path / "new"
     refused(admin("restore", backup, "--data-dir", new), str(database), "SHA-256")

@@ -507,6 +507,7 @@ def _put_in_place(source: Path, config: ServerConfig, database: Path | None) -> 
                 _copy_private(source / name, staging / name)
         if database is not None:
             _copy_private(source / DATABASE, staging / DATABASE)
+            _raise_history_epoch(staging / DATABASE)
         _fsync_dir(staging)
         os.rename(staging / "files", data_dir / "files")
         for name in TLS_FILES:
@@ -521,6 +522,20 @@ def _put_in_place(source: Path, config: ServerConfig, database: Path | None) -> 
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _raise_history_epoch(path: Path) -> None:
+    """A restored database is older than what the server showed since the backup, and its
+    seqs will be given out again: its history epoch goes up, so that clients reload their
+    history (see Storage.start_run). A backup made before there was one is left as it is.
+    """
+    db = sqlite3.connect(path)
+    try:
+        with db:
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'history_epoch'").fetchone():
+                db.execute("UPDATE history_epoch SET epoch = epoch + 1, running = ''")
+    finally:
+        db.close()
 
 
 def _check_integrity(db: sqlite3.Connection, path: Path) -> None:

@@ -9,11 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import sqlite3
 from collections.abc import Callable
 from typing import Any, cast
 
+import pytest
+
 from parley.client.conversations import Conversations
-from parley.client.core import ChatClient, ClientEvent, Disconnected, ServerIdentity
+from parley.client.core import (
+    ChatClient,
+    ClientEvent,
+    ConnectionLost,
+    Disconnected,
+    HistoryReloaded,
+    ServerIdentity,
+)
 from parley.config import ServerConfig
 from parley.protocol.messages import (
     History,
@@ -340,6 +350,71 @@ async def test_resume_after_a_restart_puts_an_account_back_with_nothing_lost_or_
         seqs = [m.seq for m in messages if m.to == "#dev"]
         assert seqs == sorted(seqs)
         assert again.is_account and set(again.rooms) == {"#general", "#dev"}
+        await again.close()
+        await bob.close()
+
+
+async def test_a_resume_across_a_raised_history_epoch_reloads_even_after_a_false_start(
+    server_config: ServerConfig,
+) -> None:
+    config = dataclasses.replace(_roomy(server_config), sqlite_synchronous="normal")
+    first = ParleyServer(config)
+    await first.start()
+    config = dataclasses.replace(config, port=first.port)
+    alice = await _connect(first)
+    await alice.login("Alice")
+    await alice.register("correct horse battery")
+    await alice.join("#dev")
+    bob = await _connect(first)
+    await bob.login("Bob")
+    await bob.register("another horse battery")  # his private conversation outlives him
+    await bob.join("#dev")
+    for text in ("kept", "lost 1", "lost 2"):
+        await bob.send("#dev", text)
+    await bob.send("Alice", "private")
+    await _messages_until(alice, "private")
+    await bob.close()
+    await first.stop()
+    while not isinstance(await alice.next_event(), Disconnected):
+        pass
+    # As after a power cut under "normal": the run never recorded its stop, and #dev's last
+    # two messages are gone.
+    db = sqlite3.connect(config.data_dir / "parley.sqlite3")
+    with db:
+        db.execute("UPDATE history_epoch SET running = 'normal'")
+        db.execute("DELETE FROM messages WHERE conversation = '#dev' AND seq > 1")
+        db.execute("UPDATE conversations SET last_seq = 1 WHERE id = '#dev'")
+    db.close()
+
+    async with ParleyServer(config) as second:
+        assert second.history_epoch.raised
+        # An attempt cut short after the client has given up on its seqs.
+        cut = await _connect(second, alice.conversations)
+        assert cut.history_epoch != alice.history_epoch
+        await cut.close()
+        with pytest.raises(ConnectionLost):
+            await cut.resume(alice)
+        again = await _connect(second, alice.conversations)
+        assert await again.resume(alice) == []
+        bob = await _connect(second)
+        await bob.login("Bob", password="another horse battery")
+        await bob.send("#dev", "new 2")  # the seq of "lost 1"
+        events: list[ClientEvent] = []
+        while not any(isinstance(e, Message) and e.text == "new 2" for e in events):
+            events.append(await asyncio.wait_for(again.next_event(), TIMEOUT_SECONDS))
+        reloaded = [e.to for e in events if isinstance(e, HistoryReloaded)]
+        assert sorted(reloaded) == ["#dev", "Bob"]
+        shown = [(e.to, e.text) for e in events if isinstance(e, Message)]
+        # What the server has, once each (the conversations in either order), then the new.
+        assert sorted(shown[:-1]) == [("#dev", "kept"), ("Alice", "private")], shown
+        assert shown[-1] == ("#dev", "new 2"), shown
+        # Each announcement comes before any message of its conversation.
+        for name, to in (("#dev", "#dev"), ("Bob", "Alice")):
+            said = next(
+                i for i, e in enumerate(events) if isinstance(e, HistoryReloaded) and e.to == name
+            )
+            first = next(i for i, e in enumerate(events) if isinstance(e, Message) and e.to == to)
+            assert said < first, events
         await again.close()
         await bob.close()
 

@@ -38,6 +38,8 @@ class ServerProcess:
     def __init__(self, home: Path) -> None:
         self.home = home
         self.port = 0
+        # More lines for the settings file.
+        self.settings = ""
         self.process: subprocess.Popen[str] | None = None
 
     def start(self) -> None:
@@ -45,17 +47,22 @@ class ServerProcess:
         # Any free file port: a restart on the same chat port must not need port + 1 free too.
         self.home.mkdir(parents=True, exist_ok=True)
         config = self.home / "server.toml"
-        config.write_text("files_port = 0\n", encoding="utf-8")
+        config.write_text("files_port = 0\n" + self.settings, encoding="utf-8")
         command = [
             *(sys.executable, "-m", "parley", "server", "--port", str(self.port)),
             *("--config", str(config)),
         ]
         self.process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
         assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        match = re.search(r":(\d+)\.\.\.", line)
-        assert match, line
-        self.port = int(match.group(1))
+        # Log lines (warnings while starting) may come first.
+        seen = []
+        for line in self.process.stdout:
+            seen.append(line)
+            match = re.search(r"Server is running on .*:(\d+)\.\.\.", line)
+            if match:
+                self.port = int(match.group(1))
+                return
+        raise AssertionError(f"the server did not start: {seen}")
 
     def env(self) -> dict[str, str]:
         return {
@@ -75,6 +82,13 @@ class ServerProcess:
             timeout=60,
         )
         assert done.returncode == 0, done.stderr
+
+    def kill(self) -> None:
+        """SIGKILL: the server stops at once, as in a crash."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(15)
+        self.stop()
 
     def stop(self) -> None:
         if self.process is not None:

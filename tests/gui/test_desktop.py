@@ -5,6 +5,7 @@ clicking, dropping a file; read back from the widgets.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -187,6 +188,46 @@ def test_reconnects_after_the_server_restarts(
         wait_until(qt_loop, lambda: "Bob  welcome back" in window.view.toPlainText(), "live")
     finally:
         bob.close()
+        _close(qt_loop, window)
+
+
+def test_history_a_crash_took_back_is_replaced(
+    qtbot: object,
+    qt_loop: asyncio.AbstractEventLoop,
+    server: ServerProcess,
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server.stop()
+    # Commits that do not wait for the disk: a run that does not stop cleanly raises the epoch.
+    server.settings = 'sqlite_synchronous = "normal"\n'
+    server.start()
+    window, _ = _open(qt_loop, server, "Alice", monkeypatch)
+    bob = Peer(server.port, "Bob")
+    try:
+        for text in ("kept one", "lost two"):
+            bob.call(bob.client.send("#general", text))
+        wait_until(qt_loop, lambda: "Bob  lost two" in window.view.toPlainText(), "shown")
+    finally:
+        bob.close()
+    server.kill()
+    wait_until(qt_loop, lambda: "reconnecting" in window.state_label.text(), "reconnecting")
+    # What a power cut can do under "normal": the last message is gone, its seq free again.
+    [database] = server.home.rglob("parley.sqlite3")
+    db = sqlite3.connect(database)
+    with db:
+        db.execute("DELETE FROM messages WHERE conversation = '#general' AND seq > 1")
+        db.execute("UPDATE conversations SET last_seq = 1 WHERE id = '#general'")
+    db.close()
+    server.start()
+    try:
+        wait_until(qt_loop, lambda: window.state_label.text() == "connected", "connected", 30)
+        reloaded = "The server restarted after losing its last messages"
+        wait_until(qt_loop, lambda: reloaded in window.view.toPlainText(), "said", 30)
+        wait_until(qt_loop, lambda: "Bob  kept one" in window.view.toPlainText(), "reloaded")
+        shown = window.view.toPlainText()
+        assert "lost two" not in shown and shown.count(reloaded) == 1, shown
+    finally:
         _close(qt_loop, window)
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.server
 import re
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -294,6 +295,51 @@ def test_reconnects_after_a_restart_and_says_so(
         # The room's history shows once, not twice.
         expect(the_log(page).get_by_text("Ann: before the restart")).to_have_count(1)
         tom.close()
+    finally:
+        second.stop()
+    assert violations.all() == []
+
+
+def test_history_a_crash_took_back_is_reloaded_and_said(
+    browser: Browser,
+    contexts: list[BrowserContext],
+    violations: Violations,
+    tmp_path: Path,
+) -> None:
+    port, web_port = free_port(), free_port()
+    # Commits that do not wait for the disk: a run that does not stop cleanly raises the epoch.
+    settings = {"PARLEY_SQLITE_SYNCHRONOUS": "normal"}
+    first = ServerProcess(tmp_path / "server", port=port, web_port=web_port, settings=settings)
+    try:
+        page = logged_in(browser, contexts, violations, first.url, "Ann")
+        say(page, "/join #kept")
+        expect(page.get_by_role("heading", name=re.compile("^#kept"))).to_be_visible()
+        for text in ("kept one", "lost two"):
+            say(page, text)
+            expect(the_log(page)).to_contain_text(f"Ann: {text}")
+    finally:
+        first.process.kill()
+        first.process.wait(timeout=TIMEOUT_SECONDS)
+        first.output.join()
+    status = page.get_by_role("status")
+    expect(status).to_contain_text("Connection lost; trying again")
+    # What a power cut can do under "normal": the last message is gone, its seq free again.
+    [database] = (tmp_path / "server").rglob("parley.sqlite3")
+    db = sqlite3.connect(database)
+    with db:
+        db.execute("DELETE FROM messages WHERE conversation = '#kept' AND seq > 1")
+        db.execute("UPDATE conversations SET last_seq = 1 WHERE id = '#kept'")
+    db.close()
+    second = ServerProcess(tmp_path / "server", port=port, web_port=web_port, settings=settings)
+    try:
+        second.expect("History epoch raised to 1")
+        expect(status).to_have_text("Connected", timeout=30_000)
+        log = the_log(page)
+        expect(log).to_contain_text("The server restarted after losing its last messages")
+        expect(log.get_by_text("Ann: kept one")).to_have_count(1)
+        expect(log.get_by_text("Ann: lost two")).to_have_count(0)
+        say(page, "new two")  # stored under the lost message's seq, and shown
+        expect(log.get_by_text("Ann: new two")).to_have_count(1)
     finally:
         second.stop()
     assert violations.all() == []

@@ -35,6 +35,8 @@ export type Login = { nick: string; password: string };
 
 // A server whose list pages never end is believed this far (a million users in pages of 1,000).
 const MOST_PAGES = 1000;
+// Said in each conversation whose history is reloaded because the server's history epoch changed.
+export const HISTORY_RELOADED = "The server restarted after losing its last messages; history was reloaded.";
 // How many messages a page of history asks for (the protocol allows up to 200).
 const PAGE = 50;
 // Names listed for a quiet room (one the server summarises): one page, until all are asked for.
@@ -94,6 +96,9 @@ export class Chat {
   readonly outbox: Outbox;
   private login: Login | null = null;
   private token = ""; // a session token from a password login, kept in memory only
+  // The server's history epoch at the last login (null before the first): when it changes, the
+  // seqs shown may since name other messages, or none.
+  private historyEpoch: number | null = null;
   private connection: Connection;
   private listeners = new Set<() => void>();
   private markTimer: number | undefined;
@@ -460,7 +465,9 @@ export class Chat {
   private async greet(): Promise<void> {
     const login = this.login;
     if (login === null) return;
-    await this.request({ type: "hello", versions: [1], client: "parley-web/0.1.0" });
+    const welcome = await this.request({ type: "hello", versions: [1], client: "parley-web/0.1.0" });
+    const epoch = typeof welcome.history_epoch === "number" ? welcome.history_epoch : 0;
+    const reload = this.historyEpoch !== null && epoch !== this.historyEpoch;
     const credentials = this.token ? { token: this.token } : login.password ? { password: login.password } : {};
     let reply: Frame;
     try {
@@ -486,6 +493,16 @@ export class Chat {
     this.account = typeof reply.role === "string";
     this.away = "";
     const rooms = (reply.rooms as string[] | undefined) ?? [];
+    if (reload) {
+      // The server lost its last messages: what was shown makes way for what it has (read
+      // below, as for a conversation not seen yet), and each conversation says why.
+      for (const conversation of this.conversations.values()) {
+        conversation.lines = conversation.lines.filter((line) => line.kind === "pending");
+        conversation.seqs.clear();
+        conversation.olderDone = false;
+        this.info(HISTORY_RELOADED, false, conversationKey(conversation.name));
+      }
+    }
     // On a reconnect, guests rejoin the rooms they had open.
     for (const conversation of [...this.conversations.values()]) {
       if (conversation.room && !rooms.some((room) => conversationKey(room) === conversationKey(conversation.name))) {
@@ -515,6 +532,7 @@ export class Chat {
       }
       if (conversation.room) await this.loadMembers(conversation.name);
     }
+    this.historyEpoch = epoch; // only now: a login cut short reloads again on the next
     this.markRead();
   }
 

@@ -72,6 +72,13 @@ class Conversations:
             seen.recent = {n: m for n, m in seen.recent.items() if n > floor}
         return True
 
+    def forget_seqs(self) -> None:
+        """Forget every seq seen, keeping the conversations (:meth:`known` lists them with
+        last seq 0): the server's numbering cannot be trusted any more (its history epoch
+        changed), and a resume cut short must still find what to reload.
+        """
+        self._seen = {key: _Seen(seen.target) for key, seen in self._seen.items()}
+
     def last_seq(self, key: str) -> int:
         """The highest seq seen in ``key``; 0 when none."""
         seen = self._seen.get(key)
@@ -83,5 +90,6 @@ class Conversations:
         return seen.first if seen is not None else 0
 
     def known(self) -> list[tuple[str, str, int]]:
-        """(key, target, last seq) of every conversation with a message seen."""
+        """(key, target, last seq) of every conversation with a message seen (before
+        :meth:`forget_seqs`, if it was called)."""
         return [(key, seen.target, seen.last) for key, seen in self._seen.items()]

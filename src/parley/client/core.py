@@ -120,8 +120,23 @@ class Disconnected:
     expected: bool = False
 
 
+# What a front end tells the user, once in each conversation whose history is reloaded.
+HISTORY_RELOADED_TEXT = "The server restarted after losing its last messages; history was reloaded."
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class HistoryReloaded:
+    """The server may have lost its last messages since the previous connection (its history
+    epoch changed), so what was shown of the conversation with ``to`` may name messages it no
+    longer has, or other messages under the same seqs. Its recent history follows, as history
+    messages: show those instead of what was shown, and say why (HISTORY_RELOADED_TEXT).
+    """
+
+    to: str
+
+
 # An error reply with no request id (the server could not read the request) is an event too.
-ClientEvent = Event | Error | Disconnected
+ClientEvent = Event | Error | Disconnected | HistoryReloaded
 _REPLY_TYPES = (
     Welcome,
     Ok,
@@ -253,6 +268,11 @@ class ChatClient:
             await client.close()
             raise
         return client
+
+    @property
+    def history_epoch(self) -> int:
+        """The server's history epoch, told at hello (0 from a server that tells none)."""
+        return self.welcome.history_epoch if self.welcome is not None else 0
 
     @property
     def is_account(self) -> bool:
@@ -586,10 +606,19 @@ class ChatClient:
         not be joined again, with why (a ban meanwhile). Raises RequestRefused when the login
         is refused (NICK_TAKEN while the server has not yet noticed the old connection is
         gone, SESSION_EXPIRED...), ConnectionLost.
+
+        When the server's history epoch differs from the one ``previous`` was told, the seqs
+        seen before may since have been given to other messages: none is trusted. Each known
+        conversation that can still be read is announced with a :class:`HistoryReloaded`,
+        followed by its latest RECENT_HISTORY_MESSAGES, as a first look at it would show them.
         """
+        known = self.conversations.known()
+        reload = self.history_epoch != previous.history_epoch
         with contextlib.ExitStack() as holding:
-            for key, _, _ in self.conversations.known():
+            for key, _, _ in known:
                 holding.enter_context(self._hold(key))
+            if reload:
+                self.conversations.forget_seqs()
             await self.login(previous.nick, token=previous.token or None)
             refused: list[tuple[str, RequestRefused]] = []
             rejoined: set[str] = set()
@@ -601,12 +630,26 @@ class ChatClient:
                     rejoined.add(key)
                 except RequestRefused as refusal:
                     refused.append((name, refusal))
-            for key, target, _ in self.conversations.known():
-                if key in rejoined or (key.startswith("#") and key not in self.rooms):
+            for key, target, last in known:
+                if key.startswith("#") and key not in self.rooms:
                     continue
                 with contextlib.suppress(RequestRefused):
-                    await self._fetch_missed(key, target)
+                    if reload:
+                        await self._reload(key, target, last)
+                    elif key not in rejoined:
+                        await self._fetch_missed(key, target)
         return refused
+
+    async def _reload(self, key: str, target: str, last: int) -> None:
+        """Queue a HistoryReloaded for ``target``, then its latest messages. A conversation
+        that cannot be read any more (a guest's, gone) keeps what it showed.
+        """
+        page = await self.history(target, limit=RECENT_HISTORY_MESSAGES)
+        self._events.put_nowait(HistoryReloaded(target))
+        # Unread counts leave out what was probably shown already.
+        self._context_before[key] = last + 1
+        for message in page.messages:
+            self._accept(message)
 
     async def _fetch_missed(self, key: str, target: str) -> int:
         queued = 0

@@ -21,7 +21,14 @@ from typing import Any
 
 from parley.client import windows as model
 from parley.client.commands import Chat
-from parley.client.core import ChatClient, ClientEvent, ConnectionLost, Disconnected
+from parley.client.core import (
+    HISTORY_RELOADED_TEXT,
+    ChatClient,
+    ClientEvent,
+    ConnectionLost,
+    Disconnected,
+    HistoryReloaded,
+)
 from parley.client.pins import CertificateChanged
 from parley.client.reconnect import Attempt, Connect, GaveUp, reconnect
 from parley.client.timeline import place
@@ -72,6 +79,9 @@ class WindowedFront:
 
     def reconnected(self, client: ChatClient) -> None:
         """A new connection took over from the lost one."""
+
+    def cleared(self, window: model.Window) -> None:
+        """Every line of ``window`` went (its history is being shown anew)."""
 
     # --- events ------------------------------------------------------------------------
 
@@ -131,6 +141,17 @@ class WindowedFront:
 
     def show_event(self, event: ClientEvent) -> None:
         match event:
+            case HistoryReloaded(to=to):
+                # What the window showed may be gone from the server, or be other messages
+                # now: it makes way for the history that follows.
+                window = self.windows.find(to)
+                if window is not None:
+                    window.clear()
+                    self.cleared(window)
+                    self.add(
+                        window, model.Line(time.time(), HISTORY_RELOADED_TEXT, model.Style.NOTICE)
+                    )
+                return
             case Message(sender=sender) if self.chat.hides(sender):
                 return
             case Joined(room=room, nick=nick):

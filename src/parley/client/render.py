@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 
-from parley.client.core import ClientEvent, Disconnected
+from parley.client.core import HISTORY_RELOADED_TEXT, ClientEvent, Disconnected, HistoryReloaded
 from parley.protocol.files import FileNotice, human_size, parse_notice
 from parley.protocol.messages import (
     Error,
@@ -72,6 +72,11 @@ def describe(
             return f"{_prefix(room)}{safe(by)} set the topic: {safe(text)}"
         case TopicChanged(room=room, by=by):
             return f"{_prefix(room)}{safe(by)} cleared the topic."
+        case HistoryReloaded(to=to) if is_room(to):
+            # The reloaded lines follow; those printed before cannot be taken back.
+            return f"*** {_prefix(to)}{HISTORY_RELOADED_TEXT}"
+        case HistoryReloaded(to=to):
+            return f"*** (private with {safe(to)}) {HISTORY_RELOADED_TEXT}"
         case Disconnected(expected=True):
             return None
         case (

@@ -581,6 +581,10 @@ class MainWindow(WindowedFront, QMainWindow):
             if window.kind is model.Kind.ROOM:
                 self.spawn(self._ask_presence(window))
 
+    def cleared(self, window: model.Window) -> None:
+        if window is self.windows.current:
+            self._redraw(window)
+
     def state_changed(self, alert: bool) -> None:
         self.state_label.setText(self.state)
         current = self.windows.current

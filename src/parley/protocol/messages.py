@@ -331,13 +331,18 @@ Request = (
 
 
 class Welcome(_Frame, tag="welcome", frozen=True):
-    """Reply to ``hello``: the version chosen and the limits the server enforces."""
+    """Reply to ``hello``: the version chosen and the limits the server enforces.
+
+    ``history_epoch`` (left out while 0) changes when the server may have lost its last stored
+    messages in a crash: seqs seen under another epoch may since name other messages.
+    """
 
     id: int
     version: int
     server: str
     max_frame_bytes: int
     max_text_chars: int
+    history_epoch: int = 0
 
 
 class Ok(_Frame, tag="ok", frozen=True):

@@ -59,7 +59,7 @@ from parley.server.tls_transport import TlsServer, start_tls_server
 from parley.server.tracker import ConnectionTracker
 from parley.server.transfer import TransferServer
 from parley.server.web import WebListener
-from parley.storage import Storage, StorageUnavailable, factory
+from parley.storage import RunStart, Storage, StorageUnavailable, factory
 from parley.storage.factory import open_storage
 from parley.storage.sqlite import SqliteStorage
 from parley.tls import CertificateProblem, ensure_certificate, file_fingerprint, server_context
@@ -109,6 +109,11 @@ class ParleyServer:
         # The password of the admin account made on first start, to show once; else None.
         self.admin_password: str | None = None
         self._storage: Storage | None = None
+        # What this run tells clients at hello (see Storage.start_run), and whether it was
+        # raised at this start.
+        self.history_epoch = RunStart(0)
+        # This run is recorded in storage: its clean stop is to be recorded too.
+        self._running = False
         self._bus: Bus | None = None
         self._directory: Directory | None = None
         self._roster: Roster | None = None
@@ -201,6 +206,11 @@ class ParleyServer:
             raise
         self._storage = storage
         try:
+            # Before anyone is served: a client must never be told an epoch that then changes.
+            self.history_epoch = await storage.start_run()
+            self._running = True
+            if self.history_epoch.raised:
+                log.warning("%s", _epoch_raised(self.history_epoch.history_epoch))
             auth = Authenticator(storage, config, self.clock)
             self.admin_password = await ensure_admin(
                 storage, auth.hasher, self.clock.now_ms(), force=config.init_admin
@@ -234,6 +244,7 @@ class ParleyServer:
                     clock=self.clock,
                 ),
                 metrics=self.metrics,
+                history_epoch=self.history_epoch.history_epoch,
             )
             try:
                 self._server = await start_tls_server(
@@ -290,6 +301,7 @@ class ParleyServer:
             if self._hub is not None:
                 await self._hub.stop(config.shutdown_grace_seconds)
             await self._stop_bus()
+            await self._end_run(storage)
             await storage.close()
             raise
         # A bug in one of these is logged and it starts again after its interval.
@@ -538,11 +550,29 @@ class ParleyServer:
         if self.files is not None:
             await self.files.stop()
         await self._stop_bus()
+        await self._end_run(self.storage)
         try:
             await asyncio.wait_for(self.storage.close(), _STORAGE_CLOSE_SECONDS)
         except TimeoutError:
             log.warning("Storage did not close within %g s; leaving it", _STORAGE_CLOSE_SECONDS)
         self._server = None
+
+    async def _end_run(self, storage: Storage) -> None:
+        """Record the clean stop, after the last write; not recorded, the next start takes the
+        stop for a crash (on SQLite with "normal" it then raises the history epoch). Only for
+        a run that was recorded: an unclean one before it must not pass for clean.
+        """
+        if not self._running:
+            return
+        self._running = False
+        try:
+            await asyncio.wait_for(storage.end_run(), _STORAGE_CLOSE_SECONDS)
+        except (StorageUnavailable, TimeoutError) as exc:
+            log.warning(
+                "Could not record the clean stop in the database (%s): the next start will "
+                "take it for a crash",
+                exc or "no answer in time",
+            )
 
     async def _drain(self) -> None:
         """With a bus, before shutting down: tell every logged-in client that this node is
@@ -670,6 +700,13 @@ async def _show_banner(config: ServerConfig, server: ParleyServer) -> None:
     logs.say(f"Database: {factory.describe(config.database, config.data_dir)}")
     if isinstance(server.storage, SqliteStorage) and not server.storage.in_memory:
         logs.say(_sqlite_durability(await server.storage.synchronous()))
+    if server.history_epoch.raised:
+        # The log says why at length (a warning); this line is for whoever watches the start.
+        logs.say(
+            f"History epoch raised to {server.history_epoch.history_epoch}: the previous run "
+            'did not stop cleanly with sqlite_synchronous = "normal", so clients reload their '
+            "history."
+        )
     if config.bus is not None:
         from parley.bus.redis import describe
 
@@ -699,6 +736,17 @@ def _sqlite_durability(level: str) -> str:
             "server loses no acknowledged message; a power cut may lose the last ones."
         )
     return f'SQLite commits wait for the disk (sqlite_synchronous = "{level}").'
+
+
+def _epoch_raised(epoch: int) -> str:
+    """What a raised history epoch means, for the log."""
+    return (
+        "The previous run did not stop cleanly while its SQLite commits did not wait for the "
+        'disk (sqlite_synchronous = "normal"): a power cut or a system crash may have taken '
+        "back its last messages, and their seq numbers would now go to new ones. History epoch "
+        f"raised to {epoch}: clients reload their history instead of trusting what they showed. "
+        'With sqlite_synchronous = "full" this never happens.'
+    )
 
 
 def _show_admin_password(password: str) -> None:

@@ -66,6 +66,9 @@ class ServerContext:
     # Request budgets per address group and per principal, and flood penalties.
     limits: RequestLimits
     metrics: ServerMetrics
+    # Told to clients at hello: a change means seqs they saw may since have been given out
+    # again (see Storage.start_run).
+    history_epoch: int = 0
 
 
 def _discard(frame: bytes) -> None:

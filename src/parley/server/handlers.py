@@ -97,6 +97,7 @@ def hello(connection: Connection, request: Hello) -> None:
             server=f"parley/{__version__}",
             max_frame_bytes=limits.MAX_CLIENT_FRAME_BYTES,
             max_text_chars=limits.MAX_TEXT_CHARS,
+            history_epoch=connection.context.history_epoch,
         )
     )
 

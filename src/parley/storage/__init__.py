@@ -199,6 +199,16 @@ class FileTicket:
     expires_ms: int
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class RunStart:
+    """What :meth:`Storage.start_run` found: the history epoch to tell clients, and whether it
+    was raised just now (the previous run may have lost its last commits).
+    """
+
+    history_epoch: int
+    raised: bool = False
+
+
 class ClaimKind(enum.StrEnum):
     """Who holds a file for a while: an upload whose bytes are arriving, or the purge."""
 
@@ -554,6 +564,24 @@ class Storage(Protocol):
 
     async def release_claim(self, file_id: str, kind: ClaimKind) -> None:
         """Let go of a claim of ``kind`` (another kind's claim is left alone)."""
+        ...
+
+    # --- the history epoch ----------------------------------------------------------------
+
+    async def start_run(self) -> RunStart:
+        """Record that a server now runs on this database, before it serves anyone, and return
+        the history epoch it tells clients. When the previous run did not stop cleanly and its
+        commits could have been lost with it (SQLite with synchronous "normal": a power cut or
+        an operating system crash takes back the last commits, and their seqs are then given to
+        other messages), the epoch is first raised by one. On the disk when it returns, whatever
+        the commit level; elsewhere (PostgreSQL, SQLite with "full") the epoch never changes.
+        """
+        ...
+
+    async def end_run(self) -> None:
+        """Record that the run stopped cleanly, after its last write: everything it committed
+        is then on the disk, and the next :meth:`start_run` keeps the epoch.
+        """
         ...
 
     async def close(self) -> None:

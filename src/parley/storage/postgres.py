@@ -35,6 +35,7 @@ from parley.storage import (
     FileRecord,
     NewMessage,
     Role,
+    RunStart,
     StorageUnavailable,
     StoredMessage,
     queries,
@@ -279,6 +280,14 @@ MIGRATIONS: list[str | Callable[[asyncpg.Connection], Awaitable[None]]] = [
     );
     CREATE INDEX window_events_by_time ON window_events (at_ms);
     """,
+    # The history epoch (see parley.storage.schema); it never changes by itself here.
+    """
+    CREATE TABLE history_epoch (
+        epoch BIGINT NOT NULL DEFAULT 0,
+        running TEXT NOT NULL DEFAULT ''
+    );
+    INSERT INTO history_epoch (epoch) VALUES (0);
+    """,
 ]
 
 _Q = queries.for_dialect(POSTGRES)
@@ -433,6 +442,17 @@ class PostgresStorage(SqlStorage):
             raise StorageUnavailable(f"PostgreSQL: {_describe(exc)}") from exc
         except (asyncpg.PostgresError, UnicodeEncodeError) as exc:
             raise StorageUnavailable(f"PostgreSQL: {exc}") from exc
+
+    # --- the history epoch ----------------------------------------------------------------
+
+    async def start_run(self) -> RunStart:
+        # What PostgreSQL acknowledged it keeps: the epoch stays, and nodes sharing the
+        # database (each starting and stopping on its own) have nothing to record.
+        row = await self._row("SELECT epoch FROM history_epoch")
+        return RunStart(int(row["epoch"]) if row is not None else 0)
+
+    async def end_run(self) -> None:
+        return None
 
     async def close(self) -> None:
         try:

@@ -184,6 +184,11 @@ TABLES: tuple[Table, ...] = (
     ),
     # Which Unicode data the stored skeletons come from: one row.
     Table("skeleton_data", (_text("data"),)),
+    # One row. ``epoch``: the history epoch clients are told at hello, raised when a run whose
+    # last commits a crash could take back did not stop cleanly (their seqs may then be given
+    # to other messages). ``running``: how the run in progress commits ("full", "normal"),
+    # "" once it stopped cleanly.
+    Table("history_epoch", (_bigint("epoch", default="0"), _text("running", default="''"))),
 )  # fmt: skip
 
 BY_NAME = {table.name: table for table in TABLES}
@@ -205,7 +210,7 @@ def _column_sql(column: Column, dialect: Dialect) -> str:
 
 
 def create_statements(dialect: Dialect) -> list[str]:
-    """The statements that make the whole schema, empty but for the skeleton data's row."""
+    """The statements that make the whole schema, empty but for its one-row tables."""
     statements = []
     for table in TABLES:
         parts = [_column_sql(column, dialect) for column in table.columns]
@@ -223,4 +228,5 @@ def create_statements(dialect: Dialect) -> list[str]:
             )
     data = skeletons.DATA.replace("'", "''")
     statements.append(f"INSERT INTO skeleton_data (data) VALUES ('{data}')")  # noqa: S608
+    statements.append("INSERT INTO history_epoch (epoch) VALUES (0)")
     return statements

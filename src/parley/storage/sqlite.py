@@ -34,6 +34,7 @@ from parley.storage import (
     FileRecord,
     NewMessage,
     Role,
+    RunStart,
     StorageUnavailable,
     StoredMessage,
     queries,
@@ -294,9 +295,19 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     ) WITHOUT ROWID;
     CREATE INDEX window_events_by_time ON window_events (at_ms);
     """,
+    # The history epoch, and whether the last run stopped cleanly (see start_run).
+    """
+    CREATE TABLE history_epoch (
+        epoch INTEGER NOT NULL DEFAULT 0,
+        running TEXT NOT NULL DEFAULT ''
+    );
+    INSERT INTO history_epoch (epoch) VALUES (0);
+    """,
 ]
 
 _Q = queries.for_dialect(SQLITE)
+_LAST_SEQ = "COALESCE((SELECT last_seq FROM conversations WHERE id = read_markers.conversation), 0)"
+_CLAMP_READ_MARKERS = f"UPDATE read_markers SET seq = {_LAST_SEQ} WHERE seq > {_LAST_SEQ}"  # noqa: S608
 
 
 class SqliteStorage(SqlStorage):
@@ -426,15 +437,18 @@ class SqliteStorage(SqlStorage):
         *,
         write: bool = False,
         durable: bool = True,
+        synced: bool = False,
     ) -> T:
         """Run ``work`` on the writing thread, in a transaction, when ``write``; else on the
         reading thread (the writing one for an in-memory database). A write not ``durable``
         commits without waiting for the disk (``synchronous = NORMAL`` in WAL mode: a power
         loss may undo it, never corrupt anything; the next durable commit makes it durable).
+        A ``synced`` write waits for the disk (``FULL``) whatever the configured level, and so
+        makes every earlier commit durable too.
         """
         reader = None if write else self._read_executor
-        # Already NORMAL: nothing to switch.
-        durable = durable or self._synchronous == "NORMAL"
+        level = "FULL" if synced else self._synchronous if durable else "NORMAL"
+        switch = level != self._synchronous
 
         def call() -> T:
             db = self._read_db if reader is not None else self._db
@@ -443,8 +457,8 @@ class SqliteStorage(SqlStorage):
             try:
                 if not write:
                     return work(db)
-                if not durable:
-                    db.execute("PRAGMA synchronous = NORMAL")
+                if switch:
+                    db.execute(f"PRAGMA synchronous = {level}")
                 try:
                     db.execute("BEGIN IMMEDIATE")
                     try:
@@ -455,7 +469,7 @@ class SqliteStorage(SqlStorage):
                     db.execute("COMMIT")
                     return result
                 finally:
-                    if not durable:
+                    if switch:
                         # The level cannot change inside a transaction (a COMMIT that failed
                         # leaves one open), and every other write must be durable again.
                         if db.in_transaction:
@@ -509,6 +523,30 @@ class SqliteStorage(SqlStorage):
         with contextlib.suppress(RuntimeError):
             await loop.run_in_executor(self._executor, close)
         self._executor.shutdown(wait=True)
+
+    # --- the history epoch ----------------------------------------------------------------
+
+    async def start_run(self) -> RunStart:
+        level = self._synchronous.lower()
+
+        def start(db: sqlite3.Connection) -> RunStart:
+            row = db.execute("SELECT epoch, running FROM history_epoch").fetchone()
+            # Only a run that committed without waiting for the disk can have lost commits.
+            raised = row["running"] == "normal"
+            epoch = int(row["epoch"]) + raised
+            if raised:
+                # A read marker past its conversation's last seq would take the next messages,
+                # which reuse the lost ones' seqs, for read.
+                db.execute(_CLAMP_READ_MARKERS)
+            db.execute("UPDATE history_epoch SET epoch = ?, running = ?", (epoch, level))
+            return RunStart(epoch, raised)
+
+        return await self._run(start, write=True, synced=True)
+
+    async def end_run(self) -> None:
+        await self._run(
+            lambda db: db.execute("UPDATE history_epoch SET running = ''"), write=True, synced=True
+        )
 
     # --- the primitives of SqlStorage ----------------------------------------------------
 

@@ -573,6 +573,11 @@ class FullScreen(WindowedFront):
     def reconnected(self, client: ChatClient) -> None:
         self._markers = ReadMarkers(client)
 
+    def cleared(self, window: model.Window) -> None:
+        if window is self.windows.current:
+            self._scroll = 0
+        self.app.invalidate()
+
     # --- running -------------------------------------------------------------------------
 
     async def run(self) -> bool:
