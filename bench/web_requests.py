@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 from playwright.sync_api import Page, WebSocket, expect, sync_playwright
@@ -26,11 +27,13 @@ from playwright.sync_api import Page, WebSocket, expect, sync_playwright
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tests" / "web")]
 
-from web_lab import CHROMIUM, ServerProcess, conversation_button, log_in, say  # noqa: E402
+# The browser tests' lab: the same server process and log-in as they use (not type-checked).
+from web_lab import CHROMIUM, ServerProcess, TlsUser, conversation_button, log_in, say  # type: ignore[import-not-found]  # noqa: E402
 
 EXPENSIVE = {"rooms", "who", "list", "history", "files"}
 QUIET_SECONDS = 1.5  # no request for this long: the action's requests are all out
 ROOMS = 25
+ROOMS_PER_OWNER = 9  # under the rooms a user may create in an hour (10)
 
 
 class Counted:
@@ -64,9 +67,14 @@ class Counted:
         return sum(kinds.values()), cost, ", ".join(f"{k} {n}" for k, n in sorted(kinds.items()))
 
 
-def measure(page: Page, counted: Counted, rows: list[tuple[str, int, int, str]], name: str, act: object) -> None:
+Row = tuple[str, int, int, str]
+
+
+def measure(
+    page: Page, counted: Counted, rows: list[Row], name: str, act: Callable[[], None]
+) -> None:
     mark = len(counted.sent)
-    act()  # type: ignore[operator]
+    act()
     counted.settle(page)
     rows.append((name, *counted.since(mark)))
 
@@ -79,12 +87,24 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as home, sync_playwright() as playwright:
         server = ServerProcess(Path(home) / "server", settings={"PARLEY_LOG_LEVEL": "warning"})
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        rows: list[tuple[str, int, int, str]] = []
+        rows: list[Row] = []
+        # The rooms opened exist already, each with its owner in it, a topic and a message;
+        # owners on addresses of their own, each under the rooms an address may create.
+        owners = [
+            TlsUser(server.port, f"Owner{n}", source=f"127.0.0.{n + 2}")
+            for n in range((ROOMS + ROOMS_PER_OWNER - 1) // ROOMS_PER_OWNER)
+        ]
+        for n in range(ROOMS):
+            owner = owners[n // ROOMS_PER_OWNER]
+            owner.request("join", room=f"#many{n}")
+            owner.request("topic", room=f"#many{n}", text=f"topic {n}")
+            owner.request("send", to=f"#many{n}", text=f"hello {n}", msg_id=f"m{n}")
         try:
             page = browser.new_context(ignore_https_errors=True).new_page()
             counted = Counted(page)
             page.goto(server.url + "/")
-            measure(page, counted, rows, "log in (as a guest, in #general)", lambda: log_in(page, "Ann"))
+            login = "log in (as a guest, in #general)"
+            measure(page, counted, rows, login, lambda: log_in(page, "Ann"))
 
             def join(room: str) -> None:
                 say(page, f"/join {room}")
@@ -97,7 +117,8 @@ def main() -> None:
                 conversation_button(page, room).click()
                 heading(page, room)
 
-            measure(page, counted, rows, "switch to a room open before (#one)", lambda: switch("#one"))
+            again = "switch to a room open before (#one)"
+            measure(page, counted, rows, again, lambda: switch("#one"))
 
             def back_and_forth() -> None:
                 for _ in range(5):
@@ -105,7 +126,8 @@ def main() -> None:
                     switch("#one")
 
             measure(page, counted, rows, "switch #two/#one 5 times (10 clicks)", back_and_forth)
-            measure(page, counted, rows, "type a command (/away lunch)", lambda: say(page, "/away lunch"))
+            command = "type a command (/away lunch)"
+            measure(page, counted, rows, command, lambda: say(page, "/away lunch"))
 
             def members_panel() -> None:
                 page.set_viewport_size({"width": 380, "height": 700})
@@ -131,6 +153,8 @@ def main() -> None:
             opened_rooms = opened[0]
         finally:
             browser.close()
+            for owner in owners:
+                owner.close()
             server.stop()
     print(f"{'action':45} {'requests':>8} {'cost':>5}  by type")
     for name, count, cost, kinds in rows:
