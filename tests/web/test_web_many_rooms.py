@@ -148,10 +148,13 @@ def test_a_server_that_keeps_refusing_still_tells_the_user_to_slow_down(
     stingy_server: ServerProcess,
 ) -> None:
     page = logged_in(browser, contexts, violations, stingy_server.url, "Ann")
-    # Logging in costs some 13 (a history and a `who` cost 5), each /away one more: the last
-    # few are refused, retried for some 14 s (refilling less than one), and then said so.
-    # Their retries stay far under the debt that would cut the connection.
-    for _ in range(10):
+    # Logging in costs 13 (#general's history and names, 5 each): 7 left.
+    members = page.get_by_role("complementary", name="Members")
+    expect(members.get_by_role("button", name="Ann")).to_be_visible()
+    # Each /away costs one: the last two are refused, retried for some 14 s (refilling less
+    # than one), and then said so. Their retries stay far under the debt (60) that would cut
+    # the connection.
+    for _ in range(9):
         say(page, "/away lunch")
     expect(the_log(page)).to_contain_text(TOO_FAST, timeout=30_000)
     expect(page.get_by_role("status")).to_have_text("Connected")
