@@ -9,11 +9,9 @@ import contextlib
 import json
 import re
 import struct
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 from playwright.sync_api import Error as PlaywrightError
 from web_lab import (
@@ -473,23 +471,12 @@ def test_the_phone_layout_fits_and_its_drawer_works(
     assert violations.all() == []
 
 
-@pytest.fixture
-def typist_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A server for a test that types some 40 commands in a few seconds: faster than anyone
-    types, so past the default flood burst on a fast machine.
-    """
-    running = ServerProcess(tmp_path / "server", settings={"PARLEY_FLOOD_BURST_REQUESTS": "200"})
-    yield running
-    running.stop()
-
-
 def test_the_terminal_clients_commands_in_the_browser(
     browser: Browser,
     contexts: list[BrowserContext],
     violations: Violations,
-    typist_server: ServerProcess,
+    server: ServerProcess,
 ) -> None:
-    server = typist_server
     tom = TlsUser(server.port, "Tom")
     bea = TlsUser(server.port, "Bea")
     page = logged_in(browser, contexts, violations, server.url, "Ann")

@@ -17,7 +17,10 @@ export type Conversation = {
   lines: Line[];
   seqs: Map<number, string>; // seq -> msg_id of what is shown: history and live copies come once
   members: string[]; // in a quiet room, the first page and the joins since
+  namesRead: boolean; // members holds the names the server listed (who), kept up by events
   total: number; // how many are in the room, as the server last counted (room, who, members)
+  stateRead: boolean; // topic, total and quiet are the server's (room reply), kept up by events
+  latestRead: boolean; // the latest page of history is here or coming (a history read, a join)
   quiet: boolean; // a big room: joins and parts come as periodic `members` summaries
   summary: string; // the last summary, as summaryText says it
   allMembers: boolean; // every page of a quiet room's members was read (asked for)
@@ -47,9 +50,16 @@ const QUIET_ROOM_NAMES = 200;
 const MEMBERS_REFRESH_MS = 5000;
 const FIRST_PAGE_AGE_MS = 1100;
 // Requests the server answers "slow down" (rate-limited) or "try again" (unavailable) are
-// retried after 0.5 s, 1 s, 1.5 s...; the bucket refills at 10 requests a second.
+// retried after 0.5 s, 1 s, 1.5 s...; the bucket refills at 10 requests a second. What the
+// user typed is retried only when told to slow down, as the terminal client does.
 const RETRIES = 8;
 const RETRY_CODES = new Set(["rate-limited", "unavailable", "internal-error"]);
+const SLOW_DOWN = new Set(["rate-limited"]);
+// A room's names are read once the user has stayed on it this long: clicking through rooms
+// reads only the one stopped at (a `who` costs as much as five other requests).
+const NAMES_DWELL_MS = 300;
+// Below this width (style.css's phone layout) the members panel shows only when opened.
+const PHONE_LAYOUT = "(max-width: 40rem)";
 // Refusals that say the conversation is not there at all.
 const NO_SUCH = new Set(["no-such-user", "no-such-room", "not-in-room"]);
 
@@ -105,6 +115,10 @@ export class Chat {
   // Room key -> when its members were last read again after a summary, and the read to come.
   private membersRead = new Map<string, number>();
   private membersDue = new Map<string, number>();
+  // Reads under way, by what they read: asking again while one runs waits for it instead.
+  private running = new Map<string, Promise<void>>();
+  private namesTimer: number | undefined;
+  private membersOpen = false; // the members panel, where it shows only when opened (phones)
 
   constructor(url = socketUrl(window.location)) {
     this.connection = new Connection(
@@ -140,8 +154,9 @@ export class Chat {
     this.connection.start();
   }
 
+  // A request the user asked for: retried while the server says to slow down.
   request(frame: Omit<Frame, "id">): Promise<Frame> {
-    return this.connection.request(frame);
+    return this.retried(frame, SLOW_DOWN);
   }
 
   // A whole list the server sends in pages (who, list, unread): `field` of every page, asked
@@ -160,16 +175,35 @@ export class Chat {
     return { ...first, [field]: items, next: "" };
   }
 
-  // A request the user did not type: retried while the server asks to slow down.
-  private async patient(frame: Omit<Frame, "id">): Promise<Frame> {
+  // A request the user did not type: retried while the server asks to slow down or to try again.
+  private patient(frame: Omit<Frame, "id">): Promise<Frame> {
+    return this.retried(frame, RETRY_CODES);
+  }
+
+  private async retried(frame: Omit<Frame, "id">, codes: Set<string>): Promise<Frame> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.request(frame);
+        return await this.connection.request(frame);
       } catch (error) {
-        if (!(error instanceof RequestError) || !RETRY_CODES.has(error.code) || attempt >= RETRIES) throw error;
+        if (!(error instanceof RequestError) || !codes.has(error.code) || attempt >= RETRIES) throw error;
         await sleep(500 * attempt);
       }
     }
+  }
+
+  // One read of ``what`` at a time: a second ask while it runs gets the same answer, unless
+  // ``fresh`` (something changed since it was sent): then it is read again after it.
+  private once(what: string, read: () => Promise<void>, fresh = false): Promise<void> {
+    const running = this.running.get(what);
+    if (running !== undefined && !fresh) return running;
+    const started: Promise<void> = (running ?? Promise.resolve())
+      .catch(() => undefined)
+      .then(read)
+      .finally(() => {
+        if (this.running.get(what) === started) this.running.delete(what);
+      });
+    this.running.set(what, started);
+    return started;
   }
 
   async quit(): Promise<void> {
@@ -201,7 +235,10 @@ export class Chat {
         lines: [],
         seqs: new Map(),
         members: [],
+        namesRead: false,
         total: 0,
+        stateRead: false,
+        latestRead: false,
         quiet: false,
         summary: "",
         allMembers: false,
@@ -231,11 +268,35 @@ export class Chat {
     this.changed();
     this.markRead();
     if (this.status.kind !== "open") return;
-    if (conversation.seqs.size === 0 && !conversation.olderDone) {
+    if (!conversation.latestRead && conversation.seqs.size === 0 && !conversation.olderDone) {
       this.loadHistory(conversation.name).catch((error: Error) => this.info(error.message, true, conversationKey(name)));
     }
-    if (conversation.room) void this.loadMembers(conversation.name);
+    if (conversation.room) this.readRoom(conversation);
     else void this.lookUp(conversation.name);
+  }
+
+  // What the view of a room needs and does not have: its topic and count (cheap, at once), and
+  // its names once the user stays on it, where the members panel shows them.
+  private readRoom(room: Conversation): void {
+    if (!room.stateRead) void this.loadRoom(room.name);
+    window.clearTimeout(this.namesTimer);
+    if (room.namesRead || !this.membersShown()) return;
+    const key = conversationKey(room.name);
+    this.namesTimer = window.setTimeout(() => {
+      const now = this.conversations.get(key);
+      if (now !== undefined && this.current === key && !now.namesRead) void this.loadMembers(now.name);
+    }, NAMES_DWELL_MS);
+  }
+
+  private membersShown(): boolean {
+    return this.membersOpen || !window.matchMedia(PHONE_LAYOUT).matches;
+  }
+
+  // The members panel opened or closed where it shows only when opened.
+  showMembers(open: boolean): void {
+    this.membersOpen = open;
+    const conversation = this.conversations.get(this.current);
+    if (open && conversation?.room && this.status.kind === "open") this.readRoom(conversation);
   }
 
   // Alt+Up / Alt+Down: the conversation above or below; with ``unreadOnly``, the next with news.
@@ -294,8 +355,12 @@ export class Chat {
   async join(room: string): Promise<void> {
     const reply = await this.request({ type: "join", room });
     const name = String(reply.room);
+    const known = this.conversations.has(conversationKey(name));
     const conversation = this.conversation(name);
     this.roomState(conversation, reply);
+    // Coming in, the server sends the latest messages after its reply (one already in the room
+    // gets none, but its history was read when it was opened).
+    if (!known) conversation.latestRead = true;
     this.show(name);
   }
 
@@ -322,13 +387,16 @@ export class Chat {
   }
 
   // The latest page of a conversation's history.
-  async loadHistory(name: string): Promise<void> {
-    const reply = await this.patient({ type: "history", to: name, limit: PAGE });
-    const conversation = this.conversation(name);
-    this.addMessages((reply.messages as Frame[]) ?? [], false);
-    if (!reply.more) conversation.olderDone = true;
-    this.countMentions(conversation);
-    this.changed();
+  loadHistory(name: string): Promise<void> {
+    return this.once(`history ${conversationKey(name)}`, async () => {
+      const reply = await this.patient({ type: "history", to: name, limit: PAGE });
+      const conversation = this.conversation(name);
+      conversation.latestRead = true;
+      this.addMessages((reply.messages as Frame[]) ?? [], false);
+      if (!reply.more) conversation.olderDone = true;
+      this.countMentions(conversation);
+      this.changed();
+    });
   }
 
   // The page before the first message shown (scrolling up, /history). How many came.
@@ -355,39 +423,54 @@ export class Chat {
     }
   }
 
-  // The room's count, topic and members: every name, or in a quiet room (too big to announce
-  // each join) the first page, unless ``all`` (the user asked for the whole list; by default
-  // as last read).
-  async loadMembers(room: string, all?: boolean): Promise<void> {
-    try {
-      const conversation = this.conversation(room);
-      this.roomState(conversation, await this.patient({ type: "topic", room }));
-      const whole = !conversation.quiet || (all ?? conversation.allMembers);
-      const reply = whole
-        ? await this.pages({ type: "who", room, limit: 1000 }, "users")
-        : await this.patient({ type: "who", room, limit: QUIET_ROOM_NAMES });
-      const names = reply.users as string[];
-      // The count stays the room reply's: a first page's total may be a second old.
-      conversation.members = names;
-      // Every name of a room that grew big stays asked for only if the user asked.
-      conversation.allMembers = conversation.quiet && whole;
-      this.changed();
-    } catch {
-      // Not in it (any more): the list stays as it was.
-    }
+  // The room's topic, count and whether it is quiet, as a `room` reply says.
+  loadRoom(room: string): Promise<void> {
+    return this.once(`room ${conversationKey(room)}`, async () => {
+      try {
+        this.roomState(this.conversation(room), await this.patient({ type: "topic", room }));
+        this.changed();
+      } catch {
+        // Not in it (any more): as it was.
+      }
+    });
+  }
+
+  // The room's members: every name, or in a quiet room (too big to announce each join) the
+  // first page, unless ``all`` (the user asked for the whole list; by default as last read).
+  loadMembers(room: string, all?: boolean, fresh = false): Promise<void> {
+    return this.once(`who ${conversationKey(room)} ${String(all)}`, async () => {
+      try {
+        const conversation = this.conversation(room);
+        const whole = !conversation.quiet || (all ?? conversation.allMembers);
+        const reply = whole
+          ? await this.pages({ type: "who", room, limit: 1000 }, "users")
+          : await this.patient({ type: "who", room, limit: QUIET_ROOM_NAMES });
+        const names = reply.users as string[];
+        // The count stays the room reply's: a first page's total may be a second old.
+        conversation.members = names;
+        conversation.namesRead = true;
+        // Every name of a room that grew big stays asked for only if the user asked.
+        conversation.allMembers = conversation.quiet && whole;
+        this.changed();
+      } catch {
+        // Not in it (any more): the list stays as it was.
+      }
+    }, fresh);
   }
 
   // After a summary: the names of the room in view, read again soon (a room opened later is
-  // read when it is shown).
+  // read when it is shown). A later summary moves the read after it: a read before the first
+  // page has caught up with the latest summary would keep names gone since.
   private readMembersAgain(room: Conversation): void {
     const key = conversationKey(room.name);
-    if (!this.reading(room) || this.membersDue.has(key)) return;
+    if (!this.reading(room)) return;
+    window.clearTimeout(this.membersDue.get(key));
     const wait = Math.max(FIRST_PAGE_AGE_MS, (this.membersRead.get(key) ?? 0) + MEMBERS_REFRESH_MS - Date.now());
     const timer = window.setTimeout(() => {
       this.membersDue.delete(key);
       this.membersRead.set(key, Date.now());
       const now = this.conversations.get(key);
-      if (now !== undefined && this.reading(now)) void this.loadMembers(now.name);
+      if (now !== undefined && this.reading(now) && this.membersShown()) void this.loadMembers(now.name, undefined, true);
     }, wait);
     this.membersDue.set(key, timer);
   }
@@ -397,6 +480,7 @@ export class Chat {
     conversation.topic = String(reply.topic ?? "");
     if (typeof reply.members === "number") conversation.total = reply.members;
     conversation.quiet = reply.quiet === true;
+    conversation.stateRead = true;
   }
 
   // Whether the other user of a private conversation is online, and away.
@@ -503,11 +587,16 @@ export class Chat {
         this.info(HISTORY_RELOADED, false, conversationKey(conversation.name));
       }
     }
+    // What was read of the rooms may have changed while away: read again when shown.
+    for (const conversation of this.conversations.values()) {
+      conversation.stateRead = false;
+      conversation.namesRead = false;
+    }
     // On a reconnect, guests rejoin the rooms they had open.
     for (const conversation of [...this.conversations.values()]) {
       if (conversation.room && !rooms.some((room) => conversationKey(room) === conversationKey(conversation.name))) {
         try {
-          await this.patient({ type: "join", room: conversation.name });
+          this.roomState(conversation, await this.patient({ type: "join", room: conversation.name }));
         } catch (error) {
           this.info(`Could not rejoin ${conversation.name}: ${(error as Error).message}`, true, conversationKey(conversation.name));
         }
@@ -530,9 +619,11 @@ export class Chat {
         if (error instanceof RequestError && error.code === "not-connected") throw error;
         this.info(`Could not fetch the messages of ${conversation.name}: ${(error as Error).message}`, true, conversationKey(conversation.name));
       }
-      if (conversation.room) await this.loadMembers(conversation.name);
     }
     this.historyEpoch = epoch; // only now: a login cut short reloads again on the next
+    // The other rooms' topics and names are read when they are shown.
+    const shown = this.conversations.get(this.current);
+    if (shown?.room) this.readRoom(shown);
     this.markRead();
   }
 
@@ -578,9 +669,9 @@ export class Chat {
         this.presenceChanged(nick, frame.type === "joined");
         if (room === undefined) break;
         const others = room.members.filter((member) => member !== nick);
-        // In a quiet room only a kick, or a room announcing again once smaller, comes one by
-        // one: the count follows it until the next summary.
-        if (room.quiet && conversationKey(nick) !== conversationKey(this.nick)) {
+        // The count follows joins and parts (in a quiet room only a kick, or a room announcing
+        // again once smaller, comes one by one) until the next count the server sends.
+        if (conversationKey(nick) !== conversationKey(this.nick)) {
           const listed = others.length !== room.members.length;
           if (frame.type === "left") room.total = Math.max(0, room.total - 1);
           else if (!listed) room.total += 1;
@@ -598,7 +689,9 @@ export class Chat {
         room.quiet = true;
         room.total = Number(frame.members);
         room.summary = summaryText(Number(frame.joined), Number(frame.left));
-        this.readMembersAgain(room);
+        // The names are stale: the room in view reads them again soon, another when shown.
+        room.namesRead = false;
+        if (this.membersShown()) this.readMembersAgain(room);
         this.changed();
         break;
       }
@@ -750,9 +843,10 @@ export class Chat {
   }
 }
 
-// How a room's members count reads: the server's count in a quiet room, else the names listed.
+// How a room's members count reads: the server's count in a quiet room or before its names
+// are read, else the names listed.
 export function memberCount(conversation: Conversation): number {
-  return conversation.quiet ? conversation.total : conversation.members.length;
+  return conversation.quiet || !conversation.namesRead ? conversation.total : conversation.members.length;
 }
 
 // "12 joined and 3 left since the count before": a `members` summary, as a line.

@@ -71,7 +71,10 @@ export function ConversationView({ chat, conversation }: { chat: Chat; conversat
           class="members-toggle"
           aria-expanded={members}
           aria-controls="members"
-          onClick={() => setMembers(!members)}
+          onClick={() => {
+            setMembers(!members);
+            chat.showMembers(!members);
+          }}
         >
           Members ({count})
         </button>
@@ -120,6 +123,7 @@ export function ConversationView({ chat, conversation }: { chat: Chat; conversat
                   title={`Private conversation with ${member}`}
                   onClick={() => {
                     setMembers(false);
+                    chat.showMembers(false);
                     chat.show(member);
                   }}
                 >
