@@ -1,0 +1,158 @@
+"""One readiness registration in the event loop for many sockets.
+
+The event loop's own ``add_reader`` costs each socket a poll handle in the loop (uvloop: a libuv
+poll handle, a callback handle and their bookkeeping, about 700 bytes in Python objects and more
+in C), for as long as the socket is read, which for an idle chat connection is all its life.
+:class:`FdPoller` keeps the sockets in an epoll set of its own instead; only that set is
+registered in the loop, and one dict entry per socket says whom to call.
+
+The set is level-triggered, like the loop's registrations: a socket whose callback does not
+read everything is reported again, and each poll takes a bounded batch, so one busy socket does
+not starve the others (the kernel returns ready sockets round-robin).
+
+Callers must remove a socket's registrations *before* closing it: a closed descriptor's number is
+soon reused by a new socket, and the set would otherwise still hold the old one.
+
+Without epoll (not Linux), :func:`fd_poller` returns the loop itself: the same four methods.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import select
+from collections.abc import Callable
+from typing import Protocol
+
+# How many ready sockets one loop callback serves before the loop gets its turn again.
+_EVENTS_PER_CALLBACK = 256
+
+_READABLE = select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP if hasattr(select, "epoll") else 0
+_WRITABLE = select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP if hasattr(select, "epoll") else 0
+
+
+class Poller(Protocol):
+    """What a transport needs of a poller: the event loop's own readiness methods."""
+
+    def add_reader(self, fd: int, callback: Callable[[], object]) -> None: ...
+
+    def remove_reader(self, fd: int) -> bool: ...
+
+    def add_writer(self, fd: int, callback: Callable[[], object]) -> None: ...
+
+    def remove_writer(self, fd: int) -> bool: ...
+
+
+class FdPoller:
+    """Readers and writers of many sockets, behind one registration in ``loop``.
+
+    Registered in the loop only while it holds a socket, so an idle server (or a test's
+    closed loop) keeps no epoll descriptor.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._epoll: select.epoll | None = None
+        self._readers: dict[int, Callable[[], object]] = {}
+        self._writers: dict[int, Callable[[], object]] = {}
+        self._masks: dict[int, int] = {}
+
+    def __len__(self) -> int:
+        """How many sockets are registered."""
+        return len(self._masks)
+
+    def add_reader(self, fd: int, callback: Callable[[], object]) -> None:
+        self._readers[fd] = callback
+        self._set_mask(fd, self._masks.get(fd, 0) | select.EPOLLIN)
+
+    def remove_reader(self, fd: int) -> bool:
+        if self._readers.pop(fd, None) is None:
+            return False
+        self._set_mask(fd, self._masks.get(fd, 0) & ~select.EPOLLIN)
+        return True
+
+    def add_writer(self, fd: int, callback: Callable[[], object]) -> None:
+        self._writers[fd] = callback
+        self._set_mask(fd, self._masks.get(fd, 0) | select.EPOLLOUT)
+
+    def remove_writer(self, fd: int) -> bool:
+        if self._writers.pop(fd, None) is None:
+            return False
+        self._set_mask(fd, self._masks.get(fd, 0) & ~select.EPOLLOUT)
+        return True
+
+    def _set_mask(self, fd: int, mask: int) -> None:
+        # Told to the kernel even when unchanged: a socket closed without being removed leaves
+        # this table out of step with the kernel's set (which forgot it at the close).
+        old = self._masks.get(fd, 0)
+        epoll = self._epoll if self._epoll is not None else self._open()
+        if not mask:
+            self._masks.pop(fd, None)
+            # OSError: closed before it was removed, and the kernel dropped it already.
+            with contextlib.suppress(OSError):
+                epoll.unregister(fd)
+            if not self._masks:
+                self._close()
+            return
+        self._masks[fd] = mask
+        if old:
+            try:
+                epoll.modify(fd, mask)
+            except FileNotFoundError:
+                epoll.register(fd, mask)
+        else:
+            try:
+                epoll.register(fd, mask)
+            except FileExistsError:
+                epoll.modify(fd, mask)
+
+    def _open(self) -> select.epoll:
+        self._epoll = epoll = select.epoll()
+        self._loop.add_reader(epoll.fileno(), self._dispatch)
+        return epoll
+
+    def _close(self) -> None:
+        epoll, self._epoll = self._epoll, None
+        if epoll is not None:
+            self._loop.remove_reader(epoll.fileno())
+            epoll.close()
+
+    def _dispatch(self) -> None:
+        epoll = self._epoll
+        if epoll is None:
+            return
+        try:
+            events = epoll.poll(0, _EVENTS_PER_CALLBACK)
+        except InterruptedError:
+            return
+        readers, writers = self._readers, self._writers
+        for fd, event in events:
+            # Looked up at each call: an earlier callback of this batch may have removed it.
+            if event & _READABLE:
+                callback = readers.get(fd)
+                if callback is not None:
+                    self._run(callback)
+            if event & _WRITABLE:
+                callback = writers.get(fd)
+                if callback is not None:
+                    self._run(callback)
+
+    def _run(self, callback: Callable[[], object]) -> None:
+        # As the loop does for its own callbacks: one failing callback does not stop the rest.
+        try:
+            callback()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            self._loop.call_exception_handler(
+                {"message": f"Exception in callback {callback!r}", "exception": exc}
+            )
+
+
+def fd_poller(loop: asyncio.AbstractEventLoop) -> Poller:
+    """A poller for the sockets of one server: an :class:`FdPoller` where epoll exists,
+    else ``loop`` itself.
+    """
+    if hasattr(select, "epoll"):
+        return FdPoller(loop)
+    return loop
