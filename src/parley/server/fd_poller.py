@@ -53,49 +53,51 @@ class FdPoller:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop = loop
         self._epoll: select.epoll | None = None
+        # What the kernel is asked to report of a socket follows from these two alone: no
+        # third table of masks, which would cost every socket one more entry.
         self._readers: dict[int, Callable[[], object]] = {}
         self._writers: dict[int, Callable[[], object]] = {}
-        self._masks: dict[int, int] = {}
 
     def __len__(self) -> int:
         """How many sockets are registered."""
-        return len(self._masks)
+        return len(self._readers.keys() | self._writers.keys())
 
     def add_reader(self, fd: int, callback: Callable[[], object]) -> None:
+        was_watched = fd in self._readers or fd in self._writers
         self._readers[fd] = callback
-        self._set_mask(fd, self._masks.get(fd, 0) | select.EPOLLIN)
+        self._tell_kernel(fd, was_watched)
 
     def remove_reader(self, fd: int) -> bool:
         if self._readers.pop(fd, None) is None:
             return False
-        self._set_mask(fd, self._masks.get(fd, 0) & ~select.EPOLLIN)
+        self._tell_kernel(fd, True)
         return True
 
     def add_writer(self, fd: int, callback: Callable[[], object]) -> None:
+        was_watched = fd in self._readers or fd in self._writers
         self._writers[fd] = callback
-        self._set_mask(fd, self._masks.get(fd, 0) | select.EPOLLOUT)
+        self._tell_kernel(fd, was_watched)
 
     def remove_writer(self, fd: int) -> bool:
         if self._writers.pop(fd, None) is None:
             return False
-        self._set_mask(fd, self._masks.get(fd, 0) & ~select.EPOLLOUT)
+        self._tell_kernel(fd, True)
         return True
 
-    def _set_mask(self, fd: int, mask: int) -> None:
-        # Told to the kernel even when unchanged: a socket closed without being removed leaves
-        # this table out of step with the kernel's set (which forgot it at the close).
-        old = self._masks.get(fd, 0)
+    def _tell_kernel(self, fd: int, was_watched: bool) -> None:
+        # Told even when unchanged: a socket closed without being removed leaves these tables
+        # out of step with the kernel's set (which forgot it at the close).
+        mask = (select.EPOLLIN if fd in self._readers else 0) | (
+            select.EPOLLOUT if fd in self._writers else 0
+        )
         epoll = self._epoll if self._epoll is not None else self._open()
         if not mask:
-            self._masks.pop(fd, None)
             # OSError: closed before it was removed, and the kernel dropped it already.
             with contextlib.suppress(OSError):
                 epoll.unregister(fd)
-            if not self._masks:
+            if not self._readers and not self._writers:
                 self._close()
-            return
-        self._masks[fd] = mask
-        if old:
+        elif was_watched:
             try:
                 epoll.modify(fd, mask)
             except FileNotFoundError:
