@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from parley.server import tls_transport
+from parley.server.fd_poller import LoopPoller
 from parley.server.tls_transport import TlsServer, start_tls_server
 from parley.server.tracker import ConnectionTracker
 from parley.tls import ensure_certificate, server_context
@@ -300,7 +301,7 @@ def poller(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> s
     epoll) a registration per socket in the loop.
     """
     if request.param == "loop's own readers":
-        monkeypatch.setattr(tls_transport, "fd_poller", lambda loop: loop)
+        monkeypatch.setattr(tls_transport, "fd_poller", LoopPoller)
     return str(request.param)
 
 

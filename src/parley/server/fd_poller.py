@@ -4,7 +4,9 @@ The event loop's own ``add_reader`` costs each socket a poll handle in the loop 
 poll handle, a callback handle and their bookkeeping, about 700 bytes in Python objects and more
 in C), for as long as the socket is read, which for an idle chat connection is all its life.
 :class:`FdPoller` keeps the sockets in an epoll set of its own instead; only that set is
-registered in the loop, and one dict entry per socket says whom to call.
+registered in the loop, and one dict entry per socket says whom to tell. What it is told is
+the owner itself (a :class:`Watcher`, which knows what its socket is waiting for), not a bound
+method made for the registration: one object less per socket.
 
 The set is level-triggered, like the loop's registrations: a socket whose callback does not
 read everything is reported again, and each poll takes a bounded batch, so one busy socket does
@@ -13,7 +15,8 @@ not starve the others (the kernel returns ready sockets round-robin).
 Callers must remove a socket's registrations *before* closing it: a closed descriptor's number is
 soon reused by a new socket, and the set would otherwise still hold the old one.
 
-Without epoll (not Linux), :func:`fd_poller` returns the loop itself: the same four methods.
+Without epoll (not Linux), :func:`fd_poller` returns a :class:`LoopPoller`: the same four
+methods on the loop's own registrations.
 """
 
 from __future__ import annotations
@@ -31,16 +34,43 @@ _READABLE = select.EPOLLIN | select.EPOLLERR | select.EPOLLHUP if hasattr(select
 _WRITABLE = select.EPOLLOUT | select.EPOLLERR | select.EPOLLHUP if hasattr(select, "epoll") else 0
 
 
-class Poller(Protocol):
-    """What a transport needs of a poller: the event loop's own readiness methods."""
+class Watcher(Protocol):
+    """The owner of a socket: told when the socket is ready for what it registered."""
 
-    def add_reader(self, fd: int, callback: Callable[[], object]) -> None: ...
+    def read_ready(self) -> None: ...
+
+    def write_ready(self) -> None: ...
+
+
+class Poller(Protocol):
+    """What a transport needs of a poller: the event loop's readiness methods, for watchers."""
+
+    def add_reader(self, fd: int, watcher: Watcher) -> None: ...
 
     def remove_reader(self, fd: int) -> bool: ...
 
-    def add_writer(self, fd: int, callback: Callable[[], object]) -> None: ...
+    def add_writer(self, fd: int, watcher: Watcher) -> None: ...
 
     def remove_writer(self, fd: int) -> bool: ...
+
+
+class LoopPoller:
+    """The loop's own registrations, one per socket (where there is no epoll)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+
+    def add_reader(self, fd: int, watcher: Watcher) -> None:
+        self._loop.add_reader(fd, watcher.read_ready)
+
+    def remove_reader(self, fd: int) -> bool:
+        return self._loop.remove_reader(fd)
+
+    def add_writer(self, fd: int, watcher: Watcher) -> None:
+        self._loop.add_writer(fd, watcher.write_ready)
+
+    def remove_writer(self, fd: int) -> bool:
+        return self._loop.remove_writer(fd)
 
 
 class FdPoller:
@@ -55,16 +85,16 @@ class FdPoller:
         self._epoll: select.epoll | None = None
         # What the kernel is asked to report of a socket follows from these two alone: no
         # third table of masks, which would cost every socket one more entry.
-        self._readers: dict[int, Callable[[], object]] = {}
-        self._writers: dict[int, Callable[[], object]] = {}
+        self._readers: dict[int, Watcher] = {}
+        self._writers: dict[int, Watcher] = {}
 
     def __len__(self) -> int:
         """How many sockets are registered."""
         return len(self._readers.keys() | self._writers.keys())
 
-    def add_reader(self, fd: int, callback: Callable[[], object]) -> None:
+    def add_reader(self, fd: int, watcher: Watcher) -> None:
         was_watched = fd in self._readers or fd in self._writers
-        self._readers[fd] = callback
+        self._readers[fd] = watcher
         self._tell_kernel(fd, was_watched)
 
     def remove_reader(self, fd: int) -> bool:
@@ -73,9 +103,9 @@ class FdPoller:
         self._tell_kernel(fd, True)
         return True
 
-    def add_writer(self, fd: int, callback: Callable[[], object]) -> None:
+    def add_writer(self, fd: int, watcher: Watcher) -> None:
         was_watched = fd in self._readers or fd in self._writers
-        self._writers[fd] = callback
+        self._writers[fd] = watcher
         self._tell_kernel(fd, was_watched)
 
     def remove_writer(self, fd: int) -> bool:
@@ -131,15 +161,15 @@ class FdPoller:
         for fd, event in events:
             # Looked up at each call: an earlier callback of this batch may have removed it.
             if event & _READABLE:
-                callback = readers.get(fd)
-                if callback is not None:
-                    self._run(callback)
+                watcher = readers.get(fd)
+                if watcher is not None:
+                    self._run(watcher.read_ready)
             if event & _WRITABLE:
-                callback = writers.get(fd)
-                if callback is not None:
-                    self._run(callback)
+                watcher = writers.get(fd)
+                if watcher is not None:
+                    self._run(watcher.write_ready)
 
-    def _run(self, callback: Callable[[], object]) -> None:
+    def _run(self, callback: Callable[[], None]) -> None:
         # As the loop does for its own callbacks: one failing callback does not stop the rest.
         try:
             callback()
@@ -153,8 +183,8 @@ class FdPoller:
 
 def fd_poller(loop: asyncio.AbstractEventLoop) -> Poller:
     """A poller for the sockets of one server: an :class:`FdPoller` where epoll exists,
-    else ``loop`` itself.
+    else a :class:`LoopPoller`.
     """
     if hasattr(select, "epoll"):
         return FdPoller(loop)
-    return loop
+    return LoopPoller(loop)

@@ -278,17 +278,36 @@ class TlsTransport(asyncio.Transport):
         poller, fd = self._poller, self._fd
         if readable:
             poller.remove_writer(fd)
-            poller.add_reader(fd, self._handshake)
+            poller.add_reader(fd, self)
         else:
             poller.remove_reader(fd)
-            poller.add_writer(fd, self._handshake)
+            poller.add_writer(fd, self)
+
+    # --- readiness (told by the poller) --------------------------------------------------
+
+    def read_ready(self) -> None:
+        # What the socket was registered for follows from the state: a handshake, reading
+        # (or not: paused), or the drain after our close.
+        state = self._state
+        if state is _State.HANDSHAKING:
+            self._handshake()
+        elif state is _State.LINGERING:
+            self._drain()
+        elif state is not _State.CLOSED:
+            self._on_readable()
+
+    def write_ready(self) -> None:
+        if self._state is _State.HANDSHAKING:
+            self._handshake()
+        else:
+            self._on_writable()
 
     # --- reading -------------------------------------------------------------------------
 
     def _start_reading(self) -> None:
         if not self._reading:
             self._reading = True
-            self._poller.add_reader(self._fd, self._on_readable)
+            self._poller.add_reader(self._fd, self)
         # Bytes OpenSSL already decrypted do not make the socket readable again.
         if self._tls.pending():
             self._loop.call_soon(self._on_readable)
@@ -425,7 +444,7 @@ class TlsTransport(asyncio.Transport):
     def _ensure_writer(self) -> None:
         if not self._writer_registered:
             self._writer_registered = True
-            self._poller.add_writer(self._fd, self._on_writable)
+            self._poller.add_writer(self._fd, self)
 
     def _remove_writer(self) -> None:
         if self._writer_registered:
@@ -476,7 +495,7 @@ class TlsTransport(asyncio.Transport):
                 self._drop(None)
                 return
         self._timer = self._loop.call_later(_LINGER_SECONDS, self._drop, None)
-        self._poller.add_reader(self._fd, self._drain)
+        self._poller.add_reader(self._fd, self)
 
     def _drain(self) -> None:
         # Raw reads, below TLS: after our close_notify OpenSSL refuses to read application data,
