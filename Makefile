@@ -48,7 +48,10 @@ deploy-test: $(DEV)  ## only the deployment tests: images, compose stack, system
 	$(BIN)/pytest -m deploy
 
 bench: $(DEV)  ## Parley next to ngIRCd (installs ngIRCd if missing); ARGS="--quick" for a short run
-	@case " $(ARGS) " in *" --no-ngircd "*|*" --smoke "*) ;; *) \
+	@# Workloads that measure Parley alone need no ngIRCd.
+	@case " $(ARGS) " in *" --no-ngircd "*|*" --smoke "*|*" --only persistence "*|\
+		*" --only history "*|*" --only terminal "*|*" --only files "*|\
+		*" --only locked-row "*|*" --only cluster "*|*" --only web "*) ;; *) \
 		command -v ngircd >/dev/null 2>&1 || test -x /usr/sbin/ngircd || { \
 			echo "Installing ngIRCd, the IRC server the benchmark compares Parley with"; \
 			sudo=; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
