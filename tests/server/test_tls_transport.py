@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from parley.server import tls_transport
+from parley.server.fd_poller import LoopPoller
 from parley.server.tls_transport import TlsServer, start_tls_server
 from parley.server.tracker import ConnectionTracker
 from parley.tls import ensure_certificate, server_context
@@ -79,6 +81,34 @@ async def serve(
                 protocol.transport.abort()
 
 
+class CountingTls:
+    """OpenSSL's connection object, with each TLS write (one SSL_write) appended to ``sends``."""
+
+    def __init__(self, real: tls_transport.TlsConnection, sends: list[bytes]) -> None:
+        self._real = real
+        self._sends = sends
+
+    def write(self, data: bytes) -> int:
+        written = self._real.write(data)
+        self._sends.append(bytes(data))
+        return written
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._real, name)
+
+
+def count_tls_writes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Every TLS write of the connections accepted from now on, in order."""
+    sends: list[bytes] = []
+    real_wrap = tls_transport.wrap_server_side
+
+    def wrap(context: ssl.SSLContext, sock: socket.socket) -> tls_transport.TlsConnection:
+        return CountingTls(real_wrap(context, sock), sends)  # type: ignore[return-value]
+
+    monkeypatch.setattr(tls_transport, "wrap_server_side", wrap)
+    return sends
+
+
 async def connect(server: TlsServer) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     port = server.sockets[0].getsockname()[1]
     return await asyncio.open_connection("127.0.0.1", port, ssl=insecure_context())
@@ -87,14 +117,7 @@ async def connect(server: TlsServer) -> tuple[asyncio.StreamReader, asyncio.Stre
 async def test_writes_in_one_loop_iteration_leave_in_one_tls_write(
     tls: ssl.SSLContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sends: list[int] = []
-    real_send = ssl.SSLSocket.send
-
-    def counting_send(self: ssl.SSLSocket, data: bytes, flags: int = 0) -> int:
-        sends.append(len(data))
-        return real_send(self, data, flags)
-
-    monkeypatch.setattr(ssl.SSLSocket, "send", counting_send)
+    sends = count_tls_writes(monkeypatch)
 
     def reply_three_times(protocol: Recorder, data: bytes) -> None:
         assert protocol.transport is not None
@@ -108,7 +131,7 @@ async def test_writes_in_one_loop_iteration_leave_in_one_tls_write(
         writer.write(b"go\n")
         assert await reader.readexactly(14) == b"one\ntwo\nthree\n"
         writer.close()
-    assert sends == [14]
+    assert sends == [b"one\ntwo\nthree\n"]
 
 
 async def test_a_write_queued_while_many_are_flushed_joins_the_sends_to_come(
@@ -116,20 +139,13 @@ async def test_a_write_queued_while_many_are_flushed_joins_the_sends_to_come(
 ) -> None:
     # 150 connections: the flusher sends to 100, lets the loop run (here: a second fan-out,
     # as a batch committed meanwhile would be), then sends to the rest.
-    sends: list[bytes] = []
-    real_send = ssl.SSLSocket.send
-
-    def counting_send(self: ssl.SSLSocket, data: bytes, flags: int = 0) -> int:
-        sends.append(bytes(data))
-        return real_send(self, data, flags)
-
+    sends = count_tls_writes(monkeypatch)
     async with serve(tls, lambda protocol, data: None) as (server, protocols):
         clients = [await connect(server) for _ in range(150)]
         for _ in range(100):
             if len(protocols) == 150 and all(p.transport is not None for p in protocols):
                 break
             await asyncio.sleep(0.05)
-        monkeypatch.setattr(ssl.SSLSocket, "send", counting_send)
 
         def write_all(data: bytes) -> None:
             for protocol in protocols:
@@ -272,3 +288,89 @@ async def test_closing_with_unread_input_still_delivers_the_last_bytes(
         assert await asyncio.wait_for(reader.read(), 5) == b""  # an orderly end, not a reset
         writer.close()
         assert await asyncio.wait_for(protocols[0].lost, 5) is None
+
+
+def echo(protocol: Recorder, data: bytes) -> None:
+    assert protocol.transport is not None
+    protocol.transport.write(data)
+
+
+@pytest.fixture(params=["shared poller", "loop's own readers"])
+def poller(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Both ways of watching sockets: the server's one epoll set, and (as where there is no
+    epoll) a registration per socket in the loop.
+    """
+    if request.param == "loop's own readers":
+        monkeypatch.setattr(tls_transport, "fd_poller", LoopPoller)
+    return str(request.param)
+
+
+async def test_a_connection_paused_for_reading_stays_paused_while_many_others_are_served(
+    tls: ssl.SSLContext, poller: str
+) -> None:
+    def pause_the_first(protocol: Recorder, data: bytes) -> None:
+        assert protocol.transport is not None
+        if protocol is protocols[0]:
+            protocol.transport.pause_reading()
+        else:
+            protocol.transport.write(data)
+
+    async with serve(tls, pause_the_first) as (server, protocols):
+        paused_reader, paused_writer = await connect(server)
+        paused_writer.write(b"first\n")
+        await paused_writer.drain()
+        for _ in range(100):
+            if protocols and protocols[0].received:
+                break
+            await asyncio.sleep(0.02)
+        paused_writer.write(b"second\n")
+        await paused_writer.drain()
+        others = [await connect(server) for _ in range(40)]
+        for round_ in range(3):
+            for number, (_, writer) in enumerate(others):
+                writer.write(f"{round_}:{number}\n".encode())
+            for number, (reader, _) in enumerate(others):
+                line = await asyncio.wait_for(reader.readline(), 10)
+                assert line == f"{round_}:{number}\n".encode()
+        assert bytes(protocols[0].received) == b"first\n"
+        assert protocols[0].transport is not None
+        assert not protocols[0].transport.is_reading()
+        protocols[0].on_data = lambda _protocol, _data: None
+        protocols[0].transport.resume_reading()
+        for _ in range(100):
+            if bytes(protocols[0].received) == b"first\nsecond\n":
+                break
+            await asyncio.sleep(0.02)
+        assert bytes(protocols[0].received) == b"first\nsecond\n"
+        for _, writer in [(paused_reader, paused_writer), *others]:
+            writer.close()
+
+
+async def test_a_socket_number_freed_by_a_close_serves_the_next_connection(
+    tls: ssl.SSLContext, poller: str
+) -> None:
+    server_fds: list[int] = []
+    async with serve(tls, echo) as (server, protocols):
+        for number in range(12):
+            reader, writer = await connect(server)
+            writer.write(f"hello {number}\n".encode())
+            assert await asyncio.wait_for(reader.readline(), 5) == f"hello {number}\n".encode()
+            protocol = protocols[-1]
+            assert protocol.transport is not None
+            server_fds.append(protocol.transport.get_extra_info("socket").fileno())
+            # Closed from either end in turn: by the client, or by the server (which lingers).
+            if number % 2:
+                protocol.transport.close()
+                assert await asyncio.wait_for(reader.read(), 5) == b""
+            writer.close()
+            assert await asyncio.wait_for(protocol.lost, 5) is None
+            # The old connection hears nothing of the new ones.
+            assert bytes(protocol.received) == f"hello {number}\n".encode()
+        if poller == "shared poller":
+            for _ in range(100):
+                if not len(server._poller):  # type: ignore[arg-type]
+                    break
+                await asyncio.sleep(0.05)
+            assert len(server._poller) == 0  # type: ignore[arg-type]
+    # The kernel hands out the lowest free number: the case under test did occur.
+    assert len(set(server_fds)) < len(server_fds)

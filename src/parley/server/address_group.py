@@ -9,6 +9,7 @@ So every limit that is "per address" is per :func:`address_group`.
 from __future__ import annotations
 
 import ipaddress
+import sys
 
 # The prefix an IPv6 host is assumed to control entirely (RFC 4291 interface identifiers).
 IPV6_GROUP_PREFIX = 64
@@ -19,7 +20,8 @@ def address_group(host: str) -> str:
     ``"2001:db8:1:2::/64"``. An IPv4-mapped IPv6 address (``::ffff:192.0.2.1``) is its IPv4
     address. Anything that is not an IP address (a Unix socket path, "") is its own group.
 
-    Pure, no I/O; costs one address parse.
+    Pure, no I/O; costs one address parse. The key is interned: the connection, its place in
+    the connection count and its request budget each hold it, and one copy does for all.
     """
     try:
         address = ipaddress.ip_address(host.split("%", 1)[0])  # drop an IPv6 zone ("fe80::1%eth0")
@@ -27,7 +29,7 @@ def address_group(host: str) -> str:
         return host
     if isinstance(address, ipaddress.IPv6Address):
         if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
+            return sys.intern(str(address.ipv4_mapped))
         network = ipaddress.IPv6Network((address, IPV6_GROUP_PREFIX), strict=False)
-        return str(network)
-    return str(address)
+        return sys.intern(str(network))
+    return sys.intern(str(address))

@@ -85,12 +85,12 @@ class Connection(asyncio.Protocol):
         "_timer",
         "_transport",
         "account",
-        "address",
         "context",
         "group",
         "host",
         "nick",
         "nick_key",
+        "port",
         "principal",
         "role",
         "rooms",
@@ -113,7 +113,7 @@ class Connection(asyncio.Protocol):
         self.rooms: tuple[str, ...] = ()
         self.host = ""
         self.group = ""
-        self.address = ""
+        self.port = 0
         self.write: Callable[[bytes], None] = _discard
         self._transport: asyncio.Transport | None = None
         self._timer: Deadline | None = None
@@ -139,10 +139,10 @@ class Connection(asyncio.Protocol):
             self._closed = True
             transport.abort()
             return
-        self.host = str(peer[0])
-        self.group = address_group(self.host)
-        # The seed's log format: "Connected with ('127.0.0.1', 54321)".
-        self.address = str((peer[0], peer[1]))
+        self.group = address_group(str(peer[0]))
+        # An IPv4 address is its own group: one string for both.
+        self.host = self.group if self.group == peer[0] else str(peer[0])
+        self.port = peer[1]
         # Within the connection limits already: the listener counts from accept.
         self.context.tracker.add(self)
         log.info("Connected with %s", self.address, extra=self.log_fields())
@@ -231,6 +231,15 @@ class Connection(asyncio.Protocol):
         if self.nick_key:
             fields["nick_key"] = self.nick_key
         return fields | more
+
+    @property
+    def address(self) -> str:
+        """The peer as the log names it: "('127.0.0.1', 54321)" (made when asked: kept, it
+        would be one more string on every connection).
+        """
+        if not self.host:
+            return ""
+        return str((self.host, self.port))
 
     @property
     def closed(self) -> bool:

@@ -1,4 +1,4 @@
-"""The server's TLS connections: non-blocking ``ssl.SSLSocket`` objects driven by the event loop.
+"""The server's TLS connections: non-blocking sockets that OpenSSL reads and writes directly.
 
 Why not ``loop.create_server(ssl=...)``: asyncio's SSL transport runs TLS through memory BIOs,
 so every write is copied into a BIO and out again, and each connection carries its own buffers
@@ -20,6 +20,12 @@ see :mod:`parley.server.proxy_protocol`.
 The transports follow asyncio's Transport/Protocol contract (``connection_made`` after the
 handshake, ``data_received``, ``pause_writing`` above the high-water mark, ``connection_lost``
 once), so :class:`parley.server.connection.Connection` does not know which transport it runs on.
+
+What an idle connection costs is what the server's size at ten thousand connections is made of,
+so a connection keeps only its plain socket and OpenSSL's connection object (the object an
+``ssl.SSLSocket`` keeps inside, without the SSLSocket and its attribute dict around it), and
+its readiness is watched by the server's :class:`parley.server.fd_poller.FdPoller` rather than
+by a registration of its own in the loop.
 """
 
 from __future__ import annotations
@@ -33,10 +39,11 @@ import logging
 import socket
 import ssl
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from parley.server.address_group import address_group
 from parley.server.deadlines import Deadline, DeadlineQueue
+from parley.server.fd_poller import Poller, fd_poller
 from parley.server.proxy_protocol import HeaderReader, Peer, TrustedProxies
 from parley.server.tracker import ConnectionTracker
 
@@ -68,6 +75,34 @@ _FD_EXHAUSTED = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 # The base class's per-transport dict of extra info; never written to.
 _NO_EXTRA: dict[str, Any] = {}
+
+
+class TlsConnection(Protocol):
+    """OpenSSL's object for one connection (``ssl._ssl._SSLSocket``), as made by
+    ``SSLContext._wrap_socket``: what ``ssl.SSLSocket`` calls underneath.
+    """
+
+    def do_handshake(self) -> None: ...
+
+    def read(self, size: int, buffer: memoryview) -> int: ...
+
+    def write(self, data: bytes) -> int: ...
+
+    def pending(self) -> int: ...
+
+    def shutdown(self) -> socket.socket: ...
+
+    def cipher(self) -> tuple[str, str, int] | None: ...
+
+    def getpeercert(self, binary_form: bool = False) -> Any: ...
+
+
+def wrap_server_side(context: ssl.SSLContext, sock: socket.socket) -> TlsConnection:
+    """OpenSSL's server-side connection object on ``sock``, without an ``ssl.SSLSocket``
+    around it. It holds ``sock`` only weakly: the caller keeps the socket.
+    """
+    wrap: Callable[..., TlsConnection] = context._wrap_socket  # type: ignore[attr-defined]
+    return wrap(sock, server_side=True, server_hostname=None)
 
 
 class Release:
@@ -120,7 +155,7 @@ class WriteFlusher:
 
 
 class TlsTransport(asyncio.Transport):
-    """One TLS connection on a non-blocking SSLSocket."""
+    """One TLS connection on a non-blocking socket."""
 
     __slots__ = (
         "_connected",
@@ -133,6 +168,7 @@ class TlsTransport(asyncio.Transport):
         "_on_drop",
         "_peer",
         "_plain_http_answer",
+        "_poller",
         "_protocol",
         "_queued",
         "_queued_bytes",
@@ -142,6 +178,7 @@ class TlsTransport(asyncio.Transport):
         "_sock",
         "_state",
         "_timer",
+        "_tls",
         "_unfinished",
         "_write_paused",
         "_writer_registered",
@@ -150,7 +187,9 @@ class TlsTransport(asyncio.Transport):
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
-        sock: ssl.SSLSocket,
+        poller: Poller,
+        sock: socket.socket,
+        tls: TlsConnection,
         protocol: asyncio.Protocol,
         flusher: WriteFlusher,
         read_buffer: memoryview,
@@ -170,7 +209,9 @@ class TlsTransport(asyncio.Transport):
         self._peer = peer
         self._plain_http_answer = plain_http_answer
         self._loop = loop
+        self._poller = poller
         self._sock = sock
+        self._tls = tls
         self._fd = sock.fileno()
         self._protocol = protocol
         self._flusher = flusher
@@ -197,7 +238,7 @@ class TlsTransport(asyncio.Transport):
 
     def _handshake(self) -> None:
         try:
-            self._sock.do_handshake()
+            self._tls.do_handshake()
         except ssl.SSLWantReadError:
             self._wait_for_handshake(readable=True)
             return
@@ -212,8 +253,8 @@ class TlsTransport(asyncio.Transport):
             self._linger()
             return
         self._cancel_timer()
-        self._loop.remove_reader(self._fd)
-        self._loop.remove_writer(self._fd)
+        self._poller.remove_reader(self._fd)
+        self._poller.remove_writer(self._fd)
         self._state = _State.OPEN
         self._connected = True
         self._protocol.connection_made(self)
@@ -226,7 +267,7 @@ class TlsTransport(asyncio.Transport):
         if they do not, the answer is dropped with the connection.
         """
         with contextlib.suppress(OSError):
-            socket.socket.send(self._sock, answer)
+            self._sock.send(answer)
 
     def _handshake_timed_out(self) -> None:
         self._timer = None
@@ -234,28 +275,47 @@ class TlsTransport(asyncio.Transport):
         self._drop(None)
 
     def _wait_for_handshake(self, *, readable: bool) -> None:
-        loop, fd = self._loop, self._fd
+        poller, fd = self._poller, self._fd
         if readable:
-            loop.remove_writer(fd)
-            loop.add_reader(fd, self._handshake)
+            poller.remove_writer(fd)
+            poller.add_reader(fd, self)
         else:
-            loop.remove_reader(fd)
-            loop.add_writer(fd, self._handshake)
+            poller.remove_reader(fd)
+            poller.add_writer(fd, self)
+
+    # --- readiness (told by the poller) --------------------------------------------------
+
+    def read_ready(self) -> None:
+        # What the socket was registered for follows from the state: a handshake, reading
+        # (or not: paused), or the drain after our close.
+        state = self._state
+        if state is _State.HANDSHAKING:
+            self._handshake()
+        elif state is _State.LINGERING:
+            self._drain()
+        elif state is not _State.CLOSED:
+            self._on_readable()
+
+    def write_ready(self) -> None:
+        if self._state is _State.HANDSHAKING:
+            self._handshake()
+        else:
+            self._on_writable()
 
     # --- reading -------------------------------------------------------------------------
 
     def _start_reading(self) -> None:
         if not self._reading:
             self._reading = True
-            self._loop.add_reader(self._fd, self._on_readable)
+            self._poller.add_reader(self._fd, self)
         # Bytes OpenSSL already decrypted do not make the socket readable again.
-        if self._sock.pending():
+        if self._tls.pending():
             self._loop.call_soon(self._on_readable)
 
     def _stop_reading(self) -> None:
         if self._reading:
             self._reading = False
-            self._loop.remove_reader(self._fd)
+            self._poller.remove_reader(self._fd)
 
     def _on_readable(self) -> None:
         if not self._reading:
@@ -266,16 +326,19 @@ class TlsTransport(asyncio.Transport):
             if self._state is _State.CLOSED:
                 return
         buffer = self._read_buffer
+        size = len(buffer)
         for _ in range(_READS_PER_CALLBACK):
             try:
-                count = self._sock.recv_into(buffer)
+                count = self._tls.read(size, buffer)
             except ssl.SSLWantReadError:
                 return
             except ssl.SSLWantWriteError:
                 # Rare (TLS 1.3 key update): let the writer callback drive the socket.
                 self._ensure_writer()
                 return
-            except ssl.SSLZeroReturnError:
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                # SSLEOFError: the peer closed TCP without close_notify, which SSLSocket
+                # (suppress_ragged_eofs) reports as an ordinary end of file too.
                 count = 0
             except (OSError, ValueError) as exc:
                 self._drop(exc)
@@ -286,7 +349,7 @@ class TlsTransport(asyncio.Transport):
             self._protocol.data_received(bytes(buffer[:count]))
             if not self._reading:
                 return
-        if self._sock.pending():
+        if self._tls.pending():
             self._loop.call_soon(self._on_readable)
 
     def _eof(self) -> None:
@@ -328,7 +391,7 @@ class TlsTransport(asyncio.Transport):
         queued.clear()
         self._queued_bytes = 0
         try:
-            self._sock.send(data)
+            self._tls.write(data)
         except (OSError, ValueError) as exc:
             self._send_failed(data, exc)
             return
@@ -339,7 +402,7 @@ class TlsTransport(asyncio.Transport):
         try:
             # All or nothing: without SSL_MODE_ENABLE_PARTIAL_WRITE (Python never sets it),
             # SSL_write either takes every byte or asks to be retried with the same ones.
-            self._sock.send(data)
+            self._tls.write(data)
         except (OSError, ValueError) as exc:
             self._send_failed(data, exc)
             return
@@ -381,12 +444,12 @@ class TlsTransport(asyncio.Transport):
     def _ensure_writer(self) -> None:
         if not self._writer_registered:
             self._writer_registered = True
-            self._loop.add_writer(self._fd, self._on_writable)
+            self._poller.add_writer(self._fd, self)
 
     def _remove_writer(self) -> None:
         if self._writer_registered:
             self._writer_registered = False
-            self._loop.remove_writer(self._fd)
+            self._poller.remove_writer(self._fd)
 
     # --- closing -------------------------------------------------------------------------
 
@@ -424,7 +487,7 @@ class TlsTransport(asyncio.Transport):
         if self._connected:
             # Raises when the peer's close_notify has not come yet, which is the usual case.
             with contextlib.suppress(OSError, ValueError):
-                self._sock.unwrap()
+                self._tls.shutdown()
         else:
             try:
                 self._sock.shutdown(socket.SHUT_WR)
@@ -432,13 +495,13 @@ class TlsTransport(asyncio.Transport):
                 self._drop(None)
                 return
         self._timer = self._loop.call_later(_LINGER_SECONDS, self._drop, None)
-        self._loop.add_reader(self._fd, self._drain)
+        self._poller.add_reader(self._fd, self)
 
     def _drain(self) -> None:
         # Raw reads, below TLS: after our close_notify OpenSSL refuses to read application data,
         # and whatever the peer still sends is only read to be thrown away.
         try:
-            while socket.socket.recv_into(self._sock, self._read_buffer):
+            while self._sock.recv_into(self._read_buffer):
                 pass
         except (BlockingIOError, InterruptedError):
             return
@@ -451,8 +514,9 @@ class TlsTransport(asyncio.Transport):
             return
         self._state = _State.CLOSED
         self._cancel_timer()
-        self._loop.remove_reader(self._fd)
-        self._loop.remove_writer(self._fd)
+        # Before the socket is closed: its number is reused by the next one accepted.
+        self._poller.remove_reader(self._fd)
+        self._poller.remove_writer(self._fd)
         self._reading = self._writer_registered = False
         self._queued.clear()
         self._queued_bytes = 0
@@ -511,8 +575,10 @@ class TlsTransport(asyncio.Transport):
         self._protocol = protocol
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        if name in ("socket", "ssl_object"):
+        if name == "socket":
             return self._sock
+        if name == "ssl_object":
+            return self._tls
         # Asked for once or twice per connection: not worth keeping in memory.
         try:
             if name == "peername":
@@ -522,9 +588,9 @@ class TlsTransport(asyncio.Transport):
         except OSError:
             return default
         if name == "cipher":
-            return self._sock.cipher()
+            return self._tls.cipher()
         if name == "peercert":
-            return self._sock.getpeercert()
+            return self._tls.getpeercert()
         return default
 
 
@@ -575,6 +641,8 @@ class TlsServer:
         self._ssl_context = ssl_context
         self._handshake_deadlines = DeadlineQueue(loop, handshake_timeout)
         self._flusher = WriteFlusher(loop)
+        # Shared by this server's connections; it outlives the listener (open connections do).
+        self._poller = fd_poller(loop)
         self._read_buffer = memoryview(bytearray(_READ_BUFFER_BYTES))
         self._closed = asyncio.Event()
         for sock in sockets:
@@ -646,16 +714,16 @@ class TlsServer:
             if self._nodelay:
                 conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-            tls = self._ssl_context.wrap_socket(
-                conn, server_side=True, do_handshake_on_connect=False
-            )
-        except OSError as exc:
+            tls = wrap_server_side(self._ssl_context, conn)
+        except (OSError, ValueError) as exc:
             log.debug("Dropped a new connection: %s", exc)
             conn.close()
             on_drop()
             return
         TlsTransport(
             self._loop,
+            self._poller,
+            conn,
             tls,
             protocol if protocol is not None else self._protocol_factory(),
             self._flusher,
